@@ -1,0 +1,55 @@
+/**
+ * Protocol constants, named with their unit. Derived values carry their formula.
+ * Timers and sizes are documented in docs/PROTOCOL.md.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Outer header: TID (8) + N (8; type in the top byte, 56-bit counter below). */
+export const HEADER_BYTES = 16;
+export const TID_BYTES = 8;
+export const AEAD_TAG_BYTES = 16;
+/** Frame header inside the ciphertext: type (1) + length (2). */
+export const FRAME_HEADER_BYTES = 3;
+/** CREATE adds key id (4) + the creator's per-tunnel X25519 key (32). */
+export const CREATE_EXTRA_BYTES = 36;
+/** REPLY adds the responder's per-tunnel X25519 key (32). */
+export const REPLY_EXTRA_BYTES = 32;
+
+/** Largest UDP payload we emit: 1500 (Ethernet) - 40 (IPv6) - 8 (UDP). */
+export const MAX_UDP_PAYLOAD_BYTES = 1452;
+/** Default overlay MTU: MAX_UDP_PAYLOAD - HEADER - FRAME_HEADER - TAG = 1417, rounded down. */
+export const DEFAULT_TUN_MTU = 1400;
+
+/** Counters are kept below 2^53 so that they stay exact JS numbers; rekey long before. */
+export const COUNTER_MAX = 2 ** 53 - 1;
+/** Rekey after this many packets in one key epoch (far below COUNTER_MAX). */
+export const REKEY_AFTER_PACKETS = 2 ** 40;
+export const REJECT_AFTER_PACKETS = 2 ** 48;
+
+export const DEFAULT_REKEY_AFTER_TIME_MS = 120_000;
+/** A key epoch is refused for sending this long after it should have been replaced. */
+export const REJECT_AFTER_TIME_MS = 180_000;
+/** Old key epoch still accepted on receive after a switch (reordering, in-flight packets). */
+export const OLD_EPOCH_GRACE_MS = 10_000;
+/** Control frames (rekey, close) are resent until acknowledged, every this long. */
+export const CONTROL_RETRANSMIT_MS = 1_000;
+/** Give up a tunnel creation that got no reply after this long; the next packet starts a new one. */
+export const CREATE_TIMEOUT_MS = 5_000;
+/** Creation packets kept for resend after a stale-key answer. */
+export const CREATE_QUEUE_PACKETS = 8;
+export const DEFAULT_KEEPALIVE_MS = 25_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 180_000;
+
+/** Replay window, in packets (bitmap). */
+export const REPLAY_WINDOW_PACKETS = 4096;
+
+/** A record request is padded to this size so that the answer (host cert + ephemeral cert) fits. */
+export const RECORD_REQUEST_BYTES = 800;
+/** Ask a peer for its record again after this long without an answer. */
+export const RECORD_RETRY_MS = 1_000;
+/** Default minimum size of a creation packet (padding), so that no answer is larger. */
+export const DEFAULT_MIN_FIRST_PACKET_BYTES = 256;
+
+/** Coarse timer tick of the daemon. */
+export const TICK_MS = 250;

@@ -1,0 +1,69 @@
+/**
+ * Counters: packets dropped by reason (network input is never an exception),
+ * and protocol events. Plain objects with fixed keys so that increments on
+ * the hot path are monomorphic property writes.
+ */
+export function newDrops() {
+  return {
+    /** UDP payload shorter than the header, or unknown packet type */
+    malformed: 0,
+    /** DATA/REPLY for a TID we do not hold */
+    unknownTid: 0,
+    /** counter already seen or too old */
+    replay: 0,
+    /** AEAD failed */
+    auth: 0,
+    /** frames inside a verified packet did not parse */
+    badFrames: 0,
+    /** inner source address not allowed for the sending peer */
+    innerSrc: 0,
+    /** inner destination is not us */
+    innerDst: 0,
+    /** packet from the TUN that is not IPv4/IPv6 */
+    tunMalformed: 0,
+    /** packet from the TUN with a source that is not ours */
+    tunSrc: 0,
+    /** packet from the TUN to an address no peer owns */
+    noRoute: 0,
+    /** packets queued while waiting for a record or tunnel overflowed */
+    queueFull: 0,
+    /** CREATE below the minimum size */
+    createShort: 0,
+    /** CREATE under an unknown or expired ephemeral key (answered with STALE) */
+    staleKey: 0,
+    /** CREATE whose creator key was already seen under this ephemeral key */
+    createReplay: 0,
+    /** CREATE whose HELLO (certificate or authenticator) failed */
+    createHello: 0,
+    /** CREATE refused because a table is full */
+    tableFull: 0,
+    /** record responses / stale answers that did not verify or match */
+    badRecord: 0,
+    /** answers not sent because they would be larger than the request */
+    noAmplify: 0,
+    /** sealed packet for a tunnel that is closing or has no usable key */
+    noKey: 0,
+  };
+}
+export type Drops = ReturnType<typeof newDrops>;
+export type DropReason = keyof Drops;
+
+export function newEvents() {
+  return {
+    tunnelsCreated: 0,
+    tunnelsAccepted: 0,
+    tunnelsClosed: 0,
+    createSent: 0,
+    zeroRttPackets: 0,
+    staleAnswersSent: 0,
+    staleRetries: 0,
+    recordRequestsSent: 0,
+    recordResponsesSent: 0,
+    recordsLearned: 0,
+    rekeys: 0,
+    roams: 0,
+    keepalivesSent: 0,
+    ephemeralRotations: 0,
+  };
+}
+export type Events = ReturnType<typeof newEvents>;

@@ -1,0 +1,1073 @@
+/**
+ * The protocol engine: the whole tunnel protocol without I/O. It takes packet
+ * batches and `now` (ms) and emits actions through an `Output` (UDP sends, TUN
+ * writes) that the daemon performs; it never touches sockets or timers.
+ *
+ *   inside.ts   TUN -> UDP (seal), the send data path
+ *   outside.ts  UDP -> TUN (open), the receive data path
+ *   engine.ts   tables, tunnel creation/acceptance, records, rekey, timers (control path)
+ *
+ * Only authenticated, non-replayed packets change tunnel state.
+ */
+import {
+  aeadOpen,
+  aeadSeal,
+  dh,
+  dhKeyPair,
+  edPkToX,
+  edSkToX,
+  equal,
+  randomBytes,
+  zero,
+} from "../crypto/sodium.js";
+import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
+import {
+  type CaCert,
+  type EphemeralCert,
+  type HostCert,
+  decodeCert,
+  decodeEphemeral,
+  fingerprint,
+  verifyCert,
+  verifyEphemeral,
+} from "../wire/cert.js";
+import { ADDR_BYTES, addrEqual, addrToString } from "../wire/addr.js";
+import {
+  FrameIterator,
+  FrameType,
+  decodeHello,
+  decodeRekey,
+  encodeHello,
+  encodeRekey,
+  writeFrame,
+  writeFrameHeader,
+} from "../wire/frames.js";
+import {
+  CREATE_AD_BYTES,
+  CREATE_OFFSET_KEY_ID,
+  CREATE_OFFSET_PUB,
+  DATA_AD_BYTES,
+  MIN_CREATE_BYTES,
+  PacketType,
+  REPLY_AD_BYTES,
+  REPLY_OFFSET_PUB,
+  decodeRecordRequest,
+  decodeRecordResponse,
+  decodeStale,
+  encodeRecordRequest,
+  encodeRecordResponse,
+  encodeStale,
+  readCounter,
+  tidKey,
+  tidKeyOf,
+  writeTypeCounter,
+} from "../wire/packet.js";
+import {
+  AEAD_TAG_BYTES,
+  CONTROL_RETRANSMIT_MS,
+  CREATE_QUEUE_PACKETS,
+  CREATE_TIMEOUT_MS,
+  FRAME_HEADER_BYTES,
+  HEADER_BYTES,
+  MAX_UDP_PAYLOAD_BYTES,
+  OLD_EPOCH_GRACE_MS,
+  RECORD_REQUEST_BYTES,
+  RECORD_RETRY_MS,
+  REKEY_AFTER_PACKETS,
+} from "./constants.js";
+import { type Drops, type Events, newDrops, newEvents } from "./counters.js";
+import { EphemeralKeys } from "./ephemeral.js";
+import { createTranscript, deriveCreate, deriveEstablished, deriveRekey, helloAuth } from "./keys.js";
+import { ReplayWindow } from "./replay.js";
+import { PrefixTable } from "./routing.js";
+import { onTunBatch } from "./inside.js";
+import { onUdpBatch } from "./outside.js";
+import type { PacketBatch, UdpBatch } from "../net/types.js";
+import { Epoch, Peer, Tunnel } from "./tunnel.js";
+
+/** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
+export interface Output {
+  sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): void;
+  writeTun(buf: Buffer, off: number, len: number): void;
+  flush(): void;
+}
+
+export interface EngineOptions {
+  ca: CaCert;
+  hostCert: HostCert;
+  hostSecretKey: Buffer;
+  ephemeralLifetimeMs: number;
+  minFirstPacket: number;
+  rekeyAfterMs: number;
+  keepaliveMs: number;
+  idleTimeoutMs: number;
+  maxTunnels: number;
+  maxReplayRecords?: number;
+  /** underlay endpoints to publish in ephemeral certificates */
+  endpoints: () => { ip: string; port: number }[];
+  logger?: Logger;
+  /** called when a new ephemeral certificate is made (for the directory, status) */
+  onEphemeralRotated?: (cert: EphemeralCert) => void;
+  onEvent?: (kind: string, fields: Record<string, unknown>) => void;
+}
+
+export interface PeerConfig {
+  name: string;
+  endpoint: Buffer | null;
+  cert?: HostCert;
+}
+
+const MAX_PENDING_PER_PEER = 16;
+
+export class Engine {
+  readonly drops: Drops = newDrops();
+  readonly events: Events = newEvents();
+  /** every TID in use (creation TIDs and epoch TIDs) -> tunnel */
+  readonly tids = new Map<string, Tunnel>();
+  /** peers by host public key (latin1) */
+  readonly peers = new Map<string, Peer>();
+  /** configured peers whose host key is not known yet (waiting for a record), by name */
+  readonly unresolved = new Map<string, Peer>();
+  /** inner destination -> peer, from verified host certificates */
+  readonly routes = new PrefixTable<Peer>();
+  /** our own overlay addresses and subnets */
+  readonly ours = new PrefixTable<true>();
+  readonly eph: EphemeralKeys;
+  readonly hostPk: Buffer;
+  readonly hostX: Buffer;
+  readonly opts: EngineOptions;
+  tunnelCount = 0;
+  /** scratch buffers owned by the engine (data path) */
+  readonly nonce = Buffer.alloc(12);
+  readonly frames = new FrameIterator();
+  readonly log: Logger;
+  readonly rlog: RateLimitedLog;
+  private out: Output;
+  private lastTick = 0;
+
+  constructor(opts: EngineOptions, out: Output, now: number) {
+    this.opts = opts;
+    this.out = out;
+    this.log = opts.logger ?? nullLogger;
+    this.rlog = new RateLimitedLog(this.log);
+    this.hostPk = opts.hostCert.publicKey;
+    this.hostX = edSkToX(opts.hostSecretKey);
+    const hc = opts.hostCert;
+    if (hc.ip4) this.ours.add(`${hc.ip4}/32`, true);
+    if (hc.ip6) this.ours.add(`${hc.ip6}/128`, true);
+    for (const s of hc.subnets) this.ours.add(s, true);
+    this.eph = new EphemeralKeys({
+      hostPublicKey: this.hostPk,
+      hostSecretKey: opts.hostSecretKey,
+      lifetimeMs: opts.ephemeralLifetimeMs,
+      minFirstPacket: opts.minFirstPacket,
+      endpoints: opts.endpoints,
+      maxReplayRecords: opts.maxReplayRecords ?? 100_000,
+    });
+    const k = this.eph.rotate(now);
+    this.events.ephemeralRotations++;
+    opts.onEphemeralRotated?.(k.cert);
+  }
+
+  setOutput(out: Output): void {
+    this.out = out;
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  /** Add a configured peer. With a certificate its routes are known at once; the record is fetched. */
+  addPeer(pc: PeerConfig, now: number): Peer {
+    const p = new Peer(pc.name, pc.endpoint, true);
+    if (pc.cert) {
+      const v = verifyCert(pc.cert, this.opts.ca, Math.floor(now / 1000));
+      if (v.ok && pc.cert.kind === "host") this.learnHost(p, pc.cert);
+    }
+    if (!p.hostCert) this.unresolved.set(pc.name, p);
+    else this.peers.set(p.hostCert.publicKey.latin1Slice(0, 32), p);
+    this.requestRecord(p, now);
+    return p;
+  }
+
+  private learnHost(p: Peer, cert: HostCert): void {
+    if (p.hostCert) this.routes.removeValue(p);
+    p.hostCert = cert;
+    p.hostX = edPkToX(cert.publicKey);
+    p.name = cert.name;
+    if (cert.ip4) this.routes.add(`${cert.ip4}/32`, p);
+    if (cert.ip6) this.routes.add(`${cert.ip6}/128`, p);
+    for (const s of cert.subnets) this.routes.add(s, p);
+  }
+
+  private peerForCert(cert: HostCert, src: Buffer, srcOff: number): Peer {
+    const key = cert.publicKey.latin1Slice(0, 32);
+    let p = this.peers.get(key);
+    if (p) return p;
+    // a configured peer waiting for its record, with this name
+    p = this.unresolved.get(cert.name);
+    if (p) this.unresolved.delete(cert.name);
+    else p = new Peer(cert.name, src.subarray(srcOff, srcOff + ADDR_BYTES), false);
+    this.learnHost(p, cert);
+    this.peers.set(key, p);
+    return p;
+  }
+
+  // ------------------------------------------------------------------ records
+
+  requestRecord(p: Peer, now: number): void {
+    if (!p.endpoint) return;
+    if (p.recordReq && now - p.recordReq.sentAt < RECORD_RETRY_MS * Math.min(8, 2 ** p.recordReq.attempts)) return;
+    const tid = randomBytes(8);
+    const req = encodeRecordRequest(tidKeyOf(tid), RECORD_REQUEST_BYTES);
+    p.recordReq = { tid: tidKeyOf(tid), sentAt: now, attempts: (p.recordReq?.attempts ?? 0) + 1 };
+    this.events.recordRequestsSent++;
+    this.out.sendUdp(req, 0, req.length, p.endpoint, 0);
+  }
+
+  private onRecordRequest(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number): void {
+    const m = decodeRecordRequest(buf, off, len);
+    const k = this.eph.current;
+    if (!m || !k) {
+      this.drops.malformed++;
+      return;
+    }
+    const resp = encodeRecordResponse(m.tid, this.opts.hostCert.raw, k.cert.raw, len);
+    if (!resp) {
+      this.drops.noAmplify++;
+      return;
+    }
+    this.events.recordResponsesSent++;
+    this.out.sendUdp(resp, 0, resp.length, src, srcOff);
+  }
+
+  private onRecordResponse(buf: Buffer, off: number, len: number, now: number): void {
+    const m = decodeRecordResponse(buf, off, len);
+    if (!m) {
+      this.drops.malformed++;
+      return;
+    }
+    let peer: Peer | null = null;
+    for (const p of this.unresolved.values()) if (p.recordReq?.tid === m.tid) peer = p;
+    if (!peer) for (const p of this.peers.values()) if (p.recordReq?.tid === m.tid) peer = p;
+    if (!peer) {
+      this.drops.badRecord++;
+      return;
+    }
+    const nowSec = Math.floor(now / 1000);
+    const cert = decodeCert(m.host);
+    const eph = decodeEphemeral(m.eph);
+    if (!cert || cert.kind !== "host" || !eph) {
+      this.drops.badRecord++;
+      return;
+    }
+    const vc = verifyCert(cert, this.opts.ca, nowSec);
+    const ve = verifyEphemeral(eph, cert, nowSec);
+    const known = peer.hostCert;
+    if (!vc.ok || !ve.ok || cert.name !== peer.name || (known && !equal(known.publicKey, cert.publicKey))) {
+      this.drops.badRecord++;
+      this.rlog.log(now, "warn", "bad-record", "record refused", () => ({
+        peer: peer.name,
+        cert: vc.ok ? "ok" : vc.reason,
+        eph: ve.ok ? "ok" : ve.reason,
+        name: cert.name,
+      }));
+      return;
+    }
+    peer.recordReq = null;
+    peer.recordFetchedAt = now;
+    if (!known) {
+      this.unresolved.delete(peer.name);
+      this.learnHost(peer, cert);
+      this.peers.set(cert.publicKey.latin1Slice(0, 32), peer);
+    }
+    this.setEph(peer, eph);
+    this.events.recordsLearned++;
+    this.log.log("debug", "record learned", { peer: peer.name, keyId: eph.keyId });
+    this.flushPending(peer, now);
+  }
+
+  private setEph(peer: Peer, eph: EphemeralCert): void {
+    if (peer.eph && peer.eph.notAfter > eph.notAfter) return; // keep the newer
+    peer.eph = eph;
+  }
+
+  private flushPending(peer: Peer, now: number): void {
+    if (peer.pending.length === 0) return;
+    const q = peer.pending;
+    peer.pending = [];
+    for (const pkt of q) this.sendSlow(peer, pkt, 0, pkt.length, now);
+  }
+
+  // ------------------------------------------------------------------ creation (initiator)
+
+  /**
+   * Send path for packets that cannot be sealed in place: no tunnel yet, or
+   * still creating. Copies what it keeps.
+   */
+  sendSlow(peer: Peer, buf: Buffer, off: number, len: number, now: number): void {
+    let t = peer.sendTunnel();
+    if (t && t.canSend) {
+      const b = Buffer.allocUnsafe(len + 64 + AEAD_TAG_BYTES);
+      buf.copy(b, 64, off, off + len);
+      this.sealIp(t, b, 64, len, now);
+      return;
+    }
+    const nowSec = Math.floor(now / 1000);
+    if (!t || t.state !== "creating") {
+      if (!peer.eph || !peer.hostCert || peer.eph.notAfter <= nowSec || !peer.endpoint) {
+        if (peer.pending.length >= MAX_PENDING_PER_PEER) this.drops.queueFull++;
+        else peer.pending.push(Buffer.from(buf.subarray(off, off + len)));
+        this.requestRecord(peer, now);
+        return;
+      }
+      t = this.startCreate(peer, now);
+      if (!t) return;
+    }
+    const c = t.create!;
+    const pkt = Buffer.from(buf.subarray(off, off + len));
+    if (c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(pkt);
+    this.sendCreate(t, pkt, now);
+  }
+
+  private startCreate(peer: Peer, now: number): Tunnel | null {
+    if (this.tunnelCount >= this.opts.maxTunnels) {
+      this.drops.tableFull++;
+      return null;
+    }
+    const eph = peer.eph!;
+    const tid = randomBytes(8);
+    const tI = dhKeyPair();
+    const es = dh(tI.secretKey, eph.publicKey);
+    const ss = dh(this.hostX, eph.publicKey);
+    if (!es || !ss) {
+      this.drops.badRecord++;
+      return null;
+    }
+    const h0 = createTranscript(tid, eph.keyId, tI.publicKey, eph.publicKey, peer.hostCert!.publicKey);
+    const { ck1, k0 } = deriveCreate(h0, es);
+    zero(es);
+    const auth = helloAuth(ck1, ss, tI.publicKey);
+    const t = new Tunnel("initiator", tidKeyOf(tid), peer, peer.endpoint!, now, randomBytes(8).toString("hex"));
+    t.create = {
+      keyId: eph.keyId,
+      tI,
+      ck1,
+      k0,
+      ss,
+      hello: encodeHello(this.opts.hostCert.raw, auth),
+      counter: 0,
+      minSize: Math.max(eph.minFirstPacket, MIN_CREATE_BYTES),
+      queue: [],
+      staleRetried: false,
+    };
+    this.addTunnel(t);
+    this.events.tunnelsCreated++;
+    return t;
+  }
+
+  private addTunnel(t: Tunnel): void {
+    this.tids.set(t.tid, t);
+    t.peer.tunnels.push(t);
+    this.tunnelCount++;
+  }
+
+  /** Build and send one CREATE: HELLO + (inner packet if it fits), padded to the peer's minimum. */
+  private sendCreate(t: Tunnel, pkt: Buffer | null, now: number): void {
+    const c = t.create!;
+    const helloLen = FRAME_HEADER_BYTES + c.hello.length;
+    const ipLen = pkt ? FRAME_HEADER_BYTES + pkt.length : 0;
+    const fits = CREATE_AD_BYTES + helloLen + ipLen + AEAD_TAG_BYTES <= MAX_UDP_PAYLOAD_BYTES;
+    if (pkt && !fits) {
+      // too big to ride with HELLO: HELLO alone first, then the packet in a CREATE without HELLO
+      this.sendCreatePacket(t, null, true, now);
+      this.sendCreatePacket(t, pkt, false, now);
+      return;
+    }
+    this.sendCreatePacket(t, pkt, true, now);
+  }
+
+  private sendCreatePacket(t: Tunnel, pkt: Buffer | null, withHello: boolean, now: number): void {
+    const c = t.create!;
+    const body =
+      (withHello ? FRAME_HEADER_BYTES + c.hello.length : 0) + (pkt ? FRAME_HEADER_BYTES + pkt.length : 0);
+    const size = Math.max(CREATE_AD_BYTES + body + AEAD_TAG_BYTES, c.minSize);
+    const b = Buffer.alloc(size);
+    b.latin1Write(t.tid, 0, 8);
+    writeTypeCounter(b, 0, PacketType.Create, c.counter++);
+    b.writeUInt32BE(c.keyId >>> 0, CREATE_OFFSET_KEY_ID);
+    c.tI.publicKey.copy(b, CREATE_OFFSET_PUB);
+    let o = CREATE_AD_BYTES;
+    if (withHello) o = writeFrame(b, o, FrameType.Hello, c.hello);
+    if (pkt) o = writeFrame(b, o, FrameType.Ip, pkt);
+    const plainLen = size - CREATE_AD_BYTES - AEAD_TAG_BYTES;
+    this.setNonceFrom(b, 0);
+    aeadSeal(
+      b.subarray(CREATE_AD_BYTES),
+      b.subarray(CREATE_AD_BYTES, CREATE_AD_BYTES + plainLen),
+      b.subarray(0, CREATE_AD_BYTES),
+      this.nonce,
+      c.k0,
+    );
+    t.lastTx = now;
+    t.txPackets++;
+    if (pkt) {
+      t.txBytes += pkt.length;
+      this.events.zeroRttPackets++;
+    }
+    this.events.createSent++;
+    this.out.sendUdp(b, 0, size, t.endpoint, 0);
+  }
+
+  // ------------------------------------------------------------------ creation (responder)
+
+  onCreate(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+    const tid = tidKey(buf, off);
+    const existing = this.tids.get(tid);
+    if (existing) {
+      this.onCreateExisting(existing, buf, off, len, now, src, srcOff);
+      return;
+    }
+    if (len < MIN_CREATE_BYTES || len < this.opts.minFirstPacket) {
+      this.drops.createShort++;
+      return;
+    }
+    const keyId = buf.readUInt32BE(off + CREATE_OFFSET_KEY_ID);
+    const k = this.eph.get(keyId, now);
+    if (!k) {
+      this.drops.staleKey++;
+      this.sendStale(tid, keyId, len, src, srcOff);
+      return;
+    }
+    const tI = Buffer.from(buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32));
+    if (this.eph.isReplay(k, tI)) {
+      this.drops.createReplay++;
+      return;
+    }
+    if (this.tunnelCount >= this.opts.maxTunnels) {
+      this.drops.tableFull++;
+      return;
+    }
+    const es = dh(k.secretKey, tI);
+    if (!es) {
+      this.drops.auth++;
+      return;
+    }
+    const h0 = createTranscript(buf.subarray(off, off + 8), keyId, tI, k.publicKey, this.hostPk);
+    const { ck1, k0 } = deriveCreate(h0, es);
+    zero(es);
+    this.setNonceFrom(buf, off);
+    const plainLen = len - CREATE_AD_BYTES - AEAD_TAG_BYTES;
+    const ptOff = off + CREATE_AD_BYTES;
+    if (
+      !aeadOpen(
+        buf.subarray(ptOff, ptOff + plainLen),
+        buf.subarray(ptOff, off + len),
+        buf.subarray(off, off + CREATE_AD_BYTES),
+        this.nonce,
+        k0,
+      )
+    ) {
+      zero(ck1);
+      zero(k0);
+      this.drops.auth++;
+      return;
+    }
+    // first frame must be HELLO
+    const it = this.frames.reset(buf, ptOff, plainLen);
+    if (!it.next() || it.type !== FrameType.Hello) {
+      zero(ck1);
+      zero(k0);
+      this.drops.createHello++;
+      return;
+    }
+    const hello = decodeHello(buf, it.bodyOff, it.bodyLen);
+    const cert = hello ? decodeCert(hello.cert) : null;
+    const nowSec = Math.floor(now / 1000);
+    const v = cert ? verifyCert(cert, this.opts.ca, nowSec) : null;
+    const peerX = cert ? edPkToX(cert.publicKey) : null;
+    const ss = peerX ? dh(k.secretKey, peerX) : null;
+    if (!hello || !cert || cert.kind !== "host" || !v?.ok || !ss || equal(cert.publicKey, this.hostPk)) {
+      zero(ck1);
+      zero(k0);
+      this.drops.createHello++;
+      this.rlog.log(now, "warn", "create-hello", "creation refused: certificate", () => ({
+        from: addrToString(src, srcOff),
+        reason: !cert ? "malformed" : v && !v.ok ? v.reason : "not a host certificate",
+      }));
+      return;
+    }
+    const expect = helloAuth(ck1, ss, tI);
+    if (!equal(expect, hello.auth)) {
+      zero(ck1);
+      zero(k0);
+      zero(ss);
+      this.drops.createHello++;
+      return;
+    }
+    if (this.eph.remember(k, tI) !== "ok") {
+      zero(ck1);
+      zero(k0);
+      zero(ss);
+      this.drops.createReplay++;
+      return;
+    }
+    // verified: allocate state
+    const peer = this.peerForCert(cert, src, srcOff);
+    const t = new Tunnel("responder", tid, peer, src.subarray(srcOff, srcOff + ADDR_BYTES), now, randomBytes(8).toString("hex"));
+    const tR = dhKeyPair();
+    const ee = dh(tR.secretKey, tI);
+    if (!ee) {
+      this.drops.auth++;
+      return;
+    }
+    const keys = deriveEstablished(ck1, ss, ee);
+    zero(ee);
+    zero(ss);
+    zero(ck1);
+    zero(tR.secretKey);
+    t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0);
+    t.accept = { k0, replay: new ReplayWindow(), tR: tR.publicKey };
+    t.accept.replay.accept(readCounter(buf, off));
+    t.lastRekeyAt = now;
+    t.lastRx = now;
+    t.rxPackets++;
+    peer.lastSeen = now;
+    this.addTunnel(t);
+    this.events.tunnelsAccepted++;
+    this.opts.onEvent?.("tunnel-accepted", { peer: peer.name, from: addrToString(src, srcOff) });
+    this.log.log("info", "tunnel accepted", {
+      peer: peer.name,
+      key: fingerprint(cert.publicKey),
+      from: addrToString(src, srcOff),
+    });
+    // deliver the 0-RTT inner packets that follow HELLO
+    this.deliverFrames(t, it, now);
+    // answer at once so the creator moves to the new key
+    this.sendEmpty(t, now);
+  }
+
+  private onCreateExisting(
+    t: Tunnel,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    src: Buffer,
+    srcOff: number,
+  ): void {
+    const a = t.accept;
+    if (!a || len < MIN_CREATE_BYTES) {
+      this.drops.unknownTid++;
+      return;
+    }
+    const n = readCounter(buf, off);
+    if (!a.replay.check(n)) {
+      this.drops.replay++;
+      return;
+    }
+    this.setNonceFrom(buf, off);
+    const ptOff = off + CREATE_AD_BYTES;
+    const plainLen = len - CREATE_AD_BYTES - AEAD_TAG_BYTES;
+    if (
+      !aeadOpen(
+        buf.subarray(ptOff, ptOff + plainLen),
+        buf.subarray(ptOff, off + len),
+        buf.subarray(off, off + CREATE_AD_BYTES),
+        this.nonce,
+        a.k0,
+      )
+    ) {
+      this.drops.auth++;
+      return;
+    }
+    a.replay.accept(n);
+    this.onAuthenticated(t, src, srcOff, len, now);
+    const it = this.frames.reset(buf, ptOff, plainLen);
+    this.deliverFrames(t, it, now);
+    // the creator has not seen our REPLY yet
+    if (t.state === "replying") this.sendEmpty(t, now);
+  }
+
+  private sendStale(tid: string, keyId: number, reqLen: number, src: Buffer, srcOff: number): void {
+    const k = this.eph.current;
+    if (!k) return;
+    const size = HEADER_BYTES + 6 + k.cert.raw.length;
+    if (size > reqLen) {
+      this.drops.noAmplify++;
+      return;
+    }
+    const b = encodeStale(tid, keyId, k.cert.raw, 0);
+    this.events.staleAnswersSent++;
+    this.out.sendUdp(b, 0, b.length, src, srcOff);
+  }
+
+  private onStale(buf: Buffer, off: number, len: number, now: number): void {
+    const m = decodeStale(buf, off, len);
+    const t = m ? this.tids.get(m.tid) : undefined;
+    if (!m || !t || t.state !== "creating" || !t.create || t.create.keyId !== m.keyId || !t.peer.hostCert) {
+      this.drops.badRecord++;
+      return;
+    }
+    const eph = decodeEphemeral(m.eph);
+    const v = eph ? verifyEphemeral(eph, t.peer.hostCert, Math.floor(now / 1000)) : null;
+    if (!eph || !v?.ok || eph.keyId === m.keyId || t.create.staleRetried) {
+      this.drops.badRecord++;
+      return;
+    }
+    // a fresh signed key: retry once with it, resending what was sent 0-RTT
+    const queue = t.create.queue.slice();
+    const peer = t.peer;
+    this.closeTunnel(t, now, "stale");
+    peer.eph = eph;
+    this.events.staleRetries++;
+    const nt = this.startCreate(peer, now);
+    if (!nt) return;
+    nt.create!.staleRetried = true;
+    if (queue.length === 0) this.sendCreate(nt, null, now);
+    for (const p of queue) {
+      nt.create!.queue.push(p);
+      this.sendCreate(nt, p, now);
+    }
+  }
+
+  // ------------------------------------------------------------------ REPLY (initiator)
+
+  onReply(t: Tunnel, buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+    if (len < REPLY_AD_BYTES + AEAD_TAG_BYTES) {
+      this.drops.malformed++;
+      return;
+    }
+    if (t.role !== "initiator") {
+      this.drops.unknownTid++;
+      return;
+    }
+    const n = readCounter(buf, off);
+    const ptOff = off + REPLY_AD_BYTES;
+    const plainLen = len - REPLY_AD_BYTES - AEAD_TAG_BYTES;
+    if (t.state === "creating") {
+      const c = t.create!;
+      const tR = buf.subarray(off + REPLY_OFFSET_PUB, off + REPLY_OFFSET_PUB + 32);
+      const ee = dh(c.tI.secretKey, tR);
+      if (!ee) {
+        this.drops.auth++;
+        return;
+      }
+      const keys = deriveEstablished(c.ck1, c.ss, ee);
+      zero(ee);
+      this.setNonceFrom(buf, off);
+      if (
+        !aeadOpen(
+          buf.subarray(ptOff, ptOff + plainLen),
+          buf.subarray(ptOff, off + len),
+          buf.subarray(off, off + REPLY_AD_BYTES),
+          this.nonce,
+          keys.r2i,
+        )
+      ) {
+        zero(keys.ck);
+        zero(keys.i2r);
+        zero(keys.r2i);
+        this.drops.auth++;
+        return;
+      }
+      t.cur = new Epoch(buf.subarray(off, off + 8), keys.i2r, keys.r2i, keys.ck, now, 0);
+      t.cur.replay.accept(n);
+      t.eraseCreate();
+      t.state = "established";
+      t.establishedAt = now;
+      t.lastRekeyAt = now;
+      this.onAuthenticated(t, src, srcOff, len, now);
+      this.log.log("info", "tunnel established", { peer: t.peer.name, rttMs: now - t.createdAt });
+      this.opts.onEvent?.("tunnel-established", { peer: t.peer.name, ms: now - t.createdAt });
+      this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now);
+      // confirm: our first packet under the new key lets the responder stop sending REPLY
+      this.sendControl(t, FrameType.Keepalive, null, now);
+      this.closeDuplicates(t.peer, t, now);
+      return;
+    }
+    // REPLY after we are established: the responder has not seen our confirmation yet
+    const e = t.cur;
+    if (!e || !e.replay.check(n)) {
+      this.drops.replay++;
+      return;
+    }
+    this.setNonceFrom(buf, off);
+    if (
+      !aeadOpen(
+        buf.subarray(ptOff, ptOff + plainLen),
+        buf.subarray(ptOff, off + len),
+        buf.subarray(off, off + REPLY_AD_BYTES),
+        this.nonce,
+        e.recvKey,
+      )
+    ) {
+      this.drops.auth++;
+      return;
+    }
+    e.replay.accept(n);
+    this.onAuthenticated(t, src, srcOff, len, now);
+    this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now);
+    this.sendControl(t, FrameType.Keepalive, null, now);
+  }
+
+  /** Both hosts created a tunnel to each other at once: keep the one the lower host key created. */
+  private closeDuplicates(peer: Peer, _t: Tunnel, now: number): void {
+    const est = peer.tunnels.filter((x) => x.state === "established" || x.state === "replying");
+    if (est.length < 2) return;
+    const weCreateWinner = Buffer.compare(this.hostPk, peer.hostCert!.publicKey) < 0;
+    for (const x of est) {
+      const keep = (x.role === "initiator") === weCreateWinner;
+      if (!keep && est.some((y) => y !== x)) {
+        // let in-flight packets drain: mark it to idle out soon rather than closing now
+        x.lastRx = Math.min(x.lastRx, now - this.opts.idleTimeoutMs + OLD_EPOCH_GRACE_MS);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ sealed send
+
+  setNonceFrom(buf: Buffer, off: number): void {
+    const n = this.nonce;
+    n.writeUInt32BE(0, 0);
+    buf.copy(n, 4, off + 8, off + 16);
+  }
+
+  /**
+   * Seal one inner packet that sits at buf[off, off+len) with at least 51 bytes
+   * of headroom and 16 of tailroom, in place, and send it.
+   */
+  sealIp(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    const e = t.cur!;
+    const type = t.sendType;
+    const hdr = type === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES;
+    const fo = off - FRAME_HEADER_BYTES;
+    const start = fo - hdr;
+    e.tidBuf.copy(buf, start);
+    writeTypeCounter(buf, start, type, e.sendCounter++);
+    if (type === PacketType.Reply) t.accept!.tR.copy(buf, start + REPLY_OFFSET_PUB);
+    writeFrameHeader(buf, fo, FrameType.Ip, len);
+    this.setNonceFrom(buf, start);
+    aeadSeal(
+      buf.subarray(fo, off + len + AEAD_TAG_BYTES),
+      buf.subarray(fo, off + len),
+      buf.subarray(start, fo),
+      this.nonce,
+      e.sendKey,
+    );
+    t.lastTx = now;
+    t.txPackets++;
+    t.txBytes += len;
+    this.out.sendUdp(buf, start, hdr + FRAME_HEADER_BYTES + len + AEAD_TAG_BYTES, t.endpoint, 0);
+  }
+
+  /** Send a sealed packet holding one control frame (or nothing, for REPLY). */
+  sendControl(t: Tunnel, type: number, body: Buffer | null, now: number): void {
+    if (!t.canSend) return;
+    const e = t.cur!;
+    const ptype = t.sendType;
+    const hdr = ptype === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES;
+    const plainLen = type === FrameType.Padding ? 0 : FRAME_HEADER_BYTES + (body ? body.length : 0);
+    const b = Buffer.alloc(hdr + plainLen + AEAD_TAG_BYTES);
+    e.tidBuf.copy(b, 0);
+    writeTypeCounter(b, 0, ptype, e.sendCounter++);
+    if (ptype === PacketType.Reply) t.accept!.tR.copy(b, REPLY_OFFSET_PUB);
+    if (plainLen > 0) writeFrame(b, hdr, type, body);
+    this.setNonceFrom(b, 0);
+    aeadSeal(b.subarray(hdr), b.subarray(hdr, hdr + plainLen), b.subarray(0, hdr), this.nonce, e.sendKey);
+    t.lastTx = now;
+    this.out.sendUdp(b, 0, b.length, t.endpoint, 0);
+  }
+
+  private sendEmpty(t: Tunnel, now: number): void {
+    this.sendControl(t, FrameType.Padding, null, now);
+  }
+
+  // ------------------------------------------------------------------ receive helpers
+
+  /** Called after a packet of t verified and passed the replay check. */
+  onAuthenticated(t: Tunnel, src: Buffer, srcOff: number, len: number, now: number): void {
+    t.lastRx = now;
+    t.rxPackets++;
+    t.rxBytes += len;
+    if (!addrEqual(t.endpoint, 0, src, srcOff)) {
+      src.copy(t.endpoint, 0, srcOff, srcOff + ADDR_BYTES);
+      t.roams++;
+      this.events.roams++;
+      const pe = t.peer.endpoint;
+      if (pe) src.copy(pe, 0, srcOff, srcOff + ADDR_BYTES);
+      else t.peer.endpoint = Buffer.from(src.subarray(srcOff, srcOff + ADDR_BYTES));
+      this.rlog.log(now, "info", "roam", "peer endpoint moved", () => ({
+        peer: t.peer.name,
+        to: addrToString(src, srcOff),
+      }));
+    }
+  }
+
+  /** Walk verified frames: inner packets to the TUN, control frames to their handlers. */
+  deliverFrames(t: Tunnel, it: FrameIterator, now: number): void {
+    const buf = it.buf;
+    while (it.next()) {
+      if (it.type === FrameType.Ip) this.deliverIp(t, buf, it.bodyOff, it.bodyLen);
+      else this.onControlFrame(t, it.type, buf, it.bodyOff, it.bodyLen, now);
+    }
+    if (it.malformed) this.drops.badFrames++;
+  }
+
+  /** Inner packet from peer: source must belong to the peer, destination to us. */
+  deliverIp(t: Tunnel, buf: Buffer, off: number, len: number): void {
+    const b0 = buf[off]! >> 4;
+    if (b0 === 4 && len >= 20) {
+      if (this.routes.lookup4(buf.readUInt32BE(off + 12)) !== t.peer) {
+        this.drops.innerSrc++;
+        return;
+      }
+      if (this.ours.lookup4(buf.readUInt32BE(off + 16)) === undefined) {
+        this.drops.innerDst++;
+        return;
+      }
+    } else if (b0 === 6 && len >= 40) {
+      if (this.routes.lookup6(buf, off + 8) !== t.peer) {
+        this.drops.innerSrc++;
+        return;
+      }
+      if (this.ours.lookup6(buf, off + 24) === undefined) {
+        this.drops.innerDst++;
+        return;
+      }
+    } else {
+      this.drops.badFrames++;
+      return;
+    }
+    this.out.writeTun(buf, off, len);
+  }
+
+  private onControlFrame(t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number): void {
+    switch (type) {
+      case FrameType.Keepalive:
+      case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
+        return;
+      case FrameType.Rekey: {
+        const r = decodeRekey(buf, off, len);
+        if (r) this.onRekey(t, r.seq, r.pub, now);
+        else this.drops.badFrames++;
+        return;
+      }
+      case FrameType.RekeyAck: {
+        const r = decodeRekey(buf, off, len);
+        if (r) this.onRekeyAck(t, r.seq, r.pub, now);
+        else this.drops.badFrames++;
+        return;
+      }
+      case FrameType.Close:
+        this.log.log("info", "peer closed tunnel", { peer: t.peer.name });
+        this.closeTunnel(t, now, "peer-close");
+        return;
+      default:
+        this.drops.badFrames++;
+    }
+  }
+
+  // ------------------------------------------------------------------ rekey
+
+  startRekey(t: Tunnel, now: number): void {
+    if (t.rekey || t.role !== "initiator" || t.state !== "established") return;
+    const kp = dhKeyPair();
+    t.rekey = { seq: ++t.rekeySeq, kp, sentAt: now, firstSentAt: now };
+    this.sendControl(t, FrameType.Rekey, encodeRekey(t.rekey.seq, kp.publicKey), now);
+  }
+
+  private onRekey(t: Tunnel, seq: number, pub: Buffer, now: number): void {
+    if (t.role !== "responder") {
+      this.drops.badFrames++;
+      return;
+    }
+    if (t.lastRekeyAck && t.lastRekeyAck.seq === seq) {
+      this.sendControl(t, FrameType.RekeyAck, t.lastRekeyAck.body, now);
+      return;
+    }
+    if (t.lastRekeyAck && seq < t.lastRekeyAck.seq) return;
+    const base = t.cur!;
+    const kp = dhKeyPair();
+    const d = dh(kp.secretKey, pub);
+    zero(kp.secretKey);
+    if (!d) {
+      this.drops.badFrames++;
+      return;
+    }
+    const nk = deriveRekey(base.ck, d);
+    zero(d);
+    if (t.next) this.retireEpoch(t, t.next);
+    t.next = new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
+    this.tids.set(t.next.tid, t);
+    const body = encodeRekey(seq, kp.publicKey);
+    t.lastRekeyAck = { seq, body };
+    this.sendControl(t, FrameType.RekeyAck, body, now);
+  }
+
+  private onRekeyAck(t: Tunnel, seq: number, pub: Buffer, now: number): void {
+    const r = t.rekey;
+    if (!r || r.seq !== seq) return; // duplicate or stale ack
+    const d = dh(r.kp.secretKey, pub);
+    zero(r.kp.secretKey);
+    t.rekey = null;
+    if (!d) {
+      this.drops.badFrames++;
+      return;
+    }
+    const base = t.cur!;
+    const nk = deriveRekey(base.ck, d);
+    zero(d);
+    const e = new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1);
+    this.tids.set(e.tid, t);
+    this.switchEpoch(t, e, now);
+    // announce the new epoch at once so the responder switches too
+    this.sendControl(t, FrameType.Keepalive, null, now);
+  }
+
+  /** Make `e` current; the old current epoch stays receivable for a grace period. */
+  switchEpoch(t: Tunnel, e: Epoch, now: number): void {
+    if (t.prev) this.retireEpoch(t, t.prev);
+    t.prev = t.cur;
+    t.prevUntil = now + OLD_EPOCH_GRACE_MS;
+    t.cur = e;
+    if (t.next === e) t.next = null;
+    t.lastRekeyAt = now;
+    t.rekeys++;
+    this.events.rekeys++;
+    this.log.log("debug", "rekeyed", { peer: t.peer.name, epoch: e.number });
+  }
+
+  retireEpoch(t: Tunnel, e: Epoch): void {
+    if (e.tid !== t.tid || t.state === "closed") this.tids.delete(e.tid);
+    else if (t.cur?.tid !== e.tid && t.next?.tid !== e.tid) this.tids.delete(e.tid);
+    e.erase();
+    if (t.prev === e) t.prev = null;
+    if (t.next === e) t.next = null;
+  }
+
+  // ------------------------------------------------------------------ entry points
+
+  /** A batch read from the TUN (send path, inside.ts). */
+  handleTunBatch(b: PacketBatch, now: number): void {
+    onTunBatch(this, b, now);
+    this.out.flush();
+  }
+
+  /** A batch received from UDP (receive path, outside.ts). */
+  handleUdpBatch(b: UdpBatch, now: number): void {
+    onUdpBatch(this, b, now);
+    this.out.flush();
+  }
+
+  /** Everything but DATA: creation, replies, stale-key answers, records. */
+  onControlPacket(type: number, buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+    switch (type) {
+      case PacketType.Create:
+        this.onCreate(buf, off, len, src, srcOff, now);
+        return;
+      case PacketType.Reply: {
+        const t = this.tids.get(tidKey(buf, off));
+        if (t) this.onReply(t, buf, off, len, src, srcOff, now);
+        else this.drops.unknownTid++;
+        return;
+      }
+      case PacketType.Stale:
+        this.onStale(buf, off, len, now);
+        return;
+      case PacketType.RecordRequest:
+        this.onRecordRequest(buf, off, len, src, srcOff);
+        return;
+      case PacketType.RecordResponse:
+        this.onRecordResponse(buf, off, len, now);
+        return;
+      default:
+        this.drops.malformed++;
+    }
+  }
+
+  // ------------------------------------------------------------------ close, timers
+
+  closeTunnel(t: Tunnel, _now: number, reason: string): void {
+    if (t.state === "closed") return;
+    for (const e of [t.cur, t.prev, t.next]) if (e) this.tids.delete(e.tid);
+    this.tids.delete(t.tid);
+    t.eraseAll();
+    const i = t.peer.tunnels.indexOf(t);
+    if (i >= 0) t.peer.tunnels.splice(i, 1);
+    this.tunnelCount--;
+    this.events.tunnelsClosed++;
+    this.log.log(reason === "shutdown" ? "debug" : "info", "tunnel closed", { peer: t.peer.name, reason });
+    this.opts.onEvent?.("tunnel-closed", { peer: t.peer.name, reason });
+  }
+
+  /** Coarse timer: call every TICK_MS. */
+  tick(now: number): void {
+    this.lastTick = now;
+    if (this.eph.tick(now)) {
+      this.events.ephemeralRotations++;
+      this.opts.onEphemeralRotated?.(this.eph.current!.cert);
+    }
+    const nowSec = now / 1000;
+    for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      for (const t of p.tunnels.slice()) this.tickTunnel(t, now);
+      if (p.configured) {
+        const e = p.eph;
+        const due = !e || nowSec >= e.notBefore + (e.notAfter - e.notBefore) / 2;
+        if (due) this.requestRecord(p, now);
+      }
+      if (!p.configured && p.tunnels.length === 0 && now - p.lastSeen > this.opts.idleTimeoutMs) {
+        this.routes.removeValue(p);
+        if (p.hostCert) this.peers.delete(p.hostCert.publicKey.latin1Slice(0, 32));
+      }
+    }
+    this.out.flush();
+  }
+
+  private tickTunnel(t: Tunnel, now: number): void {
+    switch (t.state) {
+      case "creating":
+        if (now - t.createdAt > CREATE_TIMEOUT_MS) this.closeTunnel(t, now, "create-timeout");
+        return;
+      case "replying":
+      case "established":
+        if (now - t.lastRx > this.opts.idleTimeoutMs) {
+          this.closeTunnel(t, now, "idle");
+          return;
+        }
+        if (t.prev && now >= t.prevUntil) this.retireEpoch(t, t.prev);
+        if (t.rekey && now - t.rekey.sentAt >= CONTROL_RETRANSMIT_MS) {
+          t.rekey.sentAt = now;
+          this.sendControl(t, FrameType.Rekey, encodeRekey(t.rekey.seq, t.rekey.kp.publicKey), now);
+        }
+        if (
+          t.role === "initiator" &&
+          t.state === "established" &&
+          (now - t.lastRekeyAt >= this.opts.rekeyAfterMs || t.cur!.sendCounter >= REKEY_AFTER_PACKETS)
+        )
+          this.startRekey(t, now);
+        if (this.opts.keepaliveMs > 0 && now - t.lastTx >= this.opts.keepaliveMs) {
+          this.events.keepalivesSent++;
+          this.sendControl(t, FrameType.Keepalive, null, now);
+        }
+        return;
+      case "closed":
+        return;
+    }
+  }
+
+  /** Send CLOSE on every tunnel (best effort) and erase all secrets. */
+  close(now: number): void {
+    for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      for (const t of p.tunnels.slice()) {
+        if (t.canSend && t.state === "established") this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
+        this.closeTunnel(t, now, "shutdown");
+      }
+    }
+    this.out.flush();
+    this.eph.close();
+    zero(this.hostX);
+  }
+
+  get lastTickAt(): number {
+    return this.lastTick;
+  }
+}

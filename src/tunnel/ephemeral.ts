@@ -1,0 +1,132 @@
+/**
+ * Ephemeral host keys (X25519), published in ephemeral certificates signed by
+ * the host key. A new key is made every lifetime/2 and each is valid for
+ * `lifetime`, so at any moment at most two are live: clients holding a record
+ * up to one rotation old still create tunnels 0-RTT. When a key's certificate
+ * expires its secret is zeroed and its replay record dropped.
+ *
+ * The replay record is the set of creator per-tunnel keys (T_I) seen under
+ * that ephemeral key: a replayed CREATE carries a T_I already seen. Bounded:
+ * when full, further creations under that key are refused (counted) until the
+ * next rotation, which the engine then forces early.
+ */
+import { dhKeyPair, zero } from "../crypto/sodium.js";
+import { signEphemeral, type EphemeralCert } from "../wire/cert.js";
+import { PROTOCOL_VERSION } from "./constants.js";
+
+export interface EphKey {
+  keyId: number;
+  publicKey: Buffer;
+  secretKey: Buffer;
+  cert: EphemeralCert;
+  /** ms */
+  notAfter: number;
+  createdAt: number;
+  seen: Set<string>;
+}
+
+export interface EphemeralOptions {
+  hostPublicKey: Buffer;
+  hostSecretKey: Buffer;
+  lifetimeMs: number;
+  minFirstPacket: number;
+  endpoints: () => { ip: string; port: number }[];
+  maxReplayRecords: number;
+}
+
+export class EphemeralKeys {
+  private keys: EphKey[] = [];
+  private nextId: number;
+  rotations = 0;
+
+  constructor(private readonly opts: EphemeralOptions) {
+    this.nextId = (Math.random() * 0x7fffffff) >>> 0;
+  }
+
+  get current(): EphKey | undefined {
+    return this.keys[this.keys.length - 1];
+  }
+
+  get(keyId: number, now: number): EphKey | undefined {
+    for (const k of this.keys) if (k.keyId === keyId && k.notAfter > now) return k;
+    return undefined;
+  }
+
+  /** All live keys (for status output). */
+  list(): readonly EphKey[] {
+    return this.keys;
+  }
+
+  rotate(now: number): EphKey {
+    const kp = dhKeyPair();
+    const keyId = this.nextId++ >>> 0;
+    const nowSec = Math.floor(now / 1000);
+    const lifeSec = Math.max(1, Math.round(this.opts.lifetimeMs / 1000));
+    const cert = signEphemeral(
+      {
+        hostKey: this.opts.hostPublicKey,
+        keyId,
+        publicKey: kp.publicKey,
+        notBefore: nowSec - 1,
+        notAfter: nowSec + lifeSec,
+        endpoints: this.opts.endpoints().slice(0, 8),
+        protocolVersion: PROTOCOL_VERSION,
+        minFirstPacket: this.opts.minFirstPacket,
+      },
+      this.opts.hostSecretKey,
+    );
+    const k: EphKey = {
+      keyId,
+      publicKey: kp.publicKey,
+      secretKey: kp.secretKey,
+      cert,
+      notAfter: now + lifeSec * 1000,
+      createdAt: now,
+      seen: new Set(),
+    };
+    this.keys.push(k);
+    this.rotations++;
+    return k;
+  }
+
+  /** Rotate when due, erase expired keys. Returns true when a new key was made. */
+  tick(now: number): boolean {
+    let erased = false;
+    this.keys = this.keys.filter((k) => {
+      if (k.notAfter > now) return true;
+      erase(k);
+      erased = true;
+      return false;
+    });
+    void erased;
+    const cur = this.current;
+    if (!cur || now - cur.createdAt >= this.opts.lifetimeMs / 2 || cur.seen.size >= this.opts.maxReplayRecords) {
+      this.rotate(now);
+      return true;
+    }
+    return false;
+  }
+
+  /** Record a creator key under an ephemeral key. False when replayed or the record is full. */
+  remember(k: EphKey, tI: Buffer): "ok" | "replay" | "full" {
+    const s = tI.latin1Slice(0, tI.length);
+    if (k.seen.has(s)) return "replay";
+    if (k.seen.size >= this.opts.maxReplayRecords) return "full";
+    k.seen.add(s);
+    return "ok";
+  }
+
+  isReplay(k: EphKey, tI: Buffer): boolean {
+    return k.seen.has(tI.latin1Slice(0, tI.length));
+  }
+
+  close(): void {
+    for (const k of this.keys) erase(k);
+    this.keys = [];
+  }
+}
+
+function erase(k: EphKey): void {
+  zero(k.secretKey);
+  k.seen.clear();
+}

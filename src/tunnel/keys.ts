@@ -1,0 +1,74 @@
+/**
+ * Key schedule (docs/PROTOCOL.md "Keys"). Pure functions over byte strings.
+ * H(k; x) is keyed BLAKE2b-256; every derivation has its own label.
+ *
+ *   creator I: host key S_I (X25519 form s_I), per-tunnel pair (t_I, T_I)
+ *   responder R: host key S_R, ephemeral pair (e_R, E_R) with id keyId
+ *
+ *   h0  = H("mintun/1 create"; TID | keyId | T_I | E_R | S_R)
+ *   es  = X25519(t_I, E_R)                     ck1 = H(h0; es)
+ *   k0  = H(ck1; "i2r 0")                      -- seals CREATE payloads
+ *   ss  = X25519(s_I, E_R)                     auth = H(H(ck1; ss); "hello" | T_I)
+ *   ee  = X25519(t_I, T_R)   (T_R sent in REPLY)
+ *   ck2 = H(ck1; ss | ee)                      -- the tunnel secret
+ *   kI2R = H(ck2; "i2r"), kR2I = H(ck2; "r2i") -- epoch 0 of the tunnel
+ *
+ * Rekey (fresh X25519 on both sides, n = epoch number):
+ *   ck' = H(ck; "rekey" | X25519(a', B'))      TID' = H(ck'; "tid")[0..8)
+ *   keys from ck' as above.
+ *
+ * The 0-RTT payload (k0) depends on E_R, whose secret is erased when the
+ * ephemeral certificate expires; everything from the first REPLY on depends on
+ * ee, which exists only in the two tunnel endpoints' memory.
+ */
+import { hash, zero } from "../crypto/sodium.js";
+
+const L_CREATE = Buffer.from("mintun/1 create");
+const L_K0 = Buffer.from("i2r 0");
+const L_HELLO = Buffer.from("hello");
+const L_I2R = Buffer.from("i2r");
+const L_R2I = Buffer.from("r2i");
+const L_REKEY = Buffer.from("rekey");
+const L_TID = Buffer.from("tid");
+
+export function createTranscript(
+  tid: Buffer,
+  keyId: number,
+  tI: Buffer,
+  eR: Buffer,
+  responderHostPk: Buffer,
+): Buffer {
+  const kid = Buffer.alloc(4);
+  kid.writeUInt32BE(keyId >>> 0);
+  return hash([L_CREATE, tid, kid, tI, eR, responderHostPk]);
+}
+
+/** ck1 and the key that seals CREATE payloads. */
+export function deriveCreate(h0: Buffer, es: Buffer): { ck1: Buffer; k0: Buffer } {
+  const ck1 = hash([es], h0);
+  const k0 = hash([L_K0], ck1);
+  return { ck1, k0 };
+}
+
+export function helloAuth(ck1: Buffer, ss: Buffer, tI: Buffer): Buffer {
+  const k = hash([ss], ck1);
+  const a = hash([L_HELLO, tI], k);
+  zero(k);
+  return a;
+}
+
+export interface EpochKeys {
+  ck: Buffer;
+  i2r: Buffer;
+  r2i: Buffer;
+}
+
+export function deriveEstablished(ck1: Buffer, ss: Buffer, ee: Buffer): EpochKeys {
+  const ck = hash([ss, ee], ck1);
+  return { ck, i2r: hash([L_I2R], ck), r2i: hash([L_R2I], ck) };
+}
+
+export function deriveRekey(ck: Buffer, dhOut: Buffer): EpochKeys & { tid: Buffer } {
+  const ck2 = hash([L_REKEY, dhOut], ck);
+  return { ck: ck2, i2r: hash([L_I2R], ck2), r2i: hash([L_R2I], ck2), tid: hash([L_TID], ck2, 16).subarray(0, 8) };
+}

@@ -1,0 +1,97 @@
+/**
+ * Receive data path: UDP -> TUN. Each datagram of a batch is classified by its
+ * type byte; DATA packets (the common case) are checked against the replay
+ * window, opened in place and their inner packets written to the TUN straight
+ * from the UDP slab. Everything else goes to the engine's control path.
+ *
+ * Order of checks (cheap first): size, type, TID lookup, replay window, AEAD.
+ * Only after the AEAD verified and the counter was accepted does anything
+ * change (endpoint, timers, epoch switch).
+ */
+import { aeadOpen } from "../crypto/sodium.js";
+import type { UdpBatch } from "../net/types.js";
+import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
+import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
+import type { Engine } from "./engine.js";
+
+const ADDR_REC = 20;
+
+export function onUdpBatch(engine: Engine, b: UdpBatch, now: number): void {
+  const buf = b.buf;
+  const addrs = b.addrs;
+  for (let i = 0; i < b.count; i++) {
+    onDatagram(engine, buf, i * b.slotSize + b.headroom, b.lens[i]!, addrs, i * ADDR_REC, now);
+  }
+}
+
+export function onDatagram(
+  engine: Engine,
+  buf: Buffer,
+  off: number,
+  len: number,
+  src: Buffer,
+  srcOff: number,
+  now: number,
+): void {
+  if (len < HEADER_BYTES) {
+    engine.drops.malformed++;
+    return;
+  }
+  const type = buf[off + 8]!;
+  if (type === PacketType.Data) {
+    onData(engine, buf, off, len, src, srcOff, now);
+    return;
+  }
+  engine.onControlPacket(type, buf, off, len, src, srcOff, now);
+}
+
+function onData(engine: Engine, buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+  const drops = engine.drops;
+  if (len < DATA_AD_BYTES + AEAD_TAG_BYTES) {
+    drops.malformed++;
+    return;
+  }
+  const tid = tidKey(buf, off);
+  const t = engine.tids.get(tid);
+  if (t === undefined) {
+    drops.unknownTid++;
+    return;
+  }
+  const e = t.cur !== null && t.cur.tid === tid ? t.cur : t.next !== null && t.next.tid === tid ? t.next : t.prev;
+  if (e === null || e.tid !== tid) {
+    drops.noKey++;
+    return;
+  }
+  const n = readCounter(buf, off);
+  if (!e.replay.check(n)) {
+    drops.replay++;
+    return;
+  }
+  engine.setNonceFrom(buf, off);
+  const ptOff = off + DATA_AD_BYTES;
+  const plainLen = len - DATA_AD_BYTES - AEAD_TAG_BYTES;
+  if (
+    !aeadOpen(
+      buf.subarray(ptOff, ptOff + plainLen),
+      buf.subarray(ptOff, off + len),
+      buf.subarray(off, ptOff),
+      engine.nonce,
+      e.recvKey,
+    )
+  ) {
+    drops.auth++;
+    return;
+  }
+  e.replay.accept(n);
+  // state changes only from here on
+  if (t.state === "replying" && e === t.cur) {
+    // the creator uses the new key: creation is confirmed
+    t.state = "established";
+    t.establishedAt = now;
+    t.eraseAccept();
+  } else if (e === t.next) {
+    engine.switchEpoch(t, e, now);
+  }
+  engine.onAuthenticated(t, src, srcOff, len, now);
+  engine.deliverFrames(t, engine.frames.reset(buf, ptOff, plainLen), now);
+}

@@ -1,0 +1,50 @@
+/**
+ * Sliding replay window (RFC 6479 style bitmap), one per key epoch and direction.
+ *
+ * `check(n)` says whether counter n may be accepted (not too old, not seen);
+ * `accept(n)` records it. Callers check before decrypting (cheap) and accept
+ * only after the AEAD verified, so a forged packet cannot move the window.
+ */
+import { REPLAY_WINDOW_PACKETS } from "./constants.js";
+
+const WORD_BITS = 32;
+
+export class ReplayWindow {
+  private readonly words: Uint32Array;
+  private readonly nWords: number;
+  /** Highest accepted counter, -1 before the first. */
+  top = -1;
+
+  constructor(windowPackets = REPLAY_WINDOW_PACKETS) {
+    // one extra word so that a whole word can be cleared as the window slides
+    this.nWords = Math.ceil(windowPackets / WORD_BITS) + 1;
+    this.words = new Uint32Array(this.nWords);
+  }
+
+  private get span(): number {
+    return (this.nWords - 1) * WORD_BITS;
+  }
+
+  check(n: number): boolean {
+    if (n > this.top) return true;
+    if (n + this.span <= this.top) return false;
+    const idx = Math.floor(n / WORD_BITS) % this.nWords;
+    return (this.words[idx]! & (1 << (n % WORD_BITS))) === 0;
+  }
+
+  /** Record n. Returns false when n was a replay (then nothing changes). */
+  accept(n: number): boolean {
+    if (!this.check(n)) return false;
+    if (n > this.top) {
+      const cur = Math.floor(this.top / WORD_BITS);
+      const next = Math.floor(n / WORD_BITS);
+      const diff = Math.min(next - cur, this.nWords);
+      for (let i = 1; i <= diff; i++) this.words[(cur + i) % this.nWords] = 0;
+      if (this.top < 0) this.words[next % this.nWords] = 0;
+      this.top = n;
+    }
+    const idx = Math.floor(n / WORD_BITS) % this.nWords;
+    this.words[idx] = this.words[idx]! | (1 << (n % WORD_BITS));
+    return true;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Longest-prefix routing of inner addresses to peers, and the source check
+ * for packets that arrive from a peer (its certificate's addresses and subnets).
+ *
+ * IPv4 prefixes are matched on u32 numbers; IPv6 on the 16 address bytes.
+ * Lookups allocate nothing. Tables are small (one entry per peer address or
+ * subnet) and sorted by prefix length, longest first.
+ */
+import { ipv4ToNumber, ipv6ToBytes } from "../packet/ip.js";
+
+export interface Prefix4 {
+  net: number;
+  mask: number;
+  bits: number;
+}
+export interface Prefix6 {
+  net: Buffer;
+  bits: number;
+}
+
+export function parseCidr(cidr: string): { v: 4; p: Prefix4 } | { v: 6; p: Prefix6 } | null {
+  const slash = cidr.indexOf("/");
+  const ip = slash >= 0 ? cidr.slice(0, slash) : cidr;
+  if (ip.includes(":")) {
+    const bits = slash >= 0 ? Number(cidr.slice(slash + 1)) : 128;
+    const b = ipv6ToBytes(ip);
+    if (!b || !Number.isInteger(bits) || bits < 0 || bits > 128) return null;
+    for (let i = 0; i < 16; i++) {
+      const keep = Math.max(0, Math.min(8, bits - i * 8));
+      b[i] = b[i]! & ((0xff << (8 - keep)) & 0xff);
+    }
+    return { v: 6, p: { net: b, bits } };
+  }
+  const bits = slash >= 0 ? Number(cidr.slice(slash + 1)) : 32;
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) || !Number.isInteger(bits) || bits < 0 || bits > 32) return null;
+  if (ip.split(".").some((x) => Number(x) > 255)) return null;
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return { v: 4, p: { net: (ipv4ToNumber(ip) & mask) >>> 0, mask, bits } };
+}
+
+export function match6(p: Prefix6, buf: Buffer, off: number): boolean {
+  let bits = p.bits;
+  for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
+    const m = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((buf[off + i]! & m) !== p.net[i]) return false;
+  }
+  return true;
+}
+
+/** A set of prefixes mapping to values; longest prefix wins. */
+export class PrefixTable<T> {
+  private v4: { p: Prefix4; value: T }[] = [];
+  private v6: { p: Prefix6; value: T }[] = [];
+
+  add(cidr: string, value: T): boolean {
+    const c = parseCidr(cidr);
+    if (!c) return false;
+    if (c.v === 4) {
+      this.v4.push({ p: c.p, value });
+      this.v4.sort((a, b) => b.p.bits - a.p.bits);
+    } else {
+      this.v6.push({ p: c.p, value });
+      this.v6.sort((a, b) => b.p.bits - a.p.bits);
+    }
+    return true;
+  }
+
+  removeValue(value: T): void {
+    this.v4 = this.v4.filter((e) => e.value !== value);
+    this.v6 = this.v6.filter((e) => e.value !== value);
+  }
+
+  clear(): void {
+    this.v4 = [];
+    this.v6 = [];
+  }
+
+  lookup4(addr: number): T | undefined {
+    const t = this.v4;
+    for (let i = 0; i < t.length; i++) {
+      const e = t[i]!;
+      if (((addr & e.p.mask) >>> 0) === e.p.net) return e.value;
+    }
+    return undefined;
+  }
+
+  lookup6(buf: Buffer, off: number): T | undefined {
+    const t = this.v6;
+    for (let i = 0; i < t.length; i++) {
+      const e = t[i]!;
+      if (match6(e.p, buf, off)) return e.value;
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    return this.v4.length + this.v6.length;
+  }
+}

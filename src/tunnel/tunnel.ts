@@ -1,0 +1,216 @@
+/**
+ * Tunnel and key-epoch state. Transitions are driven by the engine
+ * (engine.ts for the control path, inside.ts / outside.ts for data); this file
+ * holds the state and the small operations on it.
+ *
+ * Tunnel states (initiator = the host that sent CREATE):
+ *
+ *   initiator:  creating --REPLY verified--> established --CLOSE/idle/timeout--> closed
+ *                  |  \--STALE verified--> (replaced by a new creating tunnel)
+ *                  \--no REPLY within CREATE_TIMEOUT--> closed
+ *   responder:  (CREATE verified) replying --first DATA under the new key--> established --> closed
+ *
+ * While `creating`, the initiator sends CREATE packets (each self-contained:
+ * HELLO + inner packets, sealed with k0). While `replying`, the responder sends
+ * REPLY packets (its per-tunnel key in the header, sealed with the epoch-0
+ * key) and still accepts CREATE packets under k0.
+ *
+ * Key epochs: `cur` is used to send and receive; after a rekey, `prev` is still
+ * accepted on receive until `prevUntil`, then zeroed. A rekey responder holds
+ * the new epoch in `next` (receive only) until the initiator's first packet
+ * under it arrives.
+ */
+import type { DhKeyPair } from "../crypto/sodium.js";
+import { zero } from "../crypto/sodium.js";
+import type { EphemeralCert, HostCert } from "../wire/cert.js";
+import { PacketType } from "../wire/packet.js";
+import { ReplayWindow } from "./replay.js";
+
+export type TunnelState = "creating" | "replying" | "established" | "closed";
+export type Role = "initiator" | "responder";
+
+export class Epoch {
+  sendCounter = 0;
+  readonly replay = new ReplayWindow();
+  /** 8-byte TID as a latin1 string (table key) */
+  readonly tid: string;
+  readonly tidBuf: Buffer;
+  constructor(
+    tid: Buffer,
+    public sendKey: Buffer,
+    public recvKey: Buffer,
+    public ck: Buffer,
+    public readonly startedAt: number,
+    public readonly number: number,
+  ) {
+    this.tidBuf = Buffer.from(tid);
+    this.tid = this.tidBuf.latin1Slice(0, 8);
+  }
+  erase(): void {
+    zero(this.sendKey);
+    zero(this.recvKey);
+    zero(this.ck);
+  }
+}
+
+/** Creation secrets of the initiator, erased when the REPLY arrives or creation fails. */
+export interface CreateState {
+  keyId: number;
+  tI: DhKeyPair;
+  ck1: Buffer;
+  k0: Buffer;
+  ss: Buffer;
+  hello: Buffer;
+  counter: number;
+  minSize: number;
+  /** inner packets sent 0-RTT (copies), resent after a stale-key answer */
+  queue: Buffer[];
+  staleRetried: boolean;
+}
+
+/** Responder's view of creation: the k0 receive key and its window, kept until confirmed. */
+export interface AcceptState {
+  k0: Buffer;
+  replay: ReplayWindow;
+  tR: Buffer; // responder per-tunnel public key, sent in every REPLY header
+}
+
+export interface PendingRekey {
+  seq: number;
+  kp: DhKeyPair;
+  sentAt: number;
+  firstSentAt: number;
+}
+
+export class Tunnel {
+  state: TunnelState;
+  cur: Epoch | null = null;
+  prev: Epoch | null = null;
+  prevUntil = 0;
+  next: Epoch | null = null;
+  create: CreateState | null = null;
+  accept: AcceptState | null = null;
+  rekey: PendingRekey | null = null;
+  rekeySeq = 0;
+  /** last REKEY answered (responder): seq and the ACK body to resend on duplicates */
+  lastRekeyAck: { seq: number; body: Buffer } | null = null;
+  /** current peer endpoint (20-byte record); moves only on authenticated packets */
+  readonly endpoint: Buffer;
+  readonly createdAt: number;
+  lastRx = 0;
+  lastTx = 0;
+  lastRekeyAt = 0;
+  establishedAt = 0;
+  rxPackets = 0;
+  rxBytes = 0;
+  txPackets = 0;
+  txBytes = 0;
+  rekeys = 0;
+  roams = 0;
+  /** random id shown to users (whois, status); not on the wire */
+  readonly sessionId: string;
+
+  constructor(
+    public readonly role: Role,
+    public readonly tid: string,
+    public readonly peer: Peer,
+    endpoint: Buffer,
+    now: number,
+    sessionId: string,
+  ) {
+    this.state = role === "initiator" ? "creating" : "replying";
+    this.endpoint = Buffer.from(endpoint);
+    this.createdAt = now;
+    this.lastRx = now;
+    this.sessionId = sessionId;
+  }
+
+  /** Packet type used for sealed sends in the current state. */
+  get sendType(): number {
+    return this.state === "replying" ? PacketType.Reply : PacketType.Data;
+  }
+
+  get canSend(): boolean {
+    return (this.state === "established" || this.state === "replying") && this.cur !== null;
+  }
+
+  eraseCreate(): void {
+    const c = this.create;
+    if (!c) return;
+    zero(c.tI.secretKey);
+    zero(c.ck1);
+    zero(c.k0);
+    zero(c.ss);
+    c.queue.length = 0;
+    this.create = null;
+  }
+
+  eraseAccept(): void {
+    if (!this.accept) return;
+    zero(this.accept.k0);
+    this.accept = null;
+  }
+
+  /** Erase every secret this tunnel holds. Idempotent. */
+  eraseAll(): void {
+    this.eraseCreate();
+    this.eraseAccept();
+    this.cur?.erase();
+    this.prev?.erase();
+    this.next?.erase();
+    if (this.rekey) zero(this.rekey.kp.secretKey);
+    this.rekey = null;
+    this.cur = this.prev = this.next = null;
+    this.state = "closed";
+  }
+}
+
+/**
+ * A remote host. Known from configuration (name + endpoint, record fetched
+ * from the host itself) or learned from a verified CREATE.
+ */
+export class Peer {
+  hostCert: HostCert | null = null;
+  /** X25519 form of the host key, for ss */
+  hostX: Buffer | null = null;
+  eph: EphemeralCert | null = null;
+  /** where to send: configured, from the record, or the last authenticated source */
+  endpoint: Buffer | null;
+  tunnels: Tunnel[] = [];
+  /** inner packets waiting for a record (copies) */
+  pending: Buffer[] = [];
+  recordReq: { tid: string; sentAt: number; attempts: number } | null = null;
+  recordFetchedAt = 0;
+  lastSeen = 0;
+
+  constructor(
+    public name: string,
+    endpoint: Buffer | null,
+    public readonly configured: boolean,
+  ) {
+    this.endpoint = endpoint ? Buffer.from(endpoint) : null;
+  }
+
+  /** The tunnel to send on: an established one (newest first), else a replying one, else a creating one. */
+  sendTunnel(): Tunnel | null {
+    let best: Tunnel | null = null;
+    for (const t of this.tunnels) {
+      if (t.state === "closed") continue;
+      if (!best || rank(t) > rank(best) || (rank(t) === rank(best) && t.createdAt > best.createdAt)) best = t;
+    }
+    return best;
+  }
+}
+
+function rank(t: Tunnel): number {
+  switch (t.state) {
+    case "established":
+      return 3;
+    case "replying":
+      return 2;
+    case "creating":
+      return 1;
+    case "closed":
+      return 0;
+  }
+}

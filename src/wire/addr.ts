@@ -1,0 +1,62 @@
+/**
+ * Underlay endpoint record: 20 bytes, the form in which UDP source and
+ * destination addresses cross between the native addon and TypeScript.
+ *
+ *    0       1       2       3       4 ........................ 19
+ *   +-------+-------+-------+-------+------------------------------+
+ *   |family | zero  |  port (BE)    | address (IPv4 in 4..7, rest 0)|
+ *   +-------+-------+-------+-------+------------------------------+
+ *
+ * family is 4 or 6; IPv4-mapped IPv6 addresses are always reported as 4.
+ */
+import { bytesToIpv6, ipv4ToNumber, ipv6ToBytes, numberToIpv4 } from "../packet/ip.js";
+
+export const ADDR_BYTES = 20;
+
+export function isIpv4(ip: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(ip) && ip.split(".").every((x) => Number(x) <= 255);
+}
+
+/** Encode ip:port into a 20-byte record. Returns null for a malformed address or port. */
+export function tryEncodeAddr(ip: string, port: number, out?: Buffer, off = 0): Buffer | null {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return null;
+  const b = out ?? Buffer.alloc(ADDR_BYTES);
+  b.fill(0, off, off + ADDR_BYTES);
+  if (isIpv4(ip)) {
+    b[off] = 4;
+    b.writeUInt16BE(port, off + 2);
+    b.writeUInt32BE(ipv4ToNumber(ip), off + 4);
+    return b;
+  }
+  const v6 = ipv6ToBytes(ip);
+  if (!v6) return null;
+  // IPv4-mapped ::ffff:a.b.c.d -> family 4
+  if (v6.readUInt32BE(0) === 0 && v6.readUInt32BE(4) === 0 && v6.readUInt32BE(8) === 0xffff) {
+    b[off] = 4;
+    b.writeUInt16BE(port, off + 2);
+    v6.copy(b, off + 4, 12, 16);
+    return b;
+  }
+  b[off] = 6;
+  b.writeUInt16BE(port, off + 2);
+  v6.copy(b, off + 4);
+  return b;
+}
+
+export function decodeAddrRecord(buf: Buffer, off: number): { ip: string; port: number; family: 4 | 6 } {
+  const fam = buf[off] === 6 ? 6 : 4;
+  const port = buf.readUInt16BE(off + 2);
+  const ip = fam === 4 ? numberToIpv4(buf.readUInt32BE(off + 4)) : bytesToIpv6(buf, off + 4);
+  return { ip, port, family: fam };
+}
+
+export function addrToString(buf: Buffer, off = 0): string {
+  const a = decodeAddrRecord(buf, off);
+  return a.family === 6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+/** Compare two records without allocating. */
+export function addrEqual(a: Buffer, aOff: number, b: Buffer, bOff: number): boolean {
+  for (let i = 0; i < ADDR_BYTES; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}

@@ -1,0 +1,137 @@
+/**
+ * Frames: the plaintext inside every sealed packet (CREATE, REPLY, DATA) is a
+ * sequence of frames, then optional zero padding.
+ *
+ *    0                   1                   2
+ *    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-----------
+ *   |     type      |        length (u16, BE)       | body ...
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-----------
+ *
+ * A type byte of 0 ends the frame list: everything after it is padding.
+ *
+ *   PADDING   0   (no header; rest of plaintext)
+ *   IP        1   one inner IPv4/IPv6 packet
+ *   HELLO     2   host authentication of the creator (only in CREATE):
+ *                   certLen u16 | host certificate | auth (32)
+ *   KEEPALIVE 16  empty
+ *   REKEY     17  seq u32 | new X25519 pub (32)
+ *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
+ *   CLOSE     19  reason u8
+ */
+import { FRAME_HEADER_BYTES } from "../tunnel/constants.js";
+
+export const FrameType = {
+  Padding: 0,
+  Ip: 1,
+  Hello: 2,
+  Keepalive: 16,
+  Rekey: 17,
+  RekeyAck: 18,
+  Close: 19,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const HELLO_AUTH_BYTES = 32;
+export const REKEY_BODY_BYTES = 36;
+
+/**
+ * Allocation-free frame iteration. Usage:
+ *   const it = frameIter; it.reset(buf, off, len);
+ *   while (it.next()) { it.type, it.bodyOff, it.bodyLen }
+ * `next()` returns false at the end, at padding, or on a malformed frame
+ * (then `malformed` is true and the packet must be dropped whole).
+ */
+export class FrameIterator {
+  buf: Buffer = Buffer.alloc(0);
+  pos = 0;
+  end = 0;
+  type = 0;
+  bodyOff = 0;
+  bodyLen = 0;
+  malformed = false;
+
+  reset(buf: Buffer, off: number, len: number): this {
+    this.buf = buf;
+    this.pos = off;
+    this.end = off + len;
+    this.malformed = false;
+    return this;
+  }
+
+  next(): boolean {
+    if (this.pos >= this.end) return false;
+    const t = this.buf[this.pos]!;
+    if (t === FrameType.Padding) return false;
+    if (this.pos + FRAME_HEADER_BYTES > this.end) {
+      this.malformed = true;
+      return false;
+    }
+    const l = this.buf.readUInt16BE(this.pos + 1);
+    const b = this.pos + FRAME_HEADER_BYTES;
+    if (b + l > this.end) {
+      this.malformed = true;
+      return false;
+    }
+    this.type = t;
+    this.bodyOff = b;
+    this.bodyLen = l;
+    this.pos = b + l;
+    return true;
+  }
+}
+
+/** Write a frame header; returns the offset of the body. */
+export function writeFrameHeader(buf: Buffer, off: number, type: number, bodyLen: number): number {
+  buf[off] = type;
+  buf.writeUInt16BE(bodyLen, off + 1);
+  return off + FRAME_HEADER_BYTES;
+}
+
+/** Encode a whole frame with a body copied in; returns the end offset. */
+export function writeFrame(buf: Buffer, off: number, type: number, body: Buffer | null): number {
+  const len = body ? body.length : 0;
+  const b = writeFrameHeader(buf, off, type, len);
+  if (body) body.copy(buf, b);
+  return b + len;
+}
+
+export interface HelloBody {
+  cert: Buffer;
+  auth: Buffer;
+}
+
+export function encodeHello(cert: Buffer, auth: Buffer): Buffer {
+  const b = Buffer.alloc(2 + cert.length + HELLO_AUTH_BYTES);
+  b.writeUInt16BE(cert.length, 0);
+  cert.copy(b, 2);
+  auth.copy(b, 2 + cert.length);
+  return b;
+}
+
+export function decodeHello(buf: Buffer, off: number, len: number): HelloBody | null {
+  if (len < 2 + HELLO_AUTH_BYTES) return null;
+  const cl = buf.readUInt16BE(off);
+  if (cl === 0 || 2 + cl + HELLO_AUTH_BYTES !== len) return null;
+  return {
+    cert: Buffer.from(buf.subarray(off + 2, off + 2 + cl)),
+    auth: Buffer.from(buf.subarray(off + 2 + cl, off + len)),
+  };
+}
+
+export interface RekeyBody {
+  seq: number;
+  pub: Buffer;
+}
+
+export function encodeRekey(seq: number, pub: Buffer): Buffer {
+  const b = Buffer.alloc(REKEY_BODY_BYTES);
+  b.writeUInt32BE(seq >>> 0, 0);
+  pub.copy(b, 4);
+  return b;
+}
+
+export function decodeRekey(buf: Buffer, off: number, len: number): RekeyBody | null {
+  if (len !== REKEY_BODY_BYTES) return null;
+  return { seq: buf.readUInt32BE(off), pub: Buffer.from(buf.subarray(off + 4, off + 36)) };
+}

@@ -1,0 +1,176 @@
+/**
+ * Outer packet codec: the only bytes an observer sees.
+ *
+ * Every UDP payload starts with the same 16-byte header:
+ *
+ *    0                   1                   2                   3
+ *    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *   |                      tunnel id (TID), 8 bytes                 |
+ *   +                                                               +
+ *   |                                                               |
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *   |     type      |          counter (56 bits, big-endian)        |
+ *   +-+-+-+-+-+-+-+-+                                               +
+ *   |                                                               |
+ *   +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *
+ * The 8 bytes at offset 8 ("N") are also the last 8 bytes of the AEAD nonce
+ * (the first 4 are zero), so a (key, N) pair is never reused.
+ *
+ * Then, by type:
+ *   CREATE  (1): keyId u32 | creator per-tunnel X25519 pub (32) | AEAD ciphertext+tag
+ *                associated data = bytes [0, 52)
+ *   REPLY   (2): responder per-tunnel X25519 pub (32) | AEAD ciphertext+tag
+ *                associated data = bytes [0, 48)
+ *   DATA    (3): AEAD ciphertext+tag; associated data = bytes [0, 16)
+ *   STALE   (4): keyId u32 (the one that was refused) | ephLen u16 | ephemeral certificate | zero padding
+ *                (signed by the host key, not AEAD; counter 0; no larger than the CREATE it answers)
+ *   RECORD_REQUEST  (5): zero padding to RECORD_REQUEST_BYTES (counter 0)
+ *   RECORD_RESPONSE (6): hostLen u16 | host certificate | ephLen u16 | ephemeral certificate | zero padding
+ *                (signed certificates; no larger than the request; TID echoes the request)
+ */
+import { AEAD_TAG_BYTES, HEADER_BYTES } from "../tunnel/constants.js";
+
+export const PacketType = {
+  Create: 1,
+  Reply: 2,
+  Data: 3,
+  Stale: 4,
+  RecordRequest: 5,
+  RecordResponse: 6,
+} as const;
+export type PacketType = (typeof PacketType)[keyof typeof PacketType];
+
+export const OFFSET_TID = 0;
+export const OFFSET_TYPE = 8;
+export const OFFSET_COUNTER = 8; // 56-bit counter occupies bytes 9..15, type byte 8
+export const CREATE_OFFSET_KEY_ID = 16;
+export const CREATE_OFFSET_PUB = 20;
+export const CREATE_AD_BYTES = 52;
+export const REPLY_OFFSET_PUB = 16;
+export const REPLY_AD_BYTES = 48;
+export const DATA_AD_BYTES = HEADER_BYTES;
+
+/** Smallest valid size of each sealed type (header + extra + tag). */
+export const MIN_CREATE_BYTES = CREATE_AD_BYTES + AEAD_TAG_BYTES;
+export const MIN_REPLY_BYTES = REPLY_AD_BYTES + AEAD_TAG_BYTES;
+export const MIN_DATA_BYTES = DATA_AD_BYTES + AEAD_TAG_BYTES;
+
+const TWO_32 = 2 ** 32;
+
+/** Type byte of a packet at buf[off]; 0 when too short to have a header. */
+export function peekType(buf: Buffer, off: number, len: number): number {
+  return len < HEADER_BYTES ? 0 : buf[off + OFFSET_TYPE]!;
+}
+
+/** Read the 56-bit counter (exact below 2^53). */
+export function readCounter(buf: Buffer, off: number): number {
+  const hi = buf.readUInt32BE(off + OFFSET_COUNTER) & 0x00ffffff;
+  return hi * TWO_32 + buf.readUInt32BE(off + OFFSET_COUNTER + 4);
+}
+
+/** Write type and counter (counter < 2^53). */
+export function writeTypeCounter(buf: Buffer, off: number, type: number, counter: number): void {
+  const hi = Math.floor(counter / TWO_32);
+  buf.writeUInt32BE((((type & 0xff) << 24) | (hi & 0x00ffffff)) >>> 0, off + OFFSET_COUNTER);
+  buf.writeUInt32BE(counter >>> 0, off + OFFSET_COUNTER + 4);
+}
+
+/**
+ * TIDs are 8 random bytes. In tables they are keyed by a JS string of the 8
+ * bytes (latin1), which V8 stores compactly and hashes quickly.
+ */
+export function tidKey(buf: Buffer, off: number): string {
+  return buf.latin1Slice(off, off + 8);
+}
+
+export function tidKeyOf(tid: Buffer): string {
+  return tid.latin1Slice(0, 8);
+}
+
+export function writeTid(buf: Buffer, off: number, tidKeyStr: string): void {
+  buf.latin1Write(tidKeyStr, off, 8);
+}
+
+// ---------------------------------------------------------------- STALE
+
+export interface StaleMsg {
+  tid: string;
+  keyId: number;
+  eph: Buffer;
+}
+
+export function encodeStale(tid: string, keyId: number, eph: Buffer, padTo: number): Buffer {
+  const len = Math.max(HEADER_BYTES + 6 + eph.length, padTo);
+  const b = Buffer.alloc(len);
+  writeTid(b, 0, tid);
+  writeTypeCounter(b, 0, PacketType.Stale, 0);
+  b.writeUInt32BE(keyId >>> 0, 16);
+  b.writeUInt16BE(eph.length, 20);
+  eph.copy(b, 22);
+  return b;
+}
+
+export function decodeStale(buf: Buffer, off: number, len: number): StaleMsg | null {
+  if (len < HEADER_BYTES + 6 || buf[off + OFFSET_TYPE] !== PacketType.Stale) return null;
+  const ephLen = buf.readUInt16BE(off + 20);
+  if (22 + ephLen > len || ephLen === 0) return null;
+  return {
+    tid: tidKey(buf, off),
+    keyId: buf.readUInt32BE(off + 16),
+    eph: Buffer.from(buf.subarray(off + 22, off + 22 + ephLen)),
+  };
+}
+
+// ---------------------------------------------------------------- RECORD_REQUEST / RESPONSE
+
+export function encodeRecordRequest(tid: string, size: number): Buffer {
+  const b = Buffer.alloc(Math.max(size, HEADER_BYTES));
+  writeTid(b, 0, tid);
+  writeTypeCounter(b, 0, PacketType.RecordRequest, 0);
+  return b;
+}
+
+export function decodeRecordRequest(buf: Buffer, off: number, len: number): { tid: string } | null {
+  if (len < HEADER_BYTES || buf[off + OFFSET_TYPE] !== PacketType.RecordRequest) return null;
+  return { tid: tidKey(buf, off) };
+}
+
+export interface RecordResponseMsg {
+  tid: string;
+  host: Buffer;
+  eph: Buffer;
+}
+
+/** Returns null when the answer would not fit in `maxLen` (the size of the request). */
+export function encodeRecordResponse(tid: string, host: Buffer, eph: Buffer, maxLen: number): Buffer | null {
+  const need = HEADER_BYTES + 2 + host.length + 2 + eph.length;
+  if (need > maxLen) return null;
+  const b = Buffer.alloc(maxLen);
+  writeTid(b, 0, tid);
+  writeTypeCounter(b, 0, PacketType.RecordResponse, 0);
+  let o = HEADER_BYTES;
+  b.writeUInt16BE(host.length, o);
+  host.copy(b, o + 2);
+  o += 2 + host.length;
+  b.writeUInt16BE(eph.length, o);
+  eph.copy(b, o + 2);
+  return b;
+}
+
+export function decodeRecordResponse(buf: Buffer, off: number, len: number): RecordResponseMsg | null {
+  if (len < HEADER_BYTES + 4 || buf[off + OFFSET_TYPE] !== PacketType.RecordResponse) return null;
+  let o = off + HEADER_BYTES;
+  const end = off + len;
+  const hl = buf.readUInt16BE(o);
+  o += 2;
+  if (hl === 0 || o + hl + 2 > end) return null;
+  const host = Buffer.from(buf.subarray(o, o + hl));
+  o += hl;
+  const el = buf.readUInt16BE(o);
+  o += 2;
+  if (el === 0 || o + el > end) return null;
+  const eph = Buffer.from(buf.subarray(o, o + el));
+  return { tid: tidKey(buf, off), host, eph };
+}
