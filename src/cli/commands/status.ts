@@ -1,0 +1,88 @@
+/** `mintun status`: what the local daemon is doing, as a table or JSON. */
+import { apiCall } from "../../api/client.js";
+import type { Status } from "../../daemon/status.js";
+import type { Command, Io } from "../cli.js";
+import type { FlagSpec } from "../args.js";
+
+export const DEFAULT_SOCKET = "/run/mintun/mintund.sock";
+
+export const SOCKET_FLAG: FlagSpec = {
+  name: "socket",
+  type: "string",
+  metavar: "PATH",
+  default: DEFAULT_SOCKET,
+  help: "the daemon's API socket (api.socket in its config)",
+};
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function ago(ms: number): string {
+  if (ms < 0) return "-";
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)}s`;
+  return `${Math.round(ms / 60_000)}m`;
+}
+
+export function table(rows: string[][]): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return (
+    rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join("  ")).join("\n") + "\n"
+  );
+}
+
+export function formatStatus(s: Status): string {
+  const h = s.host;
+  let o = `host ${h.name} (key ${h.key})  ${[h.ip4, h.ip6, ...h.subnets].filter(Boolean).join(" ")}\n`;
+  o += `listen ${s.listen}  tun ${s.tun}  up ${s.uptimeSec}s  ephemeral keys: ${s.ephemeral
+    .map((k) => `${k.keyId} (${k.expiresInSec}s left)`)
+    .join(", ")}\n\n`;
+  o += `tunnels: ${s.tunnels.length}\n`;
+  if (s.tunnels.length > 0)
+    o += table([
+      ["PEER", "ROLE", "STATE", "ENDPOINT", "EPOCH", "RX", "TX", "LAST RX", "REKEYED", "SESSION"],
+      ...s.tunnels.map((t) => [
+        t.peer,
+        t.role,
+        t.state,
+        t.endpoint,
+        String(t.epoch),
+        `${t.rxPackets} pkts/${bytes(t.rxBytes)}`,
+        `${t.txPackets} pkts/${bytes(t.txBytes)}`,
+        ago(t.lastRxMsAgo),
+        ago(t.lastRekeyMsAgo),
+        t.session,
+      ]),
+    ]);
+  o += `\npeers: ${s.peers.length}\n`;
+  if (s.peers.length > 0)
+    o += table([
+      ["NAME", "KEY", "ADDRESSES", "ENDPOINT", "RECORD"],
+      ...s.peers.map((p) => [
+        p.name,
+        p.key ?? "-",
+        [p.ip4, p.ip6, ...p.subnets].filter(Boolean).join(" ") || "-",
+        p.endpoint ?? "-",
+        p.record ? `key ${p.record.keyId}, ${p.record.expiresInSec}s left` : "not fetched",
+      ]),
+    ]);
+  const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
+  o += `\ndrops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
+  const ev = Object.entries(s.events).filter(([, v]) => v > 0);
+  o += `events: ${ev.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
+  return o;
+}
+
+export const status: Command = {
+  path: ["status"],
+  summary: "show the daemon's tunnels, peers and counters",
+  flags: [SOCKET_FLAG, { name: "json", type: "boolean", help: "print the raw status as JSON" }],
+  async run(args, io: Io) {
+    const s = (await apiCall(args.string("socket")!, "status")) as Status;
+    io.stdout(args.bool("json") ? JSON.stringify(s, null, 2) + "\n" : formatStatus(s));
+  },
+};

@@ -1,0 +1,78 @@
+/**
+ * mintund entry point: `mintund --config FILE [--log-level L]`.
+ * Exit codes: 0 clean stop, 1 start-up error (printed as one line), 2 usage.
+ */
+import { loadConfig, type LogLevel, LOG_LEVELS } from "../config/config.js";
+import { MintunError } from "../errors.js";
+import { createLogger } from "../log.js";
+import { Daemon } from "./daemon.js";
+
+const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
+
+Runs the mintun daemon: opens the TUN device, the UDP socket and the local API
+socket named in the config file. Stop with SIGTERM or SIGINT.`;
+
+function parse(argv: string[]): { config: string; level?: LogLevel } | null {
+  let config: string | undefined;
+  let level: LogLevel | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [k, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const val = () => inline ?? argv[++i];
+    if (k === "--config" || k === "-c") config = val();
+    else if (k === "--log-level") {
+      const l = val();
+      if (!l || !LOG_LEVELS.includes(l as LogLevel)) return null;
+      level = l as LogLevel;
+    } else if (k === "--help" || k === "-h") {
+      process.stdout.write(USAGE + "\n");
+      process.exit(0);
+    } else return null;
+  }
+  return config ? { config, level } : null;
+}
+
+async function main(): Promise<number> {
+  const args = parse(process.argv.slice(2));
+  if (!args) {
+    process.stderr.write(USAGE + "\n");
+    return 2;
+  }
+  let daemon: Daemon;
+  const cfg = loadConfig(args.config);
+  const log = createLogger(args.level ?? cfg.log.level);
+  try {
+    daemon = await Daemon.start(cfg, log);
+  } catch (e) {
+    if (e instanceof MintunError) {
+      process.stderr.write(`mintund: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.log("info", "signal", { sig });
+      daemon.close();
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof MintunError) {
+      process.stderr.write(`mintund: ${e.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stderr.write(`mintund: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 70;
+  },
+);
