@@ -20,7 +20,11 @@ export class ConfigError extends MintunError {
     readonly key: string | undefined,
     options?: { cause?: unknown },
   ) {
-    super("ECONFIG", `${file}${line !== undefined ? `:${line}` : ""}${key ? ` (${key})` : ""}: ${message}`, options);
+    super(
+      "ECONFIG",
+      `${file}${line !== undefined ? `:${line}` : ""}${key ? ` (${key})` : ""}: ${message}`,
+      options,
+    );
   }
 }
 

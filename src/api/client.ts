@@ -5,7 +5,12 @@ import type { ApiResponse } from "./protocol.js";
 
 export class ApiError extends MintunError {}
 
-export function apiCall(socketPath: string, method: string, params: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
+export function apiCall(
+  socketPath: string,
+  method: string,
+  params: Record<string, unknown> = {},
+  timeoutMs = 5000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const s = net.createConnection(socketPath);
     let buf = "";

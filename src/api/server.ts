@@ -36,7 +36,11 @@ export class ApiServer {
     const srv = net.createServer((s) => this.onConnection(s));
     await new Promise<void>((resolve, reject) => {
       srv.once("error", (e) =>
-        reject(new PlatformError("EAPI", `cannot listen on API socket ${this.socketPath}: ${e.message}`, { cause: e })),
+        reject(
+          new PlatformError("EAPI", `cannot listen on API socket ${this.socketPath}: ${e.message}`, {
+            cause: e,
+          }),
+        ),
       );
       srv.listen(this.socketPath, () => resolve());
     });

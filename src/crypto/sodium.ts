@@ -129,13 +129,7 @@ export function equal(a: Buffer, b: Buffer): boolean {
  * ciphertext||tag at out[outOff, outOff+len+16). Returns bytes written.
  * `nonce` is a 12-byte scratch buffer the caller owns (filled here from counter).
  */
-export function aeadSeal(
-  out: Buffer,
-  plain: Buffer,
-  ad: Buffer,
-  nonce: Buffer,
-  key: Buffer,
-): number {
+export function aeadSeal(out: Buffer, plain: Buffer, ad: Buffer, nonce: Buffer, key: Buffer): number {
   return sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, plain, ad, null, nonce, key);
 }
 

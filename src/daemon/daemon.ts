@@ -47,15 +47,29 @@ export class Daemon {
   static async start(config: Config, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
     const now = deps.now ?? Date.now;
     const ca = readCert(config.ca);
-    if (ca.kind !== "ca") throw new CertError("ECERTKIND", `${config.ca}: expected a CA certificate, found a ${ca.kind} certificate`);
+    if (ca.kind !== "ca")
+      throw new CertError(
+        "ECERTKIND",
+        `${config.ca}: expected a CA certificate, found a ${ca.kind} certificate`,
+      );
     const hostCert = readCert(config.host.cert);
     if (hostCert.kind !== "host")
-      throw new CertError("ECERTKIND", `${config.host.cert}: expected a host certificate, found a ${hostCert.kind} certificate`);
+      throw new CertError(
+        "ECERTKIND",
+        `${config.host.cert}: expected a host certificate, found a ${hostCert.kind} certificate`,
+      );
     const sk = readSecretKey(config.host.key);
     if (!equal(publicKeyOf(sk), hostCert.publicKey))
-      throw new CertError("EKEYMISMATCH", `${config.host.key} is not the key of the certificate ${config.host.cert}`);
+      throw new CertError(
+        "EKEYMISMATCH",
+        `${config.host.key} is not the key of the certificate ${config.host.cert}`,
+      );
     const v = verifyCert(hostCert, ca as CaCert, Math.floor(now() / 1000));
-    if (!v.ok) throw new CertError("ECERTINVALID", `${config.host.cert}: certificate does not verify against ${config.ca}: ${v.reason}`);
+    if (!v.ok)
+      throw new CertError(
+        "ECERTINVALID",
+        `${config.host.cert}: certificate does not verify against ${config.ca}: ${v.reason}`,
+      );
 
     // peers: resolve endpoints before touching the system
     const peers: { name: string; endpoint: Buffer; cert?: HostCert }[] = [];
@@ -65,18 +79,33 @@ export class Daemon {
         try {
           ip = (await dns.lookup(ip)).address;
         } catch (e) {
-          throw new ConfigError(`cannot resolve '${p.endpoint.host}'`, config.file, undefined, `peers[${i}].endpoint`, { cause: e });
+          throw new ConfigError(
+            `cannot resolve '${p.endpoint.host}'`,
+            config.file,
+            undefined,
+            `peers[${i}].endpoint`,
+            { cause: e },
+          );
         }
       }
       const ep = tryEncodeAddr(ip, p.endpoint.port);
-      if (!ep) throw new ConfigError(`bad endpoint '${ip}:${p.endpoint.port}'`, config.file, undefined, `peers[${i}].endpoint`);
+      if (!ep)
+        throw new ConfigError(
+          `bad endpoint '${ip}:${p.endpoint.port}'`,
+          config.file,
+          undefined,
+          `peers[${i}].endpoint`,
+        );
       const pc = p.cert ? readCert(p.cert) : undefined;
       if (pc && pc.kind !== "host") throw new CertError("ECERTKIND", `${p.cert}: not a host certificate`);
       peers.push({ name: p.name, endpoint: ep, cert: pc as HostCert | undefined });
     }
 
     const routes = deps.routes ?? new LinuxRouteManager();
-    const udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(config.listen.address, config.listen.port);
+    const udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(
+      config.listen.address,
+      config.listen.port,
+    );
     let tun: TunDevice;
     try {
       tun = (deps.openTun ?? ((name) => LinuxTun.open({ name })))(config.tun.name);

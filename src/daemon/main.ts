@@ -17,7 +17,9 @@ function parse(argv: string[]): { config: string; level?: LogLevel } | null {
   let level: LogLevel | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const [k, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+    const [k, inline] = a.includes("=")
+      ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]
+      : [a, undefined];
     const val = () => inline ?? argv[++i];
     if (k === "--config" || k === "-c") config = val();
     else if (k === "--log-level") {
@@ -72,7 +74,9 @@ main().then(
       process.exitCode = 1;
       return;
     }
-    process.stderr.write(`mintund: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.stderr.write(
+      `mintund: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
     process.exitCode = 70;
   },
 );

@@ -80,7 +80,9 @@ export function buildStatus(
     listen: extra.listen,
     tun: extra.tun,
     uptimeSec: Math.round((now - extra.startedAt) / 1000),
-    ephemeral: e.eph.list().map((k) => ({ keyId: k.keyId, expiresInSec: Math.round((k.notAfter - now) / 1000) })),
+    ephemeral: e.eph
+      .list()
+      .map((k) => ({ keyId: k.keyId, expiresInSec: Math.round((k.notAfter - now) / 1000) })),
     tunnels: peers.flatMap((p) => p.tunnels.map((t) => tunnelStatus(t, now))),
     peers: peers.map((p) => ({
       name: p.name,

@@ -92,7 +92,7 @@ export function bytesToIpv6(b: Buffer, off = 0): string {
   // longest run of zeros
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] === "0") {
       let j = i;
       while (j < 8 && g[j] === "0") j++;

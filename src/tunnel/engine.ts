@@ -215,7 +215,8 @@ export class Engine {
 
   requestRecord(p: Peer, now: number): void {
     if (!p.endpoint) return;
-    if (p.recordReq && now - p.recordReq.sentAt < RECORD_RETRY_MS * Math.min(8, 2 ** p.recordReq.attempts)) return;
+    if (p.recordReq && now - p.recordReq.sentAt < RECORD_RETRY_MS * Math.min(8, 2 ** p.recordReq.attempts))
+      return;
     const tid = randomBytes(8);
     const req = encodeRecordRequest(tidKeyOf(tid), RECORD_REQUEST_BYTES);
     p.recordReq = { tid: tidKeyOf(tid), sentAt: now, attempts: (p.recordReq?.attempts ?? 0) + 1 };
@@ -346,7 +347,14 @@ export class Engine {
     const { ck1, k0 } = deriveCreate(h0, es);
     zero(es);
     const auth = helloAuth(ck1, ss, tI.publicKey);
-    const t = new Tunnel("initiator", tidKeyOf(tid), peer, peer.endpoint!, now, randomBytes(8).toString("hex"));
+    const t = new Tunnel(
+      "initiator",
+      tidKeyOf(tid),
+      peer,
+      peer.endpoint!,
+      now,
+      randomBytes(8).toString("hex"),
+    );
     t.create = {
       keyId: eph.keyId,
       tI,
@@ -397,7 +405,7 @@ export class Engine {
     c.tI.publicKey.copy(b, CREATE_OFFSET_PUB);
     let o = CREATE_AD_BYTES;
     if (withHello) o = writeFrame(b, o, FrameType.Hello, c.hello);
-    if (pkt) o = writeFrame(b, o, FrameType.Ip, pkt);
+    if (pkt) writeFrame(b, o, FrameType.Ip, pkt);
     const plainLen = size - CREATE_AD_BYTES - AEAD_TAG_BYTES;
     this.setNonceFrom(b, 0);
     aeadSeal(
@@ -512,7 +520,14 @@ export class Engine {
     }
     // verified: allocate state
     const peer = this.peerForCert(cert, src, srcOff);
-    const t = new Tunnel("responder", tid, peer, src.subarray(srcOff, srcOff + ADDR_BYTES), now, randomBytes(8).toString("hex"));
+    const t = new Tunnel(
+      "responder",
+      tid,
+      peer,
+      src.subarray(srcOff, srcOff + ADDR_BYTES),
+      now,
+      randomBytes(8).toString("hex"),
+    );
     const tR = dhKeyPair();
     const ee = dh(tR.secretKey, tI);
     if (!ee) {
@@ -959,7 +974,15 @@ export class Engine {
   }
 
   /** Everything but DATA: creation, replies, stale-key answers, records. */
-  onControlPacket(type: number, buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+  onControlPacket(
+    type: number,
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+  ): void {
     switch (type) {
       case PacketType.Create:
         this.onCreate(buf, off, len, src, srcOff, now);
@@ -1058,7 +1081,8 @@ export class Engine {
   close(now: number): void {
     for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
       for (const t of p.tunnels.slice()) {
-        if (t.canSend && t.state === "established") this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
+        if (t.canSend && t.state === "established")
+          this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
         this.closeTunnel(t, now, "shutdown");
       }
     }

@@ -100,7 +100,11 @@ export class EphemeralKeys {
     });
     void erased;
     const cur = this.current;
-    if (!cur || now - cur.createdAt >= this.opts.lifetimeMs / 2 || cur.seen.size >= this.opts.maxReplayRecords) {
+    if (
+      !cur ||
+      now - cur.createdAt >= this.opts.lifetimeMs / 2 ||
+      cur.seen.size >= this.opts.maxReplayRecords
+    ) {
       this.rotate(now);
       return true;
     }

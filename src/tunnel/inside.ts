@@ -46,7 +46,8 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
       continue;
     }
     const t = peer.sendTunnel();
-    if (t !== null && t.canSend && b.headroom >= 48 + FRAME_HEADER_BYTES) engine.sealIp(t, buf, off, len, now);
+    if (t !== null && t.canSend && b.headroom >= 48 + FRAME_HEADER_BYTES)
+      engine.sealIp(t, buf, off, len, now);
     else engine.sendSlow(peer, buf, off, len, now);
   }
 }

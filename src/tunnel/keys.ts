@@ -70,5 +70,10 @@ export function deriveEstablished(ck1: Buffer, ss: Buffer, ee: Buffer): EpochKey
 
 export function deriveRekey(ck: Buffer, dhOut: Buffer): EpochKeys & { tid: Buffer } {
   const ck2 = hash([L_REKEY, dhOut], ck);
-  return { ck: ck2, i2r: hash([L_I2R], ck2), r2i: hash([L_R2I], ck2), tid: hash([L_TID], ck2, 16).subarray(0, 8) };
+  return {
+    ck: ck2,
+    i2r: hash([L_I2R], ck2),
+    r2i: hash([L_R2I], ck2),
+    tid: hash([L_TID], ck2, 16).subarray(0, 8),
+  };
 }

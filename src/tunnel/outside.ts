@@ -45,7 +45,15 @@ export function onDatagram(
   engine.onControlPacket(type, buf, off, len, src, srcOff, now);
 }
 
-function onData(engine: Engine, buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+function onData(
+  engine: Engine,
+  buf: Buffer,
+  off: number,
+  len: number,
+  src: Buffer,
+  srcOff: number,
+  now: number,
+): void {
   const drops = engine.drops;
   if (len < DATA_AD_BYTES + AEAD_TAG_BYTES) {
     drops.malformed++;
@@ -57,7 +65,8 @@ function onData(engine: Engine, buf: Buffer, off: number, len: number, src: Buff
     drops.unknownTid++;
     return;
   }
-  const e = t.cur !== null && t.cur.tid === tid ? t.cur : t.next !== null && t.next.tid === tid ? t.next : t.prev;
+  const e =
+    t.cur !== null && t.cur.tid === tid ? t.cur : t.next !== null && t.next.tid === tid ? t.next : t.prev;
   if (e === null || e.tid !== tid) {
     drops.noKey++;
     return;

@@ -79,7 +79,7 @@ export class PrefixTable<T> {
     const t = this.v4;
     for (let i = 0; i < t.length; i++) {
       const e = t[i]!;
-      if (((addr & e.p.mask) >>> 0) === e.p.net) return e.value;
+      if ((addr & e.p.mask) >>> 0 === e.p.net) return e.value;
     }
     return undefined;
   }

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "mintun_linux",
+      "sources": ["mintun_linux.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# demo.sh - three hosts on a LAN (network namespaces + a bridge), a mintund in each,
+# then real traffic (ping, curl against python3 http.server, iperf3) over the overlay.
+#
+#   scripts/demo.sh              full demo (needs start_daemons, still a TODO: exits 3)
+#   scripts/demo.sh --underlay   same traffic over the bare underlay (checks the plumbing)
+#
+# Root only. Everything happens inside namespaces named mtd<PID>-*; `trap cleanup EXIT`
+# kills the processes this script started (by PID) and deletes only its own namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+P=mtd$$
+HOSTS=(a b c)
+SW=$P-sw
+# underlay (LAN) addresses
+declare -A U4=([a]=10.201.0.1 [b]=10.201.0.2 [c]=10.201.0.3)
+declare -A U6=([a]=fd01::1 [b]=fd01::2 [c]=fd01::3)
+# overlay addresses (what mintund puts on its TUN)
+declare -A O4=([a]=10.203.0.1 [b]=10.203.0.2 [c]=10.203.0.3)
+OVERLAY_PREFIX=24
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mintun-demo.XXXXXX")
+PIDS=()
+CREATED_NS=()
+
+say() { echo "[demo] $*"; }
+ns() { echo "$P-$1"; }
+nsx() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
+bg() { # bg HOST LOGNAME CMD... -> LASTPID (ip netns exec execs CMD, so this is CMD's pid)
+  local n=$1 lf=$WORK/$2.log; shift 2
+  ip netns exec "$(ns "$n")" "$@" >"$lf" 2>&1 </dev/null &
+  LASTPID=$!
+  PIDS+=("$LASTPID")
+}
+alive() { [ -e "/proc/$1" ] && ! grep -q '^[^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+kill_pid() {
+  local p=$1 i
+  alive "$p" || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  for i in $(seq 50); do alive "$p" || break; sleep 0.05; done
+  alive "$p" && kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+}
+wait_port() { # wait_port HOST PORT
+  local i
+  for i in $(seq 100); do
+    [ -n "$(nsx "$1" ss -Hltn "sport = :$2" 2>/dev/null)" ] && return 0
+    sleep 0.05
+  done
+  say "port $2 not listening on $1"; return 1
+}
+
+cleanup() {
+  local rc=$? p n
+  set +e
+  for p in "${PIDS[@]}"; do kill_pid "$p"; done
+  for n in "${CREATED_NS[@]}"; do
+    for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    ip netns del "$n" 2>/dev/null
+  done
+  [ "${KEEP_WORK:-0}" = 1 ] && say "logs kept in $WORK" || rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+topology_up() {
+  local h
+  say "topology: switch $SW, hosts ${HOSTS[*]} on 10.201.0.0/24 + fd01::/64"
+  ip netns add "$SW"; CREATED_NS+=("$SW")
+  ip -n "$SW" link set lo up
+  ip -n "$SW" link add br0 type bridge stp_state 0 mcast_snooping 0
+  ip -n "$SW" link set br0 up
+  for h in "${HOSTS[@]}"; do
+    ip netns add "$(ns "$h")"; CREATED_NS+=("$(ns "$h")")
+    ip -n "$(ns "$h")" link set lo up
+    ip -n "$SW" link add "p-$h" type veth peer name eth0 netns "$(ns "$h")"
+    ip -n "$SW" link set "p-$h" master br0
+    ip -n "$SW" link set "p-$h" up
+    nsx "$h" sysctl -q -w net.ipv6.conf.eth0.accept_dad=0
+    ip -n "$(ns "$h")" addr add "${U4[$h]}/24" dev eth0
+    ip -n "$(ns "$h")" -6 addr add "${U6[$h]}/64" dev eth0 nodad
+    ip -n "$(ns "$h")" link set eth0 up
+  done
+  for h in "${HOSTS[@]}"; do # carrier is applied by the kernel's linkwatch, up to 1 s late
+    local i
+    for i in $(seq 100); do
+      ip -n "$(ns "$h")" -o -6 addr show dev eth0 scope link | grep -v tentative | grep -q fe80:: && break
+      sleep 0.05
+    done
+  done
+}
+
+start_daemons() {
+  # TODO(lead): for each host h in "${HOSTS[@]}":
+  #   write $WORK/$h.yaml (listen on ${U4[$h]} / ${U6[$h]}, overlay ${O4[$h]}/$OVERLAY_PREFIX,
+  #   peers = the other hosts' underlay addresses and keys), then
+  #   bg "$h" "mintund-$h" node dist/daemon/main.js --config "$WORK/$h.yaml"   (or bin/mintund)
+  #   and wait until its TUN has ${O4[$h]} (readiness), e.g.
+  #   until ip -n "$(ns "$h")" -o addr show | grep -q "${O4[$h]}/"; do sleep 0.05; done
+  say "TODO: start mintund in each namespace (not implemented yet)"
+  exit 3
+}
+
+run_traffic() { # run_traffic ADDR_VAR (name of the associative array with the target addresses)
+  local -n T=$1
+  local x y
+  say "ping between all pairs"
+  for x in "${HOSTS[@]}"; do
+    for y in "${HOSTS[@]}"; do
+      [ "$x" = "$y" ] && continue
+      nsx "$x" ping -n -q -c 3 -i 0.05 -W 2 "${T[$y]}" | tail -1 | sed "s/^/[demo]   $x -> $y (${T[$y]}): /"
+    done
+  done
+  say "curl a -> b (python3 http.server on b)"
+  mkdir -p "$WORK/www"; head -c 1048576 /dev/urandom >"$WORK/www/blob"
+  bg b http python3 -m http.server 8080 --bind :: --directory "$WORK/www"
+  local http_pid=$LASTPID
+  wait_port b 8080
+  nsx a curl -g -sS -o /dev/null --max-time 20 \
+    -w "[demo]   HTTP %{http_code}, %{size_download} bytes, connect %{time_connect}s, total %{time_total}s\n" \
+    "http://${T[b]}:8080/blob"
+  kill_pid "$http_pid"
+  say "iperf3 a -> c, 3 s"
+  bg c iperf3 iperf3 -s -1 -p 5201
+  local iperf_pid=$LASTPID
+  wait_port c 5201
+  nsx a iperf3 -c "${T[c]}" -p 5201 -t 3 --connect-timeout 5000 | grep -E 'sender|receiver' | sed 's/^/[demo]   /'
+  kill_pid "$iperf_pid"
+}
+
+main() {
+  [ "$(id -u)" = 0 ] || { echo "demo.sh: needs root (network namespaces)" >&2; exit 2; }
+  topology_up
+  if [ "${1:-}" = --underlay ]; then
+    say "traffic over the bare underlay (no mintund)"
+    run_traffic U4
+  else
+    start_daemons
+    run_traffic O4
+  fi
+  say "done"
+}
+
+main "$@"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# test.sh - everything CI checks: setup + build, typecheck (incl. tests), lint, format,
+# then the whole vitest suite (unit, property, in-process and netns; netns needs root).
+# Exits non-zero on the first failure; vitest's own summary is the last output.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+echo "[test] tsc -p tsconfig.test.json"
+npx tsc -p tsconfig.test.json
+echo "[test] eslint"
+npx eslint .
+echo "[test] prettier --check"
+npx prettier --check .
+echo "[test] vitest run"
+exec npx vitest run

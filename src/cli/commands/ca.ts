@@ -1,0 +1,220 @@
+/** `mintun ca init`, `mintun ca sign-host`, `mintun ca sign-user`. */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CertError, UsageError } from "../../errors.js";
+import { writeCert, writeSecretKey } from "../../crypto/keyfile.js";
+import { signKeyPair, zero } from "../../crypto/sodium.js";
+import {
+  fingerprint,
+  isValidGroup,
+  isValidName,
+  parseCidr,
+  parseIp4,
+  parseIp6,
+  formatIp4,
+  formatIp6,
+  signCert,
+  MAX_GROUPS,
+  MAX_SUBNETS,
+  type CertFields,
+} from "../../wire/cert.js";
+import { resolvePath, type Command, type Io } from "../cli.js";
+import type { ParsedArgs } from "../args.js";
+import {
+  CLOCK_SKEW_SEC,
+  FORCE_FLAG,
+  KEY_PUB_FLAGS,
+  SECONDS_PER_DAY,
+  iso,
+  loadCa,
+  nowSec,
+  subjectPublicKey,
+} from "./common.js";
+
+function checkName(name: string): string {
+  if (!isValidName(name))
+    throw new UsageError(`--name '${name}': expected 1..63 chars of [a-z0-9.-] starting with [a-z0-9]`);
+  return name;
+}
+
+function checkGroups(groups: string[]): string[] {
+  if (groups.length > MAX_GROUPS) throw new UsageError(`--groups: at most ${MAX_GROUPS} groups`);
+  for (const g of groups)
+    if (!isValidGroup(g))
+      throw new UsageError(
+        `--groups: invalid group '${g}' (1..32 chars of [a-z0-9_.-] starting with [a-z0-9])`,
+      );
+  if (new Set(groups).size !== groups.length) throw new UsageError("--groups: duplicate group");
+  return groups;
+}
+
+export const caInit: Command = {
+  path: ["ca", "init"],
+  summary: "create an organisation CA: DIR/ca.key (secret, 0600) and DIR/ca.crt",
+  description: "Keep ca.key offline: it signs every host and user certificate.",
+  flags: [
+    { name: "dir", type: "string", metavar: "DIR", required: true, help: "directory for ca.key and ca.crt" },
+    { name: "name", type: "string", metavar: "NAME", default: "mintun-ca", help: "CA name" },
+    {
+      name: "days",
+      type: "number",
+      metavar: "N",
+      default: 3650,
+      min: 1,
+      max: 36500,
+      help: "validity in days",
+    },
+    FORCE_FLAG,
+  ],
+  run(args, io) {
+    const dir = resolvePath(io, args.requireString("dir"));
+    const name = checkName(args.requireString("name"));
+    const force = args.bool("force");
+    const keyFile = path.join(dir, "ca.key");
+    const certFile = path.join(dir, "ca.crt");
+    if (!force)
+      for (const f of [keyFile, certFile])
+        if (fs.existsSync(f))
+          throw new CertError("EEXIST", `'${f}' already exists (use --force to overwrite)`);
+    const now = nowSec(io);
+    const kp = signKeyPair();
+    try {
+      const cert = signCert(
+        {
+          kind: "ca",
+          name,
+          publicKey: kp.publicKey,
+          issuer: kp.publicKey,
+          groups: [],
+          notBefore: now - CLOCK_SKEW_SEC,
+          notAfter: now + args.requireNumber("days") * SECONDS_PER_DAY,
+        },
+        kp.secretKey,
+      );
+      writeSecretKey(keyFile, kp.secretKey, { force });
+      writeCert(certFile, cert, { force });
+      io.stdout(
+        `created CA '${name}' (fingerprint ${fingerprint(cert.publicKey)}), valid until ${iso(cert.notAfter)}\n` +
+          `  certificate: ${certFile}\n  secret key:  ${keyFile} (keep it offline)\n`,
+      );
+    } finally {
+      zero(kp.secretKey);
+    }
+  },
+};
+
+const SIGN_COMMON_FLAGS = [
+  { name: "ca", type: "string", metavar: "DIR", required: true, help: "CA directory (ca.key, ca.crt)" },
+  { name: "name", type: "string", metavar: "NAME", required: true, help: "subject name" },
+  ...KEY_PUB_FLAGS,
+  { name: "groups", type: "list", metavar: "a,b", help: "comma-separated groups" },
+] as const;
+
+function signAndWrite(
+  args: ParsedArgs,
+  io: Io,
+  make: (common: Omit<CertFields, "kind">) => CertFields,
+  what: string,
+): void {
+  const name = checkName(args.requireString("name"));
+  const groups = checkGroups(args.list("groups"));
+  const out = resolvePath(io, args.requireString("out"));
+  const force = args.bool("force");
+  if (!force && fs.existsSync(out))
+    throw new CertError("EEXIST", `'${out}' already exists (use --force to overwrite)`);
+  const publicKey = subjectPublicKey(args, io);
+  const ca = loadCa(resolvePath(io, args.requireString("ca")), io);
+  try {
+    const now = nowSec(io);
+    let notAfter = now + args.requireNumber("days") * SECONDS_PER_DAY;
+    if (notAfter > ca.cert.notAfter) {
+      notAfter = ca.cert.notAfter;
+      io.stderr(`mintun: note: validity shortened to the CA's expiry, ${iso(notAfter)}\n`);
+    }
+    const notBefore = Math.max(now - CLOCK_SKEW_SEC, ca.cert.notBefore);
+    const cert = signCert(
+      make({ name, publicKey, groups, notBefore, notAfter, issuer: ca.cert.publicKey }),
+      ca.secretKey,
+    );
+    writeCert(out, cert, { force });
+    io.stdout(
+      `wrote ${what} certificate ${out}\n  name: ${name}, key fingerprint ${fingerprint(publicKey)}, ` +
+        `valid until ${iso(cert.notAfter)}\n`,
+    );
+  } finally {
+    zero(ca.secretKey);
+  }
+}
+
+export const caSignHost: Command = {
+  path: ["ca", "sign-host"],
+  summary: "issue a host certificate",
+  flags: [
+    ...SIGN_COMMON_FLAGS,
+    { name: "ip4", type: "string", metavar: "ADDR", help: "overlay IPv4 address" },
+    { name: "ip6", type: "string", metavar: "ADDR", help: "overlay IPv6 address" },
+    { name: "subnets", type: "list", metavar: "CIDR,CIDR", help: "subnets this host may route" },
+    {
+      name: "days",
+      type: "number",
+      metavar: "N",
+      default: 365,
+      min: 1,
+      max: 36500,
+      help: "validity in days",
+    },
+    { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
+    FORCE_FLAG,
+  ],
+  run(args, io) {
+    const ip4s = args.string("ip4");
+    const ip6s = args.string("ip6");
+    const ip4 = ip4s === undefined ? null : parseIp4(ip4s);
+    if (ip4s !== undefined && !ip4) throw new UsageError(`--ip4: invalid IPv4 address '${ip4s}'`);
+    const ip6 = ip6s === undefined ? null : parseIp6(ip6s);
+    if (ip6s !== undefined && !ip6) throw new UsageError(`--ip6: invalid IPv6 address '${ip6s}'`);
+    const subnetArgs = args.list("subnets");
+    if (subnetArgs.length > MAX_SUBNETS) throw new UsageError(`--subnets: at most ${MAX_SUBNETS}`);
+    const subnets = subnetArgs.map((s) => {
+      const c = parseCidr(s);
+      if (!c)
+        throw new UsageError(`--subnets: '${s}' is not a network CIDR (e.g. 10.1.0.0/16, host bits zero)`);
+      return c.text;
+    });
+    if (new Set(subnets).size !== subnets.length) throw new UsageError("--subnets: duplicate subnet");
+    signAndWrite(
+      args,
+      io,
+      (c) => ({
+        ...c,
+        kind: "host",
+        ip4: ip4 ? formatIp4(ip4) : null,
+        ip6: ip6 ? formatIp6(ip6) : null,
+        subnets,
+      }),
+      "host",
+    );
+  },
+};
+
+export const caSignUser: Command = {
+  path: ["ca", "sign-user"],
+  summary: "issue a user certificate",
+  flags: [
+    ...SIGN_COMMON_FLAGS,
+    {
+      name: "days",
+      type: "number",
+      metavar: "N",
+      default: 365,
+      min: 1,
+      max: 36500,
+      help: "validity in days",
+    },
+    { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
+    FORCE_FLAG,
+  ],
+  run(args, io) {
+    signAndWrite(args, io, (c) => ({ ...c, kind: "user" }), "user");
+  },
+};

@@ -1,0 +1,19 @@
+/**
+ * The command table. Adding a command is one entry here (the order is the order in
+ * `mintun --help`).
+ */
+import type { Command } from "../cli.js";
+import { caInit, caSignHost, caSignUser } from "./ca.js";
+import { certShow } from "./cert.js";
+import { keygen, pubkey } from "./keys.js";
+import { status } from "./status.js";
+
+export const COMMANDS: readonly Command[] = [
+  caInit,
+  caSignHost,
+  caSignUser,
+  keygen,
+  pubkey,
+  certShow,
+  status,
+];

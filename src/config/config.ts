@@ -1,0 +1,392 @@
+/**
+ * The daemon configuration: YAML, validated against a fixed schema.
+ *
+ * Every error is a ConfigError naming the file, the line, the key path (e.g.
+ * "peers[1].endpoint") and what was expected. Unknown keys are rejected, with a
+ * "did you mean" suggestion when one is close. Defaults are applied here; relative
+ * paths are resolved against the directory of the config file. The documented
+ * example with every key, its default and whether it reloads is config/host.yaml.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from "yaml";
+import { ConfigError } from "../errors.js";
+import { suggest } from "../cli/args.js";
+import { isValidName, parseCidr, parseIp } from "../wire/cert.js";
+
+export type LogLevel = "error" | "warn" | "info" | "debug";
+export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface PeerConfig {
+  name: string;
+  endpoint: HostPort;
+  /** Absolute path of the peer's host certificate, when pinned locally. */
+  cert?: string;
+}
+
+export interface Config {
+  /** Absolute path of the file this was loaded from. */
+  file: string;
+  /** Path to the CA certificate (required). */
+  ca: string;
+  host: { key: string; cert: string };
+  /** "listen: 0.0.0.0:7000" or "[::]:7000"; address is an IP literal. */
+  listen: { address: string; port: number };
+  tun: { name: string; mtu: number; routes: string[] };
+  ephemeral: { lifetimeSec: number; minFirstPacket: number };
+  tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
+  peers: PeerConfig[];
+  api: { socket: string };
+  /** YAML key "state". */
+  stateDir: string;
+  log: { level: LogLevel };
+}
+
+export const DEFAULTS = {
+  listen: { address: "0.0.0.0", port: 7000 },
+  tun: { name: "mintun0", mtu: 1400 },
+  ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
+  tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10_000 },
+  api: { socket: "/run/mintun/mintund.sock" },
+  stateDir: "/var/lib/mintun",
+  log: { level: "info" as LogLevel },
+} as const;
+
+/** Numeric bounds (inclusive). */
+export const LIMITS = {
+  mtu: [1280, 9000],
+  lifetimeSec: [30, 86_400],
+  minFirstPacket: [64, 1400],
+  rekeySec: [10, 86_400],
+  keepaliveSec: [0, 3600],
+  idleTimeoutSec: [10, 86_400],
+  maxTunnels: [1, 1_000_000],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/**
+ * Keys whose change needs a daemon restart; everything else is applied on SIGHUP
+ * (see restartRequired and config/host.yaml).
+ */
+export const RESTART_KEYS = ["listen", "tun.name", "tun.mtu", "api.socket", "state"] as const;
+
+/** Key paths (from RESTART_KEYS) that differ between two configs. */
+export function restartRequired(a: Config, b: Config): string[] {
+  const pick: Record<(typeof RESTART_KEYS)[number], (c: Config) => unknown> = {
+    listen: (c) => c.listen,
+    "tun.name": (c) => c.tun.name,
+    "tun.mtu": (c) => c.tun.mtu,
+    "api.socket": (c) => c.api.socket,
+    state: (c) => c.stateDir,
+  };
+  return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
+}
+
+export function loadConfig(file: string): Config {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      code === "ENOENT" ? "file does not exist" : `cannot read: ${(e as Error).message}`,
+      abs,
+      undefined,
+      undefined,
+      { cause: e },
+    );
+  }
+  return parseConfig(text, abs);
+}
+
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/**
+ * "host:port" or "[v6]:port" -> HostPort (IP literals in canonical form), or null.
+ * With ipOnly the host must be an IP literal.
+ */
+export function parseHostPort(s: string, ipOnly = false): HostPort | null {
+  let host: string;
+  let portStr: string;
+  if (s.startsWith("[")) {
+    const close = s.indexOf("]");
+    if (close < 0 || s[close + 1] !== ":") return null;
+    host = s.slice(1, close);
+    portStr = s.slice(close + 2);
+    const ip = parseIp(host);
+    if (!ip || ip.family !== 6) return null;
+    host = ip.text;
+  } else {
+    const colon = s.lastIndexOf(":");
+    if (colon <= 0) return null;
+    host = s.slice(0, colon);
+    portStr = s.slice(colon + 1);
+    if (host.includes(":")) return null; // bare IPv6 needs brackets
+    const ip = parseIp(host);
+    if (ip) host = ip.text;
+    else if (ipOnly || !HOSTNAME_RE.test(host) || /^[0-9.]+$/.test(host)) return null;
+  }
+  if (!/^[1-9][0-9]{0,4}$/.test(portStr)) return null;
+  const port = Number(portStr);
+  if (port > 65535) return null;
+  return { host, port };
+}
+
+type Value = Node | null;
+
+class Reader {
+  readonly lc = new LineCounter();
+  readonly dir: string;
+  constructor(readonly file: string) {
+    this.dir = path.dirname(file);
+  }
+
+  line(node: Value | undefined, fallback?: Value): number | undefined {
+    const r = node?.range ?? fallback?.range;
+    return r ? this.lc.linePos(r[0]).line : undefined;
+  }
+
+  fail(message: string, node: Value | undefined, key: string | undefined, fallback?: Value): never {
+    throw new ConfigError(message, this.file, this.line(node, fallback) ?? 1, key);
+  }
+
+  /** A mapping's entries, checking that every key is allowed. `key` is the path of the map. */
+  map(node: Value, key: string, allowed: readonly string[]): Map<string, { key: Node; value: Value }> {
+    if (node === null || (isScalar(node) && node.value === null)) return new Map();
+    if (isAlias(node)) this.fail("YAML aliases are not supported", node, key || undefined);
+    if (!isMap(node)) this.fail(`expected a mapping, got ${describe(node)}`, node, key || undefined);
+    const out = new Map<string, { key: Node; value: Value }>();
+    for (const pair of node.items as Pair<unknown, unknown>[]) {
+      const k = pair.key as Node;
+      if (!isScalar(k) || typeof k.value !== "string")
+        this.fail("expected a string key", k, key || undefined, node as Node);
+      const name = k.value;
+      const full = key ? `${key}.${name}` : name;
+      if (!allowed.includes(name)) {
+        const s = suggest(name, allowed);
+        this.fail(
+          `unknown key '${name}'${s ? ` (did you mean '${s}'?)` : ""}; expected one of: ${allowed.join(", ")}`,
+          k,
+          full,
+        );
+      }
+      out.set(name, { key: k, value: (pair.value as Node | null) ?? null });
+    }
+    return out;
+  }
+
+  isMissing(v: Value | undefined): boolean {
+    return v === undefined || v === null || (isScalar(v) && v.value === null);
+  }
+
+  str(v: Value, key: string, keyNode: Node): string {
+    if (!isScalar(v) || typeof v.value !== "string" || v.value === "")
+      this.fail(`expected a non-empty string, got ${describe(v)}`, v, key, keyNode);
+    return v.value;
+  }
+
+  int(v: Value, key: string, keyNode: Node, [min, max]: readonly [number, number]): number {
+    if (!isScalar(v) || typeof v.value !== "number" || !Number.isInteger(v.value))
+      this.fail(`expected an integer in ${min}..${max}, got ${describe(v)}`, v, key, keyNode);
+    if (v.value < min || v.value > max)
+      this.fail(`expected an integer in ${min}..${max}, got ${v.value}`, v, key, keyNode);
+    return v.value;
+  }
+
+  path(v: Value, key: string, keyNode: Node): string {
+    return path.resolve(this.dir, this.str(v, key, keyNode));
+  }
+
+  seq(v: Value, key: string, keyNode: Node): Node[] {
+    if (this.isMissing(v)) return [];
+    if (!isSeq(v)) this.fail(`expected a list, got ${describe(v)}`, v, key, keyNode);
+    return v.items as Node[];
+  }
+}
+
+function describe(v: Value | undefined): string {
+  if (v === null || v === undefined) return "nothing";
+  if (isMap(v)) return "a mapping";
+  if (isSeq(v)) return "a list";
+  if (isScalar(v)) {
+    if (v.value === null) return "nothing";
+    if (typeof v.value === "string") return `'${v.value}'`;
+    return `${typeof v.value} ${String(v.value)}`;
+  }
+  return "an unsupported value";
+}
+
+const TOP_KEYS = ["ca", "host", "listen", "tun", "ephemeral", "tunnel", "peers", "api", "state", "log"];
+
+/** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
+export function parseConfig(text: string, fileName: string): Config {
+  const file = path.resolve(fileName);
+  const r: Reader = new Reader(file);
+  const doc = parseDocument(text, { lineCounter: r.lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = r.lc.linePos(e.pos[0]).line;
+    // The common trap: an unquoted "[v6]:port" is a YAML flow list.
+    const m = /^(\s*)([A-Za-z]\w*):\s*\[[0-9A-Fa-f:.]*\]:/.exec(text.split("\n")[line - 1] ?? "");
+    const hint = m ? `; quote IPv6 endpoints, e.g. ${m[2]}: "[::]:7000"` : "";
+    throw new ConfigError(
+      `YAML syntax: ${e.message}${hint}`,
+      file,
+      line,
+      m && m[1] === "" ? m[2] : undefined,
+      {
+        cause: e,
+      },
+    );
+  }
+  const root = (doc.contents as Node | null) ?? null;
+  const top = r.map(root, "", TOP_KEYS);
+
+  const required = (
+    m: Map<string, { key: Node; value: Value }>,
+    name: string,
+    full: string,
+    parent: Value,
+  ) => {
+    const e = m.get(name);
+    if (!e || r.isMissing(e.value)) r.fail("required key is missing", e?.value ?? e?.key ?? parent, full);
+    return e as { key: Node; value: Node };
+  };
+
+  const caE = required(top, "ca", "ca", root);
+  const ca = r.path(caE.value, "ca", caE.key);
+
+  const hostE = required(top, "host", "host", root);
+  const hostM = r.map(hostE.value, "host", ["key", "cert"]);
+  const hk = required(hostM, "key", "host.key", hostE.value);
+  const hc = required(hostM, "cert", "host.cert", hostE.value);
+  const host = { key: r.path(hk.value, "host.key", hk.key), cert: r.path(hc.value, "host.cert", hc.key) };
+
+  let listen: { address: string; port: number } = { ...DEFAULTS.listen };
+  const le = top.get("listen");
+  if (le && !r.isMissing(le.value)) {
+    const v = le.value;
+    if (isSeq(v))
+      r.fail(`expected address:port; quote IPv6 addresses, e.g. listen: "[::]:7000"`, v, "listen");
+    const s = r.str(v, "listen", le.key);
+    const hp = parseHostPort(s, true);
+    if (!hp)
+      r.fail(
+        `expected address:port with an IP address (e.g. 0.0.0.0:7000 or [::]:7000), got '${s}'`,
+        v,
+        "listen",
+      );
+    listen = { address: hp.host, port: hp.port };
+  }
+
+  const tunE = top.get("tun");
+  const tunM = r.map(tunE?.value ?? null, "tun", ["name", "mtu", "routes"]);
+  const tun = { name: DEFAULTS.tun.name as string, mtu: DEFAULTS.tun.mtu as number, routes: [] as string[] };
+  const tn = tunM.get("name");
+  if (tn && !r.isMissing(tn.value)) {
+    tun.name = r.str(tn.value, "tun.name", tn.key);
+    if (!IFNAME_RE.test(tun.name))
+      r.fail(
+        `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${tun.name}'`,
+        tn.value,
+        "tun.name",
+      );
+  }
+  const tm = tunM.get("mtu");
+  if (tm && !r.isMissing(tm.value)) tun.mtu = r.int(tm.value, "tun.mtu", tm.key, LIMITS.mtu);
+  const tr = tunM.get("routes");
+  if (tr) {
+    r.seq(tr.value, "tun.routes", tr.key).forEach((item, i) => {
+      const key = `tun.routes[${i}]`;
+      const s = r.str(item, key, tr.key);
+      const c = parseCidr(s);
+      if (!c) r.fail(`expected a CIDR with zero host bits (e.g. 10.77.0.0/16), got '${s}'`, item, key);
+      tun.routes.push(c.text);
+    });
+  }
+
+  const intSection = <K extends string>(
+    name: string,
+    defaults: Record<K, number>,
+    limits: Record<NoInfer<K>, readonly [number, number]>,
+  ): Record<K, number> => {
+    const keys = Object.keys(defaults) as K[];
+    const m = r.map(top.get(name)?.value ?? null, name, keys);
+    const out = { ...defaults };
+    for (const k of keys) {
+      const e = m.get(k);
+      if (e && !r.isMissing(e.value)) out[k] = r.int(e.value, `${name}.${k}`, e.key, limits[k]);
+    }
+    return out;
+  };
+  const ephemeral = intSection("ephemeral", DEFAULTS.ephemeral, LIMITS);
+  const tunnel = intSection("tunnel", DEFAULTS.tunnel, LIMITS);
+  if (tunnel.keepaliveSec !== 0 && tunnel.idleTimeoutSec <= tunnel.keepaliveSec) {
+    const e = r
+      .map(top.get("tunnel")?.value ?? null, "tunnel", Object.keys(DEFAULTS.tunnel))
+      .get("idleTimeoutSec");
+    r.fail(
+      `expected idleTimeoutSec (${tunnel.idleTimeoutSec}) greater than keepaliveSec (${tunnel.keepaliveSec})`,
+      e?.value ?? top.get("tunnel")?.key,
+      "tunnel.idleTimeoutSec",
+    );
+  }
+
+  const peers: PeerConfig[] = [];
+  const pe = top.get("peers");
+  if (pe) {
+    const seen = new Set<string>();
+    r.seq(pe.value, "peers", pe.key).forEach((item, i) => {
+      const base = `peers[${i}]`;
+      const m = r.map(item, base, ["name", "endpoint", "cert"]);
+      const ne = required(m, "name", `${base}.name`, item);
+      const name = r.str(ne.value, `${base}.name`, ne.key);
+      if (!isValidName(name))
+        r.fail(`expected a host name of 1..63 chars [a-z0-9.-], got '${name}'`, ne.value, `${base}.name`);
+      if (seen.has(name)) r.fail(`duplicate peer name '${name}'`, ne.value, `${base}.name`);
+      seen.add(name);
+      const ee = required(m, "endpoint", `${base}.endpoint`, item);
+      const es = isScalar(ee.value) ? String(ee.value.value) : null;
+      const endpoint = es === null ? null : parseHostPort(es);
+      if (!endpoint)
+        r.fail(
+          `expected host:port (e.g. 192.0.2.1:7000, "[2001:db8::1]:7000" or gw.example.com:7000), got ${describe(ee.value)}`,
+          ee.value,
+          `${base}.endpoint`,
+        );
+      const peer: PeerConfig = { name, endpoint };
+      const ce = m.get("cert");
+      if (ce && !r.isMissing(ce.value)) peer.cert = r.path(ce.value, `${base}.cert`, ce.key);
+      peers.push(peer);
+    });
+  }
+
+  const apiM = r.map(top.get("api")?.value ?? null, "api", ["socket"]);
+  const sock = apiM.get("socket");
+  const api = {
+    socket:
+      sock && !r.isMissing(sock.value) ? r.path(sock.value, "api.socket", sock.key) : DEFAULTS.api.socket,
+  };
+
+  const st = top.get("state");
+  const stateDir = st && !r.isMissing(st.value) ? r.path(st.value, "state", st.key) : DEFAULTS.stateDir;
+
+  const logM = r.map(top.get("log")?.value ?? null, "log", ["level"]);
+  const lv = logM.get("level");
+  let level: LogLevel = DEFAULTS.log.level;
+  if (lv && !r.isMissing(lv.value)) {
+    const s = r.str(lv.value, "log.level", lv.key);
+    if (!(LOG_LEVELS as readonly string[]).includes(s))
+      r.fail(`expected one of ${LOG_LEVELS.join(", ")}, got '${s}'`, lv.value, "log.level");
+    level = s as LogLevel;
+  }
+
+  return { file, ca, host, listen, tun, ephemeral, tunnel, peers, api, stateDir, log: { level } };
+}

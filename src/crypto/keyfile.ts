@@ -1,0 +1,247 @@
+/**
+ * Key and certificate files: armored text, PEM-like.
+ *
+ *   -----BEGIN MINTUN ED25519 SECRET KEY-----
+ *   <base64 of the 64-byte libsodium secret key (seed || public key), 64-char lines>
+ *   -----END MINTUN ED25519 SECRET KEY-----
+ *
+ * Labels: "MINTUN ED25519 SECRET KEY", "MINTUN ED25519 PUBLIC KEY" (32 bytes),
+ * "MINTUN CA CERTIFICATE", "MINTUN HOST CERTIFICATE", "MINTUN USER CERTIFICATE"
+ * (the binary encoding of src/wire/cert.ts). Text outside the armor is ignored.
+ *
+ * Secret key files are written 0600 into a directory created 0700, via a temp file
+ * and link/rename, and are refused on read when group or others have any access.
+ * Secrets are never put into error messages; buffers holding them are zeroed.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CertError } from "../errors.js";
+import { decodeCert, type Cert, type CertKind } from "../wire/cert.js";
+import {
+  ED25519_PK_BYTES,
+  ED25519_SEED_BYTES,
+  ED25519_SK_BYTES,
+  randomBytes,
+  signKeyPair,
+  zero,
+} from "./sodium.js";
+
+export const LABEL_SECRET_KEY = "MINTUN ED25519 SECRET KEY";
+export const LABEL_PUBLIC_KEY = "MINTUN ED25519 PUBLIC KEY";
+export const CERT_LABELS: Record<CertKind, string> = {
+  ca: "MINTUN CA CERTIFICATE",
+  host: "MINTUN HOST CERTIFICATE",
+  user: "MINTUN USER CERTIFICATE",
+};
+
+/** Largest key/cert file we read (certificates are < 2 KiB). */
+const MAX_FILE_BYTES = 64 * 1024;
+
+export function armor(label: string, body: Buffer): string {
+  const b64 = body.toString("base64");
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
+
+/** Finds the first armored block; returns its label and decoded body, or null. */
+export function dearmor(text: string): { label: string; body: Buffer } | null {
+  const m = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END ([A-Z0-9 ]+)-----/.exec(text);
+  if (!m || m[1] !== m[3]) return null;
+  const b64 = m[2]!.replace(/[\r\n]/g, "");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return null;
+  return { label: m[1]!, body: Buffer.from(b64, "base64") };
+}
+
+/** Reads a small regular file through one fd; `check` sees its fstat before any byte is read. */
+function readLimited(file: string, what: string, check?: (st: fs.Stats) => void): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY);
+  } catch (e) {
+    throw fileError(e, file, what);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new CertError("ENOTFILE", `${what} '${file}' is not a regular file`);
+    if (st.size > MAX_FILE_BYTES) throw new CertError("EMALFORMED", `${what} '${file}' is too large`);
+    check?.(st);
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } catch (e) {
+    if (e instanceof CertError) throw e;
+    throw fileError(e, file, what);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fileError(e: unknown, file: string, what: string): CertError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return new CertError("ENOENT", `${what} '${file}' does not exist`, { cause: e });
+  if (code === "EACCES") return new CertError("EACCES", `cannot read ${what} '${file}': permission denied`);
+  return new CertError("EIO", `cannot read ${what} '${file}': ${(e as Error).message}`, { cause: e });
+}
+
+/**
+ * Reads a 64-byte Ed25519 secret key. Throws CertError (code ENOENT, EPERM for
+ * permissions that are too open, EMALFORMED) naming the path, never the contents.
+ */
+export function readSecretKey(file: string): Buffer {
+  const data = readLimited(file, "secret key file", (st) => {
+    if ((st.mode & 0o077) === 0) return;
+    const mode = (st.mode & 0o777).toString(8).padStart(4, "0");
+    throw new CertError(
+      "EPERM",
+      `permissions ${mode} for secret key file '${file}' are too open: it must not be accessible ` +
+        `by group or others (run: chmod 600 '${file}')`,
+    );
+  });
+  const parsed = dearmor(data.toString("latin1"));
+  zero(data);
+  if (!parsed || parsed.label !== LABEL_SECRET_KEY || parsed.body.length !== ED25519_SK_BYTES) {
+    if (parsed) zero(parsed.body);
+    throw new CertError("EMALFORMED", `'${file}' is not a mintun secret key (expected ${LABEL_SECRET_KEY})`);
+  }
+  const sk = parsed.body;
+  // Integrity: the public half must be the one derived from the seed.
+  const seed = Buffer.from(sk.subarray(0, ED25519_SEED_BYTES));
+  const kp = signKeyPair(seed);
+  zero(seed);
+  const ok = kp.publicKey.equals(sk.subarray(ED25519_SEED_BYTES));
+  zero(kp.secretKey);
+  if (!ok) {
+    zero(sk);
+    throw new CertError("EMALFORMED", `secret key file '${file}' is corrupt (public half does not match)`);
+  }
+  return sk;
+}
+
+/** The public key (32 bytes) of a 64-byte libsodium Ed25519 secret key. */
+export function publicKeyOf(sk: Buffer): Buffer {
+  return Buffer.from(sk.subarray(ED25519_SEED_BYTES, ED25519_SK_BYTES));
+}
+
+export interface WriteOptions {
+  /** Replace an existing file. Without it an existing file is an error (EEXIST). */
+  force?: boolean;
+}
+
+/**
+ * Writes `content` atomically: temp file (O_EXCL, `mode`) in the same directory, fsync,
+ * then link (no overwrite) or rename (force). The parent directory is created 0700.
+ */
+function writeAtomic(file: string, content: Buffer, mode: number, opts: WriteOptions): void {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new CertError("EIO", `cannot create directory '${dir}': ${(e as Error).message}`, { cause: e });
+  }
+  if (!opts.force && fs.existsSync(file))
+    throw new CertError("EEXIST", `'${file}' already exists (use --force to overwrite)`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
+    fs.fchmodSync(fd, mode); // umask may have cleared bits we want (0644 for certs)
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = null;
+    if (opts.force) fs.renameSync(tmp, file);
+    else {
+      fs.linkSync(tmp, file); // fails with EEXIST instead of replacing
+      fs.unlinkSync(tmp);
+    }
+  } catch (e) {
+    if (fd !== null) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    if ((e as NodeJS.ErrnoException).code === "EEXIST")
+      throw new CertError("EEXIST", `'${file}' already exists (use --force to overwrite)`, { cause: e });
+    throw new CertError("EIO", `cannot write '${file}': ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Writes a 64-byte Ed25519 secret key, mode 0600. */
+export function writeSecretKey(file: string, sk: Buffer, opts: WriteOptions = {}): void {
+  if (sk.length !== ED25519_SK_BYTES) throw new CertError("EINVAL", "secret key must be 64 bytes");
+  const text = Buffer.from(armor(LABEL_SECRET_KEY, sk), "latin1");
+  try {
+    writeAtomic(file, text, 0o600, opts);
+  } finally {
+    zero(text);
+  }
+}
+
+export function writePublicKey(file: string, pk: Buffer, opts: WriteOptions = {}): void {
+  if (pk.length !== ED25519_PK_BYTES) throw new CertError("EINVAL", "public key must be 32 bytes");
+  writeAtomic(file, Buffer.from(armor(LABEL_PUBLIC_KEY, pk), "latin1"), 0o644, opts);
+}
+
+/**
+ * Parses a public key given as an armored public key, an armored secret key (the
+ * public half is taken, the secret zeroed), or a bare base64 string of 32 bytes.
+ * Returns null when it is none of these.
+ */
+export function parsePublicKeyText(text: string): Buffer | null {
+  const parsed = dearmor(text);
+  if (parsed) {
+    if (parsed.label === LABEL_PUBLIC_KEY && parsed.body.length === ED25519_PK_BYTES) return parsed.body;
+    if (parsed.label === LABEL_SECRET_KEY && parsed.body.length === ED25519_SK_BYTES) {
+      const pk = publicKeyOf(parsed.body);
+      zero(parsed.body);
+      return pk;
+    }
+    zero(parsed.body);
+    return null;
+  }
+  const t = text.trim();
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(t)) return null;
+  const b = Buffer.from(t, "base64");
+  return b.length === ED25519_PK_BYTES ? b : null;
+}
+
+/** Reads a public key file (armored public key or bare base64). */
+export function readPublicKey(file: string): Buffer {
+  const data = readLimited(file, "public key file");
+  const parsed = dearmor(data.toString("latin1"));
+  if (parsed?.label === LABEL_SECRET_KEY) {
+    zero(data);
+    zero(parsed.body);
+    throw new CertError("EMALFORMED", `'${file}' is a secret key, not a public key`);
+  }
+  const pk = parsePublicKeyText(data.toString("latin1"));
+  if (!pk) throw new CertError("EMALFORMED", `'${file}' is not a mintun public key`);
+  return pk;
+}
+
+/** Parses an armored certificate; the label must match the decoded kind. */
+export function parseCertText(text: string, file: string): Cert {
+  const parsed = dearmor(text);
+  const kinds = Object.entries(CERT_LABELS).find(([, l]) => l === parsed?.label);
+  if (!parsed || !kinds) throw new CertError("EMALFORMED", `'${file}' is not a mintun certificate file`);
+  const cert = decodeCert(parsed.body);
+  if (!cert) throw new CertError("EMALFORMED", `'${file}': certificate is malformed`);
+  if (cert.kind !== kinds[0])
+    throw new CertError(
+      "EMALFORMED",
+      `'${file}': armor says ${parsed.label} but it holds a ${cert.kind} cert`,
+    );
+  return cert;
+}
+
+export function readCert(file: string): Cert {
+  return parseCertText(readLimited(file, "certificate file").toString("latin1"), file);
+}
+
+/** Writes a certificate, mode 0644. */
+export function writeCert(file: string, cert: Cert, opts: WriteOptions = {}): void {
+  writeAtomic(file, Buffer.from(armor(CERT_LABELS[cert.kind], cert.raw), "latin1"), 0o644, opts);
+}

@@ -1,0 +1,125 @@
+/**
+ * Loader and typed surface of the Linux addon (platform/linux/mintun_linux.c).
+ *
+ * The addon does syscalls and batching only. Setup calls throw; the hot-path calls
+ * (tunRead/tunWrite/udpRecv/udpSend) return counts and add drop/error counts into a
+ * caller-supplied `res` Uint32Array, so a full socket never costs an exception.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PlatformError } from "../errors.js";
+
+export interface NativePoller {
+  start(): void;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  /** idempotent; drops the callback reference */
+  close(): void;
+}
+
+export interface NativeAddon {
+  /** "" lets the kernel pick the name */
+  tunOpen(name: string): { fd: number; name: string };
+  /** returns packets read (read() until EAGAIN or max), or -errno if the first read failed */
+  tunRead(
+    fd: number,
+    buf: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lens: Uint32Array,
+  ): number;
+  /** returns packets written; res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other errors, res[2] += bytes */
+  tunWrite(
+    fd: number,
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    res: Uint32Array,
+  ): number;
+  /** addr: 20-byte record (port and address used for bind) */
+  udpOpen(addr: Buffer, rcvbuf: number, sndbuf: number): { fd: number; port: number; family: 4 | 6 };
+  /** recvmmsg of up to min(max, MAX_BATCH); truncated datagrams get length 0 and res[0] += 1 */
+  udpRecv(
+    fd: number,
+    buf: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lens: Uint32Array,
+    addrs: Buffer,
+    res: Uint32Array,
+  ): number;
+  /** sendmmsg to one destination; res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other errors, res[2] += bytes */
+  udpSend(
+    fd: number,
+    sockFamily: 4 | 6,
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    addr: Buffer,
+    addrOff: number,
+    res: Uint32Array,
+  ): number;
+  closeFd(fd: number): number;
+  errnoName(errno: number): string;
+  Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
+  readonly MAX_BATCH: number;
+}
+
+const ADDON_REL = join("platform", "linux", "build", "Release", "mintun_linux.node");
+
+/**
+ * Find the addon from this file's location: src/net/native.ts and dist/net/native.js are
+ * both two levels below the package root; other build layouts are found by walking up.
+ * MINTUN_NATIVE overrides the path.
+ */
+function addonPath(): string {
+  const override = process.env.MINTUN_NATIVE;
+  if (override) return override;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, ADDON_REL);
+    if (existsSync(p)) return p;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), "..", "..", ADDON_REL);
+}
+
+let cached: NativeAddon | undefined;
+
+/** Load the addon once; PlatformError("ENATIVE") if it is missing (run `npm run build:native`). */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const path = addonPath();
+  try {
+    cached = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    throw new PlatformError("ENATIVE", `cannot load ${path} (run \`npm run build:native\`)`, { cause: e });
+  }
+  return cached;
+}
+
+/** Run a throwing native setup call and convert its error into a PlatformError with code = errno name. */
+export function nativeCall<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw toPlatformError(what, e);
+  }
+}
+
+export function toPlatformError(what: string, e: unknown): PlatformError {
+  if (e instanceof PlatformError) return e;
+  const c = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+  const code = typeof c === "string" ? c : "EUNKNOWN";
+  const msg = e instanceof Error ? e.message : String(e);
+  return new PlatformError(code, `${what}: ${msg}`, { cause: e });
+}

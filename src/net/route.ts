@@ -1,0 +1,162 @@
+/**
+ * Interface addresses, MTU and routes, set by running iproute2's `ip` (execFile, no shell).
+ * Every argument is validated here first (so nothing reaches `ip` that it could read as an
+ * option), and a failing command becomes PlatformError("EIPCMD") carrying its stderr.
+ */
+import { execFile } from "node:child_process";
+import { isIPv4, isIPv6 } from "node:net";
+import { PlatformError } from "../errors.js";
+
+export interface RouteManager {
+  /** add (or keep) an address, e.g. "10.99.0.1/24" or "fd00::1/64" */
+  addAddress(dev: string, cidr: string): Promise<void>;
+  setMtu(dev: string, mtu: number): Promise<void>;
+  setUp(dev: string): Promise<void>;
+  /** add (or replace) a route to cidr through dev */
+  addRoute(dev: string, cidr: string): Promise<void>;
+  delRoute(dev: string, cidr: string): Promise<void>;
+  /** remove every address and route of dev, both families */
+  flush(dev: string): Promise<void>;
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+function checkDev(dev: string): void {
+  if (!IFNAME_RE.test(dev) || dev.startsWith("-"))
+    throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(dev)}`);
+}
+
+/** "10.0.0.1/24" -> 4, "fd00::/64" -> 6; throws PlatformError("EINVAL") otherwise. */
+export function cidrFamily(cidr: string): 4 | 6 {
+  const slash = cidr.indexOf("/");
+  const ip = slash === -1 ? cidr : cidr.slice(0, slash);
+  const bits = slash === -1 ? undefined : cidr.slice(slash + 1);
+  const family = isIPv4(ip) ? 4 : isIPv6(ip) && !ip.includes("%") ? 6 : 0;
+  const max = family === 4 ? 32 : 128;
+  if (family === 0 || (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)))
+    throw new PlatformError("EINVAL", `bad CIDR ${JSON.stringify(cidr)}`);
+  return family;
+}
+
+export interface LinuxRouteManagerOptions {
+  /** path of the ip binary (default "ip", found on PATH) */
+  ipPath?: string;
+  /** run every command in this network namespace (`ip -n NS`) */
+  netns?: string;
+  /** per-command timeout (default 10 s) */
+  timeoutMs?: number;
+}
+
+export class LinuxRouteManager implements RouteManager {
+  private readonly ipPath: string;
+  private readonly prefix: string[];
+  private readonly timeoutMs: number;
+
+  constructor(opts: LinuxRouteManagerOptions = {}) {
+    this.ipPath = opts.ipPath ?? "ip";
+    if (opts.netns !== undefined) checkDev(opts.netns); // same charset rule is fine for ns names
+    this.prefix = opts.netns !== undefined ? ["-n", opts.netns] : [];
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  /** Run `ip [-n ns] args...`; resolves with stdout, rejects with PlatformError("EIPCMD") quoting stderr. */
+  run(args: string[]): Promise<string> {
+    const argv = [...this.prefix, ...args];
+    return new Promise((resolve, reject) => {
+      execFile(
+        this.ipPath,
+        argv,
+        { timeout: this.timeoutMs, encoding: "utf8", maxBuffer: 1 << 20 },
+        (err, stdout, stderr) => {
+          if (!err) return resolve(stdout);
+          const detail = stderr.trim() || err.message;
+          reject(new PlatformError("EIPCMD", `${this.ipPath} ${argv.join(" ")}: ${detail}`, { cause: err }));
+        },
+      );
+    });
+  }
+
+  async addAddress(dev: string, cidr: string): Promise<void> {
+    checkDev(dev);
+    const fam = cidrFamily(cidr);
+    // "replace" is idempotent; nodad: the tunnel interface has no duplicates to detect
+    await this.run([`-${fam}`, "addr", "replace", cidr, "dev", dev, ...(fam === 6 ? ["nodad"] : [])]);
+  }
+
+  async setMtu(dev: string, mtu: number): Promise<void> {
+    checkDev(dev);
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535)
+      throw new PlatformError("EINVAL", `bad MTU ${mtu}`);
+    await this.run(["link", "set", "dev", dev, "mtu", String(mtu)]);
+  }
+
+  async setUp(dev: string): Promise<void> {
+    checkDev(dev);
+    await this.run(["link", "set", "dev", dev, "up"]);
+  }
+
+  async addRoute(dev: string, cidr: string): Promise<void> {
+    checkDev(dev);
+    const fam = cidrFamily(cidr);
+    await this.run([`-${fam}`, "route", "replace", cidr, "dev", dev]);
+  }
+
+  async delRoute(dev: string, cidr: string): Promise<void> {
+    checkDev(dev);
+    const fam = cidrFamily(cidr);
+    await this.run([`-${fam}`, "route", "del", cidr, "dev", dev]);
+  }
+
+  async flush(dev: string): Promise<void> {
+    checkDev(dev);
+    await this.run(["addr", "flush", "dev", dev]);
+    for (const fam of ["-4", "-6"]) {
+      // a namespace that never had a route of that family has no main table yet: nothing to flush
+      await this.run([fam, "route", "flush", "dev", dev]).catch((e: PlatformError) => {
+        if (!e.message.includes("FIB table does not exist")) throw e;
+      });
+    }
+  }
+}
+
+export type RouteCall =
+  | { op: "addAddress"; dev: string; cidr: string }
+  | { op: "setMtu"; dev: string; mtu: number }
+  | { op: "setUp"; dev: string }
+  | { op: "addRoute"; dev: string; cidr: string }
+  | { op: "delRoute"; dev: string; cidr: string }
+  | { op: "flush"; dev: string };
+
+/** Records calls (with the same argument validation as LinuxRouteManager); `failOn` makes an op reject. */
+export class FakeRouteManager implements RouteManager {
+  readonly calls: RouteCall[] = [];
+  failOn: RouteCall["op"] | undefined;
+
+  private async record(c: RouteCall): Promise<void> {
+    checkDev(c.dev);
+    if ("cidr" in c) cidrFamily(c.cidr);
+    if (c.op === "setMtu" && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535))
+      throw new PlatformError("EINVAL", `bad MTU ${c.mtu}`);
+    this.calls.push(c);
+    if (this.failOn === c.op) throw new PlatformError("EIPCMD", `fake: ${c.op} failed`);
+  }
+
+  addAddress(dev: string, cidr: string): Promise<void> {
+    return this.record({ op: "addAddress", dev, cidr });
+  }
+  setMtu(dev: string, mtu: number): Promise<void> {
+    return this.record({ op: "setMtu", dev, mtu });
+  }
+  setUp(dev: string): Promise<void> {
+    return this.record({ op: "setUp", dev });
+  }
+  addRoute(dev: string, cidr: string): Promise<void> {
+    return this.record({ op: "addRoute", dev, cidr });
+  }
+  delRoute(dev: string, cidr: string): Promise<void> {
+    return this.record({ op: "delRoute", dev, cidr });
+  }
+  flush(dev: string): Promise<void> {
+    return this.record({ op: "flush", dev });
+  }
+}

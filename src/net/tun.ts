@@ -1,0 +1,350 @@
+/**
+ * TUN device: the kernel side of the overlay. Packets are IP datagrams (IFF_TUN|IFF_NO_PI).
+ *
+ * Buffer ownership rule (both directions):
+ *  - Read: the device owns one slab. Packet i of a batch occupies
+ *    buf[i*slotSize + headroom, +lens[i]). The slab and the batch object are valid only
+ *    during onBatch; the receiver may modify the bytes in place (encrypt there, using the
+ *    headroom for the tunnel header) but must copy anything it keeps.
+ *  - Write: the caller owns buf; the bytes are copied to the kernel before writeMany returns.
+ *
+ * Work per wake-up is bounded (MAX_ROUNDS_PER_WAKEUP batches); the poll is level-triggered,
+ * so packets left in the kernel queue are delivered on the next loop iteration.
+ */
+import { PlatformError } from "../errors.js";
+import { native, nativeCall, type NativePoller } from "./native.js";
+
+/** Packets in one slab: packet i occupies buf[i*slotSize + headroom, +lens[i]). The slab is owned by the device and valid only during the callback; the receiver may modify bytes in place (it encrypts/decrypts there). */
+export interface PacketBatch {
+  buf: Buffer;
+  slotSize: number;
+  headroom: number;
+  lens: Uint32Array;
+  count: number;
+}
+
+export interface TunStats {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  txDropped: number;
+  rxErrors: number;
+  txErrors: number;
+}
+
+export interface TunDevice {
+  readonly name: string;
+  /** start delivering batches; onBatch is called synchronously from the poll callback, possibly several times per wake-up, bounded */
+  start(onBatch: (b: PacketBatch) => void): void;
+  /** write packets (buf, offs[i], lens[i]) for i < count in one native call; returns number written; EAGAIN/ENOBUFS drops counted in txDropped, never thrown */
+  writeMany(buf: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number;
+  write(buf: Buffer, off: number, len: number): boolean;
+  stats(): TunStats;
+  /** idempotent */
+  close(): void;
+}
+
+export interface TunOptions {
+  /** interface name, e.g. "mintun0"; the kernel picks one (tunN) if absent */
+  name?: string;
+  /** bytes per packet slot in the read slab (default 2048) */
+  slotSize?: number;
+  /** bytes left free before each packet read, for the tunnel header (default 64) */
+  headroom?: number;
+  /** packets per batch (default 64) */
+  batch?: number;
+}
+
+export const DEFAULT_SLOT_SIZE = 2048;
+export const DEFAULT_HEADROOM = 64;
+export const DEFAULT_BATCH = 64;
+/** batches delivered per poll wake-up before yielding to the event loop */
+export const MAX_ROUNDS_PER_WAKEUP = 4;
+
+function newStats(): TunStats {
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, rxErrors: 0, txErrors: 0 };
+}
+
+/** Validate slab geometry shared by TUN and UDP. */
+export function slabGeometry(
+  opts: { slotSize?: number; headroom?: number; batch?: number },
+  maxBatch: number,
+): { slotSize: number; headroom: number; batch: number } {
+  const slotSize = opts.slotSize ?? DEFAULT_SLOT_SIZE;
+  const headroom = opts.headroom ?? DEFAULT_HEADROOM;
+  const batch = opts.batch ?? DEFAULT_BATCH;
+  if (!Number.isInteger(slotSize) || slotSize < 64 || slotSize > 65536 + 1024)
+    throw new PlatformError("EINVAL", `slotSize ${slotSize} out of range [64, 66560]`);
+  if (!Number.isInteger(headroom) || headroom < 0 || headroom >= slotSize)
+    throw new PlatformError("EINVAL", `headroom ${headroom} must be in [0, slotSize)`);
+  if (!Number.isInteger(batch) || batch < 1 || batch > maxBatch)
+    throw new PlatformError("EINVAL", `batch ${batch} out of range [1, ${maxBatch}]`);
+  return { slotSize, headroom, batch };
+}
+
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export class LinuxTun implements TunDevice {
+  readonly name: string;
+  private readonly fd: number;
+  private readonly batch: PacketBatch;
+  private readonly max: number;
+  private readonly st = newStats();
+  /** [dropped, errors, bytes] added by the addon */
+  private readonly res = new Uint32Array(3);
+  private readonly one = { offs: new Uint32Array(1), lens: new Uint32Array(1) };
+  private poller: NativePoller | undefined;
+  private onBatch: ((b: PacketBatch) => void) | undefined;
+  private closed = false;
+
+  /** Open (or create) a TUN interface. Needs CAP_NET_ADMIN; the interface is left down. */
+  static open(opts: TunOptions = {}): LinuxTun {
+    const name = opts.name ?? "";
+    if (name !== "" && !IFNAME_RE.test(name))
+      throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(name)}`);
+    const g = slabGeometry(opts, 1024);
+    const addon = native();
+    const r = nativeCall(`open TUN ${name || "(kernel-named)"}`, () => addon.tunOpen(name));
+    return new LinuxTun(r.fd, r.name, g.slotSize, g.headroom, g.batch);
+  }
+
+  private constructor(fd: number, name: string, slotSize: number, headroom: number, batch: number) {
+    this.fd = fd;
+    this.name = name;
+    this.max = batch;
+    this.batch = {
+      buf: Buffer.allocUnsafe(slotSize * batch),
+      slotSize,
+      headroom,
+      lens: new Uint32Array(batch),
+      count: 0,
+    };
+  }
+
+  start(onBatch: (b: PacketBatch) => void): void {
+    if (this.closed) throw new PlatformError("EBADF", `${this.name}: start after close`);
+    if (this.poller) throw new PlatformError("EBUSY", `${this.name}: already started`);
+    this.onBatch = onBatch;
+    const addon = native();
+    this.poller = nativeCall(`${this.name}: poll`, () => new addon.Poller(this.fd, this.onReadable));
+    this.poller.start();
+  }
+
+  /** Let the process exit while the device is open (the poll handle stops keeping the loop alive). */
+  unref(): void {
+    this.poller?.unref();
+  }
+
+  ref(): void {
+    this.poller?.ref();
+  }
+
+  private readonly onReadable = (status: number): void => {
+    if (status < 0) {
+      this.st.rxErrors++;
+      return;
+    }
+    const addon = native();
+    const b = this.batch;
+    for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.closed; round++) {
+      const n = addon.tunRead(this.fd, b.buf, b.slotSize, b.headroom, this.max, b.lens);
+      if (n < 0) {
+        this.st.rxErrors++;
+        return;
+      }
+      if (n === 0) return;
+      let bytes = 0;
+      for (let i = 0; i < n; i++) bytes += b.lens[i]!;
+      this.st.rxPackets += n;
+      this.st.rxBytes += bytes;
+      b.count = n;
+      this.onBatch!(b);
+      if (n < this.max) return;
+    }
+  };
+
+  writeMany(buf: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number {
+    if (this.closed) {
+      this.st.txErrors += count;
+      return 0;
+    }
+    const res = this.res;
+    res[0] = 0;
+    res[1] = 0;
+    res[2] = 0;
+    const n = native().tunWrite(this.fd, buf, offs, lens, count, res);
+    this.st.txPackets += n;
+    this.st.txBytes += res[2]!;
+    this.st.txDropped += res[0]!;
+    this.st.txErrors += res[1]!;
+    return n;
+  }
+
+  write(buf: Buffer, off: number, len: number): boolean {
+    this.one.offs[0] = off;
+    this.one.lens[0] = len;
+    return this.writeMany(buf, this.one.offs, this.one.lens, 1) === 1;
+  }
+
+  stats(): TunStats {
+    return { ...this.st };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller?.close();
+    this.poller = undefined;
+    this.onBatch = undefined;
+    native().closeFd(this.fd);
+  }
+}
+
+export interface FakeTunOptions extends TunOptions {
+  /** packets the fake "kernel" accepts from writeMany before it reports drops (default unlimited) */
+  txCapacity?: number;
+  /** packets queued toward the device before the fake "kernel" drops (like txqueuelen, default 500) */
+  rxQueueLimit?: number;
+}
+
+/**
+ * In-memory TUN for tests. `inject` plays the kernel sending packets out of the interface
+ * (delivered to onBatch on a later event-loop turn, batched and bounded like LinuxTun);
+ * `takeWritten` returns what the device wrote "to the kernel". Like the kernel, it
+ * rejects writes that are not IPv4/IPv6 (txErrors).
+ */
+export class FakeTun implements TunDevice {
+  readonly name: string;
+  private readonly batch: PacketBatch;
+  private readonly max: number;
+  private readonly st = newStats();
+  private readonly rxQueue: Buffer[] = [];
+  private written: Buffer[] = [];
+  private readonly txCapacity: number;
+  private readonly rxQueueLimit: number;
+  private onBatch: ((b: PacketBatch) => void) | undefined;
+  private scheduled = false;
+  private closed = false;
+  /** packets dropped because rxQueueLimit was reached (the kernel's tx_dropped on the interface) */
+  kernelDropped = 0;
+
+  constructor(opts: FakeTunOptions = {}) {
+    if (opts.name !== undefined && !IFNAME_RE.test(opts.name))
+      throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(opts.name)}`);
+    const g = slabGeometry(opts, 1024);
+    this.name = opts.name ?? "faketun0";
+    this.max = g.batch;
+    this.txCapacity = opts.txCapacity ?? Infinity;
+    this.rxQueueLimit = opts.rxQueueLimit ?? 500;
+    this.batch = {
+      buf: Buffer.alloc(g.slotSize * g.batch),
+      slotSize: g.slotSize,
+      headroom: g.headroom,
+      lens: new Uint32Array(g.batch),
+      count: 0,
+    };
+  }
+
+  start(onBatch: (b: PacketBatch) => void): void {
+    if (this.closed) throw new PlatformError("EBADF", `${this.name}: start after close`);
+    if (this.onBatch) throw new PlatformError("EBUSY", `${this.name}: already started`);
+    this.onBatch = onBatch;
+    this.schedule();
+  }
+
+  /** The kernel routes packets out of this interface (bytes are copied). */
+  inject(...packets: Uint8Array[]): void {
+    if (this.closed) return;
+    for (const p of packets) {
+      if (this.rxQueue.length >= this.rxQueueLimit) this.kernelDropped++;
+      else this.rxQueue.push(Buffer.from(p));
+    }
+    this.schedule();
+  }
+
+  /** Packets written to the kernel since the last call (copies, oldest first). */
+  takeWritten(): Buffer[] {
+    const w = this.written;
+    this.written = [];
+    return w;
+  }
+
+  /** Deliver pending packets now, as one poll wake-up would; returns packets delivered. */
+  pump(): number {
+    if (!this.onBatch || this.closed) return 0;
+    const b = this.batch;
+    let delivered = 0;
+    for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && this.rxQueue.length > 0 && !this.closed; round++) {
+      let n = 0;
+      while (n < this.max && this.rxQueue.length > 0) {
+        const p = this.rxQueue.shift()!;
+        const space = b.slotSize - b.headroom;
+        const len = Math.min(p.length, space);
+        p.copy(b.buf, n * b.slotSize + b.headroom, 0, len);
+        b.lens[n] = len;
+        this.st.rxBytes += len;
+        n++;
+      }
+      this.st.rxPackets += n;
+      b.count = n;
+      delivered += n;
+      this.onBatch(b);
+    }
+    if (this.rxQueue.length > 0) this.schedule();
+    return delivered;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.onBatch || this.rxQueue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  writeMany(buf: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number {
+    if (this.closed) {
+      this.st.txErrors += count;
+      return 0;
+    }
+    if (count > offs.length || count > lens.length)
+      throw new PlatformError("EINVAL", "writeMany: count exceeds offs/lens");
+    for (let i = 0; i < count; i++) {
+      if (offs[i]! + lens[i]! > buf.length)
+        throw new PlatformError("EINVAL", "writeMany: packet outside buffer");
+    }
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const off = offs[i]!;
+      const len = lens[i]!;
+      const version = len > 0 ? buf[off]! >> 4 : 0;
+      if (version !== 4 && version !== 6) {
+        this.st.txErrors++; // the kernel answers EINVAL
+      } else if (this.written.length >= this.txCapacity) {
+        this.st.txDropped++;
+      } else {
+        this.written.push(Buffer.from(buf.subarray(off, off + len)));
+        this.st.txPackets++;
+        this.st.txBytes += len;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  write(buf: Buffer, off: number, len: number): boolean {
+    return this.writeMany(buf, Uint32Array.of(off), Uint32Array.of(len), 1) === 1;
+  }
+
+  stats(): TunStats {
+    return { ...this.st };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.onBatch = undefined;
+    this.rxQueue.length = 0;
+  }
+}

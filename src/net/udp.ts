@@ -1,0 +1,605 @@
+/**
+ * UDP binds: the outside of the overlay. Batched with recvmmsg/sendmmsg in the addon.
+ *
+ * Buffer ownership rule: the same as for TUN (src/net/tun.ts). A received batch lives in a
+ * slab owned by the bind (packet i at buf[i*slotSize + headroom, +lens[i]), its source
+ * address record at addrs[i*20, +20)); both are valid only during onBatch and may be
+ * modified in place. sendMany copies the caller's bytes to the kernel before returning.
+ *
+ * Address record, 20 bytes (ADDR_LEN), used for sources and destinations:
+ *
+ *    0        1        2        3        4 ...                  19
+ *   +--------+--------+--------+--------+--------------------------+
+ *   | family |   0    |  port (BE)      | address: IPv4 in 4..7,   |
+ *   | 4 or 6 |        |                 | rest zero; IPv6 in 4..19 |
+ *   +--------+--------+--------+--------+--------------------------+
+ *
+ * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are always represented as family 4.
+ */
+import { isIPv4, isIPv6 } from "node:net";
+import { PlatformError } from "../errors.js";
+import { native, nativeCall, type NativePoller } from "./native.js";
+import { MAX_ROUNDS_PER_WAKEUP, slabGeometry, type PacketBatch } from "./tun.js";
+
+export const ADDR_LEN = 20;
+/** the addon's recvmmsg/sendmmsg chunk; also the largest `batch` a bind accepts */
+export const MAX_UDP_BATCH = 256;
+export const DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024;
+/** largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP) */
+export const MAX_UDP_PAYLOAD = 65507;
+
+export interface UdpBatch extends PacketBatch {
+  /** 20 bytes per packet i at i*20: [0]=family 4|6, [1]=0, [2..3]=port BE, [4..19]=address (IPv4 in the first 4 bytes, rest zero) */
+  addrs: Buffer;
+}
+
+export interface UdpStats {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  txDropped: number;
+  rxErrors: number;
+  txErrors: number;
+}
+
+export interface UdpBind {
+  readonly localPort: number;
+  readonly localAddress: string;
+  start(onBatch: (b: UdpBatch) => void): void;
+  /** send count packets (buf, offs[i], lens[i]) all to one destination given as a 20-byte address record at addr[addrOff..+20]; sendmmsg; returns number sent */
+  sendMany(
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    addr: Buffer,
+    addrOff: number,
+  ): number;
+  send(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): boolean;
+  stats(): UdpStats;
+  /** idempotent */
+  close(): void;
+}
+
+export interface UdpBindOptions {
+  /** "0.0.0.0", "::" (dual stack), or a local address */
+  address: string;
+  /** 0 lets the kernel pick */
+  port: number;
+  slotSize?: number;
+  headroom?: number;
+  /** packets per batch (default 64, at most 256) */
+  batch?: number;
+  /** socket buffer sizes in bytes (default 4 MiB; SO_*BUFFORCE when permitted) */
+  rcvbuf?: number;
+  sndbuf?: number;
+}
+
+// ---------- address records ----------
+
+function parseIPv4(ip: string, out: Buffer, off: number): void {
+  const parts = ip.split(".");
+  for (let i = 0; i < 4; i++) out[off + i] = Number(parts[i]);
+}
+
+/** Parse a valid (isIPv6) address without zone into 16 bytes at out[off]. */
+function parseIPv6(ip: string, out: Buffer, off: number): void {
+  out.fill(0, off, off + 16);
+  let tail = ip;
+  let v4: string | undefined;
+  const lastColon = ip.lastIndexOf(":");
+  if (ip.indexOf(".", lastColon) !== -1) {
+    v4 = ip.slice(lastColon + 1);
+    tail = ip.slice(0, lastColon + 1) + "0:0";
+  }
+  const dbl = tail.indexOf("::");
+  const head = dbl === -1 ? tail : tail.slice(0, dbl);
+  const rest = dbl === -1 ? "" : tail.slice(dbl + 2);
+  const hs = head === "" ? [] : head.split(":");
+  const rs = rest === "" ? [] : rest.split(":");
+  for (let i = 0; i < hs.length; i++) out.writeUInt16BE(parseInt(hs[i]!, 16), off + i * 2);
+  for (let i = 0; i < rs.length; i++) out.writeUInt16BE(parseInt(rs[i]!, 16), off + 16 - (rs.length - i) * 2);
+  if (v4 !== undefined) parseIPv4(v4, out, off + 12);
+}
+
+function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new PlatformError("EINVAL", `port ${String(port)} out of range [0, 65535]`);
+}
+
+/** Encode ip:port as a 20-byte record (IPv4-mapped IPv6 becomes family 4). Throws PlatformError("EINVAL"). */
+export function encodeAddr(ip: string, port: number, out: Buffer = Buffer.alloc(ADDR_LEN), off = 0): Buffer {
+  checkPort(port);
+  if (out.length < off + ADDR_LEN) throw new PlatformError("EINVAL", "encodeAddr: output buffer too small");
+  out.fill(0, off, off + ADDR_LEN);
+  out.writeUInt16BE(port, off + 2);
+  if (isIPv4(ip)) {
+    out[off] = 4;
+    parseIPv4(ip, out, off + 4);
+  } else if (isIPv6(ip) && !ip.includes("%")) {
+    parseIPv6(ip, out, off + 4);
+    if (isMapped(out, off + 4)) {
+      out.copy(out, off + 4, off + 16, off + 20);
+      out.fill(0, off + 8, off + 20);
+      out[off] = 4;
+    } else {
+      out[off] = 6;
+    }
+  } else {
+    throw new PlatformError("EINVAL", `bad IP address ${JSON.stringify(ip)}`);
+  }
+  return out;
+}
+
+function isMapped(b: Buffer, o: number): boolean {
+  for (let i = 0; i < 10; i++) if (b[o + i] !== 0) return false;
+  return b[o + 10] === 0xff && b[o + 11] === 0xff;
+}
+
+function formatIPv6(b: Buffer, o: number): string {
+  // RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::"
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (b.readUInt16BE(o + i * 2) !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && b.readUInt16BE(o + j * 2) === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  let s = "";
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      s += "::";
+      i += bestLen - 1;
+      continue;
+    }
+    if (s !== "" && !s.endsWith(":")) s += ":";
+    s += b.readUInt16BE(o + i * 2).toString(16);
+  }
+  return s;
+}
+
+function formatIP(buf: Buffer, off: number): string {
+  if (buf[off] === 4) return `${buf[off + 4]}.${buf[off + 5]}.${buf[off + 6]}.${buf[off + 7]}`;
+  return formatIPv6(buf, off + 4);
+}
+
+export function decodeAddr(buf: Buffer, off: number): { ip: string; port: number; family: 4 | 6 } {
+  const family = buf[off] === 6 ? 6 : 4;
+  return { ip: formatIP(buf, off), port: buf.readUInt16BE(off + 2), family };
+}
+
+/** "ip:port" or "[ip6]:port", for maps and logs. */
+export function addrKey(buf: Buffer, off: number): string {
+  const port = (buf[off + 2]! << 8) | buf[off + 3]!;
+  return buf[off] === 6 ? `[${formatIPv6(buf, off + 4)}]:${port}` : `${formatIP(buf, off)}:${port}`;
+}
+
+function newStats(): UdpStats {
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, rxErrors: 0, txErrors: 0 };
+}
+
+function newBatch(slotSize: number, headroom: number, batch: number): UdpBatch {
+  return {
+    buf: Buffer.alloc(slotSize * batch),
+    slotSize,
+    headroom,
+    lens: new Uint32Array(batch),
+    count: 0,
+    addrs: Buffer.alloc(ADDR_LEN * batch),
+  };
+}
+
+// ---------- Linux ----------
+
+export class LinuxUdp implements UdpBind {
+  readonly localPort: number;
+  readonly localAddress: string;
+  /** socket family: 6 means dual stack unless bound to a specific IPv6 address */
+  readonly family: 4 | 6;
+  private readonly fd: number;
+  private readonly batch: UdpBatch;
+  private readonly max: number;
+  private readonly st = newStats();
+  /** [dropped or truncated, errors, bytes] added by the addon */
+  private readonly res = new Uint32Array(3);
+  private readonly one = { offs: new Uint32Array(1), lens: new Uint32Array(1) };
+  private poller: NativePoller | undefined;
+  private onBatch: ((b: UdpBatch) => void) | undefined;
+  private closed = false;
+
+  static bind(opts: UdpBindOptions): LinuxUdp {
+    const rec = encodeAddr(opts.address, opts.port);
+    const g = slabGeometry(opts, MAX_UDP_BATCH);
+    const rcv = opts.rcvbuf ?? DEFAULT_SOCKET_BUFFER;
+    const snd = opts.sndbuf ?? DEFAULT_SOCKET_BUFFER;
+    for (const v of [rcv, snd])
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
+        throw new PlatformError("EINVAL", `socket buffer size ${v} out of range`);
+    const addon = native();
+    const r = nativeCall(`bind UDP ${addrKey(rec, 0)}`, () => addon.udpOpen(rec, rcv, snd));
+    return new LinuxUdp(r.fd, r.family, formatIP(rec, 0), r.port, g.slotSize, g.headroom, g.batch);
+  }
+
+  private constructor(
+    fd: number,
+    family: 4 | 6,
+    address: string,
+    port: number,
+    slotSize: number,
+    headroom: number,
+    batch: number,
+  ) {
+    this.fd = fd;
+    this.family = family;
+    this.localAddress = address;
+    this.localPort = port;
+    this.max = batch;
+    this.batch = newBatch(slotSize, headroom, batch);
+  }
+
+  start(onBatch: (b: UdpBatch) => void): void {
+    if (this.closed) throw new PlatformError("EBADF", `udp ${this.localPort}: start after close`);
+    if (this.poller) throw new PlatformError("EBUSY", `udp ${this.localPort}: already started`);
+    this.onBatch = onBatch;
+    const addon = native();
+    this.poller = nativeCall(`udp ${this.localPort}: poll`, () => new addon.Poller(this.fd, this.onReadable));
+    this.poller.start();
+  }
+
+  unref(): void {
+    this.poller?.unref();
+  }
+
+  ref(): void {
+    this.poller?.ref();
+  }
+
+  private readonly onReadable = (status: number): void => {
+    if (status < 0) {
+      this.st.rxErrors++;
+      return;
+    }
+    const addon = native();
+    const b = this.batch;
+    const res = this.res;
+    for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.closed; round++) {
+      res[0] = 0;
+      const n = addon.udpRecv(this.fd, b.buf, b.slotSize, b.headroom, this.max, b.lens, b.addrs, res);
+      if (n < 0) {
+        this.st.rxErrors++;
+        return;
+      }
+      if (n === 0) return;
+      let bytes = 0;
+      for (let i = 0; i < n; i++) bytes += b.lens[i]!;
+      this.st.rxPackets += n - res[0]!;
+      this.st.rxErrors += res[0]!;
+      this.st.rxBytes += bytes;
+      b.count = n;
+      this.onBatch!(b);
+      if (n < this.max) return;
+    }
+  };
+
+  sendMany(
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    addr: Buffer,
+    addrOff: number,
+  ): number {
+    if (this.closed) {
+      this.st.txErrors += count;
+      return 0;
+    }
+    const res = this.res;
+    res[0] = 0;
+    res[1] = 0;
+    res[2] = 0;
+    const n = native().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res);
+    this.st.txPackets += n;
+    this.st.txBytes += res[2]!;
+    this.st.txDropped += res[0]!;
+    this.st.txErrors += res[1]!;
+    return n;
+  }
+
+  send(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): boolean {
+    this.one.offs[0] = off;
+    this.one.lens[0] = len;
+    return this.sendMany(buf, this.one.offs, this.one.lens, 1, addr, addrOff) === 1;
+  }
+
+  stats(): UdpStats {
+    return { ...this.st };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller?.close();
+    this.poller = undefined;
+    this.onBatch = undefined;
+    native().closeFd(this.fd);
+  }
+}
+
+// ---------- in-memory network ----------
+
+export interface FakeNetworkOptions {
+  /**
+   * Called for every datagram in flight with a private copy of its bytes (which it may
+   * modify); returns how many copies to deliver: 0 drops, 1 delivers, 2+ duplicates.
+   */
+  filter?: (from: string, to: string, data: Buffer) => number;
+  /** datagrams queued per bind before the network drops (like a full rcvbuf; default 4096) */
+  queueLimit?: number;
+  /** source address reported for a wildcard-bound sender (default loopback: 127.0.0.1 / ::1) */
+  wildcardSource?: { v4: string; v6: string };
+}
+
+interface Queued {
+  data: Buffer;
+  from: Buffer;
+}
+
+/**
+ * Datagram network between FakeUdp binds, keyed by "ip:port". Delivery is asynchronous
+ * (setImmediate) and batched like LinuxUdp; `flush()` delivers synchronously. Models
+ * what the compliance tests check of the kernel: wildcard and dual-stack binds,
+ * EADDRINUSE, ephemeral ports, IPv4-mapped sources reported as family 4, truncation.
+ */
+export class FakeNetwork {
+  filter: ((from: string, to: string, data: Buffer) => number) | undefined;
+  readonly queueLimit: number;
+  /** datagrams dropped for a full queue or no bind at the destination */
+  dropped = 0;
+  delivered = 0;
+  private readonly binds = new Map<string, FakeUdp>();
+  private nextPort = 32768;
+  private readonly wildcardSource: { v4: Buffer; v6: Buffer };
+
+  constructor(opts: FakeNetworkOptions = {}) {
+    this.filter = opts.filter;
+    this.queueLimit = opts.queueLimit ?? 4096;
+    const ws = opts.wildcardSource ?? { v4: "127.0.0.1", v6: "::1" };
+    this.wildcardSource = { v4: encodeAddr(ws.v4, 0), v6: encodeAddr(ws.v6, 0) };
+  }
+
+  bind(opts: UdpBindOptions): FakeUdp {
+    const rec = encodeAddr(opts.address, opts.port);
+    const g = slabGeometry(opts, MAX_UDP_BATCH);
+    let port = opts.port;
+    if (port === 0) {
+      for (let i = 0; i < 28232 && port === 0; i++) {
+        const p = this.nextPort;
+        this.nextPort = p >= 60999 ? 32768 : p + 1;
+        if (!this.conflicts(rec, p)) port = p;
+      }
+      if (port === 0) throw new PlatformError("EADDRINUSE", "no free ephemeral port");
+    } else if (this.conflicts(rec, port)) {
+      throw new PlatformError("EADDRINUSE", `bind UDP ${addrKey(rec, 0)}: Address already in use`);
+    }
+    rec.writeUInt16BE(port, 2);
+    const b = new FakeUdp(this, rec, newBatch(g.slotSize, g.headroom, g.batch), g.batch);
+    this.binds.set(addrKey(rec, 0), b);
+    return b;
+  }
+
+  /** Deliver everything queued, synchronously (bounded); returns datagrams delivered. */
+  flush(): number {
+    let total = 0;
+    for (let guard = 0; guard < 10_000; guard++) {
+      let n = 0;
+      for (const b of this.binds.values()) n += b.pump();
+      if (n === 0) break;
+      total += n;
+    }
+    return total;
+  }
+
+  private conflicts(rec: Buffer, port: number): boolean {
+    const fam = rec[0];
+    const wild = isWildcard(rec);
+    for (const b of this.binds.values()) {
+      if (b.localPort !== port) continue;
+      const o = b.record;
+      if (wild && isWildcard(o)) {
+        if (fam === o[0] || fam === 6 || o[0] === 6) return true; // "::" is dual stack
+      } else if (wild) {
+        if (fam === 6 || fam === o[0]) return true;
+      } else if (isWildcard(o)) {
+        if (o[0] === 6 || fam === o[0]) return true;
+      } else if (rec.compare(o, 4, 20, 4, 20) === 0 && fam === o[0]) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** @internal called by FakeUdp.sendMany; returns false if the socket cannot reach that family */
+  route(from: FakeUdp, data: Buffer, to: Buffer, toOff: number): boolean {
+    const fam = to[toOff];
+    const src = from.record;
+    if (fam !== 4 && fam !== 6) return false;
+    if (src[0] === 4 && fam === 6) return false; // AF_INET socket, IPv6 destination
+    if (src[0] === 6 && fam === 4 && !isWildcard(src)) return false; // bound to a specific IPv6 address
+    let fromRec = src;
+    if (isWildcard(src)) {
+      fromRec = Buffer.from(fam === 4 ? this.wildcardSource.v4 : this.wildcardSource.v6);
+      fromRec.writeUInt16BE(from.localPort, 2);
+    }
+    const toRec = Buffer.from(to.subarray(toOff, toOff + ADDR_LEN));
+    const dst = this.lookup(toRec);
+    const fromKey = addrKey(fromRec, 0);
+    const copies = this.filter ? this.filter(fromKey, addrKey(toRec, 0), data) : 1;
+    for (let i = 0; i < copies; i++) {
+      if (!dst || !dst.enqueue(data, fromRec)) this.dropped++;
+      else this.delivered++;
+    }
+    return true;
+  }
+
+  private lookup(to: Buffer): FakeUdp | undefined {
+    const exact = this.binds.get(addrKey(to, 0));
+    if (exact) return exact;
+    const port = to.readUInt16BE(2);
+    if (to[0] === 4) {
+      const w4 = this.binds.get(`0.0.0.0:${port}`);
+      if (w4) return w4;
+    }
+    return this.binds.get(`[::]:${port}`);
+  }
+
+  /** @internal */
+  unbind(b: FakeUdp): void {
+    const k = addrKey(b.record, 0);
+    if (this.binds.get(k) === b) this.binds.delete(k);
+  }
+}
+
+function isWildcard(rec: Buffer): boolean {
+  for (let i = 4; i < 20; i++) if (rec[i] !== 0) return false;
+  return true;
+}
+
+export class FakeUdp implements UdpBind {
+  readonly localPort: number;
+  readonly localAddress: string;
+  /** @internal the bound address record (port filled in) */
+  readonly record: Buffer;
+  private readonly st = newStats();
+  private readonly queue: Queued[] = [];
+  private onBatch: ((b: UdpBatch) => void) | undefined;
+  private scheduled = false;
+  private closed = false;
+
+  /** @internal use FakeNetwork.bind */
+  constructor(
+    private readonly net: FakeNetwork,
+    record: Buffer,
+    private readonly batch: UdpBatch,
+    private readonly max: number,
+  ) {
+    this.record = record;
+    this.localPort = record.readUInt16BE(2);
+    this.localAddress = formatIP(record, 0);
+  }
+
+  start(onBatch: (b: UdpBatch) => void): void {
+    if (this.closed) throw new PlatformError("EBADF", `udp ${this.localPort}: start after close`);
+    if (this.onBatch) throw new PlatformError("EBUSY", `udp ${this.localPort}: already started`);
+    this.onBatch = onBatch;
+    this.schedule();
+  }
+
+  /** @internal */
+  enqueue(data: Buffer, from: Buffer): boolean {
+    if (this.closed || this.queue.length >= this.net.queueLimit) return false;
+    this.queue.push({ data, from });
+    this.schedule();
+    return true;
+  }
+
+  /** Deliver queued datagrams as one poll wake-up would; returns datagrams delivered. */
+  pump(): number {
+    if (!this.onBatch || this.closed) return 0;
+    const b = this.batch;
+    let delivered = 0;
+    for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && this.queue.length > 0 && !this.closed; round++) {
+      let n = 0;
+      while (n < this.max && this.queue.length > 0) {
+        const q = this.queue.shift()!;
+        const space = b.slotSize - b.headroom;
+        if (q.data.length > space) {
+          b.lens[n] = 0; // truncated: reported empty, like the addon
+          this.st.rxErrors++;
+        } else {
+          q.data.copy(b.buf, n * b.slotSize + b.headroom);
+          b.lens[n] = q.data.length;
+          this.st.rxPackets++;
+          this.st.rxBytes += q.data.length;
+        }
+        q.from.copy(b.addrs, n * ADDR_LEN, 0, ADDR_LEN);
+        n++;
+      }
+      b.count = n;
+      delivered += n;
+      this.onBatch(b);
+    }
+    if (this.queue.length > 0) this.schedule();
+    return delivered;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.onBatch || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  sendMany(
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    addr: Buffer,
+    addrOff: number,
+  ): number {
+    if (this.closed) {
+      this.st.txErrors += count;
+      return 0;
+    }
+    if (count > offs.length || count > lens.length || addrOff + ADDR_LEN > addr.length)
+      throw new PlatformError("EINVAL", "sendMany: bad count or address record");
+    if (addr[addrOff] !== 4 && addr[addrOff] !== 6)
+      throw new PlatformError("EINVAL", "sendMany: bad address family");
+    for (let i = 0; i < count; i++)
+      if (offs[i]! + lens[i]! > buf.length)
+        throw new PlatformError("EINVAL", "sendMany: packet outside buffer");
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const off = offs[i]!;
+      const len = lens[i]!;
+      if (
+        len > MAX_UDP_PAYLOAD ||
+        !this.net.route(this, Buffer.from(buf.subarray(off, off + len)), addr, addrOff)
+      ) {
+        this.st.txErrors++;
+        continue;
+      }
+      this.st.txPackets++;
+      this.st.txBytes += len;
+      n++;
+    }
+    return n;
+  }
+
+  send(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): boolean {
+    return this.sendMany(buf, Uint32Array.of(off), Uint32Array.of(len), 1, addr, addrOff) === 1;
+  }
+
+  stats(): UdpStats {
+    return { ...this.st };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onBatch = undefined;
+    this.queue.length = 0;
+    this.net.unbind(this);
+  }
+}
