@@ -2,7 +2,7 @@
 # demo.sh - three hosts on a LAN (network namespaces + a bridge), a mintund in each,
 # then real traffic (ping, curl against python3 http.server, iperf3) over the overlay.
 #
-#   scripts/demo.sh              full demo (needs start_daemons, still a TODO: exits 3)
+#   scripts/demo.sh              full demo: setup (packages, npm, build), PKI, 3 daemons, traffic, status
 #   scripts/demo.sh --underlay   same traffic over the bare underlay (checks the plumbing)
 #
 # Root only. Everything happens inside namespaces named mtd<PID>-*; `trap cleanup EXIT`
@@ -21,6 +21,7 @@ declare -A O4=([a]=10.203.0.1 [b]=10.203.0.2 [c]=10.203.0.3)
 OVERLAY_PREFIX=24
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mintun-demo.XXXXXX")
 PIDS=()
+DAEMON_PIDS=()
 CREATED_NS=()
 
 say() { echo "[demo] $*"; }
@@ -91,15 +92,61 @@ topology_up() {
   done
 }
 
+MINTUN="node bin/mintun"
+declare -A O6=([a]=fd77::1 [b]=fd77::2 [c]=fd77::3)
+
+make_pki() {
+  say "PKI: CA, one key and certificate per host (mintun ca init / keygen / ca sign-host)"
+  $MINTUN ca init --dir "$WORK/ca" --name demo-ca >/dev/null
+  local h
+  for h in "${HOSTS[@]}"; do
+    $MINTUN keygen --out "$WORK/$h.key" >/dev/null
+    $MINTUN ca sign-host --ca "$WORK/ca" --name "$h" --key "$WORK/$h.key" \
+      --ip4 "${O4[$h]}" --ip6 "${O6[$h]}" --out "$WORK/$h.crt" >/dev/null
+    say "  host $h: overlay ${O4[$h]} ${O6[$h]}, underlay ${U4[$h]}"
+  done
+}
+
 start_daemons() {
-  # TODO(lead): for each host h in "${HOSTS[@]}":
-  #   write $WORK/$h.yaml (listen on ${U4[$h]} / ${U6[$h]}, overlay ${O4[$h]}/$OVERLAY_PREFIX,
-  #   peers = the other hosts' underlay addresses and keys), then
-  #   bg "$h" "mintund-$h" node dist/daemon/main.js --config "$WORK/$h.yaml"   (or bin/mintund)
-  #   and wait until its TUN has ${O4[$h]} (readiness), e.g.
-  #   until ip -n "$(ns "$h")" -o addr show | grep -q "${O4[$h]}/"; do sleep 0.05; done
-  say "TODO: start mintund in each namespace (not implemented yet)"
-  exit 3
+  make_pki
+  local h p
+  for h in "${HOSTS[@]}"; do
+    {
+      echo "ca: $WORK/ca/ca.crt"
+      echo "host: { key: $WORK/$h.key, cert: $WORK/$h.crt }"
+      echo "listen: 0.0.0.0:7000"
+      echo "tun: { name: mintun0, routes: [10.203.0.0/24, 'fd77::/64'] }"
+      echo "peers:"
+      for p in "${HOSTS[@]}"; do
+        [ "$p" = "$h" ] && continue
+        echo "  - { name: $p, endpoint: '${U4[$p]}:7000' }"
+      done
+      echo "api: { socket: $WORK/$h.sock }"
+      echo "state: $WORK/state-$h"
+    } >"$WORK/$h.yaml"
+    bg "$h" "mintund-$h" node bin/mintund --config "$WORK/$h.yaml"
+    DAEMON_PIDS+=("$LASTPID")
+  done
+  # ready: each daemon answers on its API and holds a verified record of both peers
+  for h in "${HOSTS[@]}"; do
+    local i ok=0
+    for i in $(seq 200); do
+      if $MINTUN status --socket "$WORK/$h.sock" --json 2>/dev/null |
+        python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if all(p["record"] for p in s["peers"]) else 1)' 2>/dev/null; then
+        ok=1; break
+      fi
+      sleep 0.05
+    done
+    [ $ok = 1 ] || { say "mintund on $h did not become ready; its log:"; cat "$WORK/mintund-$h.log"; exit 1; }
+  done
+  say "mintund running on a, b, c; records exchanged (no tunnel yet: the first packet creates it)"
+}
+
+show_status() {
+  say "ping over IPv6: a -> c"
+  nsx a ping -6 -n -q -c 3 -i 0.05 -W 2 "${O6[c]}" | tail -1 | sed "s/^/[demo]   /"
+  say "mintun status on a:"
+  $MINTUN status --socket "$WORK/a.sock" | sed 's/^/    /'
 }
 
 run_traffic() { # run_traffic ADDR_VAR (name of the associative array with the target addresses)
@@ -131,6 +178,7 @@ run_traffic() { # run_traffic ADDR_VAR (name of the associative array with the t
 
 main() {
   [ "$(id -u)" = 0 ] || { echo "demo.sh: needs root (network namespaces)" >&2; exit 2; }
+  [ "${DEMO_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh
   topology_up
   if [ "${1:-}" = --underlay ]; then
     say "traffic over the bare underlay (no mintund)"
@@ -138,6 +186,7 @@ main() {
   else
     start_daemons
     run_traffic O4
+    show_status
   fi
   say "done"
 }

@@ -25,6 +25,8 @@ export function newDrops() {
     tunSrc: 0,
     /** packet from the TUN to an address no peer owns */
     noRoute: 0,
+    /** multicast/broadcast from the TUN (IPv6 router solicitations, MLD, mDNS): not carried */
+    tunMulticast: 0,
     /** packets queued while waiting for a record or tunnel overflowed */
     queueFull: 0,
     /** CREATE below the minimum size */

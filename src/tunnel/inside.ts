@@ -42,7 +42,9 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
       continue;
     }
     if (peer === undefined) {
-      drops.noRoute++;
+      // 224.0.0.0/4 and ff00::/8: kernel chatter, not an unroutable unicast
+      if ((v === 4 && buf[off + 16]! >= 224) || (v === 6 && buf[off + 24] === 0xff)) drops.tunMulticast++;
+      else drops.noRoute++;
       continue;
     }
     const t = peer.sendTunnel();
