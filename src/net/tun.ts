@@ -13,15 +13,10 @@
  */
 import { PlatformError } from "../errors.js";
 import { native, nativeCall, type NativePoller } from "./native.js";
+import type { PacketBatch } from "./types.js";
 
-/** Packets in one slab: packet i occupies buf[i*slotSize + headroom, +lens[i]). The slab is owned by the device and valid only during the callback; the receiver may modify bytes in place (it encrypts/decrypts there). */
-export interface PacketBatch {
-  buf: Buffer;
-  slotSize: number;
-  headroom: number;
-  lens: Uint32Array;
-  count: number;
-}
+/** Packets in one slab (defined in ./types.ts, shared with the tunnel code): packet i occupies buf[i*slotSize + headroom, +lens[i]). */
+export type { PacketBatch };
 
 export interface TunStats {
   rxPackets: number;

@@ -19,7 +19,8 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
 import { native, nativeCall, type NativePoller } from "./native.js";
-import { MAX_ROUNDS_PER_WAKEUP, slabGeometry, type PacketBatch } from "./tun.js";
+import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
+import type { UdpBatch } from "./types.js";
 
 export const ADDR_LEN = 20;
 /** the addon's recvmmsg/sendmmsg chunk; also the largest `batch` a bind accepts */
@@ -28,10 +29,8 @@ export const DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024;
 /** largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP) */
 export const MAX_UDP_PAYLOAD = 65507;
 
-export interface UdpBatch extends PacketBatch {
-  /** 20 bytes per packet i at i*20: [0]=family 4|6, [1]=0, [2..3]=port BE, [4..19]=address (IPv4 in the first 4 bytes, rest zero) */
-  addrs: Buffer;
-}
+/** a PacketBatch plus addrs: 20 bytes per packet i at i*20 (layout above); defined in ./types.ts */
+export type { UdpBatch };
 
 export interface UdpStats {
   rxPackets: number;

@@ -5,7 +5,7 @@
  *   npm run build:native && npx tsc -p test/tools/native/tsconfig.json   # or npm run build
  *   node test/tools/native/bench-io.mjs [seconds=3]
  *
- * It creates a network namespace mtb-<pid>, re-runs itself inside it, and deletes it.
+ * It creates a network namespace mtc-bench-<pid>, re-runs itself inside it, and deletes it.
  * Inside: (1) TUN read: another process sends UDP through the TUN route, we count packets
  * read; (2) TUN write: writeMany of crafted IPv4/UDP packets to a counting receiver in
  * another process; (3) UDP: sendMany over loopback to a LinuxUdp receiver in another
@@ -51,6 +51,7 @@ function csum(b, off, len, acc = 0) {
 /** IPv4/UDP packet 10.99.0.2:7000 -> 10.99.0.1:dport, checksums set */
 function ipv4Udp(dport, size) {
   const p = Buffer.alloc(28 + size, 0x5a);
+  p.fill(0, 0, 28);
   p[0] = 0x45;
   p.writeUInt16BE(p.length, 2);
   p[8] = 64;
@@ -102,7 +103,7 @@ async function countUdp(address, port, secs) {
     n += b.count;
   });
   process.stdout.write("ready\n");
-  while (n === 0) await sleep(1);
+  for (let i = 0; i < 5000 && n === 0; i++) await sleep(1); // give up after ~5 s: report 0
   await sleep(secs * 1000);
   const r = { received: n, secs: Number(process.hrtime.bigint() - t0) / 1e9, stats: u.stats() };
   u.close();
@@ -127,7 +128,7 @@ async function inner(secs) {
         n += b.count;
       });
       const s = child(["send", "10.99.0.1", "10.99.0.2", "9", String(size), String(secs + 1)]);
-      while (n === 0) await sleep(1);
+      for (let i = 0; i < 5000 && n === 0; i++) await sleep(1);
       await sleep(secs * 1000);
       const got = n;
       const el = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -196,7 +197,7 @@ if (role === "send") {
 } else {
   if (process.getuid?.() !== 0) throw new Error("run as root (creates a network namespace)");
   const secs = Number(role ?? 3);
-  const ns = `mtb-${process.pid}`;
+  const ns = `mtc-bench-${process.pid}`;
   execFileSync("ip", ["netns", "add", ns]);
   try {
     execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
