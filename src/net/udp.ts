@@ -18,6 +18,7 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
+import { addrToString, decodeAddrRecord, tryEncodeAddr } from "../wire/addr.js";
 import { native, nativeCall, type NativePoller } from "./native.js";
 import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
 import type { UdpBatch } from "./types.js";
@@ -75,111 +76,23 @@ export interface UdpBindOptions {
   sndbuf?: number;
 }
 
-// ---------- address records ----------
-
-function parseIPv4(ip: string, out: Buffer, off: number): void {
-  const parts = ip.split(".");
-  for (let i = 0; i < 4; i++) out[off + i] = Number(parts[i]);
-}
-
-/** Parse a valid (isIPv6) address without zone into 16 bytes at out[off]. */
-function parseIPv6(ip: string, out: Buffer, off: number): void {
-  out.fill(0, off, off + 16);
-  let tail = ip;
-  let v4: string | undefined;
-  const lastColon = ip.lastIndexOf(":");
-  if (ip.indexOf(".", lastColon) !== -1) {
-    v4 = ip.slice(lastColon + 1);
-    tail = ip.slice(0, lastColon + 1) + "0:0";
-  }
-  const dbl = tail.indexOf("::");
-  const head = dbl === -1 ? tail : tail.slice(0, dbl);
-  const rest = dbl === -1 ? "" : tail.slice(dbl + 2);
-  const hs = head === "" ? [] : head.split(":");
-  const rs = rest === "" ? [] : rest.split(":");
-  for (let i = 0; i < hs.length; i++) out.writeUInt16BE(parseInt(hs[i]!, 16), off + i * 2);
-  for (let i = 0; i < rs.length; i++) out.writeUInt16BE(parseInt(rs[i]!, 16), off + 16 - (rs.length - i) * 2);
-  if (v4 !== undefined) parseIPv4(v4, out, off + 12);
-}
-
-function checkPort(port: number): void {
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new PlatformError("EINVAL", `port ${String(port)} out of range [0, 65535]`);
-}
+// ---------- address records (codec in src/wire/addr.ts) ----------
 
 /** Encode ip:port as a 20-byte record (IPv4-mapped IPv6 becomes family 4). Throws PlatformError("EINVAL"). */
 export function encodeAddr(ip: string, port: number, out: Buffer = Buffer.alloc(ADDR_LEN), off = 0): Buffer {
-  checkPort(port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new PlatformError("EINVAL", `port ${String(port)} out of range [0, 65535]`);
   if (out.length < off + ADDR_LEN) throw new PlatformError("EINVAL", "encodeAddr: output buffer too small");
-  out.fill(0, off, off + ADDR_LEN);
-  out.writeUInt16BE(port, off + 2);
-  if (isIPv4(ip)) {
-    out[off] = 4;
-    parseIPv4(ip, out, off + 4);
-  } else if (isIPv6(ip) && !ip.includes("%")) {
-    parseIPv6(ip, out, off + 4);
-    if (isMapped(out, off + 4)) {
-      out.copy(out, off + 4, off + 16, off + 20);
-      out.fill(0, off + 8, off + 20);
-      out[off] = 4;
-    } else {
-      out[off] = 6;
-    }
-  } else {
+  if (!isIPv4(ip) && !(isIPv6(ip) && !ip.includes("%")))
     throw new PlatformError("EINVAL", `bad IP address ${JSON.stringify(ip)}`);
-  }
-  return out;
+  return tryEncodeAddr(ip, port, out, off)!;
 }
 
-function isMapped(b: Buffer, o: number): boolean {
-  for (let i = 0; i < 10; i++) if (b[o + i] !== 0) return false;
-  return b[o + 10] === 0xff && b[o + 11] === 0xff;
-}
-
-function formatIPv6(b: Buffer, o: number): string {
-  // RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::"
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (b.readUInt16BE(o + i * 2) !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && b.readUInt16BE(o + j * 2) === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  let s = "";
-  for (let i = 0; i < 8; i++) {
-    if (i === bestStart) {
-      s += "::";
-      i += bestLen - 1;
-      continue;
-    }
-    if (s !== "" && !s.endsWith(":")) s += ":";
-    s += b.readUInt16BE(o + i * 2).toString(16);
-  }
-  return s;
-}
-
-function formatIP(buf: Buffer, off: number): string {
-  if (buf[off] === 4) return `${buf[off + 4]}.${buf[off + 5]}.${buf[off + 6]}.${buf[off + 7]}`;
-  return formatIPv6(buf, off + 4);
-}
-
-export function decodeAddr(buf: Buffer, off: number): { ip: string; port: number; family: 4 | 6 } {
-  const family = buf[off] === 6 ? 6 : 4;
-  return { ip: formatIP(buf, off), port: buf.readUInt16BE(off + 2), family };
-}
+export const decodeAddr = decodeAddrRecord;
 
 /** "ip:port" or "[ip6]:port", for maps and logs. */
 export function addrKey(buf: Buffer, off: number): string {
-  const port = (buf[off + 2]! << 8) | buf[off + 3]!;
-  return buf[off] === 6 ? `[${formatIPv6(buf, off + 4)}]:${port}` : `${formatIP(buf, off)}:${port}`;
+  return addrToString(buf, off);
 }
 
 function newStats(): UdpStats {
@@ -225,7 +138,7 @@ export class LinuxUdp implements UdpBind {
         throw new PlatformError("EINVAL", `socket buffer size ${v} out of range`);
     const addon = native();
     const r = nativeCall(`bind UDP ${addrKey(rec, 0)}`, () => addon.udpOpen(rec, rcv, snd));
-    return new LinuxUdp(r.fd, r.family, formatIP(rec, 0), r.port, g.slotSize, g.headroom, g.batch);
+    return new LinuxUdp(r.fd, r.family, decodeAddrRecord(rec, 0).ip, r.port, g.slotSize, g.headroom, g.batch);
   }
 
   private constructor(
@@ -492,7 +405,7 @@ export class FakeUdp implements UdpBind {
   ) {
     this.record = record;
     this.localPort = record.readUInt16BE(2);
-    this.localAddress = formatIP(record, 0);
+    this.localAddress = decodeAddrRecord(record, 0).ip;
   }
 
   start(onBatch: (b: UdpBatch) => void): void {

@@ -26,6 +26,7 @@ export class ReplayWindow {
   }
 
   check(n: number): boolean {
+    if (n < 0) return false; // readCounter's "not representable"
     if (n > this.top) return true;
     if (n + this.span <= this.top) return false;
     const idx = Math.floor(n / WORD_BITS) % this.nWords;

@@ -64,9 +64,14 @@ export function peekType(buf: Buffer, off: number, len: number): number {
   return len < HEADER_BYTES ? 0 : buf[off + OFFSET_TYPE]!;
 }
 
-/** Read the 56-bit counter (exact below 2^53). */
+/**
+ * Read the 56-bit counter. Senders keep counters below 2^53 (COUNTER_MAX); a
+ * larger value cannot be represented exactly and is returned as -1, which the
+ * replay window refuses.
+ */
 export function readCounter(buf: Buffer, off: number): number {
   const hi = buf.readUInt32BE(off + OFFSET_COUNTER) & 0x00ffffff;
+  if (hi >= 0x200000) return -1;
   return hi * TWO_32 + buf.readUInt32BE(off + OFFSET_COUNTER + 4);
 }
 

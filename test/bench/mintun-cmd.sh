@@ -17,7 +17,8 @@
 # its per-run directory to AB_READY_CMD, so run.sh exports the harness's AB_WORK
 # (the harness then uses it as its work directory; this overlay's part is $AB_WORK/cmd).
 set -euo pipefail
-REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# MINTUN_BENCH_ROOT: a built tree to run (run.sh points it at a snapshot); default the repo
+REPO=${MINTUN_BENCH_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 NODE=${NODE:-node}
 MINTUN=("$NODE" "$REPO/bin/mintun")
 TUN_NAME=${MINTUN_BENCH_TUN:-mtb0}

@@ -62,7 +62,7 @@ fi
 
 NS_A=${NS_A:-ab-a}; NS_B=${NS_B:-ab-b}; export NS_A NS_B
 for ns in "$NS_A" "$NS_B"; do
-  if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns"; then
     say "namespace $ns exists (another run? 'test/bench/anchors.sh cleanup' removes a crashed run's)"; exit 2
   fi
 done
@@ -75,6 +75,15 @@ export AB_BASE=$OUT_PARENT/base
 # that AB_READY_CMD (mintun-cmd.sh ready) can find the daemons' API sockets in it.
 export AB_WORK=$AB_BASE/work
 mkdir -p "$RESULTS_DIR" "$AB_BASE"
+
+# Snapshot of the built daemon (bin/, dist/, the addon; node_modules linked), so that a
+# rebuild in the work tree during the run cannot change what is measured.
+SNAP=$RESULTS_DIR/snapshot
+mkdir -p "$SNAP/platform/linux/build/Release"
+cp -r bin dist package.json "$SNAP/"
+cp platform/linux/build/Release/mintun_linux.node "$SNAP/platform/linux/build/Release/"
+ln -s "$REPO/node_modules" "$SNAP/node_modules"
+export MINTUN_BENCH_ROOT=$SNAP
 
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY=$(git status --porcelain -- src platform 2>/dev/null | grep -q . && echo "+dirty" || true)
@@ -89,10 +98,10 @@ cleanup() {
     kill "$BENCH_PID" 2>/dev/null || true; sleep 2
   fi
   # a crashed or interrupted run: kill what is left in our namespaces, delete them
-  if ip netns list | awk '{print $1}' | grep -qx -e "$NS_A" -e "$NS_B"; then
+  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -e "$NS_A" -e "$NS_B"; then
     "$HERE/anchors.sh" cleanup >&2 || true
   fi
-  rm -rf "$AB_WORK"
+  rm -rf "$AB_WORK" "${SNAP:-/nonexistent}"
   exit $rc
 }
 trap cleanup EXIT
@@ -113,7 +122,8 @@ BENCH_PID=$!
 wait "$BENCH_PID" || say "warning: anchors.sh exited with $?"
 BENCH_PID=""
 for f in "$RESULTS_DIR"/*.err; do
-  [ -s "$f" ] && grep -v '^# ' "$f" | grep -q . && { say "stderr of $(basename "$f"):"; grep -v '^# ' "$f" | tail -5 >&2; }
+  [ -s "$f" ] && grep -v -e '^# ' -e 'Peer netns reference is invalid' "$f" | grep -q . &&
+    { say "stderr of $(basename "$f"):"; grep -v -e '^# ' -e 'Peer netns reference' "$f" | tail -5 >&2; }
 done
 
 python3 "$HERE/report.py" "$RESULTS_DIR" $IMPLS >"$RESULTS_DIR/report.md"

@@ -44,6 +44,7 @@ export function makePki(name = "test-ca"): Pki {
   ) as CaCert;
   const caFile = path.join(dir, `${name}.crt`);
   writeCert(caFile, caCert);
+  writeSecretKey(path.join(dir, `${name}.key`), kp.secretKey);
   return { dir, caCert, caSk: kp.secretKey, caFile };
 }
 

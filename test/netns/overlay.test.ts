@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as dgram from "node:dgram";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createLan,
@@ -17,6 +17,8 @@ import {
   startHttpServer,
   type Topology,
   execCmd,
+  sleep,
+  waitFor,
 } from "./lib.js";
 import {
   makeHost,
@@ -29,6 +31,7 @@ import {
 } from "./mintun.js";
 
 const HOSTS = ["a", "b", "c"] as const;
+const FORGE = fileURLToPath(new URL("../tools/forge-create.mjs", import.meta.url));
 const O4: Record<string, string> = { a: "10.77.0.1", b: "10.77.0.2", c: "10.77.0.3" };
 const O6: Record<string, string> = { a: "fd77::1", b: "fd77::2", c: "fd77::3" };
 
@@ -58,6 +61,9 @@ describe.skipIf(process.getuid?.() !== 0)("overlay of three hosts (netns, real d
             name: x,
             endpoint: `${topo.host(x).addr4}:7000`,
           })),
+          // rekey often so that the suite sees one (default 120 s)
+          extra: "tunnel:\n  rekeySec: 10\n",
+          logLevel: process.env.MINTUN_LOG ?? "info",
         },
         false,
       );
@@ -144,6 +150,62 @@ describe.skipIf(process.getuid?.() !== 0)("overlay of three hosts (netns, real d
     expect((await pingStats(topo.host("c").ns, O4.b!, { count: 2 })).received).toBe(2);
   });
 
+  it("refuses, at the first packet, a host whose certificate another CA signed", async () => {
+    const evil = makePki("evil-ca");
+    const before = await daemons.b!.status();
+    const r = await topo
+      .host("c")
+      .ns.exec("node", [
+        FORGE,
+        path.join(work, "test-ca.crt"),
+        evil.caFile,
+        path.join(evil.dir, "evil-ca.key"),
+        "b",
+        topo.host("b").addr4,
+        "7000",
+        "10.77.0.3",
+        "10.77.0.2",
+      ]);
+    fs.rmSync(evil.dir, { recursive: true, force: true });
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout.trim()) as {
+      recordLearned: number;
+      createSent: number;
+      tunnelState: string;
+    };
+    // the forger got b's record and sent a real CREATE; b refused it and allocated nothing
+    expect(res.recordLearned).toBe(1);
+    expect(res.createSent).toBeGreaterThanOrEqual(1);
+    expect(res.tunnelState).toBe("creating");
+    const after = await daemons.b!.status();
+    expect(after.drops.createHello - before.drops.createHello).toBeGreaterThanOrEqual(1);
+    expect(after.events.tunnelsAccepted).toBe(before.events.tunnelsAccepted);
+    expect(after.peers.map((p) => p.name)).not.toContain("forged");
+  });
+
+  it("rekeys on schedule (every 10 s here) without losing packets", async () => {
+    // keep a ping stream running until a's tunnel to b has rekeyed at least once
+    const ping = topo.host("a").ns.spawn("ping", ["-n", "-i", "0.2", "-c", "80", O4.b!]);
+    const st = await waitFor(
+      async () => {
+        const s = await daemons.a!.status();
+        const t = s.tunnels.find((x) => x.peer === "b" && x.state === "established");
+        return t && t.rekeys >= 1 ? s : null;
+      },
+      { timeoutMs: 15_000, intervalMs: 200, what: "a rekey of a->b" },
+    );
+    await sleep(1000);
+    await ping.stop();
+    const log = ping.readLog();
+    const sent = (log.match(/icmp_seq=/g) ?? []).length;
+    const t = st.tunnels.find((x) => x.peer === "b")!;
+    console.log(`rekeyed: epoch ${t.epoch}, ${t.rekeys} rekeys; ${sent} pings answered during the run`);
+    expect(t.epoch).toBeGreaterThanOrEqual(1);
+    // every echo request sent got its reply: compare the highest seq with the count answered
+    const seqs = [...log.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
+    expect(seqs.length).toBe(Math.max(...seqs));
+  });
+
   it("refuses a daemon whose certificate another CA signed, with a clear error", async () => {
     const evil = makePki("evil-ca");
     const e = makeHost(evil, "evil", "10.77.0.9", null);
@@ -159,5 +221,3 @@ describe.skipIf(process.getuid?.() !== 0)("overlay of three hosts (netns, real d
     fs.rmSync(evil.dir, { recursive: true, force: true });
   });
 });
-
-void dgram;

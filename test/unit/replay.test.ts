@@ -137,6 +137,15 @@ const cases: { name: string; size?: number; steps: Step[] }[] = [
     ],
   },
   {
+    name: "a negative counter (readCounter's 'not representable') is never accepted",
+    steps: [
+      ["check", -1, false],
+      ["accept", -1, false],
+      ["accept", 0, true],
+      ["accept", -1, false],
+    ],
+  },
+  {
     name: "smaller window (64): edge at top - 63",
     size: 64,
     steps: [
