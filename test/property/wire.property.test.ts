@@ -384,7 +384,7 @@ describe("FrameIterator", () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.integer({ min: 1, max: 255 }), fc.oneof(bytes(100), bytes(1500, 250))), {
-          maxLength: 10,
+          maxLength: 6,
         }),
         fc.integer({ min: 0, max: 50 }),
         (frames, pad) => {
@@ -394,11 +394,10 @@ describe("FrameIterator", () => {
           for (const [t, b] of frames) o = writeFrame(buf, o, t, b);
           expect(o).toBe(total);
           it.reset(buf, 0, buf.length);
-          const got: [number, Buffer][] = [];
-          while (it.next())
-            got.push([it.type, Buffer.from(buf.subarray(it.bodyOff, it.bodyOff + it.bodyLen))]);
+          const got: string[] = [];
+          while (it.next()) got.push(`${it.type}:${buf.toString("hex", it.bodyOff, it.bodyOff + it.bodyLen)}`);
           expect(it.malformed).toBe(false);
-          expect(got).toEqual(frames);
+          expect(got).toEqual(frames.map(([t, b]) => `${t}:${b.toString("hex")}`));
         },
       ),
       RUNS,
