@@ -7,7 +7,8 @@ import * as dns from "node:dns/promises";
 import { publicKeyOf, readCert, readSecretKey } from "../crypto/keyfile.js";
 import { equal, zero } from "../crypto/sodium.js";
 import type { Config } from "../config/config.js";
-import { ConfigError, CertError } from "../errors.js";
+import { ConfigError, CertError, MintunError } from "../errors.js";
+import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
@@ -100,6 +101,9 @@ export class Daemon {
       if (pc && pc.kind !== "host") throw new CertError("ECERTKIND", `${p.cert}: not a host certificate`);
       peers.push({ name: p.name, endpoint: ep, cert: pc as HostCert | undefined });
     }
+
+    const st = selfTest(now());
+    if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
 
     const routes = deps.routes ?? new LinuxRouteManager();
     const udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(
