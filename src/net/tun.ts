@@ -10,9 +10,16 @@
  *
  * Work per wake-up is bounded (MAX_ROUNDS_PER_WAKEUP batches); the poll is level-triggered,
  * so packets left in the kernel queue are delivered on the next loop iteration.
+ *
+ * Offloads (Linux, on unless MINTUN_NO_TUN_OFFLOAD=1 or `offload: false`): the device is
+ * opened with IFF_VNET_HDR and TSO4/TSO6 (+USO) so the kernel hands over TCP/UDP
+ * "super-packets" of up to 64 KiB, which the addon splits back into MTU-sized packets with
+ * valid checksums, one per slot; on write, runs of consecutive TCP segments of one flow are
+ * coalesced into one super-packet per write. Neither changes what callers see: one slot per
+ * IP packet, counts in IP packets (platform/linux/tun_offload.c).
  */
 import { PlatformError } from "../errors.js";
-import { native, nativeCall, type NativePoller } from "./native.js";
+import { native, nativeCall, type NativeAddon, type NativePoller } from "./native.js";
 import type { PacketBatch } from "./types.js";
 
 /** Packets in one slab (defined in ./types.ts, shared with the tunnel code): packet i occupies buf[i*slotSize + headroom, +lens[i]). */
@@ -26,6 +33,12 @@ export interface TunStats {
   txDropped: number;
   rxErrors: number;
   txErrors: number;
+  /** offload mode: super-packets read from the kernel and the packets cut from them */
+  rxGsoPackets: number;
+  rxGsoSegments: number;
+  /** offload mode: super-packets written to the kernel and the packets merged into them (also in txPackets) */
+  txCoalesced: number;
+  txCoalescedSegments: number;
 }
 
 export interface TunDevice {
@@ -49,6 +62,39 @@ export interface TunOptions {
   headroom?: number;
   /** packets per batch (default 64) */
   batch?: number;
+  /** TSO/USO + coalescing via IFF_VNET_HDR (default: on unless env MINTUN_NO_TUN_OFFLOAD=1); falls back to plain if the kernel refuses */
+  offload?: boolean;
+}
+
+/** The addon's TUN calls with their offload arguments (optional, see mintun_linux.c). */
+interface TunAddon extends NativeAddon {
+  tunOpen(name: string, offload?: boolean): { fd: number; name: string; offload?: number };
+  tunRead(
+    fd: number,
+    buf: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lens: Uint32Array,
+    scratch?: Buffer,
+    res?: Uint32Array,
+  ): number;
+  tunWrite(
+    fd: number,
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    res: Uint32Array,
+    scratch?: Buffer,
+  ): number;
+  readonly TUN_SCRATCH_BYTES?: number;
+}
+
+/** Offloads requested by default: off only with MINTUN_NO_TUN_OFFLOAD=1 (A/B measurements, fallback). */
+export function tunOffloadDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.MINTUN_NO_TUN_OFFLOAD;
+  return v === undefined || v === "" || v === "0";
 }
 
 export const DEFAULT_SLOT_SIZE = 2048;
@@ -58,7 +104,19 @@ export const DEFAULT_BATCH = 64;
 export const MAX_ROUNDS_PER_WAKEUP = 4;
 
 function newStats(): TunStats {
-  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, rxErrors: 0, txErrors: 0 };
+  return {
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txDropped: 0,
+    rxErrors: 0,
+    txErrors: 0,
+    rxGsoPackets: 0,
+    rxGsoSegments: 0,
+    txCoalesced: 0,
+    txCoalescedSegments: 0,
+  };
 }
 
 /** Validate slab geometry shared by TUN and UDP. */
@@ -86,12 +144,20 @@ export class LinuxTun implements TunDevice {
   private readonly batch: PacketBatch;
   private readonly max: number;
   private readonly st = newStats();
-  /** [dropped, errors, bytes] added by the addon */
-  private readonly res = new Uint32Array(3);
+  /** [dropped, errors, bytes, super-packets, their segments] added by the addon */
+  private readonly res = new Uint32Array(5);
+  /** read side, offload mode: [malformed, super-packets, segments] added by the addon */
+  private readonly rres = new Uint32Array(3);
+  /** offload mode only: addon-owned state of a partly split super-packet / coalescing area */
+  private readonly rScratch: Buffer | undefined;
+  private readonly wScratch: Buffer | undefined;
   private readonly one = { offs: new Uint32Array(1), lens: new Uint32Array(1) };
   private poller: NativePoller | undefined;
   private onBatch: ((b: PacketBatch) => void) | undefined;
   private closed = false;
+  private drainScheduled = false;
+  /** TUN_F_* offload flags in effect (0: plain IFF_TUN|IFF_NO_PI, one packet per read/write) */
+  readonly offload: number;
 
   /** Open (or create) a TUN interface. Needs CAP_NET_ADMIN; the interface is left down. */
   static open(opts: TunOptions = {}): LinuxTun {
@@ -99,15 +165,37 @@ export class LinuxTun implements TunDevice {
     if (name !== "" && !IFNAME_RE.test(name))
       throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(name)}`);
     const g = slabGeometry(opts, 1024);
-    const addon = native();
-    const r = nativeCall(`open TUN ${name || "(kernel-named)"}`, () => addon.tunOpen(name));
-    return new LinuxTun(r.fd, r.name, g.slotSize, g.headroom, g.batch);
+    const addon = native() as TunAddon;
+    const want = (opts.offload ?? tunOffloadDefault()) && addon.TUN_SCRATCH_BYTES !== undefined;
+    const r = nativeCall(`open TUN ${name || "(kernel-named)"}`, () => addon.tunOpen(name, want));
+    return new LinuxTun(
+      r.fd,
+      r.name,
+      g.slotSize,
+      g.headroom,
+      g.batch,
+      r.offload ?? 0,
+      addon.TUN_SCRATCH_BYTES ?? 0,
+    );
   }
 
-  private constructor(fd: number, name: string, slotSize: number, headroom: number, batch: number) {
+  private constructor(
+    fd: number,
+    name: string,
+    slotSize: number,
+    headroom: number,
+    batch: number,
+    offload: number,
+    scratchBytes: number,
+  ) {
     this.fd = fd;
     this.name = name;
     this.max = batch;
+    this.offload = offload;
+    if (offload !== 0) {
+      this.rScratch = Buffer.alloc(scratchBytes);
+      this.wScratch = Buffer.alloc(scratchBytes);
+    }
     this.batch = {
       buf: Buffer.allocUnsafe(slotSize * batch),
       slotSize,
@@ -140,10 +228,23 @@ export class LinuxTun implements TunDevice {
       this.st.rxErrors++;
       return;
     }
-    const addon = native();
+    const addon = native() as TunAddon;
     const b = this.batch;
+    const rs = this.rScratch;
+    const rres = this.rres;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.closed; round++) {
-      const n = addon.tunRead(this.fd, b.buf, b.slotSize, b.headroom, this.max, b.lens);
+      let n: number;
+      if (rs) {
+        rres[0] = 0;
+        rres[1] = 0;
+        rres[2] = 0;
+        n = addon.tunRead(this.fd, b.buf, b.slotSize, b.headroom, this.max, b.lens, rs, rres);
+        this.st.rxErrors += rres[0]!;
+        this.st.rxGsoPackets += rres[1]!;
+        this.st.rxGsoSegments += rres[2]!;
+      } else {
+        n = addon.tunRead(this.fd, b.buf, b.slotSize, b.headroom, this.max, b.lens);
+      }
       if (n < 0) {
         this.st.rxErrors++;
         return;
@@ -157,6 +258,17 @@ export class LinuxTun implements TunDevice {
       this.onBatch!(b);
       if (n < this.max) return;
     }
+    // Segments of a super-packet may be left in the scratch area with the kernel queue
+    // already empty: the poll would not fire for them, so come back on the next turn.
+    if (rs && !this.closed && !this.drainScheduled && rs.readUInt32LE(0) !== 0) {
+      this.drainScheduled = true;
+      setImmediate(this.drain);
+    }
+  };
+
+  private readonly drain = (): void => {
+    this.drainScheduled = false;
+    if (!this.closed && this.onBatch) this.onReadable(0);
   };
 
   writeMany(buf: Buffer, offs: Uint32Array, lens: Uint32Array, count: number): number {
@@ -165,14 +277,17 @@ export class LinuxTun implements TunDevice {
       return 0;
     }
     const res = this.res;
-    res[0] = 0;
-    res[1] = 0;
-    res[2] = 0;
-    const n = native().tunWrite(this.fd, buf, offs, lens, count, res);
+    res.fill(0);
+    const addon = native() as TunAddon;
+    const n = this.wScratch
+      ? addon.tunWrite(this.fd, buf, offs, lens, count, res, this.wScratch)
+      : addon.tunWrite(this.fd, buf, offs, lens, count, res);
     this.st.txPackets += n;
     this.st.txBytes += res[2]!;
     this.st.txDropped += res[0]!;
     this.st.txErrors += res[1]!;
+    this.st.txCoalesced += res[3]!;
+    this.st.txCoalescedSegments += res[4]!;
     return n;
   }
 

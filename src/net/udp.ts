@@ -15,11 +15,16 @@
  *   +--------+--------+--------+--------+--------------------------+
  *
  * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are always represented as family 4.
+ *
+ * Offloads (Linux, on unless MINTUN_NO_GSO=1 or `offload: false`): sendMany sends runs of
+ * equal-length packets as one UDP GSO message (UDP_SEGMENT), and the socket has UDP_GRO on,
+ * so the kernel may hand over up to 64 datagrams as one; the addon splits those back into
+ * slots. Neither changes what callers see: one slot per datagram, counts in datagrams.
  */
 import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
 import { addrToString, decodeAddrRecord, tryEncodeAddr } from "../wire/addr.js";
-import { native, nativeCall, type NativePoller } from "./native.js";
+import { native, nativeCall, type NativeAddon, type NativePoller } from "./native.js";
 import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
 import type { UdpBatch } from "./types.js";
 
@@ -29,6 +34,59 @@ export const MAX_UDP_BATCH = 256;
 export const DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024;
 /** largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP) */
 export const MAX_UDP_PAYLOAD = 65507;
+/**
+ * GRO receive area: messages per recvmmsg, each up to 64 KiB (a coalesced message can
+ * hold 64 datagrams). 16 keeps the area at 1 MiB per bind; the addon loops recvmmsg until
+ * the batch is full, so uncoalesced traffic still fills a 64-packet batch per call.
+ */
+export const GRO_MESSAGES = 16;
+/** header + per message 32 bytes of metadata + 64 KiB (layout in mintun_linux.c) */
+const GRO_AREA_BYTES = 16 + GRO_MESSAGES * (32 + 65536);
+/** largest packet length sent with GSO; the addon lowers it (or sets 0) on refusal */
+const GSO_DEFAULT_LIMIT = 65000 / 2;
+/** after this many refusals GSO stays off (each refusal costs one failed sendmmsg) */
+const GSO_MAX_FALLBACKS = 8;
+
+/** The addon's UDP calls with their offload arguments (optional, see mintun_linux.c). */
+interface UdpAddon extends NativeAddon {
+  udpOpen(
+    addr: Buffer,
+    rcvbuf: number,
+    sndbuf: number,
+    offload?: number,
+  ): { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number };
+  udpRecv(
+    fd: number,
+    buf: Buffer,
+    slotSize: number,
+    headroom: number,
+    max: number,
+    lens: Uint32Array,
+    addrs: Buffer,
+    res: Uint32Array,
+    groArea?: Buffer,
+  ): number;
+  udpSend(
+    fd: number,
+    sockFamily: 4 | 6,
+    buf: Buffer,
+    offs: Uint32Array,
+    lens: Uint32Array,
+    count: number,
+    addr: Buffer,
+    addrOff: number,
+    res: Uint32Array,
+    gsoLimit?: number,
+  ): number;
+}
+
+const udpAddon = (): UdpAddon => native() as UdpAddon;
+
+/** MINTUN_NO_GSO=1 turns UDP GSO and GRO off (for A/B measurements). */
+export function offloadDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.MINTUN_NO_GSO;
+  return v === undefined || v === "" || v === "0";
+}
 
 /** a PacketBatch plus addrs: 20 bytes per packet i at i*20 (layout above); defined in ./types.ts */
 export type { UdpBatch };
@@ -41,6 +99,16 @@ export interface UdpStats {
   txDropped: number;
   rxErrors: number;
   txErrors: number;
+  /** GSO messages sent (each carried >= 2 of the txPackets) */
+  gsoMessages: number;
+  /** datagrams sent inside GSO messages (included in txPackets) */
+  gsoSegments: number;
+  /** times the kernel refused GSO and the packets went again without it */
+  gsoFallbacks: number;
+  /** received messages that the kernel had coalesced (GRO) */
+  rxGroMessages: number;
+  /** datagrams split out of those (included in rxPackets) */
+  rxGroSegments: number;
 }
 
 export interface UdpBind {
@@ -74,6 +142,8 @@ export interface UdpBindOptions {
   /** socket buffer sizes in bytes (default 4 MiB; SO_*BUFFORCE when permitted) */
   rcvbuf?: number;
   sndbuf?: number;
+  /** UDP GSO + GRO (LinuxUdp; default on unless MINTUN_NO_GSO=1; the fake ignores it) */
+  offload?: boolean;
 }
 
 // ---------- address records (codec in src/wire/addr.ts) ----------
@@ -96,7 +166,20 @@ export function addrKey(buf: Buffer, off: number): string {
 }
 
 function newStats(): UdpStats {
-  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, txDropped: 0, rxErrors: 0, txErrors: 0 };
+  return {
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txDropped: 0,
+    rxErrors: 0,
+    txErrors: 0,
+    gsoMessages: 0,
+    gsoSegments: 0,
+    gsoFallbacks: 0,
+    rxGroMessages: 0,
+    rxGroSegments: 0,
+  };
 }
 
 function newBatch(slotSize: number, headroom: number, batch: number): UdpBatch {
@@ -121,9 +204,17 @@ export class LinuxUdp implements UdpBind {
   private readonly batch: UdpBatch;
   private readonly max: number;
   private readonly st = newStats();
-  /** [dropped or truncated, errors, bytes] added by the addon */
-  private readonly res = new Uint32Array(3);
+  /**
+   * filled by the addon. send: [dropped, errors, bytes, gso messages, gso segments, next
+   * gso limit, fallbacks]; receive: [truncated, gro messages, gro segments, left in area]
+   */
+  private readonly res = new Uint32Array(7);
   private readonly one = { offs: new Uint32Array(1), lens: new Uint32Array(1) };
+  /** largest packet sent with GSO, 0 = GSO off */
+  private gsoLimit: number;
+  /** receive area for coalesced messages; undefined when GRO is off */
+  private readonly groArea: Buffer | undefined;
+  private drainScheduled = false;
   private poller: NativePoller | undefined;
   private onBatch: ((b: UdpBatch) => void) | undefined;
   private closed = false;
@@ -136,9 +227,22 @@ export class LinuxUdp implements UdpBind {
     for (const v of [rcv, snd])
       if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
         throw new PlatformError("EINVAL", `socket buffer size ${v} out of range`);
-    const addon = native();
-    const r = nativeCall(`bind UDP ${addrKey(rec, 0)}`, () => addon.udpOpen(rec, rcv, snd));
-    return new LinuxUdp(r.fd, r.family, decodeAddrRecord(rec, 0).ip, r.port, g.slotSize, g.headroom, g.batch);
+    const addon = udpAddon();
+    const off = opts.offload ?? offloadDefault();
+    const r = nativeCall(`bind UDP ${addrKey(rec, 0)}`, () => addon.udpOpen(rec, rcv, snd, off ? 1 : 0));
+    return new LinuxUdp(
+      r.fd,
+      r.family,
+      decodeAddrRecord(rec, 0).ip,
+      r.port,
+      g.slotSize,
+      g.headroom,
+      g.batch,
+      {
+        gso: r.gso === 1,
+        gro: r.gro === 1,
+      },
+    );
   }
 
   private constructor(
@@ -149,6 +253,7 @@ export class LinuxUdp implements UdpBind {
     slotSize: number,
     headroom: number,
     batch: number,
+    offload: { gso: boolean; gro: boolean },
   ) {
     this.fd = fd;
     this.family = family;
@@ -156,6 +261,13 @@ export class LinuxUdp implements UdpBind {
     this.localPort = port;
     this.max = batch;
     this.batch = newBatch(slotSize, headroom, batch);
+    this.gsoLimit = offload.gso ? GSO_DEFAULT_LIMIT : 0;
+    this.groArea = offload.gro ? Buffer.alloc(GRO_AREA_BYTES) : undefined;
+  }
+
+  /** whether sendMany currently uses GSO (and up to which length) and the socket has GRO on */
+  offloads(): { gsoLimit: number; gro: boolean } {
+    return { gsoLimit: this.gsoLimit, gro: this.groArea !== undefined };
   }
 
   start(onBatch: (b: UdpBatch) => void): void {
@@ -180,16 +292,28 @@ export class LinuxUdp implements UdpBind {
       this.st.rxErrors++;
       return;
     }
-    const addon = native();
+    const addon = udpAddon();
     const b = this.batch;
     const res = this.res;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.closed; round++) {
-      res[0] = 0;
-      const n = addon.udpRecv(this.fd, b.buf, b.slotSize, b.headroom, this.max, b.lens, b.addrs, res);
+      res.fill(0);
+      const n = addon.udpRecv(
+        this.fd,
+        b.buf,
+        b.slotSize,
+        b.headroom,
+        this.max,
+        b.lens,
+        b.addrs,
+        res,
+        this.groArea,
+      );
       if (n < 0) {
         this.st.rxErrors++;
         return;
       }
+      this.st.rxGroMessages += res[1]!;
+      this.st.rxGroSegments += res[2]!;
       if (n === 0) return;
       let bytes = 0;
       for (let i = 0; i < n; i++) bytes += b.lens[i]!;
@@ -197,10 +321,25 @@ export class LinuxUdp implements UdpBind {
       this.st.rxErrors += res[0]!;
       this.st.rxBytes += bytes;
       b.count = n;
+      const left = res[3]! !== 0;
       this.onBatch!(b);
-      if (n < this.max) return;
+      if (n < this.max) return; // then nothing is left in the GRO area either
+      if (left && round === MAX_ROUNDS_PER_WAKEUP - 1) this.scheduleDrain();
     }
   };
+
+  /**
+   * Datagrams split out of a coalesced message that did not fit the batch stay in the GRO
+   * area; the socket may be empty, so the poll would not wake for them: come back soon.
+   */
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      if (!this.closed && this.onBatch) this.onReadable(0);
+    });
+  }
 
   sendMany(
     buf: Buffer,
@@ -215,14 +354,19 @@ export class LinuxUdp implements UdpBind {
       return 0;
     }
     const res = this.res;
-    res[0] = 0;
-    res[1] = 0;
-    res[2] = 0;
-    const n = native().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res);
+    res.fill(0);
+    const lim = this.gsoLimit;
+    const n = udpAddon().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res, lim);
     this.st.txPackets += n;
     this.st.txBytes += res[2]!;
     this.st.txDropped += res[0]!;
     this.st.txErrors += res[1]!;
+    if (lim > 0) {
+      this.st.gsoMessages += res[3]!;
+      this.st.gsoSegments += res[4]!;
+      this.st.gsoFallbacks += res[6]!;
+      this.gsoLimit = this.st.gsoFallbacks >= GSO_MAX_FALLBACKS ? 0 : res[5]!;
+    }
     return n;
   }
 

@@ -7,6 +7,8 @@
  * source at 12, destination at 16. IPv6 (RFC 8200): payload length at 4, next
  * header at 6, source at 8..24, destination at 24..40.
  */
+import { isIPv6 } from "node:net";
+
 export const IPV4_HEADER_MIN = 20;
 export const IPV6_HEADER = 40;
 
@@ -53,6 +55,8 @@ export function ipv6ToBytes(ip: string): Buffer | null {
   let s = ip;
   const pct = s.indexOf("%");
   if (pct >= 0) s = s.slice(0, pct);
+  // strict syntax first (embedded IPv4 tail, "::" standing for at least one group)
+  if (!isIPv6(s)) return null;
   const out = Buffer.alloc(16);
   // embedded IPv4 tail
   let tail: number[] = [];

@@ -41,8 +41,11 @@ export const CREATE_QUEUE_PACKETS = 8;
 export const DEFAULT_KEEPALIVE_MS = 25_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 180_000;
 
+/** The responder's per-tunnel (REPLY) key is shared by tunnels accepted within this long, then zeroed. */
+export const REPLY_KEY_LIFETIME_MS = 1_000;
+
 /** Replay window, in packets (bitmap). */
-export const REPLAY_WINDOW_PACKETS = 4096;
+export const REPLAY_WINDOW_PACKETS = 2048;
 
 /** A record request is padded to this size so that the answer (host cert + ephemeral cert) fits. */
 export const RECORD_REQUEST_BYTES = 800;

@@ -19,6 +19,7 @@ import {
   equal,
   randomBytes,
   zero,
+  type DhKeyPair,
 } from "../crypto/sodium.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import {
@@ -74,9 +75,11 @@ import {
   RECORD_REQUEST_BYTES,
   RECORD_RETRY_MS,
   REKEY_AFTER_PACKETS,
+  REPLY_KEY_LIFETIME_MS,
 } from "./constants.js";
 import { type Drops, type Events, newDrops, newEvents } from "./counters.js";
 import { EphemeralKeys } from "./ephemeral.js";
+import { CertCache } from "./certcache.js";
 import { createTranscript, deriveCreate, deriveEstablished, deriveRekey, helloAuth } from "./keys.js";
 import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
@@ -144,6 +147,8 @@ export class Engine {
   readonly rlog: RateLimitedLog;
   private out: Output;
   private lastTick = 0;
+  private reply: { kp: DhKeyPair; at: number } | null = null;
+  readonly certs: CertCache;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
     this.opts = opts;
@@ -152,6 +157,7 @@ export class Engine {
     this.rlog = new RateLimitedLog(this.log);
     this.hostPk = opts.hostCert.publicKey;
     this.hostX = edSkToX(opts.hostSecretKey);
+    this.certs = new CertCache(opts.ca);
     const hc = opts.hostCert;
     if (hc.ip4) this.ours.add(`${hc.ip4}/32`, true);
     if (hc.ip6) this.ours.add(`${hc.ip6}/128`, true);
@@ -167,6 +173,23 @@ export class Engine {
     const k = this.eph.rotate(now);
     this.events.ephemeralRotations++;
     opts.onEphemeralRotated?.(k.cert);
+  }
+
+  /**
+   * The responder's per-tunnel X25519 key (T_R), shared by the tunnels accepted
+   * within one REPLY_KEY_LIFETIME_MS and then zeroed: a fresh key per tunnel
+   * would cost a third X25519 per creation. Each tunnel's ee = DH(t_R, T_I)
+   * still differs (T_I is fresh per tunnel), and t_R lives far shorter than
+   * the ephemeral key e_R that the tunnel secret also depends on, so the
+   * forward-secrecy window is unchanged (docs/PROTOCOL.md section 4).
+   */
+  private replyKey(now: number): DhKeyPair {
+    const r = this.reply;
+    if (r && now - r.at < REPLY_KEY_LIFETIME_MS && now >= r.at) return r.kp;
+    if (r) zero(r.kp.secretKey);
+    const kp = dhKeyPair();
+    this.reply = { kp, at: now };
+    return kp;
   }
 
   setOutput(out: Output): void {
@@ -441,8 +464,9 @@ export class Engine {
     const keyId = buf.readUInt32BE(off + CREATE_OFFSET_KEY_ID);
     const k = this.eph.get(keyId, now);
     if (!k) {
-      this.drops.staleKey++;
-      this.sendStale(tid, keyId, len, src, srcOff);
+      // one counter per datagram: answered with the fresh key, or not (answer would be larger)
+      if (this.sendStale(tid, keyId, len, src, srcOff)) this.drops.staleKey++;
+      else this.drops.noAmplify++;
       return;
     }
     const tI = Buffer.from(buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32));
@@ -488,33 +512,35 @@ export class Engine {
       return;
     }
     const hello = decodeHello(buf, it.bodyOff, it.bodyLen);
-    const cert = hello ? decodeCert(hello.cert) : null;
-    const nowSec = Math.floor(now / 1000);
-    const v = cert ? verifyCert(cert, this.opts.ca, nowSec) : null;
-    const peerX = cert ? edPkToX(cert.publicKey) : null;
-    const ss = peerX ? dh(k.secretKey, peerX) : null;
-    if (!hello || !cert || cert.kind !== "host" || !v?.ok || !ss || equal(cert.publicKey, this.hostPk)) {
+    const v = hello ? this.certs.verifyHost(hello.cert, Math.floor(now / 1000)) : null;
+    if (!hello || !v || !v.ok || equal(v.cert.publicKey, this.hostPk)) {
       zero(ck1);
       zero(k0);
       this.drops.createHello++;
       this.rlog.log(now, "warn", "create-hello", "creation refused: certificate", () => ({
         from: addrToString(src, srcOff),
-        reason: !cert ? "malformed" : v && !v.ok ? v.reason : "not a host certificate",
+        reason: !v ? "malformed" : !v.ok ? v.reason : "our own key",
       }));
+      return;
+    }
+    const cert = v.cert;
+    const ss = this.eph.ssFor(k, cert.publicKey);
+    if (!ss) {
+      zero(ck1);
+      zero(k0);
+      this.drops.createHello++;
       return;
     }
     const expect = helloAuth(ck1, ss, tI);
     if (!equal(expect, hello.auth)) {
       zero(ck1);
       zero(k0);
-      zero(ss);
       this.drops.createHello++;
       return;
     }
     if (this.eph.remember(k, tI) !== "ok") {
       zero(ck1);
       zero(k0);
-      zero(ss);
       this.drops.createReplay++;
       return;
     }
@@ -528,7 +554,7 @@ export class Engine {
       now,
       randomBytes(8).toString("hex"),
     );
-    const tR = dhKeyPair();
+    const tR = this.replyKey(now);
     const ee = dh(tR.secretKey, tI);
     if (!ee) {
       this.drops.auth++;
@@ -536,9 +562,7 @@ export class Engine {
     }
     const keys = deriveEstablished(ck1, ss, ee);
     zero(ee);
-    zero(ss);
     zero(ck1);
-    zero(tR.secretKey);
     t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0);
     t.accept = { k0, replay: new ReplayWindow(), tR: tR.publicKey };
     t.accept.replay.accept(readCounter(buf, off));
@@ -602,17 +626,14 @@ export class Engine {
     if (t.state === "replying") this.sendEmpty(t, now);
   }
 
-  private sendStale(tid: string, keyId: number, reqLen: number, src: Buffer, srcOff: number): void {
+  /** Answer a CREATE under a dead key with the current signed key, if that is no larger than the CREATE. */
+  private sendStale(tid: string, keyId: number, reqLen: number, src: Buffer, srcOff: number): boolean {
     const k = this.eph.current;
-    if (!k) return;
-    const size = HEADER_BYTES + 6 + k.cert.raw.length;
-    if (size > reqLen) {
-      this.drops.noAmplify++;
-      return;
-    }
+    if (!k || HEADER_BYTES + 6 + k.cert.raw.length > reqLen) return false;
     const b = encodeStale(tid, keyId, k.cert.raw, 0);
     this.events.staleAnswersSent++;
     this.out.sendUdp(b, 0, b.length, src, srcOff);
+    return true;
   }
 
   private onStale(buf: Buffer, off: number, len: number, now: number): void {
@@ -1088,6 +1109,8 @@ export class Engine {
     }
     this.out.flush();
     this.eph.close();
+    if (this.reply) zero(this.reply.kp.secretKey);
+    this.reply = null;
     zero(this.hostX);
   }
 

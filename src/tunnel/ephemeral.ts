@@ -10,7 +10,7 @@
  * when full, further creations under that key are refused (counted) until the
  * next rotation, which the engine then forces early.
  */
-import { dhKeyPair, zero } from "../crypto/sodium.js";
+import { dh, dhKeyPair, edPkToX, zero } from "../crypto/sodium.js";
 import { signEphemeral, type EphemeralCert } from "../wire/cert.js";
 import { PROTOCOL_VERSION } from "./constants.js";
 
@@ -23,6 +23,8 @@ export interface EphKey {
   notAfter: number;
   createdAt: number;
   seen: Set<string>;
+  /** ss = DH(e, host key) per creator host, so repeat creators cost no second DH; erased with the key */
+  ss: Map<string, Buffer>;
 }
 
 export interface EphemeralOptions {
@@ -83,6 +85,7 @@ export class EphemeralKeys {
       notAfter: now + lifeSec * 1000,
       createdAt: now,
       seen: new Set(),
+      ss: new Map(),
     };
     this.keys.push(k);
     this.rotations++;
@@ -120,6 +123,23 @@ export class EphemeralKeys {
     return "ok";
   }
 
+  /** ss for a creator host key (Ed25519), computed once per ephemeral key. Null for a key that does not convert. */
+  ssFor(k: EphKey, hostPk: Buffer): Buffer | null {
+    const id = hostPk.latin1Slice(0, hostPk.length);
+    const hit = k.ss.get(id);
+    if (hit) return hit;
+    const x = edPkToX(hostPk);
+    const ss = x ? dh(k.secretKey, x) : null;
+    if (!ss) return null;
+    if (k.ss.size >= this.opts.maxReplayRecords) {
+      const first = k.ss.keys().next().value!;
+      zero(k.ss.get(first));
+      k.ss.delete(first);
+    }
+    k.ss.set(id, ss);
+    return ss;
+  }
+
   isReplay(k: EphKey, tI: Buffer): boolean {
     return k.seen.has(tI.latin1Slice(0, tI.length));
   }
@@ -133,4 +153,6 @@ export class EphemeralKeys {
 function erase(k: EphKey): void {
   zero(k.secretKey);
   k.seen.clear();
+  for (const v of k.ss.values()) zero(v);
+  k.ss.clear();
 }

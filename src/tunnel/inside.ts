@@ -25,13 +25,13 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
     const len = lens[i]!;
     const v = len >= 20 ? buf[off]! >> 4 : 0;
     let peer;
-    if (v === 4) {
+    if (v === 4 && buf.readUInt16BE(off + 2) === len) {
       peer = routes.lookup4(buf.readUInt32BE(off + 16));
       if (peer !== undefined && ours.lookup4(buf.readUInt32BE(off + 12)) === undefined) {
         drops.tunSrc++;
         continue;
       }
-    } else if (v === 6 && len >= 40) {
+    } else if (v === 6 && len >= 40 && buf.readUInt16BE(off + 4) + 40 === len) {
       peer = routes.lookup6(buf, off + 24);
       if (peer !== undefined && ours.lookup6(buf, off + 8) === undefined) {
         drops.tunSrc++;

@@ -15,10 +15,19 @@ export class ReplayWindow {
   /** Highest accepted counter, -1 before the first. */
   top = -1;
 
-  constructor(windowPackets = REPLAY_WINDOW_PACKETS) {
+  /** Bytes of bitmap storage a window of this size needs (for `storage`). */
+  static bytesFor(windowPackets = REPLAY_WINDOW_PACKETS): number {
+    return (Math.ceil(windowPackets / WORD_BITS) + 1) * 4;
+  }
+
+  /**
+   * @param storage optional zeroed bitmap memory of bytesFor(windowPackets) bytes, so a caller
+   *   can place the window inside an allocation it already makes (saves a backing store per epoch)
+   */
+  constructor(windowPackets = REPLAY_WINDOW_PACKETS, storage?: Uint32Array) {
     // one extra word so that a whole word can be cleared as the window slides
     this.nWords = Math.ceil(windowPackets / WORD_BITS) + 1;
-    this.words = new Uint32Array(this.nWords);
+    this.words = storage && storage.length === this.nWords ? storage : new Uint32Array(this.nWords);
   }
 
   private get span(): number {

@@ -22,6 +22,7 @@ export function parseCidr(cidr: string): { v: 4; p: Prefix4 } | { v: 6; p: Prefi
   const slash = cidr.indexOf("/");
   const ip = slash >= 0 ? cidr.slice(0, slash) : cidr;
   if (ip.includes(":")) {
+    if (slash >= 0 && !/^\d{1,3}$/.test(cidr.slice(slash + 1))) return null;
     const bits = slash >= 0 ? Number(cidr.slice(slash + 1)) : 128;
     const b = ipv6ToBytes(ip);
     if (!b || !Number.isInteger(bits) || bits < 0 || bits > 128) return null;
@@ -31,6 +32,7 @@ export function parseCidr(cidr: string): { v: 4; p: Prefix4 } | { v: 6; p: Prefi
     }
     return { v: 6, p: { net: b, bits } };
   }
+  if (slash >= 0 && !/^\d{1,2}$/.test(cidr.slice(slash + 1))) return null;
   const bits = slash >= 0 ? Number(cidr.slice(slash + 1)) : 32;
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) || !Number.isInteger(bits) || bits < 0 || bits > 32) return null;
   if (ip.split(".").some((x) => Number(x) > 255)) return null;

@@ -29,27 +29,53 @@ import { ReplayWindow } from "./replay.js";
 export type TunnelState = "creating" | "replying" | "established" | "closed";
 export type Role = "initiator" | "responder";
 
+const REPLAY_BYTES = ReplayWindow.bytesFor();
+
 export class Epoch {
   sendCounter = 0;
-  readonly replay = new ReplayWindow();
+  readonly replay: ReplayWindow;
   /** 8-byte TID as a latin1 string (table key) */
   readonly tid: string;
+  /** tid (8) | send key (32) | recv key (32) | chain key (32) | replay bitmap, one allocation; fields are views */
+  private readonly mem: Buffer;
   readonly tidBuf: Buffer;
+  readonly sendKey: Buffer;
+  readonly recvKey: Buffer;
+  readonly ck: Buffer;
   constructor(
     tid: Buffer,
-    public sendKey: Buffer,
-    public recvKey: Buffer,
-    public ck: Buffer,
+    sendKey: Buffer,
+    recvKey: Buffer,
+    ck: Buffer,
     public readonly startedAt: number,
     public readonly number: number,
   ) {
-    this.tidBuf = Buffer.from(tid);
-    this.tid = this.tidBuf.latin1Slice(0, 8);
+    // one backing store instead of four: an idle tunnel is mostly its epoch (docs/PERFORMANCE.md)
+    // allocUnsafe takes small buffers from Node's shared pool (no backing store of their own);
+    // every byte is written below
+    const m = Buffer.allocUnsafe(104 + REPLAY_BYTES);
+    // the replay bitmap lives after the keys (pool offsets are 8-byte aligned, 104 is too)
+    m.fill(0, 104);
+    this.replay = new ReplayWindow(
+      undefined,
+      new Uint32Array(m.buffer, m.byteOffset + 104, REPLAY_BYTES / 4),
+    );
+    tid.copy(m, 0, 0, 8);
+    sendKey.copy(m, 8);
+    recvKey.copy(m, 40);
+    ck.copy(m, 72);
+    zero(sendKey);
+    zero(recvKey);
+    zero(ck);
+    this.mem = m;
+    this.tidBuf = m.subarray(0, 8);
+    this.sendKey = m.subarray(8, 40);
+    this.recvKey = m.subarray(40, 72);
+    this.ck = m.subarray(72, 104);
+    this.tid = m.latin1Slice(0, 8);
   }
   erase(): void {
-    zero(this.sendKey);
-    zero(this.recvKey);
-    zero(this.ck);
+    zero(this.mem.subarray(8, 104));
   }
 }
 
@@ -119,7 +145,8 @@ export class Tunnel {
     sessionId: string,
   ) {
     this.state = role === "initiator" ? "creating" : "replying";
-    this.endpoint = Buffer.from(endpoint);
+    this.endpoint = Buffer.allocUnsafe(endpoint.length);
+    endpoint.copy(this.endpoint);
     this.createdAt = now;
     this.lastRx = now;
     this.sessionId = sessionId;

@@ -159,13 +159,16 @@ const cases: { name: string; size?: number; steps: Step[] }[] = [
 ];
 
 describe("ReplayWindow (table)", () => {
-  it("default window is REPLAY_WINDOW_PACKETS = 4096", () => {
-    expect(REPLAY_WINDOW_PACKETS).toBe(4096);
+  it("default window is REPLAY_WINDOW_PACKETS packets", () => {
+    const w = new ReplayWindow();
+    expect(w.accept(REPLAY_WINDOW_PACKETS + 10)).toBe(true);
+    expect(w.check(11)).toBe(true); // top - (window - 1)
+    expect(w.check(10)).toBe(false); // top - window: too old
   });
 
   for (const c of cases) {
     it(c.name, () => {
-      const w = c.size ? new ReplayWindow(c.size) : new ReplayWindow();
+      const w = new ReplayWindow(c.size ?? 4096);
       for (const [op, n, want] of c.steps) {
         const got = op === "check" ? w.check(n) : w.accept(n);
         expect(got, `${op}(${n})`).toBe(want);
@@ -174,7 +177,7 @@ describe("ReplayWindow (table)", () => {
   }
 
   it("check never changes the window", () => {
-    const w = new ReplayWindow();
+    const w = new ReplayWindow(4096);
     for (let i = 0; i < 100; i++) expect(w.check(i * 1000)).toBe(true);
     expect(w.top).toBe(-1);
     w.accept(5);
@@ -184,7 +187,7 @@ describe("ReplayWindow (table)", () => {
   });
 
   it("accepts every counter of a full window in reverse order exactly once", () => {
-    const w = new ReplayWindow();
+    const w = new ReplayWindow(4096);
     const top = 123_456;
     for (let n = top; n > top - 4096; n--) expect(w.accept(n)).toBe(true);
     for (let n = top; n > top - 4096; n--) expect(w.check(n)).toBe(false);
@@ -231,7 +234,7 @@ describe("ReplayWindow (property, against a Set + top model)", () => {
   it("dense shuffled arrivals around a moving top agree with the model", () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 9000 }), { minLength: 100, maxLength: 2000 }), (ns) => {
-        const w = new ReplayWindow();
+        const w = new ReplayWindow(4096);
         const m = new Model(4096);
         for (const n of ns) expect(w.accept(n), `accept(${n})`).toBe(m.accept(n));
       }),

@@ -63,10 +63,10 @@ describe("parseCidr", () => {
     expect(new PrefixTable<number>().add(s, 1)).toBe(false);
   });
 
-  // BUG (src/tunnel/routing.ts:26,34): the prefix length goes through Number(), which
+  // Regression test (was a bug, fixed; src/tunnel/routing.ts:25,34): the prefix length goes through Number(), which
   // accepts "" (-> 0), whitespace, exponents and hex. "10.0.0.0/" becomes 10.0.0.0/0 — a
   // route for every IPv4 address — and "fd00::/0x40" becomes /64.
-  it.fails.each(["10.0.0.0/", "10.0.0.0/ 8", "10.0.0.0/1e1", "10.0.0.0/0x8", "fd00::/", "fd00::/0x40"])(
+  it.each(["10.0.0.0/", "10.0.0.0/ 8", "10.0.0.0/1e1", "10.0.0.0/0x8", "fd00::/", "fd00::/0x40"])(
     "refuses a prefix length that is not plain decimal: %j",
     (s) => {
       expect(parseCidr(s)).toBeNull();

@@ -1,12 +1,16 @@
 /**
  * TunDevice compliance: every case of test/tools/native/compliance.ts runs against
  * FakeTun here and against LinuxTun in a child process inside a fresh network namespace
- * (real kernel, real routing). Also the RouteManager (fake here, `ip` in the child).
+ * (real kernel, real routing), once with TUN offloads (the default) and once with
+ * MINTUN_NO_TUN_OFFLOAD=1. Also the RouteManager (fake here, `ip` in the child), and the
+ * offload checks of test/tools/native/offload.ts (TSO split / coalescing across a bridge
+ * of two TUNs in two namespaces).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PlatformError } from "../../src/errors.js";
 import { FakeRouteManager, cidrFamily } from "../../src/net/route.js";
 import { fakeTunHarness, runCases, tunCases, type CaseResult } from "../tools/native/compliance.js";
+import { offloadChecks } from "../tools/native/offload.js";
 import { Netns, buildNative, canRunReal, outcome } from "../tools/native/netns.js";
 
 describe("TunDevice compliance: FakeTun", () => {
@@ -20,22 +24,37 @@ describe("TunDevice compliance: FakeTun", () => {
 
 describe.skipIf(!canRunReal)("TunDevice compliance: LinuxTun in a network namespace", () => {
   const ns = new Netns("tun");
+  const nsB = new Netns("tunb");
   let results: Map<string, CaseResult> | undefined;
+  let plain: Map<string, CaseResult> | undefined;
   let perm: Map<string, CaseResult> | undefined;
+  let offload: Map<string, CaseResult> | undefined;
 
   beforeAll(async () => {
     buildNative();
     ns.create();
+    nsB.create();
     results = await ns.runChild("tun");
+    plain = await ns.runChild("tun", 55_000, { env: { ...process.env, MINTUN_NO_TUN_OFFLOAD: "1" } });
     perm = await ns.runChild("perm");
-  }, 120_000);
+    offload = await ns.runChild("offload", 90_000, { args: [nsB.name] });
+  }, 240_000);
 
-  afterAll(() => ns.destroy());
+  afterAll(() => {
+    ns.destroy();
+    nsB.destroy();
+  });
 
   for (const c of tunCases) {
     it(c.name, () => {
       expect(outcome(results, c.name)).toBe("ok");
     });
+    it(`${c.name} (MINTUN_NO_TUN_OFFLOAD=1)`, () => {
+      expect(outcome(plain, c.name)).toBe("ok");
+    });
+  }
+  for (const c of offloadChecks(nsB.name)) {
+    it(c.name, () => expect(outcome(offload, c.name)).toBe("ok"));
   }
   for (const name of [
     "route: ip failures carry stderr as EIPCMD; bad input is EINVAL",

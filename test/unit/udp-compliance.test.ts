@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PlatformError } from "../../src/errors.js";
 import { ADDR_LEN, FakeNetwork, addrKey, decodeAddr, encodeAddr, type UdpBatch } from "../../src/net/udp.js";
 import { fakeUdpHarness, runCases, udpCases, type CaseResult } from "../tools/native/compliance.js";
-import { Netns, buildNative, canRunReal, outcome } from "../tools/native/netns.js";
+import { Netns, VethPair, buildNative, canRunReal, outcome } from "../tools/native/netns.js";
+import { vethFlows } from "../tools/native/veth.js";
 
 describe("UdpBind compliance: FakeUdp", () => {
   for (const c of udpCases) {
@@ -46,6 +47,28 @@ describe.skipIf(!canRunReal)("UdpBind compliance: LinuxUdp in a network namespac
   it("every result of the child was asserted", () => {
     expect([...(results?.keys() ?? [])].length).toBe(udpCases.length + 1);
   });
+});
+
+describe.skipIf(!canRunReal)("LinuxUdp GSO/GRO over a veth pair between two namespaces", () => {
+  const pair = new VethPair();
+  let rx: Map<string, CaseResult> | undefined;
+  let tx: Map<string, CaseResult> | undefined;
+
+  beforeAll(async () => {
+    buildNative();
+    pair.create();
+    ({ rx, tx } = await pair.run());
+  }, 120_000);
+
+  afterAll(() => pair.destroy());
+
+  for (const f of vethFlows) {
+    it(f.name, () => {
+      expect(outcome(tx, `tx: ${f.name}`)).toBe("ok");
+      expect(outcome(rx, `rx: ${f.name}`)).toBe("ok");
+      console.log(`${f.name}: ${tx?.get(`tx: ${f.name}`)?.info}; ${rx?.get(`rx: ${f.name}`)?.info}`);
+    });
+  }
 });
 
 describe("address records", () => {
