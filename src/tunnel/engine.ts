@@ -211,6 +211,42 @@ export class Engine {
     return p;
   }
 
+  /**
+   * Reconcile the configured peers with a new list (config reload): peers that
+   * stay keep their tunnels (an endpoint change applies to new packets only
+   * after the peer authenticates from it, or at once when no tunnel exists);
+   * new peers are added and their records fetched; removed peers' tunnels are
+   * closed. Peers learned from incoming tunnels are not touched.
+   */
+  setPeers(list: PeerConfig[], now: number): { added: string[]; removed: string[]; kept: string[] } {
+    const want = new Map(list.map((p) => [p.name, p]));
+    const res = { added: [] as string[], removed: [] as string[], kept: [] as string[] };
+    for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      if (!p.configured) continue;
+      const w = want.get(p.name);
+      if (!w) {
+        for (const t of p.tunnels.slice()) {
+          if (t.state === "established") this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
+          this.closeTunnel(t, now, "removed from config");
+        }
+        this.routes.removeValue(p);
+        if (p.hostCert) this.peers.delete(p.hostCert.publicKey.latin1Slice(0, 32));
+        this.unresolved.delete(p.name);
+        res.removed.push(p.name);
+        continue;
+      }
+      want.delete(p.name);
+      if (w.endpoint && p.tunnels.length === 0) p.endpoint = Buffer.from(w.endpoint);
+      res.kept.push(p.name);
+    }
+    for (const w of want.values()) {
+      this.addPeer(w, now);
+      res.added.push(w.name);
+    }
+    this.out.flush();
+    return res;
+  }
+
   private learnHost(p: Peer, cert: HostCert): void {
     if (p.hostCert) this.routes.removeValue(p);
     p.hostCert = cert;

@@ -213,3 +213,43 @@ describe("timers", () => {
     expect(a.engine.tunnelCount).toBe(0);
   });
 });
+
+describe("config reload of peers", () => {
+  it("keeps tunnels of peers that stay, closes removed ones, adds new ones", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null);
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null);
+    const c = net.addHost(ca, "c", "192.0.2.3", 7000, "10.77.0.3", null);
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    a.engine.addPeer({ name: "c", endpoint: c.addr }, net.now);
+    net.run();
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "to b"));
+    a.send(ipv4("10.77.0.1", "10.77.0.3", "to c"));
+    net.run();
+    expect(a.engine.tunnelCount).toBe(2);
+    const tb = [...a.engine.peers.values()].find((p) => p.name === "b")!.sendTunnel()!;
+    const r = a.engine.setPeers([{ name: "b", endpoint: b.addr }], net.now);
+    net.run();
+    expect(r).toEqual({ added: [], removed: ["c"], kept: ["b"] });
+    expect(a.engine.tunnelCount).toBe(1);
+    expect([...a.engine.peers.values()].find((p) => p.name === "b")!.sendTunnel()).toBe(tb);
+    // c got a CLOSE and dropped its side too
+    expect(c.engine.tunnelCount).toBe(0);
+    // traffic to c is now unroutable; adding c back fetches its record and works again
+    a.send(ipv4("10.77.0.1", "10.77.0.3", "no route"));
+    expect(a.engine.drops.noRoute).toBe(1);
+    const r2 = a.engine.setPeers(
+      [
+        { name: "b", endpoint: b.addr },
+        { name: "c", endpoint: c.addr },
+      ],
+      net.now,
+    );
+    expect(r2.added).toEqual(["c"]);
+    net.run();
+    a.send(ipv4("10.77.0.1", "10.77.0.3", "back"));
+    net.run();
+    expect(c.take().map((p) => p.subarray(20).toString())).toEqual(["to c", "back"]);
+  });
+});
