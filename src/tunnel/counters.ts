@@ -45,6 +45,12 @@ export function newDrops() {
     noAmplify: 0,
     /** sealed packet for a tunnel that is closing or has no usable key */
     noKey: 0,
+    /** CREATE / RECORD_REQUEST over its source's rate (token bucket) */
+    rateLimited: 0,
+    /** CREATE answered with a puzzle instead of work (responder under load) */
+    puzzled: 0,
+    /** CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE we will not solve */
+    puzzleBad: 0,
   };
 }
 export type Drops = ReturnType<typeof newDrops>;
@@ -66,6 +72,9 @@ export function newEvents() {
     roams: 0,
     keepalivesSent: 0,
     ephemeralRotations: 0,
+    puzzlesSent: 0,
+    puzzlesSolved: 0,
+    puzzlesAccepted: 0,
   };
 }
 export type Events = ReturnType<typeof newEvents>;

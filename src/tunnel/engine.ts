@@ -55,6 +55,13 @@ import {
   decodeRecordRequest,
   decodeRecordResponse,
   decodeStale,
+  decodePuzzle,
+  encodePuzzle,
+  SOLVED_AD_BYTES,
+  SOLVED_OFFSET_COOKIE,
+  SOLVED_OFFSET_DIFFICULTY,
+  SOLVED_OFFSET_SOLUTION,
+  SOLVED_OFFSET_WINDOW,
   encodeRecordRequest,
   encodeRecordResponse,
   encodeStale,
@@ -80,6 +87,9 @@ import {
 import { type Drops, type Events, newDrops, newEvents } from "./counters.js";
 import { EphemeralKeys } from "./ephemeral.js";
 import { CertCache } from "./certcache.js";
+import { SourceBuckets } from "../dos/bucket.js";
+import { LoadMeter } from "../dos/load.js";
+import { COOKIE_BYTES, PuzzleIssuer, SOLUTION_BYTES, solve } from "../dos/puzzle.js";
 import { createTranscript, deriveCreate, deriveEstablished, deriveRekey, helloAuth } from "./keys.js";
 import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
@@ -112,7 +122,32 @@ export interface EngineOptions {
   /** called when a new ephemeral certificate is made (for the directory, status) */
   onEphemeralRotated?: (cert: EphemeralCert) => void;
   onEvent?: (kind: string, fields: Record<string, unknown>) => void;
+  /** denial-of-service defence (src/dos/); defaults in DOS_DEFAULTS */
+  dos?: Partial<DosOptions>;
 }
+
+export interface DosOptions {
+  /** CREATE / RECORD_REQUEST per second per source address (IPv6: per /64) */
+  perSourcePerSec: number;
+  perSourceBurst: number;
+  maxSources: number;
+  /** offered creations per second above which CREATEs are answered with puzzles */
+  puzzleAbovePerSec: number;
+  baseDifficulty: number;
+  maxDifficulty: number;
+  /** puzzles stay on until the load stayed below half the threshold this long */
+  calmMs: number;
+}
+
+export const DOS_DEFAULTS: DosOptions = {
+  perSourcePerSec: 100,
+  perSourceBurst: 200,
+  maxSources: 65_536,
+  puzzleAbovePerSec: 1000,
+  baseDifficulty: 8,
+  maxDifficulty: 20,
+  calmMs: 5_000,
+};
 
 export interface PeerConfig {
   name: string;
@@ -149,6 +184,10 @@ export class Engine {
   private lastTick = 0;
   private reply: { kp: DhKeyPair; at: number } | null = null;
   readonly certs: CertCache;
+  readonly buckets: SourceBuckets;
+  readonly load: LoadMeter;
+  readonly puzzles = new PuzzleIssuer();
+  private lastSweep = 0;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
     this.opts = opts;
@@ -158,6 +197,14 @@ export class Engine {
     this.hostPk = opts.hostCert.publicKey;
     this.hostX = edSkToX(opts.hostSecretKey);
     this.certs = new CertCache(opts.ca);
+    const dos = { ...DOS_DEFAULTS, ...opts.dos };
+    this.buckets = new SourceBuckets(dos.perSourcePerSec, dos.perSourceBurst, dos.maxSources);
+    this.load = new LoadMeter({
+      highPerSec: dos.puzzleAbovePerSec,
+      baseDifficulty: dos.baseDifficulty,
+      maxDifficulty: dos.maxDifficulty,
+      calmMs: dos.calmMs,
+    });
     const hc = opts.hostCert;
     if (hc.ip4) this.ours.add(`${hc.ip4}/32`, true);
     if (hc.ip6) this.ours.add(`${hc.ip6}/128`, true);
@@ -283,11 +330,22 @@ export class Engine {
     this.out.sendUdp(req, 0, req.length, p.endpoint, 0);
   }
 
-  private onRecordRequest(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number): void {
+  private onRecordRequest(
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+  ): void {
     const m = decodeRecordRequest(buf, off, len);
     const k = this.eph.current;
     if (!m || !k) {
       this.drops.malformed++;
+      return;
+    }
+    if (!this.buckets.take(src, srcOff, now)) {
+      this.drops.rateLimited++;
       return;
     }
     const resp = encodeRecordResponse(m.tid, this.opts.hostCert.raw, k.cert.raw, len);
@@ -442,7 +500,7 @@ export class Engine {
     const c = t.create!;
     const helloLen = FRAME_HEADER_BYTES + c.hello.length;
     const ipLen = pkt ? FRAME_HEADER_BYTES + pkt.length : 0;
-    const fits = CREATE_AD_BYTES + helloLen + ipLen + AEAD_TAG_BYTES <= MAX_UDP_PAYLOAD_BYTES;
+    const fits = SOLVED_AD_BYTES + helloLen + ipLen + AEAD_TAG_BYTES <= MAX_UDP_PAYLOAD_BYTES;
     if (pkt && !fits) {
       // too big to ride with HELLO: HELLO alone first, then the packet in a CREATE without HELLO
       this.sendCreatePacket(t, null, true, now);
@@ -456,24 +514,26 @@ export class Engine {
     const c = t.create!;
     const body =
       (withHello ? FRAME_HEADER_BYTES + c.hello.length : 0) + (pkt ? FRAME_HEADER_BYTES + pkt.length : 0);
-    const size = Math.max(CREATE_AD_BYTES + body + AEAD_TAG_BYTES, c.minSize);
+    const z = c.puzzle;
+    const adLen = z ? SOLVED_AD_BYTES : CREATE_AD_BYTES;
+    const size = Math.max(adLen + body + AEAD_TAG_BYTES, c.minSize);
     const b = Buffer.alloc(size);
     b.latin1Write(t.tid, 0, 8);
-    writeTypeCounter(b, 0, PacketType.Create, c.counter++);
+    writeTypeCounter(b, 0, z ? PacketType.CreateSolved : PacketType.Create, c.counter++);
     b.writeUInt32BE(c.keyId >>> 0, CREATE_OFFSET_KEY_ID);
     c.tI.publicKey.copy(b, CREATE_OFFSET_PUB);
-    let o = CREATE_AD_BYTES;
+    if (z) {
+      b.writeUInt32BE(z.window >>> 0, SOLVED_OFFSET_WINDOW);
+      b[SOLVED_OFFSET_DIFFICULTY] = z.difficulty;
+      z.cookie.copy(b, SOLVED_OFFSET_COOKIE);
+      z.solution.copy(b, SOLVED_OFFSET_SOLUTION);
+    }
+    let o = adLen;
     if (withHello) o = writeFrame(b, o, FrameType.Hello, c.hello);
     if (pkt) writeFrame(b, o, FrameType.Ip, pkt);
-    const plainLen = size - CREATE_AD_BYTES - AEAD_TAG_BYTES;
+    const plainLen = size - adLen - AEAD_TAG_BYTES;
     this.setNonceFrom(b, 0);
-    aeadSeal(
-      b.subarray(CREATE_AD_BYTES),
-      b.subarray(CREATE_AD_BYTES, CREATE_AD_BYTES + plainLen),
-      b.subarray(0, CREATE_AD_BYTES),
-      this.nonce,
-      c.k0,
-    );
+    aeadSeal(b.subarray(adLen), b.subarray(adLen, adLen + plainLen), b.subarray(0, adLen), this.nonce, c.k0);
     t.lastTx = now;
     t.txPackets++;
     if (pkt) {
@@ -486,15 +546,33 @@ export class Engine {
 
   // ------------------------------------------------------------------ creation (responder)
 
-  onCreate(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+  /**
+   * A CREATE (or CREATE_SOLVED, `solved`) for a TID we may not know. Checks in
+   * order of cost: size, per-source rate, ephemeral key id, load (puzzle
+   * instead of work), puzzle solution, replay record, then the first X25519.
+   */
+  onCreate(
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+    solved = false,
+  ): void {
+    const adLen = solved ? SOLVED_AD_BYTES : CREATE_AD_BYTES;
     const tid = tidKey(buf, off);
     const existing = this.tids.get(tid);
     if (existing) {
-      this.onCreateExisting(existing, buf, off, len, now, src, srcOff);
+      this.onCreateExisting(existing, buf, off, len, now, src, srcOff, adLen);
       return;
     }
-    if (len < MIN_CREATE_BYTES || len < this.opts.minFirstPacket) {
+    if (len < adLen + AEAD_TAG_BYTES || len < this.opts.minFirstPacket) {
       this.drops.createShort++;
+      return;
+    }
+    if (!this.buckets.take(src, srcOff, now)) {
+      this.drops.rateLimited++;
       return;
     }
     const keyId = buf.readUInt32BE(off + CREATE_OFFSET_KEY_ID);
@@ -505,7 +583,37 @@ export class Engine {
       else this.drops.noAmplify++;
       return;
     }
+    this.load.offer(now);
+    const tidBuf = buf.subarray(off, off + 8);
     const tI = Buffer.from(buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32));
+    if (solved) {
+      const r = this.puzzles.check(
+        src,
+        srcOff,
+        tidBuf,
+        tI,
+        buf.readUInt32BE(off + SOLVED_OFFSET_WINDOW),
+        buf[off + SOLVED_OFFSET_DIFFICULTY]!,
+        buf.subarray(off + SOLVED_OFFSET_COOKIE, off + SOLVED_OFFSET_COOKIE + COOKIE_BYTES),
+        buf.subarray(off + SOLVED_OFFSET_SOLUTION, off + SOLVED_OFFSET_SOLUTION + SOLUTION_BYTES),
+        now,
+      );
+      if (r !== "ok") {
+        this.drops.puzzleBad++;
+        return;
+      }
+      this.events.puzzlesAccepted++;
+    } else if (this.load.puzzling) {
+      // stateless: a cookie over (source, TID, window, difficulty); 41 bytes, smaller than any CREATE
+      const w = PuzzleIssuer.window(now);
+      const d = this.load.difficulty;
+      const cookie = this.puzzles.cookie(src, srcOff, tidBuf, w, d, now)!;
+      const p = encodePuzzle(tid, keyId, w, d, cookie);
+      this.drops.puzzled++;
+      this.events.puzzlesSent++;
+      this.out.sendUdp(p, 0, p.length, src, srcOff);
+      return;
+    }
     if (this.eph.isReplay(k, tI)) {
       this.drops.createReplay++;
       return;
@@ -519,17 +627,17 @@ export class Engine {
       this.drops.auth++;
       return;
     }
-    const h0 = createTranscript(buf.subarray(off, off + 8), keyId, tI, k.publicKey, this.hostPk);
+    const h0 = createTranscript(tidBuf, keyId, tI, k.publicKey, this.hostPk);
     const { ck1, k0 } = deriveCreate(h0, es);
     zero(es);
     this.setNonceFrom(buf, off);
-    const plainLen = len - CREATE_AD_BYTES - AEAD_TAG_BYTES;
-    const ptOff = off + CREATE_AD_BYTES;
+    const plainLen = len - adLen - AEAD_TAG_BYTES;
+    const ptOff = off + adLen;
     if (
       !aeadOpen(
         buf.subarray(ptOff, ptOff + plainLen),
         buf.subarray(ptOff, off + len),
-        buf.subarray(off, off + CREATE_AD_BYTES),
+        buf.subarray(off, off + adLen),
         this.nonce,
         k0,
       )
@@ -628,9 +736,10 @@ export class Engine {
     now: number,
     src: Buffer,
     srcOff: number,
+    adLen: number,
   ): void {
     const a = t.accept;
-    if (!a || len < MIN_CREATE_BYTES) {
+    if (!a || len < adLen + AEAD_TAG_BYTES) {
       this.drops.unknownTid++;
       return;
     }
@@ -640,13 +749,13 @@ export class Engine {
       return;
     }
     this.setNonceFrom(buf, off);
-    const ptOff = off + CREATE_AD_BYTES;
-    const plainLen = len - CREATE_AD_BYTES - AEAD_TAG_BYTES;
+    const ptOff = off + adLen;
+    const plainLen = len - adLen - AEAD_TAG_BYTES;
     if (
       !aeadOpen(
         buf.subarray(ptOff, ptOff + plainLen),
         buf.subarray(ptOff, off + len),
-        buf.subarray(off, off + CREATE_AD_BYTES),
+        buf.subarray(off, off + adLen),
         this.nonce,
         a.k0,
       )
@@ -699,6 +808,37 @@ export class Engine {
       nt.create!.queue.push(p);
       this.sendCreate(nt, p, now);
     }
+  }
+
+  /**
+   * The responder is loaded and wants work before it spends a Diffie-Hellman
+   * on us: solve its puzzle once per creation attempt and resend what we sent
+   * 0-RTT, now as CREATE_SOLVED. Only for a TID we are creating, with the key
+   * id we used, and at most MAX_DIFFICULTY, so an on-path forger can make us
+   * do bounded work at most.
+   */
+  private onPuzzle(buf: Buffer, off: number, len: number, now: number): void {
+    const m = decodePuzzle(buf, off, len);
+    const t = m ? this.tids.get(m.tid) : undefined;
+    const c = t?.create;
+    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || c.puzzle) {
+      this.drops.puzzleBad++;
+      return;
+    }
+    const sol = solve(m.cookie, Buffer.from(t.tid, "latin1"), c.tI.publicKey, m.difficulty);
+    if (!sol) {
+      this.drops.puzzleBad++;
+      this.rlog.log(now, "warn", "puzzle", "puzzle refused (too hard)", () => ({
+        peer: t.peer.name,
+        difficulty: m.difficulty,
+      }));
+      return;
+    }
+    c.puzzle = { window: m.window, difficulty: m.difficulty, cookie: m.cookie, solution: sol };
+    this.events.puzzlesSolved++;
+    const queue = c.queue.slice();
+    if (queue.length === 0) this.sendCreate(t, null, now);
+    for (const p of queue) this.sendCreate(t, p, now);
   }
 
   // ------------------------------------------------------------------ REPLY (initiator)
@@ -1044,6 +1184,12 @@ export class Engine {
       case PacketType.Create:
         this.onCreate(buf, off, len, src, srcOff, now);
         return;
+      case PacketType.CreateSolved:
+        this.onCreate(buf, off, len, src, srcOff, now, true);
+        return;
+      case PacketType.Puzzle:
+        this.onPuzzle(buf, off, len, now);
+        return;
       case PacketType.Reply: {
         const t = this.tids.get(tidKey(buf, off));
         if (t) this.onReply(t, buf, off, len, src, srcOff, now);
@@ -1054,7 +1200,7 @@ export class Engine {
         this.onStale(buf, off, len, now);
         return;
       case PacketType.RecordRequest:
-        this.onRecordRequest(buf, off, len, src, srcOff);
+        this.onRecordRequest(buf, off, len, src, srcOff, now);
         return;
       case PacketType.RecordResponse:
         this.onRecordResponse(buf, off, len, now);
@@ -1082,6 +1228,11 @@ export class Engine {
   /** Coarse timer: call every TICK_MS. */
   tick(now: number): void {
     this.lastTick = now;
+    this.load.tick(now);
+    if (now - this.lastSweep >= 5000) {
+      this.buckets.sweep(now);
+      this.lastSweep = now;
+    }
     if (this.eph.tick(now)) {
       this.events.ephemeralRotations++;
       this.opts.onEphemeralRotated?.(this.eph.current!.cert);
@@ -1145,6 +1296,7 @@ export class Engine {
     }
     this.out.flush();
     this.eph.close();
+    this.puzzles.close();
     if (this.reply) zero(this.reply.kp.secretKey);
     this.reply = null;
     zero(this.hostX);

@@ -92,6 +92,8 @@ export interface CreateState {
   /** inner packets sent 0-RTT (copies), resent after a stale-key answer */
   queue: Buffer[];
   staleRetried: boolean;
+  /** the responder's puzzle, solved; sent with every further CREATE of this attempt */
+  puzzle?: { window: number; difficulty: number; cookie: Buffer; solution: Buffer };
 }
 
 /** Responder's view of creation: the k0 receive key and its window, kept until confirmed. */

@@ -29,6 +29,9 @@
  *   RECORD_REQUEST  (5): zero padding to RECORD_REQUEST_BYTES (counter 0)
  *   RECORD_RESPONSE (6): hostLen u16 | host certificate | ephLen u16 | ephemeral certificate | zero padding
  *                (signed certificates; no larger than the request; TID echoes the request)
+ *   PUZZLE  (7): keyId u32 (echo) | window u32 | difficulty u8 | cookie (16)      -- 41 bytes, counter 0
+ *   CREATE_SOLVED (8): as CREATE, then window u32 | difficulty u8 | cookie (16) | solution (8),
+ *                then AEAD ciphertext+tag; associated data = bytes [0, 81)
  */
 import { AEAD_TAG_BYTES, HEADER_BYTES } from "../tunnel/constants.js";
 
@@ -39,6 +42,8 @@ export const PacketType = {
   Stale: 4,
   RecordRequest: 5,
   RecordResponse: 6,
+  Puzzle: 7,
+  CreateSolved: 8,
 } as const;
 export type PacketType = (typeof PacketType)[keyof typeof PacketType];
 
@@ -48,6 +53,12 @@ export const OFFSET_COUNTER = 8; // 56-bit counter occupies bytes 9..15, type by
 export const CREATE_OFFSET_KEY_ID = 16;
 export const CREATE_OFFSET_PUB = 20;
 export const CREATE_AD_BYTES = 52;
+export const SOLVED_OFFSET_WINDOW = 52;
+export const SOLVED_OFFSET_DIFFICULTY = 56;
+export const SOLVED_OFFSET_COOKIE = 57;
+export const SOLVED_OFFSET_SOLUTION = 73;
+export const SOLVED_AD_BYTES = 81;
+export const PUZZLE_BYTES = 41;
 export const REPLY_OFFSET_PUB = 16;
 export const REPLY_AD_BYTES = 48;
 export const DATA_AD_BYTES = HEADER_BYTES;
@@ -178,4 +189,42 @@ export function decodeRecordResponse(buf: Buffer, off: number, len: number): Rec
   if (el === 0 || o + el > end) return null;
   const eph = Buffer.from(buf.subarray(o, o + el));
   return { tid: tidKey(buf, off), host, eph };
+}
+
+// ---------------------------------------------------------------- PUZZLE
+
+export interface PuzzleMsg {
+  tid: string;
+  keyId: number;
+  window: number;
+  difficulty: number;
+  cookie: Buffer;
+}
+
+export function encodePuzzle(
+  tid: string,
+  keyId: number,
+  window: number,
+  difficulty: number,
+  cookie: Buffer,
+): Buffer {
+  const b = Buffer.alloc(PUZZLE_BYTES);
+  writeTid(b, 0, tid);
+  writeTypeCounter(b, 0, PacketType.Puzzle, 0);
+  b.writeUInt32BE(keyId >>> 0, 16);
+  b.writeUInt32BE(window >>> 0, 20);
+  b[24] = difficulty;
+  cookie.copy(b, 25, 0, 16);
+  return b;
+}
+
+export function decodePuzzle(buf: Buffer, off: number, len: number): PuzzleMsg | null {
+  if (len !== PUZZLE_BYTES || buf[off + OFFSET_TYPE] !== PacketType.Puzzle) return null;
+  return {
+    tid: tidKey(buf, off),
+    keyId: buf.readUInt32BE(off + 16),
+    window: buf.readUInt32BE(off + 20),
+    difficulty: buf[off + 24]!,
+    cookie: Buffer.from(buf.subarray(off + 25, off + 41)),
+  };
 }

@@ -61,6 +61,8 @@ describe("header constants", () => {
       Stale: 4,
       RecordRequest: 5,
       RecordResponse: 6,
+      Puzzle: 7,
+      CreateSolved: 8,
     });
     expect(RECORD_REQUEST_BYTES).toBe(800);
   });
