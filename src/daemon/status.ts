@@ -2,7 +2,7 @@
 import type { Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { addrToString } from "../wire/addr.js";
-import { fingerprint } from "../wire/cert.js";
+import { fingerprint, parseIp } from "../wire/cert.js";
 
 export interface TunnelStatus {
   peer: string;
@@ -34,6 +34,30 @@ export interface PeerStatus {
   tunnels: number;
 }
 
+/** Result of the last SIGHUP reload. */
+export interface ReloadStatus {
+  ok: boolean;
+  /** wall clock, ms */
+  at: number;
+  /** the refusal (file:line (key): what was expected), when !ok */
+  error: string | null;
+  /** keys that changed but need a restart; they were left as they were */
+  restartRequired: string[];
+  /** what was applied, e.g. "peers +c -d", "log.level debug" */
+  applied: string[];
+}
+
+/** The process around the engine (present when a Daemon builds the status). */
+export interface DaemonInfo {
+  pid: number;
+  version: string;
+  config: string;
+  logLevel: string;
+  metrics: string | null;
+  web: string | null;
+  reload: ReloadStatus | null;
+}
+
 export interface Status {
   host: { name: string; key: string; ip4: string | null; ip6: string | null; subnets: string[] };
   listen: string;
@@ -44,7 +68,15 @@ export interface Status {
   peers: PeerStatus[];
   drops: Record<string, number>;
   events: Record<string, number>;
+  dos: {
+    puzzling: boolean;
+    difficulty: number;
+    maxDifficultyReached: number;
+    offeredCreatesPerSec: number;
+    sources: number;
+  };
   devices: Record<string, unknown>;
+  daemon?: DaemonInfo;
 }
 
 function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
@@ -70,7 +102,13 @@ function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
 export function buildStatus(
   e: Engine,
   now: number,
-  extra: { listen: string; tun: string; startedAt: number; devices: Record<string, unknown> },
+  extra: {
+    listen: string;
+    tun: string;
+    startedAt: number;
+    devices: Record<string, unknown>;
+    daemon?: DaemonInfo;
+  },
 ): Status {
   const hc = e.opts.hostCert;
   const peers = [...e.peers.values(), ...e.unresolved.values()];
@@ -97,6 +135,95 @@ export function buildStatus(
     })),
     drops: { ...e.drops },
     events: { ...e.events },
+    dos: {
+      puzzling: e.load.puzzling,
+      difficulty: e.load.difficulty,
+      maxDifficultyReached: e.load.maxReached,
+      offeredCreatesPerSec: e.load.rate,
+      sources: e.buckets.size,
+    },
     devices: extra.devices,
+    ...(extra.daemon ? { daemon: extra.daemon } : {}),
   };
+}
+
+export interface WhoisAnswer {
+  address: string;
+  /** "self" when the address is this host's own */
+  kind: "peer" | "self";
+  name: string;
+  key: string | null;
+  /** the certified address or subnet that matched */
+  match: string;
+  endpoint: string | null;
+  tunnels: { session: string; state: string; endpoint: string; epoch: number }[];
+}
+
+/**
+ * Which host owns an overlay address: the longest certified prefix (own
+ * addresses, then peers' ip4/ip6/subnets) that contains it, or null.
+ */
+export function whois(s: Status, address: string): WhoisAnswer | null {
+  const ip = parseIp(address);
+  if (!ip) return null;
+  const owners: {
+    name: string;
+    kind: "peer" | "self";
+    key: string | null;
+    endpoint: string | null;
+    nets: string[];
+  }[] = [
+    {
+      name: s.host.name,
+      kind: "self",
+      key: s.host.key,
+      endpoint: null,
+      nets: [s.host.ip4 && `${s.host.ip4}/32`, s.host.ip6 && `${s.host.ip6}/128`, ...s.host.subnets].filter(
+        (x): x is string => !!x,
+      ),
+    },
+    ...s.peers.map((p) => ({
+      name: p.name,
+      kind: "peer" as const,
+      key: p.key,
+      endpoint: p.endpoint,
+      nets: [p.ip4 && `${p.ip4}/32`, p.ip6 && `${p.ip6}/128`, ...p.subnets].filter((x): x is string => !!x),
+    })),
+  ];
+  let best: { o: (typeof owners)[number]; net: string; len: number } | null = null;
+  for (const o of owners)
+    for (const net of o.nets) {
+      const len = prefixContains(net, ip.bytes);
+      if (len !== null && (!best || len > best.len)) best = { o, net, len };
+    }
+  if (!best) return null;
+  const { o, net } = best;
+  return {
+    address: ip.text,
+    kind: o.kind,
+    name: o.name,
+    key: o.key,
+    match: net.endsWith("/32") || net.endsWith("/128") ? net.slice(0, net.lastIndexOf("/")) : net,
+    endpoint: o.endpoint,
+    tunnels:
+      o.kind === "self"
+        ? []
+        : s.tunnels
+            .filter((t) => t.peer === o.name)
+            .map((t) => ({ session: t.session, state: t.state, endpoint: t.endpoint, epoch: t.epoch })),
+  };
+}
+
+/** Prefix length if `cidr` contains the address bytes (same family), else null. */
+function prefixContains(cidr: string, addr: Uint8Array): number | null {
+  const slash = cidr.lastIndexOf("/");
+  const net = parseIp(cidr.slice(0, slash));
+  const len = Number(cidr.slice(slash + 1));
+  if (!net || net.bytes.length !== addr.length) return null;
+  for (let bit = 0; bit < len; bit++) {
+    const i = bit >> 3;
+    const m = 0x80 >> (bit & 7);
+    if ((net.bytes[i]! & m) !== (addr[i]! & m)) return null;
+  }
+  return len;
 }

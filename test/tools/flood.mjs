@@ -1,0 +1,88 @@
+// Bounded flood against a mintund, for the DoS test and benchmark. Runs inside the attacker's
+// test namespace only:
+//   node flood.mjs TARGET_IP TARGET_PORT RATE_PER_SEC SECONDS SRC_IP[,SRC_IP...]
+// Mix: 70% CREATE packets with the target's current ephemeral key id, a fresh random
+// per-tunnel key and random ciphertext (each would cost the target an X25519 without
+// puzzles), 20% random garbage, 10% replays of one earlier CREATE. Sources rotate over the
+// given addresses (one UDP socket each). Stops after SECONDS or RATE*SECONDS packets,
+// whichever first; prints a JSON summary.
+import dgram from "node:dgram";
+import crypto from "node:crypto";
+
+const [ip, portS, rateS, secS, srcs] = process.argv.slice(2);
+const port = Number(portS);
+const rate = Math.min(Number(rateS), 200_000);
+const seconds = Math.min(Number(secS), 120);
+const sources = srcs.split(",");
+const socks = await Promise.all(
+  sources.map(
+    (a) =>
+      new Promise((resolve, reject) => {
+        const s = dgram.createSocket("udp4");
+        s.once("error", reject);
+        s.bind(0, a, () => resolve(s));
+        s.on("message", () => {});
+      }),
+  ),
+);
+
+// learn the current ephemeral key id with one RECORD_REQUEST (type 5, padded to 800)
+const req = Buffer.alloc(800);
+crypto.randomFillSync(req, 0, 8);
+req[8] = 5;
+const keyId = await new Promise((resolve) => {
+  const t = setTimeout(() => resolve(0), 2000);
+  socks[0].once("message", (m) => {
+    clearTimeout(t);
+    // RECORD_RESPONSE: header 16 | hostLen u16 | host | ephLen u16 | eph (keyId at eph offset 4)
+    const hl = m.readUInt16BE(16);
+    const eo = 16 + 2 + hl + 2;
+    resolve(m.readUInt32BE(eo + 4));
+  });
+  socks[0].send(req, port, ip);
+});
+
+function create() {
+  const b = Buffer.alloc(256);
+  crypto.randomFillSync(b);
+  b[8] = 1; // CREATE
+  b[9] = 0;
+  b.writeUInt32BE(keyId, 16);
+  return b;
+}
+const replay = create();
+const total = Math.floor(rate * seconds);
+let sent = 0;
+const counts = { create: 0, garbage: 0, replay: 0 };
+const t0 = Date.now();
+const tickMs = 5;
+await new Promise((resolve) => {
+  const timer = setInterval(() => {
+    const elapsed = Date.now() - t0;
+    if (elapsed >= seconds * 1000 || sent >= total) {
+      clearInterval(timer);
+      resolve();
+      return;
+    }
+    const due = Math.min(total, Math.floor((elapsed / 1000) * rate)) - sent;
+    for (let i = 0; i < due; i++) {
+      const r = Math.random();
+      let pkt;
+      if (r < 0.7) {
+        pkt = create();
+        counts.create++;
+      } else if (r < 0.9) {
+        pkt = crypto.randomBytes(16 + Math.floor(Math.random() * 1400));
+        counts.garbage++;
+      } else {
+        pkt = replay;
+        counts.replay++;
+      }
+      socks[sent % socks.length].send(pkt, port, ip);
+      sent++;
+    }
+  }, tickMs);
+});
+await new Promise((r) => setTimeout(r, 100));
+for (const s of socks) s.close();
+console.log(JSON.stringify({ keyId, sent, seconds: (Date.now() - t0) / 1000, ...counts }));
