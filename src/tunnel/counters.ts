@@ -69,6 +69,7 @@ export function newEvents() {
     recordResponsesSent: 0,
     recordsLearned: 0,
     rekeys: 0,
+    migrations: 0,
     roams: 0,
     keepalivesSent: 0,
     ephemeralRotations: 0,

@@ -90,7 +90,14 @@ import { CertCache } from "./certcache.js";
 import { SourceBuckets } from "../dos/bucket.js";
 import { LoadMeter } from "../dos/load.js";
 import { COOKIE_BYTES, PuzzleIssuer, SOLUTION_BYTES, solve } from "../dos/puzzle.js";
-import { createTranscript, deriveCreate, deriveEstablished, deriveRekey, helloAuth } from "./keys.js";
+import {
+  createTranscript,
+  deriveCreate,
+  deriveEstablished,
+  deriveMove,
+  deriveRekey,
+  helloAuth,
+} from "./keys.js";
 import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
 import { onTunBatch } from "./inside.js";
@@ -701,6 +708,8 @@ export class Engine {
     const tR = this.replyKey(now);
     const ee = dh(tR.secretKey, tI);
     if (!ee) {
+      zero(ck1);
+      zero(k0);
       this.drops.auth++;
       return;
     }
@@ -708,6 +717,7 @@ export class Engine {
     zero(ee);
     zero(ck1);
     t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0);
+    this.prepareMove(t, now);
     t.accept = { k0, replay: new ReplayWindow(), tR: tR.publicKey };
     t.accept.replay.accept(readCounter(buf, off));
     t.lastRekeyAt = now;
@@ -885,6 +895,7 @@ export class Engine {
       t.cur.replay.accept(n);
       t.eraseCreate();
       t.state = "established";
+      this.prepareMove(t, now);
       t.establishedAt = now;
       t.lastRekeyAt = now;
       this.onAuthenticated(t, src, srcOff, len, now);
@@ -996,11 +1007,17 @@ export class Engine {
   // ------------------------------------------------------------------ receive helpers
 
   /** Called after a packet of t verified and passed the replay check. */
-  onAuthenticated(t: Tunnel, src: Buffer, srcOff: number, len: number, now: number): void {
+  /**
+   * Called after a packet of t verified and passed the replay check. The
+   * endpoint follows the source only for packets of the current epoch: a
+   * delayed or replayed packet of an older epoch (in flight before a move, or
+   * re-sent by an attacker from a spoofed address) cannot pull it back.
+   */
+  onAuthenticated(t: Tunnel, src: Buffer, srcOff: number, len: number, now: number, current = true): void {
     t.lastRx = now;
     t.rxPackets++;
     t.rxBytes += len;
-    if (!addrEqual(t.endpoint, 0, src, srcOff)) {
+    if (current && !addrEqual(t.endpoint, 0, src, srcOff)) {
       src.copy(t.endpoint, 0, srcOff, srcOff + ADDR_BYTES);
       t.roams++;
       this.events.roams++;
@@ -1137,15 +1154,61 @@ export class Engine {
 
   /** Make `e` current; the old current epoch stays receivable for a grace period. */
   switchEpoch(t: Tunnel, e: Epoch, now: number): void {
+    const moved = e === t.move;
     if (t.prev) this.retireEpoch(t, t.prev);
     t.prev = t.cur;
     t.prevUntil = now + OLD_EPOCH_GRACE_MS;
     t.cur = e;
     if (t.next === e) t.next = null;
+    if (t.move === e) t.move = null;
+    if (moved) {
+      // a rekey in flight was based on the epoch we just left: drop it, the schedule restarts
+      if (t.next) this.retireEpoch(t, t.next);
+      if (t.rekey) zero(t.rekey.kp.secretKey);
+      t.rekey = null;
+      t.lastRekeyAck = null;
+      t.migrations++;
+      this.events.migrations++;
+    } else {
+      t.rekeys++;
+      this.events.rekeys++;
+    }
     t.lastRekeyAt = now;
-    t.rekeys++;
-    this.events.rekeys++;
-    this.log.log("debug", "rekeyed", { peer: t.peer.name, epoch: e.number });
+    this.prepareMove(t, now);
+    this.log.log("debug", moved ? "moved to next epoch" : "rekeyed", { peer: t.peer.name, epoch: e.number });
+  }
+
+  /** Derive and register the epoch the tunnel moves to when either end changes address. */
+  prepareMove(t: Tunnel, now: number): void {
+    const c = t.cur;
+    if (!c) return;
+    if (t.move) this.retireEpoch(t, t.move);
+    const k = deriveMove(c.ck);
+    t.move =
+      t.role === "initiator"
+        ? new Epoch(k.tid, k.i2r, k.r2i, k.ck, now, c.number + 1)
+        : new Epoch(k.tid, k.r2i, k.i2r, k.ck, now, c.number + 1);
+    this.tids.set(t.move.tid, t);
+  }
+
+  /**
+   * Our underlay address changed: every established tunnel switches to its
+   * precomputed move epoch (new TID, new keys, counters from 0) and sends at
+   * once from the new address, so the peer follows within one packet and
+   * nothing visible links the old path to the new one.
+   */
+  migrate(now: number): number {
+    let n = 0;
+    for (const p of this.peers.values())
+      for (const t of p.tunnels) {
+        if (t.state !== "established" || !t.move) continue;
+        this.switchEpoch(t, t.move, now);
+        this.sendControl(t, FrameType.Keepalive, null, now);
+        n++;
+      }
+    this.out.flush();
+    if (n > 0) this.log.log("info", "underlay address changed: tunnels moved", { tunnels: n });
+    return n;
   }
 
   retireEpoch(t: Tunnel, e: Epoch): void {
@@ -1154,6 +1217,7 @@ export class Engine {
     e.erase();
     if (t.prev === e) t.prev = null;
     if (t.next === e) t.next = null;
+    if (t.move === e) t.move = null;
   }
 
   // ------------------------------------------------------------------ entry points
@@ -1214,7 +1278,7 @@ export class Engine {
 
   closeTunnel(t: Tunnel, _now: number, reason: string): void {
     if (t.state === "closed") return;
-    for (const e of [t.cur, t.prev, t.next]) if (e) this.tids.delete(e.tid);
+    for (const e of [t.cur, t.prev, t.next, t.move]) if (e) this.tids.delete(e.tid);
     this.tids.delete(t.tid);
     t.eraseAll();
     const i = t.peer.tunnels.indexOf(t);

@@ -16,6 +16,8 @@
  * Rekey (fresh X25519 on both sides, n = epoch number):
  *   ck' = H(ck; "rekey" | X25519(a', B'))      TID' = H(ck'; "tid")[0..8)
  *   keys from ck' as above.
+ * Move (address change, precomputed, no DH):
+ *   ck' = H(ck; "move")                         TID' = H(ck'; "tid")[0..8)
  *
  * The 0-RTT payload (k0) depends on E_R, whose secret is erased when the
  * ephemeral certificate expires; everything from the first REPLY on depends on
@@ -30,6 +32,7 @@ const L_I2R = Buffer.from("i2r");
 const L_R2I = Buffer.from("r2i");
 const L_REKEY = Buffer.from("rekey");
 const L_TID = Buffer.from("tid");
+const L_MOVE = Buffer.from("move");
 
 export function createTranscript(
   tid: Buffer,
@@ -70,6 +73,23 @@ export function deriveEstablished(ck1: Buffer, ss: Buffer, ee: Buffer): EpochKey
 
 export function deriveRekey(ck: Buffer, dhOut: Buffer): EpochKeys & { tid: Buffer } {
   const ck2 = hash([L_REKEY, dhOut], ck);
+  return {
+    ck: ck2,
+    i2r: hash([L_I2R], ck2),
+    r2i: hash([L_R2I], ck2),
+    tid: hash([L_TID], ck2, 16).subarray(0, 8),
+  };
+}
+
+/**
+ * The next key epoch for a move (no new Diffie-Hellman): both ends derive it
+ * ahead of time from the current chain key, so a host that changed address
+ * switches to it and sends at once (0 round trips).
+ *
+ *   ck' = H(ck; "move")      TID' = H(ck'; "tid")[0..8)      keys from ck' as above
+ */
+export function deriveMove(ck: Buffer): EpochKeys & { tid: Buffer } {
+  const ck2 = hash([L_MOVE], ck);
   return {
     ck: ck2,
     i2r: hash([L_I2R], ck2),

@@ -66,7 +66,13 @@ function onData(
     return;
   }
   const e =
-    t.cur !== null && t.cur.tid === tid ? t.cur : t.next !== null && t.next.tid === tid ? t.next : t.prev;
+    t.cur !== null && t.cur.tid === tid
+      ? t.cur
+      : t.move !== null && t.move.tid === tid
+        ? t.move
+        : t.next !== null && t.next.tid === tid
+          ? t.next
+          : t.prev;
   if (e === null || e.tid !== tid) {
     drops.noKey++;
     return;
@@ -98,9 +104,10 @@ function onData(
     t.state = "established";
     t.establishedAt = now;
     t.eraseAccept();
-  } else if (e === t.next) {
+  } else if (e === t.next || e === t.move) {
+    // the peer rekeyed or moved: follow it
     engine.switchEpoch(t, e, now);
   }
-  engine.onAuthenticated(t, src, srcOff, len, now);
+  engine.onAuthenticated(t, src, srcOff, len, now, e === t.cur);
   engine.deliverFrames(t, engine.frames.reset(buf, ptOff, plainLen), now);
 }

@@ -116,6 +116,9 @@ export class Tunnel {
   prev: Epoch | null = null;
   prevUntil = 0;
   next: Epoch | null = null;
+  /** precomputed epoch for the next move (receive-ready; becomes current when either end moves) */
+  move: Epoch | null = null;
+  migrations = 0;
   create: CreateState | null = null;
   accept: AcceptState | null = null;
   rekey: PendingRekey | null = null;
@@ -187,9 +190,10 @@ export class Tunnel {
     this.cur?.erase();
     this.prev?.erase();
     this.next?.erase();
+    this.move?.erase();
     if (this.rekey) zero(this.rekey.kp.secretKey);
     this.rekey = null;
-    this.cur = this.prev = this.next = null;
+    this.cur = this.prev = this.next = this.move = null;
     this.state = "closed";
   }
 }

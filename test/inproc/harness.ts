@@ -72,7 +72,7 @@ export class SimHost implements Output {
   constructor(
     readonly net: SimNet,
     readonly name: string,
-    readonly addr: Buffer,
+    public addr: Buffer,
     readonly cert: HostCert,
     sk: Buffer,
     ca: CaCert,
@@ -147,6 +147,13 @@ export class SimNet {
     const h = new SimHost(this, name, tryEncodeAddr(ip, port)!, cert, sk, ca.cert, opts);
     this.hosts.set(addrToString(h.addr), h);
     return h;
+  }
+
+  /** The host's underlay address changes (datagrams to the old one are lost from now on). */
+  moveHost(h: SimHost, ip: string, port: number): void {
+    this.hosts.delete(addrToString(h.addr));
+    h.addr = tryEncodeAddr(ip, port)!;
+    this.hosts.set(addrToString(h.addr), h);
   }
 
   /** Deliver queued datagrams (and those they cause) until quiet or `max`. Returns the number delivered. */

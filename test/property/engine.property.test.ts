@@ -260,7 +260,8 @@ describe("engine: mutated CREATE / REPLY / DATA", () => {
     b.send(ipv6(ipv6ToBytes("fd77::2")!, ipv6ToBytes("fd77::1")!, "data b->a"));
     const ba = takeSent(net, PacketType.Data);
     const tids = [...b.engine.tids.keys(), ...a.engine.tids.keys()].map((k) => Buffer.from(k, "latin1"));
-    expect(new Set(tids.map((t) => t.toString("hex"))).size).toBe(2); // a<->b and c<->b
+    // a<->b and c<->b, each with its current and its precomputed move epoch
+    expect(new Set(tids.map((t) => t.toString("hex"))).size).toBe(4);
     fc.assert(
       fc.property(mutation(ab, tids), slabPad, (m, [pre, post]) => feedRejected(net, b, m, pre, post)),
       RUNS,
