@@ -145,51 +145,76 @@ static void sockaddr_to_record(const struct sockaddr_storage* ss, uint8_t* rec) 
 
 /* ---------- TUN ---------- */
 
-/* tunOpen(name: string) -> { fd, name }.  name "" lets the kernel pick (tun%d). */
+#include "tun_offload.h" /* IFF_VNET_HDR mode: TSO/USO split on read, TCP coalescing on write */
+
+/* tunOpen(name: string, offload?: boolean) -> { fd, name, offload }.  name "" lets the
+ * kernel pick (tun%d).  With offload, the device is opened with IFF_VNET_HDR and
+ * TUNSETOFFLOAD(CSUM|TSO4|TSO6[|USO4|USO6]); if the kernel refuses, it is reopened
+ * without (offload: 0).  offload in the result is the TUN_F_* flags set, 0 = plain. */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char name[IFNAMSIZ + 1] = {0};
   size_t nlen = 0;
+  bool want = false;
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &nlen) != napi_ok)
     return throw_inval(env, "tunOpen: name must be a string");
   if (nlen >= IFNAMSIZ) return throw_inval(env, "tunOpen: interface name longer than 15 bytes");
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &want) != napi_ok) want = false;
 
-  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
+  int fd = -1, offload = 0;
   struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, nlen);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, err, "ioctl TUNSETIFF");
+  for (int attempt = want ? 0 : 1; attempt < 2; attempt++) {
+    fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (attempt == 0 ? IFF_VNET_HDR : 0);
+    memcpy(ifr.ifr_name, name, nlen);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int err = errno;
+      close(fd);
+      if (attempt == 0 && err == EINVAL) continue;
+      return throw_errno(env, err, "ioctl TUNSETIFF");
+    }
+    if (attempt == 1) break;
+    offload = tun_offload_enable(fd);
+    if (offload > 0) break;
+    offload = 0;
+    close(fd); /* fall back: reopen without IFF_VNET_HDR */
   }
   napi_value obj, jname;
   napi_create_object(env, &obj);
   napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &jname);
   set_prop(env, obj, "fd", make_int(env, fd));
   set_prop(env, obj, "name", jname);
+  set_prop(env, obj, "offload", make_int(env, offload));
   return obj;
 }
 
-/* tunRead(fd, buf, slot, headroom, max, lens) -> count, or -errno if the first read failed
- * with something other than EAGAIN.  read() until EAGAIN or max packets. */
+/* tunRead(fd, buf, slot, headroom, max, lens[, scratch, res]) -> count, or -errno if the
+ * first read failed with something other than EAGAIN.  read() until EAGAIN or max packets.
+ * With scratch (TUN_SCRATCH_BYTES, one per device, kept between calls) and res (>= 3), the
+ * fd is in offload mode: see tun_offload_read (super-packets are split into slots). */
 static napi_value tun_read(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 8;
+  napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t fd, slot, head, max;
-  uint8_t* buf;
-  size_t blen, nlens;
-  uint32_t* lens;
+  uint8_t *buf, *scratch = NULL;
+  size_t blen, nlens, slen = 0, nres = 0;
+  uint32_t *lens, *res = NULL;
   if (argc < 6 || !get_u32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &blen) ||
       !get_u32(env, argv[2], &slot) || !get_u32(env, argv[3], &head) || !get_u32(env, argv[4], &max) ||
       !get_u32s(env, argv[5], &lens, &nlens))
     return throw_inval(env, "tunRead: bad arguments");
   if (head >= slot || (uint64_t)max * slot > blen || max > nlens) return throw_inval(env, "tunRead: slab too small");
+  if (argc >= 8) {
+    if (!get_bytes(env, argv[6], &scratch, &slen) || slen < TUN_SCRATCH_BYTES || !get_u32s(env, argv[7], &res, &nres) ||
+        nres < 3)
+      return throw_inval(env, "tunRead: bad scratch or res");
+    return make_int(env, tun_offload_read((int)fd, buf, slot, head, max, lens, scratch, slen, res));
+  }
 
   uint32_t i;
   for (i = 0; i < max; i++) {
@@ -205,16 +230,18 @@ static napi_value tun_read(napi_env env, napi_callback_info info) {
   return make_int(env, i);
 }
 
-/* tunWrite(fd, buf, offs, lens, count, res) -> written.  One write() per packet (a TUN fd
- * takes one packet per write).  res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other errors,
- * res[2] += bytes written. */
+/* tunWrite(fd, buf, offs, lens, count, res[, scratch]) -> written.  One write() per packet (a
+ * TUN fd takes one packet per write).  res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other
+ * errors, res[2] += bytes written.  With scratch (TUN_SCRATCH_BYTES) the fd is in offload
+ * mode: runs of TCP segments are coalesced (tun_offload_write); res needs 5 entries,
+ * res[3] += super-packets written, res[4] += packets they carried. */
 static napi_value tun_write(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t fd, count;
-  uint8_t* buf;
-  size_t blen, noffs, nlens, nres;
+  uint8_t *buf, *scratch = NULL;
+  size_t blen, noffs, nlens, nres, slen = 0;
   uint32_t *offs, *lens, *res;
   if (argc < 6 || !get_u32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &blen) ||
       !get_u32s(env, argv[2], &offs, &noffs) || !get_u32s(env, argv[3], &lens, &nlens) ||
@@ -223,6 +250,11 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   if (count > noffs || count > nlens) return throw_inval(env, "tunWrite: count exceeds offs/lens");
   for (uint32_t i = 0; i < count; i++)
     if ((uint64_t)offs[i] + lens[i] > blen) return throw_inval(env, "tunWrite: packet outside buffer");
+  if (argc >= 7) {
+    if (!get_bytes(env, argv[6], &scratch, &slen) || slen < TUN_SCRATCH_BYTES || nres < 5)
+      return throw_inval(env, "tunWrite: bad scratch or res");
+    return make_int(env, tun_offload_write((int)fd, buf, offs, lens, count, scratch, slen, res));
+  }
 
   uint32_t written = 0;
   for (uint32_t i = 0; i < count; i++) {
@@ -243,6 +275,26 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
 
 /* ---------- UDP ---------- */
 
+/* UDP GSO (send) and GRO (receive), Linux >= 4.18 / 5.0.  Kept next to their only users. */
+#include <netinet/udp.h>
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define GSO_MAX_SEGS 64      /* UDP_MAX_SEGMENTS: segments per GSO message */
+#define GSO_MAX_BYTES 65000  /* payload bytes per GSO message (IPv4 limit 65507) */
+#define GRO_MSG_BYTES 65536  /* one coalesced receive: any UDP payload fits */
+#define GRO_META 32          /* per message: [0..19] source record, [20] len, [24] gso size, [28] flags */
+#define GRO_SLOT (GRO_META + GRO_MSG_BYTES)
+#define GRO_HDR 16           /* area header: u32 held messages, u32 next message, u32 byte offset, u32 0 */
+#define GRO_TRUNC 1          /* message flag: MSG_TRUNC */
+
 /* Ask for `size` bytes of socket buffer: SO_*BUFFORCE (needs CAP_NET_ADMIN), else the
  * plain option, which the kernel caps at net.core.[rw]mem_max. */
 static int set_buf(int fd, int force_opt, int opt, uint32_t size) {
@@ -252,17 +304,20 @@ static int set_buf(int fd, int force_opt, int opt, uint32_t size) {
   return setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
-/* udpOpen(addrRecord, rcvbuf, sndbuf) -> { fd, port, family }.  The record's family picks
- * AF_INET or AF_INET6; an AF_INET6 socket is dual stack (IPV6_V6ONLY=0). */
+/* udpOpen(addrRecord, rcvbuf, sndbuf, offload = 0) -> { fd, port, family, gso, gro }.  The
+ * record's family picks AF_INET or AF_INET6; an AF_INET6 socket is dual stack
+ * (IPV6_V6ONLY=0).  offload != 0: probe UDP_SEGMENT (gso = 1 when the kernel has it) and
+ * set UDP_GRO=1 (gro = 1 when accepted).  Neither failing fails the open. */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t* rec;
   size_t rlen;
-  uint32_t rcvbuf, sndbuf;
+  uint32_t rcvbuf, sndbuf, offload = 0;
   if (argc < 3 || !get_bytes(env, argv[0], &rec, &rlen) || rlen < ADDR_LEN || !get_u32(env, argv[1], &rcvbuf) ||
-      !get_u32(env, argv[2], &sndbuf) || (rec[0] != 4 && rec[0] != 6))
+      !get_u32(env, argv[2], &sndbuf) || (rec[0] != 4 && rec[0] != 6) ||
+      (argc >= 4 && !get_u32(env, argv[3], &offload)))
     return throw_inval(env, "udpOpen: bad arguments");
   int af = rec[0] == 4 ? AF_INET : AF_INET6;
   int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -286,6 +341,15 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, err, what);
   }
+  int gso = 0, gro = 0;
+  if (offload) {
+    /* A kernel without UDP_SEGMENT would ignore the cmsg and send one big datagram, so GSO
+     * is used only when the option is known (getsockopt fails with ENOPROTOOPT otherwise). */
+    int v = 0, one = 1;
+    socklen_t vl = sizeof v;
+    gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &vl) == 0;
+    gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  }
   uint8_t local[ADDR_LEN];
   sockaddr_to_record(&ss, local);
   napi_value obj;
@@ -293,26 +357,94 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   set_prop(env, obj, "fd", make_int(env, fd));
   set_prop(env, obj, "port", make_int(env, (local[2] << 8) | local[3]));
   set_prop(env, obj, "family", make_int(env, af == AF_INET ? 4 : 6));
+  set_prop(env, obj, "gso", make_int(env, gso));
+  set_prop(env, obj, "gro", make_int(env, gro));
   return obj;
 }
 
-/* udpRecv(fd, buf, slot, headroom, max, lens, addrs, res) -> count, or -errno if nothing
- * was received for a reason other than EAGAIN.  One recvmmsg(MSG_DONTWAIT) of up to
- * min(max, 256) datagrams.  A datagram larger than its slot is reported with length 0
- * and counted in res[0]. */
+static uint32_t rd32(const uint8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static void wr32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }
+
+/* Split the messages held in a GRO area into slab slots [*out, max): one slot per segment
+ * (gso size bytes each, the last one shorter), the message's source record copied to each.
+ * Stops when the slab is full; the area header then remembers message and offset, and
+ * the next call continues there.  Returns 1 if something is left in the area. */
+static int gro_split(uint8_t* area, uint8_t* buf, uint32_t slot, uint32_t head, uint32_t max, uint32_t* lens,
+                     uint8_t* addrs, uint32_t* out, uint32_t* res) {
+  uint32_t held = rd32(area), cur = rd32(area + 4), off = rd32(area + 8), o = *out;
+  while (cur < held && o < max) {
+    uint8_t* m = area + GRO_HDR + (size_t)cur * GRO_SLOT;
+    uint32_t len = rd32(m + 20), seg = rd32(m + 24), flags = rd32(m + 28);
+    if (seg == 0 || seg > len) seg = len; /* not coalesced: one datagram */
+    if (off >= len && len > 0) { /* cannot happen unless the caller wrote into the area */
+      cur++;
+      off = 0;
+      continue;
+    }
+    do {
+      uint32_t n = len - off < seg ? len - off : seg;
+      if ((flags & GRO_TRUNC) || n > slot - head) {
+        lens[o] = 0; /* larger than a slot (or truncated): reported empty, counted */
+        res[0]++;
+        if (flags & GRO_TRUNC) n = len - off;
+      } else {
+        memcpy(buf + (size_t)o * slot + head, m + GRO_META + off, n);
+        lens[o] = n;
+      }
+      memcpy(addrs + (size_t)o * ADDR_LEN, m, ADDR_LEN);
+      o++;
+      off += n;
+    } while (off < len && o < max);
+    if (off >= len) {
+      cur++;
+      off = 0;
+    }
+  }
+  wr32(area + 4, cur);
+  wr32(area + 8, off);
+  *out = o;
+  return cur < held;
+}
+
+/* udpRecv(fd, buf, slot, headroom, max, lens, addrs, res[, groArea]) -> count, or -errno
+ * if nothing was received for a reason other than EAGAIN.
+ *
+ * Without groArea: one recvmmsg(MSG_DONTWAIT) of up to min(max, 256) datagrams straight
+ * into the slots.  A datagram larger than its slot is reported with length 0 and counted
+ * in res[0].
+ *
+ * With groArea (a Buffer of GRO_HDR + k * GRO_SLOT bytes, owned by the caller and
+ * untouched between calls; the socket has UDP_GRO on): messages are received whole
+ * (64 KiB each, k per recvmmsg) into the area and split into slots by gro_split.
+ * Remainder choice: one coalesced message can hold up to 64 segments, so no receive size
+ * can both fill the slab and never overflow it.  We fill the slab (recvmmsg asks for at
+ * most as many messages as free slots, each message being >= 1 datagram) and keep what
+ * does not fit in the area for the next call; res[3] = 1 tells the caller that data is
+ * left there (the socket may be empty, so the poll will not wake for it).  Pending data is
+ * always delivered before anything new is received, so order is kept.
+ * res[1] += coalesced messages, res[2] += their segments. */
 static napi_value udp_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t fd, slot, head, max;
-  uint8_t *buf, *addrs;
-  size_t blen, alen, nlens, nres;
+  uint8_t *buf, *addrs, *area = NULL;
+  size_t blen, alen, nlens, nres, arealen = 0;
   uint32_t *lens, *res;
+  napi_valuetype t9 = napi_undefined;
   if (argc < 8 || !get_u32(env, argv[0], &fd) || !get_bytes(env, argv[1], &buf, &blen) ||
       !get_u32(env, argv[2], &slot) || !get_u32(env, argv[3], &head) || !get_u32(env, argv[4], &max) ||
       !get_u32s(env, argv[5], &lens, &nlens) || !get_bytes(env, argv[6], &addrs, &alen) ||
       !get_u32s(env, argv[7], &res, &nres) || nres < 1)
     return throw_inval(env, "udpRecv: bad arguments");
+  if (argc >= 9) napi_typeof(env, argv[8], &t9);
+  if (t9 != napi_undefined && (!get_bytes(env, argv[8], &area, &arealen) || arealen < GRO_HDR + GRO_SLOT || nres < 4))
+    return throw_inval(env, "udpRecv: bad GRO area");
   if (max > MAX_BATCH) max = MAX_BATCH;
   if (head >= slot || (uint64_t)max * slot > blen || max > nlens || (uint64_t)max * ADDR_LEN > alen)
     return throw_inval(env, "udpRecv: slab too small");
@@ -320,6 +452,69 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
   struct sockaddr_storage from[MAX_BATCH];
+  if (area) {
+    uint32_t k = (uint32_t)((arealen - GRO_HDR) / GRO_SLOT), out = 0;
+    union {
+      char b[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } ctl[MAX_BATCH];
+    if (k > MAX_BATCH) k = MAX_BATCH;
+    if (rd32(area + 4) > rd32(area) || rd32(area) > k) wr32(area, 0); /* garbage header: start empty */
+    res[3] = 0;
+    for (;;) {
+      if (gro_split(area, buf, slot, head, max, lens, addrs, &out, res)) {
+        res[3] = 1;
+        break;
+      }
+      if (out >= max) break;
+      uint32_t want = max - out < k ? max - out : k;
+      memset(msgs, 0, sizeof(struct mmsghdr) * want);
+      for (uint32_t i = 0; i < want; i++) {
+        iov[i].iov_base = area + GRO_HDR + (size_t)i * GRO_SLOT + GRO_META;
+        iov[i].iov_len = GRO_MSG_BYTES;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        msgs[i].msg_hdr.msg_control = ctl[i].b;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].b;
+      }
+      int n;
+      do n = recvmmsg((int)fd, msgs, want, MSG_DONTWAIT, NULL);
+      while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        if (out == 0 && errno != EAGAIN && errno != EWOULDBLOCK) return make_int(env, -errno);
+        break;
+      }
+      for (int i = 0; i < n; i++) {
+        uint8_t* m = area + GRO_HDR + (size_t)i * GRO_SLOT;
+        uint32_t len = msgs[i].msg_len, seg = 0;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
+          if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int g;
+            memcpy(&g, CMSG_DATA(c), sizeof g);
+            if (g > 0) seg = (uint32_t)g;
+          }
+        if (seg > 0 && seg < len) {
+          res[1]++;
+          res[2] += (len + seg - 1) / seg;
+        }
+        sockaddr_to_record(&from[i], m);
+        wr32(m + 20, len);
+        wr32(m + 24, seg);
+        wr32(m + 28, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? GRO_TRUNC : 0);
+      }
+      wr32(area, (uint32_t)n);
+      wr32(area + 4, 0);
+      wr32(area + 8, 0);
+      if ((uint32_t)n < want) { /* the socket is (nearly) empty: split what we have and stop */
+        if (gro_split(area, buf, slot, head, max, lens, addrs, &out, res)) res[3] = 1;
+        break;
+      }
+    }
+    return make_int(env, out);
+  }
+
   memset(msgs, 0, sizeof(struct mmsghdr) * max);
   for (uint32_t i = 0; i < max; i++) {
     iov[i].iov_base = buf + (size_t)i * slot + head;
@@ -345,15 +540,27 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
-/* udpSend(fd, sockFamily, buf, offs, lens, count, addr, addrOff, res) -> sent.
+/* udpSend(fd, sockFamily, buf, offs, lens, count, addr, addrOff, res[, gsoLimit]) -> sent.
  * All packets go to the one destination addr[addrOff..+20]; sendmmsg in chunks of 256
- * until all are sent or the socket is full.  res[0] += dropped (EAGAIN/ENOBUFS: the rest
- * of the batch), res[1] += other errors (the failing packet is skipped), res[2] += bytes sent. */
+ * packets until all are sent or the socket is full.  res[0] += dropped (EAGAIN/ENOBUFS:
+ * the rest of the batch), res[1] += other errors (the failing message is skipped),
+ * res[2] += bytes sent.  Counts are in datagrams, a GSO segment being one.
+ *
+ * GSO (gsoLimit > 0, res.length >= 7): a run of >= 2 consecutive packets of one length
+ * L <= gsoLimit (the last may be shorter; at most 64 packets and 65000 bytes) goes as ONE
+ * message, an iovec per packet, with cmsg UDP_SEGMENT = L; the kernel cuts it into
+ * datagrams at L.  Several such messages share one sendmmsg.  res[3] += GSO messages,
+ * res[4] += their segments, res[5] = the limit to use next time, res[6] += fallbacks.
+ * Fallback: if the kernel refuses a GSO message with EIO/EOPNOTSUPP/ENOPROTOOPT (no
+ * checksum offload, xfrm, ...) GSO is off for good (limit 0); with EMSGSIZE (6.x) or
+ * EINVAL (older kernels) -- a segment larger than the route MTU, which a plain send would
+ * fragment -- only lengths >= L are excluded (limit L - 1).  Either way the same packets
+ * are sent again without GSO at once. */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint32_t fd, fam, count, aoff;
+  uint32_t fd, fam, count, aoff, limit = 0;
   uint8_t *buf, *addr;
   size_t blen, alen, noffs, nlens, nres;
   uint32_t *offs, *lens, *res;
@@ -361,8 +568,9 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       !get_bytes(env, argv[2], &buf, &blen) || !get_u32s(env, argv[3], &offs, &noffs) ||
       !get_u32s(env, argv[4], &lens, &nlens) || !get_u32(env, argv[5], &count) ||
       !get_bytes(env, argv[6], &addr, &alen) || !get_u32(env, argv[7], &aoff) ||
-      !get_u32s(env, argv[8], &res, &nres) || nres < 3)
+      !get_u32s(env, argv[8], &res, &nres) || nres < 3 || (argc >= 10 && !get_u32(env, argv[9], &limit)))
     return throw_inval(env, "udpSend: bad arguments");
+  if (nres < 7) limit = 0;
   if (count > noffs || count > nlens || (uint64_t)aoff + ADDR_LEN > alen ||
       (addr[aoff] != 4 && addr[aoff] != 6))
     return throw_inval(env, "udpSend: bad count or address record");
@@ -377,34 +585,81 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   }
   struct mmsghdr msgs[MAX_BATCH];
   struct iovec iov[MAX_BATCH];
+  uint32_t npk[MAX_BATCH]; /* packets in message j */
+  union {
+    char b[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[MAX_BATCH];
   uint32_t done = 0, sent = 0;
   while (done < count) {
-    uint32_t n = count - done < MAX_BATCH ? count - done : MAX_BATCH;
-    memset(msgs, 0, sizeof(struct mmsghdr) * n);
-    for (uint32_t j = 0; j < n; j++) {
-      iov[j].iov_base = buf + offs[done + j];
-      iov[j].iov_len = lens[done + j];
-      msgs[j].msg_hdr.msg_iov = &iov[j];
-      msgs[j].msg_hdr.msg_iovlen = 1;
-      msgs[j].msg_hdr.msg_name = &to;
-      msgs[j].msg_hdr.msg_namelen = tolen;
+    uint32_t end = count - done < MAX_BATCH ? count : done + MAX_BATCH; /* <= 256 iovecs */
+    uint32_t m = 0;
+    for (uint32_t p = done; p < end; m++) {
+      uint32_t L = lens[p], k = 1, total = L;
+      if (L > 0 && L <= limit) {
+        while (p + k < end && k < GSO_MAX_SEGS && lens[p + k] == L && total + L <= GSO_MAX_BYTES) {
+          total += L;
+          k++;
+        }
+        if (p + k < end && k < GSO_MAX_SEGS && lens[p + k] > 0 && lens[p + k] < L &&
+            total + lens[p + k] <= GSO_MAX_BYTES) {
+          total += lens[p + k];
+          k++;
+        }
+      }
+      struct msghdr* h = &msgs[m].msg_hdr;
+      memset(&msgs[m], 0, sizeof msgs[m]);
+      for (uint32_t j = 0; j < k; j++) {
+        iov[p - done + j].iov_base = buf + offs[p + j];
+        iov[p - done + j].iov_len = lens[p + j];
+      }
+      h->msg_iov = &iov[p - done];
+      h->msg_iovlen = k;
+      h->msg_name = &to;
+      h->msg_namelen = tolen;
+      if (k > 1) {
+        memset(ctl[m].b, 0, sizeof ctl[m].b);
+        h->msg_control = ctl[m].b;
+        h->msg_controllen = sizeof ctl[m].b;
+        struct cmsghdr* c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t g = (uint16_t)L;
+        memcpy(CMSG_DATA(c), &g, sizeof g);
+      }
+      npk[m] = k;
+      p += k;
     }
     int r;
-    do r = sendmmsg((int)fd, msgs, n, MSG_DONTWAIT);
+    do r = sendmmsg((int)fd, msgs, m, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
     if (r < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
         res[0] += count - done;
         break;
       }
-      res[1]++; /* this packet failed (EMSGSIZE, ENETUNREACH, ...): skip it */
-      done++;
+      if (npk[0] > 1 && (err == EIO || err == EINVAL || err == EMSGSIZE || err == EOPNOTSUPP || err == ENOPROTOOPT)) {
+        limit = err == EINVAL || err == EMSGSIZE ? lens[done] - 1 : 0; /* lens[done] is this message's L */
+        res[6]++;
+        continue; /* the same packets again, now without GSO at this length */
+      }
+      res[1] += npk[0]; /* this message failed (EMSGSIZE, ENETUNREACH, ...): skip it */
+      done += npk[0];
       continue;
     }
-    for (int j = 0; j < r; j++) res[2] += msgs[j].msg_len;
-    sent += (uint32_t)r;
-    done += (uint32_t)r;
+    for (int j = 0; j < r; j++) {
+      res[2] += msgs[j].msg_len;
+      sent += npk[j];
+      done += npk[j];
+      if (npk[j] > 1) {
+        res[3]++;
+        res[4] += npk[j];
+      }
+    }
   }
+  if (nres >= 7) res[5] = limit;
   return make_int(env, sent);
 }
 
@@ -586,6 +841,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value max;
   napi_create_uint32(env, MAX_BATCH, &max);
   napi_set_named_property(env, exports, "MAX_BATCH", max);
+  napi_value tun_scratch;
+  napi_create_uint32(env, TUN_SCRATCH_BYTES, &tun_scratch);
+  napi_set_named_property(env, exports, "TUN_SCRATCH_BYTES", tun_scratch);
   return exports;
 }
 

@@ -1,8 +1,12 @@
 /**
- * The engine's Output performed on the real devices, batched: consecutive UDP
- * sends from one buffer to one endpoint become one sendmmsg; consecutive TUN
- * writes from one buffer become one native writeMany call. `flush()` is called
- * by the engine at the end of every batch, before the slab is reused.
+ * The engine's Output performed on the real devices, batched: UDP sends from one
+ * buffer to one endpoint are gathered into a run per endpoint (up to MAX_OPEN runs at
+ * once, so traffic to several peers interleaved in one TUN batch still forms long runs)
+ * and each run becomes one sendMany (one sendmmsg, where equal-length packets go out as
+ * UDP GSO messages); consecutive TUN writes from one buffer become one native writeMany
+ * call. `flush()` is called by the engine at the end of every batch, before the slab is
+ * reused. Order is kept per endpoint (a run is sent before another one to the same
+ * endpoint starts); runs to different endpoints go out in the order they were opened.
  */
 import type { Output } from "../tunnel/engine.js";
 import type { TunDevice } from "../net/tun.js";
@@ -10,13 +14,27 @@ import type { UdpBind } from "../net/udp.js";
 import { ADDR_BYTES, addrEqual } from "../wire/addr.js";
 
 const MAX_RUN = 256;
+/** runs (endpoints) gathered at once; the oldest is sent when one more is needed */
+const MAX_OPEN = 8;
+
+interface Run {
+  offs: Uint32Array;
+  lens: Uint32Array;
+  n: number;
+  buf: Buffer | null;
+  addr: Buffer;
+}
 
 export class BatchOutput implements Output {
-  private readonly uOffs = new Uint32Array(MAX_RUN);
-  private readonly uLens = new Uint32Array(MAX_RUN);
-  private uN = 0;
-  private uBuf: Buffer | null = null;
-  private readonly uAddr = Buffer.alloc(ADDR_BYTES);
+  /** runs[0..open) are open, oldest first; the rest are spare */
+  private readonly runs: Run[] = Array.from({ length: MAX_OPEN }, () => ({
+    offs: new Uint32Array(MAX_RUN),
+    lens: new Uint32Array(MAX_RUN),
+    n: 0,
+    buf: null,
+    addr: Buffer.alloc(ADDR_BYTES),
+  }));
+  private open = 0;
   private readonly tOffs = new Uint32Array(MAX_RUN);
   private readonly tLens = new Uint32Array(MAX_RUN);
   private tN = 0;
@@ -30,15 +48,24 @@ export class BatchOutput implements Output {
   ) {}
 
   sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): void {
-    if (this.uN > 0 && (buf !== this.uBuf || this.uN === MAX_RUN || !addrEqual(this.uAddr, 0, addr, addrOff)))
-      this.flushUdp();
-    if (this.uN === 0) {
-      this.uBuf = buf;
-      addr.copy(this.uAddr, 0, addrOff, addrOff + ADDR_BYTES);
+    let r: Run | undefined;
+    for (let i = 0; i < this.open; i++) {
+      const x = this.runs[i]!;
+      if (addrEqual(x.addr, 0, addr, addrOff)) {
+        if (x.buf === buf && x.n < MAX_RUN) r = x;
+        else this.closeRun(i); // keeps this endpoint's order: its earlier packets go first
+        break;
+      }
     }
-    this.uOffs[this.uN] = off;
-    this.uLens[this.uN] = len;
-    this.uN++;
+    if (r === undefined) {
+      if (this.open === MAX_OPEN) this.closeRun(0);
+      r = this.runs[this.open++]!;
+      r.buf = buf;
+      addr.copy(r.addr, 0, addrOff, addrOff + ADDR_BYTES);
+    }
+    r.offs[r.n] = off;
+    r.lens[r.n] = len;
+    r.n++;
   }
 
   writeTun(buf: Buffer, off: number, len: number): void {
@@ -49,12 +76,24 @@ export class BatchOutput implements Output {
     this.tN++;
   }
 
-  private flushUdp(): void {
-    if (this.uN === 0) return;
-    this.udp.sendMany(this.uBuf!, this.uOffs, this.uLens, this.uN, this.uAddr, 0);
+  private sendRun(r: Run): void {
+    this.udp.sendMany(r.buf!, r.offs, r.lens, r.n, r.addr, 0);
     this.udpSendCalls++;
-    this.uN = 0;
-    this.uBuf = null;
+    r.n = 0;
+    r.buf = null;
+  }
+
+  /** send run i and move its record to the spare end */
+  private closeRun(i: number): void {
+    const r = this.runs[i]!;
+    this.sendRun(r);
+    this.runs.copyWithin(i, i + 1, this.open);
+    this.runs[--this.open] = r;
+  }
+
+  private flushUdp(): void {
+    for (let i = 0; i < this.open; i++) this.sendRun(this.runs[i]!);
+    this.open = 0;
   }
 
   private flushTun(): void {

@@ -12,6 +12,8 @@ export interface RouteManager {
   addAddress(dev: string, cidr: string): Promise<void>;
   setMtu(dev: string, mtu: number): Promise<void>;
   setUp(dev: string): Promise<void>;
+  /** `ip link set dev DEV txqueuelen N` (optional: RouteManagers written before it may lack it) */
+  setTxQueueLen?(dev: string, qlen: number): Promise<void>;
   /** add (or replace) a route to cidr through dev */
   addRoute(dev: string, cidr: string): Promise<void>;
   delRoute(dev: string, cidr: string): Promise<void>;
@@ -24,6 +26,11 @@ const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 function checkDev(dev: string): void {
   if (!IFNAME_RE.test(dev) || dev.startsWith("-"))
     throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(dev)}`);
+}
+
+function checkQlen(qlen: number): void {
+  if (!Number.isInteger(qlen) || qlen < 0 || qlen > 1_000_000)
+    throw new PlatformError("EINVAL", `bad txqueuelen ${qlen}`);
 }
 
 /** "10.0.0.1/24" -> 4, "fd00::/64" -> 6; throws PlatformError("EINVAL") otherwise. */
@@ -95,6 +102,12 @@ export class LinuxRouteManager implements RouteManager {
     await this.run(["link", "set", "dev", dev, "up"]);
   }
 
+  async setTxQueueLen(dev: string, qlen: number): Promise<void> {
+    checkDev(dev);
+    checkQlen(qlen);
+    await this.run(["link", "set", "dev", dev, "txqueuelen", String(qlen)]);
+  }
+
   async addRoute(dev: string, cidr: string): Promise<void> {
     checkDev(dev);
     const fam = cidrFamily(cidr);
@@ -123,6 +136,7 @@ export type RouteCall =
   | { op: "addAddress"; dev: string; cidr: string }
   | { op: "setMtu"; dev: string; mtu: number }
   | { op: "setUp"; dev: string }
+  | { op: "setTxQueueLen"; dev: string; qlen: number }
   | { op: "addRoute"; dev: string; cidr: string }
   | { op: "delRoute"; dev: string; cidr: string }
   | { op: "flush"; dev: string };
@@ -137,6 +151,7 @@ export class FakeRouteManager implements RouteManager {
     if ("cidr" in c) cidrFamily(c.cidr);
     if (c.op === "setMtu" && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535))
       throw new PlatformError("EINVAL", `bad MTU ${c.mtu}`);
+    if (c.op === "setTxQueueLen") checkQlen(c.qlen);
     this.calls.push(c);
     if (this.failOn === c.op) throw new PlatformError("EIPCMD", `fake: ${c.op} failed`);
   }
@@ -149,6 +164,9 @@ export class FakeRouteManager implements RouteManager {
   }
   setUp(dev: string): Promise<void> {
     return this.record({ op: "setUp", dev });
+  }
+  setTxQueueLen(dev: string, qlen: number): Promise<void> {
+    return this.record({ op: "setTxQueueLen", dev, qlen });
   }
   addRoute(dev: string, cidr: string): Promise<void> {
     return this.record({ op: "addRoute", dev, cidr });

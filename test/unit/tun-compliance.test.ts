@@ -76,6 +76,7 @@ describe("FakeRouteManager", () => {
     await rm.addAddress("mintun0", "10.99.0.1/24");
     await rm.addAddress("mintun0", "fd00::1/64");
     await rm.setMtu("mintun0", 1420);
+    await rm.setTxQueueLen("mintun0", 1000);
     await rm.setUp("mintun0");
     await rm.addRoute("mintun0", "10.98.0.0/16");
     await rm.delRoute("mintun0", "10.98.0.0/16");
@@ -84,6 +85,7 @@ describe("FakeRouteManager", () => {
       "addAddress",
       "addAddress",
       "setMtu",
+      "setTxQueueLen",
       "setUp",
       "addRoute",
       "delRoute",
@@ -91,6 +93,7 @@ describe("FakeRouteManager", () => {
     ]);
     await expect(rm.addAddress("mintun0", "10.0.0.1/40")).rejects.toBeInstanceOf(PlatformError);
     await expect(rm.setMtu("mintun0", 20)).rejects.toMatchObject({ code: "EINVAL" });
+    await expect(rm.setTxQueueLen("mintun0", -1)).rejects.toMatchObject({ code: "EINVAL" });
     await expect(rm.setUp("-n")).rejects.toMatchObject({ code: "EINVAL" });
     rm.failOn = "setUp";
     await expect(rm.setUp("mintun0")).rejects.toMatchObject({ code: "EIPCMD" });

@@ -4,8 +4,18 @@
  * namespace (real loopback). Plus the address-record codec and the fake network's hooks.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BatchOutput } from "../../src/daemon/output.js";
 import { PlatformError } from "../../src/errors.js";
-import { ADDR_LEN, FakeNetwork, addrKey, decodeAddr, encodeAddr, type UdpBatch } from "../../src/net/udp.js";
+import type { TunDevice } from "../../src/net/tun.js";
+import {
+  ADDR_LEN,
+  FakeNetwork,
+  addrKey,
+  decodeAddr,
+  encodeAddr,
+  type UdpBatch,
+  type UdpBind,
+} from "../../src/net/udp.js";
 import { fakeUdpHarness, runCases, udpCases, type CaseResult } from "../tools/native/compliance.js";
 import { Netns, VethPair, buildNative, canRunReal, outcome } from "../tools/native/netns.js";
 import { vethFlows } from "../tools/native/veth.js";
@@ -166,5 +176,68 @@ describe("FakeNetwork hooks", () => {
     const lens = new Uint32Array(50).fill(4);
     expect(a.sendMany(Buffer.alloc(4), offs, lens, 50, encodeAddr("::1", b.localPort), 0)).toBe(50);
     expect(net.dropped).toBe(40);
+  });
+});
+
+describe("BatchOutput: one sendMany per endpoint run (GSO needs long runs)", () => {
+  function recorder(): { udp: UdpBind; calls: string[] } {
+    const calls: string[] = [];
+    const udp = {
+      sendMany(
+        buf: Buffer,
+        offs: Uint32Array,
+        lens: Uint32Array,
+        count: number,
+        addr: Buffer,
+        addrOff: number,
+      ) {
+        const ps: string[] = [];
+        for (let i = 0; i < count; i++) ps.push(buf.subarray(offs[i]!, offs[i]! + lens[i]!).toString());
+        calls.push(`${addrKey(addr, addrOff)} ${ps.join(",")}`);
+        return count;
+      },
+    } as unknown as UdpBind;
+    return { udp, calls };
+  }
+  const tun = { writeMany: () => 0 } as unknown as TunDevice;
+  const slab = Buffer.from("abcdefghijklmnopqrstuvwxyz");
+  const ep = (i: number): Buffer => encodeAddr(`10.0.0.${i}`, 7000);
+
+  it("interleaved peers: one call per peer, order kept per peer", () => {
+    const { udp, calls } = recorder();
+    const o = new BatchOutput(udp, tun);
+    for (let i = 0; i < 6; i++) o.sendUdp(slab, i, 1, ep(1 + (i % 2)), 0);
+    expect(calls).toEqual([]);
+    o.flush();
+    expect(calls).toEqual(["10.0.0.1:7000 a,c,e", "10.0.0.2:7000 b,d,f"]);
+    expect(o.udpSendCalls).toBe(2);
+  });
+
+  it("a new buffer for a peer sends that peer's run first; more than 8 peers send the oldest", () => {
+    const { udp, calls } = recorder();
+    const o = new BatchOutput(udp, tun);
+    const other = Buffer.from("0123456789");
+    o.sendUdp(slab, 0, 1, ep(1), 0);
+    o.sendUdp(slab, 1, 1, ep(2), 0);
+    o.sendUdp(other, 0, 1, ep(1), 0);
+    expect(calls).toEqual(["10.0.0.1:7000 a"]);
+    for (let i = 3; i <= 9; i++) o.sendUdp(slab, i, 1, ep(i), 0); // a 9th run wanted: the oldest (peer 2) goes
+    expect(calls).toEqual(["10.0.0.1:7000 a", "10.0.0.2:7000 b"]);
+    o.sendUdp(other, 1, 1, ep(1), 0);
+    o.flush();
+    expect(calls.slice(2)).toEqual([
+      "10.0.0.1:7000 0,1",
+      ...[3, 4, 5, 6, 7, 8, 9].map((i) => `10.0.0.${i}:7000 ${slab.subarray(i, i + 1).toString()}`),
+    ]);
+    o.flush();
+    expect(calls.length).toBe(10);
+  });
+
+  it("runs are cut at 256 packets", () => {
+    const { udp, calls } = recorder();
+    const o = new BatchOutput(udp, tun);
+    for (let i = 0; i < 300; i++) o.sendUdp(slab, 0, 1, ep(1), 0);
+    o.flush();
+    expect(calls.map((c) => c.split(",").length)).toEqual([256, 44]);
   });
 });

@@ -4,12 +4,20 @@
  *
  *   npm run build:native && npx tsc -p test/tools/native/tsconfig.json   # or npm run build
  *   node test/tools/native/bench-io.mjs [seconds=3]
+ *   node test/tools/native/bench-io.mjs [seconds=3] veth [rounds=3]
  *
- * It creates a network namespace mtc-bench-<pid>, re-runs itself inside it, and deletes it.
- * Inside: (1) TUN read: another process sends UDP through the TUN route, we count packets
- * read; (2) TUN write: writeMany of crafted IPv4/UDP packets to a counting receiver in
- * another process; (3) UDP: sendMany over loopback to a LinuxUdp receiver in another
- * process. Each for 64- and 1400-byte payloads. Prints a table (packets/s).
+ * Default: it creates a network namespace mtc-bench-<pid>, re-runs itself inside it, and
+ * deletes it. Inside: (1) TUN read: another process sends UDP through the TUN route, we
+ * count packets read; (2) TUN write: writeMany of crafted IPv4/UDP packets to a counting
+ * receiver in another process; (3) UDP: sendMany over loopback to a LinuxUdp receiver in
+ * another process, with UDP GSO/GRO (the default) and without. Each for 64- and 1400-byte
+ * payloads. Prints a table (packets/s).
+ *
+ * veth: two namespaces mtc-bench-<pid>-a/-b joined by a veth pair; a sender process in a
+ * sendMany()s 1400-byte datagrams (runs of 64) to a LinuxUdp receiver process in b, with
+ * and without GSO/GRO (the `offload` bind option, = MINTUN_NO_GSO), alternating, `rounds`
+ * times; then with the receiving veth's GRO on (`ethtool -K mtcb0 gro on`), and with
+ * rx-udp-gro-forwarding on as well (veth only runs GRO on locally sent skbs with it).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -93,9 +101,12 @@ function child(argv) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** "1"/"0" -> the bind's offload option (GSO+GRO); anything else: the default */
+const offloadOpt = (v) => (v === "1" ? true : v === "0" ? false : undefined);
+
 /** Count packets on a LinuxUdp receiver for `secs` seconds after the first one. */
-async function countUdp(address, port, secs) {
-  const u = LinuxUdp.bind({ address, port });
+async function countUdp(address, port, secs, offload) {
+  const u = LinuxUdp.bind({ address, port, offload });
   let n = 0;
   let t0 = 0n;
   u.start((b) => {
@@ -163,17 +174,18 @@ async function inner(secs) {
       ]);
     }
     // (3) UDP loopback: sendMany here, LinuxUdp receiver in another process
-    {
-      const r = child(["recv", "127.0.0.1", "7778", String(secs)]);
+    for (const offload of [true, false]) {
+      const r = child(["recv", "127.0.0.1", "7778", String(secs), offload ? "1" : "0"]);
       await r.ready;
-      const u = LinuxUdp.bind({ address: "127.0.0.1", port: 0 });
+      const u = LinuxUdp.bind({ address: "127.0.0.1", port: 0, offload });
       const res = blast(u, Buffer.alloc(size, 0x33), encodeAddr("127.0.0.1", 7778), secs + 0.5);
       u.close();
       const recv = await r.done;
       rows.push([
-        `UDP sendMany loopback (${size} B)`,
+        `UDP sendMany loopback (${size} B), ${offload ? "GSO/GRO" : "no offload"}`,
         rate(res.sent, res.secs),
-        `receiver recvmmsg ${rate(recv.received, recv.secs)}/s; txDropped ${res.stats.txDropped}`,
+        `receiver ${rate(recv.received, recv.secs)}/s; txDropped ${res.stats.txDropped}; ` +
+          `gso ${res.stats.gsoMessages}/${res.stats.gsoSegments}, gro ${recv.stats.rxGroMessages}/${recv.stats.rxGroSegments}`,
       ]);
     }
   }
@@ -182,21 +194,113 @@ async function inner(secs) {
   for (const [op, pps, note] of rows) console.log(`| ${op} | ${pps.toLocaleString("en-US")} | ${note} |`);
 }
 
-if (role === "send") {
-  const [local, dst, port, size, secs] = args;
-  const u = LinuxUdp.bind({ address: local, port: 0 });
+/** Sender and receiver processes in two namespaces over veth, with and without offloads. */
+async function vethBench(secs, rounds) {
+  const a = `mtc-bench-${process.pid}-a`;
+  const b = `mtc-bench-${process.pid}-b`;
+  const ip = (...x) => execFileSync("ip", x, { stdio: "pipe" });
+  const inNs = (ns, argv) => child(["--netns", ns, ...argv]);
+  ip("netns", "add", a);
+  ip("netns", "add", b);
+  try {
+    ip("-n", a, "link", "add", "mtca0", "type", "veth", "peer", "name", "mtcb0", "netns", b);
+    ip("-n", a, "addr", "add", "10.204.0.1/24", "dev", "mtca0");
+    ip("-n", b, "addr", "add", "10.204.0.2/24", "dev", "mtcb0");
+    ip("-n", a, "link", "set", "mtca0", "up");
+    ip("-n", b, "link", "set", "mtcb0", "up");
+    const ethtool = (ns, ...x) =>
+      execFileSync("ip", ["netns", "exec", ns, "ethtool", ...x], { encoding: "utf8" });
+    const feat = (ns, dev) =>
+      ethtool(ns, "-k", dev)
+        .split("\n")
+        .filter((l) =>
+          /^(generic-receive-offload|tx-udp-segmentation|rx-udp-gro-forwarding|rx-gro-list)/.test(l),
+        )
+        .map((l) => l.replace(/\s+/g, " ").trim())
+        .join("; ");
+    const rows = [];
+    const one = async (label, txOffload, rxOffload = txOffload) => {
+      const r = inNs(b, ["recv", "10.204.0.2", "7779", String(secs), rxOffload ? "1" : "0"]);
+      await r.ready;
+      const s = inNs(a, [
+        "send",
+        "10.204.0.1",
+        "10.204.0.2",
+        "7779",
+        "1400",
+        String(secs + 0.5),
+        txOffload ? "1" : "0",
+      ]);
+      const [recv, sent] = await Promise.all([r.done, s.done]);
+      rows.push([
+        label,
+        Math.round(recv.received / recv.secs),
+        `sender ${Math.round(sent.sent / sent.secs)}/s, txDropped ${sent.stats.txDropped}; ` +
+          `gso ${sent.stats.gsoMessages}/${sent.stats.gsoSegments}, gro ${recv.stats.rxGroMessages}/${recv.stats.rxGroSegments}`,
+      ]);
+    };
+    let ethOk = true;
+    let featB = "";
+    try {
+      featB = feat(b, "mtcb0");
+    } catch {
+      ethOk = false;
+    }
+    for (let i = 0; i < rounds; i++) {
+      await one(`veth 1400 B, GSO/GRO, round ${i + 1}`, true);
+      await one(`veth 1400 B, no offload, round ${i + 1}`, false);
+    }
+    if (ethOk) {
+      ethtool(b, "-K", "mtcb0", "gro", "on");
+      await one("veth 1400 B, GSO/GRO, receiving veth gro on", true);
+      await one("veth 1400 B, no offload at the sockets, receiving veth gro on", false);
+      await one("veth 1400 B, plain sender, GRO socket, receiving veth gro on", false, true);
+      // veth runs GRO on locally generated skbs only with one of these (veth_skb_is_eligible_for_gro)
+      ethtool(b, "-K", "mtcb0", "rx-udp-gro-forwarding", "on");
+      await one(
+        "veth 1400 B, plain sender, GRO socket, receiving veth gro + rx-udp-gro-forwarding on",
+        false,
+        true,
+      );
+      await one(
+        "veth 1400 B, no offload at the sockets, receiving veth gro + rx-udp-gro-forwarding on",
+        false,
+      );
+    }
+    console.log(`\nUDP over veth, 1400 B, runs of ${BATCH}, ${secs} s per row, Node ${process.version}`);
+    if (ethOk) console.log(`receiving veth before: ${featB}\n`);
+    console.log("| operation | received packets/s | notes |\n| --- | ---: | --- |");
+    for (const [op, pps, note] of rows) console.log(`| ${op} | ${pps.toLocaleString("en-US")} | ${note} |`);
+  } finally {
+    ip("netns", "del", a);
+    ip("netns", "del", b);
+  }
+}
+
+if (role === "--netns") {
+  // re-run this script in a namespace: child(["--netns", ns, role, ...args])
+  const [ns, ...rest] = args;
+  const c = spawn("ip", ["netns", "exec", ns, process.execPath, SELF, ...rest], { stdio: "inherit" });
+  c.on("exit", (code) => process.exit(code ?? 1));
+} else if (role === "send") {
+  const [local, dst, port, size, secs, offload] = args;
+  const u = LinuxUdp.bind({ address: local, port: 0, offload: offloadOpt(offload) });
   process.stdout.write("ready\n");
   const r = blast(u, Buffer.alloc(Number(size), 0x44), encodeAddr(dst, Number(port)), Number(secs));
   u.close();
   console.log(JSON.stringify(r));
 } else if (role === "recv") {
-  const [address, port, secs] = args;
-  console.log(JSON.stringify(await countUdp(address, Number(port), Number(secs))));
+  const [address, port, secs, offload] = args;
+  console.log(JSON.stringify(await countUdp(address, Number(port), Number(secs), offloadOpt(offload))));
 } else if (role === "inner") {
   await inner(Number(args[0]));
 } else {
   if (process.getuid?.() !== 0) throw new Error("run as root (creates a network namespace)");
   const secs = Number(role ?? 3);
+  if (args[0] === "veth") {
+    await vethBench(secs, Number(args[1] ?? 3));
+    process.exit(0);
+  }
   const ns = `mtc-bench-${process.pid}`;
   execFileSync("ip", ["netns", "add", ns]);
   try {

@@ -11,6 +11,7 @@ import { PlatformError } from "../../../src/errors.js";
 import { LinuxRouteManager } from "../../../src/net/route.js";
 import { LinuxTun } from "../../../src/net/tun.js";
 import { LinuxUdp, type UdpBind } from "../../../src/net/udp.js";
+import { offloadChecks, openBridge } from "./offload.js";
 import {
   check,
   runCases,
@@ -21,6 +22,7 @@ import {
   type TunHarness,
   type UdpHarness,
 } from "./compliance.js";
+import { vethReceive, vethSend } from "./veth.js";
 
 const watchdog = setTimeout(() => {
   process.stdout.write(
@@ -102,6 +104,10 @@ async function realUdpHarness(): Promise<UdpHarness> {
       binds.push(b);
       return b;
     },
+    offloads(b) {
+      const o = (b as LinuxUdp).offloads();
+      return { gso: o.gsoLimit > 0, gro: o.gro };
+    },
     close() {
       for (const b of binds) b.close();
     },
@@ -144,11 +150,15 @@ async function tunPlatformChecks(): Promise<CaseResult[]> {
         await rm.addAddress(t.name, "10.98.0.1/24"); // idempotent
         await rm.addAddress(t.name, "fd01::1/64");
         await rm.setMtu(t.name, 1280);
+        await rm.setTxQueueLen(t.name, 1000);
         await rm.setUp(t.name);
         await rm.addRoute(t.name, "10.97.0.0/16");
         await rm.addRoute(t.name, "fd02::/48");
         const link = await rm.run(["link", "show", "dev", t.name]);
-        check(link.includes("mtu 1280") && link.includes("UP"), `link: ${link}`);
+        check(
+          link.includes("mtu 1280") && link.includes("UP") && link.includes("qlen 1000"),
+          `link: ${link}`,
+        );
         const r4 = await rm.run(["-4", "route", "show", "dev", t.name]);
         const r6 = await rm.run(["-6", "route", "show", "dev", t.name]);
         check(r4.includes("10.97.0.0/16") && r6.includes("fd02::/48"), `routes: ${r4} ${r6}`);
@@ -206,6 +216,14 @@ async function permChecks(): Promise<CaseResult[]> {
   ];
 }
 
+/** The second namespace (offload and bridge modes), created and deleted by the caller. */
+function nsArg(): string {
+  const ns = process.argv[3];
+  if (!ns || !/^[A-Za-z0-9_.-]{1,64}$/.test(ns))
+    throw new Error("offload/bridge: missing namespace argument");
+  return ns;
+}
+
 async function main(): Promise<void> {
   assertInNamespace();
   check(existsSync("/dev/net/tun"), "/dev/net/tun missing");
@@ -216,7 +234,27 @@ async function main(): Promise<void> {
   else if (mode === "udp")
     results = [...(await runCases(udpCases, realUdpHarness)), ...(await udpPlatformChecks())];
   else if (mode === "perm") results = await permChecks();
-  else throw new Error(`usage: child.js tun|udp|perm (got ${String(mode)})`);
+  else if (mode === "veth-rx") results = await vethReceive();
+  else if (mode === "veth-tx") results = await vethSend();
+  else if (mode === "offload") {
+    results = [];
+    for (const c of offloadChecks(nsArg())) results.push(await platformCheck(c.name, () => c.run()));
+  } else if (mode === "bridge") {
+    // throughput A/B tool, not a test: bridge two TUNs until SIGTERM/SIGINT
+    const br = await openBridge(nsArg(), process.argv[4] !== "off", false);
+    clearTimeout(watchdog);
+    process.stdout.write(`bridge up, offload flags a=${br.a.offload} b=${br.b.offload}\n`);
+    const stop = (): void => {
+      process.stdout.write(JSON.stringify({ a: br.a.stats(), b: br.b.stats() }) + "\n");
+      br.close();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    return;
+  } else
+    throw new Error(
+      `usage: child.js tun|udp|perm|veth-rx|veth-tx|offload <nsB>|bridge <nsB> [on|off] (got ${String(mode)})`,
+    );
   process.stdout.write(JSON.stringify({ results }) + "\n");
 }
 

@@ -168,6 +168,8 @@ export interface CaseResult {
   name: string;
   ok: boolean;
   error?: string;
+  /** measurements worth printing (counters) */
+  info?: string;
 }
 
 export async function runCases<H extends { close(): Promise<void> | void }>(
@@ -218,6 +220,8 @@ export interface UdpHarness {
   bind(opts: UdpBindOptions): UdpBind;
   v4: string;
   v6: string;
+  /** whether b sends with UDP GSO and receives with UDP GRO (always false for the fake) */
+  offloads(b: UdpBind): { gso: boolean; gro: boolean };
   close(): Promise<void> | void;
 }
 
@@ -242,7 +246,7 @@ function collectTun(dev: TunDevice, dport: number): Seen {
   return seen;
 }
 
-function payloads(n: number, size: (i: number) => number): Buffer[] {
+export function payloads(n: number, size: (i: number) => number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const p = Buffer.alloc(size(i));
@@ -254,7 +258,7 @@ function payloads(n: number, size: (i: number) => number): Buffer[] {
 }
 
 /** Pack packets into one buffer with offsets (as the tunnel does before writeMany/sendMany). */
-function pack(pkts: Buffer[], gap = 16): { buf: Buffer; offs: Uint32Array; lens: Uint32Array } {
+export function pack(pkts: Buffer[], gap = 16): { buf: Buffer; offs: Uint32Array; lens: Uint32Array } {
   const offs = new Uint32Array(pkts.length);
   const lens = new Uint32Array(pkts.length);
   let total = 0;
@@ -580,6 +584,110 @@ export const udpCases: Case<UdpHarness>[] = [
       expectPlatformError(() => encodeAddr("::1%lo", 1), ["EINVAL"], "zone id");
     },
   },
+  ...(
+    [
+      ["IPv4", "v4", "v4"],
+      ["IPv6", "v6", "v6"],
+      ["dual stack ('::' to an IPv4 record)", "::", "v4"],
+    ] as const
+  ).map(([what, from, to]): Case<UdpHarness> => ({
+    name: `${what}: a run of 64 x 1400 bytes plus a short one arrives as 65 datagrams in order (GSO/GRO)`,
+    async run(h) {
+      const dst = to === "v4" ? h.v4 : h.v6;
+      const rx = h.bind({ address: dst, port: 0 });
+      const tx = h.bind({ address: from === "::" ? "::" : from === "v4" ? h.v4 : h.v6, port: 0 });
+      const got = collectUdp(rx);
+      const ps = payloads(65, (i) => (i < 64 ? 1400 : 333));
+      const pk = pack(ps, 64); // packets in separate places, as in the tunnel's slab
+      eq(tx.sendMany(pk.buf, pk.offs, pk.lens, 65, encodeAddr(dst, rx.localPort), 0), 65, "sent");
+      await waitFor(() => got.pkts.length >= 65, 3000, `65 datagrams (got ${got.pkts.length})`);
+      await new Promise((r) => setTimeout(r, 20)); // nothing extra may follow
+      eq(got.pkts.length, 65, "datagrams");
+      const src = to === "v4" ? `${h.v4}:${tx.localPort}` : `[${h.v6}]:${tx.localPort}`;
+      got.pkts.forEach((p, i) => {
+        eq(p.data.length, ps[i]!.length, `length of ${i}`);
+        check(p.data.equals(ps[i]!), `bytes of datagram ${i}`);
+        eq(p.from, src, `source of ${i}`);
+        eq(p.family, to === "v4" ? 4 : 6, `family of ${i}`);
+      });
+      check(Math.max(...got.batches) <= 64, "batch above 64");
+      const ts = tx.stats();
+      const rs = rx.stats();
+      const bytes = 64 * 1400 + 333;
+      eq(`${ts.txPackets} ${ts.txBytes} ${ts.txErrors}`, `65 ${bytes} 0`, "tx packets bytes errors");
+      eq(`${rs.rxPackets} ${rs.rxBytes} ${rs.rxErrors}`, `65 ${bytes} 0`, "rx packets bytes errors");
+      if (h.offloads(tx).gso) {
+        // 65000 bytes per message: 46 + 18 x 1400 + 333 -> two messages
+        eq(`${ts.gsoMessages} ${ts.gsoSegments}`, "2 65", "gsoMessages gsoSegments");
+      } else {
+        eq(ts.gsoMessages + ts.gsoSegments, 0, "GSO stats without GSO");
+      }
+      if (h.offloads(rx).gro && h.offloads(tx).gso) {
+        // loopback hands a GSO message to a UDP_GRO socket as it is
+        check(rs.rxGroSegments > rs.rxGroMessages && rs.rxGroMessages > 0, `GRO stats ${JSON.stringify(rs)}`);
+      }
+    },
+  })),
+  {
+    name: "coalesced datagrams keep their boundaries when a batch cannot hold them all",
+    async run(h) {
+      // batch 8 and runs of up to 46 equal packets: one coalesced message spans many batches
+      const rx = h.bind({ address: h.v4, port: 0, batch: 8, slotSize: 1600, headroom: 16 });
+      const tx = h.bind({ address: h.v4, port: 0 });
+      const got = collectUdp(rx);
+      const sizes = [
+        ...new Array<number>(50).fill(1200),
+        7,
+        7,
+        7,
+        0,
+        ...new Array<number>(30).fill(1500),
+        1499,
+      ];
+      const ps = payloads(sizes.length, (i) => Math.max(sizes[i]!, 4)).map((p, i) => p.subarray(0, sizes[i]));
+      const pk = pack(ps, 40);
+      const to = encodeAddr(h.v4, rx.localPort);
+      eq(tx.sendMany(pk.buf, pk.offs, pk.lens, ps.length, to, 0), ps.length, "sent");
+      eq(tx.sendMany(pk.buf, pk.offs, pk.lens, ps.length, to, 0), ps.length, "sent again");
+      const n = 2 * ps.length;
+      await waitFor(() => got.pkts.length >= n, 3000, `${n} datagrams (got ${got.pkts.length})`);
+      eq(got.pkts.length, n, "datagrams");
+      got.pkts.forEach((p, j) => {
+        const i = j % ps.length;
+        eq(p.data.length, ps[i]!.length, `length of ${j}`);
+        check(p.data.equals(ps[i]!), `bytes of datagram ${j}`);
+        eq(p.from, `${h.v4}:${tx.localPort}`, `source of ${j}`);
+      });
+      check(Math.max(...got.batches) <= 8, `batch above 8: ${got.batches.join(",")}`);
+      const rs = rx.stats();
+      eq(`${rs.rxPackets} ${rs.rxErrors}`, `${n} 0`, "rxPackets rxErrors");
+    },
+  },
+  {
+    name: "offload: false sends and receives the same datagrams without GSO/GRO",
+    async run(h) {
+      const rx = h.bind({ address: h.v4, port: 0, offload: false });
+      const tx = h.bind({ address: h.v4, port: 0, offload: false });
+      eq(
+        JSON.stringify([h.offloads(rx), h.offloads(tx)]),
+        JSON.stringify(new Array(2).fill({ gso: false, gro: false })),
+        "offloads",
+      );
+      const got = collectUdp(rx);
+      const ps = payloads(100, () => 1000);
+      const pk = pack(ps);
+      eq(tx.sendMany(pk.buf, pk.offs, pk.lens, 100, encodeAddr(h.v4, rx.localPort), 0), 100, "sent");
+      await waitFor(() => got.pkts.length >= 100, 3000, `100 datagrams (got ${got.pkts.length})`);
+      got.pkts.forEach((p, i) => check(p.data.equals(ps[i]!), `datagram ${i}`));
+      const ts = tx.stats();
+      const rs = rx.stats();
+      eq(
+        `${ts.gsoMessages} ${rs.rxGroMessages} ${rs.rxPackets}`,
+        "0 0 100",
+        "gsoMessages rxGroMessages rxPackets",
+      );
+    },
+  },
   {
     name: "close is idempotent; sends after close return 0; start after close throws EBADF",
     async run(h) {
@@ -646,6 +754,7 @@ export async function fakeUdpHarness(): Promise<UdpHarness> {
       binds.push(b);
       return b;
     },
+    offloads: () => ({ gso: false, gro: false }),
     close() {
       for (const b of binds) b.close();
     },

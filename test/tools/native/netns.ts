@@ -2,7 +2,7 @@
  * Helpers for the vitest compliance suites: build the addon and the child, create and
  * delete a throwaway network namespace, run child.js inside it and parse its JSON.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,7 +10,9 @@ import type { CaseResult } from "./compliance.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const ADDON = join(ROOT, "platform/linux/build/Release/mintun_linux.node");
-const ADDON_SRC = join(ROOT, "platform/linux/mintun_linux.c");
+const ADDON_SRCS = ["mintun_linux.c", "tun_offload.c", "tun_offload.h"].map((f) =>
+  join(ROOT, "platform/linux", f),
+);
 export const CHILD_JS = join(ROOT, ".tmp/native-test/test/tools/native/child.js");
 
 /** Real variants need root (CAP_NET_ADMIN for namespaces and TUN) and /dev/net/tun. */
@@ -18,7 +20,7 @@ export const canRunReal = process.getuid?.() === 0 && existsSync("/dev/net/tun")
 
 /** Build the addon if missing or older than its source, then compile child.js and its imports. */
 export function buildNative(): void {
-  if (!existsSync(ADDON) || statSync(ADDON).mtimeMs < statSync(ADDON_SRC).mtimeMs) {
+  if (!existsSync(ADDON) || ADDON_SRCS.some((f) => statSync(ADDON).mtimeMs < statSync(f).mtimeMs)) {
     execFileSync(
       process.execPath,
       [join(ROOT, "node_modules/node-gyp/bin/node-gyp.js"), "rebuild", "--directory", "platform/linux"],
@@ -60,12 +62,16 @@ export class Netns {
   }
 
   /** Run child.js <mode> in the namespace; resolves with its results, keyed by case name. */
-  runChild(mode: string, timeoutMs = 55_000): Promise<Map<string, CaseResult>> {
+  runChild(
+    mode: string,
+    timeoutMs = 55_000,
+    opts: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<Map<string, CaseResult>> {
     return new Promise((resolve) => {
       execFile(
         "ip",
-        ["netns", "exec", this.name, process.execPath, CHILD_JS, mode],
-        { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20 },
+        ["netns", "exec", this.name, process.execPath, CHILD_JS, mode, ...(opts.args ?? [])],
+        { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, env: opts.env ?? process.env },
         (err, stdout, stderr) => {
           const map = new Map<string, CaseResult>();
           const line = stdout.trim().split("\n").pop() ?? "";
@@ -85,6 +91,76 @@ export class Netns {
       );
     });
   }
+}
+
+/**
+ * Two fresh namespaces joined by a veth pair (both ends named mtcv0), for UDP GSO/GRO
+ * across a real device; addresses in test/tools/native/veth.ts. Deleting the namespaces
+ * deletes the pair.
+ */
+export class VethPair {
+  readonly a = new Netns("va");
+  readonly b = new Netns("vb");
+
+  create(): void {
+    this.a.create();
+    this.b.create();
+    const a = this.a.name;
+    const b = this.b.name;
+    for (const args of [
+      ["-n", a, "link", "add", "mtcv0", "type", "veth", "peer", "name", "mtcv0", "netns", b],
+      ["-n", a, "addr", "add", "10.203.0.1/24", "dev", "mtcv0"],
+      ["-n", a, "-6", "addr", "add", "fd03::1/64", "dev", "mtcv0", "nodad"],
+      ["-n", b, "addr", "add", "10.203.0.2/24", "dev", "mtcv0"],
+      ["-n", b, "addr", "add", "10.203.0.3/32", "dev", "mtcv0"],
+      ["-n", b, "-6", "addr", "add", "fd03::2/64", "dev", "mtcv0", "nodad"],
+      ["-n", a, "link", "set", "mtcv0", "up"],
+      ["-n", b, "link", "set", "mtcv0", "up"],
+      ["-n", a, "route", "add", "10.203.0.3/32", "dev", "mtcv0", "mtu", "lock", "1280"],
+    ])
+      execFileSync("ip", args, { stdio: "pipe" });
+  }
+
+  /** idempotent */
+  destroy(): void {
+    this.a.destroy();
+    this.b.destroy();
+  }
+
+  /** child.js veth-rx in b (until it prints "ready"), then veth-tx in a; both results. */
+  async run(): Promise<{ rx: Map<string, CaseResult>; tx: Map<string, CaseResult> }> {
+    const c = spawn("ip", ["netns", "exec", this.b.name, process.execPath, CHILD_JS, "veth-rx"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    const kill = setTimeout(() => c.kill("SIGKILL"), 40_000);
+    const ready = new Promise<void>((res) => {
+      c.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("ready\n")) res();
+      });
+      c.on("exit", () => res());
+    });
+    c.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((res) => c.on("exit", () => res()));
+    await ready;
+    const tx = await this.a.runChild("veth-tx");
+    await exited;
+    clearTimeout(kill);
+    return { rx: parseResults(out, err), tx };
+  }
+}
+
+function parseResults(stdout: string, stderr: string): Map<string, CaseResult> {
+  const map = new Map<string, CaseResult>();
+  const line = stdout.trim().split("\n").pop() ?? "";
+  try {
+    for (const r of (JSON.parse(line) as { results: CaseResult[] }).results) map.set(r.name, r);
+  } catch {
+    map.set("child", { name: "child", ok: false, error: `no JSON: ${stdout} ${stderr}` });
+  }
+  return map;
 }
 
 /** Message for a failed or missing result (expect(...).toBe("ok") prints it). */
