@@ -8,7 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "[setup] $*"; }
 
-PKGS=(iproute2 iputils-ping iperf3 curl tcpdump python3 procps psmisc kmod)
+# systemd: systemd-notify (sd_notify for mintund) and systemd-analyze (unit checks);
+# chromium: the headless browser of the web view test (driven by playwright-core)
+PKGS=(iproute2 iputils-ping iperf3 curl tcpdump python3 procps psmisc kmod systemd chromium)
 
 if [ "$(id -u)" != 0 ]; then
   say "warning: not root; package installation and the netns tests need root"

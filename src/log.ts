@@ -1,9 +1,19 @@
 /**
  * Structured logger: one JSON object per line on stderr (journald-friendly),
- * per component. Levels are checked before any formatting; hot paths call
- * `enabled()` first. Attacker-triggerable events go through `RateLimitedLog`.
- * Secrets are never passed to the logger: peers are printed as fingerprints.
+ * per component, written by pino. The `Logger` interface is what the rest of
+ * the code sees; pino is an implementation detail of `createLogger`.
+ *
+ *   {"level":"info","time":"2025-01-01T00:00:00.000Z","c":"engine","msg":"tunnel established","peer":"b"}
+ *
+ * Levels are checked before any formatting (`enabled()` is one comparison
+ * against a level shared by every child, so `setLevel` on reload applies to
+ * all components at once); hot paths call `enabled()` first.
+ * Attacker-triggerable events go through `RateLimitedLog`.
+ * Secrets are never passed to the logger (peers are printed as fingerprints);
+ * as a second line of defence, fields named like key material are redacted.
  */
+import { pino, type Logger as PinoLogger } from "pino";
+
 export type Level = "error" | "warn" | "info" | "debug";
 const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
@@ -12,39 +22,66 @@ export interface Logger {
   log(level: Level, msg: string, fields?: Record<string, unknown>): void;
   child(component: string): Logger;
   setLevel(level: Level): void;
+  /** The current level (shared by the logger and its children). */
+  level(): Level;
 }
 
 export interface LogSink {
   write(line: string): void;
 }
 
-class JsonLogger implements Logger {
+/** Field names whose values are replaced by "[redacted]" if they ever reach the logger. */
+export const REDACTED_FIELDS = ["secretKey", "privateKey", "sk", "password", "token"];
+
+class PinoAdapter implements Logger {
   constructor(
-    private readonly state: { level: number; sink: LogSink },
-    private readonly component: string,
+    private readonly state: { rank: number; level: Level },
+    private readonly p: PinoLogger,
   ) {}
 
   enabled(level: Level): boolean {
-    return RANK[level] <= this.state.level;
+    return RANK[level] <= this.state.rank;
   }
 
   log(level: Level, msg: string, fields?: Record<string, unknown>): void {
     if (!this.enabled(level)) return;
-    const rec = { t: new Date().toISOString(), level, c: this.component, msg, ...fields };
-    this.state.sink.write(JSON.stringify(rec) + "\n");
+    if (fields) this.p[level](fields, msg);
+    else this.p[level](msg);
   }
 
   child(component: string): Logger {
-    return new JsonLogger(this.state, component);
+    return new PinoAdapter(this.state, this.p.child({ c: component }));
   }
 
   setLevel(level: Level): void {
-    this.state.level = RANK[level];
+    this.state.rank = RANK[level];
+    this.state.level = level;
+  }
+
+  level(): Level {
+    return this.state.level;
   }
 }
 
-export function createLogger(level: Level, sink: LogSink = process.stderr): Logger {
-  return new JsonLogger({ level: RANK[level], sink }, "mintund");
+/**
+ * A logger writing JSON lines to `sink` (default: stderr, written synchronously
+ * so that nothing is lost when the process exits after a fatal error).
+ */
+export function createLogger(level: Level, sink?: LogSink): Logger {
+  const p = pino(
+    {
+      level: "debug", // filtering happens in PinoAdapter.enabled (shared, reloadable)
+      base: { c: "mintund" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: {
+        paths: [...REDACTED_FIELDS, ...REDACTED_FIELDS.map((f) => `*.${f}`)],
+        censor: "[redacted]",
+      },
+    },
+    sink ?? pino.destination({ dest: 2, sync: true }),
+  );
+  return new PinoAdapter({ rank: RANK[level], level }, p);
 }
 
 export const nullLogger: Logger = {
@@ -52,6 +89,7 @@ export const nullLogger: Logger = {
   log: () => {},
   child: () => nullLogger,
   setLevel: () => {},
+  level: () => "error",
 };
 
 /** At most `perInterval` lines per key per interval; the rest are counted and summarised. */

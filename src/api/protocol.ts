@@ -4,7 +4,8 @@
  *   request:  {"id": 1, "method": "status", "params": {...}}\n
  *   response: {"id": 1, "result": ...}\n   or   {"id": 1, "error": {"code": "...", "message": "..."}}\n
  *
- * Methods: "status" (read-only). Requests larger than MAX_REQUEST_BYTES close the connection.
+ * Methods (all read-only): "status" (daemon/status.ts Status), "whois" ({address}) ->
+ * WhoisAnswer | null. Requests larger than MAX_REQUEST_BYTES close the connection.
  */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 

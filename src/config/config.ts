@@ -45,6 +45,10 @@ export interface Config {
   /** YAML key "state". */
   stateDir: string;
   log: { level: LogLevel };
+  /** Prometheus endpoint (GET /metrics); null = off (the default). */
+  metrics: { listen: HostPort | null };
+  /** Live web view; null = off (the default). Loopback addresses only. */
+  web: { listen: HostPort | null };
 }
 
 export const DEFAULTS = {
@@ -72,7 +76,20 @@ export const LIMITS = {
  * Keys whose change needs a daemon restart; everything else is applied on SIGHUP
  * (see restartRequired and config/host.yaml).
  */
-export const RESTART_KEYS = ["listen", "tun.name", "tun.mtu", "api.socket", "state"] as const;
+export const RESTART_KEYS = [
+  "ca",
+  "host.key",
+  "host.cert",
+  "listen",
+  "tun.name",
+  "tun.mtu",
+  "ephemeral.lifetimeSec",
+  "ephemeral.minFirstPacket",
+  "api.socket",
+  "state",
+  "metrics.listen",
+  "web.listen",
+] as const;
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */
 export function restartRequired(a: Config, b: Config): string[] {
@@ -80,8 +97,15 @@ export function restartRequired(a: Config, b: Config): string[] {
     listen: (c) => c.listen,
     "tun.name": (c) => c.tun.name,
     "tun.mtu": (c) => c.tun.mtu,
+    ca: (c) => c.ca,
+    "host.key": (c) => c.host.key,
+    "host.cert": (c) => c.host.cert,
+    "ephemeral.lifetimeSec": (c) => c.ephemeral.lifetimeSec,
+    "ephemeral.minFirstPacket": (c) => c.ephemeral.minFirstPacket,
     "api.socket": (c) => c.api.socket,
     state: (c) => c.stateDir,
+    "metrics.listen": (c) => c.metrics.listen,
+    "web.listen": (c) => c.web.listen,
   };
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }
@@ -223,7 +247,25 @@ function describe(v: Value | undefined): string {
   return "an unsupported value";
 }
 
-const TOP_KEYS = ["ca", "host", "listen", "tun", "ephemeral", "tunnel", "peers", "api", "state", "log"];
+const TOP_KEYS = [
+  "ca",
+  "host",
+  "listen",
+  "tun",
+  "ephemeral",
+  "tunnel",
+  "peers",
+  "api",
+  "state",
+  "log",
+  "metrics",
+  "web",
+];
+
+/** 127.0.0.0/8 or ::1 (canonical text from parseHostPort). */
+export function isLoopback(ip: string): boolean {
+  return ip === "::1" || /^127\./.test(ip);
+}
 
 /** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
 export function parseConfig(text: string, fileName: string): Config {
@@ -388,5 +430,47 @@ export function parseConfig(text: string, fileName: string): Config {
     level = s as LogLevel;
   }
 
-  return { file, ca, host, listen, tun, ephemeral, tunnel, peers, api, stateDir, log: { level } };
+  /** `section: { listen: "ip:port" }`, off when absent or `listen: off`. */
+  const listenSection = (name: string, loopbackOnly: boolean): { listen: HostPort | null } => {
+    const m = r.map(top.get(name)?.value ?? null, name, ["listen"]);
+    const e = m.get("listen");
+    if (!e || r.isMissing(e.value)) return { listen: null };
+    const v = e.value;
+    if (isScalar(v) && (v.value === false || v.value === "off")) return { listen: null };
+    if (isSeq(v))
+      r.fail(`expected address:port; quote IPv6 addresses, e.g. "[::1]:9477"`, v, `${name}.listen`);
+    const s = r.str(v, `${name}.listen`, e.key);
+    const hp = parseHostPort(s, true);
+    if (!hp)
+      r.fail(
+        `expected address:port with an IP address (e.g. 127.0.0.1:9477 or "[::1]:9477"), or off; got '${s}'`,
+        v,
+        `${name}.listen`,
+      );
+    if (loopbackOnly && !isLoopback(hp.host))
+      r.fail(
+        `expected a loopback address (127.0.0.0/8 or ::1): the ${name} view has no authentication; got '${s}'`,
+        v,
+        `${name}.listen`,
+      );
+    return { listen: hp };
+  };
+  const metrics = listenSection("metrics", false);
+  const web = listenSection("web", true);
+
+  return {
+    file,
+    ca,
+    host,
+    listen,
+    tun,
+    ephemeral,
+    tunnel,
+    peers,
+    api,
+    stateDir,
+    log: { level },
+    metrics,
+    web,
+  };
 }

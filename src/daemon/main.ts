@@ -1,16 +1,24 @@
 /**
  * mintund entry point: `mintund --config FILE [--log-level L]`.
  * Exit codes: 0 clean stop, 1 start-up error (printed as one line), 2 usage.
+ * Signals: SIGTERM/SIGINT stop (STOPPING=1), SIGHUP reloads the config
+ * (RELOADING=1 ... READY=1). Under systemd ($NOTIFY_SOCKET) READY=1 is sent
+ * once the TUN has its addresses and routes (see notify.ts).
  */
 import { loadConfig, type LogLevel, LOG_LEVELS } from "../config/config.js";
 import { MintunError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { Daemon } from "./daemon.js";
+import { SystemdNotifier } from "./notify.js";
 
 const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
 
 Runs the mintun daemon: opens the TUN device, the UDP socket and the local API
-socket named in the config file. Stop with SIGTERM or SIGINT.`;
+socket named in the config file. Stop with SIGTERM or SIGINT; SIGHUP re-reads
+the config file (peers, tunnel timers, routes, log level; a bad file is refused
+and the running config stays). Under systemd, readiness is reported with
+sd_notify through the systemd-notify program (the unit needs NotifyAccess=all).
+A --log-level given here wins over log.level in the file, also on reload.`;
 
 function parse(argv: string[]): { config: string; level?: LogLevel } | null {
   let config: string | undefined;
@@ -44,7 +52,10 @@ async function main(): Promise<number> {
   const cfg = loadConfig(args.config);
   const log = createLogger(args.level ?? cfg.log.level);
   try {
-    daemon = await Daemon.start(cfg, log);
+    daemon = await Daemon.start(cfg, log, {
+      notifier: SystemdNotifier.fromEnv(log.child("notify")),
+      logLevelOverride: args.level,
+    });
   } catch (e) {
     if (e instanceof MintunError) {
       process.stderr.write(`mintund: ${e.message}\n`);
@@ -52,11 +63,16 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  const onHup = () => {
+    log.log("info", "signal", { sig: "SIGHUP" });
+    void daemon.reload();
+  };
+  process.on("SIGHUP", onHup);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.log("info", "signal", { sig });
-      daemon.close();
-      resolve();
+      process.off("SIGHUP", onHup);
+      daemon.stop().then(resolve, resolve);
     };
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));

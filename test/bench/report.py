@@ -19,6 +19,7 @@ NUM = re.compile(r"^-?[0-9.]+$")
 # (key, label, unit, better: "hi" | "lo" | None)
 METRICS = [
     ("tcp1_mbps", "TCP 1 stream", "Mbit/s", "hi"),
+    ("tcp1_retrans", "TCP 1 stream retransmits", "segs", None),
     ("tcpP_mbps", "TCP 4 streams", "Mbit/s", "hi"),
     ("udp64_rx_pps", "UDP 64 B received", "pkt/s", "hi"),
     ("udp64_loss_pct", "UDP 64 B loss", "%", "lo"),
@@ -150,7 +151,7 @@ def main():
         p("| metric | mintun | " + " | ".join(f"/ {NAMES.get(r, r)}" for r in refs) + " |")
         p("|---|---|" + "---|" * len(refs))
         for k, lab, unit, _ in METRICS:
-            if m(mt, k) is None or k in ("tcp1_system_busy_pct", "ping_overhead_ms"):
+            if m(mt, k) is None or k in ("tcp1_system_busy_pct", "ping_overhead_ms", "tcp1_retrans"):
                 continue
             p(f"| {lab.strip()} ({unit}) | {fmt(m(mt, k))} | " + " | ".join(ratio(m(mt, k), m(r, k)) for r in refs) + " |")
         p()

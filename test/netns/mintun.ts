@@ -94,6 +94,8 @@ export interface DaemonSpec {
   peers: { name: string; endpoint: string }[];
   extra?: string;
   logLevel?: string;
+  /** environment of the daemon process (e.g. NOTIFY_SOCKET) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class RunningDaemon {
@@ -132,6 +134,7 @@ export async function startDaemon(dir: string, s: DaemonSpec, waitRecords = true
   const { file, socket } = writeConfig(dir, s);
   const proc = s.ns.spawn("node", [MINTUND, "--config", file], {
     logFile: path.join(dir, `${s.host.name}.log`),
+    env: s.env,
   });
   const d = new RunningDaemon(s, proc, socket);
   let exited = false;

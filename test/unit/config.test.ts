@@ -39,6 +39,8 @@ describe("parseConfig", () => {
       api: { socket: "/run/mintun/mintund.sock" },
       stateDir: "/var/lib/mintun",
       log: { level: "info" },
+      metrics: { listen: null },
+      web: { listen: null },
     });
     expect(c.tunnel).toEqual(DEFAULTS.tunnel);
   });

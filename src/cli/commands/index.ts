@@ -6,6 +6,8 @@ import type { Command } from "../cli.js";
 import { caInit, caSignHost, caSignUser } from "./ca.js";
 import { certShow } from "./cert.js";
 import { keygen, pubkey } from "./keys.js";
+import { install } from "./install.js";
+import { checkConfig, peers, ping, whois } from "./ops.js";
 import { status } from "./status.js";
 
 export const COMMANDS: readonly Command[] = [
@@ -16,4 +18,9 @@ export const COMMANDS: readonly Command[] = [
   pubkey,
   certShow,
   status,
+  peers,
+  ping,
+  whois,
+  checkConfig,
+  install,
 ];

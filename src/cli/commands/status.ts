@@ -14,7 +14,7 @@ export const SOCKET_FLAG: FlagSpec = {
   help: "the daemon's API socket (api.socket in its config)",
 };
 
-function bytes(n: number): string {
+export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
@@ -74,15 +74,31 @@ export function formatStatus(s: Status): string {
   o += `\ndrops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
   const ev = Object.entries(s.events).filter(([, v]) => v > 0);
   o += `events: ${ev.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
+  const d = s.daemon;
+  if (d) {
+    o += `\ndaemon: pid ${d.pid}, version ${d.version}, config ${d.config}, log ${d.logLevel}`;
+    o += `, metrics ${d.metrics ?? "off"}, web ${d.web ?? "off"}\n`;
+    const r = d.reload;
+    if (r)
+      o +=
+        `last reload ${new Date(r.at).toISOString()}: ${r.ok ? "applied" : `REFUSED: ${r.error}`}` +
+        (r.applied.length ? `; applied: ${r.applied.join(", ")}` : "") +
+        (r.restartRequired.length
+          ? `; needs a restart (left unchanged): ${r.restartRequired.join(", ")}`
+          : "") +
+        "\n";
+  }
   return o;
 }
 
 export const status: Command = {
   path: ["status"],
-  summary: "show the daemon's tunnels, peers and counters",
+  summary: "show the daemon's tunnels, peers, counters and last reload",
+  description: "Exit 0 when the daemon answered, 1 when it is not running or the last reload was refused.",
   flags: [SOCKET_FLAG, { name: "json", type: "boolean", help: "print the raw status as JSON" }],
   async run(args, io: Io) {
     const s = (await apiCall(args.string("socket")!, "status")) as Status;
     io.stdout(args.bool("json") ? JSON.stringify(s, null, 2) + "\n" : formatStatus(s));
+    return s.daemon?.reload && !s.daemon.reload.ok ? 1 : 0;
   },
 };

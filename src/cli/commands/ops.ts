@@ -1,0 +1,270 @@
+/**
+ * Operator commands that talk to the running daemon or check its inputs:
+ * `mintun peers`, `mintun whois ADDR`, `mintun ping HOST`, `mintun check-config FILE`.
+ *
+ * Exit codes (shell-friendly, as everywhere in mintun): 0 success; 1 failure
+ * (daemon not reachable, address unknown, no ping reply, config invalid);
+ * 2 usage.
+ */
+import { spawn } from "node:child_process";
+import { apiCall } from "../../api/client.js";
+import { loadConfig, RESTART_KEYS } from "../../config/config.js";
+import {
+  publicKeyOf,
+  readCert as readCertFile,
+  readSecretKey as readSecretKeyFile,
+} from "../../crypto/keyfile.js";
+import { zero } from "../../crypto/sodium.js";
+import type { Status, WhoisAnswer } from "../../daemon/status.js";
+import { whois as whoisOf } from "../../daemon/status.js";
+import { CertError, MintunError, UsageError } from "../../errors.js";
+import { fingerprint, parseIp, verifyCert } from "../../wire/cert.js";
+import { EXIT_FAILURE, resolvePath, type Command, type Io } from "../cli.js";
+import { bytes, SOCKET_FLAG, table } from "./status.js";
+
+const JSON_FLAG = { name: "json", type: "boolean", help: "print JSON" } as const;
+
+const getStatus = (socket: string) => apiCall(socket, "status") as Promise<Status>;
+
+/** The best tunnel state of a peer: established > replying > creating > closed. */
+function peerState(s: Status, peer: string): string {
+  const order = ["established", "replying", "creating", "closed"];
+  const states = s.tunnels.filter((t) => t.peer === peer).map((t) => t.state);
+  return order.find((o) => states.includes(o)) ?? "-";
+}
+
+export function formatPeers(s: Status): string {
+  if (s.peers.length === 0) return "no peers\n";
+  return table([
+    ["NAME", "TUNNEL", "ADDRESSES", "ENDPOINT", "KEY", "RECORD", "RX", "TX"],
+    ...s.peers.map((p) => {
+      const ts = s.tunnels.filter((t) => t.peer === p.name);
+      const rx = ts.reduce((a, t) => a + t.rxBytes, 0);
+      const tx = ts.reduce((a, t) => a + t.txBytes, 0);
+      return [
+        p.name,
+        peerState(s, p.name),
+        [p.ip4, p.ip6, ...p.subnets].filter(Boolean).join(" ") || "-",
+        p.endpoint ?? "-",
+        p.key ?? "-",
+        p.record ? `key ${p.record.keyId} (${p.record.expiresInSec}s)` : "not fetched",
+        bytes(rx),
+        bytes(tx),
+      ];
+    }),
+  ]);
+}
+
+export const peers: Command = {
+  path: ["peers"],
+  summary: "list the daemon's peers: tunnel state, overlay addresses, endpoint, key, traffic",
+  flags: [SOCKET_FLAG, JSON_FLAG],
+  async run(args, io) {
+    const s = await getStatus(args.string("socket")!);
+    if (args.bool("json")) {
+      io.stdout(
+        JSON.stringify(
+          s.peers.map((p) => ({ ...p, state: peerState(s, p.name) })),
+          null,
+          2,
+        ) + "\n",
+      );
+    } else io.stdout(formatPeers(s));
+  },
+};
+
+export function formatWhois(w: WhoisAnswer): string {
+  const rows: [string, string][] = [
+    ["address", w.address],
+    ["host", w.kind === "self" ? `${w.name} (this host)` : w.name],
+    ["key", w.key ?? "- (record not fetched yet)"],
+    ["match", w.match],
+  ];
+  if (w.kind === "peer") rows.push(["endpoint", w.endpoint ?? "-"]);
+  for (const t of w.tunnels)
+    rows.push(["tunnel", `session ${t.session} ${t.state} epoch ${t.epoch} via ${t.endpoint}`]);
+  if (w.kind === "peer" && w.tunnels.length === 0) rows.push(["tunnel", "none"]);
+  return rows.map(([k, v]) => `${(k + ":").padEnd(10)} ${v}\n`).join("");
+}
+
+export const whois: Command = {
+  path: ["whois"],
+  summary: "which host owns an overlay address: name, key fingerprint, tunnel sessions",
+  description:
+    "Answers from the daemon's verified certificates (its own and its peers').\n" +
+    "Exit 1 if no known host owns the address. Per-user answers come with per-user connections.",
+  positionals: [{ name: "ADDR", help: "overlay IPv4 or IPv6 address", required: true }],
+  flags: [SOCKET_FLAG, JSON_FLAG],
+  async run(args, io) {
+    const addr = args.positionals[0]!;
+    if (!parseIp(addr)) throw new UsageError(`'${addr}' is not an IPv4 or IPv6 address`);
+    const w = (await apiCall(args.string("socket")!, "whois", { address: addr })) as WhoisAnswer | null;
+    if (!w) {
+      if (args.bool("json")) io.stdout("null\n");
+      io.stderr(`mintun: ${addr}: no known host owns this address\n`);
+      return EXIT_FAILURE;
+    }
+    io.stdout(args.bool("json") ? JSON.stringify(w, null, 2) + "\n" : formatWhois(w));
+    return 0;
+  },
+};
+
+/** Resolves a peer name or overlay address to { address, owner } from the status. */
+export function resolveTarget(
+  s: Status,
+  host: string,
+  family: 4 | 6 | null,
+): { address: string; w: WhoisAnswer } {
+  let address: string | null = null;
+  const ip = parseIp(host);
+  if (ip) address = ip.text;
+  else {
+    const p = s.peers.find((x) => x.name === host);
+    const self = s.host.name === host ? s.host : null;
+    const o = p ?? self;
+    if (!o) throw new MintunError("ENOHOST", `'${host}' is neither a peer of this daemon nor an address`);
+    address = family === 6 ? o.ip6 : family === 4 ? o.ip4 : (o.ip4 ?? o.ip6);
+    if (!address)
+      throw new MintunError(
+        "ENOADDR",
+        p && !p.key
+          ? `peer '${host}' has no known overlay address yet (its record was not fetched)`
+          : `'${host}' has no overlay IPv${family ?? 4} address`,
+      );
+  }
+  const w = whoisOf(s, address);
+  if (!w) throw new MintunError("ENOHOST", `${address}: no known host owns this address`);
+  return { address, w };
+}
+
+function runPing(args: string[], io: Io): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const c = spawn("ping", args, { stdio: ["ignore", "pipe", "pipe"] });
+    c.stdout.setEncoding("utf8");
+    c.stderr.setEncoding("utf8");
+    c.stdout.on("data", (d: string) => io.stdout(d));
+    c.stderr.on("data", (d: string) => io.stderr(d));
+    c.on("error", (e) => reject(new MintunError("ENOPING", `cannot run ping: ${e.message}`, { cause: e })));
+    c.on("close", (code) => resolve(code ?? EXIT_FAILURE));
+  });
+}
+
+export const ping: Command = {
+  path: ["ping"],
+  summary: "ping a peer over the overlay (by name or overlay address) and show the tunnel that carried it",
+  description:
+    "Runs the system ping against the peer's overlay address (IPv4 unless --ipv6 or only IPv6 is certified).\n" +
+    "Exit 0 when replies came back, 1 when none did or the host is unknown.",
+  positionals: [{ name: "HOST", help: "peer name or overlay address", required: true }],
+  flags: [
+    SOCKET_FLAG,
+    { name: "count", type: "number", metavar: "N", default: 3, min: 1, max: 1000, help: "echo requests" },
+    {
+      name: "interval-ms",
+      type: "number",
+      metavar: "MS",
+      default: 200,
+      min: 2,
+      max: 60_000,
+      help: "milliseconds between requests (below 200 needs root)",
+    },
+    { name: "timeout", type: "number", metavar: "SEC", default: 2, min: 1, max: 60, help: "wait per reply" },
+    { name: "ipv6", type: "boolean", help: "use the peer's overlay IPv6 address" },
+  ],
+  async run(args, io) {
+    const socket = args.string("socket")!;
+    const host = args.positionals[0]!;
+    const { address, w } = resolveTarget(await getStatus(socket), host, args.bool("ipv6") ? 6 : null);
+    io.stdout(`mintun ping ${w.name}${w.kind === "self" ? " (this host)" : ""} at ${address}\n`);
+    const code = await runPing(
+      [
+        "-n",
+        "-c",
+        String(args.number("count")),
+        "-i",
+        String(args.number("interval-ms")! / 1000),
+        "-W",
+        String(args.number("timeout")),
+        address,
+      ],
+      io,
+    );
+    if (w.kind === "peer") {
+      const after = whoisOf(await getStatus(socket), address);
+      const ts = after?.tunnels ?? [];
+      io.stdout(
+        ts.length
+          ? ts
+              .map((t) => `carried by tunnel ${t.session} (${t.state}, epoch ${t.epoch}) to ${t.endpoint}\n`)
+              .join("")
+          : `no tunnel to ${w.name}\n`,
+      );
+    }
+    return code === 0 ? 0 : EXIT_FAILURE;
+  },
+};
+
+export const checkConfig: Command = {
+  path: ["check-config"],
+  summary: "validate a mintund config file (and the key and certificate files it names)",
+  description:
+    "Errors name the file, the line, the key and what was expected; exit 1 on any error.\n" +
+    "Without --syntax-only, also reads the CA, host key and certificate and checks that\n" +
+    "they belong together and verify now.",
+  positionals: [{ name: "FILE", help: "config file", required: true }],
+  flags: [{ name: "syntax-only", type: "boolean", help: "do not read the key and certificate files" }],
+  run(args, io) {
+    const file = resolvePath(io, args.positionals[0]!);
+    const c = loadConfig(file);
+    const notes: string[] = [];
+    if (!args.bool("syntax-only")) {
+      // name the config key in file errors
+      const keyed = <T>(key: string, f: () => T): T => {
+        try {
+          return f();
+        } catch (e) {
+          if (e instanceof MintunError)
+            throw new CertError(e.code, `${file} (${key}): ${e.message}`, { cause: e });
+          throw e;
+        }
+      };
+      const readCert = (key: string, f: string) => keyed(key, () => readCertFile(f));
+      const readSecretKey = (key: string, f: string) => keyed(key, () => readSecretKeyFile(f));
+      const ca = readCert("ca", c.ca);
+      if (ca.kind !== "ca")
+        throw new CertError("ECERTKIND", `${c.ca} (ca): expected a CA certificate, got ${ca.kind}`);
+      const hc = readCert("host.cert", c.host.cert);
+      if (hc.kind !== "host")
+        throw new CertError(
+          "ECERTKIND",
+          `${c.host.cert} (host.cert): expected a host certificate, got ${hc.kind}`,
+        );
+      const sk = readSecretKey("host.key", c.host.key);
+      const pk = publicKeyOf(sk);
+      zero(sk);
+      if (!pk.equals(hc.publicKey))
+        throw new CertError("EKEYMISMATCH", `${c.host.key} (host.key) is not the key of ${c.host.cert}`);
+      const v = verifyCert(hc, ca, Math.floor(io.now() / 1000));
+      if (!v.ok)
+        throw new CertError(
+          "ECERTINVALID",
+          `${c.host.cert} (host.cert) does not verify against ${c.ca}: ${v.reason}`,
+        );
+      const days = Math.floor((hc.notAfter - io.now() / 1000) / 86400);
+      notes.push(`host '${hc.name}' (${fingerprint(hc.publicKey)}), certificate valid ${days} more days`);
+      if (days < 30) notes.push(`warning: the host certificate expires in ${days} days`);
+      for (const [i, p] of c.peers.entries())
+        if (p.cert && readCert(`peers[${i}].cert`, p.cert).kind !== "host")
+          throw new CertError("ECERTKIND", `${p.cert} (peers[${i}].cert): not a host certificate`);
+    }
+    const hp = (x: { host: string; port: number } | null) =>
+      x ? `${x.host.includes(":") ? `[${x.host}]` : x.host}:${x.port}` : "off";
+    io.stdout(
+      `${file}: ok\n` +
+        notes.map((n) => `  ${n}\n`).join("") +
+        `  ${c.peers.length} peers, listen ${hp({ host: c.listen.address, port: c.listen.port })}, tun ${c.tun.name}, ` +
+        `metrics ${hp(c.metrics.listen)}, web ${hp(c.web.listen)}, log ${c.log.level}\n` +
+        `  keys that need a restart when changed: ${RESTART_KEYS.join(", ")}\n`,
+    );
+  },
+};

@@ -1,0 +1,206 @@
+/**
+ * Prometheus metrics (prom-client), collected on scrape: every value is read
+ * from the engine's counters, the tunnels and the devices when /metrics is
+ * requested, so the data path does no metrics work at all. The meaning of
+ * each metric is in docs/OPERATIONS.md ("Metrics").
+ *
+ * Served by a plain node:http server on `metrics.listen` (off by default).
+ */
+import * as http from "node:http";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { PlatformError } from "../errors.js";
+import type { Counts } from "./history.js";
+import type { Status } from "./status.js";
+
+export interface Observation {
+  status: Status;
+  perPeer: Map<string, Counts>;
+  all: Counts;
+  reloads: { ok: number; failed: number; lastOk: boolean };
+  startedAt: number;
+  version: string;
+}
+
+/** Names of every mintun-specific metric (tests and docs check them). */
+export const METRIC_NAMES = [
+  "mintun_info",
+  "mintun_start_time_seconds",
+  "mintun_tunnels",
+  "mintun_peers",
+  "mintun_peers_with_record",
+  "mintun_ephemeral_keys",
+  "mintun_rx_bytes_total",
+  "mintun_tx_bytes_total",
+  "mintun_rx_packets_total",
+  "mintun_tx_packets_total",
+  "mintun_peer_rx_bytes_total",
+  "mintun_peer_tx_bytes_total",
+  "mintun_peer_rx_packets_total",
+  "mintun_peer_tx_packets_total",
+  "mintun_drops_total",
+  "mintun_events_total",
+  "mintun_rekeys_total",
+  "mintun_roams_total",
+  "mintun_device_stat_total",
+  "mintun_dos_puzzling",
+  "mintun_dos_puzzle_difficulty",
+  "mintun_dos_offered_creates_per_second",
+  "mintun_dos_sources",
+  "mintun_config_reloads_total",
+  "mintun_config_last_reload_successful",
+] as const;
+
+const TUNNEL_STATES = ["creating", "replying", "established", "closed"];
+
+/** A registry whose collectors call `observe()` (cached for 200 ms, so one scrape reads the state once). */
+export function createRegistry(observe: () => Observation, withDefaults = true): Registry {
+  const reg = new Registry();
+  let cache: { at: number; o: Observation } | null = null;
+  const o = (): Observation => {
+    const now = Date.now();
+    if (!cache || now - cache.at > 200 || now < cache.at) cache = { at: now, o: observe() };
+    return cache.o;
+  };
+  const registers = [reg];
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        fill(this);
+      },
+    });
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter) => void) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        fill(this);
+      },
+    });
+
+  gauge(
+    "mintun_info",
+    "constant 1, labelled with this host's name and the daemon version",
+    ["host", "version"],
+    (g) => g.set({ host: o().status.host.name, version: o().version }, 1),
+  );
+  gauge("mintun_start_time_seconds", "daemon start time, unix seconds", [], (g) =>
+    g.set(o().startedAt / 1000),
+  );
+  gauge("mintun_tunnels", "tunnels held now, by state", ["state"], (g) => {
+    const by: Record<string, number> = Object.fromEntries(TUNNEL_STATES.map((s) => [s, 0]));
+    for (const t of o().status.tunnels) by[t.state] = (by[t.state] ?? 0) + 1;
+    for (const [state, n] of Object.entries(by)) g.set({ state }, n);
+  });
+  gauge("mintun_peers", "peers known (configured or learned from incoming tunnels)", [], (g) =>
+    g.set(o().status.peers.length),
+  );
+  gauge(
+    "mintun_peers_with_record",
+    "peers whose current ephemeral record is held (0-RTT possible)",
+    [],
+    (g) => g.set(o().status.peers.filter((p) => p.record !== null).length),
+  );
+  gauge("mintun_ephemeral_keys", "own ephemeral keys currently published or still accepted", [], (g) =>
+    g.set(o().status.ephemeral.length),
+  );
+  const dirs = [
+    ["rx_bytes", "rxBytes", "inner bytes received through tunnels"],
+    ["tx_bytes", "txBytes", "inner bytes sent through tunnels"],
+    ["rx_packets", "rxPackets", "packets received through tunnels"],
+    ["tx_packets", "txPackets", "packets sent through tunnels"],
+  ] as const;
+  for (const [n, k, help] of dirs) {
+    counter(`mintun_${n}_total`, `${help}, all peers`, [], (c) => c.inc(o().all[k]));
+    counter(`mintun_peer_${n}_total`, `${help}, per peer`, ["peer"], (c) => {
+      for (const [peer, v] of o().perPeer) c.inc({ peer }, v[k]);
+    });
+  }
+  counter("mintun_drops_total", "datagrams and packets dropped, by reason", ["reason"], (c) => {
+    for (const [reason, v] of Object.entries(o().status.drops)) c.inc({ reason }, v);
+  });
+  counter("mintun_events_total", "protocol events, by kind", ["event"], (c) => {
+    for (const [event, v] of Object.entries(o().status.events)) c.inc({ event }, v);
+  });
+  counter("mintun_rekeys_total", "tunnel rekeys completed", [], (c) => c.inc(o().status.events.rekeys ?? 0));
+  counter("mintun_roams_total", "tunnel endpoint changes (a peer migrated to a new address)", [], (c) =>
+    c.inc(o().status.events.roams ?? 0),
+  );
+  counter("mintun_device_stat_total", "TUN and UDP device counters", ["device", "stat"], (c) => {
+    for (const [device, st] of Object.entries(o().status.devices))
+      for (const [stat, v] of Object.entries((st ?? {}) as Record<string, unknown>))
+        if (typeof v === "number") c.inc({ device, stat }, v);
+  });
+  gauge("mintun_dos_puzzling", "1 while creations must carry a solved puzzle (under load)", [], (g) =>
+    g.set(o().status.dos?.puzzling ? 1 : 0),
+  );
+  gauge("mintun_dos_puzzle_difficulty", "current puzzle difficulty, bits", [], (g) =>
+    g.set(o().status.dos?.difficulty ?? 0),
+  );
+  gauge(
+    "mintun_dos_offered_creates_per_second",
+    "tunnel creations offered per second (load meter)",
+    [],
+    (g) => g.set(o().status.dos?.offeredCreatesPerSec ?? 0),
+  );
+  gauge("mintun_dos_sources", "underlay sources with a rate-limit bucket", [], (g) =>
+    g.set(o().status.dos?.sources ?? 0),
+  );
+  counter("mintun_config_reloads_total", "configuration reloads (SIGHUP), by result", ["result"], (c) => {
+    c.inc({ result: "ok" }, o().reloads.ok);
+    c.inc({ result: "failed" }, o().reloads.failed);
+  });
+  gauge(
+    "mintun_config_last_reload_successful",
+    "1 if the last reload was applied (or none happened)",
+    [],
+    (g) => g.set(o().reloads.lastOk ? 1 : 0),
+  );
+  if (withDefaults) collectDefaultMetrics({ register: reg });
+  return reg;
+}
+
+/** Starts an HTTP server answering GET /metrics from `reg`; resolves once listening. */
+export async function serveMetrics(reg: Registry, host: string, port: number): Promise<http.Server> {
+  const srv = http.createServer((req, res) => {
+    const url = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" || (url !== "/metrics" && url !== "/")) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found; try /metrics\n");
+      return;
+    }
+    if (url === "/") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("mintund metrics: /metrics\n");
+      return;
+    }
+    reg.metrics().then(
+      (text) => res.writeHead(200, { "content-type": reg.contentType }).end(text),
+      (e: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${String(e)}\n`),
+    );
+  });
+  await listen(srv, host, port, "metrics");
+  return srv;
+}
+
+/** Listen or reject with a readable error. */
+export function listen(srv: http.Server, host: string, port: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onErr = (e: Error) =>
+      reject(
+        new PlatformError("ELISTEN", `cannot listen for ${what} on ${host}:${port}: ${e.message}`, {
+          cause: e,
+        }),
+      );
+    srv.once("error", onErr);
+    srv.listen(port, host, () => {
+      srv.off("error", onErr);
+      resolve();
+    });
+  });
+}
