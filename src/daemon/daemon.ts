@@ -3,46 +3,98 @@
  * the UDP socket, sets addresses and routes, wires the engine to them, runs
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
+import * as crypto from "node:crypto";
 import * as dns from "node:dns/promises";
+import * as fs from "node:fs";
+import type * as http from "node:http";
 import { publicKeyOf, readCert, readSecretKey } from "../crypto/keyfile.js";
 import { equal, zero } from "../crypto/sodium.js";
-import type { Config } from "../config/config.js";
+import { type Config, type LogLevel, loadConfig, restartRequired } from "../config/config.js";
 import { ConfigError, CertError, MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
-import { LinuxTun, type TunDevice } from "../net/tun.js";
+import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
 import { TICK_MS } from "../tunnel/constants.js";
 import { Engine } from "../tunnel/engine.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
 import { BatchOutput } from "./output.js";
-import { buildStatus } from "./status.js";
+import { AddressWatcher } from "../net/watch.js";
+import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
+import { createRegistry, serveMetrics, type Observation } from "./metrics.js";
+import { nullNotifier, type Notifier } from "./notify.js";
+import { buildStatus, whois, type ReloadStatus, type Status } from "./status.js";
+import { serveWeb } from "./web.js";
+
+/** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
+export const SAMPLE_MS = 1000;
 
 export interface DaemonDeps {
   openTun?: (name: string) => TunDevice;
   bindUdp?: (address: string, port: number) => UdpBind;
   routes?: RouteManager;
   now?: () => number;
+  /** sd_notify (READY=1 after the TUN is up, RELOADING=1, STOPPING=1) */
+  notifier?: Notifier;
+  /** a --log-level given on the command line wins over log.level, also on reload */
+  logLevelOverride?: LogLevel;
+}
+
+type ResolvedPeer = { name: string; endpoint: Buffer; cert?: HostCert };
+
+const fileDigest = (f: string): string => {
+  try {
+    return crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
+  } catch {
+    return "unreadable";
+  }
+};
+
+function readVersion(): string {
+  try {
+    const pj = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version?: string;
+    };
+    return pj.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
+  private watcher: AddressWatcher | null = null;
+  private sampler: NodeJS.Timeout | null = null;
   private closed = false;
   readonly startedAt: number;
+  readonly version = readVersion();
+  readonly events: EventRing;
+  readonly traffic = new TrafficHistory();
+  private readonly totals = new PeerTotals();
+  private readonly servers: { what: string; srv: http.Server; url: string }[] = [];
+  private notifier: Notifier = nullNotifier;
+  private logLevelOverride: LogLevel | undefined;
+  private routes: RouteManager | null = null;
+  private fileDigests: Record<string, string> = {};
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  lastReload: ReloadStatus | null = null;
+  readonly reloadCount = { ok: 0, failed: 0 };
 
   private constructor(
-    readonly config: Config,
+    public config: Config,
     readonly engine: Engine,
     readonly tun: TunDevice,
     readonly udp: UdpBind,
     readonly api: ApiServer,
     readonly log: Logger,
     private readonly now: () => number,
+    events: EventRing,
   ) {
     this.startedAt = now();
+    this.events = events;
   }
 
   static async start(config: Config, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
@@ -73,34 +125,7 @@ export class Daemon {
       );
 
     // peers: resolve endpoints before touching the system
-    const peers: { name: string; endpoint: Buffer; cert?: HostCert }[] = [];
-    for (const [i, p] of config.peers.entries()) {
-      let ip = p.endpoint.host;
-      if (!isIpv4(ip) && !ip.includes(":")) {
-        try {
-          ip = (await dns.lookup(ip)).address;
-        } catch (e) {
-          throw new ConfigError(
-            `cannot resolve '${p.endpoint.host}'`,
-            config.file,
-            undefined,
-            `peers[${i}].endpoint`,
-            { cause: e },
-          );
-        }
-      }
-      const ep = tryEncodeAddr(ip, p.endpoint.port);
-      if (!ep)
-        throw new ConfigError(
-          `bad endpoint '${ip}:${p.endpoint.port}'`,
-          config.file,
-          undefined,
-          `peers[${i}].endpoint`,
-        );
-      const pc = p.cert ? readCert(p.cert) : undefined;
-      if (pc && pc.kind !== "host") throw new CertError("ECERTKIND", `${p.cert}: not a host certificate`);
-      peers.push({ name: p.name, endpoint: ep, cert: pc as HostCert | undefined });
-    }
+    const peers = await resolvePeers(config);
 
     const st = selfTest(now());
     if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
@@ -119,6 +144,7 @@ export class Daemon {
     }
     try {
       await routes.setMtu(tun.name, config.tun.mtu);
+      await routes.setTxQueueLen?.(tun.name, TUN_TX_QUEUE_LEN);
       const hc = hostCert as HostCert;
       if (hc.ip4) await routes.addAddress(tun.name, `${hc.ip4}/32`);
       if (hc.ip6) await routes.addAddress(tun.name, `${hc.ip6}/128`);
@@ -131,6 +157,7 @@ export class Daemon {
     }
 
     const listenIp = config.listen.address;
+    const events = new EventRing();
     const out = new BatchOutput(udp, tun);
     const engine = new Engine(
       {
@@ -146,6 +173,7 @@ export class Daemon {
         endpoints: () =>
           listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
         logger: log.child("engine"),
+        onEvent: (kind, fields) => events.push(now(), kind, fields),
       },
       out,
       now(),
@@ -154,10 +182,16 @@ export class Daemon {
     for (const p of peers) engine.addPeer(p, now());
 
     const api = new ApiServer(config.api.socket, log.child("api"));
-    const d = new Daemon(config, engine, tun, udp, api, log, now);
+    const d = new Daemon(config, engine, tun, udp, api, log, now, events);
+    d.notifier = deps.notifier ?? nullNotifier;
+    d.logLevelOverride = deps.logLevelOverride;
+    d.routes = routes;
+    d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
+    api.handle("whois", (p) => whois(d.status(), String(p.address ?? "")));
     try {
       await api.listen();
+      await d.startObservers();
     } catch (e) {
       d.close();
       throw e;
@@ -167,22 +201,235 @@ export class Daemon {
     d.timer = setInterval(() => engine.tick(now()), TICK_MS);
     d.timer.unref();
     engine.tick(now());
+    // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT)
+    d.watcher = new AddressWatcher(
+      (addrs) => {
+        const n = engine.migrate(now());
+        log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
+      },
+      { exclude: [tun.name] },
+    );
+    d.watcher.start();
+    events.push(now(), "daemon-ready", { host: hostCert.name, tun: tun.name, peers: peers.length });
     log.log("info", "mintund ready", {
       host: hostCert.name,
       tun: tun.name,
       listen: `${listenIp}:${udp.localPort}`,
       peers: peers.length,
+      ...Object.fromEntries(d.servers.map((s) => [s.what, s.url])),
     });
+    // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
+    d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
     return d;
   }
 
-  status(): unknown {
+  /** Metrics endpoint, web view and the 1 s sampler behind them, as configured. */
+  private async startObservers(): Promise<void> {
+    const m = this.config.metrics.listen;
+    if (m) {
+      const reg = createRegistry(() => this.observe());
+      const srv = await serveMetrics(reg, m.host, m.port);
+      this.servers.push({ what: "metrics", srv, url: httpUrl(m.host, srv, "/metrics") });
+    }
+    const w = this.config.web.listen;
+    if (w) {
+      const srv = await serveWeb(
+        {
+          state: () => ({
+            status: this.status(),
+            traffic: this.traffic.list(),
+            events: this.events.list(),
+            reload: this.lastReload,
+          }),
+        },
+        w.host,
+        w.port,
+      );
+      this.servers.push({ what: "web", srv, url: httpUrl(w.host, srv, "/") });
+    }
+    if (m || w) {
+      this.sample();
+      this.sampler = setInterval(() => this.sample(), SAMPLE_MS);
+      this.sampler.unref();
+    }
+  }
+
+  private sample(): void {
+    const o = this.observe();
+    this.traffic.sample(this.now(), o.all, o.status.tunnels.length);
+  }
+
+  /** One consistent reading of the state for metrics and the web view. */
+  observe(): Observation {
+    const status = this.status();
+    const { perPeer, all } = this.totals.update(status.tunnels);
+    return {
+      status,
+      perPeer,
+      all,
+      reloads: { ...this.reloadCount, lastOk: this.lastReload?.ok ?? true },
+      startedAt: this.startedAt,
+      version: this.version,
+    };
+  }
+
+  /** Per-peer totals that survive closed tunnels (what the metrics export). */
+  peerTotals(): Map<string, Counts> {
+    return this.totals.update(this.status().tunnels).perPeer;
+  }
+
+  statusLine(): string {
+    let established = 0;
+    for (const t of this.status().tunnels) if (t.state === "established") established++;
+    const r = this.lastReload;
+    return (
+      `${established} tunnels established, ${this.engine.peers.size + this.engine.unresolved.size} peers` +
+      (r && !r.ok ? `; last reload refused: ${r.error}` : "")
+    );
+  }
+
+  status(): Status {
     return buildStatus(this.engine, this.now(), {
       listen: `${this.config.listen.address}:${this.udp.localPort}`,
       tun: this.tun.name,
       startedAt: this.startedAt,
       devices: { tun: this.tun.stats(), udp: this.udp.stats() },
+      daemon: {
+        pid: process.pid,
+        version: this.version,
+        config: this.config.file,
+        logLevel: this.log.level(),
+        metrics: this.servers.find((s) => s.what === "metrics")?.url ?? null,
+        web: this.servers.find((s) => s.what === "web")?.url ?? null,
+        reload: this.lastReload,
+      },
     });
+  }
+
+  /**
+   * SIGHUP: re-read the config file and apply what can change at run time
+   * (peers, tunnel timers and limits, tun.routes, log level) without touching
+   * tunnels that stay valid. A config that does not load (or whose peers do not
+   * resolve) is refused as a whole: the error is logged and kept in the status,
+   * and the running config stays. Keys that need a restart (RESTART_KEYS, and a
+   * changed CA or host certificate file) are reported and left as they were.
+   * Reloads run one at a time.
+   */
+  reload(): Promise<ReloadStatus> {
+    const r = this.reloadChain.then(() => this.doReload());
+    this.reloadChain = r.catch(() => undefined);
+    return r;
+  }
+
+  private async doReload(): Promise<ReloadStatus> {
+    const at = this.now();
+    const log = this.log;
+    this.notifier.notify({
+      RELOADING: "1",
+      MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n),
+      STATUS: "reloading configuration",
+    });
+    let next: Config;
+    let peers: ResolvedPeer[];
+    try {
+      next = loadConfig(this.config.file);
+      peers = await resolvePeers(next);
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      this.lastReload = { ok: false, at, error, restartRequired: [], applied: [] };
+      this.reloadCount.failed++;
+      this.events.push(at, "reload-refused", { error });
+      log.log("error", "config reload refused; the running configuration stays", { error });
+      this.notifier.notify({ READY: "1", STATUS: this.statusLine() });
+      return this.lastReload;
+    }
+    const old = this.config;
+    const restart: string[] = restartRequired(old, next);
+    for (const k of ["ca", "host.cert"] as const) {
+      const f = k === "ca" ? next.ca : next.host.cert;
+      if (!restart.includes(k) && fileDigest(f) !== this.fileDigests[k]) restart.push(`${k} (file content)`);
+    }
+    const applied: string[] = [];
+    if (!this.logLevelOverride && next.log.level !== old.log.level) {
+      log.setLevel(next.log.level);
+      applied.push(`log.level ${next.log.level}`);
+    }
+    const o = this.engine.opts;
+    const timers: [string, keyof typeof o, number][] = [
+      ["tunnel.rekeySec", "rekeyAfterMs", next.tunnel.rekeySec * 1000],
+      ["tunnel.keepaliveSec", "keepaliveMs", next.tunnel.keepaliveSec * 1000],
+      ["tunnel.idleTimeoutSec", "idleTimeoutMs", next.tunnel.idleTimeoutSec * 1000],
+      ["tunnel.maxTunnels", "maxTunnels", next.tunnel.maxTunnels],
+    ];
+    for (const [key, field, v] of timers)
+      if (o[field] !== v) {
+        (o as unknown as Record<string, number>)[field] = v;
+        applied.push(`${key} ${key === "tunnel.maxTunnels" ? v : v / 1000}`);
+      }
+    const pr = this.engine.setPeers(peers, this.now());
+    if (pr.added.length || pr.removed.length)
+      applied.push(
+        `peers${pr.added.map((n) => ` +${n}`).join("")}${pr.removed.map((n) => ` -${n}`).join("")}`,
+      );
+    const hc = this.engine.opts.hostCert;
+    const before = new Set(overlayRoutes(old, hc));
+    const after = new Set(overlayRoutes(next, hc));
+    const routeErrors: string[] = [];
+    if (this.routes) {
+      for (const r of after)
+        if (!before.has(r))
+          await this.routes.addRoute(this.tun.name, r).then(
+            () => applied.push(`route +${r}`),
+            (e: unknown) => routeErrors.push(`add ${r}: ${String(e)}`),
+          );
+      for (const r of before)
+        if (!after.has(r))
+          await this.routes.delRoute(this.tun.name, r).then(
+            () => applied.push(`route -${r}`),
+            (e: unknown) => routeErrors.push(`del ${r}: ${String(e)}`),
+          );
+    }
+    // the effective config: the new one, except what needs a restart
+    this.config = {
+      ...next,
+      ca: old.ca,
+      host: old.host,
+      listen: old.listen,
+      tun: { ...next.tun, name: old.tun.name, mtu: old.tun.mtu },
+      ephemeral: old.ephemeral,
+      api: old.api,
+      stateDir: old.stateDir,
+      metrics: old.metrics,
+      web: old.web,
+    };
+    const ok = routeErrors.length === 0;
+    this.lastReload = {
+      ok,
+      at,
+      error: ok ? null : `routes: ${routeErrors.join("; ")}`,
+      restartRequired: restart,
+      applied,
+    };
+    if (ok) this.reloadCount.ok++;
+    else this.reloadCount.failed++;
+    this.events.push(at, "config-reloaded", { applied: applied.join(", ") || "nothing", restart });
+    log.log(ok ? "info" : "error", "config reloaded", {
+      applied,
+      ...(restart.length ? { restartRequired: restart } : {}),
+      ...(ok ? {} : { error: this.lastReload.error }),
+    });
+    if (restart.length)
+      log.log("warn", "changed keys need a restart and were left unchanged", { keys: restart });
+    this.notifier.notify({ READY: "1", STATUS: this.statusLine() });
+    return this.lastReload;
+  }
+
+  /** Idempotent. Resolves when the STOPPING=1 notification has been sent. */
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.notifier.notify({ STOPPING: "1", STATUS: "stopping" });
+    this.close();
+    await this.notifier.flush();
   }
 
   /** Idempotent. */
@@ -190,12 +437,57 @@ export class Daemon {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.sampler) clearInterval(this.sampler);
+    this.watcher?.close();
+    for (const s of this.servers) {
+      s.srv.close();
+      s.srv.closeAllConnections();
+    }
     this.engine.close(this.now());
     this.api.close();
     this.tun.close();
     this.udp.close();
     this.log.log("info", "mintund stopped");
   }
+}
+
+function httpUrl(host: string, srv: http.Server, p: string): string {
+  const a = srv.address();
+  const port = a && typeof a === "object" ? a.port : 0;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}${p}`;
+}
+
+/** The configured peers with their endpoints resolved (DNS) and pinned certificates read. */
+export async function resolvePeers(config: Config): Promise<ResolvedPeer[]> {
+  const peers: ResolvedPeer[] = [];
+  for (const [i, p] of config.peers.entries()) {
+    let ip = p.endpoint.host;
+    if (!isIpv4(ip) && !ip.includes(":")) {
+      try {
+        ip = (await dns.lookup(ip)).address;
+      } catch (e) {
+        throw new ConfigError(
+          `cannot resolve '${p.endpoint.host}'`,
+          config.file,
+          undefined,
+          `peers[${i}].endpoint`,
+          { cause: e },
+        );
+      }
+    }
+    const ep = tryEncodeAddr(ip, p.endpoint.port);
+    if (!ep)
+      throw new ConfigError(
+        `bad endpoint '${ip}:${p.endpoint.port}'`,
+        config.file,
+        undefined,
+        `peers[${i}].endpoint`,
+      );
+    const pc = p.cert ? readCert(p.cert) : undefined;
+    if (pc && pc.kind !== "host") throw new CertError("ECERTKIND", `${p.cert}: not a host certificate`);
+    peers.push({ name: p.name, endpoint: ep, cert: pc as HostCert | undefined });
+  }
+  return peers;
 }
 
 /** Routes into the TUN: configured, or the /16 and /64 around our own overlay addresses. */
