@@ -812,6 +812,45 @@ static napi_value poller_unref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------- route source ---------- */
+
+/* routeSource(dst: Buffer(20), out: Buffer(20)) -> boolean.  Which local address the kernel
+ * would send from to reach dst, now: connect() a spare UDP socket of dst's family (this
+ * does a route lookup and picks the source, sending nothing) and read getsockname().  False
+ * when there is no route.  The engine calls it at most once per tunnel per batch, so a tunnel
+ * switches to its next epoch before the first packet leaves from a new address (mobility). */
+static int route_fd[2] = {-1, -1};
+static napi_value route_source(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *dst, *out;
+  size_t dl, ol;
+  if (argc < 2 || !get_bytes(env, argv[0], &dst, &dl) || !get_bytes(env, argv[1], &out, &ol) || dl < ADDR_LEN ||
+      ol < ADDR_LEN)
+    return throw_inval(env, "routeSource(dst, out): two 20-byte address records");
+  int af = dst[0] == 6 ? AF_INET6 : AF_INET;
+  int slot = af == AF_INET6;
+  if (route_fd[slot] < 0) route_fd[slot] = socket(af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  napi_value result;
+  struct sockaddr_storage ss, local;
+  socklen_t sl = record_to_sockaddr(dst, af, &ss), ll = sizeof local;
+  if (route_fd[slot] >= 0) {
+    /* dissolve the previous association first: a connected UDP socket keeps the source
+     * address it was given, even after that address is gone from the host */
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    connect(route_fd[slot], &unspec, sizeof unspec);
+  }
+  int ok = route_fd[slot] >= 0 && sl > 0 && connect(route_fd[slot], (struct sockaddr*)&ss, sl) == 0 &&
+           getsockname(route_fd[slot], (struct sockaddr*)&local, &ll) == 0;
+  if (ok) {
+    sockaddr_to_record(&local, out);
+    memset(out + 2, 0, 2); /* the spare socket's port means nothing */
+  }
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 /* ---------- module ---------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -824,6 +863,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"errnoName", NULL, errno_name_js, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"routeSource", NULL, route_source, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 

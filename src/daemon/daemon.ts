@@ -23,6 +23,7 @@ import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
 import { BatchOutput } from "./output.js";
 import { AddressWatcher } from "../net/watch.js";
+import { native } from "../net/native.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import { createRegistry, serveMetrics, type Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
@@ -173,6 +174,7 @@ export class Daemon {
         endpoints: () =>
           listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
         logger: log.child("engine"),
+        routeSource: (dst, out) => native().routeSource(dst, out),
         onEvent: (kind, fields) => events.push(now(), kind, fields),
       },
       out,

@@ -43,6 +43,8 @@ export interface NativeAddon {
   ): number;
   /** addr: 20-byte record (port and address used for bind) */
   udpOpen(addr: Buffer, rcvbuf: number, sndbuf: number): { fd: number; port: number; family: 4 | 6 };
+  /** the local address the kernel would send from to reach dst (20-byte records); false: no route */
+  routeSource(dst: Buffer, out: Buffer): boolean;
   /** recvmmsg of up to min(max, MAX_BATCH); truncated datagrams get length 0 and res[0] += 1 */
   udpRecv(
     fd: number,

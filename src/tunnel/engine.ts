@@ -129,6 +129,12 @@ export interface EngineOptions {
   /** called when a new ephemeral certificate is made (for the directory, status) */
   onEphemeralRotated?: (cert: EphemeralCert) => void;
   onEvent?: (kind: string, fields: Record<string, unknown>) => void;
+  /**
+   * Which local address the kernel would send from to reach an endpoint (20-byte records);
+   * false when unknown. A query of the environment, injected like the clock: with it, a
+   * tunnel moves to its next epoch before its first packet from a new address.
+   */
+  routeSource?: (dst: Buffer, out: Buffer) => boolean;
   /** denial-of-service defence (src/dos/); defaults in DOS_DEFAULTS */
   dos?: Partial<DosOptions>;
 }
@@ -190,6 +196,9 @@ export class Engine {
   private out: Output;
   private lastTick = 0;
   private reply: { kp: DhKeyPair; at: number } | null = null;
+  /** incremented per batch / tick: the route-source probe runs once per tunnel per batch */
+  private batchSeq = 0;
+  private readonly srcScratch = Buffer.alloc(ADDR_BYTES);
   readonly certs: CertCache;
   readonly buckets: SourceBuckets;
   readonly load: LoadMeter;
@@ -959,6 +968,7 @@ export class Engine {
    * of headroom and 16 of tailroom, in place, and send it.
    */
   sealIp(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    if (t.srcBatch !== this.batchSeq && t.state === "established") this.checkSource(t, now);
     const e = t.cur!;
     const type = t.sendType;
     const hdr = type === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES;
@@ -985,6 +995,7 @@ export class Engine {
   /** Send a sealed packet holding one control frame (or nothing, for REPLY). */
   sendControl(t: Tunnel, type: number, body: Buffer | null, now: number): void {
     if (!t.canSend) return;
+    if (t.srcBatch !== this.batchSeq && t.state === "established") this.checkSource(t, now);
     const e = t.cur!;
     const ptype = t.sendType;
     const hdr = ptype === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES;
@@ -1199,16 +1210,45 @@ export class Engine {
    */
   migrate(now: number): number {
     let n = 0;
+    this.batchSeq++;
     for (const p of this.peers.values())
       for (const t of p.tunnels) {
         if (t.state !== "established" || !t.move) continue;
-        this.switchEpoch(t, t.move, now);
+        // with a route-source probe only tunnels whose source address changed move
+        if (this.opts.routeSource ? !this.checkSource(t, now) : (this.switchEpoch(t, t.move, now), false)) continue;
         this.sendControl(t, FrameType.Keepalive, null, now);
         n++;
       }
     this.out.flush();
     if (n > 0) this.log.log("info", "underlay address changed: tunnels moved", { tunnels: n });
     return n;
+  }
+
+  /**
+   * Before the first sealed send of a batch on an established tunnel: ask
+   * which local address the kernel will send from. If it changed since the
+   * last send, move the tunnel to its next epoch first, so that no packet
+   * with the old TID ever leaves from the new address (the address watcher
+   * alone would leave a window of its detection delay). Returns true when the
+   * tunnel moved.
+   */
+  private checkSource(t: Tunnel, now: number): boolean {
+    t.srcBatch = this.batchSeq;
+    const probe = this.opts.routeSource;
+    if (!probe || !probe(t.endpoint, this.srcScratch)) return false;
+    if (t.src === null) {
+      t.src = Buffer.from(this.srcScratch);
+      return false;
+    }
+    if (addrEqual(t.src, 0, this.srcScratch, 0)) return false;
+    this.srcScratch.copy(t.src);
+    if (!t.move) return false;
+    this.switchEpoch(t, t.move, now);
+    this.rlog.log(now, "info", "move", "local address changed: tunnel moved", () => ({
+      peer: t.peer.name,
+      from: addrToString(this.srcScratch).replace(/:0$/, ""),
+    }));
+    return true;
   }
 
   retireEpoch(t: Tunnel, e: Epoch): void {
@@ -1224,12 +1264,14 @@ export class Engine {
 
   /** A batch read from the TUN (send path, inside.ts). */
   handleTunBatch(b: PacketBatch, now: number): void {
+    this.batchSeq++;
     onTunBatch(this, b, now);
     this.out.flush();
   }
 
   /** A batch received from UDP (receive path, outside.ts). */
   handleUdpBatch(b: UdpBatch, now: number): void {
+    this.batchSeq++;
     onUdpBatch(this, b, now);
     this.out.flush();
   }
@@ -1292,6 +1334,7 @@ export class Engine {
   /** Coarse timer: call every TICK_MS. */
   tick(now: number): void {
     this.lastTick = now;
+    this.batchSeq++;
     this.load.tick(now);
     if (now - this.lastSweep >= 5000) {
       this.buckets.sweep(now);

@@ -119,6 +119,9 @@ export class Tunnel {
   /** precomputed epoch for the next move (receive-ready; becomes current when either end moves) */
   move: Epoch | null = null;
   migrations = 0;
+  /** local source address last used towards the peer (from the route-source probe) */
+  src: Buffer | null = null;
+  srcBatch = -1;
   create: CreateState | null = null;
   accept: AcceptState | null = null;
   rekey: PendingRekey | null = null;

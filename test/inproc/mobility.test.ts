@@ -107,3 +107,29 @@ describe("mobility (0-RTT migration)", () => {
     expect(tb.roams).toBe(1);
   });
 });
+
+describe("mobility with the route-source probe", () => {
+  it("the first packet sent from a new address already uses the next epoch (no old TID leaks)", () => {
+    const { net, a, b, ta, tb } = established();
+    // a's engine can ask which local address the kernel would use, as the daemon does
+    (a.engine.opts as { routeSource?: (d: Buffer, o: Buffer) => boolean }).routeSource = (_d, o) => {
+      a.addr.copy(o);
+      return true;
+    };
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "before"));
+    net.run();
+    const oldTid = ta.cur!.tid;
+    net.log.length = 0;
+    net.moveHost(a, "203.0.113.9", 40000); // no migrate(): the address watcher has not noticed yet
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "after"));
+    net.run();
+    const fromNew = net.log.filter((d) => d.from.equals(a.addr));
+    expect(fromNew.length).toBeGreaterThan(0);
+    for (const d of fromNew) expect(d.data.latin1Slice(0, 8)).not.toBe(oldTid);
+    expect(ta.migrations).toBe(1);
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual(["before", "after"]);
+    expect(addrToString(tb.endpoint)).toBe("203.0.113.9:40000");
+    // the watcher firing later changes nothing more
+    expect(a.engine.migrate(net.now)).toBe(0);
+  });
+});
