@@ -13,4 +13,5 @@ npx eslint .
 echo "[test] prettier --check"
 npx prettier --check .
 echo "[test] vitest run"
-exec npx vitest run
+# bounded: a hung test must fail the run, not eat the CI budget
+exec timeout --kill-after=30 1200 npx vitest run

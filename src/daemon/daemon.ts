@@ -25,10 +25,9 @@ import { BatchOutput } from "./output.js";
 import { AddressWatcher } from "../net/watch.js";
 import { native } from "../net/native.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
-import { createRegistry, serveMetrics, type Observation } from "./metrics.js";
+import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { buildStatus, whois, type ReloadStatus, type Status } from "./status.js";
-import { serveWeb } from "./web.js";
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
 export const SAMPLE_MS = 1000;
@@ -144,13 +143,25 @@ export class Daemon {
       throw e;
     }
     try {
-      await routes.setMtu(tun.name, config.tun.mtu);
-      await routes.setTxQueueLen?.(tun.name, TUN_TX_QUEUE_LEN);
       const hc = hostCert as HostCert;
-      if (hc.ip4) await routes.addAddress(tun.name, `${hc.ip4}/32`);
-      if (hc.ip6) await routes.addAddress(tun.name, `${hc.ip6}/128`);
-      await routes.setUp(tun.name);
-      for (const r of overlayRoutes(config, hc)) await routes.addRoute(tun.name, r);
+      const addresses = [hc.ip4 ? `${hc.ip4}/32` : null, hc.ip6 ? `${hc.ip6}/128` : null].filter(
+        (x): x is string => x !== null,
+      );
+      const rts = overlayRoutes(config, hc);
+      if (routes.bringUp) {
+        await routes.bringUp(tun.name, {
+          mtu: config.tun.mtu,
+          txqueuelen: TUN_TX_QUEUE_LEN,
+          addresses,
+          routes: rts,
+        });
+      } else {
+        await routes.setMtu(tun.name, config.tun.mtu);
+        await routes.setTxQueueLen?.(tun.name, TUN_TX_QUEUE_LEN);
+        for (const a of addresses) await routes.addAddress(tun.name, a);
+        await routes.setUp(tun.name);
+        for (const r of rts) await routes.addRoute(tun.name, r);
+      }
     } catch (e) {
       tun.close();
       udp.close();
@@ -229,12 +240,15 @@ export class Daemon {
   private async startObservers(): Promise<void> {
     const m = this.config.metrics.listen;
     if (m) {
+      // loaded only when configured: prom-client alone costs ~60 ms of start-up
+      const { createRegistry, serveMetrics } = await import("./metrics.js");
       const reg = createRegistry(() => this.observe());
       const srv = await serveMetrics(reg, m.host, m.port);
       this.servers.push({ what: "metrics", srv, url: httpUrl(m.host, srv, "/metrics") });
     }
     const w = this.config.web.listen;
     if (w) {
+      const { serveWeb } = await import("./web.js");
       const srv = await serveWeb(
         {
           state: () => ({
