@@ -85,6 +85,8 @@ def fmt(x):
     if x is None:
         return "-"
     a = abs(x)
+    if x == 0:
+        return "0"
     if a >= 1000:
         return f"{x:.0f}"
     if a >= 100:
