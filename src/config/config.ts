@@ -40,6 +40,14 @@ export interface Config {
   tun: { name: string; mtu: number; routes: string[] };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
   tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
+  /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
+  dos: {
+    perSourcePerSec: number;
+    perSourceBurst: number;
+    puzzleAbovePerSec: number;
+    baseDifficulty: number;
+    maxDifficulty: number;
+  };
   peers: PeerConfig[];
   api: { socket: string };
   /** YAML key "state". */
@@ -56,6 +64,13 @@ export const DEFAULTS = {
   tun: { name: "mintun0", mtu: 1400 },
   ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
   tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10_000 },
+  dos: {
+    perSourcePerSec: 100,
+    perSourceBurst: 200,
+    puzzleAbovePerSec: 1000,
+    baseDifficulty: 8,
+    maxDifficulty: 20,
+  },
   api: { socket: "/run/mintun/mintund.sock" },
   stateDir: "/var/lib/mintun",
   log: { level: "info" as LogLevel },
@@ -70,6 +85,11 @@ export const LIMITS = {
   keepaliveSec: [0, 3600],
   idleTimeoutSec: [10, 86_400],
   maxTunnels: [1, 1_000_000],
+  perSourcePerSec: [1, 1_000_000],
+  perSourceBurst: [1, 1_000_000],
+  puzzleAbovePerSec: [0, 10_000_000],
+  baseDifficulty: [1, 20],
+  maxDifficulty: [1, 20],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /**
@@ -85,6 +105,7 @@ export const RESTART_KEYS = [
   "tun.mtu",
   "ephemeral.lifetimeSec",
   "ephemeral.minFirstPacket",
+  "dos",
   "api.socket",
   "state",
   "metrics.listen",
@@ -102,6 +123,7 @@ export function restartRequired(a: Config, b: Config): string[] {
     "host.cert": (c) => c.host.cert,
     "ephemeral.lifetimeSec": (c) => c.ephemeral.lifetimeSec,
     "ephemeral.minFirstPacket": (c) => c.ephemeral.minFirstPacket,
+    dos: (c) => c.dos,
     "api.socket": (c) => c.api.socket,
     state: (c) => c.stateDir,
     "metrics.listen": (c) => c.metrics.listen,
@@ -254,6 +276,7 @@ const TOP_KEYS = [
   "tun",
   "ephemeral",
   "tunnel",
+  "dos",
   "peers",
   "api",
   "state",
@@ -370,6 +393,7 @@ export function parseConfig(text: string, fileName: string): Config {
   };
   const ephemeral = intSection("ephemeral", DEFAULTS.ephemeral, LIMITS);
   const tunnel = intSection("tunnel", DEFAULTS.tunnel, LIMITS);
+  const dos = intSection("dos", DEFAULTS.dos, LIMITS);
   if (tunnel.keepaliveSec !== 0 && tunnel.idleTimeoutSec <= tunnel.keepaliveSec) {
     const e = r
       .map(top.get("tunnel")?.value ?? null, "tunnel", Object.keys(DEFAULTS.tunnel))
@@ -466,6 +490,7 @@ export function parseConfig(text: string, fileName: string): Config {
     tun,
     ephemeral,
     tunnel,
+    dos,
     peers,
     api,
     stateDir,

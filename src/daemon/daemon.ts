@@ -186,6 +186,7 @@ export class Daemon {
           listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
         logger: log.child("engine"),
         routeSource: (dst, out) => native().routeSource(dst, out),
+        dos: config.dos,
         onEvent: (kind, fields) => events.push(now(), kind, fields),
       },
       out,

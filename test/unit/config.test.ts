@@ -35,6 +35,13 @@ describe("parseConfig", () => {
       tun: { name: "mintun0", mtu: 1400, routes: [] },
       ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
       tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10000 },
+      dos: {
+        perSourcePerSec: 100,
+        perSourceBurst: 200,
+        puzzleAbovePerSec: 1000,
+        baseDifficulty: 8,
+        maxDifficulty: 20,
+      },
       peers: [],
       api: { socket: "/run/mintun/mintund.sock" },
       stateDir: "/var/lib/mintun",
