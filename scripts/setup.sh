@@ -10,7 +10,7 @@ say() { echo "[setup] $*"; }
 
 # systemd: systemd-notify (sd_notify for mintund) and systemd-analyze (unit checks);
 # chromium: the headless browser of the web view test (driven by playwright-core)
-PKGS=(iproute2 iputils-ping iperf3 curl tcpdump python3 procps psmisc kmod systemd chromium)
+PKGS=(iproute2 iputils-ping iperf3 curl tcpdump python3 procps psmisc kmod systemd chromium nftables conntrack)
 
 if [ "$(id -u)" != 0 ]; then
   say "warning: not root; package installation and the netns tests need root"
