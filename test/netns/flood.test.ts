@@ -7,13 +7,24 @@
 import * as fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLan, firstPingMs, pingStats, type Topology } from "./lib.js";
+import { createLan, createRouted, firstPingMs, pingStats, type Topology } from "./lib.js";
 import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
 
 const FLOOD = fileURLToPath(new URL("../tools/flood.mjs", import.meta.url));
 const RATE = Number(process.env.FLOOD_RATE ?? 20_000);
 const SECONDS = Number(process.env.FLOOD_SECONDS ?? 4);
 const SOURCES = 50;
+/** one-way delay between the clients' side and the server (benchmark: FLOOD_DELAY_MS=25); 0 = one LAN */
+const DELAY_MS = Number(process.env.FLOOD_DELAY_MS ?? 0);
+
+function cpuSec(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").replace(/.*\) /, "").split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 function rssKb(pid: number): number {
   try {
@@ -30,7 +41,11 @@ describe.skipIf(process.getuid?.() !== 0)("flood while a legitimate host connect
   const d: Record<string, RunningDaemon> = {};
 
   beforeAll(async () => {
-    topo = await createLan({ hosts: ["a", "b", "c", "x"] });
+    topo =
+      DELAY_MS > 0
+        ? await createRouted({ sides: [{ hosts: ["a", "c", "x"] }, { hosts: ["b"] }], delayMs: DELAY_MS })
+        : await createLan({ hosts: ["a", "b", "c", "x"] });
+    const net = topo.host("x").addr4.split(".").slice(0, 3).join(".");
     const pki = makePki();
     work = pki.dir;
     const O: Record<string, string> = { a: "10.77.0.1", b: "10.77.0.2", c: "10.77.0.3" };
@@ -52,7 +67,7 @@ describe.skipIf(process.getuid?.() !== 0)("flood while a legitimate host connect
     await waitRecords(d.c!);
     // the attacker gets many source addresses on its LAN interface
     const xs = topo.host("x").ns;
-    for (let i = 0; i < SOURCES; i++) await xs.ip("addr", "add", `10.201.0.${100 + i}/24`, "dev", "eth0");
+    for (let i = 0; i < SOURCES; i++) await xs.ip("addr", "add", `${net}.${100 + i}/24`, "dev", "eth0");
   }, 60_000);
 
   afterAll(async () => {
@@ -63,9 +78,11 @@ describe.skipIf(process.getuid?.() !== 0)("flood while a legitimate host connect
 
   it("gets the legitimate tunnel through, bounds the responder, and pushes work back", async () => {
     const base = await firstPingMs(topo.host("a").ns, "10.77.0.2", { intervalMs: 200 });
+    const cpu0 = cpuSec(d.b!.proc.pid);
     const pidB = d.b!.proc.pid;
     const rss0 = rssKb(pidB);
-    const srcs = Array.from({ length: SOURCES }, (_, i) => `10.201.0.${100 + i}`).join(",");
+    const net = topo.host("x").addr4.split(".").slice(0, 3).join(".");
+    const srcs = Array.from({ length: SOURCES }, (_, i) => `${net}.${100 + i}`).join(",");
     const flood = topo
       .host("x")
       .ns.exec("node", [FLOOD, topo.host("b").addr4, "7000", String(RATE), String(SECONDS), srcs], {
@@ -75,6 +92,7 @@ describe.skipIf(process.getuid?.() !== 0)("flood while a legitimate host connect
     const during = await firstPingMs(topo.host("c").ns, "10.77.0.2", { intervalMs: 200, timeoutMs: 10_000 });
     const mid = await d.b!.status();
     const rss1 = rssKb(pidB);
+    const cpu1 = cpuSec(pidB);
     const fr = await flood;
     expect(fr.code, fr.stderr).toBe(0);
     const summary = JSON.parse(fr.stdout.trim()) as { sent: number; create: number };
@@ -88,7 +106,10 @@ describe.skipIf(process.getuid?.() !== 0)("flood while a legitimate host connect
       `flood: ${summary.sent} packets in ${SECONDS} s from ${SOURCES} sources (${summary.create} CREATEs with random keys)\n` +
         `legitimate first ping: ${base.ms.toFixed(1)} ms without flood, ${during.ms.toFixed(1)} ms during it ` +
         `(seq ${during.seq}); puzzling=${mid.dos.puzzling} difficulty=${mid.dos.difficulty} max=${after.dos.maxDifficultyReached} ` +
-        `offered=${mid.dos.offeredCreatesPerSec}/s\nresponder RSS ${(rss0 / 1024).toFixed(0)} -> ${(rss1 / 1024).toFixed(0)} MiB; drops: ${drops}\n` +
+        `offered=${mid.dos.offeredCreatesPerSec}/s; setup ratio ${(during.ms / base.ms).toFixed(2)}x` +
+        `${DELAY_MS ? ` (${DELAY_MS} ms each way)` : " (one LAN)"}\n` +
+        `responder RSS ${(rss0 / 1024).toFixed(0)} -> ${(rss1 / 1024).toFixed(0)} MiB, ` +
+        `CPU ${(cpu1 - cpu0).toFixed(2)} s from before the flood to the legitimate setup; drops: ${drops}\n` +
         `events: puzzlesSent=${after.events.puzzlesSent} puzzlesAccepted=${after.events.puzzlesAccepted}`,
     );
     expect(summary.sent).toBeGreaterThan(RATE * SECONDS * 0.5);
