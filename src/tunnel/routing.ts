@@ -53,10 +53,16 @@ export function match6(p: Prefix6, buf: Buffer, off: number): boolean {
 export class PrefixTable<T> {
   private v4: { p: Prefix4; value: T }[] = [];
   private v6: { p: Prefix6; value: T }[] = [];
+  /** /32 host routes by address: one hash lookup however many peers (they are the longest prefix) */
+  private host4 = new Map<number, T>();
 
   add(cidr: string, value: T): boolean {
     const c = parseCidr(cidr);
     if (!c) return false;
+    if (c.v === 4 && c.p.bits === 32) {
+      if (!this.host4.has(c.p.net)) this.host4.set(c.p.net, value);
+      return true;
+    }
     if (c.v === 4) {
       this.v4.push({ p: c.p, value });
       this.v4.sort((a, b) => b.p.bits - a.p.bits);
@@ -68,16 +74,20 @@ export class PrefixTable<T> {
   }
 
   removeValue(value: T): void {
+    for (const [k, v] of this.host4) if (v === value) this.host4.delete(k);
     this.v4 = this.v4.filter((e) => e.value !== value);
     this.v6 = this.v6.filter((e) => e.value !== value);
   }
 
   clear(): void {
+    this.host4.clear();
     this.v4 = [];
     this.v6 = [];
   }
 
   lookup4(addr: number): T | undefined {
+    const h = this.host4.get(addr);
+    if (h !== undefined) return h;
     const t = this.v4;
     for (let i = 0; i < t.length; i++) {
       const e = t[i]!;
@@ -96,6 +106,6 @@ export class PrefixTable<T> {
   }
 
   get size(): number {
-    return this.v4.length + this.v6.length;
+    return this.host4.size + this.v4.length + this.v6.length;
   }
 }
