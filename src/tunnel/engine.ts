@@ -646,18 +646,9 @@ export class Engine {
     const h0 = createTranscript(tidBuf, keyId, tI, k.publicKey, this.hostPk);
     const { ck1, k0 } = deriveCreate(h0, es);
     zero(es);
-    this.setNonceFrom(buf, off);
     const plainLen = len - adLen - AEAD_TAG_BYTES;
     const ptOff = off + adLen;
-    if (
-      !aeadOpen(
-        buf.subarray(ptOff, ptOff + plainLen),
-        buf.subarray(ptOff, off + len),
-        buf.subarray(off, off + adLen),
-        this.nonce,
-        k0,
-      )
-    ) {
+    if (!this.openInPlace(buf, off, len, adLen, k0)) {
       zero(ck1);
       zero(k0);
       this.drops.auth++;
@@ -767,18 +758,9 @@ export class Engine {
       this.drops.replay++;
       return;
     }
-    this.setNonceFrom(buf, off);
     const ptOff = off + adLen;
     const plainLen = len - adLen - AEAD_TAG_BYTES;
-    if (
-      !aeadOpen(
-        buf.subarray(ptOff, ptOff + plainLen),
-        buf.subarray(ptOff, off + len),
-        buf.subarray(off, off + adLen),
-        this.nonce,
-        a.k0,
-      )
-    ) {
+    if (!this.openInPlace(buf, off, len, adLen, a.k0)) {
       this.drops.auth++;
       return;
     }
@@ -884,16 +866,7 @@ export class Engine {
       }
       const keys = deriveEstablished(c.ck1, c.ss, ee);
       zero(ee);
-      this.setNonceFrom(buf, off);
-      if (
-        !aeadOpen(
-          buf.subarray(ptOff, ptOff + plainLen),
-          buf.subarray(ptOff, off + len),
-          buf.subarray(off, off + REPLY_AD_BYTES),
-          this.nonce,
-          keys.r2i,
-        )
-      ) {
+      if (!this.openInPlace(buf, off, len, REPLY_AD_BYTES, keys.r2i)) {
         zero(keys.ck);
         zero(keys.i2r);
         zero(keys.r2i);
@@ -922,16 +895,7 @@ export class Engine {
       this.drops.replay++;
       return;
     }
-    this.setNonceFrom(buf, off);
-    if (
-      !aeadOpen(
-        buf.subarray(ptOff, ptOff + plainLen),
-        buf.subarray(ptOff, off + len),
-        buf.subarray(off, off + REPLY_AD_BYTES),
-        this.nonce,
-        e.recvKey,
-      )
-    ) {
+    if (!this.openInPlace(buf, off, len, REPLY_AD_BYTES, e.recvKey)) {
       this.drops.auth++;
       return;
     }
@@ -956,6 +920,23 @@ export class Engine {
   }
 
   // ------------------------------------------------------------------ sealed send
+
+  /**
+   * Open a sealed packet in place: the nonce is taken from its header, the
+   * associated data is bytes [off, off+adLen), the plaintext replaces the
+   * ciphertext at off+adLen. False (never throws) when authentication fails.
+   */
+  openInPlace(buf: Buffer, off: number, len: number, adLen: number, key: Buffer): boolean {
+    this.setNonceFrom(buf, off);
+    const ptOff = off + adLen;
+    return aeadOpen(
+      buf.subarray(ptOff, off + len - AEAD_TAG_BYTES),
+      buf.subarray(ptOff, off + len),
+      buf.subarray(off, ptOff),
+      this.nonce,
+      key,
+    );
+  }
 
   setNonceFrom(buf: Buffer, off: number): void {
     const n = this.nonce;
@@ -1215,7 +1196,8 @@ export class Engine {
       for (const t of p.tunnels) {
         if (t.state !== "established" || !t.move) continue;
         // with a route-source probe only tunnels whose source address changed move
-        if (this.opts.routeSource ? !this.checkSource(t, now) : (this.switchEpoch(t, t.move, now), false)) continue;
+        if (this.opts.routeSource ? !this.checkSource(t, now) : (this.switchEpoch(t, t.move, now), false))
+          continue;
         this.sendControl(t, FrameType.Keepalive, null, now);
         n++;
       }

@@ -8,7 +8,6 @@
  * Only after the AEAD verified and the counter was accepted does anything
  * change (endpoint, timers, epoch switch).
  */
-import { aeadOpen } from "../crypto/sodium.js";
 import type { UdpBatch } from "../net/types.js";
 import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
 import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
@@ -82,18 +81,9 @@ function onData(
     drops.replay++;
     return;
   }
-  engine.setNonceFrom(buf, off);
   const ptOff = off + DATA_AD_BYTES;
   const plainLen = len - DATA_AD_BYTES - AEAD_TAG_BYTES;
-  if (
-    !aeadOpen(
-      buf.subarray(ptOff, ptOff + plainLen),
-      buf.subarray(ptOff, off + len),
-      buf.subarray(off, ptOff),
-      engine.nonce,
-      e.recvKey,
-    )
-  ) {
+  if (!engine.openInPlace(buf, off, len, DATA_AD_BYTES, e.recvKey)) {
     drops.auth++;
     return;
   }
