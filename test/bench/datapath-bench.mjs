@@ -1,51 +1,14 @@
 // Data-path cost per packet in the protocol core, in process (no syscalls): seal (TUN batch ->
 // sealed datagrams) and open (datagram batch -> inner packets), 1400-byte packets, batches of 64.
 // Usage: npm run build:ts && node test/bench/datapath-bench.mjs [seconds]
-import { signKeyPair } from "../../dist/crypto/sodium.js";
-import { signCert } from "../../dist/wire/cert.js";
 import { tryEncodeAddr } from "../../dist/wire/addr.js";
 import { Engine } from "../../dist/tunnel/engine.js";
 import { onDatagram } from "../../dist/tunnel/outside.js";
+import { NOW as now, host, engineOpts } from "./common.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 3);
 const LEN = 1400;
 const BATCH = 64;
-const now = Date.now();
-const nowSec = Math.floor(now / 1000);
-const caKp = signKeyPair();
-const ca = signCert(
-  {
-    kind: "ca",
-    name: "bench",
-    publicKey: caKp.publicKey,
-    groups: [],
-    notBefore: nowSec - 60,
-    notAfter: nowSec + 86400,
-    issuer: caKp.publicKey,
-  },
-  caKp.secretKey,
-);
-const host = (name, ip4) => {
-  const kp = signKeyPair();
-  return {
-    cert: signCert(
-      {
-        kind: "host",
-        name,
-        publicKey: kp.publicKey,
-        groups: [],
-        notBefore: nowSec - 60,
-        notAfter: nowSec + 86400,
-        issuer: caKp.publicKey,
-        ip4,
-        ip6: null,
-        subnets: [],
-      },
-      caKp.secretKey,
-    ),
-    sk: kp.secretKey,
-  };
-};
 const addr = { a: tryEncodeAddr("192.0.2.1", 7000), b: tryEncodeAddr("192.0.2.2", 7000) };
 const engines = {};
 const queues = { a: [], b: [] };
@@ -58,18 +21,7 @@ for (const [n, ip] of [
   const h = host(n, ip);
   const other = n === "a" ? "b" : "a";
   engines[n] = new Engine(
-    {
-      ca,
-      hostCert: h.cert,
-      hostSecretKey: h.sk,
-      ephemeralLifetimeMs: 3_600_000,
-      minFirstPacket: 256,
-      rekeyAfterMs: 3_600_000,
-      keepaliveMs: 0,
-      idleTimeoutMs: 3_600_000,
-      maxTunnels: 10,
-      endpoints: () => [],
-    },
+    engineOpts(h, { maxTunnels: 10 }),
     {
       sendUdp(buf, off, len) {
         if (capture) capture.push(Buffer.from(buf.subarray(off, off + len)));

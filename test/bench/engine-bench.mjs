@@ -1,65 +1,14 @@
 // Protocol-core benchmarks, in process (no sockets): tunnel creations accepted per second
 // on one core, memory per idle tunnel, and seal/open cost per packet through the engine.
 // Usage: npm run build:ts && node --expose-gc test/bench/engine-bench.mjs [N]
-import { signKeyPair } from "../../dist/crypto/sodium.js";
-import { signCert } from "../../dist/wire/cert.js";
 import { tryEncodeAddr } from "../../dist/wire/addr.js";
 import { Engine } from "../../dist/tunnel/engine.js";
 import { onDatagram } from "../../dist/tunnel/outside.js";
+import { NOW as now0, host, engineOpts } from "./common.mjs";
 
 const N = Number(process.argv[2] ?? 10_000);
-const now0 = Date.now();
-const nowSec = Math.floor(now0 / 1000);
-const caKp = signKeyPair();
-const ca = signCert(
-  {
-    kind: "ca",
-    name: "bench",
-    publicKey: caKp.publicKey,
-    groups: [],
-    notBefore: nowSec - 60,
-    notAfter: nowSec + 86400,
-    issuer: caKp.publicKey,
-  },
-  caKp.secretKey,
-);
-function host(name, ip4) {
-  const kp = signKeyPair();
-  const cert = signCert(
-    {
-      kind: "host",
-      name,
-      publicKey: kp.publicKey,
-      groups: [],
-      notBefore: nowSec - 60,
-      notAfter: nowSec + 86400,
-      issuer: caKp.publicKey,
-      ip4,
-      ip6: null,
-      subnets: [],
-    },
-    caKp.secretKey,
-  );
-  return { cert, sk: kp.secretKey };
-}
-function engine(h, out, maxTunnels = 1_000_000) {
-  return new Engine(
-    {
-      ca,
-      hostCert: h.cert,
-      hostSecretKey: h.sk,
-      ephemeralLifetimeMs: 3_600_000,
-      minFirstPacket: 256,
-      rekeyAfterMs: 3_600_000,
-      keepaliveMs: 0,
-      idleTimeoutMs: 3_600_000,
-      maxTunnels,
-      maxReplayRecords: 10_000_000,
-      endpoints: () => [],
-    },
-    out,
-    now0,
-  );
+function engine(h, out) {
+  return new Engine(engineOpts(h), out, now0);
 }
 const sink = { sendUdp() {}, writeTun() {}, flush() {} };
 const addrB = tryEncodeAddr("192.0.2.2", 7000);
