@@ -54,6 +54,8 @@ export function engineOpts(h, extra = {}) {
     maxTunnels: 1_000_000,
     maxReplayRecords: 10_000_000,
     endpoints: () => [],
+    // the benchmarks measure the protocol's own cost: no per-source limit, no puzzles
+    dos: { perSourcePerSec: 1e9, perSourceBurst: 1e9, puzzleAbovePerSec: 1e9 },
     ...extra,
   };
 }

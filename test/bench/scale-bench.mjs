@@ -9,7 +9,7 @@ import { NOW as now, host, engineOpts } from "./common.mjs";
 
 const COUNTS = (process.argv[2] ?? "1,10,100,1000").split(",").map(Number);
 const opts = (h) => engineOpts(h, { maxTunnels: 100_000 });
-const ipOf = (i) => `10.1.${i >> 8}.${(i & 255) + 1}`;
+const ipOf = (i) => `10.1.${(i + 1) >> 8}.${(i + 1) & 255}`;
 
 for (const N of COUNTS) {
   const queue = [];
@@ -37,7 +37,7 @@ for (const N of COUNTS) {
   const a = mk(host("a", "10.0.0.1"), aAddr);
   const peers = [];
   for (let i = 0; i < N; i++) {
-    const addr = tryEncodeAddr(`198.18.${i >> 8}.${(i & 255) + 1}`, 7000);
+    const addr = tryEncodeAddr(`198.18.${(i + 1) >> 8}.${(i + 1) & 255}`, 7000);
     const h = host(`b${i}`, ipOf(i));
     const b = mk(h, addr);
     const p = a.addPeer({ name: `b${i}`, endpoint: addr, cert: h.cert }, now);
@@ -66,7 +66,7 @@ for (const N of COUNTS) {
       slab[o + 9] = 17;
       slab.writeUInt32BE(0x0a000001, o + 12);
       const j = rr++ % N;
-      slab.writeUInt32BE(((10 << 24) | (1 << 16) | ((j >> 8) << 8) | ((j & 255) + 1)) >>> 0, o + 16);
+      slab.writeUInt32BE(((10 << 24) | (1 << 16) | (((j + 1) >> 8) << 8) | ((j + 1) & 255)) >>> 0, o + 16);
     }
   };
   // establish every tunnel (creation + reply + confirmation)
