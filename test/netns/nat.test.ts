@@ -86,7 +86,8 @@ describe.skipIf(process.getuid?.() !== 0)("through a NAT (nftables masquerade)",
     for (const r of [
       "add table ip nat",
       "add chain ip nat post { type nat hook postrouting priority 100 ; }",
-      'add rule ip nat post oifname "wan" masquerade to :40000-40100',
+      'add rule ip nat post oifname "wan" meta l4proto udp masquerade to :40000-40100',
+      'add rule ip nat post oifname "wan" masquerade',
     ])
       await ns.r!.execOk("nft", r.split(" "));
     const r2 = await pingStats(ns.a!, "10.77.0.2", { count: 5 });
