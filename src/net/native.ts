@@ -68,6 +68,20 @@ export interface NativeAddon {
     addrOff: number,
     res: Uint32Array,
   ): number;
+  /**
+   * Owner of the local socket of a TCP (6) / UDP (17) flow: one NETLINK_SOCK_DIAG exact
+   * lookup (platform/linux/sockdiag.c). local/remote: 4 or 16 address bytes as family says.
+   * null: no such socket; throws EINVAL for wrong arguments, errno name if the query failed.
+   * inode 0 (with uid 0) is a TIME_WAIT or request socket. Fallbacks: src/conn/identity.ts.
+   */
+  sockLookup(
+    proto: number,
+    family: 4 | 6,
+    local: Buffer,
+    lport: number,
+    remote: Buffer,
+    rport: number,
+  ): { uid: number; inode: number } | null;
   closeFd(fd: number): number;
   errnoName(errno: number): string;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
