@@ -9,6 +9,7 @@ import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
 import { checkConfig, peers, ping, whois } from "./ops.js";
 import { status } from "./status.js";
+import { USER_COMMANDS } from "./users.js";
 
 export const COMMANDS: readonly Command[] = [
   caInit,
@@ -23,4 +24,5 @@ export const COMMANDS: readonly Command[] = [
   whois,
   checkConfig,
   install,
+  ...USER_COMMANDS,
 ];
