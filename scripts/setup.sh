@@ -36,7 +36,13 @@ if [ -f package-lock.json ]; then
   # npm writes node_modules/.package-lock.json after every install
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "npm ci"
-    npm ci --no-audit --no-fund </dev/null
+    # npm 11 writes lock files without the other platforms' optional packages (rollup's
+    # native binaries) and then refuses them in `npm ci` ("Missing: @rollup/rollup-... from
+    # lock file"); install from the same lock with `npm install` in that case
+    if ! npm ci --no-audit --no-fund </dev/null; then
+      say "npm ci refused the lock file; npm install with it instead"
+      npm install --no-audit --no-fund </dev/null
+    fi
   else
     say "node_modules up to date"
   fi

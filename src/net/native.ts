@@ -21,9 +21,15 @@ export interface NativePoller {
 }
 
 export interface NativeAddon {
-  /** "" lets the kernel pick the name */
-  tunOpen(name: string): { fd: number; name: string };
-  /** returns packets read (read() until EAGAIN or max), or -errno if the first read failed */
+  /**
+   * "" lets the kernel pick the name. offload: open with IFF_VNET_HDR and TSO/USO offloads
+   * (platform/linux/tun_offload.c), falling back to a plain TUN; result.offload = flags in effect.
+   */
+  tunOpen(name: string, offload?: boolean): { fd: number; name: string; offload?: number };
+  /**
+   * Returns packets read (read() until EAGAIN or max), or -errno if the first read failed.
+   * scratch/res: offload mode (super-packet remainder carried between calls; counters).
+   */
   tunRead(
     fd: number,
     buf: Buffer,
@@ -31,6 +37,8 @@ export interface NativeAddon {
     headroom: number,
     max: number,
     lens: Uint32Array,
+    scratch?: Buffer,
+    res?: Uint32Array,
   ): number;
   /** returns packets written; res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other errors, res[2] += bytes */
   tunWrite(
@@ -40,12 +48,23 @@ export interface NativeAddon {
     lens: Uint32Array,
     count: number,
     res: Uint32Array,
+    scratch?: Buffer,
   ): number;
-  /** addr: 20-byte record (port and address used for bind) */
-  udpOpen(addr: Buffer, rcvbuf: number, sndbuf: number): { fd: number; port: number; family: 4 | 6 };
+  /** bytes of the per-device scratch area tunRead/tunWrite need in offload mode */
+  readonly TUN_SCRATCH_BYTES?: number;
+  /** addr: 20-byte record (port and address used for bind); offload: UDP GSO/GRO flags wanted */
+  udpOpen(
+    addr: Buffer,
+    rcvbuf: number,
+    sndbuf: number,
+    offload?: number,
+  ): { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number };
   /** the local address the kernel would send from to reach dst (20-byte records); false: no route */
   routeSource(dst: Buffer, out: Buffer): boolean;
-  /** recvmmsg of up to min(max, MAX_BATCH); truncated datagrams get length 0 and res[0] += 1 */
+  /**
+   * recvmmsg of up to min(max, MAX_BATCH); truncated datagrams get length 0 and res[0] += 1.
+   * groArea: UDP GRO receive area (coalesced messages are split into slots).
+   */
   udpRecv(
     fd: number,
     buf: Buffer,
@@ -55,8 +74,12 @@ export interface NativeAddon {
     lens: Uint32Array,
     addrs: Buffer,
     res: Uint32Array,
+    groArea?: Buffer,
   ): number;
-  /** sendmmsg to one destination; res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other errors, res[2] += bytes */
+  /**
+   * sendmmsg to one destination (runs of equal lengths as UDP GSO messages up to gsoLimit);
+   * res[0] += dropped (EAGAIN/ENOBUFS), res[1] += other errors, res[2] += bytes
+   */
   udpSend(
     fd: number,
     sockFamily: 4 | 6,
@@ -67,6 +90,7 @@ export interface NativeAddon {
     addr: Buffer,
     addrOff: number,
     res: Uint32Array,
+    gsoLimit?: number,
   ): number;
   /**
    * Owner of the local socket of a TCP (6) / UDP (17) flow: one NETLINK_SOCK_DIAG exact

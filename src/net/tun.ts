@@ -19,7 +19,7 @@
  * IP packet, counts in IP packets (platform/linux/tun_offload.c).
  */
 import { PlatformError } from "../errors.js";
-import { native, nativeCall, type NativeAddon, type NativePoller } from "./native.js";
+import { native, nativeCall, type NativePoller } from "./native.js";
 import type { PacketBatch } from "./types.js";
 
 /** Packets in one slab (defined in ./types.ts, shared with the tunnel code): packet i occupies buf[i*slotSize + headroom, +lens[i]). */
@@ -64,31 +64,6 @@ export interface TunOptions {
   batch?: number;
   /** TSO/USO + coalescing via IFF_VNET_HDR (default: on unless env MINTUN_NO_TUN_OFFLOAD=1); falls back to plain if the kernel refuses */
   offload?: boolean;
-}
-
-/** The addon's TUN calls with their offload arguments (optional, see mintun_linux.c). */
-interface TunAddon extends NativeAddon {
-  tunOpen(name: string, offload?: boolean): { fd: number; name: string; offload?: number };
-  tunRead(
-    fd: number,
-    buf: Buffer,
-    slotSize: number,
-    headroom: number,
-    max: number,
-    lens: Uint32Array,
-    scratch?: Buffer,
-    res?: Uint32Array,
-  ): number;
-  tunWrite(
-    fd: number,
-    buf: Buffer,
-    offs: Uint32Array,
-    lens: Uint32Array,
-    count: number,
-    res: Uint32Array,
-    scratch?: Buffer,
-  ): number;
-  readonly TUN_SCRATCH_BYTES?: number;
 }
 
 /** Offloads requested by default: off only with MINTUN_NO_TUN_OFFLOAD=1 (A/B measurements, fallback). */
@@ -172,7 +147,7 @@ export class LinuxTun implements TunDevice {
     if (name !== "" && !IFNAME_RE.test(name))
       throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(name)}`);
     const g = slabGeometry(opts, 1024);
-    const addon = native() as TunAddon;
+    const addon = native();
     const want = (opts.offload ?? tunOffloadDefault()) && addon.TUN_SCRATCH_BYTES !== undefined;
     const r = nativeCall(`open TUN ${name || "(kernel-named)"}`, () => addon.tunOpen(name, want));
     return new LinuxTun(
@@ -235,7 +210,7 @@ export class LinuxTun implements TunDevice {
       this.st.rxErrors++;
       return;
     }
-    const addon = native() as TunAddon;
+    const addon = native();
     const b = this.batch;
     const rs = this.rScratch;
     const rres = this.rres;
@@ -285,7 +260,7 @@ export class LinuxTun implements TunDevice {
     }
     const res = this.res;
     res.fill(0);
-    const addon = native() as TunAddon;
+    const addon = native();
     const n = this.wScratch
       ? addon.tunWrite(this.fd, buf, offs, lens, count, res, this.wScratch)
       : addon.tunWrite(this.fd, buf, offs, lens, count, res);

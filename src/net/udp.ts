@@ -24,7 +24,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
 import { addrToString, decodeAddrRecord, tryEncodeAddr } from "../wire/addr.js";
-import { native, nativeCall, type NativeAddon, type NativePoller } from "./native.js";
+import { native, nativeCall, type NativePoller } from "./native.js";
 import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
 import type { UdpBatch } from "./types.js";
 
@@ -48,39 +48,7 @@ const GSO_DEFAULT_LIMIT = 65000 / 2;
 const GSO_MAX_FALLBACKS = 8;
 
 /** The addon's UDP calls with their offload arguments (optional, see mintun_linux.c). */
-interface UdpAddon extends NativeAddon {
-  udpOpen(
-    addr: Buffer,
-    rcvbuf: number,
-    sndbuf: number,
-    offload?: number,
-  ): { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number };
-  udpRecv(
-    fd: number,
-    buf: Buffer,
-    slotSize: number,
-    headroom: number,
-    max: number,
-    lens: Uint32Array,
-    addrs: Buffer,
-    res: Uint32Array,
-    groArea?: Buffer,
-  ): number;
-  udpSend(
-    fd: number,
-    sockFamily: 4 | 6,
-    buf: Buffer,
-    offs: Uint32Array,
-    lens: Uint32Array,
-    count: number,
-    addr: Buffer,
-    addrOff: number,
-    res: Uint32Array,
-    gsoLimit?: number,
-  ): number;
-}
-
-const udpAddon = (): UdpAddon => native() as UdpAddon;
+const udpAddon = native;
 
 /** MINTUN_NO_GSO=1 turns UDP GSO and GRO off (for A/B measurements). */
 export function offloadDefault(env: NodeJS.ProcessEnv = process.env): boolean {
