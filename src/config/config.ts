@@ -132,11 +132,11 @@ export function restartRequired(a: Config, b: Config): string[] {
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }
 
-export function loadConfig(file: string): Config {
+/** Read a YAML file of ours (config, policy) as text; a missing or unreadable file is a ConfigError. */
+export function readConfigText(file: string): { abs: string; text: string } {
   const abs = path.resolve(file);
-  let text: string;
   try {
-    text = fs.readFileSync(abs, "utf8");
+    return { abs, text: fs.readFileSync(abs, "utf8") };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError(
@@ -147,6 +147,10 @@ export function loadConfig(file: string): Config {
       { cause: e },
     );
   }
+}
+
+export function loadConfig(file: string): Config {
+  const { abs, text } = readConfigText(file);
   return parseConfig(text, abs);
 }
 

@@ -34,10 +34,10 @@
  * protocols into a lookup table, reasons into strings, so evaluate allocates only
  * its result and never throws.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from "yaml";
 import { ConfigError } from "../errors.js";
+import { readConfigText } from "../config/config.js";
 import { suggest } from "../cli/args.js";
 import { isValidGroup, isValidName } from "../wire/cert.js";
 
@@ -543,19 +543,6 @@ export function parsePolicy(text: string, fileName: string): Policy {
 
 /** Reads and parses a policy file. Throws ConfigError. */
 export function loadPolicy(file: string): Policy {
-  const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(abs, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(
-      code === "ENOENT" ? "file does not exist" : `cannot read: ${(e as Error).message}`,
-      abs,
-      undefined,
-      undefined,
-      { cause: e },
-    );
-  }
+  const { abs, text } = readConfigText(file);
   return parsePolicy(text, abs);
 }
