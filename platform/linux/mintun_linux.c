@@ -556,12 +556,46 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
  * EINVAL (older kernels) -- a segment larger than the route MTU, which a plain send would
  * fragment -- only lengths >= L are excluded (limit L - 1).  Either way the same packets
  * are sent again without GSO at once. */
+static int route_source_rec(const uint8_t* dst, uint8_t* out); /* route-source probe, below */
+
+/* Pinned source: one IP_PKTINFO / IPV6_PKTINFO control message telling the kernel which local
+ * address to send from.  If that address is gone, the send fails instead of leaving from
+ * another address (mobility: a packet sealed for the old path never leaves from the new one). */
+static size_t put_pktinfo(struct cmsghdr* c, int sock_af, const uint8_t* dst, const uint8_t* src) {
+  if (src[0] != dst[0]) return 0; /* families differ: leave it to the kernel */
+  if (sock_af == AF_INET) {
+    struct in_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    memcpy(&pi.ipi_spec_dst, src + 4, 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    return CMSG_SPACE(sizeof pi);
+  }
+  struct in6_pktinfo pi6;
+  memset(&pi6, 0, sizeof pi6);
+  if (src[0] == 4) { /* IPv4 on a dual-stack socket: the v4-mapped form */
+    pi6.ipi6_addr.s6_addr[10] = 0xff;
+    pi6.ipi6_addr.s6_addr[11] = 0xff;
+    memcpy(&pi6.ipi6_addr.s6_addr[12], src + 4, 4);
+  } else {
+    memcpy(&pi6.ipi6_addr, src + 4, 16);
+  }
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof pi6);
+  memcpy(CMSG_DATA(c), &pi6, sizeof pi6);
+  return CMSG_SPACE(sizeof pi6);
+}
+
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 11;
+  napi_value argv[11];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t fd, fam, count, aoff, limit = 0;
-  uint8_t *buf, *addr;
+  uint8_t *buf, *addr, *src = NULL;
+  size_t slen = 0;
   size_t blen, alen, noffs, nlens, nres;
   uint32_t *offs, *lens, *res;
   if (argc < 9 || !get_u32(env, argv[0], &fd) || !get_u32(env, argv[1], &fam) ||
@@ -571,6 +605,15 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       !get_u32s(env, argv[8], &res, &nres) || nres < 3 || (argc >= 10 && !get_u32(env, argv[9], &limit)))
     return throw_inval(env, "udpSend: bad arguments");
   if (nres < 7) limit = 0;
+  /* argv[10]: optional 20-byte source record to pin (undefined/null: the kernel chooses) */
+  if (argc >= 11) {
+    napi_valuetype vt;
+    napi_typeof(env, argv[10], &vt);
+    if (vt != napi_undefined && vt != napi_null) {
+      if (!get_bytes(env, argv[10], &src, &slen) || slen < ADDR_LEN || (src[0] != 4 && src[0] != 6))
+        return throw_inval(env, "udpSend: bad source record");
+    }
+  }
   if (count > noffs || count > nlens || (uint64_t)aoff + ADDR_LEN > alen ||
       (addr[aoff] != 4 && addr[aoff] != 6))
     return throw_inval(env, "udpSend: bad count or address record");
@@ -587,9 +630,10 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   struct iovec iov[MAX_BATCH];
   uint32_t npk[MAX_BATCH]; /* packets in message j */
   union {
-    char b[CMSG_SPACE(sizeof(uint16_t))];
+    char b[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
     struct cmsghdr align;
   } ctl[MAX_BATCH];
+  int sock_af = fam == 4 ? AF_INET : AF_INET6;
   uint32_t done = 0, sent = 0;
   while (done < count) {
     uint32_t end = count - done < MAX_BATCH ? count : done + MAX_BATCH; /* <= 256 iovecs */
@@ -617,16 +661,24 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       h->msg_iovlen = k;
       h->msg_name = &to;
       h->msg_namelen = tolen;
-      if (k > 1) {
+      if (k > 1 || src) {
         memset(ctl[m].b, 0, sizeof ctl[m].b);
         h->msg_control = ctl[m].b;
         h->msg_controllen = sizeof ctl[m].b;
         struct cmsghdr* c = CMSG_FIRSTHDR(h);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t g = (uint16_t)L;
-        memcpy(CMSG_DATA(c), &g, sizeof g);
+        size_t used = 0;
+        if (k > 1) {
+          c->cmsg_level = SOL_UDP;
+          c->cmsg_type = UDP_SEGMENT;
+          c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+          uint16_t g = (uint16_t)L;
+          memcpy(CMSG_DATA(c), &g, sizeof g);
+          used = CMSG_SPACE(sizeof(uint16_t));
+          c = CMSG_NXTHDR(h, c);
+        }
+        if (src && c) used += put_pktinfo(c, sock_af, addr + aoff, src);
+        h->msg_controllen = used;
+        if (used == 0) h->msg_control = NULL;
       }
       npk[m] = k;
       p += k;
@@ -639,6 +691,18 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
         res[0] += count - done;
         break;
+      }
+      if (src && (err == EINVAL || err == EADDRNOTAVAIL || err == ENETUNREACH)) {
+        /* with a pinned source, first ask whether that source is still the one to use: if not,
+         * the address moved under us and this message must not leave at all (res[7] counts it);
+         * only otherwise is the error a GSO problem, handled below */
+        uint8_t now_src[ADDR_LEN];
+        if (!route_source_rec(addr + aoff, now_src) || memcmp(now_src + 4, src + 4, 16) != 0 ||
+            now_src[0] != src[0]) {
+          if (nres >= 8) res[7] += count - done;
+          res[1] += count - done;
+          break;
+        }
       }
       if (npk[0] > 1 && (err == EIO || err == EINVAL || err == EMSGSIZE || err == EOPNOTSUPP || err == ENOPROTOOPT)) {
         limit = err == EINVAL || err == EMSGSIZE ? lens[done] - 1 : 0; /* lens[done] is this message's L */
@@ -820,19 +884,10 @@ static napi_value poller_unref(napi_env env, napi_callback_info info) {
  * when there is no route.  The engine calls it at most once per tunnel per batch, so a tunnel
  * switches to its next epoch before the first packet leaves from a new address (mobility). */
 static int route_fd[2] = {-1, -1};
-static napi_value route_source(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint8_t *dst, *out;
-  size_t dl, ol;
-  if (argc < 2 || !get_bytes(env, argv[0], &dst, &dl) || !get_bytes(env, argv[1], &out, &ol) || dl < ADDR_LEN ||
-      ol < ADDR_LEN)
-    return throw_inval(env, "routeSource(dst, out): two 20-byte address records");
+static int route_source_rec(const uint8_t* dst, uint8_t* out) {
   int af = dst[0] == 6 ? AF_INET6 : AF_INET;
   int slot = af == AF_INET6;
   if (route_fd[slot] < 0) route_fd[slot] = socket(af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  napi_value result;
   struct sockaddr_storage ss, local;
   socklen_t sl = record_to_sockaddr(dst, af, &ss), ll = sizeof local;
   if (route_fd[slot] >= 0) {
@@ -847,7 +902,19 @@ static napi_value route_source(napi_env env, napi_callback_info info) {
     sockaddr_to_record(&local, out);
     memset(out + 2, 0, 2); /* the spare socket's port means nothing */
   }
-  napi_get_boolean(env, ok, &result);
+  return ok;
+}
+
+static napi_value route_source(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *dst, *out;
+  size_t dl, ol;
+  if (argc < 2 || !get_bytes(env, argv[0], &dst, &dl) || !get_bytes(env, argv[1], &out, &ol) || dl < ADDR_LEN ||
+      ol < ADDR_LEN)
+    return throw_inval(env, "routeSource(dst, out): two 20-byte address records");
+  napi_get_boolean(env, route_source_rec(dst, out), &result);
   return result;
 }
 

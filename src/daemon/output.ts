@@ -23,6 +23,9 @@ interface Run {
   n: number;
   buf: Buffer | null;
   addr: Buffer;
+  /** pinned source (mobility) or null; part of the run's key */
+  src: Buffer | null;
+  srcBuf: Buffer;
 }
 
 export class BatchOutput implements Output {
@@ -33,6 +36,8 @@ export class BatchOutput implements Output {
     n: 0,
     buf: null,
     addr: Buffer.alloc(ADDR_BYTES),
+    src: null,
+    srcBuf: Buffer.alloc(ADDR_BYTES),
   }));
   private open = 0;
   private readonly tOffs = new Uint32Array(MAX_RUN);
@@ -47,12 +52,13 @@ export class BatchOutput implements Output {
     private readonly tun: TunDevice,
   ) {}
 
-  sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): void {
+  sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, src?: Buffer | null): void {
     let r: Run | undefined;
     for (let i = 0; i < this.open; i++) {
       const x = this.runs[i]!;
       if (addrEqual(x.addr, 0, addr, addrOff)) {
-        if (x.buf === buf && x.n < MAX_RUN) r = x;
+        const sameSrc = src ? x.src !== null && addrEqual(x.src, 0, src, 0) : x.src === null;
+        if (x.buf === buf && x.n < MAX_RUN && sameSrc) r = x;
         else this.closeRun(i); // keeps this endpoint's order: its earlier packets go first
         break;
       }
@@ -62,6 +68,10 @@ export class BatchOutput implements Output {
       r = this.runs[this.open++]!;
       r.buf = buf;
       addr.copy(r.addr, 0, addrOff, addrOff + ADDR_BYTES);
+      if (src) {
+        src.copy(r.srcBuf, 0, 0, ADDR_BYTES);
+        r.src = r.srcBuf;
+      } else r.src = null;
     }
     r.offs[r.n] = off;
     r.lens[r.n] = len;
@@ -77,7 +87,7 @@ export class BatchOutput implements Output {
   }
 
   private sendRun(r: Run): void {
-    this.udp.sendMany(r.buf!, r.offs, r.lens, r.n, r.addr, 0);
+    this.udp.sendMany(r.buf!, r.offs, r.lens, r.n, r.addr, 0, r.src);
     this.udpSendCalls++;
     r.n = 0;
     r.buf = null;

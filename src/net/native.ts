@@ -91,6 +91,8 @@ export interface NativeAddon {
     addrOff: number,
     res: Uint32Array,
     gsoLimit?: number,
+    /** 20-byte record of the local address to send from (IP_PKTINFO); res[7] += packets not sent because it is gone */
+    src?: Buffer | null,
   ): number;
   /**
    * Owner of the local socket of a TCP (6) / UDP (17) flow: one NETLINK_SOCK_DIAG exact

@@ -73,6 +73,8 @@ export interface UdpStats {
   gsoSegments: number;
   /** times the kernel refused GSO and the packets went again without it */
   gsoFallbacks: number;
+  /** packets not sent because their pinned source address was no longer the one to use (mobility) */
+  txSrcGone: number;
   /** received messages that the kernel had coalesced (GRO) */
   rxGroMessages: number;
   /** datagrams split out of those (included in rxPackets) */
@@ -83,7 +85,11 @@ export interface UdpBind {
   readonly localPort: number;
   readonly localAddress: string;
   start(onBatch: (b: UdpBatch) => void): void;
-  /** send count packets (buf, offs[i], lens[i]) all to one destination given as a 20-byte address record at addr[addrOff..+20]; sendmmsg; returns number sent */
+  /**
+   * send count packets (buf, offs[i], lens[i]) all to one destination given as a 20-byte address
+   * record at addr[addrOff..+20]; sendmmsg; returns number sent. src (optional, 20-byte record):
+   * send from exactly this local address, or not at all if it is gone.
+   */
   sendMany(
     buf: Buffer,
     offs: Uint32Array,
@@ -91,6 +97,7 @@ export interface UdpBind {
     count: number,
     addr: Buffer,
     addrOff: number,
+    src?: Buffer | null,
   ): number;
   send(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): boolean;
   stats(): UdpStats;
@@ -145,6 +152,7 @@ function newStats(): UdpStats {
     gsoMessages: 0,
     gsoSegments: 0,
     gsoFallbacks: 0,
+    txSrcGone: 0,
     rxGroMessages: 0,
     rxGroSegments: 0,
   };
@@ -176,7 +184,7 @@ export class LinuxUdp implements UdpBind {
    * filled by the addon. send: [dropped, errors, bytes, gso messages, gso segments, next
    * gso limit, fallbacks]; receive: [truncated, gro messages, gro segments, left in area]
    */
-  private readonly res = new Uint32Array(7);
+  private readonly res = new Uint32Array(8);
   private readonly one = { offs: new Uint32Array(1), lens: new Uint32Array(1) };
   /** largest packet sent with GSO, 0 = GSO off */
   private gsoLimit: number;
@@ -316,6 +324,7 @@ export class LinuxUdp implements UdpBind {
     count: number,
     addr: Buffer,
     addrOff: number,
+    src?: Buffer | null,
   ): number {
     if (this.closed) {
       this.st.txErrors += count;
@@ -324,7 +333,8 @@ export class LinuxUdp implements UdpBind {
     const res = this.res;
     res.fill(0);
     const lim = this.gsoLimit;
-    const n = udpAddon().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res, lim);
+    const n = udpAddon().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res, lim, src);
+    this.st.txSrcGone += res[7]!;
     this.st.txPackets += n;
     this.st.txBytes += res[2]!;
     this.st.txDropped += res[0]!;

@@ -107,7 +107,8 @@ import { Epoch, Peer, Tunnel } from "./tunnel.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {
-  sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): void;
+  /** src: the local address to send from (mobility pins it per tunnel), or the kernel's choice */
+  sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, src?: Buffer | null): void;
   writeTun(buf: Buffer, off: number, len: number): void;
   flush(): void;
 }
@@ -970,7 +971,7 @@ export class Engine {
     t.lastTx = now;
     t.txPackets++;
     t.txBytes += len;
-    this.out.sendUdp(buf, start, hdr + FRAME_HEADER_BYTES + len + AEAD_TAG_BYTES, t.endpoint, 0);
+    this.out.sendUdp(buf, start, hdr + FRAME_HEADER_BYTES + len + AEAD_TAG_BYTES, t.endpoint, 0, t.src);
   }
 
   /** Send a sealed packet holding one control frame (or nothing, for REPLY). */
@@ -989,7 +990,7 @@ export class Engine {
     this.setNonceFrom(b, 0);
     aeadSeal(b.subarray(hdr), b.subarray(hdr, hdr + plainLen), b.subarray(0, hdr), this.nonce, e.sendKey);
     t.lastTx = now;
-    this.out.sendUdp(b, 0, b.length, t.endpoint, 0);
+    this.out.sendUdp(b, 0, b.length, t.endpoint, 0, t.src);
   }
 
   private sendEmpty(t: Tunnel, now: number): void {
