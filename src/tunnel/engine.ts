@@ -97,6 +97,7 @@ import {
   deriveMove,
   deriveRekey,
   helloAuth,
+  sessionIdOf,
 } from "./keys.js";
 import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
@@ -481,14 +482,7 @@ export class Engine {
     const { ck1, k0 } = deriveCreate(h0, es);
     zero(es);
     const auth = helloAuth(ck1, ss, tI.publicKey);
-    const t = new Tunnel(
-      "initiator",
-      tidKeyOf(tid),
-      peer,
-      peer.endpoint!,
-      now,
-      randomBytes(8).toString("hex"),
-    );
+    const t = new Tunnel("initiator", tidKeyOf(tid), peer, peer.endpoint!, now);
     t.create = {
       keyId: eph.keyId,
       tI,
@@ -698,14 +692,7 @@ export class Engine {
     }
     // verified: allocate state
     const peer = this.peerForCert(cert, src, srcOff);
-    const t = new Tunnel(
-      "responder",
-      tid,
-      peer,
-      src.subarray(srcOff, srcOff + ADDR_BYTES),
-      now,
-      randomBytes(8).toString("hex"),
-    );
+    const t = new Tunnel("responder", tid, peer, src.subarray(srcOff, srcOff + ADDR_BYTES), now);
     const tR = this.replyKey(now);
     const ee = dh(tR.secretKey, tI);
     if (!ee) {
@@ -717,6 +704,7 @@ export class Engine {
     const keys = deriveEstablished(ck1, ss, ee);
     zero(ee);
     zero(ck1);
+    t.sessionId = sessionIdOf(keys.ck);
     t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0);
     this.prepareMove(t, now);
     t.accept = { k0, replay: new ReplayWindow(), tR: tR.publicKey };
@@ -874,6 +862,7 @@ export class Engine {
         this.drops.auth++;
         return;
       }
+      t.sessionId = sessionIdOf(keys.ck);
       t.cur = new Epoch(buf.subarray(off, off + 8), keys.i2r, keys.r2i, keys.ck, now, 0);
       t.cur.replay.accept(n);
       t.eraseCreate();

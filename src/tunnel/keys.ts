@@ -33,6 +33,7 @@ const L_R2I = Buffer.from("r2i");
 const L_REKEY = Buffer.from("rekey");
 const L_TID = Buffer.from("tid");
 const L_MOVE = Buffer.from("move");
+const L_SESSION = Buffer.from("session");
 
 export function createTranscript(
   tid: Buffer,
@@ -96,4 +97,9 @@ export function deriveMove(ck: Buffer): EpochKeys & { tid: Buffer } {
     r2i: hash([L_R2I], ck2),
     tid: hash([L_TID], ck2, 16).subarray(0, 8),
   };
+}
+
+/** The tunnel's session id: H(ck0; "session")[0..8) as hex, equal on both ends (whois). */
+export function sessionIdOf(ck: Buffer): string {
+  return hash([L_SESSION], ck, 16).toString("hex", 0, 8);
 }

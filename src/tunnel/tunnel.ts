@@ -141,8 +141,12 @@ export class Tunnel {
   txBytes = 0;
   rekeys = 0;
   roams = 0;
-  /** random id shown to users (whois, status); not on the wire */
-  readonly sessionId: string;
+  /**
+   * Tunnel session id (whois, status; never on the wire): H(ck; "session") of the first
+   * epoch, so both ends show the same value and an application can bind its own
+   * authentication to it (tcpcrypt's session id). "" until the tunnel has keys.
+   */
+  sessionId = "";
 
   constructor(
     public readonly role: Role,
@@ -150,14 +154,12 @@ export class Tunnel {
     public readonly peer: Peer,
     endpoint: Buffer,
     now: number,
-    sessionId: string,
   ) {
     this.state = role === "initiator" ? "creating" : "replying";
     this.endpoint = Buffer.allocUnsafe(endpoint.length);
     endpoint.copy(this.endpoint);
     this.createdAt = now;
     this.lastRx = now;
-    this.sessionId = sessionId;
   }
 
   /** Packet type used for sealed sends in the current state. */

@@ -253,3 +253,25 @@ describe("config reload of peers", () => {
     expect(c.take().map((p) => p.subarray(20).toString())).toEqual(["to c", "back"]);
   });
 });
+
+describe("session id", () => {
+  it("both ends of a tunnel show the same session id, different tunnels different ones", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null);
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null);
+    const c = net.addHost(ca, "c", "192.0.2.3", 7000, "10.77.0.3", null);
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    a.engine.addPeer({ name: "c", endpoint: c.addr }, net.now);
+    net.run();
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "x"));
+    a.send(ipv4("10.77.0.1", "10.77.0.3", "y"));
+    net.run();
+    const ab = [...a.engine.peers.values()].find((p) => p.name === "b")!.sendTunnel()!;
+    const ac = [...a.engine.peers.values()].find((p) => p.name === "c")!.sendTunnel()!;
+    const ba = [...b.engine.peers.values()][0]!.sendTunnel()!;
+    expect(ab.sessionId).toMatch(/^[0-9a-f]{16}$/);
+    expect(ba.sessionId).toBe(ab.sessionId);
+    expect(ac.sessionId).not.toBe(ab.sessionId);
+  });
+});

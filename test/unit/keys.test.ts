@@ -203,7 +203,7 @@ describe("key erasure", () => {
 
   it("Tunnel.eraseAll zeroes creation, acceptance, every epoch and a pending rekey, idempotently", () => {
     const peer = new Peer("p", null, false);
-    const t = new Tunnel("initiator", "\x01".repeat(8), peer, Buffer.alloc(20), 0, "s");
+    const t = new Tunnel("initiator", "\x01".repeat(8), peer, Buffer.alloc(20), 0);
     const tI = dhKeyPair();
     t.create = {
       keyId: 1,
@@ -246,7 +246,7 @@ describe("key erasure", () => {
   });
 
   it("eraseCreate / eraseAccept zero only their own secrets", () => {
-    const t = new Tunnel("responder", "\x02".repeat(8), new Peer("p", null, false), Buffer.alloc(20), 0, "s");
+    const t = new Tunnel("responder", "\x02".repeat(8), new Peer("p", null, false), Buffer.alloc(20), 0);
     t.accept = { k0: randomBytes(32), replay: new ReplayWindow(), tR: randomBytes(32) };
     t.cur = epoch(0);
     const k0 = t.accept.k0;
