@@ -94,8 +94,9 @@ import {
   createTranscript,
   deriveCreate,
   deriveEstablished,
-  deriveMove,
+  deriveMoveTid,
   deriveRekey,
+  moveKeys,
   helloAuth,
   sessionIdOf,
 } from "./keys.js";
@@ -1160,17 +1161,42 @@ export class Engine {
     this.log.log("debug", moved ? "moved to next epoch" : "rekeyed", { peer: t.peer.name, epoch: e.number });
   }
 
-  /** Derive and register the epoch the tunnel moves to when either end changes address. */
-  prepareMove(t: Tunnel, now: number): void {
+  /**
+   * Register the TID the tunnel moves to when either end changes address. Only the
+   * TID and the move chain key are kept (an idle tunnel stays small); the epoch's keys
+   * and replay window are made when it is first used (`moveEpoch`).
+   */
+  prepareMove(t: Tunnel, _now: number): void {
     const c = t.cur;
     if (!c) return;
     if (t.move) this.retireEpoch(t, t.move);
-    const k = deriveMove(c.ck);
+    this.dropPendingMove(t);
+    const m = deriveMoveTid(c.ck);
+    t.movePending = { tid: m.tid.latin1Slice(0, 8), ck: m.ck, number: c.number + 1 };
+    this.tids.set(t.movePending.tid, t);
+  }
+
+  /** The move epoch, made from the pending move on first use. */
+  moveEpoch(t: Tunnel, now: number): Epoch | null {
+    if (t.move) return t.move;
+    const p = t.movePending;
+    if (!p) return null;
+    const k = moveKeys(p.ck);
+    const tid = Buffer.from(p.tid, "latin1");
     t.move =
       t.role === "initiator"
-        ? new Epoch(k.tid, k.i2r, k.r2i, k.ck, now, c.number + 1)
-        : new Epoch(k.tid, k.r2i, k.i2r, k.ck, now, c.number + 1);
-    this.tids.set(t.move.tid, t);
+        ? new Epoch(tid, k.i2r, k.r2i, p.ck, now, p.number)
+        : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number);
+    t.movePending = null; // its chain key now lives (copied) in the epoch and was zeroed here
+    return t.move;
+  }
+
+  private dropPendingMove(t: Tunnel): void {
+    const p = t.movePending;
+    if (!p) return;
+    if (t.cur?.tid !== p.tid && t.prev?.tid !== p.tid && t.next?.tid !== p.tid) this.tids.delete(p.tid);
+    zero(p.ck);
+    t.movePending = null;
   }
 
   /**
@@ -1184,16 +1210,23 @@ export class Engine {
     this.batchSeq++;
     for (const p of this.peers.values())
       for (const t of p.tunnels) {
-        if (t.state !== "established" || !t.move) continue;
+        if (t.state !== "established" || (!t.move && !t.movePending)) continue;
         // with a route-source probe only tunnels whose source address changed move
-        if (this.opts.routeSource ? !this.checkSource(t, now) : (this.switchEpoch(t, t.move, now), false))
-          continue;
+        if (this.opts.routeSource ? !this.checkSource(t, now) : !this.moveNow(t, now)) continue;
         this.sendControl(t, FrameType.Keepalive, null, now);
         n++;
       }
     this.out.flush();
     if (n > 0) this.log.log("info", "underlay address changed: tunnels moved", { tunnels: n });
     return n;
+  }
+
+  /** Switch to the move epoch now (this end moved). False when there is none. */
+  private moveNow(t: Tunnel, now: number): boolean {
+    const m = this.moveEpoch(t, now);
+    if (!m) return false;
+    this.switchEpoch(t, m, now);
+    return true;
   }
 
   /**
@@ -1214,8 +1247,7 @@ export class Engine {
     }
     if (addrEqual(t.src, 0, this.srcScratch, 0)) return false;
     this.srcScratch.copy(t.src);
-    if (!t.move) return false;
-    this.switchEpoch(t, t.move, now);
+    if (!this.moveNow(t, now)) return false;
     this.rlog.log(now, "info", "move", "local address changed: tunnel moved", () => ({
       peer: t.peer.name,
       from: addrToString(this.srcScratch).replace(/:0$/, ""),
@@ -1293,6 +1325,7 @@ export class Engine {
   closeTunnel(t: Tunnel, _now: number, reason: string): void {
     if (t.state === "closed") return;
     for (const e of [t.cur, t.prev, t.next, t.move]) if (e) this.tids.delete(e.tid);
+    if (t.movePending) this.tids.delete(t.movePending.tid);
     this.tids.delete(t.tid);
     t.eraseAll();
     const i = t.peer.tunnels.indexOf(t);

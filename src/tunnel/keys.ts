@@ -90,13 +90,19 @@ export function deriveRekey(ck: Buffer, dhOut: Buffer): EpochKeys & { tid: Buffe
  *   ck' = H(ck; "move")      TID' = H(ck'; "tid")[0..8)      keys from ck' as above
  */
 export function deriveMove(ck: Buffer): EpochKeys & { tid: Buffer } {
+  const m = deriveMoveTid(ck);
+  return { ...moveKeys(m.ck), ck: m.ck, tid: m.tid };
+}
+
+/** The move chain key and TID only (what an idle tunnel keeps). */
+export function deriveMoveTid(ck: Buffer): { ck: Buffer; tid: Buffer } {
   const ck2 = hash([L_MOVE], ck);
-  return {
-    ck: ck2,
-    i2r: hash([L_I2R], ck2),
-    r2i: hash([L_R2I], ck2),
-    tid: hash([L_TID], ck2, 16).subarray(0, 8),
-  };
+  return { ck: ck2, tid: hash([L_TID], ck2, 16).subarray(0, 8) };
+}
+
+/** The move epoch's keys from its chain key. */
+export function moveKeys(ckMove: Buffer): { i2r: Buffer; r2i: Buffer } {
+  return { i2r: hash([L_I2R], ckMove), r2i: hash([L_R2I], ckMove) };
 }
 
 /** The tunnel's session id: H(ck0; "session")[0..8) as hex, equal on both ends (whois). */

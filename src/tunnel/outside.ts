@@ -67,11 +67,13 @@ function onData(
   const e =
     t.cur !== null && t.cur.tid === tid
       ? t.cur
-      : t.move !== null && t.move.tid === tid
-        ? t.move
-        : t.next !== null && t.next.tid === tid
-          ? t.next
-          : t.prev;
+      : t.movePending !== null && t.movePending.tid === tid
+        ? engine.moveEpoch(t, now)
+        : t.move !== null && t.move.tid === tid
+          ? t.move
+          : t.next !== null && t.next.tid === tid
+            ? t.next
+            : t.prev;
   if (e === null || e.tid !== tid) {
     drops.noKey++;
     return;

@@ -118,6 +118,8 @@ export class Tunnel {
   next: Epoch | null = null;
   /** precomputed epoch for the next move (receive-ready; becomes current when either end moves) */
   move: Epoch | null = null;
+  /** the move epoch before first use: its TID (registered) and chain key only */
+  movePending: { tid: string; ck: Buffer; number: number } | null = null;
   migrations = 0;
   /** local source address last used towards the peer (from the route-source probe) */
   src: Buffer | null = null;
@@ -196,6 +198,8 @@ export class Tunnel {
     this.prev?.erase();
     this.next?.erase();
     this.move?.erase();
+    if (this.movePending) zero(this.movePending.ck);
+    this.movePending = null;
     if (this.rekey) zero(this.rekey.kp.secretKey);
     this.rekey = null;
     this.cur = this.prev = this.next = this.move = null;
