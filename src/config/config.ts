@@ -9,9 +9,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from "yaml";
+import { isScalar, isSeq, parseDocument, type Node } from "yaml";
 import { ConfigError } from "../errors.js";
-import { suggest } from "../cli/args.js";
+import { describeYaml, YamlReader, type YamlValue } from "./yaml.js";
 import { isValidName, parseCidr, parseIp } from "../wire/cert.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -189,51 +189,14 @@ export function parseHostPort(s: string, ipOnly = false): HostPort | null {
   return { host, port };
 }
 
-type Value = Node | null;
+type Value = YamlValue;
+const describe = (v: Value | undefined): string => describeYaml(v);
 
-class Reader {
-  readonly lc = new LineCounter();
+class Reader extends YamlReader {
   readonly dir: string;
-  constructor(readonly file: string) {
+  constructor(file: string) {
+    super(file);
     this.dir = path.dirname(file);
-  }
-
-  line(node: Value | undefined, fallback?: Value): number | undefined {
-    const r = node?.range ?? fallback?.range;
-    return r ? this.lc.linePos(r[0]).line : undefined;
-  }
-
-  fail(message: string, node: Value | undefined, key: string | undefined, fallback?: Value): never {
-    throw new ConfigError(message, this.file, this.line(node, fallback) ?? 1, key);
-  }
-
-  /** A mapping's entries, checking that every key is allowed. `key` is the path of the map. */
-  map(node: Value, key: string, allowed: readonly string[]): Map<string, { key: Node; value: Value }> {
-    if (node === null || (isScalar(node) && node.value === null)) return new Map();
-    if (isAlias(node)) this.fail("YAML aliases are not supported", node, key || undefined);
-    if (!isMap(node)) this.fail(`expected a mapping, got ${describe(node)}`, node, key || undefined);
-    const out = new Map<string, { key: Node; value: Value }>();
-    for (const pair of node.items as Pair<unknown, unknown>[]) {
-      const k = pair.key as Node;
-      if (!isScalar(k) || typeof k.value !== "string")
-        this.fail("expected a string key", k, key || undefined, node as Node);
-      const name = k.value;
-      const full = key ? `${key}.${name}` : name;
-      if (!allowed.includes(name)) {
-        const s = suggest(name, allowed);
-        this.fail(
-          `unknown key '${name}'${s ? ` (did you mean '${s}'?)` : ""}; expected one of: ${allowed.join(", ")}`,
-          k,
-          full,
-        );
-      }
-      out.set(name, { key: k, value: (pair.value as Node | null) ?? null });
-    }
-    return out;
-  }
-
-  isMissing(v: Value | undefined): boolean {
-    return v === undefined || v === null || (isScalar(v) && v.value === null);
   }
 
   str(v: Value, key: string, keyNode: Node): string {
@@ -259,18 +222,6 @@ class Reader {
     if (!isSeq(v)) this.fail(`expected a list, got ${describe(v)}`, v, key, keyNode);
     return v.items as Node[];
   }
-}
-
-function describe(v: Value | undefined): string {
-  if (v === null || v === undefined) return "nothing";
-  if (isMap(v)) return "a mapping";
-  if (isSeq(v)) return "a list";
-  if (isScalar(v)) {
-    if (v.value === null) return "nothing";
-    if (typeof v.value === "string") return `'${v.value}'`;
-    return `${typeof v.value} ${String(v.value)}`;
-  }
-  return "an unsupported value";
 }
 
 const TOP_KEYS = [

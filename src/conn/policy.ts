@@ -35,10 +35,11 @@
  * its result and never throws.
  */
 import * as path from "node:path";
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
+import { suggest } from "../cli/args.js";
 import { ConfigError } from "../errors.js";
 import { readConfigText } from "../config/config.js";
-import { suggest } from "../cli/args.js";
+import { describeYaml, YamlReader, type YamlValue } from "../config/yaml.js";
 import { isValidGroup, isValidName } from "../wire/cert.js";
 
 export type Action = "allow" | "deny";
@@ -203,63 +204,17 @@ export function evaluate(policy: Policy | null | undefined, flow: Flow): Decisio
 // ---------------------------------------------------------------------------
 // Parsing
 
-type Value = Node | null;
+type Value = YamlValue;
+const describe = (v: Value | undefined): string => describeYaml(v, 40);
 
-function describe(v: Value | undefined): string {
-  if (v === null || v === undefined) return "nothing";
-  if (isMap(v)) return "a mapping";
-  if (isSeq(v)) return "a list";
-  if (isScalar(v)) {
-    if (v.value === null) return "nothing";
-    if (typeof v.value === "string")
-      return `'${v.value.length > 40 ? `${v.value.slice(0, 40)}...` : v.value}'`;
-    return `${typeof v.value} ${String(v.value)}`;
-  }
-  return "an unsupported value";
-}
-
-class Reader {
-  readonly lc = new LineCounter();
-  constructor(readonly file: string) {}
-
-  line(node: Value | undefined, fallback?: Value): number {
-    const r = node?.range ?? fallback?.range;
-    return r ? this.lc.linePos(r[0]).line : 1;
-  }
-
-  fail(message: string, node: Value | undefined, key: string | undefined, fallback?: Value): never {
-    throw new ConfigError(message, this.file, this.line(node, fallback), key);
-  }
-
-  isMissing(v: Value | undefined): boolean {
-    return v === undefined || v === null || (isScalar(v) && v.value === null);
-  }
-
-  /** A mapping's entries, every key checked against `allowed`. Missing / null = empty. */
-  map(node: Value, key: string, allowed: readonly string[]): Map<string, { key: Node; value: Value }> {
-    const out = new Map<string, { key: Node; value: Value }>();
-    if (this.isMissing(node)) return out;
-    if (isAlias(node)) this.fail("YAML aliases are not supported", node, key || undefined);
-    if (!isMap(node)) this.fail(`expected a mapping, got ${describe(node)}`, node, key || undefined);
-    for (const pair of node.items as Pair<unknown, unknown>[]) {
-      const k = (pair.key as Node | null) ?? null;
-      if (!isScalar(k) || typeof k.value !== "string")
-        this.fail("expected a string key", k, key || undefined, node as Node);
-      const name = k.value;
-      const full = key ? `${key}.${name}` : name;
-      if (!allowed.includes(name)) {
-        const s = suggest(name, allowed);
-        this.fail(
-          `unknown key '${name}'${s ? ` (did you mean '${s}'?)` : ""}; expected one of: ${allowed.join(", ")}`,
-          k,
-          full,
-        );
-      }
-      const value = (pair.value as Node | null) ?? null;
-      if (isAlias(value)) this.fail("YAML aliases are not supported", value, full);
-      out.set(name, { key: k, value });
-    }
-    return out;
+class Reader extends YamlReader {
+  /** Policy files refuse aliases anywhere, values included. */
+  override map(
+    node: Value,
+    key: string,
+    allowed: readonly string[],
+  ): Map<string, { key: Node; value: Value }> {
+    return super.map(node, key, allowed, { noAliasValues: true });
   }
 
   /** A list, or a single scalar taken as a one-element list. */
@@ -373,7 +328,7 @@ export function compileRanges(ranges: readonly (readonly [number, number])[]): U
 
 function parseRule(r: Reader, node: Node, index: number): Omit<PolicyRule, "decision"> {
   const base = `rules[${index}]`;
-  const line = r.line(node);
+  const line = r.line(node) ?? 1;
   if (r.isMissing(node) || (!isMap(node) && !isAlias(node)))
     r.fail(`expected a rule (a mapping with from, to, action), got ${describe(node)}`, node, base);
   const m = r.map(node, base, RULE_KEYS);
