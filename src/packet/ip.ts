@@ -7,8 +7,6 @@
  * source at 12, destination at 16. IPv6 (RFC 8200): payload length at 4, next
  * header at 6, source at 8..24, destination at 24..40.
  */
-import { isIPv6 } from "node:net";
-
 export const IPV4_HEADER_MIN = 20;
 export const IPV6_HEADER = 40;
 
@@ -50,66 +48,97 @@ export function numberToIpv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
-/** Expand an IPv6 address string to its 16 bytes. Returns null when malformed. */
-export function ipv6ToBytes(ip: string): Buffer | null {
-  let s = ip;
-  const pct = s.indexOf("%");
-  if (pct >= 0) s = s.slice(0, pct);
-  // strict syntax first (embedded IPv4 tail, "::" standing for at least one group)
-  if (!isIPv6(s)) return null;
-  const out = Buffer.alloc(16);
-  // embedded IPv4 tail
-  let tail: number[] = [];
-  const lastColon = s.lastIndexOf(":");
-  if (s.indexOf(".", lastColon) >= 0) {
-    const v4 = s.slice(lastColon + 1).split(".");
-    if (v4.length !== 4) return null;
-    const n = ipv4ToNumber(v4.join("."));
-    tail = [(n >>> 16) & 0xffff, n & 0xffff];
-    s = s.slice(0, lastColon + 1) + "0:0";
-    tail = tail.length ? tail : [];
-  }
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  const head = halves[0] ? halves[0].split(":") : [];
-  const back = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
-  const groups = halves.length === 2 ? 8 - head.length - back.length : 0;
-  if (groups < 0 || (halves.length === 1 && head.length !== 8)) return null;
-  const all = [...head, ...Array<string>(groups).fill("0"), ...back];
-  if (all.length !== 8) return null;
-  for (let i = 0; i < 8; i++) {
-    const g = all[i]!;
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-    out.writeUInt16BE(parseInt(g, 16), i * 2);
-  }
-  if (tail.length === 2) {
-    out.writeUInt16BE(tail[0]!, 12);
-    out.writeUInt16BE(tail[1]!, 14);
+/** Strict dotted quad ("10.0.0.1"; no leading zeros) -> 4 bytes, or null. */
+export function parseIp4(s: string): Buffer | null {
+  const parts = s.split(".");
+  if (parts.length !== 4) return null;
+  const out = Buffer.alloc(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
+    const v = Number(p);
+    if (v > 255) return null;
+    out[i] = v;
   }
   return out;
 }
 
-/** Canonical-ish text of 16 IPv6 bytes (RFC 5952 zero compression). */
-export function bytesToIpv6(b: Buffer, off = 0): string {
-  const g: string[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(off + i * 2).toString(16));
-  // longest run of zeros
-  let best = -1;
+/** IPv6 text (any RFC 4291 form, no zone id) -> 16 bytes, or null. */
+export function parseIp6(s: string): Buffer | null {
+  if (s.length === 0 || s.length > 45) return null;
+  let str = s;
+  let tail: Buffer | null = null;
+  // Embedded IPv4 in the last 32 bits.
+  const lastColon = str.lastIndexOf(":");
+  if (lastColon >= 0 && str.indexOf(".", lastColon) >= 0) {
+    tail = parseIp4(str.slice(lastColon + 1));
+    if (!tail) return null;
+    str = str.slice(0, lastColon + 1) + "0:0";
+  }
+  const dbl = str.indexOf("::");
+  if (dbl !== str.lastIndexOf("::")) return null;
+  const parseGroups = (part: string): number[] | null => {
+    if (part === "") return [];
+    const out: number[] = [];
+    for (const g of part.split(":")) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  let groups: number[];
+  if (dbl >= 0) {
+    const head = parseGroups(str.slice(0, dbl));
+    const rest = parseGroups(str.slice(dbl + 2));
+    if (!head || !rest || head.length + rest.length > 7) return null;
+    groups = [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest];
+  } else {
+    const all = parseGroups(str);
+    if (!all || all.length !== 8) return null;
+    groups = all;
+  }
+  const out = Buffer.alloc(16);
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(groups[i]!, i * 2);
+  if (tail) tail.copy(out, 12);
+  return out;
+}
+
+export function formatIp4(b: Buffer, off = 0): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+/** RFC 5952 canonical text: lowercase, no leading zeros, longest zero run (>=2) as "::". */
+export function formatIp6(b: Buffer, off = 0): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(off + i * 2));
+  let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {
-    if (g[i] === "0") {
-      let j = i;
-      while (j < 8 && g[j] === "0") j++;
-      if (j - i > bestLen) {
-        best = i;
-        bestLen = j - i;
-      }
-      i = j;
-    } else i++;
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
   }
-  if (best < 0) return g.join(":");
-  return `${g.slice(0, best).join(":")}::${g.slice(best + bestLen).join(":")}`;
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(":");
+  if (bestStart < 0) return hex(g);
+  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
 }
+
+/** IPv6 text (a zone id "%eth0" is ignored) -> 16 bytes, or null when malformed. */
+export function ipv6ToBytes(ip: string): Buffer | null {
+  const pct = ip.indexOf("%");
+  return parseIp6(pct >= 0 ? ip.slice(0, pct) : ip);
+}
+
+/** RFC 5952 text of 16 IPv6 bytes. */
+export const bytesToIpv6 = formatIp6;
 
 export function ipProtocol(buf: Buffer, off: number, version: 4 | 6): number {
   return version === 4 ? buf[off + 9]! : buf[off + 6]!;

@@ -185,88 +185,10 @@ export type VerifyResult = { ok: true } | { ok: false; reason: VerifyFailure };
 // ---------------------------------------------------------------------------
 // Addresses (shared with config and CLI validation)
 
-/** Strict dotted quad ("10.0.0.1"; no leading zeros) -> 4 bytes, or null. */
-export function parseIp4(s: string): Buffer | null {
-  const parts = s.split(".");
-  if (parts.length !== 4) return null;
-  const out = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
-/** IPv6 text (any RFC 4291 form, no zone id) -> 16 bytes, or null. */
-export function parseIp6(s: string): Buffer | null {
-  if (s.length === 0 || s.length > 45) return null;
-  let str = s;
-  let tail: Buffer | null = null;
-  // Embedded IPv4 in the last 32 bits.
-  const lastColon = str.lastIndexOf(":");
-  if (lastColon >= 0 && str.indexOf(".", lastColon) >= 0) {
-    tail = parseIp4(str.slice(lastColon + 1));
-    if (!tail) return null;
-    str = str.slice(0, lastColon + 1) + "0:0";
-  }
-  const dbl = str.indexOf("::");
-  if (dbl !== str.lastIndexOf("::")) return null;
-  const parseGroups = (part: string): number[] | null => {
-    if (part === "") return [];
-    const out: number[] = [];
-    for (const g of part.split(":")) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  let groups: number[];
-  if (dbl >= 0) {
-    const head = parseGroups(str.slice(0, dbl));
-    const rest = parseGroups(str.slice(dbl + 2));
-    if (!head || !rest || head.length + rest.length > 7) return null;
-    groups = [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest];
-  } else {
-    const all = parseGroups(str);
-    if (!all || all.length !== 8) return null;
-    groups = all;
-  }
-  const out = Buffer.alloc(16);
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(groups[i]!, i * 2);
-  if (tail) tail.copy(out, 12);
-  return out;
-}
-
-export function formatIp4(b: Buffer, off = 0): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
-}
-
-/** RFC 5952 canonical text: lowercase, no leading zeros, longest zero run (>=2) as "::". */
-export function formatIp6(b: Buffer, off = 0): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(off + i * 2));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(":");
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
-}
+// The address parsers and formatters live with the data path's IP helpers; they are
+// re-exported here because certificates, config and CLI validate addresses with them.
+export { formatIp4, formatIp6, parseIp4, parseIp6 } from "../packet/ip.js";
+import { formatIp4, formatIp6, parseIp4, parseIp6 } from "../packet/ip.js";
 
 export interface ParsedIp {
   family: 4 | 6;
