@@ -165,3 +165,19 @@ export function toPlatformError(what: string, e: unknown): PlatformError {
   const msg = e instanceof Error ? e.message : String(e);
   return new PlatformError(code, `${what}: ${msg}`, { cause: e });
 }
+
+/** Start a readable watcher on a device's fd, with the checks every device makes first. */
+export function startPoller(
+  what: string,
+  fd: number,
+  closed: boolean,
+  current: NativePoller | undefined,
+  onReadable: (status: number) => void,
+): NativePoller {
+  if (closed) throw new PlatformError("EBADF", `${what}: start after close`);
+  if (current) throw new PlatformError("EBUSY", `${what}: already started`);
+  const addon = native();
+  const p = nativeCall(`${what}: poll`, () => new addon.Poller(fd, onReadable));
+  p.start();
+  return p;
+}

@@ -19,7 +19,7 @@
  * IP packet, counts in IP packets (platform/linux/tun_offload.c).
  */
 import { PlatformError } from "../errors.js";
-import { native, nativeCall, type NativePoller } from "./native.js";
+import { native, nativeCall, startPoller, type NativePoller } from "./native.js";
 import type { PacketBatch } from "./types.js";
 
 /** Packets in one slab (defined in ./types.ts, shared with the tunnel code): packet i occupies buf[i*slotSize + headroom, +lens[i]). */
@@ -188,12 +188,8 @@ export class LinuxTun implements TunDevice {
   }
 
   start(onBatch: (b: PacketBatch) => void): void {
-    if (this.closed) throw new PlatformError("EBADF", `${this.name}: start after close`);
-    if (this.poller) throw new PlatformError("EBUSY", `${this.name}: already started`);
+    this.poller = startPoller(this.name, this.fd, this.closed, this.poller, this.onReadable);
     this.onBatch = onBatch;
-    const addon = native();
-    this.poller = nativeCall(`${this.name}: poll`, () => new addon.Poller(this.fd, this.onReadable));
-    this.poller.start();
   }
 
   /** Let the process exit while the device is open (the poll handle stops keeping the loop alive). */

@@ -24,7 +24,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
 import { addrToString, decodeAddrRecord, tryEncodeAddr } from "../wire/addr.js";
-import { native, nativeCall, type NativePoller } from "./native.js";
+import { native, nativeCall, startPoller, type NativePoller } from "./native.js";
 import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
 import type { UdpBatch } from "./types.js";
 
@@ -48,7 +48,6 @@ const GSO_DEFAULT_LIMIT = 65000 / 2;
 const GSO_MAX_FALLBACKS = 8;
 
 /** The addon's UDP calls with their offload arguments (optional, see mintun_linux.c). */
-const udpAddon = native;
 
 /** MINTUN_NO_GSO=1 turns UDP GSO and GRO off (for A/B measurements). */
 export function offloadDefault(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -203,7 +202,7 @@ export class LinuxUdp implements UdpBind {
     for (const v of [rcv, snd])
       if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff)
         throw new PlatformError("EINVAL", `socket buffer size ${v} out of range`);
-    const addon = udpAddon();
+    const addon = native();
     const off = opts.offload ?? offloadDefault();
     const r = nativeCall(`bind UDP ${addrKey(rec, 0)}`, () => addon.udpOpen(rec, rcv, snd, off ? 1 : 0));
     return new LinuxUdp(
@@ -247,12 +246,8 @@ export class LinuxUdp implements UdpBind {
   }
 
   start(onBatch: (b: UdpBatch) => void): void {
-    if (this.closed) throw new PlatformError("EBADF", `udp ${this.localPort}: start after close`);
-    if (this.poller) throw new PlatformError("EBUSY", `udp ${this.localPort}: already started`);
+    this.poller = startPoller(`udp ${this.localPort}`, this.fd, this.closed, this.poller, this.onReadable);
     this.onBatch = onBatch;
-    const addon = native();
-    this.poller = nativeCall(`udp ${this.localPort}: poll`, () => new addon.Poller(this.fd, this.onReadable));
-    this.poller.start();
   }
 
   unref(): void {
@@ -268,7 +263,7 @@ export class LinuxUdp implements UdpBind {
       this.st.rxErrors++;
       return;
     }
-    const addon = udpAddon();
+    const addon = native();
     const b = this.batch;
     const res = this.res;
     for (let round = 0; round < MAX_ROUNDS_PER_WAKEUP && !this.closed; round++) {
@@ -333,7 +328,7 @@ export class LinuxUdp implements UdpBind {
     const res = this.res;
     res.fill(0);
     const lim = this.gsoLimit;
-    const n = udpAddon().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res, lim, src);
+    const n = native().udpSend(this.fd, this.family, buf, offs, lens, count, addr, addrOff, res, lim, src);
     this.st.txSrcGone += res[7]!;
     this.st.txPackets += n;
     this.st.txBytes += res[2]!;
