@@ -940,47 +940,46 @@ export class Engine {
    * of headroom and 16 of tailroom, in place, and send it.
    */
   sealIp(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
-    if (t.srcBatch !== this.batchSeq && t.state === "established") this.checkSource(t, now);
-    const e = t.cur!;
-    const type = t.sendType;
-    const hdr = type === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES;
     const fo = off - FRAME_HEADER_BYTES;
-    const start = fo - hdr;
-    e.tidBuf.copy(buf, start);
-    writeTypeCounter(buf, start, type, e.sendCounter++);
-    if (type === PacketType.Reply) t.accept!.tR.copy(buf, start + REPLY_OFFSET_PUB);
     writeFrameHeader(buf, fo, FrameType.Ip, len);
-    this.setNonceFrom(buf, start);
-    aeadSeal(
-      buf.subarray(fo, off + len + AEAD_TAG_BYTES),
-      buf.subarray(fo, off + len),
-      buf.subarray(start, fo),
-      this.nonce,
-      e.sendKey,
-    );
-    t.lastTx = now;
+    this.sealAndSend(t, buf, fo, FRAME_HEADER_BYTES + len, now);
     t.txPackets++;
     t.txBytes += len;
-    this.out.sendUdp(buf, start, hdr + FRAME_HEADER_BYTES + len + AEAD_TAG_BYTES, t.endpoint, 0, t.src);
   }
 
   /** Send a sealed packet holding one control frame (or nothing, for REPLY). */
   sendControl(t: Tunnel, type: number, body: Buffer | null, now: number): void {
     if (!t.canSend) return;
+    const plainLen = type === FrameType.Padding ? 0 : FRAME_HEADER_BYTES + (body ? body.length : 0);
+    const b = Buffer.alloc(REPLY_AD_BYTES + plainLen + AEAD_TAG_BYTES);
+    if (plainLen > 0) writeFrame(b, REPLY_AD_BYTES, type, body);
+    this.sealAndSend(t, b, REPLY_AD_BYTES, plainLen, now);
+  }
+
+  /**
+   * The one sealed-send path of an established or replying tunnel: the plaintext is
+   * at buf[pt, pt+plainLen) with room for the header before it (48 bytes) and the tag
+   * after it (16). Moves the tunnel first if its local source changed (once per batch),
+   * writes TID, type, counter (and T_R while replying) in place, seals, and sends.
+   */
+  private sealAndSend(t: Tunnel, buf: Buffer, pt: number, plainLen: number, now: number): void {
     if (t.srcBatch !== this.batchSeq && t.state === "established") this.checkSource(t, now);
     const e = t.cur!;
-    const ptype = t.sendType;
-    const hdr = ptype === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES;
-    const plainLen = type === FrameType.Padding ? 0 : FRAME_HEADER_BYTES + (body ? body.length : 0);
-    const b = Buffer.alloc(hdr + plainLen + AEAD_TAG_BYTES);
-    e.tidBuf.copy(b, 0);
-    writeTypeCounter(b, 0, ptype, e.sendCounter++);
-    if (ptype === PacketType.Reply) t.accept!.tR.copy(b, REPLY_OFFSET_PUB);
-    if (plainLen > 0) writeFrame(b, hdr, type, body);
-    this.setNonceFrom(b, 0);
-    aeadSeal(b.subarray(hdr), b.subarray(hdr, hdr + plainLen), b.subarray(0, hdr), this.nonce, e.sendKey);
+    const type = t.sendType;
+    const start = pt - (type === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES);
+    e.tidBuf.copy(buf, start);
+    writeTypeCounter(buf, start, type, e.sendCounter++);
+    if (type === PacketType.Reply) t.accept!.tR.copy(buf, start + REPLY_OFFSET_PUB);
+    this.setNonceFrom(buf, start);
+    aeadSeal(
+      buf.subarray(pt, pt + plainLen + AEAD_TAG_BYTES),
+      buf.subarray(pt, pt + plainLen),
+      buf.subarray(start, pt),
+      this.nonce,
+      e.sendKey,
+    );
     t.lastTx = now;
-    this.out.sendUdp(b, 0, b.length, t.endpoint, 0, t.src);
+    this.out.sendUdp(buf, start, pt + plainLen + AEAD_TAG_BYTES - start, t.endpoint, 0, t.src);
   }
 
   private sendEmpty(t: Tunnel, now: number): void {
