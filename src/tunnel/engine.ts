@@ -717,11 +717,12 @@ export class Engine {
     this.addTunnel(t);
     this.events.tunnelsAccepted++;
     this.opts.onEvent?.("tunnel-accepted", { peer: peer.name, from: addrToString(src, srcOff) });
-    this.log.log("info", "tunnel accepted", {
-      peer: peer.name,
-      key: fingerprint(cert.publicKey),
-      from: addrToString(src, srcOff),
-    });
+    if (this.log.enabled("info"))
+      this.log.log("info", "tunnel accepted", {
+        peer: peer.name,
+        key: fingerprint(cert.publicKey),
+        from: addrToString(src, srcOff),
+      });
     // deliver the 0-RTT inner packets that follow HELLO
     this.deliverFrames(t, it, now);
     // answer at once so the creator moves to the new key
