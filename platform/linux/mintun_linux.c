@@ -972,6 +972,8 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 
 /* ---------- module ---------- */
 
+#include "peercred.h"
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1004,6 +1006,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_uint32(env, TUN_SCRATCH_BYTES, &tun_scratch);
   napi_set_named_property(env, exports, "TUN_SCRATCH_BYTES", tun_scratch);
   sock_diag_init(env, exports);
+  peercred_init(env, exports); /* peercred.c */
   return exports;
 }
 

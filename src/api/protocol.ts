@@ -4,8 +4,11 @@
  *   request:  {"id": 1, "method": "status", "params": {...}}\n
  *   response: {"id": 1, "result": ...}\n   or   {"id": 1, "error": {"code": "...", "message": "..."}}\n
  *
- * Methods (all read-only): "status" (daemon/status.ts Status), "whois" ({address}) ->
- * WhoisAnswer | null. Requests larger than MAX_REQUEST_BYTES close the connection.
+ * Read-only methods (any local user; the socket is mode 0666): "status" (daemon/status.ts
+ * Status), "whois" ({address, port?}) -> WhoisAnswer | null (with `conns`, the connections
+ * whose remote end is that address and port). Root-only methods (uid 0 or the daemon's own
+ * uid, by SO_PEERCRED; anybody else gets error EPERM): "reload" -> ReloadStatus. See
+ * server.ts. Requests larger than MAX_REQUEST_BYTES close the connection.
  */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 

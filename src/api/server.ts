@@ -1,29 +1,68 @@
 /**
  * The daemon side of the local API (see protocol.ts). Handlers are plain
  * functions registered by the composition root; a thrown MintunError becomes
- * an error response with its code, anything else "EINTERNAL".
+ * an error response with its code, anything else "EINTERNAL". A handler may
+ * return a Promise; answers on one connection keep the order of its requests.
+ *
+ * Access: the socket is mode 0666, so every local user can connect. Each method is
+ * registered read-only (the default: status, whois) or root-only
+ * (`handle("reload", h, { root: true })`). A root-only method runs only for a caller
+ * whose SO_PEERCRED uid (peercred.ts, taken once when it connects) is 0 or the daemon's
+ * own effective uid; anybody else gets EPERM "needs root". Callers whose credentials
+ * cannot be read count as unprivileged.
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { MintunError, PlatformError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { type PeerCred, socketPeerCred } from "./peercred.js";
 import { type ApiRequest, type ApiResponse, MAX_REQUEST_BYTES } from "./protocol.js";
 
-export type Handler = (params: Record<string, unknown>) => unknown;
+/** Who called: the peer credentials of the connection, and whether it may change state. */
+export interface Caller {
+  cred: PeerCred | null;
+  privileged: boolean;
+}
+
+export type Handler = (params: Record<string, unknown>, caller: Caller) => unknown;
+
+export interface HandlerOptions {
+  /** changes state: only uid 0 (or the daemon's own uid) may call it */
+  root?: boolean;
+}
+
+export interface ApiServerOptions {
+  /** credentials of an accepted connection (tests); default SO_PEERCRED */
+  peerCred?: (s: net.Socket) => PeerCred | null;
+}
+
+/** uid 0, or the uid the daemon runs as (a daemon run by an unprivileged user obeys that user). */
+export function isPrivileged(cred: PeerCred | null, selfUid = process.geteuid?.() ?? 0): boolean {
+  return cred !== null && (cred.uid === 0 || cred.uid === selfUid);
+}
 
 export class ApiServer {
-  private readonly handlers = new Map<string, Handler>();
+  private readonly handlers = new Map<string, { h: Handler; root: boolean }>();
   private server: net.Server | null = null;
   private readonly sockets = new Set<net.Socket>();
+  private readonly peerCred: (s: net.Socket) => PeerCred | null;
 
   constructor(
     readonly socketPath: string,
     private readonly log: Logger,
-  ) {}
+    opts: ApiServerOptions = {},
+  ) {
+    this.peerCred = opts.peerCred ?? socketPeerCred;
+  }
 
-  handle(method: string, h: Handler): void {
-    this.handlers.set(method, h);
+  handle(method: string, h: Handler, opts: HandlerOptions = {}): void {
+    this.handlers.set(method, { h, root: opts.root === true });
+  }
+
+  /** Registered methods and whether each needs root (for docs and tests). */
+  methods(): { method: string; root: boolean }[] {
+    return [...this.handlers].map(([method, { root }]) => ({ method, root }));
   }
 
   async listen(): Promise<void> {
@@ -51,7 +90,11 @@ export class ApiServer {
 
   private onConnection(s: net.Socket): void {
     this.sockets.add(s);
+    const cred = this.peerCred(s);
+    const caller: Caller = { cred, privileged: isPrivileged(cred) };
     let buf = "";
+    // answers leave in request order, also when a handler is asynchronous
+    let chain: Promise<void> = Promise.resolve();
     s.setEncoding("utf8");
     s.on("data", (chunk: string) => {
       buf += chunk;
@@ -63,25 +106,38 @@ export class ApiServer {
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (line.trim()) s.write(JSON.stringify(this.dispatch(line)) + "\n");
+        if (!line.trim()) continue;
+        chain = chain
+          .then(() => this.dispatch(line, caller))
+          .then((r) => {
+            if (!s.destroyed) s.write(JSON.stringify(r) + "\n");
+          });
       }
     });
     s.on("error", () => s.destroy());
     s.on("close", () => this.sockets.delete(s));
   }
 
-  private dispatch(line: string): ApiResponse {
+  /** One request line -> its answer. Never rejects. */
+  private async dispatch(line: string, caller: Caller): Promise<ApiResponse> {
     let req: ApiRequest;
     try {
       req = JSON.parse(line) as ApiRequest;
     } catch {
       return { id: 0, error: { code: "EBADREQUEST", message: "request is not JSON" } };
     }
+    if (!req || typeof req !== "object")
+      return { id: 0, error: { code: "EBADREQUEST", message: "request is not an object" } };
     const id = typeof req.id === "number" ? req.id : 0;
-    const h = typeof req.method === "string" ? this.handlers.get(req.method) : undefined;
-    if (!h) return { id, error: { code: "ENOMETHOD", message: `unknown method '${String(req.method)}'` } };
+    const m = typeof req.method === "string" ? this.handlers.get(req.method) : undefined;
+    if (!m) return { id, error: { code: "ENOMETHOD", message: `unknown method '${String(req.method)}'` } };
+    if (m.root && !caller.privileged) {
+      const who = caller.cred ? `uid ${caller.cred.uid}` : "a caller whose credentials are unknown";
+      return { id, error: { code: "EPERM", message: `'${req.method}' needs root (called by ${who})` } };
+    }
     try {
-      return { id, result: h(req.params && typeof req.params === "object" ? req.params : {}) };
+      const params = req.params && typeof req.params === "object" ? req.params : {};
+      return { id, result: await m.h(params, caller) };
     } catch (e) {
       if (e instanceof MintunError) return { id, error: { code: e.code, message: e.message } };
       this.log.log("error", "API handler failed", { method: req.method, error: String(e) });

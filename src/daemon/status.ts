@@ -157,6 +157,41 @@ export interface WhoisAnswer {
   match: string;
   endpoint: string | null;
   tunnels: { session: string; state: string; endpoint: string; epoch: number }[];
+  /**
+   * The connections (inner flows) whose remote end is this address (and port, when the
+   * request named one), from engine.connsFor; absent from daemons without connections.
+   */
+  conns?: WhoisConn[];
+}
+
+/** An identity as whois reports it: certificate name, groups, key fingerprint. */
+export interface WhoisIdentity {
+  name: string;
+  groups: string[];
+  fingerprint: string;
+}
+
+/** One connection in a whois answer (the engine's ConnInfo). */
+export interface WhoisConn {
+  /** "in": the remote side opened it; "out": opened here */
+  direction: "in" | "out";
+  /** IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6) */
+  proto: number;
+  /** ip:port ([v6]:port) on this host */
+  local: string;
+  remote: string;
+  peerHost: WhoisIdentity;
+  /** the remote side's user identity; null = it runs under the host identity */
+  peerUser: WhoisIdentity | null;
+  /** "out" only: the local OS user who opened it (null: host identity) */
+  localUser: { uid: number; name: string } | null;
+  /** tunnel session id (equal on both ends) */
+  session: string;
+  state: "open" | "denied";
+  /** ms, wall clock */
+  openedAt: number;
+  rxPackets: number;
+  txPackets: number;
 }
 
 /**

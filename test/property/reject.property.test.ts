@@ -39,7 +39,7 @@ function pseudo(v: 4 | 6, src: Buffer, dst: Buffer, proto: number, len: number):
 
 /** Throws (via expect) unless `r` is a well-formed answer to the packet `p`. */
 function checkAnswer(p: Buffer, r: Buffer): void {
-  const v = p[0]! >> 4;
+  const v = (p[0]! >> 4 === 4 ? 4 : 6) as 4 | 6;
   expect(r[0]! >> 4).toBe(v);
   let src: Buffer, dst: Buffer, proto: number, l4: Buffer;
   if (v === 4) {

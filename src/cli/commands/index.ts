@@ -7,7 +7,7 @@ import { caInit, caSignHost, caSignUser } from "./ca.js";
 import { certShow } from "./cert.js";
 import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
-import { checkConfig, peers, ping, whois } from "./ops.js";
+import { checkConfig, peers, ping, reload, whois } from "./ops.js";
 import { status } from "./status.js";
 import { USER_COMMANDS } from "./users.js";
 
@@ -22,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   peers,
   ping,
   whois,
+  reload,
   checkConfig,
   install,
   ...USER_COMMANDS,

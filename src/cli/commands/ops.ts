@@ -1,6 +1,7 @@
 /**
  * Operator commands that talk to the running daemon or check its inputs:
- * `mintun peers`, `mintun whois ADDR`, `mintun ping HOST`, `mintun check-config FILE`.
+ * `mintun peers`, `mintun whois ADDR[:PORT]`, `mintun ping HOST`, `mintun reload`,
+ * `mintun check-config FILE`.
  *
  * Exit codes (shell-friendly, as everywhere in mintun): 0 success; 1 failure
  * (daemon not reachable, address unknown, no ping reply, config invalid);
@@ -15,7 +16,7 @@ import {
   readSecretKey as readSecretKeyFile,
 } from "../../crypto/keyfile.js";
 import { zero } from "../../crypto/sodium.js";
-import type { Status, WhoisAnswer } from "../../daemon/status.js";
+import type { ReloadStatus, Status, WhoisAnswer, WhoisConn, WhoisIdentity } from "../../daemon/status.js";
 import { whois as whoisOf } from "../../daemon/status.js";
 import { CertError, MintunError, UsageError } from "../../errors.js";
 import { fingerprint, parseIp, verifyCert } from "../../wire/cert.js";
@@ -73,7 +74,30 @@ export const peers: Command = {
   },
 };
 
-export function formatWhois(w: WhoisAnswer): string {
+const PROTO_NAMES: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
+
+function identity(i: WhoisIdentity): string {
+  return `${i.name} (groups ${i.groups.join(",") || "-"}, key ${i.fingerprint})`;
+}
+
+export function formatConn(c: WhoisConn): string {
+  const proto = PROTO_NAMES[c.proto] ?? `proto ${c.proto}`;
+  const arrow = c.direction === "out" ? `${c.local} -> ${c.remote}` : `${c.local} <- ${c.remote}`;
+  const rows: [string, string][] = [
+    ["conn", `${c.direction} ${proto} ${arrow} ${c.state}, opened ${new Date(c.openedAt).toISOString()}`],
+    ["  host", identity(c.peerHost)],
+    ["  user", c.peerUser ? identity(c.peerUser) : "- (host identity)"],
+  ];
+  if (c.direction === "out")
+    rows.push([
+      "  local",
+      c.localUser ? `${c.localUser.name} (uid ${c.localUser.uid})` : "- (host identity)",
+    ]);
+  rows.push(["  session", c.session], ["  packets", `rx ${c.rxPackets} tx ${c.txPackets}`]);
+  return rows.map(([k, v]) => `${(k + ":").padEnd(10)} ${v}\n`).join("");
+}
+
+export function formatWhois(w: WhoisAnswer, port: number | null = null): string {
   const rows: [string, string][] = [
     ["address", w.address],
     ["host", w.kind === "self" ? `${w.name} (this host)` : w.name],
@@ -84,28 +108,89 @@ export function formatWhois(w: WhoisAnswer): string {
   for (const t of w.tunnels)
     rows.push(["tunnel", `session ${t.session} ${t.state} epoch ${t.epoch} via ${t.endpoint}`]);
   if (w.kind === "peer" && w.tunnels.length === 0) rows.push(["tunnel", "none"]);
-  return rows.map(([k, v]) => `${(k + ":").padEnd(10)} ${v}\n`).join("");
+  let out = rows.map(([k, v]) => `${(k + ":").padEnd(10)} ${v}\n`).join("");
+  if (w.conns) {
+    if (w.conns.length === 0)
+      out += `${"conn:".padEnd(10)} none with ${port === null ? w.address : `port ${port}`}\n`;
+    for (const c of w.conns) out += formatConn(c);
+  }
+  return out;
+}
+
+/**
+ * ADDR or ADDR:PORT: "10.0.0.1", "10.0.0.1:443", "fd00::1", "[fd00::1]", "[fd00::1]:443".
+ * Throws UsageError for anything else.
+ */
+export function parseWhoisTarget(s: string): { address: string; port: number | null } {
+  let host = s;
+  let portText: string | null = null;
+  const bracket = /^\[([^\]]+)\](?::([^:]*))?$/.exec(s);
+  if (bracket) {
+    host = bracket[1]!;
+    portText = bracket[2] ?? null;
+  } else if (s.split(":").length === 2) {
+    [host, portText] = s.split(":") as [string, string];
+  }
+  const ip = parseIp(host);
+  if (!ip || (bracket && !host.includes(":")))
+    throw new UsageError(`'${s}' is not ADDR or ADDR:PORT (IPv6 with a port: [ADDR]:PORT)`);
+  let port: number | null = null;
+  if (portText !== null) {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535)
+      throw new UsageError(`'${s}': the port must be 0..65535`);
+    port = Number(portText);
+  }
+  return { address: ip.text, port };
 }
 
 export const whois: Command = {
   path: ["whois"],
-  summary: "which host owns an overlay address: name, key fingerprint, tunnel sessions",
+  summary: "who owns an overlay address, and with ADDR:PORT which host and user own that flow",
   description:
-    "Answers from the daemon's verified certificates (its own and its peers').\n" +
-    "Exit 1 if no known host owns the address. Per-user answers come with per-user connections.",
-  positionals: [{ name: "ADDR", help: "overlay IPv4 or IPv6 address", required: true }],
+    "Answers from the daemon's verified certificates (its own and its peers') and its connections:\n" +
+    "the host owning ADDR, and every connection whose remote end is ADDR (and PORT, when given),\n" +
+    "with the remote host and user identity (name, groups, key fingerprint), the local user who\n" +
+    "opened it (outgoing), and the tunnel session id (the same on both ends).\n" +
+    "Any local user may ask. Exit 1 if no known host owns the address.",
+  positionals: [
+    { name: "ADDR[:PORT]", help: "overlay IPv4 or IPv6 address ([v6]:port with a port)", required: true },
+  ],
   flags: [SOCKET_FLAG, JSON_FLAG],
   async run(args, io) {
-    const addr = args.positionals[0]!;
-    if (!parseIp(addr)) throw new UsageError(`'${addr}' is not an IPv4 or IPv6 address`);
-    const w = (await apiCall(args.string("socket")!, "whois", { address: addr })) as WhoisAnswer | null;
+    const target = args.positionals[0]!;
+    const { address, port } = parseWhoisTarget(target);
+    const params: Record<string, unknown> = port === null ? { address } : { address, port };
+    const w = (await apiCall(args.string("socket")!, "whois", params)) as WhoisAnswer | null;
     if (!w) {
       if (args.bool("json")) io.stdout("null\n");
-      io.stderr(`mintun: ${addr}: no known host owns this address\n`);
+      io.stderr(`mintun: ${address}: no known host owns this address\n`);
       return EXIT_FAILURE;
     }
-    io.stdout(args.bool("json") ? JSON.stringify(w, null, 2) + "\n" : formatWhois(w));
+    io.stdout(args.bool("json") ? JSON.stringify(w, null, 2) + "\n" : formatWhois(w, port));
     return 0;
+  },
+};
+
+export function formatReload(r: ReloadStatus): string {
+  if (!r.ok) return `reload refused; the running configuration stays: ${r.error ?? "unknown error"}\n`;
+  let out = `reloaded: ${r.applied.length ? r.applied.join("; ") : "nothing changed"}\n`;
+  if (r.restartRequired.length)
+    out += `changed but need a restart (left as they were): ${r.restartRequired.join(", ")}\n`;
+  return out;
+}
+
+export const reload: Command = {
+  path: ["reload"],
+  summary: "make the daemon re-read its config (as SIGHUP does); needs root",
+  description:
+    "Asks mintund over its API socket to reload its configuration, policy and user store,\n" +
+    "and prints what was applied. Needs root (or the daemon's own user): the daemon checks\n" +
+    "the caller's socket credentials. Exit 1 if the reload was refused or not allowed.",
+  flags: [SOCKET_FLAG, JSON_FLAG],
+  async run(args, io) {
+    const r = (await apiCall(args.string("socket")!, "reload", {}, 30_000)) as ReloadStatus;
+    io.stdout(args.bool("json") ? JSON.stringify(r, null, 2) + "\n" : formatReload(r));
+    return r.ok ? 0 : EXIT_FAILURE;
   },
 };
 
