@@ -49,6 +49,20 @@ export function newDrops() {
     rateLimited: 0,
     /** CREATE answered with a puzzle instead of work (responder under load) */
     puzzled: 0,
+    /** inner packet without a connection, or for a connection id this host does not hold */
+    noConn: 0,
+    /** inner packet whose flow is not its connection's (smuggled onto another connection) */
+    connFlow: 0,
+    /** packet of a connection that policy (or the peer) refused */
+    connDenied: 0,
+    /** CONN_OPEN with a user certificate that did not verify (other CA, expired, malformed) */
+    connBadCert: 0,
+    /** CONN_OPEN whose user authenticator did not verify */
+    connBadAuth: 0,
+    /** connection refused because the table of its peer is full */
+    connTableFull: 0,
+    /** local flow refused before sending (its OS user may not use the overlay) */
+    connLocalDeny: 0,
     /** CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE we will not solve */
     puzzleBad: 0,
   };
@@ -76,6 +90,16 @@ export function newEvents() {
     puzzlesSent: 0,
     puzzlesSolved: 0,
     puzzlesAccepted: 0,
+    /** connections this host opened / accepted / refused by policy or authentication */
+    connsOpened: 0,
+    connsAccepted: 0,
+    connsDenied: 0,
+    /** CONN_DENY received: our flow refused by the peer (reject written to the TUN) */
+    connsRefused: 0,
+    connResets: 0,
+    /** user authenticators that needed an X25519 (first connection of a user) vs a cached key */
+    userAuthFull: 0,
+    userAuthCached: 0,
   };
 }
 export type Events = ReturnType<typeof newEvents>;

@@ -26,6 +26,7 @@ import {
   type CaCert,
   type EphemeralCert,
   type HostCert,
+  type UserCert,
   decodeCert,
   decodeEphemeral,
   fingerprint,
@@ -106,6 +107,34 @@ import { onTunBatch } from "./inside.js";
 import { onUdpBatch } from "./outside.js";
 import type { PacketBatch, UdpBatch } from "../net/types.js";
 import { Epoch, Peer, Tunnel } from "./tunnel.js";
+import {
+  CONN_DENIED,
+  CONN_OPEN,
+  CONN_OPEN_REPEAT,
+  Conn,
+  ConnTable,
+  FlowScratch,
+  keyOfWire,
+  parseFlow,
+  type ConnIdentity,
+  type LocalUser,
+} from "../conn/conns.js";
+import { UserKeyCache, connAuth, connBinding, userKeyOpener } from "../conn/auth.js";
+import {
+  CONN_AUTH_BYTES,
+  CONN_ID_BYTES,
+  ConnKind,
+  DENY_REASON_NAMES,
+  DenyReason,
+  connOpenSize,
+  encodeConnDeny,
+  encodeConnReset,
+  readConnOpen,
+  writeConnOpen,
+} from "../wire/conn.js";
+import { evaluate, type Policy } from "../conn/policy.js";
+import { synthReject } from "../packet/reject.js";
+import { formatIp4, formatIp6 } from "../packet/ip.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {
@@ -140,6 +169,28 @@ export interface EngineOptions {
   routeSource?: (dst: Buffer, out: Buffer) => boolean;
   /** denial-of-service defence (src/dos/); defaults in DOS_DEFAULTS */
   dos?: Partial<DosOptions>;
+  /** who opens each outbound flow (per-user connections); absent: every flow is the host's */
+  identity?: ConnIdentity;
+  /** connection policy for inbound flows (src/conn/policy.ts); absent or null: allow all */
+  policy?: Policy | null;
+}
+
+/** One connection as whois reports it (both ends). */
+export interface ConnInfo {
+  direction: "in" | "out";
+  proto: number;
+  local: string;
+  remote: string;
+  peerHost: { name: string; groups: string[]; fingerprint: string };
+  peerUser: { name: string; groups: string[]; fingerprint: string } | null;
+  localUser: { uid: number; name: string; cert: string } | null;
+  session: string;
+  state: "open" | "denied";
+  denyReason: string | null;
+  openedAt: number;
+  lastUsed: number;
+  rxPackets: number;
+  txPackets: number;
 }
 
 export interface DosOptions {
@@ -172,6 +223,8 @@ export interface PeerConfig {
 }
 
 const MAX_PENDING_PER_PEER = 16;
+/** CONN_DATA frame header + connection id before each inner packet */
+export const CONN_DATA_HEADER_BYTES = FRAME_HEADER_BYTES + CONN_ID_BYTES;
 
 export class Engine {
   readonly drops: Drops = newDrops();
@@ -207,6 +260,12 @@ export class Engine {
   readonly load: LoadMeter;
   readonly puzzles = new PuzzleIssuer();
   private lastSweep = 0;
+  /** flow scratch for the send path and for the receive path */
+  readonly flow = new FlowScratch();
+  private readonly flowIn = new FlowScratch();
+  readonly userKeys: UserKeyCache;
+  policy: Policy | null;
+  identity: ConnIdentity | null;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
     this.opts = opts;
@@ -216,6 +275,9 @@ export class Engine {
     this.hostPk = opts.hostCert.publicKey;
     this.hostX = edSkToX(opts.hostSecretKey);
     this.certs = new CertCache(opts.ca);
+    this.userKeys = new UserKeyCache(opts.ca, this.hostX, this.hostPk);
+    this.policy = opts.policy ?? null;
+    this.identity = opts.identity ?? null;
     const dos = { ...DOS_DEFAULTS, ...opts.dos };
     this.buckets = new SourceBuckets(dos.perSourcePerSec, dos.perSourceBurst, dos.maxSources);
     this.load = new LoadMeter({
@@ -443,9 +505,7 @@ export class Engine {
   sendSlow(peer: Peer, buf: Buffer, off: number, len: number, now: number): void {
     let t = peer.sendTunnel();
     if (t && t.canSend) {
-      const b = Buffer.allocUnsafe(len + 64 + AEAD_TAG_BYTES);
-      buf.copy(b, 64, off, off + len);
-      this.sealIp(t, b, 64, len, now);
+      this.sendOnConn(t, buf, off, len, now);
       return;
     }
     const nowSec = Math.floor(now / 1000);
@@ -484,6 +544,7 @@ export class Engine {
     zero(es);
     const auth = helloAuth(ck1, ss, tI.publicKey);
     const t = new Tunnel("initiator", tidKeyOf(tid), peer, peer.endpoint!, now);
+    t.connBind = connBinding(ck1);
     t.create = {
       keyId: eph.keyId,
       tI,
@@ -507,25 +568,50 @@ export class Engine {
     this.tunnelCount++;
   }
 
-  /** Build and send one CREATE: HELLO + (inner packet if it fits), padded to the peer's minimum. */
+  /**
+   * Build and send the CREATEs for one inner packet: HELLO, the packet's CONN_OPEN
+   * (always, in creation: the responder may have lost an earlier one) and its
+   * CONN_DATA, packed into as few datagrams as fit, each padded to the peer's minimum.
+   */
   private sendCreate(t: Tunnel, pkt: Buffer | null, now: number): void {
     const c = t.create!;
-    const helloLen = FRAME_HEADER_BYTES + c.hello.length;
-    const ipLen = pkt ? FRAME_HEADER_BYTES + pkt.length : 0;
-    const fits = SOLVED_AD_BYTES + helloLen + ipLen + AEAD_TAG_BYTES <= MAX_UDP_PAYLOAD_BYTES;
-    if (pkt && !fits) {
-      // too big to ride with HELLO: HELLO alone first, then the packet in a CREATE without HELLO
-      this.sendCreatePacket(t, null, true, now);
-      this.sendCreatePacket(t, pkt, false, now);
-      return;
+    const frames: [number, Buffer][] = [[FrameType.Hello, c.hello]];
+    let data = false;
+    if (pkt) {
+      const f = this.flow;
+      const conn = parseFlow(pkt, 0, pkt.length, f)
+        ? this.connForOut(t.peer, pkt, 0, pkt.length, f, now)
+        : null;
+      if (conn) {
+        frames.push([FrameType.ConnOpen, this.openBody(t, conn)]);
+        const d = Buffer.allocUnsafe(CONN_ID_BYTES + pkt.length);
+        d.writeUInt32BE(conn.wireId, 0);
+        pkt.copy(d, CONN_ID_BYTES);
+        frames.push([FrameType.ConnData, d]);
+        conn.txPackets++;
+        conn.lastUsed = now;
+        data = true;
+      }
     }
-    this.sendCreatePacket(t, pkt, true, now);
+    let cur: [number, Buffer][] = [];
+    let size = SOLVED_AD_BYTES + AEAD_TAG_BYTES;
+    for (const fr of frames) {
+      const l = FRAME_HEADER_BYTES + fr[1].length;
+      if (cur.length > 0 && size + l > MAX_UDP_PAYLOAD_BYTES) {
+        this.sendCreatePacket(t, cur, 0, now);
+        cur = [];
+        size = SOLVED_AD_BYTES + AEAD_TAG_BYTES;
+      }
+      cur.push(fr);
+      size += l;
+    }
+    this.sendCreatePacket(t, cur, data ? pkt!.length : 0, now);
   }
 
-  private sendCreatePacket(t: Tunnel, pkt: Buffer | null, withHello: boolean, now: number): void {
+  private sendCreatePacket(t: Tunnel, frames: [number, Buffer][], ipBytes: number, now: number): void {
     const c = t.create!;
-    const body =
-      (withHello ? FRAME_HEADER_BYTES + c.hello.length : 0) + (pkt ? FRAME_HEADER_BYTES + pkt.length : 0);
+    let body = 0;
+    for (const fr of frames) body += FRAME_HEADER_BYTES + fr[1].length;
     const z = c.puzzle;
     const adLen = z ? SOLVED_AD_BYTES : CREATE_AD_BYTES;
     const size = Math.max(adLen + body + AEAD_TAG_BYTES, c.minSize);
@@ -541,15 +627,14 @@ export class Engine {
       z.solution.copy(b, SOLVED_OFFSET_SOLUTION);
     }
     let o = adLen;
-    if (withHello) o = writeFrame(b, o, FrameType.Hello, c.hello);
-    if (pkt) writeFrame(b, o, FrameType.Ip, pkt);
+    for (const fr of frames) o = writeFrame(b, o, fr[0], fr[1]);
     const plainLen = size - adLen - AEAD_TAG_BYTES;
     this.setNonceFrom(b, 0);
     aeadSeal(b.subarray(adLen), b.subarray(adLen, adLen + plainLen), b.subarray(0, adLen), this.nonce, c.k0);
     t.lastTx = now;
     t.txPackets++;
-    if (pkt) {
-      t.txBytes += pkt.length;
+    if (ipBytes > 0) {
+      t.txBytes += ipBytes;
       this.events.zeroRttPackets++;
     }
     this.events.createSent++;
@@ -704,6 +789,7 @@ export class Engine {
     }
     const keys = deriveEstablished(ck1, ss, ee);
     zero(ee);
+    t.connBind = connBinding(ck1);
     zero(ck1);
     t.sessionId = sessionIdOf(keys.ck);
     t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0);
@@ -940,10 +1026,13 @@ export class Engine {
    * Seal one inner packet that sits at buf[off, off+len) with at least 51 bytes
    * of headroom and 16 of tailroom, in place, and send it.
    */
-  sealIp(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
-    const fo = off - FRAME_HEADER_BYTES;
-    writeFrameHeader(buf, fo, FrameType.Ip, len);
-    this.sealAndSend(t, buf, fo, FRAME_HEADER_BYTES + len, now);
+  sealConn(t: Tunnel, c: Conn, buf: Buffer, off: number, len: number, now: number): void {
+    const fo = off - CONN_DATA_HEADER_BYTES;
+    writeFrameHeader(buf, fo, FrameType.ConnData, CONN_ID_BYTES + len);
+    buf.writeUInt32BE(c.wireId, off - CONN_ID_BYTES);
+    this.sealAndSend(t, buf, fo, CONN_DATA_HEADER_BYTES + len, now);
+    c.txPackets++;
+    c.lastUsed = now;
     t.txPackets++;
     t.txBytes += len;
   }
@@ -1018,44 +1107,418 @@ export class Engine {
   deliverFrames(t: Tunnel, it: FrameIterator, now: number): void {
     const buf = it.buf;
     while (it.next()) {
-      if (it.type === FrameType.Ip) this.deliverIp(t, buf, it.bodyOff, it.bodyLen);
+      if (it.type === FrameType.ConnData) this.deliverConn(t, buf, it.bodyOff, it.bodyLen, now);
       else this.onControlFrame(t, it.type, buf, it.bodyOff, it.bodyLen, now);
     }
     if (it.malformed) this.drops.badFrames++;
   }
 
-  /** Inner packet from peer: source must belong to the peer, destination to us. */
-  deliverIp(t: Tunnel, buf: Buffer, off: number, len: number): void {
-    const b0 = buf[off]! >> 4;
-    if (b0 === 4 && len >= 20) {
-      if (this.routes.lookup4(buf.readUInt32BE(off + 12)) !== t.peer) {
-        this.drops.innerSrc++;
-        return;
-      }
-      if (this.ours.lookup4(buf.readUInt32BE(off + 16)) === undefined) {
-        this.drops.innerDst++;
-        return;
-      }
-    } else if (b0 === 6 && len >= 40) {
-      if (this.routes.lookup6(buf, off + 8) !== t.peer) {
-        this.drops.innerSrc++;
-        return;
-      }
-      if (this.ours.lookup6(buf, off + 24) === undefined) {
-        this.drops.innerDst++;
-        return;
-      }
-    } else {
+  // ------------------------------------------------------------------ connections (send)
+
+  /** Established or replying tunnel: find or open the packet's connection and send it (copies). */
+  private sendOnConn(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    const f = this.flow;
+    if (!parseFlow(buf, off, len, f)) {
+      this.drops.tunMalformed++;
+      return;
+    }
+    const c = this.connForOut(t.peer, buf, off, len, f, now);
+    if (c === null) return;
+    let open = c.mine && !c.acked && c.txPackets < CONN_OPEN_REPEAT ? this.openBody(t, c) : null;
+    const dataLen = CONN_DATA_HEADER_BYTES + len;
+    if (
+      open &&
+      REPLY_AD_BYTES + FRAME_HEADER_BYTES + open.length + dataLen + AEAD_TAG_BYTES > MAX_UDP_PAYLOAD_BYTES
+    ) {
+      // no room for both: OPEN alone first (same order on the wire)
+      this.sendControl(t, FrameType.ConnOpen, open, now);
+      open = null;
+    }
+    const openLen = open ? FRAME_HEADER_BYTES + open.length : 0;
+    const b = Buffer.allocUnsafe(64 + openLen + dataLen + AEAD_TAG_BYTES);
+    let o = 64;
+    if (open) o = writeFrame(b, o, FrameType.ConnOpen, open);
+    buf.copy(b, o + CONN_DATA_HEADER_BYTES, off, off + len);
+    this.sealConnFrom(t, c, b, 64, o + CONN_DATA_HEADER_BYTES, len, now);
+  }
+
+  /** Seal [OPEN] + CONN_DATA where the packet sits at buf[pkt, pkt+len) and the plaintext starts at pt. */
+  private sealConnFrom(
+    t: Tunnel,
+    c: Conn,
+    buf: Buffer,
+    pt: number,
+    pkt: number,
+    len: number,
+    now: number,
+  ): void {
+    writeFrameHeader(buf, pkt - CONN_DATA_HEADER_BYTES, FrameType.ConnData, CONN_ID_BYTES + len);
+    buf.writeUInt32BE(c.wireId, pkt - CONN_ID_BYTES);
+    this.sealAndSend(t, buf, pt, pkt + len - pt, now);
+    c.txPackets++;
+    c.lastUsed = now;
+    t.txPackets++;
+    t.txBytes += len;
+  }
+
+  /**
+   * The connection of an outbound packet (flow parsed into f): the existing one,
+   * or a new one under the identity of whoever owns the flow. null when the
+   * packet must not be sent; then a reject has been written to the TUN.
+   */
+  private connForOut(
+    peer: Peer,
+    buf: Buffer,
+    off: number,
+    len: number,
+    f: FlowScratch,
+    now: number,
+  ): Conn | null {
+    const ct = (peer.conns ??= new ConnTable());
+    let c = ct.lookupOut(buf, f);
+    if (c !== null) {
+      if (c.state === CONN_OPEN) return c;
+      this.drops.connDenied++;
+      this.rejectLocal(buf, off, len);
+      return null;
+    }
+    const who = this.identity ? this.identity.identify(f, buf) : null;
+    if (who === "deny") {
+      this.drops.connLocalDeny++;
+      this.rejectLocal(buf, off, len);
+      return null;
+    }
+    c = ct.openMine(buf, f, now);
+    if (c === null) {
+      this.drops.connTableFull++;
+      this.rejectLocal(buf, off, len);
+      return null;
+    }
+    if (who) {
+      c.localUid = who.uid;
+      c.localName = who.osUser;
+      c.localCert = who.cert;
+      c.localUser = who;
+    }
+    c.probe = Buffer.from(buf.subarray(off, off + len));
+    this.events.connsOpened++;
+    return c;
+  }
+
+  /** The OPEN body of a connection for tunnel t (cached per tunnel binding until answered). */
+  private openBody(t: Tunnel, c: Conn): Buffer {
+    if (c.openBody !== null && c.openBind === t.connBind) return c.openBody;
+    const who = c.localUser;
+    const cert = who ? who.cert.raw : null;
+    const b = Buffer.alloc(connOpenSize(c.family, cert ? cert.length : null));
+    const end = writeConnOpen(
+      b,
+      0,
+      c.cid,
+      who ? ConnKind.User : ConnKind.Host,
+      c.proto,
+      c.family,
+      c.lport,
+      c.rport,
+      c.local,
+      0,
+      c.remote,
+      0,
+      cert,
+    );
+    if (who) {
+      const k = this.userKeyFor(t.peer, who);
+      if (k && t.connBind)
+        connAuth(k, t.connBind, b, 0, end - CONN_AUTH_BYTES).copy(b, end - CONN_AUTH_BYTES);
+    }
+    c.openBody = b;
+    c.openBind = t.connBind;
+    return b;
+  }
+
+  /** K_u for a local user towards a peer host, computed once per (user key, peer). */
+  private userKeyFor(peer: Peer, who: LocalUser): Buffer | null {
+    const m = (peer.userKeys ??= new Map());
+    const id = who.cert.publicKey.latin1Slice(0, 32);
+    let k = m.get(id);
+    if (k === undefined) {
+      if (!peer.hostX || !peer.hostCert) return null;
+      const nk = userKeyOpener(who.x, who.cert.publicKey, peer.hostX, peer.hostCert.publicKey);
+      if (!nk) return null;
+      m.set(id, nk);
+      k = nk;
+    }
+    return k;
+  }
+
+  /** Tell the local application at once: TCP RST or ICMP unreachable, as if from the destination. */
+  private rejectLocal(buf: Buffer, off: number, len: number): void {
+    const r = synthReject(buf, off, len);
+    if (r) this.out.writeTun(r, 0, r.length);
+  }
+
+  // ------------------------------------------------------------------ connections (receive)
+
+  /** CONN_DATA: the packet must carry exactly its connection's flow; then it goes to the TUN. */
+  deliverConn(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    if (len < CONN_ID_BYTES + 20) {
       this.drops.badFrames++;
       return;
     }
-    this.out.writeTun(buf, off, len);
+    const wire = buf.readUInt32BE(off);
+    const ct = t.peer.conns;
+    const c = ct === null ? undefined : ct.byKey.get(keyOfWire(wire));
+    if (c === undefined) {
+      this.drops.noConn++;
+      this.sendConnReset(t, wire, now);
+      return;
+    }
+    if (c.state !== CONN_OPEN) {
+      this.drops.connDenied++;
+      if (!c.mine && now - c.lastDenySent >= CONTROL_RETRANSMIT_MS) {
+        c.lastDenySent = now;
+        this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(c.wireId, c.denyReason), now);
+      }
+      return;
+    }
+    const f = this.flowIn;
+    const p = off + CONN_ID_BYTES;
+    if (!parseFlow(buf, p, len - CONN_ID_BYTES, f) || !ConnTable.matchesIn(c, buf, f)) {
+      this.drops.connFlow++;
+      return;
+    }
+    if (!c.acked) {
+      c.acked = true;
+      c.probe = null;
+      c.openBody = null;
+      c.openBind = null;
+    }
+    c.rxPackets++;
+    c.lastUsed = now;
+    this.out.writeTun(buf, p, len - CONN_ID_BYTES);
+  }
+
+  private sendConnReset(t: Tunnel, wire: number, now: number): void {
+    const p = t.peer;
+    if (p.resetBudget <= 0) return;
+    p.resetBudget--;
+    this.sendControl(t, FrameType.ConnReset, encodeConnReset(keyOfWire(wire)), now);
+  }
+
+  /**
+   * CONN_OPEN from the peer: check the flow belongs to the two hosts, authenticate
+   * the user (cached K_u: one keyed hash), decide by policy, remember the answer.
+   */
+  private onConnOpen(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    const o = readConnOpen(buf, off, len);
+    if (o === null) {
+      this.drops.badFrames++;
+      return;
+    }
+    const peer = t.peer;
+    const ct = (peer.conns ??= new ConnTable());
+    const key = keyOfWire(o.cid);
+    const ex = ct.byKey.get(key);
+    if (ex !== undefined) {
+      // the same OPEN again (repeated with the first packets, or a resent CREATE): nothing new
+      if (
+        ex.proto === o.proto &&
+        ex.rport === o.sport &&
+        ex.lport === o.dport &&
+        sameBytes(ex.remote, buf, o.srcOff, o.family)
+      )
+        return;
+      // the peer reuses the id (it restarted): its new connection replaces the old one
+      ct.remove(ex);
+    }
+    // the opener's address must be the peer's, the other side ours
+    const v4 = o.family === 4;
+    if (
+      (v4 ? this.routes.lookup4(buf.readUInt32BE(o.srcOff)) : this.routes.lookup6(buf, o.srcOff)) !== peer
+    ) {
+      this.drops.innerSrc++;
+      this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(key, DenyReason.BadFlow), now);
+      return;
+    }
+    if (
+      (v4 ? this.ours.lookup4(buf.readUInt32BE(o.dstOff)) : this.ours.lookup6(buf, o.dstOff)) === undefined
+    ) {
+      this.drops.innerDst++;
+      this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(key, DenyReason.BadFlow), now);
+      return;
+    }
+    let reason = 0;
+    let user: { cert: UserCert; fingerprint: string } | null = null;
+    let why = "";
+    if (o.kind === ConnKind.User) {
+      const v = this.userKeys.lookup(buf.subarray(o.certOff, o.certOff + o.certLen), Math.floor(now / 1000));
+      if (!v.ok) {
+        reason = DenyReason.BadCert;
+        why = v.reason;
+        this.drops.connBadCert++;
+      } else if (
+        !t.connBind ||
+        !equal(
+          connAuth(v.k, t.connBind, buf, o.bodyOff, o.authOff),
+          buf.subarray(o.authOff, o.authOff + CONN_AUTH_BYTES),
+        )
+      ) {
+        reason = DenyReason.BadAuth;
+        why = "authenticator";
+        this.drops.connBadAuth++;
+      } else {
+        user = { cert: v.cert, fingerprint: fingerprint(v.cert.publicKey) };
+        if (v.cached) this.events.userAuthCached++;
+        else this.events.userAuthFull++;
+      }
+    }
+    const c = ct.openTheirs(o.cid, o.proto, o.family, buf, o.srcOff, o.sport, o.dstOff, o.dport, now);
+    if (c === null) {
+      this.drops.connTableFull++;
+      this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(key, DenyReason.TableFull), now);
+      return;
+    }
+    c.peerUser = user;
+    c.sessionId = t.sessionId;
+    if (reason === 0 && this.policy !== null) {
+      const hc = peer.hostCert!;
+      const me = this.opts.hostCert;
+      const d = evaluate(this.policy, {
+        user: user ? { name: user.cert.name, groups: user.cert.groups } : undefined,
+        host: { name: hc.name, groups: hc.groups },
+        dstHost: me.name,
+        dstGroups: me.groups,
+        proto: o.proto,
+        dport: o.proto === 6 || o.proto === 17 ? o.dport : undefined,
+      });
+      if (d.action === "deny") {
+        reason = DenyReason.Policy;
+        why = d.reason;
+      }
+    }
+    if (reason !== 0) {
+      c.state = CONN_DENIED;
+      c.deniedAt = now;
+      c.denyReason = reason;
+      c.lastDenySent = now;
+      this.events.connsDenied++;
+      this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(c.wireId, reason), now);
+      this.rlog.log(now, "info", "conn-denied", "connection refused", () => ({
+        peer: peer.name,
+        user: user ? user.cert.name : o.kind === ConnKind.User ? "(unverified)" : null,
+        flow: describeConn(c),
+        reason: DENY_REASON_NAMES[reason],
+        why,
+      }));
+      return;
+    }
+    this.events.connsAccepted++;
+    if (this.log.enabled("debug"))
+      this.log.log("debug", "connection accepted", {
+        peer: peer.name,
+        user: user ? user.cert.name : null,
+        flow: describeConn(c),
+      });
+  }
+
+  /** CONN_DENY: the peer refused a connection we opened; answer the application at once. */
+  private onConnDeny(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    if (len !== 5) {
+      this.drops.badFrames++;
+      return;
+    }
+    const c = t.peer.conns?.byKey.get(keyOfWire(buf.readUInt32BE(off)));
+    if (c === undefined || !c.mine || c.state !== CONN_OPEN) return;
+    c.state = CONN_DENIED;
+    c.deniedAt = now;
+    c.denyReason = buf[off + 4]!;
+    this.events.connsRefused++;
+    if (c.probe) this.rejectLocal(c.probe, 0, c.probe.length);
+    c.probe = null;
+    c.openBody = null;
+    this.rlog.log(now, "info", "conn-refused", "connection refused by peer", () => ({
+      peer: t.peer.name,
+      user: c.localName,
+      flow: describeConn(c),
+      reason: DENY_REASON_NAMES[c.denyReason] ?? String(c.denyReason),
+    }));
+  }
+
+  /** CONN_RESET: the peer holds no such connection; forget it (the next packet opens a new one). */
+  private onConnReset(t: Tunnel, buf: Buffer, off: number, len: number): void {
+    if (len !== 4) {
+      this.drops.badFrames++;
+      return;
+    }
+    const ct = t.peer.conns;
+    const c = ct?.byKey.get(keyOfWire(buf.readUInt32BE(off)));
+    if (c === undefined || ct == null) return;
+    ct.remove(c);
+    this.events.connResets++;
+  }
+
+  /** whois: the connections whose remote side is addr (and port, when given), on every peer. */
+  connsFor(addr: string, port: number | null): ConnInfo[] {
+    const out: ConnInfo[] = [];
+    for (const p of this.peers.values()) {
+      const ct = p.conns;
+      if (ct === null || !p.hostCert) continue;
+      for (const c of ct.byKey.values()) {
+        if (ipString(c.remote, c.family) !== addr) continue;
+        if (port !== null && c.rport !== port) continue;
+        out.push(this.connInfo(p, c));
+      }
+    }
+    return out;
+  }
+
+  private connInfo(p: Peer, c: Conn): ConnInfo {
+    const hc = p.hostCert!;
+    const u = c.peerUser;
+    return {
+      direction: c.mine ? "out" : "in",
+      proto: c.proto,
+      local: endpointString(c.local, c.family, c.lport),
+      remote: endpointString(c.remote, c.family, c.rport),
+      peerHost: { name: hc.name, groups: [...hc.groups], fingerprint: fingerprint(hc.publicKey) },
+      peerUser: u ? { name: u.cert.name, groups: [...u.cert.groups], fingerprint: u.fingerprint } : null,
+      localUser:
+        c.localUid !== null
+          ? { uid: c.localUid, name: c.localName ?? String(c.localUid), cert: c.localCert?.name ?? "" }
+          : null,
+      session: c.sessionId || (p.sendTunnel()?.sessionId ?? ""),
+      state: c.state === CONN_OPEN ? "open" : "denied",
+      denyReason: c.state === CONN_OPEN ? null : (DENY_REASON_NAMES[c.denyReason] ?? String(c.denyReason)),
+      openedAt: c.openedAt,
+      lastUsed: c.lastUsed,
+      rxPackets: c.rxPackets,
+      txPackets: c.txPackets,
+    };
+  }
+
+  /** Every connection (status). */
+  connCount(): number {
+    let n = 0;
+    for (const p of this.peers.values()) n += p.conns?.size ?? 0;
+    return n;
   }
 
   private onControlFrame(t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number): void {
     switch (type) {
       case FrameType.Keepalive:
       case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
+        return;
+      case FrameType.ConnOpen:
+        this.onConnOpen(t, buf, off, len, now);
+        return;
+      case FrameType.ConnDeny:
+        this.onConnDeny(t, buf, off, len, now);
+        return;
+      case FrameType.ConnReset:
+        this.onConnReset(t, buf, off, len);
+        return;
+      case FrameType.Ip: // an inner packet outside any connection
+        this.drops.noConn++;
         return;
       case FrameType.Rekey: {
         const r = decodeRekey(buf, off, len);
@@ -1352,6 +1815,11 @@ export class Engine {
     const nowSec = now / 1000;
     for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
       for (const t of p.tunnels.slice()) this.tickTunnel(t, now);
+      p.resetBudget = 16;
+      if (p.conns !== null && now - p.lastConnSweep >= 5000) {
+        p.lastConnSweep = now;
+        p.conns.sweep(now);
+      }
       if (p.configured) {
         const e = p.eph;
         const due = !e || nowSec >= e.notBefore + (e.notAfter - e.notBefore) / 2;
@@ -1417,4 +1885,22 @@ export class Engine {
   get lastTickAt(): number {
     return this.lastTick;
   }
+}
+
+function ipString(b: Buffer, family: 4 | 6): string {
+  return family === 4 ? formatIp4(b, 0) : formatIp6(b, 0);
+}
+
+function endpointString(b: Buffer, family: 4 | 6, port: number): string {
+  return family === 4 ? `${ipString(b, 4)}:${port}` : `[${ipString(b, 6)}]:${port}`;
+}
+
+function describeConn(c: Conn): string {
+  const l = endpointString(c.local, c.family, c.lport);
+  const r = endpointString(c.remote, c.family, c.rport);
+  return `${c.proto} ${c.mine ? `${l} -> ${r}` : `${r} -> ${l}`}`;
+}
+
+function sameBytes(a: Buffer, buf: Buffer, off: number, family: 4 | 6): boolean {
+  return a.compare(buf, off, off + (family === 4 ? 4 : 16), 0, family === 4 ? 4 : 16) === 0;
 }

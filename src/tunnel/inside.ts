@@ -5,14 +5,16 @@
  * consecutive sends to one endpoint into one sendmmsg.
  *
  * Per packet: version check, route lookup (destination -> peer), source check
- * (must be one of our addresses or subnets), then seal. Packets with no usable
+ * (must be one of our addresses or subnets), connection lookup (flow hash),
+ * then seal as CONN_DATA. A packet without an answered connection (a flow's
+ * first packets carry CONN_OPEN) takes the slow path. Packets with no usable
  * tunnel go to the slow path (record fetch / 0-RTT creation), which copies.
  * Nothing here allocates on the established-tunnel path except the
  * subarray views sodium-native needs.
  */
 import type { PacketBatch } from "../net/types.js";
-import { FRAME_HEADER_BYTES } from "./constants.js";
-import type { Engine } from "./engine.js";
+import { CONN_OPEN, CONN_OPEN_REPEAT, parseFlow } from "../conn/conns.js";
+import { CONN_DATA_HEADER_BYTES, type Engine } from "./engine.js";
 
 export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
   const buf = b.buf;
@@ -20,6 +22,7 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
   const drops = engine.drops;
   const routes = engine.routes;
   const ours = engine.ours;
+  const f = engine.flow;
   for (let i = 0; i < b.count; i++) {
     const off = i * b.slotSize + b.headroom;
     const len = lens[i]!;
@@ -47,9 +50,22 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
       else drops.noRoute++;
       continue;
     }
+    // the packet's connection, if it has one that needs no OPEN any more
     const t = peer.sendTunnel();
-    if (t !== null && t.canSend && b.headroom >= 48 + FRAME_HEADER_BYTES)
-      engine.sealIp(t, buf, off, len, now);
-    else engine.sendSlow(peer, buf, off, len, now);
+    const ct = peer.conns;
+    if (
+      t !== null &&
+      ct !== null &&
+      t.canSend &&
+      b.headroom >= 48 + CONN_DATA_HEADER_BYTES &&
+      parseFlow(buf, off, len, f)
+    ) {
+      const c = ct.lookupOut(buf, f);
+      if (c !== null && c.state === CONN_OPEN && (c.acked || !c.mine || c.txPackets >= CONN_OPEN_REPEAT)) {
+        engine.sealConn(t, c, buf, off, len, now);
+        continue;
+      }
+    }
+    engine.sendSlow(peer, buf, off, len, now);
   }
 }

@@ -24,6 +24,7 @@ import type { DhKeyPair } from "../crypto/sodium.js";
 import { zero } from "../crypto/sodium.js";
 import type { EphemeralCert, HostCert } from "../wire/cert.js";
 import { PacketType } from "../wire/packet.js";
+import type { ConnTable } from "../conn/conns.js";
 import { ReplayWindow } from "./replay.js";
 
 export type TunnelState = "creating" | "replying" | "established" | "closed";
@@ -149,6 +150,11 @@ export class Tunnel {
    * authentication to it (tcpcrypt's session id). "" until the tunnel has keys.
    */
   sessionId = "";
+  /**
+   * Connection binding: H(ck1; "mintun conn bind v1"), known to both ends from the
+   * creation on (so 0-RTT connections can use it); user authenticators cover it.
+   */
+  connBind: Buffer | null = null;
 
   constructor(
     public readonly role: Role,
@@ -203,6 +209,7 @@ export class Tunnel {
     if (this.rekey) zero(this.rekey.kp.secretKey);
     this.rekey = null;
     this.cur = this.prev = this.next = this.move = null;
+    zero(this.connBind);
     this.state = "closed";
   }
 }
@@ -224,6 +231,13 @@ export class Peer {
   recordReq: { tid: string; sentAt: number; attempts: number } | null = null;
   recordFetchedAt = 0;
   lastSeen = 0;
+  /** connections with this host (src/conn/conns.ts), both directions, over any of its tunnels */
+  conns: ConnTable | null = null;
+  /** opener side K_u per local user key (src/conn/auth.ts) */
+  userKeys: Map<string, Buffer> | null = null;
+  /** CONN_RESET answers left this tick */
+  resetBudget = 16;
+  lastConnSweep = 0;
 
   constructor(
     public name: string,

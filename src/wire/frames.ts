@@ -11,9 +11,13 @@
  * A type byte of 0 ends the frame list: everything after it is padding.
  *
  *   PADDING   0   (no header; rest of plaintext)
- *   IP        1   one inner IPv4/IPv6 packet
+ *   IP        1   reserved (an inner packet without a connection: dropped, counted)
  *   HELLO     2   host authentication of the creator (only in CREATE):
  *                   certLen u16 | host certificate | auth (32)
+ *   CONN_OPEN 3   a connection's flow and identity (src/wire/conn.ts)
+ *   CONN_DATA 4   connection id u32 | one inner packet of that connection
+ *   CONN_DENY 5   connection id u32 | reason u8
+ *   CONN_RESET 6  connection id u32
  *   KEEPALIVE 16  empty
  *   REKEY     17  seq u32 | new X25519 pub (32)
  *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
@@ -25,6 +29,10 @@ export const FrameType = {
   Padding: 0,
   Ip: 1,
   Hello: 2,
+  ConnOpen: 3,
+  ConnData: 4,
+  ConnDeny: 5,
+  ConnReset: 6,
   Keepalive: 16,
   Rekey: 17,
   RekeyAck: 18,

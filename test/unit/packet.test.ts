@@ -156,7 +156,7 @@ describe("packets the engine puts on the wire", () => {
     return { net, a, b };
   }
 
-  it("CREATE: keyId at 16, T_I at 20..52, AD = bytes 0..52, nonce = 0^4 | bytes 8..16, HELLO then IP", () => {
+  it("CREATE: keyId at 16, T_I at 20..52, AD = bytes 0..52, nonce = 0^4 | bytes 8..16, HELLO, CONN_OPEN, CONN_DATA", () => {
     const { net, a, b } = capture();
     const inner = ipv4("10.77.0.1", "10.77.0.2", "zero rtt");
     a.send(inner);
@@ -183,15 +183,24 @@ describe("packets the engine puts on the wire", () => {
     expect(pt.readUInt16BE(3)).toBe(a.cert.raw.length); // certLen
     expect(pt.subarray(5, 5 + a.cert.raw.length)).toEqual(a.cert.raw);
     expect(it.bodyLen).toBe(2 + a.cert.raw.length + 32);
+    // the flow's connection: CONN_OPEN (host identity, IPv4: 12 + 4 + 4 bytes) then CONN_DATA
     expect(it.next()).toBe(true);
-    expect(it.type).toBe(FrameType.Ip);
-    expect(pt.subarray(it.bodyOff, it.bodyOff + it.bodyLen)).toEqual(inner);
+    expect(it.type).toBe(FrameType.ConnOpen);
+    expect(it.bodyLen).toBe(20);
+    const cid = pt.readUInt32BE(it.bodyOff);
+    expect(cid).toBe(1);
+    expect(pt[it.bodyOff + 4]).toBe(0); // kind: host
+    expect(pt.subarray(it.bodyOff + 12, it.bodyOff + 20)).toEqual(inner.subarray(12, 20)); // src, dst
+    expect(it.next()).toBe(true);
+    expect(it.type).toBe(FrameType.ConnData);
+    expect(pt.readUInt32BE(it.bodyOff)).toBe(cid);
+    expect(pt.subarray(it.bodyOff + 4, it.bodyOff + it.bodyLen)).toEqual(inner);
     expect(it.next()).toBe(false);
     expect(it.malformed).toBe(false);
     expect(pt.subarray(it.pos).every((x) => x === 0)).toBe(true); // zero padding
   });
 
-  it("REPLY: T_R at 16..48, AD = bytes 0..48, empty (64 bytes); DATA: AD = header, IP frame", () => {
+  it("REPLY: T_R at 16..48, AD = bytes 0..48, empty (64 bytes); DATA: AD = header, CONN_DATA frame", () => {
     const { net, a, b } = capture();
     a.send(ipv4("10.77.0.1", "10.77.0.2", "x"));
     net.run(1); // CREATE -> b
@@ -206,20 +215,27 @@ describe("packets the engine puts on the wire", () => {
       true,
     );
     net.run();
-    // established: a DATA carrying one IP frame is 16 + 3 + inner + 16 bytes
+    // established, and the connection answered by the peer (so no more CONN_OPEN):
+    // a DATA carrying one CONN_DATA frame is 16 + 3 + 4 + inner + 16 bytes
+    // (UDP ports from the payload bytes: "data" is port "da" -> "ta", "tada" the answer)
     const inner = ipv4("10.77.0.1", "10.77.0.2", "data");
+    a.send(inner);
+    net.run();
+    b.send(ipv4("10.77.0.2", "10.77.0.1", "tada"));
+    net.run();
     net.log.length = 0;
     a.send(inner);
     const data = Buffer.from(net.queue[0]!.data);
     const ta = a.engine.peers.values().next().value!.sendTunnel()!;
     expect(data[8]).toBe(PacketType.Data);
-    expect(data.length).toBe(16 + 3 + inner.length + 16);
+    expect(data.length).toBe(16 + 3 + 4 + inner.length + 16);
     expect(data.latin1Slice(0, 8)).toBe(ta.cur!.tid);
     const n2 = Buffer.concat([Buffer.alloc(4), data.subarray(8, 16)]);
     const pt = Buffer.alloc(data.length - 32);
     expect(aeadOpen(pt, data.subarray(16), data.subarray(0, 16), n2, ta.cur!.sendKey)).toBe(true);
-    expect(pt.subarray(0, 3).toString("hex")).toBe("01" + inner.length.toString(16).padStart(4, "0"));
-    expect(pt.subarray(3)).toEqual(inner);
-    expect(ipVersion(pt, 3, inner.length)).toBe(4);
+    expect(pt.subarray(0, 3).toString("hex")).toBe("04" + (4 + inner.length).toString(16).padStart(4, "0"));
+    expect(pt.readUInt32BE(3)).toBe(2); // connection id 2 ("x" was 1), bit 31 clear: opened by the sender
+    expect(pt.subarray(7)).toEqual(inner);
+    expect(ipVersion(pt, 7, inner.length)).toBe(4);
   });
 });

@@ -1,0 +1,349 @@
+/**
+ * Connections of one tunnel: the flow table that binds every inner packet to
+ * the connection (and so the identity) it was opened under.
+ *
+ * A connection is a flow (protocol, both addresses, both ports) plus who
+ * opened it: "mine" (this host, for a local user or the host itself) or
+ * "theirs" (the peer). Each end stores the flow from its own side: `local`
+ * is the address on this host, `remote` the peer's. The send path finds a
+ * packet's connection by hashing its (proto, src, sport, dst, dport); the
+ * receive path checks that a packet on a connection id carries exactly that
+ * connection's flow, reversed.
+ *
+ * Table key: the opener's id for "mine", id | 2^31 for "theirs" (see
+ * src/wire/conn.ts: this is also the wire id this host sends).
+ *
+ * States: open -> (idle timeout | CONN_RESET | tunnel closed) -> gone;
+ * open (mine, not yet answered) -> denied (CONN_DENY) -> gone after DENIED_MS.
+ * "theirs" connections that policy refused are kept as denied for DENIED_MS so
+ * their later packets are dropped (and counted) without a new decision.
+ */
+import type { UserCert } from "../wire/cert.js";
+import { CONN_ID_MAX, CONN_PEER_OPENED } from "../wire/conn.js";
+
+export const CONN_OPEN = 0;
+export const CONN_DENIED = 1;
+
+/** Opener side forgets an idle connection after this long (a later packet opens it again). */
+export const CONN_IDLE_MINE_MS = 300_000;
+/** The peer-opened side keeps it longer, so the opener normally forgets first. */
+export const CONN_IDLE_THEIRS_MS = 360_000;
+/** A denied connection is remembered this long: its packets are refused without a new decision. */
+export const CONN_DENIED_MS = 10_000;
+/** Connections per tunnel (both directions). */
+export const MAX_CONNS_PER_TUNNEL = 16_384;
+/** The opener repeats OPEN with the first packets until the peer answers on the connection. */
+export const CONN_OPEN_REPEAT = 8;
+
+/** Parsed flow of one inner packet (scratch object, reused). */
+export class FlowScratch {
+  proto = 0;
+  family: 4 | 6 = 4;
+  srcOff = 0;
+  dstOff = 0;
+  sport = 0;
+  dport = 0;
+  hash = 0;
+}
+
+const ICMP = 1;
+const ICMP6 = 58;
+
+/**
+ * Parse the flow of the IPv4/IPv6 packet at buf[off, off+len) into f. False for
+ * packets too short to hold their header. Later fragments and unknown
+ * protocols get ports 0; ICMP echo uses the identifier as both ports.
+ */
+export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch): boolean {
+  const v = buf[off]! >> 4;
+  let l4: number;
+  let proto: number;
+  let fragLater = false;
+  if (v === 4) {
+    if (len < 20) return false;
+    const ihl = (buf[off]! & 15) * 4;
+    if (ihl < 20 || ihl > len) return false;
+    proto = buf[off + 9]!;
+    fragLater = (buf.readUInt16BE(off + 6) & 0x1fff) !== 0;
+    f.family = 4;
+    f.srcOff = off + 12;
+    f.dstOff = off + 16;
+    l4 = off + ihl;
+  } else if (v === 6) {
+    if (len < 40) return false;
+    proto = buf[off + 6]!;
+    f.family = 6;
+    f.srcOff = off + 8;
+    f.dstOff = off + 24;
+    l4 = off + 40;
+  } else return false;
+  f.proto = proto;
+  f.sport = 0;
+  f.dport = 0;
+  const rest = off + len - l4;
+  if (!fragLater) {
+    if ((proto === 6 || proto === 17 || proto === 132 || proto === 136) && rest >= 4) {
+      f.sport = buf.readUInt16BE(l4);
+      f.dport = buf.readUInt16BE(l4 + 2);
+    } else if (
+      rest >= 8 &&
+      ((proto === ICMP && (buf[l4] === 8 || buf[l4] === 0)) ||
+        (proto === ICMP6 && (buf[l4] === 128 || buf[l4] === 129)))
+    ) {
+      f.sport = f.dport = buf.readUInt16BE(l4 + 4);
+    }
+  }
+  f.hash = flowHash(buf, f.proto, f.family, f.srcOff, f.sport, f.dstOff, f.dport);
+  return true;
+}
+
+function mix(h: number, x: number): number {
+  h = Math.imul(h ^ x, 0x85ebca6b);
+  return (h ^ (h >>> 13)) | 0;
+}
+
+/** Hash of (proto, a, aport, b, bport) with a = the local side. */
+export function flowHash(
+  buf: Buffer,
+  proto: number,
+  family: 4 | 6,
+  aOff: number,
+  aport: number,
+  bOff: number,
+  bport: number,
+): number {
+  let h = mix(0x9e3779b1, proto | (aport << 8));
+  h = mix(h, bport);
+  h = mix(h, buf.readInt32BE(aOff));
+  h = mix(h, buf.readInt32BE(bOff));
+  if (family === 6) {
+    h = mix(h, buf.readInt32BE(aOff + 12));
+    h = mix(h, buf.readInt32BE(bOff + 12));
+    h = mix(h, buf.readInt32BE(aOff + 4) ^ buf.readInt32BE(aOff + 8));
+    h = mix(h, buf.readInt32BE(bOff + 4) ^ buf.readInt32BE(bOff + 8));
+  }
+  return h;
+}
+
+/** The identity a connection runs under, as the receiving side learned it. */
+export interface PeerUser {
+  cert: UserCert;
+  fingerprint: string;
+}
+
+export class Conn {
+  state = CONN_OPEN;
+  /** mine: the peer answered on it (no more OPEN repeats) */
+  acked = false;
+  next: Conn | null = null;
+  lastUsed: number;
+  rxPackets = 0;
+  txPackets = 0;
+  deniedAt = 0;
+  denyReason = 0;
+  lastDenySent = 0;
+  /** mine: copy of the first packet, kept until answered (to build a reject if denied) */
+  probe: Buffer | null = null;
+  /** mine: the local OS user (null = host identity) */
+  localUid: number | null = null;
+  localName: string | null = null;
+  /** mine: the user certificate sent in OPEN (null = host identity) */
+  localCert: UserCert | null = null;
+  /** mine: the local user it runs as (null = host identity) */
+  localUser: LocalUser | null = null;
+  /** mine: OPEN body for the tunnel binding openBind (repeated until answered) */
+  openBody: Buffer | null = null;
+  openBind: Buffer | null = null;
+  /** theirs: the peer's user (null = its host identity) */
+  peerUser: PeerUser | null = null;
+  /** session id of the tunnel the connection was opened on */
+  sessionId = "";
+  readonly local = Buffer.alloc(16);
+  readonly remote = Buffer.alloc(16);
+
+  constructor(
+    readonly key: number,
+    readonly mine: boolean,
+    readonly proto: number,
+    readonly family: 4 | 6,
+    readonly lport: number,
+    readonly rport: number,
+    readonly hash: number,
+    readonly openedAt: number,
+  ) {
+    this.lastUsed = openedAt;
+  }
+
+  /** The id this host sends for the connection (its table key). */
+  get wireId(): number {
+    return this.key;
+  }
+  get cid(): number {
+    return this.key & CONN_ID_MAX;
+  }
+}
+
+/** Key in the table for a connection id received on the wire. */
+export function keyOfWire(wire: number): number {
+  return (wire ^ CONN_PEER_OPENED) >>> 0;
+}
+
+export class ConnTable {
+  readonly byKey = new Map<number, Conn>();
+  private readonly byHash = new Map<number, Conn>();
+  private nextCid = 1;
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** The connection whose flow this outbound packet (src = local) belongs to; f from parseFlow. */
+  lookupOut(buf: Buffer, f: FlowScratch): Conn | null {
+    let c = this.byHash.get(f.hash) ?? null;
+    while (c !== null) {
+      if (
+        c.proto === f.proto &&
+        c.family === f.family &&
+        c.lport === f.sport &&
+        c.rport === f.dport &&
+        sameAddr(c.local, buf, f.srcOff, f.family) &&
+        sameAddr(c.remote, buf, f.dstOff, f.family)
+      )
+        return c;
+      c = c.next;
+    }
+    return null;
+  }
+
+  /** Does this inbound packet (src = remote) carry c's flow? f from parseFlow. */
+  static matchesIn(c: Conn, buf: Buffer, f: FlowScratch): boolean {
+    return (
+      c.proto === f.proto &&
+      c.family === f.family &&
+      c.rport === f.sport &&
+      c.lport === f.dport &&
+      sameAddr(c.remote, buf, f.srcOff, f.family) &&
+      sameAddr(c.local, buf, f.dstOff, f.family)
+    );
+  }
+
+  /** A new connection opened here for the outbound flow f; null when the table is full. */
+  openMine(buf: Buffer, f: FlowScratch, now: number): Conn | null {
+    if (this.byKey.size >= MAX_CONNS_PER_TUNNEL) return null;
+    let cid = this.nextCid;
+    while (this.byKey.has(cid)) cid = cid >= CONN_ID_MAX ? 1 : cid + 1;
+    this.nextCid = cid >= CONN_ID_MAX ? 1 : cid + 1;
+    const a = f.family === 4 ? 4 : 16;
+    const c = new Conn(cid, true, f.proto, f.family, f.sport, f.dport, f.hash, now);
+    buf.copy(c.local, 0, f.srcOff, f.srcOff + a);
+    buf.copy(c.remote, 0, f.dstOff, f.dstOff + a);
+    this.insert(c);
+    return c;
+  }
+
+  /**
+   * A connection the peer opened (wire id `wire`), flow from its point of view:
+   * its address/port is the remote side here. null when the table is full.
+   */
+  openTheirs(
+    wire: number,
+    proto: number,
+    family: 4 | 6,
+    buf: Buffer,
+    peerOff: number,
+    peerPort: number,
+    ourOff: number,
+    ourPort: number,
+    now: number,
+  ): Conn | null {
+    if (this.byKey.size >= MAX_CONNS_PER_TUNNEL) return null;
+    const key = keyOfWire(wire);
+    const c = new Conn(
+      key,
+      false,
+      proto,
+      family,
+      ourPort,
+      peerPort,
+      flowHash(buf, proto, family, ourOff, ourPort, peerOff, peerPort),
+      now,
+    );
+    const a = family === 4 ? 4 : 16;
+    buf.copy(c.local, 0, ourOff, ourOff + a);
+    buf.copy(c.remote, 0, peerOff, peerOff + a);
+    this.insert(c);
+    return c;
+  }
+
+  private insert(c: Conn): void {
+    this.byKey.set(c.key, c);
+    c.next = this.byHash.get(c.hash) ?? null;
+    this.byHash.set(c.hash, c);
+  }
+
+  remove(c: Conn): void {
+    if (this.byKey.get(c.key) !== c) return;
+    this.byKey.delete(c.key);
+    let h = this.byHash.get(c.hash) ?? null;
+    if (h === c) {
+      if (c.next) this.byHash.set(c.hash, c.next);
+      else this.byHash.delete(c.hash);
+    } else {
+      while (h !== null && h.next !== c) h = h.next;
+      if (h) h.next = c.next;
+    }
+    c.next = null;
+    c.probe = null;
+  }
+
+  /** Forget idle and expired-denied connections; returns how many went. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const c of this.byKey.values()) {
+      const idle = now - c.lastUsed;
+      if (
+        (c.state === CONN_DENIED && now - c.deniedAt >= CONN_DENIED_MS) ||
+        idle >= (c.mine ? CONN_IDLE_MINE_MS : CONN_IDLE_THEIRS_MS)
+      ) {
+        this.remove(c);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  clear(): void {
+    for (const c of this.byKey.values()) c.probe = null;
+    this.byKey.clear();
+    this.byHash.clear();
+  }
+}
+
+function sameAddr(a: Buffer, buf: Buffer, off: number, family: 4 | 6): boolean {
+  if (a.readInt32BE(0) !== buf.readInt32BE(off)) return false;
+  if (family === 4) return true;
+  return (
+    a.readInt32BE(4) === buf.readInt32BE(off + 4) &&
+    a.readInt32BE(8) === buf.readInt32BE(off + 8) &&
+    a.readInt32BE(12) === buf.readInt32BE(off + 12)
+  );
+}
+
+/** A local user whose flows are authenticated as itself (from the user store). */
+export interface LocalUser {
+  uid: number;
+  osUser: string;
+  cert: UserCert;
+  /** X25519 form of the user's Ed25519 secret key (zeroed when the store is reloaded) */
+  x: Buffer;
+}
+
+/**
+ * Who opened an outbound flow (the daemon joins the OS identity mapper and the
+ * user store; tests inject a fake). Only called for a flow's first packet.
+ *   null     the host identity (kernel, root, ICMP, ...)
+ *   "deny"   refuse here (an OS user without an identity, when configured so)
+ */
+export interface ConnIdentity {
+  identify(f: FlowScratch, buf: Buffer): LocalUser | null | "deny";
+}
