@@ -229,6 +229,7 @@ let exitHooked = false;
 
 function syncCleanupAll(): void {
   for (const ns of [...registry]) ns.destroySync();
+  for (const u of [...osUsers]) deleteOsUserSync(u);
   if (process.env.NETNS_KEEP_LOGS !== "1") {
     try {
       rmSync(RUN_DIR, { recursive: true, force: true });
@@ -1065,4 +1066,49 @@ export async function startCapture(ns: Netns, dev: string, file: string, filter 
 /** True if the capture file's bytes contain needle (e.g. a plaintext marker). */
 export function captureContains(file: string, needle: Buffer): boolean {
   return readFileSync(file).includes(needle);
+}
+
+// ------------------------------------------------------------------ OS users
+
+const osUsers = new Set<string>();
+
+/** An OS user made by this process for a test: name, uid, gid (from `id`). */
+export interface OsUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * `useradd -M -s /usr/sbin/nologin NAME` (no home, no login shell). The user is deleted by
+ * deleteOsUser, and at the latest when this process exits. Names must be unique per run
+ * (e.g. `mta${process.pid}`) and at most 32 characters. Root only; /etc/passwd is shared by
+ * every namespace, so the user exists on every test host.
+ */
+export async function createOsUser(name: string): Promise<OsUser> {
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(name)) throw new Error(`bad OS user name '${name}'`);
+  hookExit();
+  osUsers.add(name);
+  await execOk("useradd", ["-M", "-s", "/usr/sbin/nologin", name]);
+  const uid = Number((await execOk("id", ["-u", name])).stdout.trim());
+  const gid = Number((await execOk("id", ["-g", name])).stdout.trim());
+  return { name, uid, gid };
+}
+
+/** `userdel NAME` (its processes are the caller's to stop first). Idempotent. */
+export async function deleteOsUser(name: string): Promise<void> {
+  if (!osUsers.has(name)) return;
+  const r = await execCmd("userdel", [name]);
+  // 6: no such user (already gone)
+  if (r.code !== 0 && r.code !== 6) throw new Error(`userdel ${name} failed: ${r.stderr.trim()}`);
+  osUsers.delete(name);
+}
+
+function deleteOsUserSync(name: string): void {
+  try {
+    execFileSync("userdel", [name], { stdio: "ignore", timeout: 10_000 });
+  } catch {
+    // best effort (already gone)
+  }
+  osUsers.delete(name);
 }
