@@ -57,6 +57,10 @@ export interface Config {
   metrics: { listen: HostPort | null };
   /** Live web view; null = off (the default). Loopback addresses only. */
   web: { listen: HostPort | null };
+  /** Connection policy file (docs/IDENTITY.md); null = every authenticated host may reach everything. */
+  policy: string | null;
+  /** Per-user connections: what flows of OS users without an entry in the user store run as. */
+  users: { unmapped: "host" | "deny" };
 }
 
 export const DEFAULTS = {
@@ -238,6 +242,8 @@ const TOP_KEYS = [
   "log",
   "metrics",
   "web",
+  "policy",
+  "users",
 ];
 
 /** 127.0.0.0/8 or ::1 (canonical text from parseHostPort). */
@@ -437,6 +443,17 @@ export function parseConfig(text: string, fileName: string): Config {
   const metrics = listenSection("metrics", false);
   const web = listenSection("web", true);
 
+  const pol = top.get("policy");
+  const policy = pol && !r.isMissing(pol.value) ? r.path(pol.value, "policy", pol.key) : null;
+  const usersM = r.map(top.get("users")?.value ?? null, "users", ["unmapped"]);
+  const um = usersM.get("unmapped");
+  let unmapped: "host" | "deny" = "host";
+  if (um && !r.isMissing(um.value)) {
+    const s = r.str(um.value, "users.unmapped", um.key);
+    if (s !== "host" && s !== "deny") r.fail(`expected host or deny, got '${s}'`, um.value, "users.unmapped");
+    unmapped = s;
+  }
+
   return {
     file,
     ca,
@@ -452,5 +469,7 @@ export function parseConfig(text: string, fileName: string): Config {
     log: { level },
     metrics,
     web,
+    policy,
+    users: { unmapped },
   };
 }

@@ -28,6 +28,10 @@ import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { buildStatus, whois, type ReloadStatus, type Status } from "./status.js";
+import { DaemonIdentity } from "./identity.js";
+import { LinuxIdentityLookup } from "../conn/identity.js";
+import { UserStore, usersDir } from "../conn/users.js";
+import { loadPolicy, type Policy } from "../conn/policy.js";
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
 export const SAMPLE_MS = 1000;
@@ -78,6 +82,7 @@ export class Daemon {
   private notifier: Notifier = nullNotifier;
   private logLevelOverride: LogLevel | undefined;
   private routes: RouteManager | null = null;
+  private identity: DaemonIdentity | null = null;
   private fileDigests: Record<string, string> = {};
   private reloadChain: Promise<unknown> = Promise.resolve();
   lastReload: ReloadStatus | null = null;
@@ -126,6 +131,18 @@ export class Daemon {
 
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
+    // connection policy and the user store: refused files stop the start (typed errors)
+    const policy = config.policy ? loadPolicy(config.policy) : null;
+    const store = UserStore.load(usersDir(config.stateDir), { ca: ca as CaCert });
+    const identity = new DaemonIdentity(
+      new LinuxIdentityLookup(),
+      config.users.unmapped,
+      log.child("identity"),
+    );
+    identity.setStore(store, config.users.unmapped, Math.floor(now() / 1000));
+    for (const e of store.errors)
+      log.log("error", "user store entry skipped", { file: e.file, error: e.message });
+    store.clear();
 
     const st = selfTest(now());
     if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
@@ -188,6 +205,8 @@ export class Daemon {
         routeSource: (dst, out) => native().routeSource(dst, out),
         dos: config.dos,
         onEvent: (kind, fields) => events.push(now(), kind, fields),
+        identity,
+        policy,
       },
       out,
       now(),
@@ -200,9 +219,16 @@ export class Daemon {
     d.notifier = deps.notifier ?? nullNotifier;
     d.logLevelOverride = deps.logLevelOverride;
     d.routes = routes;
+    d.identity = identity;
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
-    api.handle("whois", (p) => whois(d.status(), String(p.address ?? "")));
+    api.handle("whois", (p) => {
+      const w = whois(d.status(), String(p.address ?? ""));
+      if (!w) return null;
+      const port = typeof p.port === "number" && Number.isInteger(p.port) ? p.port : null;
+      return { ...w, conns: engine.connsFor(w.address, port) };
+    });
+    api.handle("reload", () => d.reload(), { root: true });
     try {
       await api.listen();
       await d.startObservers();
@@ -348,9 +374,14 @@ export class Daemon {
     });
     let next: Config;
     let peers: ResolvedPeer[];
+    let policy: Policy | null;
+    let store: UserStore;
     try {
       next = loadConfig(this.config.file);
       peers = await resolvePeers(next);
+      // a refused policy or user store refuses the reload: the running ones stay
+      policy = next.policy ? loadPolicy(next.policy) : null;
+      store = UserStore.load(usersDir(this.config.stateDir), { ca: this.engine.opts.ca });
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.lastReload = { ok: false, at, error, restartRequired: [], applied: [] };
@@ -383,6 +414,15 @@ export class Daemon {
         (o as unknown as Record<string, number>)[field] = v;
         applied.push(`${key} ${key === "tunnel.maxTunnels" ? v : v / 1000}`);
       }
+    this.engine.policy = policy;
+    applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");
+    if (this.identity) {
+      this.identity.setStore(store, next.users.unmapped, Math.floor(at / 1000));
+      applied.push(`users ${this.identity.size}`);
+    }
+    for (const e of store.errors)
+      log.log("error", "user store entry skipped", { file: e.file, error: e.message });
+    store.clear();
     const pr = this.engine.setPeers(peers, this.now());
     if (pr.added.length || pr.removed.length)
       applied.push(
@@ -461,6 +501,7 @@ export class Daemon {
       s.srv.closeAllConnections();
     }
     this.engine.close(this.now());
+    this.identity?.close();
     this.api.close();
     this.tun.close();
     this.udp.close();
