@@ -1,0 +1,227 @@
+/**
+ * Per-user connections in process: user authentication in the flow's first
+ * packet, the receiver's cached per-user DH, policy with fast refusal, flow
+ * matching (no packet rides another user's connection), resets.
+ */
+import { describe, expect, it } from "vitest";
+import { edSkToX, signKeyPair } from "../../src/crypto/sodium.js";
+import { parsePolicy } from "../../src/conn/policy.js";
+import type { ConnIdentity, FlowScratch, LocalUser } from "../../src/conn/conns.js";
+import { signCert, type UserCert } from "../../src/wire/cert.js";
+import { PacketType } from "../../src/wire/packet.js";
+import { ipv4, makeCa, SimNet, type Ca } from "./harness.js";
+
+function makeUser(ca: Ca, name: string, uid: number, groups: string[] = []): LocalUser {
+  const kp = signKeyPair();
+  const nowSec = Math.floor(Date.now() / 1000);
+  const cert = signCert(
+    {
+      kind: "user",
+      name,
+      publicKey: kp.publicKey,
+      groups,
+      notBefore: nowSec - 60,
+      notAfter: nowSec + 86400,
+      issuer: ca.cert.publicKey,
+    },
+    ca.sk,
+  ) as UserCert;
+  return { uid, osUser: name, cert, x: edSkToX(kp.secretKey) };
+}
+
+/** A UDP packet: ports in the first 4 payload bytes. */
+function udp(src: string, dst: string, sport: number, dport: number, text: string): Buffer {
+  const p = Buffer.alloc(8 + text.length);
+  p.writeUInt16BE(sport, 0);
+  p.writeUInt16BE(dport, 2);
+  p.writeUInt16BE(p.length, 4);
+  p.write(text, 8);
+  return ipv4(src, dst, p, 17);
+}
+
+const POLICY = `
+rules:
+  - from: { users: [alice] }
+    to: { proto: udp, ports: [80] }
+    action: allow
+  - from: { hosts: [a] }
+    to: { proto: udp, ports: [53] }
+    action: allow
+`;
+
+/** The fake OS identity mapper: the source port says who owns the socket. */
+class PortIdentity implements ConnIdentity {
+  readonly byPort = new Map<number, LocalUser | "deny">();
+  calls = 0;
+  identify(f: FlowScratch): LocalUser | null | "deny" {
+    this.calls++;
+    return this.byPort.get(f.sport) ?? null;
+  }
+}
+
+function setup() {
+  const net = new SimNet();
+  const ca = makeCa();
+  const id = new PortIdentity();
+  const alice = makeUser(ca, "alice", 1001, ["dev"]);
+  const bob = makeUser(ca, "bob", 1002);
+  for (const p of [1111, 1112]) id.byPort.set(p, alice);
+  id.byPort.set(2222, bob);
+  id.byPort.set(3333, "deny");
+  const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null, { identity: id });
+  const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null, {
+    policy: parsePolicy(POLICY, "policy.yaml"),
+  });
+  a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+  net.run();
+  return { net, ca, id, alice, bob, a, b };
+}
+
+const text = (p: Buffer) => p.subarray(28).toString();
+
+describe("per-user connections", () => {
+  it("authenticates alice in the flow's first packet (0-RTT) and whois names her on both ends", () => {
+    const { net, a, b } = setup();
+    net.log.length = 0;
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "hi from alice"));
+    expect(net.queue[0]!.data[8]).toBe(PacketType.Create); // one datagram: HELLO + OPEN + DATA
+    net.run();
+    expect(b.take().map(text)).toEqual(["hi from alice"]);
+    expect(b.engine.events.connsAccepted).toBe(1);
+    expect(b.engine.events.userAuthFull).toBe(1);
+    const inB = b.engine.connsFor("10.77.0.1", 1111);
+    expect(inB).toHaveLength(1);
+    expect(inB[0]!.direction).toBe("in");
+    expect(inB[0]!.peerUser?.name).toBe("alice");
+    expect(inB[0]!.peerUser?.groups).toEqual(["dev"]);
+    expect(inB[0]!.peerHost.name).toBe("a");
+    const outA = a.engine.connsFor("10.77.0.2", 80);
+    expect(outA).toHaveLength(1);
+    expect(outA[0]!.direction).toBe("out");
+    expect(outA[0]!.localUser?.uid).toBe(1001);
+    expect(outA[0]!.session).toBe(inB[0]!.session);
+    expect(outA[0]!.session).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("a user's later connections cost a MAC: the receiver's DH result is cached", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "one"));
+    net.run();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1112, 80, "two"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["one", "two"]);
+    expect(b.engine.events.userAuthFull).toBe(1);
+    expect(b.engine.events.userAuthCached).toBe(1);
+  });
+
+  it("replies ride the opener's connection; once answered no OPEN is repeated", () => {
+    const { net, a, b, id } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "q"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["q"]);
+    b.send(udp("10.77.0.2", "10.77.0.1", 80, 1111, "answer"));
+    net.run();
+    expect(a.take().map(text)).toEqual(["answer"]);
+    expect(b.engine.events.connsOpened).toBe(0); // the reply opened nothing new
+    const calls = id.calls;
+    net.log.length = 0;
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "again"));
+    expect(net.queue[0]!.data.length).toBe(16 + 3 + 4 + 28 + 5 + 16); // CONN_DATA only
+    net.run();
+    expect(b.take().map(text)).toEqual(["again"]);
+    expect(id.calls).toBe(calls); // no identity lookup for a known flow
+  });
+
+  it("refuses bob by policy within one round trip: the application gets an ICMP unreachable", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 2222, 80, "bob here"));
+    net.run();
+    expect(b.take()).toEqual([]);
+    expect(b.engine.events.connsDenied).toBe(1);
+    expect(a.engine.events.connsRefused).toBe(1);
+    const rej = a.take();
+    expect(rej).toHaveLength(1);
+    // ICMP type 3 code 13 from the destination to bob's socket address
+    expect(rej[0]![9]).toBe(1);
+    expect(rej[0]!.subarray(12, 16)).toEqual(Buffer.from([10, 77, 0, 2]));
+    expect(rej[0]!.subarray(16, 20)).toEqual(Buffer.from([10, 77, 0, 1]));
+    expect(rej[0]![20]).toBe(3);
+    expect(rej[0]![21]).toBe(13);
+    // later packets of the refused flow are answered locally, nothing is sent
+    net.log.length = 0;
+    a.send(udp("10.77.0.1", "10.77.0.2", 2222, 80, "bob again"));
+    expect(net.queue).toHaveLength(0);
+    expect(a.take()).toHaveLength(1);
+    expect(a.engine.drops.connDenied).toBe(1);
+  });
+
+  it("host-identity flows follow the host rules; an OS user refused locally never leaves", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 5555, 53, "dns"));
+    a.send(udp("10.77.0.1", "10.77.0.2", 5556, 80, "web as host"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["dns"]);
+    expect(b.engine.events.connsDenied).toBe(1);
+    const sent = net.log.length;
+    a.send(udp("10.77.0.1", "10.77.0.2", 3333, 53, "unmapped"));
+    expect(net.queue).toHaveLength(0);
+    expect(net.log.length).toBe(sent);
+    expect(a.engine.drops.connLocalDeny).toBe(1);
+  });
+
+  it("refuses a user certificate from another CA and a wrong authenticator", () => {
+    const { net, a, b, id } = setup();
+    const rogue = makeUser(makeCa("rogue"), "alice", 1003);
+    id.byPort.set(4444, rogue);
+    const other = makeUser(makeCa("x"), "carol", 1004);
+    const alice = id.byPort.get(1111) as LocalUser;
+    // alice's certificate with another user's key: the authenticator cannot match
+    id.byPort.set(4445, { ...alice, x: other.x });
+    a.send(udp("10.77.0.1", "10.77.0.2", 4444, 80, "forged"));
+    a.send(udp("10.77.0.1", "10.77.0.2", 4445, 80, "wrong key"));
+    net.run();
+    expect(b.take()).toEqual([]);
+    expect(b.engine.drops.connBadCert).toBe(1);
+    expect(b.engine.drops.connBadAuth).toBe(1);
+    expect(a.engine.events.connsRefused).toBe(2);
+    expect(a.take()).toHaveLength(2); // both applications told at once
+  });
+
+  it("drops a packet smuggled onto another user's connection", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice"));
+    net.run();
+    b.take();
+    const peer = a.engine.peers.values().next().value!;
+    const t = peer.sendTunnel()!;
+    const aliceConn = [...peer.conns!.byKey.values()][0]!;
+    // bob's packet (another flow) sealed on alice's connection id
+    const pkt = udp("10.77.0.1", "10.77.0.2", 2222, 80, "smuggled");
+    const buf = Buffer.alloc(64 + pkt.length + 16);
+    pkt.copy(buf, 64);
+    a.engine.sealConn(t, aliceConn, buf, 64, pkt.length, net.now);
+    net.run();
+    expect(b.take()).toEqual([]);
+    expect(b.engine.drops.connFlow).toBe(1);
+  });
+
+  it("a connection the peer forgot is reset and opened again by the next packet", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "first"));
+    net.run();
+    b.send(udp("10.77.0.2", "10.77.0.1", 80, 1111, "ack"));
+    net.run();
+    b.take();
+    a.take();
+    b.engine.peers.values().next().value!.conns!.clear(); // b forgets (restart, expiry)
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "lost"));
+    net.run();
+    expect(b.take()).toEqual([]);
+    expect(b.engine.drops.noConn).toBe(1);
+    expect(a.engine.events.connResets).toBe(1);
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "reopened"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["reopened"]);
+    expect(b.engine.connsFor("10.77.0.1", 1111)[0]!.peerUser?.name).toBe("alice");
+  });
+});
