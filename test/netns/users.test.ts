@@ -300,6 +300,40 @@ rules:
     expect(mine.every((c) => c.state === "denied")).toBe(true);
   });
 
+  it("bob's UDP is refused at once with an ICMP / ICMPv6 'administratively prohibited'", async () => {
+    // a connected UDP socket reports the ICMP error on its next receive: Linux maps
+    // ICMP type 3 code 13 to EHOSTUNREACH and ICMPv6 type 1 code 1 to EACCES
+    const script = [
+      "import socket, sys, time, errno",
+      "fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET",
+      "s = socket.socket(fam, socket.SOCK_DGRAM)",
+      "s.connect((sys.argv[1], 5353))",
+      "s.settimeout(3)",
+      "t0 = time.monotonic()",
+      "s.send(b'hello')",
+      "try:",
+      "    s.recv(100)",
+      "    print('REPLY')",
+      "except socket.timeout:",
+      "    print('TIMEOUT %.1f' % ((time.monotonic() - t0) * 1000))",
+      "except OSError as e:",
+      "    print('%s %.1f' % (errno.errorcode[e.errno], (time.monotonic() - t0) * 1000))",
+    ].join("\n");
+    for (const [addr, want] of [
+      [O4.b, "EHOSTUNREACH"],
+      [O6.b, "EACCES"],
+    ] as const) {
+      const r = await topo
+        .host("a")
+        .ns.exec("runuser", ["-u", users.bob.name, "--", "python3", "-c", script, addr]);
+      expect(r.code, r.stderr).toBe(0);
+      const [what, ms] = r.stdout.trim().split(" ");
+      console.log(`bob: UDP to ${addr}: ${what} after ${ms} ms`);
+      expect(what).toBe(want);
+      expect(Number(ms)).toBeLessThan(FAST_MS);
+    }
+  });
+
   it("root's flows run under the host identity (allowed for host a; whois: no user)", async () => {
     const r = await curlAs(topo.host("a").ns, null, url);
     expect(r.exit, r.stderr).toBe(0);
