@@ -1,5 +1,5 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
-import type { Engine } from "../tunnel/engine.js";
+import type { ConnInfo, Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { addrToString } from "../wire/addr.js";
 import { fingerprint, parseIp } from "../wire/cert.js";
@@ -164,35 +164,8 @@ export interface WhoisAnswer {
   conns?: WhoisConn[];
 }
 
-/** An identity as whois reports it: certificate name, groups, key fingerprint. */
-export interface WhoisIdentity {
-  name: string;
-  groups: string[];
-  fingerprint: string;
-}
-
-/** One connection in a whois answer (the engine's ConnInfo). */
-export interface WhoisConn {
-  /** "in": the remote side opened it; "out": opened here */
-  direction: "in" | "out";
-  /** IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6) */
-  proto: number;
-  /** ip:port ([v6]:port) on this host */
-  local: string;
-  remote: string;
-  peerHost: WhoisIdentity;
-  /** the remote side's user identity; null = it runs under the host identity */
-  peerUser: WhoisIdentity | null;
-  /** "out" only: the local OS user who opened it (null: host identity) */
-  localUser: { uid: number; name: string } | null;
-  /** tunnel session id (equal on both ends) */
-  session: string;
-  state: "open" | "denied";
-  /** ms, wall clock */
-  openedAt: number;
-  rxPackets: number;
-  txPackets: number;
-}
+/** One connection in a whois answer: the engine's ConnInfo (tunnel/engine.ts). */
+export type WhoisConn = ConnInfo;
 
 /**
  * Which host owns an overlay address: the longest certified prefix (own

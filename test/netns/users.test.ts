@@ -279,7 +279,7 @@ rules:
       state: "open",
       peerHost: { name: "b", fingerprint: fp.b },
       peerUser: null, // b's side runs under its host identity
-      localUser: { uid: users.alice.uid, name: users.alice.name },
+      localUser: { uid: users.alice.uid, name: users.alice.name, cert: "alice" },
     });
     // both ends agree on the tunnel session id (what an application can bind to)
     expect(outa.session).toBe(inb.session);
@@ -297,7 +297,8 @@ rules:
     const wa = await whois("a", `${O4.b}:${PORT}`);
     const mine = (wa.conns ?? []).filter((c: WhoisConn) => c.localUser?.uid === users.bob.uid);
     expect(mine.length, JSON.stringify(wa)).toBeGreaterThanOrEqual(1);
-    expect(mine.every((c) => c.state === "denied")).toBe(true);
+    expect(mine.every((c) => c.state === "denied" && c.denyReason === "policy")).toBe(true);
+    expect(mine.every((c) => c.localUser?.cert === "bob")).toBe(true);
   });
 
   it("bob's UDP is refused at once with an ICMP / ICMPv6 'administratively prohibited'", async () => {

@@ -16,7 +16,7 @@ import {
   readSecretKey as readSecretKeyFile,
 } from "../../crypto/keyfile.js";
 import { zero } from "../../crypto/sodium.js";
-import type { ReloadStatus, Status, WhoisAnswer, WhoisConn, WhoisIdentity } from "../../daemon/status.js";
+import type { ReloadStatus, Status, WhoisAnswer, WhoisConn } from "../../daemon/status.js";
 import { whois as whoisOf } from "../../daemon/status.js";
 import { CertError, MintunError, UsageError } from "../../errors.js";
 import { fingerprint, parseIp, verifyCert } from "../../wire/cert.js";
@@ -76,7 +76,7 @@ export const peers: Command = {
 
 const PROTO_NAMES: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
 
-function identity(i: WhoisIdentity): string {
+function identity(i: { name: string; groups: string[]; fingerprint: string }): string {
   return `${i.name} (groups ${i.groups.join(",") || "-"}, key ${i.fingerprint})`;
 }
 
@@ -84,7 +84,11 @@ export function formatConn(c: WhoisConn): string {
   const proto = PROTO_NAMES[c.proto] ?? `proto ${c.proto}`;
   const arrow = c.direction === "out" ? `${c.local} -> ${c.remote}` : `${c.local} <- ${c.remote}`;
   const rows: [string, string][] = [
-    ["conn", `${c.direction} ${proto} ${arrow} ${c.state}, opened ${new Date(c.openedAt).toISOString()}`],
+    [
+      "conn",
+      `${c.direction} ${proto} ${arrow} ${c.state}${c.denyReason ? ` (${c.denyReason})` : ""}, ` +
+        `opened ${new Date(c.openedAt).toISOString()}`,
+    ],
     ["  host", identity(c.peerHost)],
     ["  user", c.peerUser ? identity(c.peerUser) : "- (host identity)"],
   ];
