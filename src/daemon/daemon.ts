@@ -133,13 +133,13 @@ export class Daemon {
     const peers = await resolvePeers(config);
     // connection policy and the user store: refused files stop the start (typed errors)
     const policy = config.policy ? loadPolicy(config.policy) : null;
-    const store = UserStore.load(usersDir(config.stateDir), { ca: ca as CaCert });
+    const store = UserStore.load(usersDir(config.stateDir));
     const identity = new DaemonIdentity(
       new LinuxIdentityLookup(),
       config.users.unmapped,
       log.child("identity"),
     );
-    identity.setStore(store, config.users.unmapped, Math.floor(now() / 1000));
+    identity.setStore(store, config.users.unmapped, Math.floor(now() / 1000), ca as CaCert);
     for (const e of store.errors)
       log.log("error", "user store entry skipped", { file: e.file, error: e.message });
     store.clear();
@@ -381,7 +381,7 @@ export class Daemon {
       peers = await resolvePeers(next);
       // a refused policy or user store refuses the reload: the running ones stay
       policy = next.policy ? loadPolicy(next.policy) : null;
-      store = UserStore.load(usersDir(this.config.stateDir), { ca: this.engine.opts.ca });
+      store = UserStore.load(usersDir(this.config.stateDir));
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.lastReload = { ok: false, at, error, restartRequired: [], applied: [] };
@@ -417,7 +417,7 @@ export class Daemon {
     this.engine.policy = policy;
     applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");
     if (this.identity) {
-      this.identity.setStore(store, next.users.unmapped, Math.floor(at / 1000));
+      this.identity.setStore(store, next.users.unmapped, Math.floor(at / 1000), this.engine.opts.ca);
       applied.push(`users ${this.identity.size}`);
     }
     for (const e of store.errors)

@@ -9,6 +9,7 @@ import type { ConnIdentity, FlowScratch, LocalUser } from "../conn/conns.js";
 import { type IdentityLookup, PROTO_TCP, PROTO_UDP } from "../conn/identity.js";
 import { type UserStore, identityStatus } from "../conn/users.js";
 import { edSkToX, zero } from "../crypto/sodium.js";
+import { type CaCert, verifyCert } from "../wire/cert.js";
 import type { Logger } from "../log.js";
 import { formatIp4, formatIp6 } from "../packet/ip.js";
 
@@ -31,15 +32,23 @@ export class DaemonIdentity implements ConnIdentity {
     private readonly log: Logger,
   ) {}
 
-  /** Take the identities of a (re)loaded store; the previous keys are zeroed. */
-  setStore(store: UserStore | null, unmapped: "host" | "deny", nowSec: number): void {
+  /**
+   * Take the identities of a (re)loaded store; the previous keys are zeroed. Every
+   * entry is used, also one whose certificate does not verify against our CA or is
+   * out of its validity (logged here): its flows are refused (by the peer, or here
+   * when expired), never run under the host identity instead.
+   */
+  setStore(store: UserStore | null, unmapped: "host" | "deny", nowSec: number, ca?: CaCert): void {
     const next = new Map<number, LocalUser>();
     for (const id of store?.list() ?? []) {
       const st = identityStatus(id, nowSec);
-      if (st !== "ok") {
-        this.log.log("warn", "user identity not usable", { osUser: id.osUser, uid: id.uid, status: st });
-        continue;
-      }
+      const v = ca ? verifyCert(id.cert, ca, nowSec) : null;
+      if (st !== "ok" || (v && !v.ok))
+        this.log.log("warn", "user identity will be refused", {
+          osUser: id.osUser,
+          uid: id.uid,
+          status: st !== "ok" ? st : v && !v.ok ? v.reason : "ok",
+        });
       next.set(id.uid, { uid: id.uid, osUser: id.osUser, cert: id.cert, x: edSkToX(id.secretKey) });
     }
     for (const u of this.users.values()) zero(u.x);
@@ -79,7 +88,8 @@ export class DaemonIdentity implements ConnIdentity {
     }
     const u = this.users.get(uid);
     if (u) {
-      if (Date.now() / 1000 >= u.cert.notAfter) {
+      const nowSec = Date.now() / 1000;
+      if (nowSec >= u.cert.notAfter || nowSec < u.cert.notBefore) {
         this.stats.denied++;
         return "deny";
       }
