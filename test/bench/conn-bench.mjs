@@ -73,7 +73,7 @@ class Q {
     this.name = name;
     this.tun = 0;
   }
-  sendUdp(buf, off, len, addr, addrOff) {
+  sendUdp(buf, off, len) {
     queue.push({
       to: this.name === "a" ? "b" : "a",
       data: Buffer.from(buf.subarray(off, off + len)),
