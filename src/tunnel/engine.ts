@@ -1873,7 +1873,11 @@ export class Engine {
           this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
         this.closeTunnel(t, now, "shutdown");
       }
+      p.conns?.clear();
+      if (p.userKeys) for (const k of p.userKeys.values()) zero(k);
+      p.userKeys = null;
     }
+    this.userKeys.clear();
     this.out.flush();
     this.eph.close();
     this.puzzles.close();
