@@ -346,6 +346,17 @@ export class Daemon {
         web: this.servers.find((s) => s.what === "web")?.url ?? null,
         reload: this.lastReload,
       },
+      connections: {
+        open: this.engine.connCount(),
+        users: this.identity?.size ?? 0,
+        policy: this.config.policy,
+        policyRules: this.engine.policy?.rules.length ?? 0,
+        unmapped: this.config.users.unmapped,
+        lookups: this.identity?.stats.lookups ?? 0,
+        lookupMeanUs: this.identity?.stats.lookups
+          ? Math.round((this.identity.stats.lookupUs / this.identity.stats.lookups) * 10) / 10
+          : 0,
+      },
     });
   }
 

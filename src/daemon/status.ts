@@ -77,6 +77,22 @@ export interface Status {
   };
   devices: Record<string, unknown>;
   daemon?: DaemonInfo;
+  /** per-user connections (present when a Daemon builds the status) */
+  connections?: ConnectionsStatus;
+}
+
+export interface ConnectionsStatus {
+  /** connections held, both directions, all peers */
+  open: number;
+  /** OS users with an identity in the user store */
+  users: number;
+  /** policy file, null = none (every authenticated host may reach everything) */
+  policy: string | null;
+  policyRules: number;
+  unmapped: "host" | "deny";
+  /** OS identity lookups (new outbound TCP/UDP flows) and their mean cost */
+  lookups: number;
+  lookupMeanUs: number;
 }
 
 function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
@@ -108,6 +124,7 @@ export function buildStatus(
     startedAt: number;
     devices: Record<string, unknown>;
     daemon?: DaemonInfo;
+    connections?: ConnectionsStatus;
   },
 ): Status {
   const hc = e.opts.hostCert;
@@ -144,6 +161,7 @@ export function buildStatus(
     },
     devices: extra.devices,
     ...(extra.daemon ? { daemon: extra.daemon } : {}),
+    ...(extra.connections ? { connections: extra.connections } : {}),
   };
 }
 

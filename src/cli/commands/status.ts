@@ -70,6 +70,12 @@ export function formatStatus(s: Status): string {
         p.record ? `key ${p.record.keyId}, ${p.record.expiresInSec}s left` : "not fetched",
       ]),
     ]);
+  const c = s.connections;
+  if (c)
+    o +=
+      `\nconnections: ${c.open} open; users ${c.users} (others run as ${c.unmapped === "host" ? "the host" : "nobody: refused"}); ` +
+      `policy ${c.policy ? `${c.policy} (${c.policyRules} rules)` : "none (all hosts allowed)"}; ` +
+      `owner lookups ${c.lookups} (mean ${c.lookupMeanUs} µs)\n`;
   const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
   o += `\ndrops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
   const ev = Object.entries(s.events).filter(([, v]) => v > 0);
