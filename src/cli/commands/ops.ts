@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import { apiCall } from "../../api/client.js";
 import { loadConfig, RESTART_KEYS } from "../../config/config.js";
+import { loadPolicy } from "../../conn/policy.js";
 import {
   publicKeyOf,
   readCert as readCertFile,
@@ -345,6 +346,13 @@ export const checkConfig: Command = {
       for (const [i, p] of c.peers.entries())
         if (p.cert && readCert(`peers[${i}].cert`, p.cert).kind !== "host")
           throw new CertError("ECERTKIND", `${p.cert} (peers[${i}].cert): not a host certificate`);
+    }
+    // the policy file is checked in every mode (it is configuration, not a secret)
+    if (c.policy) {
+      const pol = loadPolicy(c.policy);
+      notes.push(
+        `policy ${c.policy}: ${pol.rules.length} rules, default ${pol.default}; users without an identity run as ${c.users.unmapped === "host" ? "the host" : "nobody (refused)"}`,
+      );
     }
     const hp = (x: { host: string; port: number } | null) =>
       x ? `${x.host.includes(":") ? `[${x.host}]` : x.host}:${x.port}` : "off";
