@@ -48,6 +48,8 @@ describe("parseConfig", () => {
       log: { level: "info" },
       metrics: { listen: null },
       web: { listen: null },
+      policy: null,
+      users: { unmapped: "host" },
     });
     expect(c.tunnel).toEqual(DEFAULTS.tunnel);
   });
@@ -189,5 +191,19 @@ describe("loadConfig", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("policy and users keys", () => {
+  it("resolves the policy path and refuses an unknown unmapped mode with the line", () => {
+    const c = parseConfig(
+      "ca: ca.crt\nhost: { key: h.key, cert: h.crt }\npolicy: pol.yaml\nusers: { unmapped: deny }\n",
+      "/etc/mintun/x.yaml",
+    );
+    expect(c.policy).toBe("/etc/mintun/pol.yaml");
+    expect(c.users.unmapped).toBe("deny");
+    expect(() =>
+      parseConfig("ca: ca.crt\nhost: { key: h.key, cert: h.crt }\nusers:\n  unmapped: root\n", "/etc/x.yaml"),
+    ).toThrow(/x\.yaml:4 \(users\.unmapped\): expected host or deny, got 'root'/);
   });
 });
