@@ -104,6 +104,7 @@ describe.skipIf(process.getuid?.() !== 0)("per-user connections (netns, real use
     topo = await createLan({ hosts: ["a", "b"] });
     pki = makePki("ca"); // ca.crt + ca.key in pki.dir: a CA directory for `mintun ca sign-user`
     work = pki.dir;
+    fs.chmodSync(work, 0o755); // the API sockets live here: every local user may connect (keys stay 0600)
     files.a = makeHost(pki, "a", O4.a, O6.a);
     files.b = makeHost(pki, "b", O4.b, O6.b);
     fp.a = fingerprint(files.a.hostCert.publicKey);
@@ -388,5 +389,60 @@ rules:
     const r = await curlAs(topo.host("a").ns, users.alice.name, url);
     expect(r.exit, r.stderr).toBe(0);
     expect(r.http).toBe(200);
+  });
+
+  it("any local user may ask whois; reload needs root (SO_PEERCRED on the API socket)", async () => {
+    const asAlice = (...args: string[]) =>
+      topo.host("a").ns.exec("runuser", ["-u", users.alice.name, "--", process.execPath, MINTUN, ...args]);
+    const w = await asAlice("whois", O4.b, "--json", "--socket", d.a!.socket);
+    expect(w.code, w.stderr).toBe(0);
+    expect((JSON.parse(w.stdout) as WhoisAnswer).name).toBe("b");
+    const r = await asAlice("reload", "--socket", d.a!.socket);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`'reload' needs root (called by uid ${users.alice.uid})`);
+    const ok = await mintun(topo.host("a").ns, "reload", "--socket", d.a!.socket);
+    expect(ok.code, ok.stderr + ok.stdout).toBe(0);
+    expect(ok.stdout).toMatch(/^reloaded: /);
+  });
+
+  it("reload applies a new policy on b: alice refused at once, then allowed again", async () => {
+    const policy = path.join(work, "policy-b.yaml");
+    const allowed = fs.readFileSync(policy, "utf8");
+    fs.writeFileSync(policy, allowed.replace("from: { users: [alice] }", "from: { users: [nobody-here] }"));
+    try {
+      const r = await mintun(topo.host("b").ns, "reload", "--socket", d.b!.socket);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(r.stdout).toMatch(/policy/);
+      const c = await curlAs(topo.host("a").ns, users.alice.name, url);
+      expect(c.exit, c.stderr).toBe(7);
+      expect(c.stderr).toMatch(/Connection refused/);
+      expect(c.ms).toBeLessThan(FAST_MS);
+    } finally {
+      fs.writeFileSync(policy, allowed);
+      const r = await mintun(topo.host("b").ns, "reload", "--socket", d.b!.socket);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+    }
+    const c = await curlAs(topo.host("a").ns, users.alice.name, url);
+    expect(c.exit, c.stderr).toBe(0);
+    expect(c.http).toBe(200);
+  });
+
+  it("reload applies the user store on a: bob without an entry runs under host a (users.unmapped: host)", async () => {
+    // the documented consequence of `unmapped: host`: host a's host-only flows may reach
+    // b:8080 (last rule), so bob, once his entry is gone, gets in as host a
+    const configA = path.join(work, "a.yaml");
+    await execOk("node", [MINTUN, "user", "remove", users.bob.name, "--config", configA]);
+    const r = await mintun(topo.host("a").ns, "reload", "--socket", d.a!.socket);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const c = await curlAs(topo.host("a").ns, users.bob.name, url);
+    expect(c.exit, c.stderr).toBe(0);
+    expect(c.http).toBe(200);
+    const h = await holdConnection(topo.host("a").ns, users.bob.name);
+    held.push(h.proc);
+    const wb = await whois("b", `${O4.a}:${h.port}`);
+    expect((wb.conns ?? []).filter((x) => x.remote === `${O4.a}:${h.port}`)).toMatchObject([
+      { direction: "in", peerUser: null, peerHost: { name: "a" } },
+    ]);
+    await h.proc.stop();
   });
 });
