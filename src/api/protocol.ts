@@ -5,7 +5,9 @@
  *   response: {"id": 1, "result": ...}\n   or   {"id": 1, "error": {"code": "...", "message": "..."}}\n
  *
  * Methods (all read-only): "status" (daemon/status.ts Status), "whois" ({address}) ->
- * WhoisAnswer | null. Requests larger than MAX_REQUEST_BYTES close the connection.
+ * WhoisAnswer | null, "resolve" ({name}) -> names/names.ts NameAnswer | null (error
+ * ENODIRECTORY when only an unreachable directory could answer).
+ * Requests larger than MAX_REQUEST_BYTES close the connection.
  */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 

@@ -10,6 +10,7 @@ import { MintunError, PlatformError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { type ApiRequest, type ApiResponse, MAX_REQUEST_BYTES } from "./protocol.js";
 
+/** A handler may return a Promise (e.g. a directory lookup); answers keep the order of requests per connection only for synchronous handlers. */
 export type Handler = (params: Record<string, unknown>) => unknown;
 
 export class ApiServer {
@@ -63,14 +64,17 @@ export class ApiServer {
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (line.trim()) s.write(JSON.stringify(this.dispatch(line)) + "\n");
+        if (line.trim())
+          void this.dispatch(line).then((r) => {
+            if (!s.destroyed) s.write(JSON.stringify(r) + "\n");
+          });
       }
     });
     s.on("error", () => s.destroy());
     s.on("close", () => this.sockets.delete(s));
   }
 
-  private dispatch(line: string): ApiResponse {
+  private async dispatch(line: string): Promise<ApiResponse> {
     let req: ApiRequest;
     try {
       req = JSON.parse(line) as ApiRequest;
@@ -81,7 +85,7 @@ export class ApiServer {
     const h = typeof req.method === "string" ? this.handlers.get(req.method) : undefined;
     if (!h) return { id, error: { code: "ENOMETHOD", message: `unknown method '${String(req.method)}'` } };
     try {
-      return { id, result: h(req.params && typeof req.params === "object" ? req.params : {}) };
+      return { id, result: await h(req.params && typeof req.params === "object" ? req.params : {}) };
     } catch (e) {
       if (e instanceof MintunError) return { id, error: { code: e.code, message: e.message } };
       this.log.log("error", "API handler failed", { method: req.method, error: String(e) });

@@ -13,6 +13,7 @@ import { isScalar, isSeq, parseDocument, type Node } from "yaml";
 import { ConfigError } from "../errors.js";
 import { describeYaml, YamlReader, type YamlValue } from "./yaml.js";
 import { isValidName, parseCidr, parseIp } from "../wire/cert.js";
+import { normalizeDomain } from "../names/dns.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
@@ -37,7 +38,8 @@ export interface Config {
   host: { key: string; cert: string };
   /** "listen: 0.0.0.0:7000" or "[::]:7000"; address is an IP literal. */
   listen: { address: string; port: number };
-  tun: { name: string; mtu: number; routes: string[] };
+  /** peerSubnets: route the subnets listed in verified peer certificates into the TUN (default true) */
+  tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
   tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
   /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
@@ -57,6 +59,14 @@ export interface Config {
   metrics: { listen: HostPort | null };
   /** Live web view; null = off (the default). Loopback addresses only. */
   web: { listen: HostPort | null };
+  /**
+   * DNS for overlay names (docs/OPERATIONS.md "Names (DNS)"). listen: "overlay" = this
+   * host's overlay addresses, port 53; an explicit address; or null = off (the default).
+   * domain: normalized with the trailing dot, default "mesh.".
+   */
+  dns: { listen: "overlay" | HostPort | null; domain: string };
+  /** Site-to-site gateway (docs/OPERATIONS.md "Site-to-site gateways"). */
+  gateway: { forward: boolean; masquerade: boolean; lanInterface: string | null };
 }
 
 export const DEFAULTS = {
@@ -74,6 +84,7 @@ export const DEFAULTS = {
   api: { socket: "/run/mintun/mintund.sock" },
   stateDir: "/var/lib/mintun",
   log: { level: "info" as LogLevel },
+  dns: { domain: "mesh." },
 } as const;
 
 /** Numeric bounds (inclusive). */
@@ -110,6 +121,8 @@ export const RESTART_KEYS = [
   "state",
   "metrics.listen",
   "web.listen",
+  "dns",
+  "gateway",
 ] as const;
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */
@@ -128,6 +141,8 @@ export function restartRequired(a: Config, b: Config): string[] {
     state: (c) => c.stateDir,
     "metrics.listen": (c) => c.metrics.listen,
     "web.listen": (c) => c.web.listen,
+    dns: (c) => c.dns,
+    gateway: (c) => c.gateway,
   };
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }
@@ -238,6 +253,8 @@ const TOP_KEYS = [
   "log",
   "metrics",
   "web",
+  "dns",
+  "gateway",
 ];
 
 /** 127.0.0.0/8 or ::1 (canonical text from parseHostPort). */
@@ -268,6 +285,11 @@ export function parseConfig(text: string, fileName: string): Config {
   }
   const root = (doc.contents as Node | null) ?? null;
   const top = r.map(root, "", TOP_KEYS);
+  const bool = (v: Value, key: string): boolean => {
+    if (!isScalar(v) || typeof v.value !== "boolean")
+      r.fail(`expected true or false, got ${describe(v)}`, v, key);
+    return v.value;
+  };
 
   const required = (
     m: Map<string, { key: Node; value: Value }>,
@@ -307,8 +329,15 @@ export function parseConfig(text: string, fileName: string): Config {
   }
 
   const tunE = top.get("tun");
-  const tunM = r.map(tunE?.value ?? null, "tun", ["name", "mtu", "routes"]);
-  const tun = { name: DEFAULTS.tun.name as string, mtu: DEFAULTS.tun.mtu as number, routes: [] as string[] };
+  const tunM = r.map(tunE?.value ?? null, "tun", ["name", "mtu", "routes", "peerSubnets"]);
+  const tun = {
+    name: DEFAULTS.tun.name as string,
+    mtu: DEFAULTS.tun.mtu as number,
+    routes: [] as string[],
+    peerSubnets: true,
+  };
+  const tps = tunM.get("peerSubnets");
+  if (tps && !r.isMissing(tps.value)) tun.peerSubnets = bool(tps.value, "tun.peerSubnets");
   const tn = tunM.get("name");
   if (tn && !r.isMissing(tn.value)) {
     tun.name = r.str(tn.value, "tun.name", tn.key);
@@ -437,6 +466,64 @@ export function parseConfig(text: string, fileName: string): Config {
   const metrics = listenSection("metrics", false);
   const web = listenSection("web", true);
 
+  const dnsM = r.map(top.get("dns")?.value ?? null, "dns", ["listen", "domain"]);
+  const dns: Config["dns"] = { listen: null, domain: DEFAULTS.dns.domain };
+  const dl = dnsM.get("listen");
+  if (dl && !r.isMissing(dl.value)) {
+    const v = dl.value;
+    if (isScalar(v) && (v.value === false || v.value === "off")) dns.listen = null;
+    else if (isScalar(v) && v.value === "overlay") dns.listen = "overlay";
+    else {
+      if (isSeq(v))
+        r.fail(`expected overlay, off or address:port; quote IPv6, e.g. "[fd77::1]:53"`, v, "dns.listen");
+      const s = r.str(v, "dns.listen", dl.key);
+      const hp = parseHostPort(s, true);
+      if (!hp)
+        r.fail(
+          `expected overlay (this host's overlay addresses, port 53), off, or address:port with an IP address; got '${s}'`,
+          v,
+          "dns.listen",
+        );
+      dns.listen = hp;
+    }
+  }
+  const dd = dnsM.get("domain");
+  if (dd && !r.isMissing(dd.value)) {
+    const s = r.str(dd.value, "dns.domain", dd.key);
+    const d = normalizeDomain(s);
+    if (!d)
+      r.fail(
+        `expected a domain name of labels [a-z0-9-] (e.g. mesh. or corp.example.), got '${s}'`,
+        dd.value,
+        "dns.domain",
+      );
+    dns.domain = d;
+  }
+
+  const gwM = r.map(top.get("gateway")?.value ?? null, "gateway", ["forward", "masquerade", "lanInterface"]);
+  const gateway: Config["gateway"] = { forward: false, masquerade: false, lanInterface: null };
+  const gf = gwM.get("forward");
+  if (gf && !r.isMissing(gf.value)) gateway.forward = bool(gf.value, "gateway.forward");
+  const gm = gwM.get("masquerade");
+  if (gm && !r.isMissing(gm.value)) gateway.masquerade = bool(gm.value, "gateway.masquerade");
+  const gl = gwM.get("lanInterface");
+  if (gl && !r.isMissing(gl.value)) {
+    const s = r.str(gl.value, "gateway.lanInterface", gl.key);
+    if (!IFNAME_RE.test(s) || s.startsWith("-"))
+      r.fail(
+        `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${s}'`,
+        gl.value,
+        "gateway.lanInterface",
+      );
+    gateway.lanInterface = s;
+  }
+  if (gateway.masquerade && !gateway.forward)
+    r.fail(
+      "masquerade needs forward: true (a gateway that does not forward has nothing to masquerade)",
+      gm?.value,
+      "gateway.masquerade",
+    );
+
   return {
     file,
     ca,
@@ -452,5 +539,7 @@ export function parseConfig(text: string, fileName: string): Config {
     log: { level },
     metrics,
     web,
+    dns,
+    gateway,
   };
 }

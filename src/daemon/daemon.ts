@@ -27,10 +27,18 @@ import { native } from "../net/native.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
-import { buildStatus, whois, type ReloadStatus, type Status } from "./status.js";
+import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
+import { NameService, type NameAnswer } from "../names/names.js";
+import { newDnsCounters, type DnsCounters } from "../names/dns.js";
+import { DnsServer, dnsListenAddrs } from "../names/server.js";
+import { PeerSubnetRoutes, startGateway, type RouteCmd } from "../gateway/gateway.js";
+import { cidrFamily } from "../net/route.js";
+import { isValidName } from "../wire/cert.js";
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
 export const SAMPLE_MS = 1000;
+/** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
+export const SUBNET_SYNC_MS = 1000;
 
 export interface DaemonDeps {
   openTun?: (name: string) => TunDevice;
@@ -82,6 +90,13 @@ export class Daemon {
   private reloadChain: Promise<unknown> = Promise.resolve();
   lastReload: ReloadStatus | null = null;
   readonly reloadCount = { ok: 0, failed: 0 };
+  /** names for people: `mintun resolve` and DNS (src/names) */
+  names!: NameService;
+  private dns: DnsServer | null = null;
+  private readonly dnsCounters: DnsCounters = newDnsCounters();
+  private undoGateway: () => void = () => undefined;
+  private subnetRoutes: PeerSubnetRoutes | null = null;
+  private subnetTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     public config: Config,
@@ -203,9 +218,12 @@ export class Daemon {
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
     api.handle("whois", (p) => whois(d.status(), String(p.address ?? "")));
+    d.names = new NameService({ self: hostCert as HostCert, peers: () => engine.peers.values(), now });
+    api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
     try {
       await api.listen();
       await d.startObservers();
+      await d.startSites(routes);
     } catch (e) {
       d.close();
       throw e;
@@ -235,6 +253,89 @@ export class Daemon {
     // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
     d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
     return d;
+  }
+
+  /**
+   * Site-to-site and names: the gateway's forwarding and masquerade, TUN routes
+   * for the subnets of peers' gateways (every SUBNET_SYNC_MS), the DNS listener.
+   */
+  private async startSites(routes: RouteManager): Promise<void> {
+    const hc = this.engine.opts.hostCert;
+    this.undoGateway = await startGateway(
+      this.config.gateway,
+      this.tun.name,
+      hc.subnets,
+      this.log.child("gateway"),
+    );
+    const l = this.config.dns.listen;
+    if (l) {
+      const srv = new DnsServer(
+        {
+          domain: this.config.dns.domain,
+          resolve: (n) => this.names.resolve(n),
+          now: this.now,
+          counters: this.dnsCounters,
+        },
+        this.log.child("dns"),
+      );
+      await srv.listen(dnsListenAddrs(l, hc));
+      this.dns = srv;
+      this.log.log("info", "DNS for overlay names", {
+        domain: this.config.dns.domain,
+        listen: srv.addresses(),
+      });
+    }
+    if (this.config.tun.peerSubnets) {
+      const cmd: RouteCmd =
+        routes instanceof LinuxRouteManager
+          ? (op, dev, cidr) =>
+              routes.run([`-${cidrFamily(cidr)}`, "route", op, cidr, "dev", dev]).then(() => undefined)
+          : (op, dev, cidr) => (op === "add" ? routes.addRoute(dev, cidr) : routes.delRoute(dev, cidr));
+      const sr = new PeerSubnetRoutes(
+        this.tun.name,
+        this.log.child("routes"),
+        () => new Set(overlayRoutes(this.config, hc)),
+        cmd,
+      );
+      this.subnetRoutes = sr;
+      const sync = (): void => {
+        if (!this.config.tun.peerSubnets) return void sr.sync(new Set());
+        const want = new Set<string>();
+        const nowSec = this.now() / 1000;
+        for (const p of this.engine.peers.values())
+          if (p.hostCert && p.hostCert.notAfter > nowSec) for (const s of p.hostCert.subnets) want.add(s);
+        void sr.sync(want);
+      };
+      sync();
+      this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);
+      this.subnetTimer.unref();
+    }
+  }
+
+  /**
+   * `mintun resolve NAME`: NAME is a host name, or NAME.DOMAIN (the DNS form).
+   * Null when no such host; ENODIRECTORY when only an unreachable directory could know.
+   */
+  async resolveName(raw: string): Promise<NameAnswer | null> {
+    let name = raw.toLowerCase().replace(/\.$/, "");
+    const dom = this.config.dns.domain.replace(/\.$/, "");
+    if (name.endsWith(`.${dom}`)) name = name.slice(0, -(dom.length + 1));
+    if (!isValidName(name))
+      throw new MintunError("EBADNAME", `'${raw}' is not a host name (1..63 chars [a-z0-9.-])`);
+    return this.names.resolve(name);
+  }
+
+  namesStatus(): NamesStatus {
+    return {
+      dns: {
+        domain: this.config.dns.domain,
+        listen: this.dns?.addresses() ?? [],
+        counters: { ...this.dnsCounters, overload: this.dns?.overload ?? 0 },
+      },
+      lookups: { ...this.names.counters },
+      subnetRoutes: this.subnetRoutes?.state() ?? { installed: [], shadowed: [] },
+      gateway: { forward: this.config.gateway.forward, masquerade: this.config.gateway.masquerade },
+    };
   }
 
   /** Metrics endpoint, web view and the 1 s sampler behind them, as configured. */
@@ -306,6 +407,12 @@ export class Daemon {
   }
 
   status(): Status {
+    const st = this.statusCore();
+    if (this.names) st.names = this.namesStatus();
+    return st;
+  }
+
+  private statusCore(): Status {
     return buildStatus(this.engine, this.now(), {
       listen: `${this.config.listen.address}:${this.udp.localPort}`,
       tun: this.tun.name,
@@ -418,6 +525,8 @@ export class Daemon {
       stateDir: old.stateDir,
       metrics: old.metrics,
       web: old.web,
+      dns: old.dns,
+      gateway: old.gateway,
     };
     const ok = routeErrors.length === 0;
     this.lastReload = {
@@ -455,6 +564,10 @@ export class Daemon {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.sampler) clearInterval(this.sampler);
+    if (this.subnetTimer) clearInterval(this.subnetTimer);
+    this.subnetRoutes?.close();
+    this.dns?.close();
+    this.undoGateway();
     this.watcher?.close();
     for (const s of this.servers) {
       s.srv.close();

@@ -77,6 +77,17 @@ export interface Status {
   };
   devices: Record<string, unknown>;
   daemon?: DaemonInfo;
+  /** names, DNS and site-to-site routes (daemon only) */
+  names?: NamesStatus;
+}
+
+export interface NamesStatus {
+  /** "web.mesh." style domain, and where DNS listens (empty: off) */
+  dns: { domain: string; listen: string[]; counters: Record<string, number> };
+  lookups: Record<string, number>;
+  /** subnets of peers routed into the TUN / left to an existing route */
+  subnetRoutes: { installed: string[]; shadowed: string[] };
+  gateway: { forward: boolean; masquerade: boolean };
 }
 
 function tunnelStatus(t: Tunnel, now: number): TunnelStatus {

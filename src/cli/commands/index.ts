@@ -8,6 +8,7 @@ import { certShow } from "./cert.js";
 import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
 import { checkConfig, peers, ping, whois } from "./ops.js";
+import { resolve } from "./resolve.js";
 import { status } from "./status.js";
 import { USER_COMMANDS } from "./users.js";
 
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   peers,
   ping,
   whois,
+  resolve,
   checkConfig,
   install,
   ...USER_COMMANDS,

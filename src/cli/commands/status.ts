@@ -74,6 +74,16 @@ export function formatStatus(s: Status): string {
   o += `\ndrops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
   const ev = Object.entries(s.events).filter(([, v]) => v > 0);
   o += `events: ${ev.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
+  const n = s.names;
+  if (n) {
+    const dc = Object.entries(n.dns.counters).filter(([, v]) => v > 0);
+    o += `dns: ${n.dns.listen.length ? `${n.dns.domain} on ${n.dns.listen.join(" ")}` : "off"}`;
+    o += dc.length ? `  ${dc.map(([k, v]) => `${k}=${v}`).join(" ")}\n` : "\n";
+    const sr = n.subnetRoutes;
+    if (sr.installed.length || sr.shadowed.length)
+      o += `peer subnets routed: ${sr.installed.join(" ") || "-"}${sr.shadowed.length ? `; already routed here: ${sr.shadowed.join(" ")}` : ""}\n`;
+    if (n.gateway.forward) o += `gateway: forwarding${n.gateway.masquerade ? ", masquerade" : ""}\n`;
+  }
   const d = s.daemon;
   if (d) {
     o += `\ndaemon: pid ${d.pid}, version ${d.version}, config ${d.config}, log ${d.logLevel}`;

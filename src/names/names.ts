@@ -1,0 +1,197 @@
+/**
+ * Names for people: host name -> the host's verified overlay addresses.
+ *
+ * Answers come, in this order, from
+ *   1. this host's own certificate,
+ *   2. the engine's peers whose host certificate it has verified (configured peers
+ *      and hosts that created tunnels to us),
+ *   3. the directory (when configured): a record the directory client verified
+ *      against the CA; cached until the record expires, a negative answer for
+ *      NEGATIVE_TTL_MS. Concurrent lookups of one name share one request.
+ *
+ * Nothing here trusts a name it did not get from a CA-signed host certificate.
+ * "No directory answered" is an error (DirectoryUnavailable), distinct from
+ * "no such host" (null), so DNS can answer SERVFAIL and NXDOMAIN respectively.
+ */
+import { MintunError } from "../errors.js";
+import { fingerprint, isValidName, type HostCert } from "../wire/cert.js";
+
+/** A negative directory answer is kept this long before asking again. */
+export const NEGATIVE_TTL_MS = 5_000;
+/** At most this many names are cached (oldest insertion evicted first). */
+export const MAX_CACHED_NAMES = 4096;
+
+export type NameSource = "self" | "peer" | "directory";
+
+/** What a name resolves to: only fields of a CA-verified host certificate, plus the record's expiry. */
+export interface NameAnswer {
+  name: string;
+  ip4: string | null;
+  ip6: string | null;
+  subnets: string[];
+  /** fingerprint of the host key */
+  key: string;
+  /** when this answer stops being valid (ms since the epoch): record or certificate expiry */
+  expiresAt: number;
+  source: NameSource;
+}
+
+/** A verified record as the directory client returns it. */
+export interface VerifiedHost {
+  cert: HostCert;
+  /** ms since the epoch */
+  expiresAt: number;
+}
+
+/**
+ * Look a host up by name in the directory; resolves null when the directory
+ * says there is no such host, rejects when no directory answered.
+ */
+export type DirectoryNameLookup = (name: string) => Promise<VerifiedHost | null>;
+
+/** No directory answered (DNS: SERVFAIL). */
+export class DirectoryUnavailable extends MintunError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ENODIRECTORY", message, options);
+  }
+}
+
+export interface PeerView {
+  hostCert: HostCert | null;
+  /** the peer's current ephemeral certificate, when its record is known */
+  eph: { notAfter: number } | null;
+}
+
+export interface NameServiceOptions {
+  self: HostCert;
+  /** the engine's peers (verified certificates only are used) */
+  peers: () => Iterable<PeerView>;
+  directory?: DirectoryNameLookup;
+  now?: () => number;
+}
+
+export interface NameCounters {
+  lookups: number;
+  self: number;
+  peer: number;
+  cacheHits: number;
+  directoryLookups: number;
+  notFound: number;
+  directoryFailures: number;
+}
+
+type CacheEntry = { answer: NameAnswer | null; until: number };
+
+function answerOf(cert: HostCert, expiresAt: number, source: NameSource): NameAnswer {
+  return {
+    name: cert.name,
+    ip4: cert.ip4,
+    ip6: cert.ip6,
+    subnets: [...cert.subnets],
+    key: fingerprint(cert.publicKey),
+    expiresAt,
+    source,
+  };
+}
+
+export class NameService {
+  readonly counters: NameCounters = {
+    lookups: 0,
+    self: 0,
+    peer: 0,
+    cacheHits: 0,
+    directoryLookups: 0,
+    notFound: 0,
+    directoryFailures: 0,
+  };
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<NameAnswer | null>>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: NameServiceOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  get hasDirectory(): boolean {
+    return this.opts.directory !== undefined;
+  }
+
+  /** Connect the directory client once it exists (the daemon may create it after us). */
+  setDirectory(d: DirectoryNameLookup | undefined): void {
+    this.opts.directory = d;
+    this.cache.clear();
+  }
+
+  /**
+   * The host called `name` (a certificate name, lower case), or null if there is
+   * none. Rejects with DirectoryUnavailable when only the directory could know
+   * and it did not answer.
+   */
+  async resolve(rawName: string): Promise<NameAnswer | null> {
+    this.counters.lookups++;
+    const name = rawName.toLowerCase();
+    if (!isValidName(name)) {
+      this.counters.notFound++;
+      return null;
+    }
+    const now = this.now();
+    const self = this.opts.self;
+    if (self.name === name) {
+      this.counters.self++;
+      return answerOf(self, self.notAfter * 1000, "self");
+    }
+    for (const p of this.opts.peers()) {
+      const c = p.hostCert;
+      if (!c || c.name !== name || c.notAfter * 1000 <= now) continue;
+      this.counters.peer++;
+      const until = Math.min(c.notAfter, p.eph ? p.eph.notAfter : c.notAfter) * 1000;
+      return answerOf(c, until, "peer");
+    }
+    const dir = this.opts.directory;
+    if (!dir) {
+      this.counters.notFound++;
+      return null;
+    }
+    const hit = this.cache.get(name);
+    if (hit && hit.until > now) {
+      this.counters.cacheHits++;
+      if (!hit.answer) this.counters.notFound++;
+      return hit.answer;
+    }
+    if (hit) this.cache.delete(name);
+    let p = this.inflight.get(name);
+    if (!p) {
+      p = this.ask(dir, name);
+      this.inflight.set(name, p);
+      const clear = (): void => void this.inflight.delete(name);
+      p.then(clear, clear);
+    }
+    const a = await p;
+    if (!a) this.counters.notFound++;
+    return a;
+  }
+
+  private async ask(dir: DirectoryNameLookup, name: string): Promise<NameAnswer | null> {
+    this.counters.directoryLookups++;
+    let v: VerifiedHost | null;
+    try {
+      v = await dir(name);
+    } catch (e) {
+      this.counters.directoryFailures++;
+      if (e instanceof DirectoryUnavailable) throw e;
+      throw new DirectoryUnavailable(`no directory answered for '${name}': ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    const now = this.now();
+    // the client verified the record; a name other than the one asked is not an answer to it
+    const answer =
+      v && v.cert.name === name && v.expiresAt > now ? answerOf(v.cert, v.expiresAt, "directory") : null;
+    if (this.cache.size >= MAX_CACHED_NAMES) {
+      const oldest = this.cache.keys().next();
+      if (!oldest.done) this.cache.delete(oldest.value);
+    }
+    this.cache.set(name, { answer, until: answer ? answer.expiresAt : now + NEGATIVE_TTL_MS });
+    return answer;
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * Names for people (src/names) and site-to-site pieces (src/gateway) without
+ * the network: the name service's sources and cache, the DNS answer table, the
+ * DNS listener over loopback UDP and TCP, the config keys, the nft script and
+ * the peer-subnet route reconciler.
+ */
+import * as dgram from "node:dgram";
+import * as net from "node:net";
+import * as dnsPacket from "dns-packet";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/config.js";
+import { ConfigError } from "../../src/errors.js";
+import { signKeyPair } from "../../src/crypto/sodium.js";
+import { signCert, type CaCert, type HostCert } from "../../src/wire/cert.js";
+import {
+  DirectoryUnavailable,
+  NameService,
+  NEGATIVE_TTL_MS,
+  type VerifiedHost,
+} from "../../src/names/names.js";
+import {
+  answerQuery,
+  MAX_TTL_SEC,
+  newDnsCounters,
+  normalizeDomain,
+  type DnsContext,
+} from "../../src/names/dns.js";
+import { DnsServer, dnsListenAddrs } from "../../src/names/server.js";
+import { masqueradeScript, PeerSubnetRoutes } from "../../src/gateway/gateway.js";
+import { nullLogger } from "../../src/log.js";
+
+const NOW = 1_800_000_000_000;
+const ca = signKeyPair();
+const caCert = signCert(
+  {
+    kind: "ca",
+    name: "ca",
+    publicKey: ca.publicKey,
+    groups: [],
+    notBefore: NOW / 1000 - 60,
+    notAfter: NOW / 1000 + 86400,
+    issuer: ca.publicKey,
+  },
+  ca.secretKey,
+) as CaCert;
+
+function host(name: string, ip4: string | null, ip6: string | null, subnets: string[] = []): HostCert {
+  return signCert(
+    {
+      kind: "host",
+      name,
+      publicKey: signKeyPair().publicKey,
+      groups: [],
+      notBefore: NOW / 1000 - 60,
+      notAfter: NOW / 1000 + 3600,
+      issuer: caCert.publicKey,
+      ip4,
+      ip6,
+      subnets,
+    },
+    ca.secretKey,
+  ) as HostCert;
+}
+
+const SELF = host("cl", "10.77.0.2", "fd77::2");
+const WEB = host("web", "10.77.0.1", "fd77::1");
+const GW = host("gw", "10.77.0.9", null, ["192.168.77.0/24"]);
+
+function service(dir?: (n: string) => Promise<VerifiedHost | null>, clock = { t: NOW }) {
+  return new NameService({
+    self: SELF,
+    peers: () => [
+      { hostCert: WEB, eph: { notAfter: NOW / 1000 + 300 } },
+      { hostCert: null, eph: null },
+    ],
+    directory: dir,
+    now: () => clock.t,
+  });
+}
+
+describe("NameService", () => {
+  it("answers from our certificate and verified peer certificates, case-insensitively", async () => {
+    const s = service();
+    expect(await s.resolve("cl")).toMatchObject({ name: "cl", ip4: "10.77.0.2", source: "self" });
+    const w = await s.resolve("WEB");
+    expect(w).toMatchObject({ name: "web", ip4: "10.77.0.1", ip6: "fd77::1", subnets: [], source: "peer" });
+    expect(w!.expiresAt).toBe(NOW + 300_000); // the peer's record (ephemeral certificate) expiry
+    expect(w!.key).toMatch(/^[0-9a-f]{16}$/);
+    expect(await s.resolve("nope")).toBeNull();
+    expect(await s.resolve("bad name!")).toBeNull();
+    expect(s.counters).toMatchObject({ self: 1, peer: 1, notFound: 2, directoryLookups: 0 });
+  });
+
+  it("asks the directory, caches until the record expires, coalesces, caches misses briefly", async () => {
+    const clock = { t: NOW };
+    const asked: string[] = [];
+    const s = service(async (n) => {
+      asked.push(n);
+      await new Promise((r) => setTimeout(r, 5));
+      return n === "gw" ? { cert: GW, expiresAt: clock.t + 10_000 } : null;
+    }, clock);
+    const [a, b] = await Promise.all([s.resolve("gw"), s.resolve("gw")]);
+    expect(a).toMatchObject({ name: "gw", subnets: ["192.168.77.0/24"], source: "directory" });
+    expect(b).toEqual(a);
+    expect(asked).toEqual(["gw"]);
+    clock.t += 9_000;
+    await s.resolve("gw");
+    expect(asked).toEqual(["gw"]); // cached
+    clock.t += 2_000;
+    await s.resolve("gw");
+    expect(asked).toEqual(["gw", "gw"]); // expired: asked again
+    expect(await s.resolve("ghost")).toBeNull();
+    expect(await s.resolve("ghost")).toBeNull();
+    expect(asked.filter((n) => n === "ghost")).toHaveLength(1);
+    clock.t += NEGATIVE_TTL_MS + 1;
+    await s.resolve("ghost");
+    expect(asked.filter((n) => n === "ghost")).toHaveLength(2);
+  });
+
+  it("refuses a directory answer for another name, and reports an unreachable directory", async () => {
+    const s = service(async () => ({ cert: WEB, expiresAt: NOW + 10_000 }));
+    expect(await s.resolve("other")).toBeNull();
+    const down = service(() => Promise.reject(new Error("timeout")));
+    await expect(down.resolve("gw")).rejects.toBeInstanceOf(DirectoryUnavailable);
+    expect(down.counters.directoryFailures).toBe(1);
+    // peers and self still answer without the directory
+    expect(await down.resolve("web")).not.toBeNull();
+  });
+});
+
+function query(
+  name: string,
+  type: dnsPacket.RecordType | "ANY",
+  opts: { id?: number; edns?: boolean } = {},
+): Buffer {
+  return dnsPacket.encode({
+    type: "query",
+    id: opts.id ?? 4242,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: type as dnsPacket.RecordType, name }],
+    additionals: opts.edns
+      ? [
+          {
+            type: "OPT",
+            name: ".",
+            udpPayloadSize: 4096,
+            extendedRcode: 0,
+            ednsVersion: 0,
+            flags: 0,
+            flag_do: false,
+            options: [],
+          },
+        ]
+      : [],
+  });
+}
+
+function ctx(s: NameService): DnsContext {
+  return { domain: "mesh.", resolve: (n) => s.resolve(n), now: () => NOW, counters: newDnsCounters() };
+}
+
+async function ask(c: DnsContext, q: Buffer) {
+  const r = await answerQuery(q, c);
+  expect(r).not.toBeNull();
+  return dnsPacket.decode(r!) as dnsPacket.DecodedPacket & { rcode: string };
+}
+
+describe("answerQuery", () => {
+  it("A and AAAA for NAME.DOMAIN, authoritative, TTL capped, id and question echoed", async () => {
+    const c = ctx(service());
+    const a = await ask(c, query("Web.Mesh", "A", { id: 7 }));
+    expect(a.id).toBe(7);
+    expect(a.rcode).toBe("NOERROR");
+    expect(a.flag_aa).toBe(true);
+    expect(a.flag_rd).toBe(true);
+    expect(a.flag_ra).toBe(false);
+    expect(a.questions).toEqual([{ name: "Web.Mesh", type: "A", class: "IN" }]);
+    expect(a.answers).toMatchObject([{ type: "A", name: "Web.Mesh", data: "10.77.0.1", ttl: MAX_TTL_SEC }]);
+    const aaaa = await ask(c, query("web.mesh.", "AAAA"));
+    expect(aaaa.answers).toMatchObject([{ type: "AAAA", data: "fd77::1" }]);
+    const any = await ask(c, query("web.mesh", "ANY"));
+    expect(any.answers!.map((x) => x.type)).toEqual(["A", "AAAA"]);
+    const mx = await ask(c, query("web.mesh", "MX"));
+    expect(mx.rcode).toBe("NOERROR");
+    expect(mx.answers).toEqual([]); // NODATA, with the SOA for negative caching
+    expect(mx.authorities!.map((x) => x.type)).toEqual(["SOA"]);
+  });
+
+  it("NXDOMAIN, REFUSED outside the domain, SERVFAIL without a directory, NOTIMP, FORMERR", async () => {
+    const c = ctx(service());
+    const nx = await ask(c, query("nope.mesh", "A"));
+    expect(nx.rcode).toBe("NXDOMAIN");
+    expect(nx.authorities![0]).toMatchObject({ type: "SOA", name: "mesh" });
+    expect((await ask(c, query("example.com", "A"))).rcode).toBe("REFUSED");
+    expect((await ask(c, query("notmesh", "A"))).rcode).toBe("REFUSED");
+    expect((await ask(c, query("mesh", "SOA"))).answers!.map((x) => x.type)).toEqual(["SOA"]);
+    const down = ctx(service(() => Promise.reject(new Error("no answer"))));
+    expect((await ask(down, query("gw.mesh", "A"))).rcode).toBe("SERVFAIL");
+    const notify = query("web.mesh", "A");
+    notify.writeUInt16BE((4 << 11) | 0x100, 2); // opcode NOTIFY
+    expect((await ask(c, notify)).rcode).toBe("NOTIMP");
+    const two = dnsPacket.encode({
+      type: "query",
+      id: 1,
+      questions: [
+        { type: "A", name: "web.mesh" },
+        { type: "A", name: "cl.mesh" },
+      ],
+    });
+    expect((await ask(c, two)).rcode).toBe("FORMERR");
+    expect(c.counters).toMatchObject({ nxdomain: 1, refused: 2, notimp: 1, formerr: 1, malformed: 0 });
+    expect(down.counters.servfail).toBe(1);
+  });
+
+  it("echoes EDNS, and drops responses, short and undecodable messages (counted)", async () => {
+    const c = ctx(service());
+    const e = await ask(c, query("web.mesh", "A", { edns: true }));
+    expect(e.additionals!.map((x) => x.type)).toEqual(["OPT"]);
+    const resp = query("web.mesh", "A");
+    resp.writeUInt16BE(resp.readUInt16BE(2) | 0x8000, 2);
+    expect(await answerQuery(resp, c)).toBeNull();
+    expect(await answerQuery(Buffer.alloc(5), c)).toBeNull();
+    const cut = query("web.mesh", "A").subarray(0, 20);
+    expect(await answerQuery(cut, c)).toBeNull();
+    expect(c.counters.malformed).toBe(3);
+  });
+
+  it("normalizes domains", () => {
+    expect(normalizeDomain("Mesh")).toBe("mesh.");
+    expect(normalizeDomain("corp.example.")).toBe("corp.example.");
+    expect(normalizeDomain("")).toBeNull();
+    expect(normalizeDomain("a..b")).toBeNull();
+    expect(normalizeDomain("-x")).toBeNull();
+  });
+});
+
+describe("DnsServer (loopback UDP and TCP)", () => {
+  it("answers over UDP and TCP (two-byte length framing) and closes idempotently", async () => {
+    const c = ctx(service());
+    const srv = new DnsServer(c, nullLogger);
+    await srv.listen([{ host: "127.0.0.1", port: 0 }]);
+    const port = Number(srv.addresses()[0]!.split(":")[1]);
+    try {
+      const u = dgram.createSocket("udp4");
+      const udpAnswer = await new Promise<Buffer>((resolve) => {
+        u.once("message", (m) => resolve(m));
+        u.send(query("web.mesh", "A"), port, "127.0.0.1");
+      });
+      u.close();
+      expect(dnsPacket.decode(udpAnswer).answers).toMatchObject([{ data: "10.77.0.1" }]);
+      // TCP on the same port (the server listens on both)
+      const tcpPort = (srv as unknown as { tcp: net.Server[] }).tcp[0]!.address() as net.AddressInfo;
+      const s = net.connect(tcpPort.port, "127.0.0.1");
+      const q = query("web.mesh", "AAAA");
+      const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+      const tcpAnswer = await new Promise<Buffer>((resolve, reject) => {
+        let buf = Buffer.alloc(0);
+        s.on("data", (d: Buffer) => {
+          buf = Buffer.concat([buf, d]);
+          if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) resolve(buf.subarray(2));
+        });
+        s.on("error", reject);
+        // split the frame across two writes: framing must not depend on segment boundaries
+        s.write(framed.subarray(0, 3));
+        setTimeout(() => s.write(framed.subarray(3)), 10);
+      });
+      s.destroy();
+      expect(dnsPacket.decode(tcpAnswer).answers).toMatchObject([{ type: "AAAA", data: "fd77::1" }]);
+    } finally {
+      srv.close();
+      srv.close();
+    }
+  });
+
+  it("names the address it cannot bind (typed error)", async () => {
+    const a = new DnsServer(ctx(service()), nullLogger);
+    await a.listen([{ host: "127.0.0.1", port: 0 }]);
+    const port = Number(a.addresses()[0]!.split(":")[1]);
+    const b = new DnsServer(ctx(service()), nullLogger);
+    await expect(b.listen([{ host: "127.0.0.1", port }])).rejects.toThrow(
+      /DNS: cannot listen on udp 127\.0\.0\.1/,
+    );
+    a.close();
+  });
+
+  it("listen overlay = the certificate's addresses, port 53", () => {
+    expect(dnsListenAddrs("overlay", { ip4: "10.77.0.2", ip6: "fd77::2" })).toEqual([
+      { host: "10.77.0.2", port: 53 },
+      { host: "fd77::2", port: 53 },
+    ]);
+    expect(dnsListenAddrs({ host: "127.0.0.1", port: 5353 }, { ip4: "10.77.0.2", ip6: null })).toEqual([
+      { host: "127.0.0.1", port: 5353 },
+    ]);
+  });
+});
+
+const MIN = "ca: ca.crt\nhost:\n  key: host.key\n  cert: host.crt\n";
+const FILE = "/etc/mintun/m.yaml";
+function cfgErr(text: string): ConfigError {
+  try {
+    parseConfig(text, FILE);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("config: dns, gateway, tun.peerSubnets", () => {
+  it("defaults: DNS off, domain mesh., no gateway, peer subnets routed", () => {
+    const c = parseConfig(MIN, FILE);
+    expect(c.dns).toEqual({ listen: null, domain: "mesh." });
+    expect(c.gateway).toEqual({ forward: false, masquerade: false, lanInterface: null });
+    expect(c.tun.peerSubnets).toBe(true);
+  });
+
+  it("parses every form", () => {
+    const c = parseConfig(
+      MIN +
+        "dns:\n  listen: overlay\n  domain: Corp.Example\n" +
+        "gateway:\n  forward: true\n  masquerade: true\n  lanInterface: eth1\ntun:\n  peerSubnets: false\n",
+      FILE,
+    );
+    expect(c.dns).toEqual({ listen: "overlay", domain: "corp.example." });
+    expect(c.gateway).toEqual({ forward: true, masquerade: true, lanInterface: "eth1" });
+    expect(c.tun.peerSubnets).toBe(false);
+    expect(parseConfig(MIN + 'dns:\n  listen: "[fd77::1]:5353"\n', FILE).dns.listen).toEqual({
+      host: "fd77::1",
+      port: 5353,
+    });
+    expect(parseConfig(MIN + "dns:\n  listen: off\n", FILE).dns.listen).toBeNull();
+  });
+
+  it("errors name the line and key", () => {
+    const e1 = cfgErr(MIN + "dns:\n  listen: somewhere\n");
+    expect(e1.line).toBe(6);
+    expect(e1.key).toBe("dns.listen");
+    expect(cfgErr(MIN + "dns:\n  domain: bad_domain\n").key).toBe("dns.domain");
+    expect(cfgErr(MIN + "gateway:\n  forward: yes please\n").message).toMatch(/expected true or false/);
+    const m = cfgErr(MIN + "gateway:\n  masquerade: true\n");
+    expect(m.key).toBe("gateway.masquerade");
+    expect(m.message).toMatch(/needs forward: true/);
+    expect(cfgErr(MIN + "gateway:\n  forward: true\n  lanInterface: -x\n").key).toBe("gateway.lanInterface");
+    expect(cfgErr(MIN + "gateway:\n  forwrd: true\n").message).toMatch(/forward/);
+  });
+});
+
+describe("gateway pieces", () => {
+  it("masquerade script: one table per TUN, replaced atomically, LAN interface optional", () => {
+    const s = masqueradeScript("mt0", "lan0");
+    expect(s).toContain("table inet mintun_mt0 {}\ndelete table inet mintun_mt0\n");
+    expect(s).toContain('iifname "mt0" oifname "lan0" masquerade');
+    expect(masqueradeScript("mintun.0", null)).toContain("table inet mintun_mintun_0 {\n");
+    expect(masqueradeScript("mt0", null)).toContain('iifname "mt0" oifname != "mt0" masquerade');
+  });
+
+  it("peer subnet routes: add once, keep an existing route, remove when the peer goes", async () => {
+    const calls: string[] = [];
+    const routes = new PeerSubnetRoutes(
+      "mt0",
+      nullLogger,
+      () => new Set(["10.77.0.0/16"]),
+      async (op, _dev, cidr) => {
+        calls.push(`${op} ${cidr}`);
+        if (op === "add" && cidr === "192.168.1.0/24") throw new Error("RTNETLINK answers: File exists");
+      },
+    );
+    await routes.sync(new Set(["192.168.77.0/24", "192.168.1.0/24", "10.77.0.0/16"]));
+    expect(calls).toEqual(["add 192.168.77.0/24", "add 192.168.1.0/24"]);
+    expect(routes.state()).toEqual({ installed: ["192.168.77.0/24"], shadowed: ["192.168.1.0/24"] });
+    await routes.sync(new Set(["192.168.77.0/24", "192.168.1.0/24"]));
+    expect(calls).toHaveLength(2); // nothing changed, nothing run
+    await routes.sync(new Set());
+    expect(calls).toEqual(["add 192.168.77.0/24", "add 192.168.1.0/24", "del 192.168.77.0/24"]);
+    expect(routes.state()).toEqual({ installed: [], shadowed: [] });
+  });
+});
