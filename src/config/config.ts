@@ -30,6 +30,23 @@ export interface PeerConfig {
   cert?: string;
 }
 
+/** The directory role (docs/OPERATIONS.md "Running a directory"). */
+export interface DirectoryServeConfig {
+  serve: boolean;
+  /** file: STATE/directory.json (default); etcd: shared by several directories */
+  store: "file" | "etcd";
+  etcd: { endpoints: string[]; prefix: string } | null;
+  maxRecords: number;
+  /** per registering host */
+  registerPerSec: number;
+  lookupPerSec: number;
+}
+
+export interface DirectoryEntry {
+  /** IP literal and port of a directory (its identity is learned from its record) */
+  endpoint: HostPort;
+}
+
 export interface Config {
   /** Absolute path of the file this was loaded from. */
   file: string;
@@ -51,6 +68,10 @@ export interface Config {
     maxDifficulty: number;
   };
   peers: PeerConfig[];
+  /** directories this host registers with and looks hosts up from, in order of preference */
+  directories: DirectoryEntry[];
+  /** this daemon serves as a directory (null: it does not) */
+  directory: DirectoryServeConfig | null;
   api: { socket: string };
   /** YAML key "state". */
   stateDir: string;
@@ -85,6 +106,7 @@ export const DEFAULTS = {
   stateDir: "/var/lib/mintun",
   log: { level: "info" as LogLevel },
   dns: { domain: "mesh." },
+  directory: { maxRecords: 100_000, registerPerSec: 1, lookupPerSec: 200, etcdPrefix: "/mintun/directory/" },
 } as const;
 
 /** Numeric bounds (inclusive). */
@@ -101,6 +123,9 @@ export const LIMITS = {
   puzzleAbovePerSec: [0, 10_000_000],
   baseDifficulty: [1, 20],
   maxDifficulty: [1, 20],
+  maxRecords: [1, 10_000_000],
+  registerPerSec: [1, 1000],
+  lookupPerSec: [1, 1_000_000],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /**
@@ -524,6 +549,103 @@ export function parseConfig(text: string, fileName: string): Config {
       "gateway.masquerade",
     );
 
+  const directories: DirectoryEntry[] = [];
+  const dse = top.get("directories");
+  if (dse) {
+    const seen = new Set<string>();
+    r.seq(dse.value, "directories", dse.key).forEach((item, i) => {
+      const base = `directories[${i}]`;
+      const m = r.map(item, base, ["endpoint"]);
+      const ee = required(m, "endpoint", `${base}.endpoint`, item);
+      const es = isScalar(ee.value) ? String(ee.value.value) : null;
+      const endpoint = es === null ? null : parseHostPort(es, true);
+      if (!endpoint)
+        r.fail(
+          `expected IP:port of a directory (e.g. 192.0.2.10:7000 or "[2001:db8::10]:7000"), got ${describe(ee.value)}`,
+          ee.value,
+          `${base}.endpoint`,
+        );
+      const k = `${endpoint.host}:${endpoint.port}`;
+      if (seen.has(k)) r.fail(`duplicate directory endpoint '${k}'`, ee.value, `${base}.endpoint`);
+      seen.add(k);
+      directories.push({ endpoint });
+    });
+  }
+  if (directories.length > 8)
+    r.fail(`expected at most 8 directories, got ${directories.length}`, dse?.value, "directories");
+
+  let directory: DirectoryServeConfig | null = null;
+  const dre = top.get("directory");
+  if (dre && !r.isMissing(dre.value)) {
+    const m = r.map(dre.value, "directory", [
+      "serve",
+      "store",
+      "etcd",
+      "maxRecords",
+      "registerPerSec",
+      "lookupPerSec",
+    ]);
+    const bool = (k: string): boolean => {
+      const e = m.get(k);
+      if (!e || r.isMissing(e.value)) return false;
+      if (!isScalar(e.value) || typeof e.value.value !== "boolean")
+        r.fail(`expected true or false, got ${describe(e.value)}`, e.value, `directory.${k}`);
+      return e.value.value;
+    };
+    const int = (k: "maxRecords" | "registerPerSec" | "lookupPerSec"): number => {
+      const e = m.get(k);
+      return e && !r.isMissing(e.value)
+        ? r.int(e.value, `directory.${k}`, e.key, LIMITS[k])
+        : DEFAULTS.directory[k];
+    };
+    let store: "file" | "etcd" = "file";
+    const se = m.get("store");
+    if (se && !r.isMissing(se.value)) {
+      const v = r.str(se.value, "directory.store", se.key);
+      if (v !== "file" && v !== "etcd")
+        r.fail(`expected 'file' or 'etcd', got '${v}'`, se.value, "directory.store");
+      store = v;
+    }
+    let etcd: DirectoryServeConfig["etcd"] = null;
+    const ee = m.get("etcd");
+    if (ee && !r.isMissing(ee.value)) {
+      const em = r.map(ee.value, "directory.etcd", ["endpoints", "prefix"]);
+      const eps = em.get("endpoints");
+      const endpoints: string[] = [];
+      if (eps)
+        r.seq(eps.value, "directory.etcd.endpoints", eps.key).forEach((item, i) => {
+          const k = `directory.etcd.endpoints[${i}]`;
+          const v = r.str(item, k, eps.key);
+          const hp = /^https?:\/\/(.+)$/.exec(v);
+          if (!hp || !parseHostPort(hp[1]!.replace(/\/$/, "")))
+            r.fail(`expected an etcd client URL (e.g. http://127.0.0.1:2379), got '${v}'`, item, k);
+          endpoints.push(v);
+        });
+      const pe = em.get("prefix");
+      const prefix =
+        pe && !r.isMissing(pe.value)
+          ? r.str(pe.value, "directory.etcd.prefix", pe.key)
+          : DEFAULTS.directory.etcdPrefix;
+      etcd = { endpoints, prefix };
+    }
+    if (store === "etcd" && (!etcd || etcd.endpoints.length === 0))
+      r.fail(
+        "expected directory.etcd.endpoints (at least one URL) with store: etcd",
+        ee?.value ?? se?.value ?? dre.value,
+        "directory.etcd.endpoints",
+      );
+    const serve = bool("serve");
+    if (serve)
+      directory = {
+        serve,
+        store,
+        etcd,
+        maxRecords: int("maxRecords"),
+        registerPerSec: int("registerPerSec"),
+        lookupPerSec: int("lookupPerSec"),
+      };
+  }
+
   return {
     file,
     ca,
@@ -534,6 +656,8 @@ export function parseConfig(text: string, fileName: string): Config {
     tunnel,
     dos,
     peers,
+    directories,
+    directory,
     api,
     stateDir,
     log: { level },

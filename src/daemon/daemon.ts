@@ -27,6 +27,7 @@ import { native } from "../net/native.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
+import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
@@ -90,6 +91,8 @@ export class Daemon {
   private reloadChain: Promise<unknown> = Promise.resolve();
   lastReload: ReloadStatus | null = null;
   readonly reloadCount = { ok: 0, failed: 0 };
+  /** directory client and/or role (src/directory); null when neither is configured */
+  directory: Directory | null = null;
   /** names for people: `mintun resolve` and DNS (src/names) */
   names!: NameService;
   private dns: DnsServer | null = null;
@@ -186,6 +189,7 @@ export class Daemon {
     const listenIp = config.listen.address;
     const events = new EventRing();
     const out = new BatchOutput(udp, tun);
+    let directory: Directory | null = null;
     const engine = new Engine(
       {
         ca: ca as CaCert,
@@ -203,12 +207,24 @@ export class Daemon {
         routeSource: (dst, out) => native().routeSource(dst, out),
         dos: config.dos,
         onEvent: (kind, fields) => events.push(now(), kind, fields),
+        onEphemeralRotated: () => directory?.ephemeralRotated(now()),
       },
       out,
       now(),
     );
     zero(sk);
     for (const p of peers) engine.addPeer(p, now());
+    try {
+      directory =
+        config.directory?.serve || config.directories.length > 0
+          ? await Directory.start(config, engine, log.child("directory"), now)
+          : null;
+    } catch (e) {
+      engine.close(now());
+      tun.close();
+      udp.close();
+      throw e;
+    }
 
     const api = new ApiServer(config.api.socket, log.child("api"));
     const d = new Daemon(config, engine, tun, udp, api, log, now, events);
@@ -230,13 +246,18 @@ export class Daemon {
     }
     tun.start((b) => engine.handleTunBatch(b, now()));
     udp.start((b) => engine.handleUdpBatch(b, now()));
-    d.timer = setInterval(() => engine.tick(now()), TICK_MS);
+    d.directory = directory;
+    d.timer = setInterval(() => {
+      engine.tick(now());
+      directory?.tick(now());
+    }, TICK_MS);
     d.timer.unref();
     engine.tick(now());
     // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT)
     d.watcher = new AddressWatcher(
       (addrs) => {
         const n = engine.migrate(now());
+        directory?.addressChanged(now());
         log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
       },
       { exclude: [tun.name] },
@@ -409,6 +430,7 @@ export class Daemon {
   status(): Status {
     const st = this.statusCore();
     if (this.names) st.names = this.namesStatus();
+    if (this.directory) st.directory = this.directory.state();
     return st;
   }
 
@@ -574,6 +596,7 @@ export class Daemon {
       s.srv.closeAllConnections();
     }
     this.engine.close(this.now());
+    void this.directory?.close();
     this.api.close();
     this.tun.close();
     this.udp.close();

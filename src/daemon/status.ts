@@ -1,4 +1,5 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
+import type { DirectoryStatus } from "../directory/role.js";
 import type { Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { addrToString } from "../wire/addr.js";
@@ -79,6 +80,8 @@ export interface Status {
   daemon?: DaemonInfo;
   /** names, DNS and site-to-site routes (daemon only) */
   names?: NamesStatus;
+  /** directory client (registrations, cached records) and role (stored records) */
+  directory?: DirectoryStatus;
 }
 
 export interface NamesStatus {

@@ -224,6 +224,8 @@ export class Peer {
   recordReq: { tid: string; sentAt: number; attempts: number } | null = null;
   recordFetchedAt = 0;
   lastSeen = 0;
+  /** a peer known only by its endpoint (a directory): its record may carry any name */
+  anyName = false;
 
   constructor(
     public name: string,

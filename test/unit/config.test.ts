@@ -43,6 +43,8 @@ describe("parseConfig", () => {
         maxDifficulty: 20,
       },
       peers: [],
+      directories: [],
+      directory: null,
       api: { socket: "/run/mintun/mintund.sock" },
       stateDir: "/var/lib/mintun",
       log: { level: "info" },
