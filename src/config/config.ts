@@ -280,6 +280,8 @@ const TOP_KEYS = [
   "web",
   "dns",
   "gateway",
+  "directories",
+  "directory",
 ];
 
 /** 127.0.0.0/8 or ::1 (canonical text from parseHostPort). */

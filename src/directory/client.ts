@@ -472,6 +472,7 @@ export class DirectoryClient {
   private dirTimedOut(i: number, now: number): void {
     const d = this.dirs[i]!;
     d.failures++;
+    d.registeredKeyId = null; // register again once a new tunnel is up
     this.engine.events.dirTimeouts++;
     if (this.preferred === i && this.dirs.length > 1) this.preferred = (i + 1) % this.dirs.length;
     for (const t of d.peer.tunnels.slice()) this.engine.closeTunnel(t, now, "directory-timeout");
