@@ -29,7 +29,7 @@ import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
-import { NameService, type NameAnswer } from "../names/names.js";
+import { directoryNames, NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { PeerSubnetRoutes, startGateway, type RouteCmd } from "../gateway/gateway.js";
@@ -234,7 +234,12 @@ export class Daemon {
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
     api.handle("whois", (p) => whois(d.status(), String(p.address ?? "")));
-    d.names = new NameService({ self: hostCert as HostCert, peers: () => engine.peers.values(), now });
+    d.names = new NameService({
+      self: hostCert as HostCert,
+      peers: () => engine.peers.values(),
+      directory: directory?.client ? directoryNames(directory.client) : undefined,
+      now,
+    });
     api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
     try {
       await api.listen();

@@ -195,3 +195,27 @@ export class NameService {
     return answer;
   }
 }
+
+/** The directory client as the name service uses it (src/directory/client.ts `resolve`). */
+export interface NameLookupClient {
+  resolve(q: {
+    op: "name";
+    name: string;
+  }): Promise<
+    { ok: true; record: { hostCert: HostCert; expiresAt: number } } | { ok: false; reason: string }
+  >;
+}
+
+/**
+ * Adapts the directory client: a verified record, null for "no such host", and
+ * DirectoryUnavailable for everything else (no directory answered, it was busy,
+ * or it served a record that failed verification: not an answer we can use).
+ */
+export function directoryNames(c: NameLookupClient): DirectoryNameLookup {
+  return async (name) => {
+    const r = await c.resolve({ op: "name", name });
+    if (r.ok) return { cert: r.record.hostCert, expiresAt: r.record.expiresAt };
+    if (r.reason === "notFound") return null;
+    throw new DirectoryUnavailable(`directory lookup of '${name}' failed: ${r.reason}`);
+  };
+}

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLan, curlTimed, execCmd, startHttpServer, type Topology } from "./lib.js";
+import { createLan, curlTimed, execCmd, startHttpServer, waitFor, type Topology } from "./lib.js";
 import { makeHost, makePki, startDaemon, waitRecords, MINTUN, type RunningDaemon } from "./mintun.js";
 
 const O4 = { web: "10.77.0.1", cl: "10.77.0.2" };
@@ -169,3 +169,120 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     expect(down.stderr).toContain("mintund is not running");
   });
 });
+
+describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, real daemons)", () => {
+  let topo: Topology;
+  let work: string;
+  let www: string;
+  const daemons: Record<string, RunningDaemon> = {};
+  const etcDirs: string[] = [];
+  const D4 = { dir: "10.77.0.100", web: "10.77.0.1", cl: "10.77.0.2", gw: "10.77.0.3" };
+
+  beforeAll(async () => {
+    topo = await createLan({ hosts: ["dir", "web", "cl", "gw"] });
+    const pki = makePki();
+    work = pki.dir;
+    const host = (h: keyof typeof D4, subnets: string[] = []) =>
+      makeHost(pki, h, D4[h], `fd77::${D4[h].split(".")[3]}`, subnets);
+    daemons.dir = await startDaemon(
+      work,
+      {
+        host: host("dir"),
+        ns: topo.host("dir").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+        extra: "directory:\n  serve: true\n  store: file\n",
+      },
+      false,
+    );
+    // hosts whose configs name only the directory
+    for (const h of ["web", "gw", "cl"] as const)
+      daemons[h] = await startDaemon(
+        work,
+        {
+          host: host(h, h === "gw" ? ["192.168.88.0/24"] : []),
+          ns: topo.host(h).ns,
+          caFile: pki.caFile,
+          listen: "0.0.0.0:7000",
+          peers: [],
+          extra:
+            `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n` +
+            (h === "cl" ? "dns:\n  listen: overlay\n" : ""),
+        },
+        false,
+      );
+    for (const h of ["web", "gw", "cl"])
+      await waitFor(
+        async () =>
+          (await daemons[h]!.status()).directory?.client?.directories.every((d) => d.registered) ?? false,
+        { timeoutMs: 10_000, what: `${h} registered` },
+      );
+    const etc = path.join("/etc/netns", topo.host("cl").ns.name);
+    fs.mkdirSync(etc, { recursive: true });
+    etcDirs.push(etc);
+    fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${D4.cl}\noptions timeout:3 attempts:1\n`);
+    www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
+    fs.writeFileSync(path.join(www, "index.html"), "by name through the directory\n");
+    await startHttpServer(topo.host("web").ns, www, 8080);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const d of Object.values(daemons)) await d.stop().catch(() => undefined);
+    await topo?.cleanup();
+    for (const d of etcDirs) fs.rmSync(d, { recursive: true, force: true });
+    if (www) fs.rmSync(www, { recursive: true, force: true });
+    if (work && !process.env.KEEP_WORK) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  const cl = () => topo.host("cl").ns;
+
+  it("curl by name reaches a host cl has never heard of (name -> directory -> tunnel)", async () => {
+    expect((await daemons.cl!.status()).peers.some((p) => p.name === "web")).toBe(false);
+    const r = await curlTimed(cl(), "http://web.mesh:8080/index.html", { maxTimeS: 10 });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(200);
+    const st = await daemons.cl!.status();
+    expect(st.names!.lookups.directoryLookups).toBeGreaterThanOrEqual(1);
+    console.log(`first curl by name through the directory: ${r.totalMs.toFixed(1)} ms`);
+    const again = await curlTimed(cl(), "http://web.mesh:8080/index.html", { maxTimeS: 10 });
+    expect(again.code).toBe(200);
+    console.log(`second (cached): ${again.totalMs.toFixed(1)} ms`);
+  });
+
+  it("mintun resolve shows the directory's verified record, with a gateway's subnets", async () => {
+    const sock = daemons.cl!.socket;
+    const r = await execCmd("node", [MINTUN, "resolve", "gw", "--json", "--socket", sock]);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      name: "gw",
+      ip4: D4.gw,
+      subnets: ["192.168.88.0/24"],
+      source: "directory",
+    });
+    const nx = await execCmd("node", [MINTUN, "resolve", "nobody", "--socket", sock]);
+    expect(nx.code).toBe(1);
+    expect(nx.stderr).toContain("no such host");
+    const g = await cl().exec("getent", ["hosts", "nobody.mesh"]);
+    expect(g.code).toBe(2);
+  });
+
+  it("SERVFAIL (not NXDOMAIN) when no directory answers; known names still resolve", async () => {
+    await daemons.dir!.stop();
+    const r = await cl().execOk("node", ["-e", CARES_SLOW, D4.cl, "A", "neverasked.mesh"], {
+      timeoutMs: 20_000,
+    });
+    expect(JSON.parse(r.stdout)).toMatchObject({ err: "ESERVFAIL" });
+    const cached = await cl().execOk("node", ["-e", CARES_SLOW, D4.cl, "A", "web.mesh"], {
+      timeoutMs: 20_000,
+    });
+    expect(JSON.parse(cached.stdout)).toMatchObject({ addrs: [D4.web] });
+    const res = await execCmd("node", [MINTUN, "resolve", "neverasked2", "--socket", daemons.cl!.socket]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/directory/);
+    expect((await daemons.cl!.status()).names!.dns.counters.servfail).toBeGreaterThanOrEqual(1);
+  });
+});
+
+/** Like CARES with a longer timeout: the daemon asks the directory (and waits for it) before answering. */
+const CARES_SLOW = CARES.replace("timeout: 1000", "timeout: 8000");

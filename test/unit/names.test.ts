@@ -13,6 +13,7 @@ import { ConfigError } from "../../src/errors.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { signCert, type CaCert, type HostCert } from "../../src/wire/cert.js";
 import {
+  directoryNames,
   DirectoryUnavailable,
   NameService,
   NEGATIVE_TTL_MS,
@@ -164,6 +165,25 @@ async function ask(c: DnsContext, q: Buffer) {
   expect(r).not.toBeNull();
   return dnsPacket.decode(r!) as dnsPacket.DecodedPacket & { rcode: string };
 }
+
+describe("directoryNames (the directory client's answers)", () => {
+  it("a verified record, null for notFound, DirectoryUnavailable for anything else", async () => {
+    const answers: Record<
+      string,
+      { ok: true; record: { hostCert: HostCert; expiresAt: number } } | { ok: false; reason: string }
+    > = {
+      gw: { ok: true, record: { hostCert: GW, expiresAt: NOW + 1000 } },
+      ghost: { ok: false, reason: "notFound" },
+      forged: { ok: false, reason: "badRecord" },
+      down: { ok: false, reason: "unavailable" },
+    };
+    const lookup = directoryNames({ resolve: (q) => Promise.resolve(answers[q.name]!) });
+    expect(await lookup("gw")).toEqual({ cert: GW, expiresAt: NOW + 1000 });
+    expect(await lookup("ghost")).toBeNull();
+    await expect(lookup("forged")).rejects.toBeInstanceOf(DirectoryUnavailable);
+    await expect(lookup("down")).rejects.toThrow(/unavailable/);
+  });
+});
 
 describe("answerQuery", () => {
   it("A and AAAA for NAME.DOMAIN, authoritative, TTL capped, id and question echoed", async () => {
