@@ -201,7 +201,7 @@ export class DirectoryClient {
       return;
     }
     const id = this.newId();
-    const inf: Inflight = { id, key, q, dir: this.preferred, sentAt: now, tried: 1, waiters: [cb] };
+    const inf: Inflight = { id, key, q, dir: this.pickDir(), sentAt: now, tried: 1, waiters: [cb] };
     this.byId.set(id, inf);
     this.byKey.set(key, inf);
     this.engine.events.dirLookups++;
@@ -413,6 +413,14 @@ export class DirectoryClient {
   private newId(): number {
     this.nextId = (this.nextId + 1) >>> 0;
     return this.nextId;
+  }
+
+  /** The preferred directory if its tunnel is up, else the first whose tunnel is up, else the preferred. */
+  private pickDir(): number {
+    const up = (i: number): boolean => this.dirs[i]!.peer.sendTunnel()?.canSend === true;
+    if (up(this.preferred)) return this.preferred;
+    for (let i = 0; i < this.dirs.length; i++) if (up(i)) return i;
+    return this.preferred;
   }
 
   private dirIndex(p: Peer): number {
