@@ -6,7 +6,6 @@
  * after it: it registers with what answers and looks up from it.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLan, execCmd, pingStats, type Proc, type Topology, waitFor } from "./lib.js";
