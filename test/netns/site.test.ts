@@ -46,6 +46,8 @@ const L4 = "192.168.77.10";
 const L6 = "fd77:77::10";
 const G_LAN4 = "192.168.77.1";
 const G_LAN6 = "fd77:77::1";
+/** masquerade towards any interface but the TUN (lanInterface left out) */
+const GW_MASQ_ALL = "gateway:\n  forward: true\n  masquerade: true\n";
 
 describe.skipIf(process.getuid?.() !== 0)(
   "site-to-site gateway (netns, real daemons, LAN host without mintun)",
@@ -239,3 +241,76 @@ describe.skipIf(process.getuid?.() !== 0)(
     });
   },
 );
+
+describe.skipIf(process.getuid?.() !== 0)("site-to-site through the directory (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  let www: string;
+  let l: Netns;
+  const daemons: Record<string, RunningDaemon> = {};
+
+  beforeAll(async () => {
+    topo = await createLan({ hosts: ["dir", "a", "g"] });
+    l = await topo.addNs("l");
+    const g = topo.host("g").ns;
+    await g.ip("link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", l.name);
+    await g.ip("addr", "add", `${G_LAN4}/24`, "dev", "lan0");
+    await l.ip("addr", "add", `${L4}/24`, "dev", "eth0");
+    await g.ip("link", "set", "lan0", "up");
+    await l.ip("link", "set", "eth0", "up");
+    const pki = makePki();
+    work = pki.dir;
+    const dirEp = `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`;
+    const base = (h: string, host: HostFiles, extra: string, tunRoutes?: string[]): DaemonSpec => ({
+      host,
+      ns: topo.host(h).ns,
+      caFile: pki.caFile,
+      listen: "0.0.0.0:7000",
+      peers: [],
+      extra,
+      tunRoutes,
+    });
+    daemons.dir = await startDaemon(
+      work,
+      base("dir", makeHost(pki, "dir", "10.77.0.100", null), "directory:\n  serve: true\n"),
+      false,
+    );
+    daemons.g = await startDaemon(
+      work,
+      base("g", makeHost(pki, "g", O4.g, null, [SUB4]), dirEp + GW_MASQ_ALL),
+      false,
+    );
+    // a names only the directory, and routes the remote site's subnet into its TUN
+    daemons.a = await startDaemon(
+      work,
+      base("a", makeHost(pki, "a", O4.a, null), dirEp, ["10.77.0.0/16", SUB4]),
+      false,
+    );
+    for (const h of ["g", "a"])
+      await waitFor(
+        async () =>
+          (await daemons[h]!.status()).directory?.client?.directories.every((d) => d.registered) ?? false,
+        { timeoutMs: 10_000, what: `${h} registered` },
+      );
+    www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
+    fs.writeFileSync(path.join(www, "index.html"), "behind the gateway\n");
+    await startHttpServer(l, www, 8080);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const d of Object.values(daemons)) await d.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (www) fs.rmSync(www, { recursive: true, force: true });
+    if (work && !process.env.KEEP_WORK) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("a finds the gateway by the LAN address it wants (the directory's subnet answer) and reaches L", async () => {
+    expect((await daemons.a!.status()).peers.some((p) => p.name === "g")).toBe(false);
+    const r = await curlTimed(topo.host("a").ns, `http://${L4}:8080/index.html`, { maxTimeS: 10 });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(200);
+    const st = await daemons.a!.status();
+    expect(st.peers.find((p) => p.name === "g")?.subnets).toEqual([SUB4]);
+    console.log(`first curl a -> l via a directory lookup of ${L4}: ${r.totalMs.toFixed(1)} ms`);
+  });
+});
