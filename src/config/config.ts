@@ -148,6 +148,8 @@ export const RESTART_KEYS = [
   "web.listen",
   "dns",
   "gateway",
+  "directories",
+  "directory",
 ] as const;
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */
@@ -168,6 +170,8 @@ export function restartRequired(a: Config, b: Config): string[] {
     "web.listen": (c) => c.web.listen,
     dns: (c) => c.dns,
     gateway: (c) => c.gateway,
+    directories: (c) => c.directories,
+    directory: (c) => c.directory,
   };
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }

@@ -182,7 +182,7 @@ log: { level: debug }
 
 describe("loadConfig", () => {
   it("loads the shipped examples", () => {
-    for (const f of ["host.yaml", "gateway.yaml", "directory.yaml"]) {
+    for (const f of ["host.yaml", "gateway.yaml", "directory.yaml", "host-with-directory.yaml"]) {
       const c = loadConfig(path.join("config", f));
       expect(c.ca).toBe("/etc/mintun/ca.crt");
     }
