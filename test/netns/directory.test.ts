@@ -10,8 +10,25 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLan, curlTimed, iperf3, pingStats, startHttpServer, type Topology, waitFor } from "./lib.js";
-import { makeHost, makePki, startDaemon, type HostFiles, type Pki, type RunningDaemon } from "./mintun.js";
+import {
+  createLan,
+  curlTimed,
+  execCmd,
+  iperf3,
+  pingStats,
+  startHttpServer,
+  type Topology,
+  waitFor,
+} from "./lib.js";
+import {
+  MINTUN,
+  makeHost,
+  makePki,
+  startDaemon,
+  type HostFiles,
+  type Pki,
+  type RunningDaemon,
+} from "./mintun.js";
 import type { Status } from "../../src/daemon/status.js";
 
 const HOSTS = ["a", "b", "c"] as const;
@@ -92,6 +109,11 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
         name: "dir",
       });
     }
+    const ra = await execCmd("node", [MINTUN, "status", "--socket", daemons.a!.socket]);
+    expect(ra.stdout).toMatch(/directories: 1, cached records 0/);
+    expect(ra.stdout).toMatch(/\d+\.\d+\.\d+\.\d+:7000 +dir +up +yes +/);
+    const rd = await execCmd("node", [MINTUN, "status", "--socket", daemons.dir!.socket]);
+    expect(rd.stdout).toMatch(/directory role: store file, 3 records/);
   });
 
   it("ping (v4 and v6), curl and iperf3 work between all pairs, found by address", async () => {

@@ -84,6 +84,7 @@ export function formatStatus(s: Status): string {
       o += `peer subnets routed: ${sr.installed.join(" ") || "-"}${sr.shadowed.length ? `; already routed here: ${sr.shadowed.join(" ")}` : ""}\n`;
     if (n.gateway.forward) o += `gateway: forwarding${n.gateway.masquerade ? ", masquerade" : ""}\n`;
   }
+  o += directoryLines(s);
   const d = s.daemon;
   if (d) {
     o += `\ndaemon: pid ${d.pid}, version ${d.version}, config ${d.config}, log ${d.logLevel}`;
@@ -98,6 +99,31 @@ export function formatStatus(s: Status): string {
           : "") +
         "\n";
   }
+  return o;
+}
+
+/** The directory client (directories, registration, cached records) and role (stored records). */
+function directoryLines(s: Status): string {
+  const dir = s.directory;
+  if (!dir) return "";
+  let o = "";
+  const c = dir.client;
+  if (c) {
+    o += `\ndirectories: ${c.directories.length}, cached records ${c.cachedRecords}, negative ${c.negative}, lookups in flight ${c.inflight}, waiting targets ${c.pendingTargets}\n`;
+    o += table([
+      ["DIRECTORY", "NAME", "STATE", "REGISTERED", "OBSERVED", "LAST ANSWER"],
+      ...c.directories.map((x) => [
+        x.endpoint,
+        x.name ?? "-",
+        x.state,
+        x.registered ? "yes" : "no",
+        x.observed ?? "-",
+        x.lastAnswerMsAgo === null ? "never" : ago(x.lastAnswerMsAgo),
+      ]),
+    ]);
+  }
+  if (dir.server)
+    o += `directory role: store ${dir.server.store}, ${dir.server.records} records, ${dir.server.hosts} hosts seen\n`;
   return o;
 }
 
