@@ -5,8 +5,9 @@
  * Gateway (config `gateway: { forward, masquerade, lanInterface }`), for a host
  * whose certificate lists subnets (the engine already accepts inner packets to
  * them and sends from them: they are in its `ours` table):
- *   - forward: net.ipv4.ip_forward=1 and net.ipv6.conf.all.forwarding=1; the
- *     previous values are restored on shutdown.
+ *   - forward: net.ipv4.ip_forward=1 if the certificate lists an IPv4 subnet,
+ *     net.ipv6.conf.all.forwarding=1 if it lists an IPv6 one; the previous values
+ *     are restored on shutdown.
  *   - masquerade: one nftables table `inet mintun_<tun>` with a postrouting NAT
  *     chain, `iifname TUN [oifname LAN] masquerade`, so LAN hosts need no route
  *     back to the overlay; the table is deleted on shutdown (and replaced at start,
@@ -26,10 +27,16 @@ import { cidrFamily } from "../net/route.js";
 const FORWARD_V4 = "/proc/sys/net/ipv4/ip_forward";
 const FORWARD_V6 = "/proc/sys/net/ipv6/conf/all/forwarding";
 
-/** Turn on IPv4 and IPv6 forwarding; returns a function that restores the previous values. */
-export function enableForwarding(): () => void {
+/**
+ * Turn on forwarding for the families asked for; returns a function that restores the
+ * previous values. Only the families of the certified subnets: IPv6 forwarding makes
+ * Linux ignore router advertisements (unless accept_ra=2), which a gateway that
+ * configures its own IPv6 underlay address by SLAAC would notice.
+ */
+export function enableForwarding(families: { v4: boolean; v6: boolean }): () => void {
   const prev: [string, string][] = [];
-  for (const f of [FORWARD_V4, FORWARD_V6]) {
+  const files = [...(families.v4 ? [FORWARD_V4] : []), ...(families.v6 ? [FORWARD_V6] : [])];
+  for (const f of files) {
     try {
       const old = fs.readFileSync(f, "utf8").trim();
       if (old !== "1") {
@@ -211,13 +218,15 @@ export async function startGateway(
   log: Logger,
 ): Promise<() => void> {
   if (!cfg.forward) return () => undefined;
-  if (subnets.length === 0)
+  const v4 = subnets.some((s) => cidrFamily(s) === 4);
+  const v6 = subnets.some((s) => cidrFamily(s) === 6);
+  if (!v4 && !v6)
     log.log(
       "warn",
-      "gateway.forward is on but this host's certificate lists no subnets: nothing will be forwarded",
+      "gateway.forward is on but this host's certificate lists no subnets: forwarding left off",
       {},
     );
-  const restore = enableForwarding();
+  const restore = enableForwarding({ v4, v6 });
   let unmasq: () => void = () => undefined;
   if (cfg.masquerade) {
     try {
@@ -229,6 +238,7 @@ export async function startGateway(
   }
   log.log("info", "gateway: forwarding on", {
     subnets,
+    families: [v4 ? "ipv4" : null, v6 ? "ipv6" : null].filter(Boolean),
     masquerade: cfg.masquerade ? (cfg.lanInterface ?? `all but ${tun}`) : "off",
   });
   return () => {

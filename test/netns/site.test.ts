@@ -311,6 +311,11 @@ describe.skipIf(process.getuid?.() !== 0)("site-to-site through the directory (n
     expect(r.code).toBe(200);
     const st = await daemons.a!.status();
     expect(st.peers.find((p) => p.name === "g")?.subnets).toEqual([SUB4]);
+    // g's certificate lists only an IPv4 subnet: IPv6 forwarding (which would make it ignore
+    // router advertisements) stays off
+    const g = topo.host("g").ns;
+    expect((await g.execOk("cat", ["/proc/sys/net/ipv4/ip_forward"])).stdout.trim()).toBe("1");
+    expect((await g.execOk("cat", ["/proc/sys/net/ipv6/conf/all/forwarding"])).stdout.trim()).toBe("0");
     console.log(`first curl a -> l via a directory lookup of ${L4}: ${r.totalMs.toFixed(1)} ms`);
   });
 });
