@@ -48,6 +48,9 @@ export const METRIC_NAMES = [
   "mintun_dos_sources",
   "mintun_config_reloads_total",
   "mintun_config_last_reload_successful",
+  "mintun_directories",
+  "mintun_directory_cached_records",
+  "mintun_directory_records",
 ] as const;
 
 const TUNNEL_STATES = ["creating", "replying", "established", "closed"];
@@ -152,6 +155,22 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   );
   gauge("mintun_dos_sources", "underlay sources with a rate-limit bucket", [], (g) =>
     g.set(o().status.dos?.sources ?? 0),
+  );
+  gauge(
+    "mintun_directories",
+    "configured directories, by state (no-record, connecting, up)",
+    ["state"],
+    (g) => {
+      const by: Record<string, number> = { "no-record": 0, connecting: 0, up: 0 };
+      for (const d of o().status.directory?.client?.directories ?? []) by[d.state]!++;
+      for (const [state, n] of Object.entries(by)) g.set({ state }, n);
+    },
+  );
+  gauge("mintun_directory_cached_records", "verified records from directories held in the cache", [], (g) =>
+    g.set(o().status.directory?.client?.cachedRecords ?? 0),
+  );
+  gauge("mintun_directory_records", "records stored by this directory (directory role)", [], (g) =>
+    g.set(o().status.directory?.server?.records ?? 0),
   );
   counter("mintun_config_reloads_total", "configuration reloads (SIGHUP), by result", ["result"], (c) => {
     c.inc({ result: "ok" }, o().reloads.ok);
