@@ -32,8 +32,7 @@ import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } 
 import { directoryNames, NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
-import { PeerSubnetRoutes, startGateway, type RouteCmd } from "../gateway/gateway.js";
-import { cidrFamily } from "../net/route.js";
+import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
@@ -311,31 +310,21 @@ export class Daemon {
         listen: srv.addresses(),
       });
     }
-    if (this.config.tun.peerSubnets) {
-      const cmd: RouteCmd =
-        routes instanceof LinuxRouteManager
-          ? (op, dev, cidr) =>
-              routes.run([`-${cidrFamily(cidr)}`, "route", op, cidr, "dev", dev]).then(() => undefined)
-          : (op, dev, cidr) => (op === "add" ? routes.addRoute(dev, cidr) : routes.delRoute(dev, cidr));
-      const sr = new PeerSubnetRoutes(
-        this.tun.name,
-        this.log.child("routes"),
-        () => new Set(overlayRoutes(this.config, hc)),
-        cmd,
+    // tun.peerSubnets is read at every sync: a reload turns it on or off
+    const sr = new PeerSubnetRoutes(
+      this.tun.name,
+      this.log.child("routes"),
+      () => new Set(overlayRoutes(this.config, hc)),
+      routeCmdOf(routes),
+    );
+    this.subnetRoutes = sr;
+    const sync = (): void =>
+      void sr.sync(
+        this.config.tun.peerSubnets ? certifiedSubnets(this.engine.peers.values(), this.now()) : new Set(),
       );
-      this.subnetRoutes = sr;
-      const sync = (): void => {
-        if (!this.config.tun.peerSubnets) return void sr.sync(new Set());
-        const want = new Set<string>();
-        const nowSec = this.now() / 1000;
-        for (const p of this.engine.peers.values())
-          if (p.hostCert && p.hostCert.notAfter > nowSec) for (const s of p.hostCert.subnets) want.add(s);
-        void sr.sync(want);
-      };
-      sync();
-      this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);
-      this.subnetTimer.unref();
-    }
+    sync();
+    this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);
+    this.subnetTimer.unref();
   }
 
   /**

@@ -22,7 +22,7 @@ import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { PlatformError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { cidrFamily } from "../net/route.js";
+import { cidrFamily, LinuxRouteManager, type RouteManager } from "../net/route.js";
 
 const FORWARD_V4 = "/proc/sys/net/ipv4/ip_forward";
 const FORWARD_V6 = "/proc/sys/net/ipv6/conf/all/forwarding";
@@ -245,4 +245,27 @@ export async function startGateway(
     unmasq();
     restore();
   };
+}
+
+/**
+ * `ip route add|del` through the daemon's RouteManager: the Linux one runs `ip`
+ * (with its namespace and validation); another (the fake) records add/delRoute.
+ */
+export function routeCmdOf(routes: RouteManager): RouteCmd {
+  if (routes instanceof LinuxRouteManager)
+    return (op, dev, cidr) =>
+      routes.run([`-${cidrFamily(cidr)}`, "route", op, cidr, "dev", dev]).then(() => undefined);
+  return (op, dev, cidr) => (op === "add" ? routes.addRoute(dev, cidr) : routes.delRoute(dev, cidr));
+}
+
+/** The subnets listed in peers' verified, unexpired host certificates. */
+export function certifiedSubnets(
+  peers: Iterable<{ hostCert: { subnets: string[]; notAfter: number } | null }>,
+  nowMs: number,
+): Set<string> {
+  const want = new Set<string>();
+  const nowSec = nowMs / 1000;
+  for (const p of peers)
+    if (p.hostCert && p.hostCert.notAfter > nowSec) for (const s of p.hostCert.subnets) want.add(s);
+  return want;
 }

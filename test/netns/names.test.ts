@@ -164,6 +164,8 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     const nx = await execCmd("node", [MINTUN, "resolve", "nosuchhost", "--socket", sock]);
     expect(nx.code).toBe(1);
     expect(nx.stderr).toContain("nosuchhost: no such host");
+    const st = await execCmd("node", [MINTUN, "status", "--socket", sock]);
+    expect(st.stdout).toMatch(/^dns: mesh\. on 10\.77\.0\.2:53 \[fd77::2\]:53 .*nxdomain=\d+/m);
     const down = await execCmd("node", [MINTUN, "resolve", "web", "--socket", path.join(work, "none.sock")]);
     expect(down.code).toBe(1);
     expect(down.stderr).toContain("mintund is not running");

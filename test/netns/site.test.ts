@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createLan,
   curlTimed,
+  execCmd,
   startHttpServer,
   waitFor,
   type Netns,
@@ -29,6 +30,7 @@ import {
 import {
   makeHost,
   makePki,
+  MINTUN,
   startDaemon,
   waitRecords,
   writeConfig,
@@ -160,6 +162,10 @@ describe.skipIf(process.getuid?.() !== 0)(
       expect(st.names!.subnetRoutes.installed).toEqual([SUB4, SUB6].sort());
       const routes = await topo.host("a").ns.ip("-4", "route", "show", SUB4);
       expect(routes).toMatch(/192\.168\.77\.0\/24 dev mt0/);
+      const txt = await execCmd("node", [MINTUN, "status", "--socket", daemons.a!.socket]);
+      expect(txt.stdout).toContain(`peer subnets routed: ${[SUB4, SUB6].sort().join(" ")}`);
+      const gtxt = await execCmd("node", [MINTUN, "status", "--socket", daemons.g!.socket]);
+      expect(gtxt.stdout).toContain("gateway: forwarding");
       // r's certificate lists no subnet: nothing routes to r but its own addresses
       expect(st.peers.find((p) => p.name === "r")!.subnets).toEqual([]);
     });

@@ -27,7 +27,13 @@ import {
   type DnsContext,
 } from "../../src/names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../../src/names/server.js";
-import { masqueradeScript, PeerSubnetRoutes } from "../../src/gateway/gateway.js";
+import {
+  certifiedSubnets,
+  masqueradeScript,
+  PeerSubnetRoutes,
+  routeCmdOf,
+} from "../../src/gateway/gateway.js";
+import { FakeRouteManager } from "../../src/net/route.js";
 import { nullLogger } from "../../src/log.js";
 
 const NOW = 1_800_000_000_000;
@@ -393,5 +399,22 @@ describe("gateway pieces", () => {
     await routes.sync(new Set());
     expect(calls).toEqual(["add 192.168.77.0/24", "add 192.168.1.0/24", "del 192.168.77.0/24"]);
     expect(routes.state()).toEqual({ installed: [], shadowed: [] });
+  });
+
+  it("certified subnets: from verified, unexpired peer certificates only; route commands through a RouteManager", async () => {
+    const peers = [
+      { hostCert: GW },
+      { hostCert: null },
+      { hostCert: { ...GW, subnets: ["10.9.0.0/16"], notAfter: NOW / 1000 - 1 } },
+    ];
+    expect([...certifiedSubnets(peers, NOW)]).toEqual(["192.168.77.0/24"]);
+    const fake = new FakeRouteManager();
+    const cmd = routeCmdOf(fake);
+    await cmd("add", "mt0", "192.168.77.0/24");
+    await cmd("del", "mt0", "192.168.77.0/24");
+    expect(fake.calls).toEqual([
+      { op: "addRoute", dev: "mt0", cidr: "192.168.77.0/24" },
+      { op: "delRoute", dev: "mt0", cidr: "192.168.77.0/24" },
+    ]);
   });
 });
