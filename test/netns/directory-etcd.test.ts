@@ -9,7 +9,36 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLan, execCmd, pingStats, type Proc, type Topology, waitFor } from "./lib.js";
-import { makeHost, makePki, startDaemon, type RunningDaemon } from "./mintun.js";
+import {
+  ROOT,
+  makeHost,
+  makePki,
+  startDaemon,
+  type HostFiles,
+  type Pki,
+  type RunningDaemon,
+} from "./mintun.js";
+import { readSecretKey } from "../../src/crypto/keyfile.js";
+import { signKeyPair } from "../../src/crypto/sodium.js";
+import { EPH_OFFSET_HOST_KEY, signEphemeral, type HostCert } from "../../src/wire/cert.js";
+
+/** A genuine-looking ephemeral certificate for host key `hostKey`, signed with `sk`. */
+function eph(hostKey: Buffer, sk: Buffer): Buffer {
+  const now = Math.floor(Date.now() / 1000);
+  return signEphemeral(
+    {
+      hostKey,
+      keyId: 7,
+      publicKey: signKeyPair().publicKey,
+      notBefore: now - 1,
+      notAfter: now + 300,
+      endpoints: [],
+      protocolVersion: 1,
+      minFirstPacket: 256,
+    },
+    sk,
+  ).raw;
+}
 
 const O4: Record<string, string> = {
   d1: "10.77.0.101",
@@ -29,14 +58,17 @@ describe.skipIf(process.getuid?.() !== 0 || !haveEtcd())(
     let topo: Topology;
     let work: string;
     let etcd: Proc;
+    let pki: Pki;
+    let url: string;
+    let files: Record<string, HostFiles>;
     const d: Record<string, RunningDaemon> = {};
 
     beforeAll(async () => {
       topo = await createLan({ hosts: ["kv", "d1", "d2", "a", "b", "c"] });
-      const pki = makePki();
+      pki = makePki();
       work = pki.dir;
       const kv = topo.host("kv");
-      const url = `http://${kv.addr4}:${ETCD_CLIENT_PORT}`;
+      url = `http://${kv.addr4}:${ETCD_CLIENT_PORT}`;
       etcd = kv.ns.spawn(
         "etcd",
         [
@@ -65,7 +97,7 @@ describe.skipIf(process.getuid?.() !== 0 || !haveEtcd())(
         },
         { timeoutMs: 20_000, what: "etcd healthy" },
       );
-      const files = Object.fromEntries(Object.keys(O4).map((h) => [h, makeHost(pki, h, O4[h]!, null)]));
+      files = Object.fromEntries(Object.keys(O4).map((h) => [h, makeHost(pki, h, O4[h]!, null)]));
       for (const h of ["d1", "d2"])
         d[h] = await startDaemon(
           work,
@@ -137,6 +169,51 @@ describe.skipIf(process.getuid?.() !== 0 || !haveEtcd())(
       expect(ds[1]).toMatchObject({ state: "up", registered: true, name: "d2" });
       const ca = await pingStats(topo.host("c").ns, O4.a!, { count: 4, interval: 0.2 });
       expect(ca.received).toBeGreaterThanOrEqual(3);
+    });
+
+    it("forged records written straight into etcd are refused and counted by the host", async () => {
+      // 10.77.0.50: host c's genuine record, served for an address c's certificate does not hold
+      const c = files.c!;
+      const cEph = eph(c.hostCert.publicKey, readSecretKey(c.key));
+      // 10.77.0.51: a host certificate from another CA claiming the address
+      const other = makePki("other-ca");
+      const x = makeHost(other, "x", "10.77.0.51", null);
+      const xEph = eph(x.hostCert.publicKey, readSecretKey(x.key));
+      // 10.77.0.52: a genuine certificate of our CA, but an ephemeral key its host never signed
+      const m = makeHost(pki, "m", "10.77.0.52", null);
+      const wrong = signKeyPair();
+      const mEph = eph(wrong.publicKey, wrong.secretKey);
+      m.hostCert.publicKey.copy(mEph, EPH_OFFSET_HOST_KEY);
+      const rec = (h: HostCert, e: Buffer) =>
+        JSON.stringify({
+          host: h.raw.toString("base64"),
+          eph: e.toString("base64"),
+          observed: { ip: topo.host("b").addr4, port: 7000 },
+        });
+      const puts: [string, string][] = [
+        ["ip/10.77.0.50", rec(c.hostCert, cEph)],
+        ["ip/10.77.0.51", rec(x.hostCert, xEph)],
+        ["ip/10.77.0.52", rec(m.hostCert, mEph)],
+      ];
+      const script =
+        `import { Etcd3 } from ${JSON.stringify(path.join(ROOT, "node_modules/etcd3/lib/index.js"))};\n` +
+        `const c = new Etcd3({ hosts: ${JSON.stringify(url)} });\n` +
+        `for (const [k, v] of ${JSON.stringify(puts)}) await c.put(${JSON.stringify(`/test-${process.pid}/`)} + k).value(v);\n` +
+        `c.close();\n`;
+      const w = await topo
+        .host("kv")
+        .ns.exec("node", ["--input-type=module", "-e", script], { timeoutMs: 20_000 });
+      expect(w.code, w.stderr).toBe(0);
+      const before = (await d.a!.status()).drops.dirBadRecord;
+      for (const ip of ["10.77.0.50", "10.77.0.51", "10.77.0.52"]) {
+        const p = await pingStats(topo.host("a").ns, ip, { count: 2, interval: 0.2, waitS: 1 });
+        expect(p.received, ip).toBe(0);
+      }
+      const sa = await d.a!.status();
+      console.log(`forged records in etcd: dirBadRecord ${before} -> ${sa.drops.dirBadRecord}`);
+      expect(sa.drops.dirBadRecord - before).toBeGreaterThanOrEqual(3);
+      expect(sa.peers.some((p) => p.name === "x" || p.name === "m")).toBe(false);
+      expect(sa.tunnels.some((t) => t.peer === "x" || t.peer === "m")).toBe(false);
     });
   },
 );
