@@ -543,6 +543,8 @@ export class Daemon {
       web: old.web,
       dns: old.dns,
       gateway: old.gateway,
+      directories: old.directories,
+      directory: old.directory,
     };
     const ok = routeErrors.length === 0;
     this.lastReload = {
