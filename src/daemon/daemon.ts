@@ -29,7 +29,7 @@ import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
-import { directoryNames, NameService, type NameAnswer } from "../names/names.js";
+import { directoryNames, inOverlay, NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
@@ -298,6 +298,8 @@ export class Daemon {
         {
           domain: this.config.dns.domain,
           resolve: (n) => this.names.resolve(n),
+          reverse: (ip) =>
+            this.names.nameOf(ip) ?? (inOverlay(overlayRoutes(this.config, hc), hc, ip) ? null : undefined),
           now: this.now,
           counters: this.dnsCounters,
         },

@@ -7,6 +7,8 @@
  *   query for NAME.DOMAIN, no such host        NXDOMAIN (SOA in authority: negative TTL)
  *   query for NAME.DOMAIN, directory silent    SERVFAIL
  *   query for DOMAIN itself                    NOERROR, SOA for type SOA, else NODATA
+ *   PTR for a known host's overlay address     NOERROR, NAME.DOMAIN (in-addr.arpa / ip6.arpa)
+ *   PTR for another overlay address            NXDOMAIN; outside the overlay: REFUSED
  *   query outside DOMAIN                       REFUSED (nothing is forwarded)
  *   opcode other than QUERY                    NOTIMP
  *   not exactly one question, class not IN     FORMERR / REFUSED
@@ -18,6 +20,7 @@
 import * as dnsPacket from "dns-packet";
 import type { Answer, Packet, Question } from "dns-packet";
 import { NEGATIVE_TTL_MS, type NameAnswer } from "./names.js";
+import { parseIp } from "../wire/cert.js";
 
 export const MAX_TTL_SEC = 60;
 /** a DNS header is 12 bytes; a query larger than this is not one we send answers for */
@@ -66,6 +69,12 @@ export interface DnsContext {
   /** normalized, with the trailing dot (normalizeDomain) */
   domain: string;
   resolve: (name: string) => Promise<NameAnswer | null>;
+  /**
+   * Reverse lookups (PTR): the name of the host owning an address; null when the
+   * address is in the overlay but no known host owns it (NXDOMAIN); undefined when
+   * it is not an overlay address (REFUSED). Absent: every reverse name is REFUSED.
+   */
+  reverse?: (ip: string) => string | null | undefined;
   now: () => number;
   counters: DnsCounters;
 }
@@ -147,6 +156,15 @@ export async function answerQuery(msg: Buffer, ctx: DnsContext): Promise<Buffer 
       minimum: NEGATIVE_TTL_MS / 1000,
     },
   });
+  const any = (question.type as string) === "ANY"; // type 255, missing from the typings
+  if (qname.endsWith(".in-addr.arpa.") || qname.endsWith(".ip6.arpa.")) {
+    const ip = reverseAddress(qname);
+    const owner = ip && ctx.reverse ? ctx.reverse(ip) : undefined;
+    if (owner === undefined) return reply("REFUSED", [], [], qs);
+    if (owner === null) return reply("NXDOMAIN", [], [], qs);
+    const ptr: Answer = { type: "PTR", name: question.name, ttl: MAX_TTL_SEC, data: `${owner}.${domain}` };
+    return reply("NOERROR", question.type === "PTR" || any ? [ptr] : [], [], qs);
+  }
   if (qname === domain) return reply("NOERROR", question.type === "SOA" ? [soa()] : [], [], qs);
   if (!qname.endsWith("." + domain)) return reply("REFUSED", [], [], qs);
   const host = qname.slice(0, -(domain.length + 1));
@@ -160,10 +178,26 @@ export async function answerQuery(msg: Buffer, ctx: DnsContext): Promise<Buffer 
   if (!a) return reply("NXDOMAIN", [], [soa()], qs);
   const ttl = Math.max(0, Math.min(MAX_TTL_SEC, Math.floor((a.expiresAt - ctx.now()) / 1000)));
   const answers: Answer[] = [];
-  const any = (question.type as string) === "ANY"; // type 255, missing from the typings
   if (a.ip4 && (question.type === "A" || any))
     answers.push({ type: "A", name: question.name, ttl, data: a.ip4 });
   if (a.ip6 && (question.type === "AAAA" || any))
     answers.push({ type: "AAAA", name: question.name, ttl, data: a.ip6 });
   return reply("NOERROR", answers, answers.length ? [] : [soa()], qs);
+}
+
+/**
+ * "4.3.2.1.in-addr.arpa." -> "1.2.3.4"; 32 nibbles + "ip6.arpa." -> the IPv6 address
+ * (canonical text); null for anything else (partial names, bad labels).
+ */
+export function reverseAddress(qname: string): string | null {
+  const v4 = qname.endsWith(".in-addr.arpa.");
+  const labels = qname.slice(0, -(v4 ? ".in-addr.arpa." : ".ip6.arpa.").length).split(".");
+  if (v4) {
+    if (labels.length !== 4 || !labels.every((l) => /^(0|[1-9][0-9]{0,2})$/.test(l) && Number(l) < 256))
+      return null;
+    return parseIp(labels.reverse().join("."))?.text ?? null;
+  }
+  if (labels.length !== 32 || !labels.every((l) => /^[0-9a-f]$/.test(l))) return null;
+  const hex = labels.reverse().join("");
+  return parseIp(hex.match(/.{4}/g)!.join(":"))?.text ?? null;
 }

@@ -14,7 +14,7 @@
  * "no such host" (null), so DNS can answer SERVFAIL and NXDOMAIN respectively.
  */
 import { MintunError } from "../errors.js";
-import { fingerprint, isValidName, type HostCert } from "../wire/cert.js";
+import { fingerprint, isValidName, parseCidr, parseIp, type HostCert } from "../wire/cert.js";
 
 /** A negative directory answer is kept this long before asking again. */
 export const NEGATIVE_TTL_MS = 5_000;
@@ -171,6 +171,21 @@ export class NameService {
     return a;
   }
 
+  /**
+   * The name of the host whose certificate holds exactly this overlay address
+   * (canonical text): this host, a peer, or a cached directory answer; else null.
+   */
+  nameOf(ip: string): string | null {
+    const owns = (c: { ip4: string | null; ip6: string | null }) => c.ip4 === ip || c.ip6 === ip;
+    if (owns(this.opts.self)) return this.opts.self.name;
+    const nowSec = this.now() / 1000;
+    for (const p of this.opts.peers())
+      if (p.hostCert && p.hostCert.notAfter > nowSec && owns(p.hostCert)) return p.hostCert.name;
+    for (const e of this.cache.values())
+      if (e.answer && e.until > nowSec * 1000 && owns(e.answer)) return e.answer.name;
+    return null;
+  }
+
   private async ask(dir: DirectoryNameLookup, name: string): Promise<NameAnswer | null> {
     this.counters.directoryLookups++;
     let v: VerifiedHost | null;
@@ -218,4 +233,35 @@ export function directoryNames(c: NameLookupClient): DirectoryNameLookup {
     if (r.reason === "notFound") return null;
     throw new DirectoryUnavailable(`directory lookup of '${name}' failed: ${r.reason}`);
   };
+}
+
+/** Whether `ip` lies in `cidr` (both canonical or parseable text; false when malformed). */
+export function prefixContains(cidr: string, ip: string): boolean {
+  const c = parseCidr(cidr);
+  const a = parseIp(ip);
+  if (!c || !a || c.family !== a.family) return false;
+  const full = c.prefix >> 3;
+  if (!c.bytes.subarray(0, full).equals(a.bytes.subarray(0, full))) return false;
+  const rest = c.prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (c.bytes[full]! & mask) === (a.bytes[full]! & mask);
+}
+
+/**
+ * Whether `ip` is an overlay address: inside one of the TUN routes that hold this
+ * host's own overlay addresses (a gateway's LAN subnet in tun.routes is not the overlay).
+ */
+export function inOverlay(
+  routes: readonly string[],
+  self: { ip4: string | null; ip6: string | null },
+  ip: string,
+): boolean {
+  for (const r of routes) {
+    const ours =
+      (self.ip4 !== null && prefixContains(r, self.ip4)) ||
+      (self.ip6 !== null && prefixContains(r, self.ip6));
+    if (ours && prefixContains(r, ip)) return true;
+  }
+  return false;
 }

@@ -74,6 +74,7 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     const etc = path.join("/etc/netns", topo.host("cl").ns.name);
     fs.mkdirSync(etc, { recursive: true });
     etcDirs.push(etc);
+    process.once("exit", () => fs.rmSync(etc, { recursive: true, force: true })); // also after a crash
     fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${O4.cl}\noptions timeout:1 attempts:2\n`);
     www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
     fs.writeFileSync(path.join(www, "index.html"), `<html>${MARKER}</html>\n`);
@@ -107,13 +108,19 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     console.log(`curl http://web.mesh:8080/ ${r4.totalMs.toFixed(1)} ms (name lookup included)`);
   });
 
-  it("getent (glibc) shows the overlay addresses; an unknown name fails fast", async () => {
+  it("getent (glibc) shows the overlay addresses and names them back; an unknown name fails fast", async () => {
     const v4 = await cl().execOk("getent", ["ahostsv4", "web.mesh"]);
     expect(v4.stdout.split(/\s+/)[0]).toBe(O4.web);
     const v6 = await cl().execOk("getent", ["ahostsv6", "web.mesh"]);
     expect(v6.stdout.split(/\s+/)[0]).toBe(O6.web);
     const self = await cl().execOk("getent", ["ahostsv4", "cl.mesh"]);
     expect(self.stdout.split(/\s+/)[0]).toBe(O4.cl);
+    // reverse (PTR): glibc asks in-addr.arpa / ip6.arpa
+    const ptr4 = await cl().execOk("getent", ["hosts", O4.web]);
+    expect(ptr4.stdout.trim().split(/\s+/)).toEqual([O4.web, "web.mesh"]);
+    const ptr6 = await cl().execOk("getent", ["hosts", O6.web]);
+    expect(ptr6.stdout.trim().split(/\s+/)).toEqual([O6.web, "web.mesh"]);
+    expect((await cl().exec("getent", ["hosts", "10.77.0.99"])).code).toBe(2); // overlay, no host
     const t0 = Date.now();
     const nx = await cl().exec("getent", ["hosts", "nosuchhost.mesh"]);
     const ms = Date.now() - t0;
@@ -128,6 +135,10 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     expect(nx.err).toBe("ENOTFOUND"); // c-ares: NXDOMAIN
     const out = await cares(O4.cl, "A", "example.com");
     expect(out.err).toBe("EREFUSED");
+    const rev = await cares(O4.cl, "PTR", "1.0.77.10.in-addr.arpa");
+    expect(rev.addrs).toEqual(["web.mesh"]);
+    const notOverlay = await cares(O4.cl, "PTR", "1.2.0.192.in-addr.arpa");
+    expect(notOverlay.err).toBe("EREFUSED");
     const a = await cares(O4.cl, "A", "WEB.Mesh");
     expect(a.addrs).toEqual([O4.web]);
     // the peer's DNS answers over the tunnel too (web's daemon, on web's overlay address)
@@ -223,6 +234,7 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
     const etc = path.join("/etc/netns", topo.host("cl").ns.name);
     fs.mkdirSync(etc, { recursive: true });
     etcDirs.push(etc);
+    process.once("exit", () => fs.rmSync(etc, { recursive: true, force: true })); // also after a crash
     fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${D4.cl}\noptions timeout:3 attempts:1\n`);
     www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
     fs.writeFileSync(path.join(www, "index.html"), "by name through the directory\n");

@@ -15,6 +15,8 @@ import { signCert, type CaCert, type HostCert } from "../../src/wire/cert.js";
 import {
   directoryNames,
   DirectoryUnavailable,
+  inOverlay,
+  prefixContains,
   NameService,
   NEGATIVE_TTL_MS,
   type VerifiedHost,
@@ -24,6 +26,7 @@ import {
   MAX_TTL_SEC,
   newDnsCounters,
   normalizeDomain,
+  reverseAddress,
   type DnsContext,
 } from "../../src/names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../../src/names/server.js";
@@ -249,6 +252,47 @@ describe("answerQuery", () => {
     const cut = query("web.mesh", "A").subarray(0, 20);
     expect(await answerQuery(cut, c)).toBeNull();
     expect(c.counters.malformed).toBe(3);
+  });
+
+  it("PTR for known overlay addresses; NXDOMAIN for other overlay addresses; REFUSED outside", async () => {
+    const s = service();
+    const c: DnsContext = {
+      ...ctx(s),
+      reverse: (ip) =>
+        s.nameOf(ip) ?? (inOverlay(["10.77.0.0/16", "fd77::/64"], SELF, ip) ? null : undefined),
+    };
+    const p4 = await ask(c, query("1.0.77.10.in-addr.arpa", "PTR"));
+    expect(p4.rcode).toBe("NOERROR");
+    expect(p4.answers).toMatchObject([{ type: "PTR", data: "web.mesh" }]);
+    const nib = "1" + ".0".repeat(15) + ".0.0.0.0.0.0.0.0.0.0.0.0.7.7.d.f.ip6.arpa";
+    expect((await ask(c, query(nib, "PTR"))).answers).toMatchObject([{ type: "PTR", data: "web.mesh" }]);
+    expect((await ask(c, query("2.0.77.10.in-addr.arpa", "PTR"))).answers).toMatchObject([
+      { data: "cl.mesh" },
+    ]);
+    expect((await ask(c, query("9.0.77.10.in-addr.arpa", "PTR"))).rcode).toBe("NXDOMAIN");
+    expect((await ask(c, query("1.2.0.192.in-addr.arpa", "PTR"))).rcode).toBe("REFUSED");
+    expect((await ask(c, query("77.10.in-addr.arpa", "PTR"))).rcode).toBe("REFUSED"); // partial name
+    expect((await ask(ctx(s), query("1.0.77.10.in-addr.arpa", "PTR"))).rcode).toBe("REFUSED"); // no reverse
+  });
+
+  it("reverse names, prefixes, the overlay range", () => {
+    expect(reverseAddress("4.3.2.1.in-addr.arpa.")).toBe("1.2.3.4");
+    expect(reverseAddress("256.3.2.1.in-addr.arpa.")).toBeNull();
+    expect(reverseAddress("04.3.2.1.in-addr.arpa.")).toBeNull();
+    expect(reverseAddress("b.a" + ".0".repeat(30) + ".ip6.arpa.")).toBe("::ab");
+    expect(reverseAddress("x" + ".0".repeat(31) + ".ip6.arpa.")).toBeNull();
+    expect(prefixContains("10.77.0.0/16", "10.77.200.1")).toBe(true);
+    expect(prefixContains("10.77.0.0/16", "10.78.0.1")).toBe(false);
+    expect(prefixContains("192.168.77.128/25", "192.168.77.127")).toBe(false);
+    expect(prefixContains("192.168.77.128/25", "192.168.77.200")).toBe(true);
+    expect(prefixContains("fd77::/64", "fd77::1")).toBe(true);
+    expect(prefixContains("fd77::/64", "10.77.0.1")).toBe(false);
+    expect(prefixContains("0.0.0.0/0", "8.8.8.8")).toBe(true);
+    // a remote LAN in tun.routes is not the overlay
+    expect(inOverlay(["10.77.0.0/16", "192.168.60.0/24"], SELF, "192.168.60.5")).toBe(false);
+    expect(inOverlay(["10.77.0.0/16", "192.168.60.0/24"], SELF, "10.77.9.9")).toBe(true);
+    expect(service().nameOf("fd77::1")).toBe("web");
+    expect(service().nameOf("10.77.0.9")).toBeNull();
   });
 
   it("normalizes domains", () => {
