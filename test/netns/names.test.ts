@@ -64,7 +64,7 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
           caFile: pki.caFile,
           listen: "0.0.0.0:7000",
           peers: [{ name: other, endpoint: `${topo.host(other).addr4}:7000` }],
-          extra: "dns:\n  listen: overlay\n  domain: mesh.\n",
+          extra: "dns:\n  listen: overlay\n  domain: mesh.\nmetrics:\n  listen: 127.0.0.1:9477\n",
         },
         false,
       );
@@ -158,6 +158,12 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     // most random datagrams do not decode; the rest get FORMERR/NOTIMP/REFUSED/NXDOMAIN answers
     expect(after.malformed! - before.malformed!).toBeGreaterThan(100);
     expect(daemons.cl!.proc.running).toBe(true);
+    // and Prometheus sees the same counters
+    const m = (await cl().execOk("curl", ["-sS", "http://127.0.0.1:9477/metrics"])).stdout;
+    const dropped = Number(/^mintun_dns_dropped_total\{reason="malformed"\} (\d+)$/m.exec(m)?.[1]);
+    expect(dropped).toBe(after.malformed);
+    expect(m).toMatch(/^mintun_dns_responses_total\{rcode="noerror"\} [1-9]\d*$/m);
+    expect(m).toMatch(/^mintun_name_lookups_total\{result="peer"\} [1-9]\d*$/m);
   });
 
   it("mintun resolve prints the verified record; unknown names exit 1", async () => {
