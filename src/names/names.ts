@@ -18,6 +18,11 @@ import { fingerprint, isValidName, parseCidr, parseIp, type HostCert } from "../
 
 /** A negative directory answer is kept this long before asking again. */
 export const NEGATIVE_TTL_MS = 5_000;
+/**
+ * A directory lookup that has not settled after this long counts as "no directory
+ * answered" (the client retries each directory after 1 s; DNS clients wait ~5 s).
+ */
+export const LOOKUP_TIMEOUT_MS = 4_000;
 /** At most this many names are cached (oldest insertion evicted first). */
 export const MAX_CACHED_NAMES = 4096;
 
@@ -189,14 +194,27 @@ export class NameService {
   private async ask(dir: DirectoryNameLookup, name: string): Promise<NameAnswer | null> {
     this.counters.directoryLookups++;
     let v: VerifiedHost | null;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new DirectoryUnavailable(`no directory answered for '${name}' within ${LOOKUP_TIMEOUT_MS} ms`),
+          ),
+        LOOKUP_TIMEOUT_MS,
+      );
+      timer.unref();
+    });
     try {
-      v = await dir(name);
+      v = await Promise.race([dir(name), timeout]);
     } catch (e) {
       this.counters.directoryFailures++;
       if (e instanceof DirectoryUnavailable) throw e;
       throw new DirectoryUnavailable(`no directory answered for '${name}': ${(e as Error).message}`, {
         cause: e,
       });
+    } finally {
+      clearTimeout(timer);
     }
     const now = this.now();
     // the client verified the record; a name other than the one asked is not an answer to it

@@ -7,7 +7,7 @@
 import * as dgram from "node:dgram";
 import * as net from "node:net";
 import * as dnsPacket from "dns-packet";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config/config.js";
 import { ConfigError } from "../../src/errors.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
@@ -18,6 +18,7 @@ import {
   inOverlay,
   prefixContains,
   NameService,
+  LOOKUP_TIMEOUT_MS,
   NEGATIVE_TTL_MS,
   type VerifiedHost,
 } from "../../src/names/names.js";
@@ -125,6 +126,20 @@ describe("NameService", () => {
     clock.t += NEGATIVE_TTL_MS + 1;
     await s.resolve("ghost");
     expect(asked.filter((n) => n === "ghost")).toHaveLength(2);
+  });
+
+  it("a directory lookup that never settles is 'no directory answered' after LOOKUP_TIMEOUT_MS", async () => {
+    vi.useFakeTimers();
+    try {
+      const s = service(() => new Promise(() => undefined));
+      const p = s.resolve("gw");
+      const caught = p.catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(LOOKUP_TIMEOUT_MS + 1);
+      expect(await caught).toBeInstanceOf(DirectoryUnavailable);
+      expect(s.counters.directoryFailures).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("refuses a directory answer for another name, and reports an unreachable directory", async () => {
