@@ -17,7 +17,8 @@ import {
   encodeDirResponse,
 } from "../../src/wire/directory.js";
 import { FrameType } from "../../src/wire/frames.js";
-import { type Ca, type SimHost, SimNet, ipv4, makeCa, makeHostCert } from "./harness.js";
+import { type Ca, SimHost, SimNet, ipv4, makeCa, makeHostCert } from "./harness.js";
+import { tryEncodeAddr } from "../../src/wire/addr.js";
 
 const flushAsync = () => new Promise<void>((r) => setImmediate(r));
 
@@ -228,8 +229,54 @@ describe("directory in-process", () => {
         .directories.map((d) => d.state),
     ).toEqual(["no-record", "up"]);
   });
-});
 
+  it("a packet to a subnet behind a gateway finds the gateway whose certificate lists it", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    const gwCert = makeHostCert(w.ca, "gw", "10.77.0.9", null, { subnets: ["192.168.50.0/24"] });
+    const gw = new SimHost(w.net, "gw", tryEncodeAddr("192.0.2.9", 7000)!, gwCert.cert, gwCert.sk, w.ca.cert);
+    w.net.hosts.set("192.0.2.9:7000", gw);
+    const c = new DirectoryClient(
+      gw.engine,
+      { directories: [w.dir.addr], ca: w.ca.cert, clock: () => w.net.now },
+      w.net.now,
+    );
+    c.attach();
+    gw.engine.onDirFrame = (t, type, buf, off, len, now) => {
+      if (type === FrameType.DirResponse) c.onResponse(t, buf, off, len, now);
+    };
+    w.clients.set(gw, c);
+    await step(w, 1000);
+    a.send(ipv4("10.77.0.1", "192.168.50.7", "to the lan"));
+    for (let i = 0; i < 5; i++) {
+      w.net.run();
+      await flushAsync();
+    }
+    expect(gw.take().some((p) => p.subarray(20).toString() === "to the lan")).toBe(true);
+    // an address no certificate covers is not found
+    const r = w.clients.get(a)!.resolve({ op: "subnet", ip: "192.168.51.1" });
+    for (let i = 0; i < 3; i++) {
+      w.net.run();
+      await flushAsync();
+    }
+    expect(await r).toEqual({ ok: false, reason: "notFound" });
+  });
+
+  it("registrations over a host's rate are answered RATE_LIMITED and counted", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    await step(w, 1000);
+    const c = w.clients.get(a)!;
+    for (let i = 0; i < 30; i++) c.register(w.net.now); // 30 at once; the bucket holds 10
+    for (let i = 0; i < 5; i++) {
+      w.net.run();
+      await flushAsync();
+    }
+    console.log(`registration flood: dirRateLimited ${w.dir.engine.drops.dirRateLimited} of 30`);
+    expect(w.dir.engine.drops.dirRateLimited).toBeGreaterThanOrEqual(15);
+    expect(w.dir.engine.events.dirRecordsStored).toBeLessThanOrEqual(12);
+  });
+});
 function fieldsOf(e: import("../../src/wire/cert.js").EphemeralCert) {
   return {
     hostKey: e.hostKey,
