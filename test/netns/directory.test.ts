@@ -109,8 +109,14 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
         name: "dir",
       });
     }
+    // by name: a has never heard of c; the daemon asks the directory and verifies the record
+    const rs = await execCmd("node", [MINTUN, "resolve", "c", "--json", "--socket", daemons.a!.socket]);
+    expect(rs.code, rs.stderr).toBe(0);
+    expect(JSON.parse(rs.stdout)).toMatchObject({ name: "c", ip4: O4.c, ip6: O6.c, source: "directory" });
+    const none = await execCmd("node", [MINTUN, "resolve", "nosuchhost", "--socket", daemons.a!.socket]);
+    expect(none.code).toBe(1);
     const ra = await execCmd("node", [MINTUN, "status", "--socket", daemons.a!.socket]);
-    expect(ra.stdout).toMatch(/directories: 1, cached records 0/);
+    expect(ra.stdout).toMatch(/directories: 1, cached records 1/); // c's
     expect(ra.stdout).toMatch(/\d+\.\d+\.\d+\.\d+:7000 +dir +up +yes +/);
     const rd = await execCmd("node", [MINTUN, "status", "--socket", daemons.dir!.socket]);
     expect(rd.stdout).toMatch(/directory role: store file, 3 records/);
