@@ -10,7 +10,16 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLan, curlTimed, execCmd, startHttpServer, waitFor, type Topology } from "./lib.js";
+import {
+  createLan,
+  curlTimed,
+  execCmd,
+  iperf3,
+  pingStats,
+  startHttpServer,
+  waitFor,
+  type Topology,
+} from "./lib.js";
 import { makeHost, makePki, startDaemon, waitRecords, MINTUN, type RunningDaemon } from "./mintun.js";
 
 const O4 = { web: "10.77.0.1", cl: "10.77.0.2" };
@@ -226,8 +235,7 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
           listen: "0.0.0.0:7000",
           peers: [],
           extra:
-            `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n` +
-            (h === "cl" ? "dns:\n  listen: overlay\n" : ""),
+            `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n` + "dns:\n  listen: overlay\n",
         },
         false,
       );
@@ -237,14 +245,17 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
           (await daemons[h]!.status()).directory?.client?.directories.every((d) => d.registered) ?? false,
         { timeoutMs: 10_000, what: `${h} registered` },
       );
-    const etc = path.join("/etc/netns", topo.host("cl").ns.name);
-    fs.mkdirSync(etc, { recursive: true });
-    etcDirs.push(etc);
-    process.once("exit", () => fs.rmSync(etc, { recursive: true, force: true })); // also after a crash
-    fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${D4.cl}\noptions timeout:3 attempts:1\n`);
+    // every host resolves overlay names with its own daemon
+    for (const h of ["web", "gw", "cl"] as const) {
+      const etc = path.join("/etc/netns", topo.host(h).ns.name);
+      fs.mkdirSync(etc, { recursive: true });
+      etcDirs.push(etc);
+      process.once("exit", () => fs.rmSync(etc, { recursive: true, force: true })); // also after a crash
+      fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${D4[h]}\noptions timeout:3 attempts:1\n`);
+    }
     www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
     fs.writeFileSync(path.join(www, "index.html"), "by name through the directory\n");
-    await startHttpServer(topo.host("web").ns, www, 8080);
+    for (const h of ["web", "gw", "cl"]) await startHttpServer(topo.host(h).ns, www, 8080);
   }, 90_000);
 
   afterAll(async () => {
@@ -285,6 +296,29 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
     expect(nx.stderr).toContain("no such host");
     const g = await cl().exec("getent", ["hosts", "nobody.mesh"]);
     expect(g.code).toBe(2);
+  });
+
+  it("ping, curl and iperf3 between all pairs, by name (configs name only the directory)", async () => {
+    const hosts = ["web", "gw", "cl"] as const;
+    for (const x of hosts)
+      for (const y of hosts) {
+        if (x === y) continue;
+        const p = await pingStats(topo.host(x).ns, `${y}.mesh`, { count: 3, interval: 0.05 });
+        expect(p.received, `ping ${x} -> ${y}.mesh`).toBeGreaterThanOrEqual(2);
+        const c = await curlTimed(topo.host(x).ns, `http://${y}.mesh:8080/index.html`, { maxTimeS: 10 });
+        expect(c.code, `curl ${x} -> ${y}.mesh`).toBe(200);
+      }
+    const rates: string[] = [];
+    for (const [x, y] of [
+      ["web", "gw"],
+      ["gw", "cl"],
+      ["cl", "web"],
+    ] as const) {
+      const r = await iperf3(topo.host(x).ns, { ns: topo.host(y).ns, addr: `${y}.mesh` }, 1);
+      expect(r.mbps).toBeGreaterThan(1);
+      rates.push(`${x}->${y}.mesh ${r.mbps.toFixed(0)} Mbit/s`);
+    }
+    console.log(`by name through the directory: ${rates.join(", ")}`);
   });
 
   it("SERVFAIL (not NXDOMAIN) when no directory answers; known names still resolve", async () => {
