@@ -5,7 +5,10 @@
  * the peer-subnet route reconciler.
  */
 import * as dgram from "node:dgram";
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as dnsPacket from "dns-packet";
 import { describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config/config.js";
@@ -39,6 +42,9 @@ import {
 } from "../../src/gateway/gateway.js";
 import { FakeRouteManager } from "../../src/net/route.js";
 import { nullLogger } from "../../src/log.js";
+import { ApiServer } from "../../src/api/server.js";
+import { runCli, type Io } from "../../src/cli/cli.js";
+import { COMMANDS } from "../../src/cli/commands/index.js";
 
 const NOW = 1_800_000_000_000;
 const ca = signKeyPair();
@@ -475,5 +481,54 @@ describe("gateway pieces", () => {
       { op: "addRoute", dev: "mt0", cidr: "192.168.77.0/24" },
       { op: "delRoute", dev: "mt0", cidr: "192.168.77.0/24" },
     ]);
+  });
+});
+
+describe("mintun resolve (CLI against a real API server with an async handler)", () => {
+  it("prints the record, --json, exit 1 for no such host and for a directory error, 2 for a bad name", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-resolve-"));
+    const sock = path.join(dir, "api.sock");
+    const api = new ApiServer(sock, nullLogger);
+    const s = service(async (n) => {
+      await new Promise((r) => setTimeout(r, 5)); // an answer that arrives later
+      if (n === "down") throw new Error("no directory");
+      return n === "gw" ? { cert: GW, expiresAt: NOW + 120_000 } : null;
+    });
+    api.handle("resolve", (p) => s.resolve(String(p.name)));
+    await api.listen();
+    const run = async (argv: string[]) => {
+      let stdout = "";
+      let stderr = "";
+      const io: Io = {
+        stdout: (t) => void (stdout += t),
+        stderr: (t) => void (stderr += t),
+        now: () => NOW,
+        cwd: dir,
+      };
+      return { code: await runCli(argv, io, COMMANDS), stdout, stderr };
+    };
+    try {
+      const ok = await run(["resolve", "gw", "--socket", sock]);
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain("ip4:      10.77.0.9\n");
+      expect(ok.stdout).toContain("subnets:  192.168.77.0/24\n");
+      expect(ok.stdout).toContain("(120s)");
+      expect(ok.stdout).toContain("from:     the directory");
+      const js = await run(["resolve", "gw", "--json", "--socket", sock]);
+      expect(JSON.parse(js.stdout)).toMatchObject({
+        name: "gw",
+        source: "directory",
+        expiresAt: NOW + 120_000,
+      });
+      const nx = await run(["resolve", "nope", "--socket", sock]);
+      expect(nx).toMatchObject({ code: 1, stderr: "mintun: nope: no such host\n" });
+      const down = await run(["resolve", "down", "--socket", sock]);
+      expect(down.code).toBe(1);
+      expect(down.stderr).toMatch(/^mintun: no directory answered for 'down'/);
+      expect((await run(["resolve", "a b"])).code).toBe(2);
+    } finally {
+      api.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

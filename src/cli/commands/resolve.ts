@@ -6,6 +6,7 @@
  */
 import { apiCall } from "../../api/client.js";
 import type { NameAnswer } from "../../names/names.js";
+import { UsageError } from "../../errors.js";
 import { EXIT_FAILURE, type Command } from "../cli.js";
 import { SOCKET_FLAG } from "./status.js";
 
@@ -39,6 +40,8 @@ export const resolve: Command = {
   flags: [SOCKET_FLAG, { name: "json", type: "boolean", help: "print JSON" }],
   async run(args, io) {
     const name = args.positionals[0]!;
+    if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(name))
+      throw new UsageError(`'${name}' is not a host name (letters, digits, '.' and '-')`);
     const a = (await apiCall(args.string("socket")!, "resolve", { name }, 10_000)) as NameAnswer | null;
     if (!a) {
       if (args.bool("json")) io.stdout("null\n");
