@@ -305,7 +305,10 @@ export class Daemon {
         },
         this.log.child("dns"),
       );
-      await srv.listen(dnsListenAddrs(l, hc));
+      const addrs = dnsListenAddrs(l, hc);
+      if (addrs.length === 0)
+        this.log.log("warn", "dns.listen is overlay but the host certificate has no overlay address", {});
+      await srv.listen(addrs);
       this.dns = srv;
       this.log.log("info", "DNS for overlay names", {
         domain: this.config.dns.domain,
