@@ -45,6 +45,7 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
   let www: string;
   const daemons: Record<string, RunningDaemon> = {};
   const files: Record<string, HostFiles> = {};
+  const etcDirs: string[] = [];
 
   const startDir = (): Promise<RunningDaemon> =>
     startDaemon(
@@ -60,30 +61,43 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
       false,
     );
 
+  /** A host whose config names only the directory (and serves DNS for overlay names on its overlay address). */
+  const startHost = async (h: string): Promise<void> => {
+    daemons[h] = await startDaemon(
+      work,
+      {
+        host: files[h]!,
+        ns: topo.host(h).ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+        extra:
+          `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n` +
+          "dns:\n  listen: overlay\n  domain: mesh.\n",
+      },
+      false,
+    );
+    await waitFor(async () => registered(await daemons[h]!.status()), {
+      timeoutMs: 10_000,
+      what: `${h} registered`,
+    });
+  };
+
   beforeAll(async () => {
     topo = await createLan({ hosts: ["dir", ...HOSTS] });
     pki = makePki();
     work = pki.dir;
     for (const h of ["dir", ...HOSTS]) files[h] = makeHost(pki, h, O4[h]!, O6[h]!);
     daemons.dir = await startDir();
-    for (const h of HOSTS)
-      daemons[h] = await startDaemon(
-        work,
-        {
-          host: files[h]!,
-          ns: topo.host(h).ns,
-          caFile: pki.caFile,
-          listen: "0.0.0.0:7000",
-          peers: [],
-          extra: `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`,
-        },
-        false,
-      );
-    for (const h of HOSTS)
-      await waitFor(async () => registered(await daemons[h]!.status()), {
-        timeoutMs: 10_000,
-        what: `${h} registered`,
-      });
+    for (const h of HOSTS) await startHost(h);
+    // each host's resolver is its own daemon (DNS on its overlay address): unmodified apps use names
+    for (const h of HOSTS) {
+      const etc = path.join("/etc/netns", topo.host(h).ns.name);
+      fs.mkdirSync(etc, { recursive: true });
+      etcDirs.push(etc);
+      fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${O4[h]}\noptions timeout:1 attempts:2\n`);
+    }
+    process.once("exit", () => etcDirs.forEach((e) => fs.rmSync(e, { recursive: true, force: true })));
     www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
     fs.writeFileSync(path.join(www, "f"), Buffer.alloc(64 * 1024, 7));
     for (const h of HOSTS) await startHttpServer(topo.host(h).ns, www, 8080);
@@ -92,6 +106,7 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
   afterAll(async () => {
     for (const d of Object.values(daemons)) await d.stop().catch(() => undefined);
     await topo?.cleanup();
+    for (const e of etcDirs) fs.rmSync(e, { recursive: true, force: true });
     if (www) fs.rmSync(www, { recursive: true, force: true });
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
@@ -122,7 +137,36 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
     expect(rd.stdout).toMatch(/directory role: store file, 3 records/);
   });
 
+  it("ping, curl and iperf3 work between all pairs by name, unknown hosts resolved through the directory (DNS)", async () => {
+    const rates: string[] = [];
+    for (const x of HOSTS)
+      for (const y of HOSTS) {
+        if (x === y) continue;
+        const p = await pingStats(topo.host(x).ns, `${y}.mesh`, { count: 2, interval: 0.05 });
+        expect(p.received, `ping ${x} -> ${y}.mesh`).toBe(2);
+        const c = await curlTimed(topo.host(x).ns, `http://${y}.mesh:8080/f`);
+        expect(c.code, `curl ${x} -> ${y}.mesh ${c.stderr}`).toBe(200);
+      }
+    for (const [x, y] of [
+      ["b", "a"],
+      ["c", "b"],
+    ] as const) {
+      const r = await iperf3(topo.host(x).ns, { ns: topo.host(y).ns, addr: `${y}.mesh` }, 1);
+      rates.push(`${x}->${y}.mesh ${r.mbps.toFixed(0)} Mbit/s`);
+      expect(r.mbps).toBeGreaterThan(1);
+    }
+    console.log(`directory overlay by name: iperf3 ${rates.join(", ")}`);
+    // b had heard of a (a's tunnel to it), not of c: c's name came from the directory
+    const sb = await daemons.b!.status();
+    expect(sb.names?.lookups.directoryLookups).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
   it("ping (v4 and v6), curl and iperf3 work between all pairs, found by address", async () => {
+    // fresh hosts (empty caches, no peers): every first packet to a peer is a TUN miss looked up by address
+    for (const h of HOSTS) await daemons[h]!.stop();
+    for (const h of HOSTS) await startHost(h);
+    for (const h of HOSTS)
+      expect((await daemons[h]!.status()).peers.filter((p) => !p.configured)).toEqual([]);
     for (const x of HOSTS)
       for (const y of HOSTS) {
         if (x === y) continue;
@@ -176,22 +220,7 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
     console.log(`directory restart: hosts registered again after ${Date.now() - t0} ms`);
     // a host that restarts too (empty cache) finds the others through the restarted directory
     await daemons.c!.stop();
-    daemons.c = await startDaemon(
-      work,
-      {
-        host: files.c!,
-        ns: topo.host("c").ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [],
-        extra: `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`,
-      },
-      false,
-    );
-    await waitFor(async () => registered(await daemons.c!.status()), {
-      timeoutMs: 10_000,
-      what: "c registered",
-    });
+    await startHost("c");
     const p = await pingStats(topo.host("c").ns, O4.a!, { count: 3, interval: 0.1 });
     expect(p.received).toBeGreaterThanOrEqual(2);
   }, 90_000);
