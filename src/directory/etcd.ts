@@ -33,6 +33,26 @@ import {
 
 /** At most this many subnet keys are read for one subnet lookup. */
 const MAX_SUBNET_KEYS = 4096;
+/** An etcd operation that takes longer fails (the host asks another directory after 1 s anyway). */
+export const ETCD_TIMEOUT_MS = 2_000;
+
+/** Reject `p` after `ms` (the gRPC call itself is left to finish or fail on its own). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`etcd ${what}: no answer within ${ms} ms`)), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
 
 export class EtcdStore implements RecordStore {
   readonly kind = "etcd" as const;
@@ -56,7 +76,7 @@ export class EtcdStore implements RecordStore {
     const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
     const s = new EtcdStore(client, prefix, maxRecords, log);
     try {
-      s.count = await s.countRecords();
+      s.count = await within(s.countRecords(), 5_000, "count");
     } catch (e) {
       client.close();
       throw new MintunError("EETCD", `etcd at ${endpoints.join(", ")} does not answer: ${String(e)}`, {
@@ -71,7 +91,11 @@ export class EtcdStore implements RecordStore {
     return this.client.getAll().prefix(`${this.prefix}rec/`).count();
   }
 
-  async put(r: StoredRecord, now: number): Promise<PutResult> {
+  put(r: StoredRecord, now: number): Promise<PutResult> {
+    return within(this.doPut(r, now), ETCD_TIMEOUT_MS, "put");
+  }
+
+  private async doPut(r: StoredRecord, now: number): Promise<PutResult> {
     const ttl = Math.ceil((r.expiresAt - now) / 1000);
     if (ttl <= 0) return "older";
     const recKey = `${this.prefix}rec/${r.key}`;
@@ -108,10 +132,14 @@ export class EtcdStore implements RecordStore {
   }
 
   byName(name: string, now: number): Promise<StoredRecord | null> {
-    return this.read(`${this.prefix}name/${name}`, now);
+    return within(this.read(`${this.prefix}name/${name}`, now), ETCD_TIMEOUT_MS, "get");
   }
 
-  async byAddress(ip: string, mode: AddressMode, now: number): Promise<StoredRecord | null> {
+  byAddress(ip: string, mode: AddressMode, now: number): Promise<StoredRecord | null> {
+    return within(this.lookupAddress(ip, mode, now), ETCD_TIMEOUT_MS, "get");
+  }
+
+  private async lookupAddress(ip: string, mode: AddressMode, now: number): Promise<StoredRecord | null> {
     const text = parseIp(ip)?.text;
     if (!text) return null;
     if (mode === "address") {

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/config.js";
 import { ConfigError, MintunError } from "../../src/errors.js";
+import { nullLogger } from "../../src/log.js";
 import {
   FileStore,
   MemoryIndex,
@@ -184,4 +185,15 @@ describe("directory records", () => {
     expect(cidrContains("10.0.0.0/8", "11.0.0.1")).toBe(-1);
     expect(cidrContains("fd00::/8", "fd12::1")).toBe(8);
   });
+
+  it("an etcd that does not answer at start is a typed error naming the endpoints", async () => {
+    const { EtcdStore } = await import("../../src/directory/etcd.js");
+    const e = await EtcdStore.open(["http://127.0.0.1:1"], "/t/", 10, nullLogger).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(MintunError);
+    expect((e as MintunError).code).toBe("EETCD");
+    expect((e as Error).message).toMatch(/etcd at http:\/\/127\.0\.0\.1:1 does not answer/);
+  }, 15_000);
 });
