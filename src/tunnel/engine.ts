@@ -298,7 +298,7 @@ export class Engine {
     const want = new Map(list.map((p) => [p.name, p]));
     const res = { added: [] as string[], removed: [] as string[], kept: [] as string[] };
     for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
-      if (!p.configured) continue;
+      if (!p.configured || p.anyName) continue; // directories are not in the peers list
       const w = want.get(p.name);
       if (!w) {
         for (const t of p.tunnels.slice()) {

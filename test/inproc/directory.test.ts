@@ -113,6 +113,18 @@ describe("directory in-process", () => {
     expect(a.engine.events.dirLookups).toBe(lookups); // the second packet cost no lookup
   });
 
+  it("a config reload (setPeers) keeps the directory and its tunnel", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    await step(w, 1000);
+    const r = a.engine.setPeers([], w.net.now);
+    expect(r.removed).toEqual([]);
+    expect(w.clients.get(a)!.state(w.net.now).directories[0]).toMatchObject({
+      state: "up",
+      registered: true,
+    });
+  });
+
   it("lookups for the same target coalesce and the queue per target is bounded", async () => {
     const w = world();
     const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
