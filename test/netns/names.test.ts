@@ -16,6 +16,8 @@ import {
   execCmd,
   iperf3,
   pingStats,
+  captureContains,
+  startCapture,
   startHttpServer,
   waitFor,
   type Topology,
@@ -136,6 +138,25 @@ describe.skipIf(process.getuid?.() !== 0)("names: DNS and mintun resolve (netns,
     expect(nx.code).toBe(2); // "key not found"
     expect(ms).toBeLessThan(1000); // an answer (NXDOMAIN), not a timeout (timeout:1 attempts:2)
     console.log(`getent for an unknown name: exit 2 after ${ms} ms`);
+  });
+
+  it("answers over TCP too (glibc with options use-vc)", async () => {
+    const conf = path.join(etcDirs[0]!, "resolv.conf");
+    const before = fs.readFileSync(conf, "utf8");
+    // rewritten in place: `ip netns exec` bind-mounts this file at every exec
+    fs.writeFileSync(conf, `nameserver ${O4.cl}\noptions use-vc timeout:1 attempts:1\n`);
+    const cap = await startCapture(cl(), "lo", path.join(work, "dns-tcp.pcap"), "tcp port 53");
+    try {
+      const v4 = await cl().execOk("getent", ["ahostsv4", "web.mesh"]);
+      expect(v4.stdout.split(/\s+/)[0]).toBe(O4.web);
+      expect((await cl().exec("getent", ["hosts", "nosuchhost.mesh"])).code).toBe(2);
+    } finally {
+      await cap.stop();
+      fs.writeFileSync(conf, before);
+    }
+    // the question went over TCP (and was answered there: the capture holds both directions)
+    expect(captureContains(cap.file, Buffer.from("\x03web\x04mesh\x00", "latin1"))).toBe(true);
+    expect(captureContains(cap.file, Buffer.from(O4.web.split(".").map(Number)))).toBe(true);
   });
 
   it("answers with exact codes: NXDOMAIN, REFUSED outside the domain, A/AAAA over the overlay", async () => {
