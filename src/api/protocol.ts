@@ -6,9 +6,11 @@
  *
  * Read-only methods (any local user; the socket is mode 0666): "status" (daemon/status.ts
  * Status), "whois" ({address, port?}) -> WhoisAnswer | null (with `conns`, the connections
- * whose remote end is that address and port). Root-only methods (uid 0 or the daemon's own
- * uid, by SO_PEERCRED; anybody else gets error EPERM): "reload" -> ReloadStatus. See
- * server.ts. Requests larger than MAX_REQUEST_BYTES close the connection.
+ * whose remote end is that address and port), "resolve" ({name}) -> names/names.ts
+ * NameAnswer | null (error ENODIRECTORY when only an unreachable directory could answer).
+ * Root-only methods (uid 0 or the daemon's own uid, by SO_PEERCRED; anybody else gets
+ * error EPERM): "reload" -> ReloadStatus. See server.ts. Requests larger than
+ * MAX_REQUEST_BYTES close the connection.
  */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 

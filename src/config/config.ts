@@ -13,6 +13,7 @@ import { isScalar, isSeq, parseDocument, type Node } from "yaml";
 import { ConfigError } from "../errors.js";
 import { describeYaml, YamlReader, type YamlValue } from "./yaml.js";
 import { isValidName, parseCidr, parseIp } from "../wire/cert.js";
+import { normalizeDomain } from "../names/dns.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 export const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
@@ -29,6 +30,23 @@ export interface PeerConfig {
   cert?: string;
 }
 
+/** The directory role (docs/OPERATIONS.md "Running a directory"). */
+export interface DirectoryServeConfig {
+  serve: boolean;
+  /** file: STATE/directory.json (default); etcd: shared by several directories */
+  store: "file" | "etcd";
+  etcd: { endpoints: string[]; prefix: string } | null;
+  maxRecords: number;
+  /** per registering host */
+  registerPerSec: number;
+  lookupPerSec: number;
+}
+
+export interface DirectoryEntry {
+  /** IP literal and port of a directory (its identity is learned from its record) */
+  endpoint: HostPort;
+}
+
 export interface Config {
   /** Absolute path of the file this was loaded from. */
   file: string;
@@ -37,7 +55,8 @@ export interface Config {
   host: { key: string; cert: string };
   /** "listen: 0.0.0.0:7000" or "[::]:7000"; address is an IP literal. */
   listen: { address: string; port: number };
-  tun: { name: string; mtu: number; routes: string[] };
+  /** peerSubnets: route the subnets listed in verified peer certificates into the TUN (default true) */
+  tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
   tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
   /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
@@ -49,6 +68,10 @@ export interface Config {
     maxDifficulty: number;
   };
   peers: PeerConfig[];
+  /** directories this host registers with and looks hosts up from, in order of preference */
+  directories: DirectoryEntry[];
+  /** this daemon serves as a directory (null: it does not) */
+  directory: DirectoryServeConfig | null;
   api: { socket: string };
   /** YAML key "state". */
   stateDir: string;
@@ -61,6 +84,14 @@ export interface Config {
   policy: string | null;
   /** Per-user connections: what flows of OS users without an entry in the user store run as. */
   users: { unmapped: "host" | "deny" };
+  /**
+   * DNS for overlay names (docs/OPERATIONS.md "Names (DNS)"). listen: "overlay" = this
+   * host's overlay addresses, port 53; an explicit address; or null = off (the default).
+   * domain: normalized with the trailing dot, default "mesh.".
+   */
+  dns: { listen: "overlay" | HostPort | null; domain: string };
+  /** Site-to-site gateway (docs/OPERATIONS.md "Site-to-site gateways"). */
+  gateway: { forward: boolean; masquerade: boolean; lanInterface: string | null };
 }
 
 export const DEFAULTS = {
@@ -78,6 +109,8 @@ export const DEFAULTS = {
   api: { socket: "/run/mintun/mintund.sock" },
   stateDir: "/var/lib/mintun",
   log: { level: "info" as LogLevel },
+  dns: { domain: "mesh." },
+  directory: { maxRecords: 100_000, registerPerSec: 1, lookupPerSec: 200, etcdPrefix: "/mintun/directory/" },
 } as const;
 
 /** Numeric bounds (inclusive). */
@@ -94,6 +127,9 @@ export const LIMITS = {
   puzzleAbovePerSec: [0, 10_000_000],
   baseDifficulty: [1, 20],
   maxDifficulty: [1, 20],
+  maxRecords: [1, 10_000_000],
+  registerPerSec: [1, 1000],
+  lookupPerSec: [1, 1_000_000],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /**
@@ -114,6 +150,10 @@ export const RESTART_KEYS = [
   "state",
   "metrics.listen",
   "web.listen",
+  "dns",
+  "gateway",
+  "directories",
+  "directory",
 ] as const;
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */
@@ -132,6 +172,10 @@ export function restartRequired(a: Config, b: Config): string[] {
     state: (c) => c.stateDir,
     "metrics.listen": (c) => c.metrics.listen,
     "web.listen": (c) => c.web.listen,
+    dns: (c) => c.dns,
+    gateway: (c) => c.gateway,
+    directories: (c) => c.directories,
+    directory: (c) => c.directory,
   };
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }
@@ -244,6 +288,10 @@ const TOP_KEYS = [
   "web",
   "policy",
   "users",
+  "dns",
+  "gateway",
+  "directories",
+  "directory",
 ];
 
 /** 127.0.0.0/8 or ::1 (canonical text from parseHostPort). */
@@ -274,6 +322,11 @@ export function parseConfig(text: string, fileName: string): Config {
   }
   const root = (doc.contents as Node | null) ?? null;
   const top = r.map(root, "", TOP_KEYS);
+  const bool = (v: Value, key: string): boolean => {
+    if (!isScalar(v) || typeof v.value !== "boolean")
+      r.fail(`expected true or false, got ${describe(v)}`, v, key);
+    return v.value;
+  };
 
   const required = (
     m: Map<string, { key: Node; value: Value }>,
@@ -313,8 +366,15 @@ export function parseConfig(text: string, fileName: string): Config {
   }
 
   const tunE = top.get("tun");
-  const tunM = r.map(tunE?.value ?? null, "tun", ["name", "mtu", "routes"]);
-  const tun = { name: DEFAULTS.tun.name as string, mtu: DEFAULTS.tun.mtu as number, routes: [] as string[] };
+  const tunM = r.map(tunE?.value ?? null, "tun", ["name", "mtu", "routes", "peerSubnets"]);
+  const tun = {
+    name: DEFAULTS.tun.name as string,
+    mtu: DEFAULTS.tun.mtu as number,
+    routes: [] as string[],
+    peerSubnets: true,
+  };
+  const tps = tunM.get("peerSubnets");
+  if (tps && !r.isMissing(tps.value)) tun.peerSubnets = bool(tps.value, "tun.peerSubnets");
   const tn = tunM.get("name");
   if (tn && !r.isMissing(tn.value)) {
     tun.name = r.str(tn.value, "tun.name", tn.key);
@@ -454,6 +514,161 @@ export function parseConfig(text: string, fileName: string): Config {
     unmapped = s;
   }
 
+  const dnsM = r.map(top.get("dns")?.value ?? null, "dns", ["listen", "domain"]);
+  const dns: Config["dns"] = { listen: null, domain: DEFAULTS.dns.domain };
+  const dl = dnsM.get("listen");
+  if (dl && !r.isMissing(dl.value)) {
+    const v = dl.value;
+    if (isScalar(v) && (v.value === false || v.value === "off")) dns.listen = null;
+    else if (isScalar(v) && v.value === "overlay") dns.listen = "overlay";
+    else {
+      if (isSeq(v))
+        r.fail(`expected overlay, off or address:port; quote IPv6, e.g. "[fd77::1]:53"`, v, "dns.listen");
+      const s = r.str(v, "dns.listen", dl.key);
+      const hp = parseHostPort(s, true);
+      if (!hp)
+        r.fail(
+          `expected overlay (this host's overlay addresses, port 53), off, or address:port with an IP address; got '${s}'`,
+          v,
+          "dns.listen",
+        );
+      dns.listen = hp;
+    }
+  }
+  const dd = dnsM.get("domain");
+  if (dd && !r.isMissing(dd.value)) {
+    const s = r.str(dd.value, "dns.domain", dd.key);
+    const d = normalizeDomain(s);
+    if (!d)
+      r.fail(
+        `expected a domain name of labels [a-z0-9-] (e.g. mesh. or corp.example.), got '${s}'`,
+        dd.value,
+        "dns.domain",
+      );
+    dns.domain = d;
+  }
+
+  const gwM = r.map(top.get("gateway")?.value ?? null, "gateway", ["forward", "masquerade", "lanInterface"]);
+  const gateway: Config["gateway"] = { forward: false, masquerade: false, lanInterface: null };
+  const gf = gwM.get("forward");
+  if (gf && !r.isMissing(gf.value)) gateway.forward = bool(gf.value, "gateway.forward");
+  const gm = gwM.get("masquerade");
+  if (gm && !r.isMissing(gm.value)) gateway.masquerade = bool(gm.value, "gateway.masquerade");
+  const gl = gwM.get("lanInterface");
+  if (gl && !r.isMissing(gl.value)) {
+    const s = r.str(gl.value, "gateway.lanInterface", gl.key);
+    if (!IFNAME_RE.test(s) || s.startsWith("-"))
+      r.fail(
+        `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${s}'`,
+        gl.value,
+        "gateway.lanInterface",
+      );
+    gateway.lanInterface = s;
+  }
+  if (gateway.masquerade && !gateway.forward)
+    r.fail(
+      "masquerade needs forward: true (a gateway that does not forward has nothing to masquerade)",
+      gm?.value,
+      "gateway.masquerade",
+    );
+
+  const directories: DirectoryEntry[] = [];
+  const dse = top.get("directories");
+  if (dse) {
+    const seen = new Set<string>();
+    r.seq(dse.value, "directories", dse.key).forEach((item, i) => {
+      const base = `directories[${i}]`;
+      const m = r.map(item, base, ["endpoint"]);
+      const ee = required(m, "endpoint", `${base}.endpoint`, item);
+      const es = isScalar(ee.value) ? String(ee.value.value) : null;
+      const endpoint = es === null ? null : parseHostPort(es, true);
+      if (!endpoint)
+        r.fail(
+          `expected IP:port of a directory (e.g. 192.0.2.10:7000 or "[2001:db8::10]:7000"), got ${describe(ee.value)}`,
+          ee.value,
+          `${base}.endpoint`,
+        );
+      const k = `${endpoint.host}:${endpoint.port}`;
+      if (seen.has(k)) r.fail(`duplicate directory endpoint '${k}'`, ee.value, `${base}.endpoint`);
+      seen.add(k);
+      directories.push({ endpoint });
+    });
+  }
+  if (directories.length > 8)
+    r.fail(`expected at most 8 directories, got ${directories.length}`, dse?.value, "directories");
+
+  let directory: DirectoryServeConfig | null = null;
+  const dre = top.get("directory");
+  if (dre && !r.isMissing(dre.value)) {
+    const m = r.map(dre.value, "directory", [
+      "serve",
+      "store",
+      "etcd",
+      "maxRecords",
+      "registerPerSec",
+      "lookupPerSec",
+    ]);
+    const bool = (k: string): boolean => {
+      const e = m.get(k);
+      if (!e || r.isMissing(e.value)) return false;
+      if (!isScalar(e.value) || typeof e.value.value !== "boolean")
+        r.fail(`expected true or false, got ${describe(e.value)}`, e.value, `directory.${k}`);
+      return e.value.value;
+    };
+    const int = (k: "maxRecords" | "registerPerSec" | "lookupPerSec"): number => {
+      const e = m.get(k);
+      return e && !r.isMissing(e.value)
+        ? r.int(e.value, `directory.${k}`, e.key, LIMITS[k])
+        : DEFAULTS.directory[k];
+    };
+    let store: "file" | "etcd" = "file";
+    const se = m.get("store");
+    if (se && !r.isMissing(se.value)) {
+      const v = r.str(se.value, "directory.store", se.key);
+      if (v !== "file" && v !== "etcd")
+        r.fail(`expected 'file' or 'etcd', got '${v}'`, se.value, "directory.store");
+      store = v;
+    }
+    let etcd: DirectoryServeConfig["etcd"] = null;
+    const ee = m.get("etcd");
+    if (ee && !r.isMissing(ee.value)) {
+      const em = r.map(ee.value, "directory.etcd", ["endpoints", "prefix"]);
+      const eps = em.get("endpoints");
+      const endpoints: string[] = [];
+      if (eps)
+        r.seq(eps.value, "directory.etcd.endpoints", eps.key).forEach((item, i) => {
+          const k = `directory.etcd.endpoints[${i}]`;
+          const v = r.str(item, k, eps.key);
+          const hp = /^https?:\/\/(.+)$/.exec(v);
+          if (!hp || !parseHostPort(hp[1]!.replace(/\/$/, "")))
+            r.fail(`expected an etcd client URL (e.g. http://127.0.0.1:2379), got '${v}'`, item, k);
+          endpoints.push(v);
+        });
+      const pe = em.get("prefix");
+      const prefix =
+        pe && !r.isMissing(pe.value)
+          ? r.str(pe.value, "directory.etcd.prefix", pe.key)
+          : DEFAULTS.directory.etcdPrefix;
+      etcd = { endpoints, prefix };
+    }
+    if (store === "etcd" && (!etcd || etcd.endpoints.length === 0))
+      r.fail(
+        "expected directory.etcd.endpoints (at least one URL) with store: etcd",
+        ee?.value ?? se?.value ?? dre.value,
+        "directory.etcd.endpoints",
+      );
+    const serve = bool("serve");
+    if (serve)
+      directory = {
+        serve,
+        store,
+        etcd,
+        maxRecords: int("maxRecords"),
+        registerPerSec: int("registerPerSec"),
+        lookupPerSec: int("lookupPerSec"),
+      };
+  }
+
   return {
     file,
     ca,
@@ -464,6 +679,8 @@ export function parseConfig(text: string, fileName: string): Config {
     tunnel,
     dos,
     peers,
+    directories,
+    directory,
     api,
     stateDir,
     log: { level },
@@ -471,5 +688,7 @@ export function parseConfig(text: string, fileName: string): Config {
     web,
     policy,
     users: { unmapped },
+    dns,
+    gateway,
   };
 }

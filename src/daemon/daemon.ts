@@ -27,14 +27,22 @@ import { native } from "../net/native.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
-import { buildStatus, whois, type ReloadStatus, type Status } from "./status.js";
+import { Directory } from "../directory/role.js";
+import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
 import { LinuxIdentityLookup } from "../conn/identity.js";
 import { UserStore, usersDir } from "../conn/users.js";
 import { loadPolicy, type Policy } from "../conn/policy.js";
+import { directoryNames, inOverlay, NameService, type NameAnswer } from "../names/names.js";
+import { newDnsCounters, type DnsCounters } from "../names/dns.js";
+import { DnsServer, dnsListenAddrs } from "../names/server.js";
+import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
+import { isValidName } from "../wire/cert.js";
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
 export const SAMPLE_MS = 1000;
+/** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
+export const SUBNET_SYNC_MS = 1000;
 
 export interface DaemonDeps {
   openTun?: (name: string) => TunDevice;
@@ -87,6 +95,15 @@ export class Daemon {
   private reloadChain: Promise<unknown> = Promise.resolve();
   lastReload: ReloadStatus | null = null;
   readonly reloadCount = { ok: 0, failed: 0 };
+  /** directory client and/or role (src/directory); null when neither is configured */
+  directory: Directory | null = null;
+  /** names for people: `mintun resolve` and DNS (src/names) */
+  names!: NameService;
+  private dns: DnsServer | null = null;
+  private readonly dnsCounters: DnsCounters = newDnsCounters();
+  private undoGateway: () => void = () => undefined;
+  private subnetRoutes: PeerSubnetRoutes | null = null;
+  private subnetTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     public config: Config,
@@ -188,6 +205,7 @@ export class Daemon {
     const listenIp = config.listen.address;
     const events = new EventRing();
     const out = new BatchOutput(udp, tun);
+    let directory: Directory | null = null;
     const engine = new Engine(
       {
         ca: ca as CaCert,
@@ -207,12 +225,24 @@ export class Daemon {
         onEvent: (kind, fields) => events.push(now(), kind, fields),
         identity,
         policy,
+        onEphemeralRotated: () => directory?.ephemeralRotated(now()),
       },
       out,
       now(),
     );
     zero(sk);
     for (const p of peers) engine.addPeer(p, now());
+    try {
+      directory =
+        config.directory?.serve || config.directories.length > 0
+          ? await Directory.start(config, engine, log.child("directory"), now)
+          : null;
+    } catch (e) {
+      engine.close(now());
+      tun.close();
+      udp.close();
+      throw e;
+    }
 
     const api = new ApiServer(config.api.socket, log.child("api"));
     const d = new Daemon(config, engine, tun, udp, api, log, now, events);
@@ -229,22 +259,35 @@ export class Daemon {
       return { ...w, conns: engine.connsFor(w.address, port) };
     });
     api.handle("reload", () => d.reload(), { root: true });
+    d.names = new NameService({
+      self: hostCert as HostCert,
+      peers: () => engine.peers.values(),
+      directory: directory?.client ? directoryNames(directory.client) : undefined,
+      now,
+    });
+    api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
     try {
       await api.listen();
       await d.startObservers();
+      await d.startSites(routes);
     } catch (e) {
       d.close();
       throw e;
     }
     tun.start((b) => engine.handleTunBatch(b, now()));
     udp.start((b) => engine.handleUdpBatch(b, now()));
-    d.timer = setInterval(() => engine.tick(now()), TICK_MS);
+    d.directory = directory;
+    d.timer = setInterval(() => {
+      engine.tick(now());
+      directory?.tick(now());
+    }, TICK_MS);
     d.timer.unref();
     engine.tick(now());
     // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT)
     d.watcher = new AddressWatcher(
       (addrs) => {
         const n = engine.migrate(now());
+        directory?.addressChanged(now());
         log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
       },
       { exclude: [tun.name] },
@@ -261,6 +304,84 @@ export class Daemon {
     // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
     d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
     return d;
+  }
+
+  /**
+   * Site-to-site and names: the gateway's forwarding and masquerade, TUN routes
+   * for the subnets of peers' gateways (every SUBNET_SYNC_MS), the DNS listener.
+   */
+  private async startSites(routes: RouteManager): Promise<void> {
+    const hc = this.engine.opts.hostCert;
+    this.undoGateway = await startGateway(
+      this.config.gateway,
+      this.tun.name,
+      hc.subnets,
+      this.log.child("gateway"),
+    );
+    const l = this.config.dns.listen;
+    if (l) {
+      const srv = new DnsServer(
+        {
+          domain: this.config.dns.domain,
+          resolve: (n) => this.names.resolve(n),
+          reverse: (ip) =>
+            this.names.nameOf(ip) ?? (inOverlay(overlayRoutes(this.config, hc), hc, ip) ? null : undefined),
+          now: this.now,
+          counters: this.dnsCounters,
+        },
+        this.log.child("dns"),
+      );
+      const addrs = dnsListenAddrs(l, hc);
+      if (addrs.length === 0)
+        this.log.log("warn", "dns.listen is overlay but the host certificate has no overlay address", {});
+      await srv.listen(addrs);
+      this.dns = srv;
+      this.log.log("info", "DNS for overlay names", {
+        domain: this.config.dns.domain,
+        listen: srv.addresses(),
+      });
+    }
+    // tun.peerSubnets is read at every sync: a reload turns it on or off
+    const sr = new PeerSubnetRoutes(
+      this.tun.name,
+      this.log.child("routes"),
+      () => new Set(overlayRoutes(this.config, hc)),
+      routeCmdOf(routes),
+    );
+    this.subnetRoutes = sr;
+    const sync = (): void =>
+      void sr.sync(
+        this.config.tun.peerSubnets ? certifiedSubnets(this.engine.peers.values(), this.now()) : new Set(),
+      );
+    sync();
+    this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);
+    this.subnetTimer.unref();
+  }
+
+  /**
+   * `mintun resolve NAME`: NAME is a host name, or NAME.DOMAIN (the DNS form).
+   * Null when no such host; ENODIRECTORY when only an unreachable directory could know.
+   */
+  async resolveName(raw: string): Promise<NameAnswer | null> {
+    let name = raw.toLowerCase().replace(/\.$/, "");
+    const dom = this.config.dns.domain.replace(/\.$/, "");
+    if (name.endsWith(`.${dom}`)) name = name.slice(0, -(dom.length + 1));
+    if (!isValidName(name))
+      throw new MintunError("EBADNAME", `'${raw}' is not a host name (1..63 chars [a-z0-9.-])`);
+    return this.names.resolve(name);
+  }
+
+  namesStatus(): NamesStatus {
+    return {
+      dns: {
+        domain: this.config.dns.domain,
+        listen: this.dns?.addresses() ?? [],
+        counters: { ...this.dnsCounters, overload: this.dns?.overload ?? 0 },
+      },
+      lookups: { ...this.names.counters },
+      subnetRoutes: this.subnetRoutes?.state() ?? { installed: [], shadowed: [] },
+      gateway: { forward: this.config.gateway.forward, masquerade: this.config.gateway.masquerade },
+    };
   }
 
   /** Metrics endpoint, web view and the 1 s sampler behind them, as configured. */
@@ -332,6 +453,13 @@ export class Daemon {
   }
 
   status(): Status {
+    const st = this.statusCore();
+    if (this.names) st.names = this.namesStatus();
+    if (this.directory) st.directory = this.directory.state();
+    return st;
+  }
+
+  private statusCore(): Status {
     return buildStatus(this.engine, this.now(), {
       listen: `${this.config.listen.address}:${this.udp.localPort}`,
       tun: this.tun.name,
@@ -469,6 +597,10 @@ export class Daemon {
       stateDir: old.stateDir,
       metrics: old.metrics,
       web: old.web,
+      dns: old.dns,
+      gateway: old.gateway,
+      directories: old.directories,
+      directory: old.directory,
     };
     const ok = routeErrors.length === 0;
     this.lastReload = {
@@ -506,6 +638,10 @@ export class Daemon {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.sampler) clearInterval(this.sampler);
+    if (this.subnetTimer) clearInterval(this.subnetTimer);
+    this.subnetRoutes?.close();
+    this.dns?.close();
+    this.undoGateway();
     this.watcher?.close();
     for (const s of this.servers) {
       s.srv.close();
@@ -513,6 +649,7 @@ export class Daemon {
     }
     this.engine.close(this.now());
     this.identity?.close();
+    void this.directory?.close();
     this.api.close();
     this.tun.close();
     this.udp.close();

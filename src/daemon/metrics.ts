@@ -48,7 +48,16 @@ export const METRIC_NAMES = [
   "mintun_dos_sources",
   "mintun_config_reloads_total",
   "mintun_config_last_reload_successful",
+  "mintun_directories",
+  "mintun_directory_cached_records",
+  "mintun_directory_records",
+  "mintun_dns_responses_total",
+  "mintun_dns_dropped_total",
+  "mintun_name_lookups_total",
+  "mintun_peer_subnet_routes",
 ] as const;
+
+const DNS_RCODES = ["noerror", "nxdomain", "servfail", "refused", "notimp", "formerr"] as const;
 
 const TUNNEL_STATES = ["creating", "replying", "established", "closed"];
 
@@ -152,6 +161,48 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   );
   gauge("mintun_dos_sources", "underlay sources with a rate-limit bucket", [], (g) =>
     g.set(o().status.dos?.sources ?? 0),
+  );
+  gauge(
+    "mintun_directories",
+    "configured directories, by state (no-record, connecting, up)",
+    ["state"],
+    (g) => {
+      const by: Record<string, number> = { "no-record": 0, connecting: 0, up: 0 };
+      for (const d of o().status.directory?.client?.directories ?? []) by[d.state]!++;
+      for (const [state, n] of Object.entries(by)) g.set({ state }, n);
+    },
+  );
+  gauge("mintun_directory_cached_records", "verified records from directories held in the cache", [], (g) =>
+    g.set(o().status.directory?.client?.cachedRecords ?? 0),
+  );
+  gauge("mintun_directory_records", "records stored by this directory (directory role)", [], (g) =>
+    g.set(o().status.directory?.server?.records ?? 0),
+  );
+  counter("mintun_dns_responses_total", "DNS answers for overlay names, by rcode", ["rcode"], (c) => {
+    const k = o().status.names?.dns.counters ?? {};
+    for (const rcode of DNS_RCODES) c.inc({ rcode }, k[rcode] ?? 0);
+  });
+  counter(
+    "mintun_dns_dropped_total",
+    "DNS queries dropped without an answer: malformed, or over the in-flight bound",
+    ["reason"],
+    (c) => {
+      const k = o().status.names?.dns.counters ?? {};
+      c.inc({ reason: "malformed" }, k.malformed ?? 0);
+      c.inc({ reason: "overload" }, k.overload ?? 0);
+    },
+  );
+  counter(
+    "mintun_name_lookups_total",
+    "name lookups (DNS, mintun resolve), by where the answer came from",
+    ["result"],
+    (c) => {
+      for (const [result, v] of Object.entries(o().status.names?.lookups ?? {}))
+        if (result !== "lookups") c.inc({ result }, v);
+    },
+  );
+  gauge("mintun_peer_subnet_routes", "TUN routes for subnets in peers' certificates", [], (g) =>
+    g.set(o().status.names?.subnetRoutes.installed.length ?? 0),
   );
   counter("mintun_config_reloads_total", "configuration reloads (SIGHUP), by result", ["result"], (c) => {
     c.inc({ result: "ok" }, o().reloads.ok);

@@ -1,4 +1,5 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
+import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { addrToString } from "../wire/addr.js";
@@ -79,6 +80,10 @@ export interface Status {
   daemon?: DaemonInfo;
   /** per-user connections (present when a Daemon builds the status) */
   connections?: ConnectionsStatus;
+  /** names, DNS and site-to-site routes (daemon only) */
+  names?: NamesStatus;
+  /** directory client (registrations, cached records) and role (stored records) */
+  directory?: DirectoryStatus;
 }
 
 export interface ConnectionsStatus {
@@ -93,6 +98,15 @@ export interface ConnectionsStatus {
   /** OS identity lookups (new outbound TCP/UDP flows) and their mean cost */
   lookups: number;
   lookupMeanUs: number;
+}
+
+export interface NamesStatus {
+  /** "web.mesh." style domain, and where DNS listens (empty: off) */
+  dns: { domain: string; listen: string[]; counters: Record<string, number> };
+  lookups: Record<string, number>;
+  /** subnets of peers routed into the TUN / left to an existing route */
+  subnetRoutes: { installed: string[]; shadowed: string[] };
+  gateway: { forward: boolean; masquerade: boolean };
 }
 
 function tunnelStatus(t: Tunnel, now: number): TunnelStatus {

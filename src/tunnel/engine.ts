@@ -266,6 +266,16 @@ export class Engine {
   readonly userKeys: UserKeyCache;
   policy: Policy | null;
   identity: ConnIdentity | null;
+  /**
+   * Directory hooks (src/directory/), null when no directory is configured:
+   * a TUN packet with no route (copied by the hook if it keeps it), a
+   * DIR_REQUEST/DIR_RESPONSE frame from an authenticated tunnel, and a tunnel
+   * we created becoming established.
+   */
+  onMiss: ((buf: Buffer, off: number, len: number, now: number) => void) | null = null;
+  onDirFrame: ((t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number) => void) | null =
+    null;
+  onTunnelUp: ((t: Tunnel, now: number) => void) | null = null;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
     this.opts = opts;
@@ -350,7 +360,7 @@ export class Engine {
     const want = new Map(list.map((p) => [p.name, p]));
     const res = { added: [] as string[], removed: [] as string[], kept: [] as string[] };
     for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
-      if (!p.configured) continue;
+      if (!p.configured || p.anyName) continue; // directories are not in the peers list
       const w = want.get(p.name);
       if (!w) {
         for (const t of p.tunnels.slice()) {
@@ -461,7 +471,8 @@ export class Engine {
     const vc = verifyCert(cert, this.opts.ca, nowSec);
     const ve = verifyEphemeral(eph, cert, nowSec);
     const known = peer.hostCert;
-    if (!vc.ok || !ve.ok || cert.name !== peer.name || (known && !equal(known.publicKey, cert.publicKey))) {
+    const nameOk = cert.name === peer.name || (peer.anyName && !known && !equal(cert.publicKey, this.hostPk));
+    if (!vc.ok || !ve.ok || !nameOk || (known && !equal(known.publicKey, cert.publicKey))) {
       this.drops.badRecord++;
       this.rlog.log(now, "warn", "bad-record", "record refused", () => ({
         peer: peer.name,
@@ -494,6 +505,77 @@ export class Engine {
     const q = peer.pending;
     peer.pending = [];
     for (const pkt of q) this.sendSlow(peer, pkt, 0, pkt.length, now);
+  }
+
+  // ------------------------------------------------------------------ directory helpers
+
+  /**
+   * A peer known only by its endpoint (a directory): its identity is learned
+   * from its record (RECORD_REQUEST), whatever name its certificate carries.
+   */
+  addEndpointPeer(label: string, endpoint: Buffer, now: number): Peer {
+    const p = new Peer(label, endpoint, true);
+    p.anyName = true;
+    this.unresolved.set(label, p);
+    this.requestRecord(p, now);
+    return p;
+  }
+
+  /**
+   * Install a service record the caller has verified (directory lookup): the
+   * host's routes, its ephemeral key and endpoint; queued packets are sent
+   * (0-RTT creation). An existing peer keeps its tunnels and their endpoints.
+   */
+  learnRecord(cert: HostCert, eph: EphemeralCert, endpoint: Buffer, now: number): Peer {
+    const key = cert.publicKey.latin1Slice(0, 32);
+    let p = this.peers.get(key);
+    if (!p) {
+      p = this.unresolved.get(cert.name);
+      if (p && !p.anyName) this.unresolved.delete(cert.name);
+      else p = new Peer(cert.name, endpoint, false);
+      this.learnHost(p, cert);
+      this.peers.set(key, p);
+    } else if (p.tunnels.length === 0 || !p.endpoint) p.endpoint = Buffer.from(endpoint);
+    this.setEph(p, eph);
+    p.lastSeen = Math.max(p.lastSeen, now);
+    this.flushPending(p, now);
+    return p;
+  }
+
+  /** Point a tunnel (and its peer) at a new endpoint from a verified record (both ends moved). */
+  moveEndpoint(t: Tunnel, endpoint: Buffer, now: number): void {
+    if (addrEqual(t.endpoint, 0, endpoint, 0)) return;
+    endpoint.copy(t.endpoint, 0, 0, ADDR_BYTES);
+    t.peer.endpoint = Buffer.from(endpoint);
+    this.rlog.log(now, "info", "relocate", "peer endpoint from the directory", () => ({
+      peer: t.peer.name,
+      to: addrToString(endpoint),
+    }));
+  }
+
+  /** Start creating a tunnel without data (HELLO only), when the peer's record is known. */
+  openTunnel(peer: Peer, now: number): Tunnel | null {
+    const t = peer.sendTunnel();
+    if (t) return t;
+    if (!peer.eph || !peer.hostCert || !peer.endpoint || peer.eph.notAfter <= Math.floor(now / 1000)) {
+      this.requestRecord(peer, now);
+      return null;
+    }
+    const nt = this.startCreate(peer, now);
+    if (nt) this.sendCreate(nt, null, now);
+    return nt;
+  }
+
+  /** Send one control frame on a tunnel that can send, and flush (called outside batches). */
+  sendFrame(t: Tunnel, type: number, body: Buffer, now: number): boolean {
+    if (!t.canSend) return false;
+    this.sendControl(t, type, body, now);
+    this.out.flush();
+    return true;
+  }
+
+  flushOutput(): void {
+    this.out.flush();
   }
 
   // ------------------------------------------------------------------ creation (initiator)
@@ -960,6 +1042,7 @@ export class Engine {
       t.lastRekeyAt = now;
       this.onAuthenticated(t, src, srcOff, len, now);
       this.log.log("info", "tunnel established", { peer: t.peer.name, rttMs: now - t.createdAt });
+      this.onTunnelUp?.(t, now);
       this.opts.onEvent?.("tunnel-established", { peer: t.peer.name, ms: now - t.createdAt });
       this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now);
       // confirm: our first packet under the new key lets the responder stop sending REPLY
@@ -1535,6 +1618,11 @@ export class Engine {
       case FrameType.Close:
         this.log.log("info", "peer closed tunnel", { peer: t.peer.name });
         this.closeTunnel(t, now, "peer-close");
+        return;
+      case FrameType.DirRequest:
+      case FrameType.DirResponse:
+        if (this.onDirFrame !== null) this.onDirFrame(t, type, buf, off, len, now);
+        else this.drops.badFrames++;
         return;
       default:
         this.drops.badFrames++;

@@ -47,6 +47,8 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
     if (peer === undefined) {
       // 224.0.0.0/4 and ff00::/8: kernel chatter, not an unroutable unicast
       if ((v === 4 && buf[off + 16]! >= 224) || (v === 6 && buf[off + 24] === 0xff)) drops.tunMulticast++;
+      else if (engine.onMiss !== null)
+        engine.onMiss(buf, off, len, now); // directory lookup (copies)
       else drops.noRoute++;
       continue;
     }

@@ -238,6 +238,8 @@ export class Peer {
   /** CONN_RESET answers left this tick */
   resetBudget = 16;
   lastConnSweep = 0;
+  /** a peer known only by its endpoint (a directory): its record may carry any name */
+  anyName = false;
 
   constructor(
     public name: string,

@@ -22,6 +22,8 @@
  *   REKEY     17  seq u32 | new X25519 pub (32)
  *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
  *   CLOSE     19  reason u8
+ *   DIR_REQUEST  20  directory request (wire/directory.ts); 20..29 reserved for the directory
+ *   DIR_RESPONSE 21  directory response (wire/directory.ts)
  */
 import { FRAME_HEADER_BYTES } from "../tunnel/constants.js";
 
@@ -37,6 +39,8 @@ export const FrameType = {
   Rekey: 17,
   RekeyAck: 18,
   Close: 19,
+  DirRequest: 20,
+  DirResponse: 21,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

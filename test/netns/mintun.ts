@@ -93,6 +93,8 @@ export interface DaemonSpec {
   listen: string;
   peers: { name: string; endpoint: string }[];
   extra?: string;
+  /** tun.routes (default: none, i.e. the /16 and /64 around the overlay addresses) */
+  tunRoutes?: string[];
   logLevel?: string;
   /** environment of the daemon process (e.g. NOTIFY_SOCKET) */
   env?: NodeJS.ProcessEnv;
@@ -123,7 +125,7 @@ export function writeConfig(dir: string, s: DaemonSpec): { file: string; socket:
   fs.writeFileSync(
     file,
     `ca: ${s.caFile}\nhost:\n  key: ${s.host.key}\n  cert: ${s.host.cert}\nlisten: "${s.listen}"\n` +
-      `tun:\n  name: mt0\n${peers}api:\n  socket: ${socket}\nstate: ${path.join(dir, "state-" + s.host.name)}\n` +
+      `tun:\n  name: mt0\n${s.tunRoutes ? `  routes: [${s.tunRoutes.join(", ")}]\n` : ""}${peers}api:\n  socket: ${socket}\nstate: ${path.join(dir, "state-" + s.host.name)}\n` +
       `log:\n  level: ${s.logLevel ?? "info"}\n${s.extra ?? ""}`,
   );
   return { file, socket };

@@ -32,7 +32,7 @@ describe("parseConfig", () => {
       ca: "/etc/mintun/ca.crt",
       host: { key: "/etc/mintun/host.key", cert: "/etc/mintun/host.crt" },
       listen: { address: "0.0.0.0", port: 7000 },
-      tun: { name: "mintun0", mtu: 1400, routes: [] },
+      tun: { name: "mintun0", mtu: 1400, routes: [], peerSubnets: true },
       ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
       tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10000 },
       dos: {
@@ -43,6 +43,8 @@ describe("parseConfig", () => {
         maxDifficulty: 20,
       },
       peers: [],
+      directories: [],
+      directory: null,
       api: { socket: "/run/mintun/mintund.sock" },
       stateDir: "/var/lib/mintun",
       log: { level: "info" },
@@ -50,6 +52,8 @@ describe("parseConfig", () => {
       web: { listen: null },
       policy: null,
       users: { unmapped: "host" },
+      dns: { listen: null, domain: "mesh." },
+      gateway: { forward: false, masquerade: false, lanInterface: null },
     });
     expect(c.tunnel).toEqual(DEFAULTS.tunnel);
   });
@@ -75,7 +79,12 @@ log: { level: debug }
       FILE,
     );
     expect(c.listen).toEqual({ address: "::", port: 7001 });
-    expect(c.tun).toEqual({ name: "mt1", mtu: 1280, routes: ["10.77.0.0/16", "fd77::/64"] });
+    expect(c.tun).toEqual({
+      name: "mt1",
+      mtu: 1280,
+      routes: ["10.77.0.0/16", "fd77::/64"],
+      peerSubnets: true,
+    });
     expect(c.tunnel.keepaliveSec).toBe(0);
     expect(c.peers).toEqual([
       { name: "db1", endpoint: { host: "192.0.2.10", port: 7000 } },
@@ -175,7 +184,7 @@ log: { level: debug }
 
 describe("loadConfig", () => {
   it("loads the shipped examples", () => {
-    for (const f of ["host.yaml", "gateway.yaml", "directory.yaml"]) {
+    for (const f of ["host.yaml", "gateway.yaml", "directory.yaml", "host-with-directory.yaml"]) {
       const c = loadConfig(path.join("config", f));
       expect(c.ca).toBe("/etc/mintun/ca.crt");
     }

@@ -40,6 +40,8 @@ describe("frame constants", () => {
       Rekey: 17,
       RekeyAck: 18,
       Close: 19,
+      DirRequest: 20,
+      DirResponse: 21,
     });
     expect(FRAME_HEADER_BYTES).toBe(3);
     expect(HELLO_AUTH_BYTES).toBe(32);

@@ -342,7 +342,7 @@ describe("check-config", () => {
     return { code: await runCli(argv, io, COMMANDS), stdout, stderr };
   };
   it("exits 0 on the shipped examples (syntax) and 1 with file, line, key and expectation", async () => {
-    for (const f of ["host.yaml", "gateway.yaml", "directory.yaml"]) {
+    for (const f of ["host.yaml", "gateway.yaml", "directory.yaml", "host-with-directory.yaml"]) {
       const r = await run(["check-config", "--syntax-only", path.join(ROOT, "config", f)]);
       expect(r.code, r.stderr).toBe(0);
     }

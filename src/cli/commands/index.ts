@@ -8,6 +8,7 @@ import { certShow } from "./cert.js";
 import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
 import { checkConfig, peers, ping, reload, whois } from "./ops.js";
+import { resolve } from "./resolve.js";
 import { status } from "./status.js";
 import { USER_COMMANDS } from "./users.js";
 
@@ -23,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
   ping,
   whois,
   reload,
+  resolve,
   checkConfig,
   install,
   ...USER_COMMANDS,

@@ -361,6 +361,7 @@ export const checkConfig: Command = {
         notes.map((n) => `  ${n}\n`).join("") +
         `  ${c.peers.length} peers, listen ${hp({ host: c.listen.address, port: c.listen.port })}, tun ${c.tun.name}, ` +
         `metrics ${hp(c.metrics.listen)}, web ${hp(c.web.listen)}, log ${c.log.level}\n` +
+        `  ${c.directories.length} directories, directory role ${c.directory ? `on (store ${c.directory.store})` : "off"}\n` +
         `  keys that need a restart when changed: ${RESTART_KEYS.join(", ")}\n`,
     );
   },

@@ -80,6 +80,17 @@ export function formatStatus(s: Status): string {
   o += `\ndrops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
   const ev = Object.entries(s.events).filter(([, v]) => v > 0);
   o += `events: ${ev.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
+  const n = s.names;
+  if (n) {
+    const dc = Object.entries(n.dns.counters).filter(([, v]) => v > 0);
+    o += `dns: ${n.dns.listen.length ? `${n.dns.domain} on ${n.dns.listen.join(" ")}` : "off"}`;
+    o += dc.length ? `  ${dc.map(([k, v]) => `${k}=${v}`).join(" ")}\n` : "\n";
+    const sr = n.subnetRoutes;
+    if (sr.installed.length || sr.shadowed.length)
+      o += `peer subnets routed: ${sr.installed.join(" ") || "-"}${sr.shadowed.length ? `; already routed here: ${sr.shadowed.join(" ")}` : ""}\n`;
+    if (n.gateway.forward) o += `gateway: forwarding${n.gateway.masquerade ? ", masquerade" : ""}\n`;
+  }
+  o += directoryLines(s);
   const d = s.daemon;
   if (d) {
     o += `\ndaemon: pid ${d.pid}, version ${d.version}, config ${d.config}, log ${d.logLevel}`;
@@ -94,6 +105,31 @@ export function formatStatus(s: Status): string {
           : "") +
         "\n";
   }
+  return o;
+}
+
+/** The directory client (directories, registration, cached records) and role (stored records). */
+function directoryLines(s: Status): string {
+  const dir = s.directory;
+  if (!dir) return "";
+  let o = "";
+  const c = dir.client;
+  if (c) {
+    o += `\ndirectories: ${c.directories.length}, cached records ${c.cachedRecords}, negative ${c.negative}, lookups in flight ${c.inflight}, waiting targets ${c.pendingTargets}\n`;
+    o += table([
+      ["DIRECTORY", "NAME", "STATE", "REGISTERED", "OBSERVED", "LAST ANSWER"],
+      ...c.directories.map((x) => [
+        x.endpoint,
+        x.name ?? "-",
+        x.state,
+        x.registered ? "yes" : "no",
+        x.observed ?? "-",
+        x.lastAnswerMsAgo === null ? "never" : ago(x.lastAnswerMsAgo),
+      ]),
+    ]);
+  }
+  if (dir.server)
+    o += `directory role: store ${dir.server.store}, ${dir.server.records} records, ${dir.server.hosts} hosts seen\n`;
   return o;
 }
 

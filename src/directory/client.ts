@@ -1,0 +1,578 @@
+/**
+ * Directory client: registers this host's service record with every configured
+ * directory and looks up other hosts' records by overlay address, subnet or
+ * name. Without I/O or timers of its own: it is driven by the engine's hooks
+ * (`onMiss`, `onDirFrame`, `onTunnelUp`), by `tick(now)` on the daemon's
+ * coarse timer, and by `lookup(query, now, cb)`. Its messages travel as
+ * DIR_REQUEST / DIR_RESPONSE frames inside ordinary tunnels to the directories,
+ * sent through the engine.
+ *
+ * Bootstrap: a directory is configured by endpoint only. Its record (host
+ * certificate + ephemeral certificate) is fetched from it in one padded round
+ * trip (RECORD_REQUEST), then a tunnel is created to it and kept up by
+ * keepalives and registration refreshes.
+ *
+ * Per directory (derived from the engine, printed by `state()`):
+ *
+ *   no-record --record verified--> connecting --REPLY--> up --timeout--> (tunnel closed) connecting
+ *
+ * Per lookup (by query key; lookups for the same key coalesce):
+ *
+ *   (new) --sent to preferred directory--> in flight --answer verified--> done (cached until the
+ *      |                                       |                            ephemeral cert expires)
+ *      |                                       +--not found--> done (negative, cached NEGATIVE_TTL_MS)
+ *      |                                       +--timeout / refused / bad record--> next directory
+ *      +--cached--> done (0 extra round trips)     ... all tried twice --> done (unavailable)
+ *
+ * Every record is verified here (record.ts) before it is used; a record that
+ * fails is counted (`drops.dirBadRecord`) and the next directory is asked.
+ */
+import { equal, randomBytes } from "../crypto/sodium.js";
+import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
+import type { Engine } from "../tunnel/engine.js";
+import type { Peer, Tunnel } from "../tunnel/tunnel.js";
+import { addrToString } from "../wire/addr.js";
+import type { CaCert } from "../wire/cert.js";
+import { type DirEndpoint, type DirRequest, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
+import { FrameType } from "../wire/frames.js";
+import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from "./record.js";
+
+export type { LookupQuery, VerifiedRecord } from "./record.js";
+
+/** A directory answers within this or the next one is asked. */
+export const DIR_TIMEOUT_MS = 1_000;
+/** "not found" is remembered this long (packets to unknown addresses cost no lookup meanwhile). */
+export const NEGATIVE_TTL_MS = 5_000;
+/** Registration is refreshed this often (also detects a restarted directory within a timeout). */
+export const REGISTER_REFRESH_MS = 10_000;
+/** A tunnel that sent but received nothing authenticated this long: re-look up its peer. */
+export const STALL_MS = 3_000;
+/** At most one re-lookup per stalled peer this often. */
+export const RELOOKUP_MS = 2_000;
+/** Records cached with less than this left are looked up again. */
+const EXPIRY_SLACK_MS = 5_000;
+
+export interface DirectoryClientOptions {
+  /** 20-byte endpoint records of the directories, in order of preference */
+  directories: Buffer[];
+  ca: CaCert;
+  /** the clock of the Promise API (`resolve`); the core takes `now` */
+  clock: () => number;
+  logger?: Logger;
+  maxCached?: number;
+  maxPendingTargets?: number;
+  maxPacketsPerTarget?: number;
+  maxInflight?: number;
+}
+
+export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy";
+export type LookupResult =
+  { ok: true; record: VerifiedRecord; peer: Peer } | { ok: false; reason: LookupFailure };
+export type LookupCallback = (r: LookupResult) => void;
+
+interface DirState {
+  label: string;
+  endpoint: Buffer;
+  peer: Peer;
+  /** encoded request bodies waiting for the tunnel (bounded) */
+  outbox: Buffer[];
+  reg: { id: number; sentAt: number; keyId: number } | null;
+  registeredKeyId: number | null;
+  registeredAt: number;
+  observed: DirEndpoint | null;
+  lastAnswerAt: number;
+  failures: number;
+}
+
+interface Inflight {
+  id: number;
+  key: string;
+  q: LookupQuery;
+  dir: number;
+  sentAt: number;
+  tried: number;
+  waiters: LookupCallback[];
+}
+
+const MAX_OUTBOX = 64;
+
+export interface DirectoryClientStatus {
+  directories: {
+    endpoint: string;
+    name: string | null;
+    state: "no-record" | "connecting" | "up";
+    registered: boolean;
+    observed: string | null;
+    lastAnswerMsAgo: number | null;
+  }[];
+  cachedRecords: number;
+  negative: number;
+  inflight: number;
+  pendingTargets: number;
+}
+
+export class DirectoryClient {
+  readonly dirs: DirState[];
+  private readonly byId = new Map<number, Inflight>();
+  private readonly byKey = new Map<string, Inflight>();
+  private readonly cache = new Map<string, VerifiedRecord>();
+  private readonly negative = new Map<string, number>();
+  /** inner packets waiting for an address lookup (copies), by query key */
+  private readonly misses = new Map<string, Buffer[]>();
+  private readonly relooked = new Map<string, number>();
+  private nextId: number;
+  private preferred = 0;
+  private lastStallCheck = 0;
+  private readonly log: Logger;
+  private readonly rlog: RateLimitedLog;
+  private readonly maxCached: number;
+  private readonly maxPendingTargets: number;
+  private readonly maxPacketsPerTarget: number;
+  private readonly maxInflight: number;
+
+  constructor(
+    readonly engine: Engine,
+    readonly opts: DirectoryClientOptions,
+    now: number,
+  ) {
+    this.log = opts.logger ?? nullLogger;
+    this.rlog = new RateLimitedLog(this.log);
+    this.maxCached = opts.maxCached ?? 10_000;
+    this.maxPendingTargets = opts.maxPendingTargets ?? 1024;
+    this.maxPacketsPerTarget = opts.maxPacketsPerTarget ?? 16;
+    this.maxInflight = opts.maxInflight ?? 4096;
+    this.nextId = randomBytes(4).readUInt32BE(0);
+    this.dirs = opts.directories.map((endpoint, i) => ({
+      label: `directory-${i}`,
+      endpoint: Buffer.from(endpoint),
+      peer: engine.addEndpointPeer(`directory-${i}`, endpoint, now),
+      outbox: [],
+      reg: null,
+      registeredKeyId: null,
+      registeredAt: 0,
+      observed: null,
+      lastAnswerAt: 0,
+      failures: 0,
+    }));
+  }
+
+  /** Attach to the engine's hooks (the daemon dispatches DIR_REQUEST to a server, if any). */
+  attach(): void {
+    this.engine.onMiss = (buf, off, len, now) => this.onMiss(buf, off, len, now);
+    this.engine.onTunnelUp = (t, now) => this.onTunnelUp(t, now);
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /**
+   * Look up a record; `cb` gets the verified record (and the engine peer it
+   * was installed as: routes, ephemeral key, endpoint) or why not. May call
+   * `cb` synchronously (cached answers). `fresh` skips the caches.
+   */
+  lookup(q: LookupQuery, now: number, cb: LookupCallback, fresh = false): void {
+    this.answerNow = now;
+    if (this.dirs.length === 0) {
+      cb({ ok: false, reason: "noDirectory" });
+      return;
+    }
+    const key = queryKey(q);
+    if (!fresh) {
+      const c = this.cache.get(key);
+      if (c && c.expiresAt - EXPIRY_SLACK_MS > now) {
+        this.engine.events.dirCacheHits++;
+        const peer = this.engine.learnRecord(c.hostCert, c.eph, c.endpoint, now);
+        cb({ ok: true, record: c, peer });
+        return;
+      }
+      const neg = this.negative.get(key);
+      if (neg !== undefined && neg > now) {
+        cb({ ok: false, reason: "notFound" });
+        return;
+      }
+    }
+    const f = this.byKey.get(key);
+    if (f) {
+      f.waiters.push(cb);
+      return;
+    }
+    if (this.byId.size >= this.maxInflight) {
+      cb({ ok: false, reason: "busy" });
+      return;
+    }
+    const id = this.newId();
+    const inf: Inflight = { id, key, q, dir: this.pickDir(), sentAt: now, tried: 1, waiters: [cb] };
+    this.byId.set(id, inf);
+    this.byKey.set(key, inf);
+    this.engine.events.dirLookups++;
+    this.send(inf.dir, this.requestOf(inf), now);
+  }
+
+  /** Promise form of `lookup` for the daemon's API, DNS and the CLI (uses the injected clock). */
+  resolve(q: LookupQuery, fresh = false): Promise<LookupResult> {
+    return new Promise((res) => {
+      this.lookup(q, this.opts.clock(), res, fresh);
+      this.engine.flushOutput();
+    });
+  }
+
+  /** Register again with every directory now (our ephemeral key rotated, our address changed). */
+  register(now: number): void {
+    for (let i = 0; i < this.dirs.length; i++) {
+      const d = this.dirs[i]!;
+      d.registeredKeyId = null;
+      d.reg = null;
+      this.registerWith(i, now);
+    }
+    this.engine.flushOutput();
+  }
+
+  /** Records cached (verified, unexpired), for DNS and status. */
+  cached(): IterableIterator<VerifiedRecord> {
+    return this.cache.values();
+  }
+
+  isDirectoryPeer(p: Peer): boolean {
+    for (const d of this.dirs) if (d.peer === p) return true;
+    return false;
+  }
+
+  state(now: number): DirectoryClientStatus {
+    return {
+      directories: this.dirs.map((d) => ({
+        endpoint: addrToString(d.endpoint),
+        name: d.peer.hostCert ? d.peer.name : null,
+        state: !d.peer.hostCert ? "no-record" : d.peer.sendTunnel()?.canSend ? "up" : "connecting",
+        registered: d.registeredKeyId !== null,
+        observed: d.observed
+          ? d.observed.ip.includes(":")
+            ? `[${d.observed.ip}]:${d.observed.port}`
+            : `${d.observed.ip}:${d.observed.port}`
+          : null,
+        lastAnswerMsAgo: d.lastAnswerAt ? now - d.lastAnswerAt : null,
+      })),
+      cachedRecords: this.cache.size,
+      negative: this.negative.size,
+      inflight: this.byId.size,
+      pendingTargets: this.misses.size,
+    };
+  }
+
+  // ------------------------------------------------------------------ engine hooks
+
+  /** A TUN packet to an address no peer owns: look its owner up, holding the packet meanwhile. */
+  onMiss(buf: Buffer, off: number, len: number, now: number): void {
+    const drops = this.engine.drops;
+    const v = buf[off]! >> 4;
+    const ip = v === 4 ? formatIp4(buf, off + 16) : formatIp6(buf, off + 24);
+    const q: LookupQuery = { op: "address", ip };
+    const key = queryKey(q);
+    const neg = this.negative.get(key);
+    if (neg !== undefined && neg > now) {
+      drops.noRoute++;
+      return;
+    }
+    let pend = this.misses.get(key);
+    if (!pend) {
+      if (this.misses.size >= this.maxPendingTargets) {
+        drops.queueFull++;
+        return;
+      }
+      pend = [];
+      this.misses.set(key, pend);
+      pend.push(Buffer.from(buf.subarray(off, off + len)));
+      this.lookup(q, now, (r) => this.onMissAnswer(key, r), false);
+      return;
+    }
+    if (pend.length >= this.maxPacketsPerTarget) drops.queueFull++;
+    else pend.push(Buffer.from(buf.subarray(off, off + len)));
+  }
+
+  private onMissAnswer(key: string, r: LookupResult): void {
+    const pend = this.misses.get(key);
+    this.misses.delete(key);
+    if (!pend) return;
+    if (!r.ok) {
+      this.engine.drops.noRoute += pend.length;
+      return;
+    }
+    const now = this.answerNow;
+    for (const pkt of pend) this.engine.sendSlow(r.peer, pkt, 0, pkt.length, now);
+  }
+
+  /** `now` of the answer being processed (callbacks run inside onFrame/tick). */
+  private answerNow = 0;
+
+  onTunnelUp(t: Tunnel, now: number): void {
+    const i = this.dirIndex(t.peer);
+    if (i < 0) return;
+    const d = this.dirs[i]!;
+    this.log.log("info", "directory tunnel up", { directory: addrToString(d.endpoint), name: t.peer.name });
+    // a new tunnel may be a restarted directory: register again first, then what waited
+    d.registeredKeyId = null;
+    d.reg = null;
+    this.registerWith(i, now);
+    this.flushOutbox(d, t, now);
+  }
+
+  /** A DIR_RESPONSE frame from an authenticated tunnel. */
+  onResponse(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    const i = this.dirIndex(t.peer);
+    const m = i >= 0 ? decodeDirResponse(buf, off, len) : null;
+    if (!m) {
+      this.engine.drops.badFrames++;
+      return;
+    }
+    this.answerNow = now;
+    const d = this.dirs[i]!;
+    d.lastAnswerAt = now;
+    d.failures = 0;
+    if (m.op === "register") {
+      if (!d.reg || d.reg.id !== m.id) return; // stale answer
+      const keyId = d.reg.keyId;
+      d.reg = null;
+      if (m.status === "ok") {
+        const first = d.registeredKeyId === null;
+        d.registeredKeyId = keyId;
+        d.registeredAt = now;
+        d.observed = m.observed;
+        this.engine.events.dirRegistered++;
+        if (first)
+          this.log.log("info", "registered with directory", {
+            directory: t.peer.name,
+            observed: m.observed ? `${m.observed.ip}:${m.observed.port}` : null,
+          });
+      } else {
+        this.rlog.log(now, "warn", "dir-register", "directory refused registration", () => ({
+          directory: t.peer.name,
+          status: m.status,
+        }));
+      }
+      return;
+    }
+    const f = this.byId.get(m.id);
+    if (!f || f.dir !== i || f.q.op !== m.op) return; // stale or unexpected answer
+    switch (m.status) {
+      case "ok": {
+        const c = verifyRecord(m.record, f.q, this.opts.ca, this.engine.hostPk, Math.floor(now / 1000));
+        if (!c.ok) {
+          this.engine.drops.dirBadRecord++;
+          this.rlog.log(now, "warn", "dir-bad-record", "directory record refused", () => ({
+            directory: t.peer.name,
+            query: f.key,
+            reason: c.reason,
+            detail: c.detail,
+          }));
+          this.retry(f, now, "badRecord");
+          return;
+        }
+        this.preferred = i;
+        this.finish(f, now, c.record);
+        return;
+      }
+      case "notFound":
+        this.preferred = i;
+        this.finish(f, now, null);
+        return;
+      case "refused":
+      case "rateLimited":
+      case "unavailable":
+        this.retry(f, now, "unavailable");
+        return;
+    }
+  }
+
+  /** Coarse timer: timeouts, registration, outboxes, stalled tunnels, cache bounds. */
+  tick(now: number): void {
+    this.answerNow = now;
+    for (const f of [...this.byId.values()])
+      if (now - f.sentAt >= DIR_TIMEOUT_MS) {
+        this.dirTimedOut(f.dir, now);
+        this.retry(f, now, "unavailable");
+      }
+    for (let i = 0; i < this.dirs.length; i++) {
+      const d = this.dirs[i]!;
+      if (d.reg && now - d.reg.sentAt >= DIR_TIMEOUT_MS) {
+        d.reg = null;
+        this.dirTimedOut(i, now);
+      }
+      const t = d.peer.sendTunnel();
+      if (t?.canSend) this.flushOutbox(d, t, now);
+      else if (d.outbox.length > 0 || d.registeredKeyId === null) this.engine.openTunnel(d.peer, now);
+      this.registerWith(i, now);
+    }
+    if (now - this.lastStallCheck >= 1000) {
+      this.lastStallCheck = now;
+      this.checkStalled(now);
+      this.sweep(now);
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private newId(): number {
+    this.nextId = (this.nextId + 1) >>> 0;
+    return this.nextId;
+  }
+
+  /** The preferred directory if its tunnel is up, else the first whose tunnel is up, else the preferred. */
+  private pickDir(): number {
+    const up = (i: number): boolean => this.dirs[i]!.peer.sendTunnel()?.canSend === true;
+    if (up(this.preferred)) return this.preferred;
+    for (let i = 0; i < this.dirs.length; i++) if (up(i)) return i;
+    return this.preferred;
+  }
+
+  private dirIndex(p: Peer): number {
+    for (let i = 0; i < this.dirs.length; i++) if (this.dirs[i]!.peer === p) return i;
+    return -1;
+  }
+
+  private requestOf(f: Inflight): Buffer {
+    const r: DirRequest =
+      f.q.op === "name" ? { op: "name", id: f.id, name: f.q.name } : { op: f.q.op, id: f.id, ip: f.q.ip };
+    return encodeDirRequest(r);
+  }
+
+  private send(i: number, body: Buffer, now: number): void {
+    const d = this.dirs[i]!;
+    const t = d.peer.sendTunnel();
+    if (t && t.canSend) {
+      this.engine.sendFrame(t, FrameType.DirRequest, body, now);
+      return;
+    }
+    if (d.outbox.length < MAX_OUTBOX) d.outbox.push(body);
+    this.engine.openTunnel(d.peer, now);
+  }
+
+  private flushOutbox(d: DirState, t: Tunnel, now: number): void {
+    if (d.outbox.length === 0) return;
+    const q = d.outbox;
+    d.outbox = [];
+    for (const b of q) this.engine.sendFrame(t, FrameType.DirRequest, b, now);
+  }
+
+  private registerWith(i: number, now: number): void {
+    const d = this.dirs[i]!;
+    const k = this.engine.eph.current;
+    if (!k || d.reg) return;
+    const due = d.registeredKeyId !== k.keyId || now - d.registeredAt >= REGISTER_REFRESH_MS;
+    if (!due) return;
+    const t = d.peer.sendTunnel();
+    if (!t || !t.canSend) return; // the tunnel is being made; onTunnelUp registers
+    const id = this.newId();
+    d.reg = { id, sentAt: now, keyId: k.keyId };
+    this.engine.events.dirRegistrations++;
+    this.engine.sendFrame(
+      t,
+      FrameType.DirRequest,
+      encodeDirRequest({ op: "register", id, eph: k.cert.raw }),
+      now,
+    );
+  }
+
+  /**
+   * A directory did not answer in time: it may have restarted (our tunnel to it
+   * is gone on its side) or be down. Close our tunnels to it so the next request
+   * creates a fresh one (its record is fetched again when its key changed), and
+   * prefer the next directory meanwhile.
+   */
+  private dirTimedOut(i: number, now: number): void {
+    const d = this.dirs[i]!;
+    d.failures++;
+    d.registeredKeyId = null; // register again once a new tunnel is up
+    this.engine.events.dirTimeouts++;
+    if (this.preferred === i && this.dirs.length > 1) this.preferred = (i + 1) % this.dirs.length;
+    for (const t of d.peer.tunnels.slice()) this.engine.closeTunnel(t, now, "directory-timeout");
+    d.peer.eph = null; // fetch its record again: a restarted directory has a new ephemeral key
+    this.rlog.log(now, "warn", "dir-timeout", "directory did not answer", () => ({
+      directory: addrToString(d.endpoint),
+      failures: d.failures,
+    }));
+  }
+
+  private retry(f: Inflight, now: number, why: LookupFailure): void {
+    if (f.tried >= 2 * this.dirs.length) {
+      this.fail(f, now, why);
+      return;
+    }
+    f.tried++;
+    f.dir = (f.dir + 1) % this.dirs.length;
+    f.sentAt = now;
+    this.send(f.dir, this.requestOf(f), now);
+  }
+
+  private fail(f: Inflight, now: number, why: LookupFailure): void {
+    this.byId.delete(f.id);
+    this.byKey.delete(f.key);
+    if (why !== "notFound") this.engine.events.dirLookupFailures++;
+    // a brief negative entry also for unavailable answers: no lookup storm while the directories are down
+    this.addNegative(f.key, now + (why === "notFound" ? NEGATIVE_TTL_MS : DIR_TIMEOUT_MS));
+    for (const w of f.waiters) w({ ok: false, reason: why });
+  }
+
+  private finish(f: Inflight, now: number, rec: VerifiedRecord | null): void {
+    if (!rec) {
+      this.engine.events.dirNotFound++;
+      this.fail(f, now, "notFound");
+      return;
+    }
+    this.byId.delete(f.id);
+    this.byKey.delete(f.key);
+    this.negative.delete(f.key);
+    if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(f.key, rec);
+    this.engine.events.dirRecordsLearned++;
+    const peer = this.engine.learnRecord(rec.hostCert, rec.eph, rec.endpoint, now);
+    this.log.log("debug", "record from directory", { query: f.key, host: rec.name });
+    for (const w of f.waiters) w({ ok: true, record: rec, peer });
+  }
+
+  private addNegative(key: string, until: number): void {
+    if (this.negative.size >= this.maxCached) this.negative.delete(this.negative.keys().next().value!);
+    this.negative.set(key, until);
+  }
+
+  /**
+   * Both ends moved at once: a tunnel that keeps sending but has heard nothing
+   * authenticated for STALL_MS asks the directory where its peer is now, and
+   * moves its endpoint only to what a verified record of that same host says.
+   */
+  private checkStalled(now: number): void {
+    for (const p of this.engine.peers.values()) {
+      const hc = p.hostCert;
+      if (!hc || this.isDirectoryPeer(p)) continue;
+      const t = p.sendTunnel();
+      if (!t || t.state !== "established") continue;
+      if (now - t.lastRx < STALL_MS || t.lastTx <= t.lastRx || now - t.lastTx > STALL_MS) continue;
+      const k = hc.publicKey.latin1Slice(0, 32);
+      if (now - (this.relooked.get(k) ?? -Infinity) < RELOOKUP_MS) continue;
+      if (this.relooked.size >= this.maxCached) this.relooked.delete(this.relooked.keys().next().value!);
+      this.relooked.set(k, now);
+      this.engine.events.dirRelookups++;
+      const q: LookupQuery =
+        hc.ip4 !== null
+          ? { op: "address", ip: hc.ip4 }
+          : hc.ip6 !== null
+            ? { op: "address", ip: hc.ip6 }
+            : { op: "name", name: hc.name };
+      this.lookup(
+        q,
+        now,
+        (r) => {
+          if (!r.ok || !equal(r.record.hostCert.publicKey, hc.publicKey)) return;
+          const cur = p.sendTunnel();
+          if (cur && cur.state === "established")
+            this.engine.moveEndpoint(cur, r.record.endpoint, this.answerNow);
+        },
+        true,
+      );
+    }
+  }
+
+  private sweep(now: number): void {
+    for (const [k, r] of this.cache) if (r.expiresAt <= now) this.cache.delete(k);
+    for (const [k, until] of this.negative) if (until <= now) this.negative.delete(k);
+    for (const [k, at] of this.relooked) if (now - at > 60_000) this.relooked.delete(k);
+  }
+}

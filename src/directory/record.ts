@@ -1,0 +1,121 @@
+/**
+ * Service records as the directory serves them, and their verification by the
+ * host that uses them. The directory is trusted for availability only: a record
+ * is used only when its host certificate verifies against our CA, its
+ * ephemeral certificate is signed by that host and unexpired, and it answers
+ * the question asked (the name, the address or a subnet holding the address
+ * is certified). Pure functions, no I/O.
+ */
+import { equal } from "../crypto/sodium.js";
+import {
+  type CaCert,
+  type EphemeralCert,
+  type HostCert,
+  decodeCert,
+  decodeEphemeral,
+  parseCidr,
+  parseIp,
+  verifyCert,
+  verifyEphemeral,
+} from "../wire/cert.js";
+import { tryEncodeAddr } from "../wire/addr.js";
+import type { DirEndpoint, WireRecord } from "../wire/directory.js";
+
+/** What a host asks the directory. */
+export type LookupQuery = { op: "address" | "subnet"; ip: string } | { op: "name"; name: string };
+
+/** A record that passed every check: safe to create a tunnel with. */
+export interface VerifiedRecord {
+  name: string;
+  hostCert: HostCert;
+  eph: EphemeralCert;
+  /** the underlay address the directory saw the host register from (unsigned hint) */
+  observed: DirEndpoint | null;
+  /** where to send: the observed endpoint, else the first one the host published (20-byte record) */
+  endpoint: Buffer;
+  /** ms: when the ephemeral certificate expires (the record is usable until then) */
+  expiresAt: number;
+  ip4: string | null;
+  ip6: string | null;
+  subnets: string[];
+}
+
+export type RecordRefusal =
+  "malformed" | "host-cert" | "eph-cert" | "wrong-answer" | "own-key" | "no-endpoint" | "wrong-host";
+
+export type RecordCheck =
+  { ok: true; record: VerifiedRecord } | { ok: false; reason: RecordRefusal; detail?: string };
+
+/** Canonical key of a query (coalescing, caches). */
+export function queryKey(q: LookupQuery): string {
+  return q.op === "name" ? `n:${q.name}` : `${q.op === "address" ? "a" : "s"}:${q.ip}`;
+}
+
+/** Prefix length of `cidr` when it contains `ip` (same family), else -1. */
+export function cidrContains(cidr: string, ip: string): number {
+  const c = parseCidr(cidr);
+  const a = parseIp(ip);
+  if (!c || !a || c.family !== a.family) return -1;
+  for (let bit = 0; bit < c.prefix; bit++) {
+    const i = bit >> 3;
+    const m = 0x80 >> (bit & 7);
+    if ((c.bytes[i]! & m) !== (a.bytes[i]! & m)) return -1;
+  }
+  return c.prefix;
+}
+
+/** Does the certificate answer the query? address: its own address or a subnet; subnet: a subnet; name: its name. */
+export function certAnswers(cert: HostCert, q: LookupQuery): boolean {
+  if (q.op === "name") return cert.name === q.name;
+  const ip = parseIp(q.ip)?.text;
+  if (!ip) return false;
+  if (q.op === "address" && (cert.ip4 === ip || cert.ip6 === ip)) return true;
+  return cert.subnets.some((s) => cidrContains(s, ip) >= 0);
+}
+
+/**
+ * Verify a record served for query `q` (or, for `q` null, any record of the
+ * host with key `expectKey`). `selfKey` is our own host key: a record of
+ * ourselves is refused.
+ */
+export function verifyRecord(
+  w: WireRecord,
+  q: LookupQuery | null,
+  ca: CaCert,
+  selfKey: Buffer,
+  nowSec: number,
+  expectKey?: Buffer,
+): RecordCheck {
+  const cert = decodeCert(w.host);
+  const eph = decodeEphemeral(w.eph);
+  if (!cert || !eph) return { ok: false, reason: "malformed" };
+  if (cert.kind !== "host") return { ok: false, reason: "host-cert", detail: "wrong-kind" };
+  const vc = verifyCert(cert, ca, nowSec);
+  if (!vc.ok) return { ok: false, reason: "host-cert", detail: vc.reason };
+  const ve = verifyEphemeral(eph, cert, nowSec);
+  if (!ve.ok) return { ok: false, reason: "eph-cert", detail: ve.reason };
+  if (equal(cert.publicKey, selfKey)) return { ok: false, reason: "own-key" };
+  if (q && !certAnswers(cert, q)) return { ok: false, reason: "wrong-answer", detail: cert.name };
+  if (expectKey && !equal(expectKey, cert.publicKey)) return { ok: false, reason: "wrong-host" };
+  let endpoint: Buffer | null = null;
+  if (w.observed) endpoint = tryEncodeAddr(w.observed.ip, w.observed.port);
+  for (const ep of eph.endpoints) {
+    if (endpoint) break;
+    endpoint = tryEncodeAddr(ep.ip, ep.port);
+  }
+  if (!endpoint || endpoint.readUInt16BE(2) === 0) return { ok: false, reason: "no-endpoint" };
+  return {
+    ok: true,
+    record: {
+      name: cert.name,
+      hostCert: cert,
+      eph,
+      observed: w.observed,
+      endpoint,
+      expiresAt: eph.notAfter * 1000,
+      ip4: cert.ip4,
+      ip6: cert.ip6,
+      subnets: cert.subnets,
+    },
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Wires the directory pieces into a daemon: the client (when `directories:`
+ * lists any), the server and its store (when `directory.serve`), the engine
+ * hooks, and the coarse tick. The daemon calls `tick`, `addressChanged`,
+ * `ephemeralRotated`, `state` and `close`; everything else is here.
+ */
+import type { Config } from "../config/config.js";
+import type { Logger } from "../log.js";
+import type { Engine } from "../tunnel/engine.js";
+import { tryEncodeAddr } from "../wire/addr.js";
+import { FrameType } from "../wire/frames.js";
+import { DirectoryClient, type DirectoryClientStatus } from "./client.js";
+import { DirectoryServer } from "./server.js";
+import { FileStore, type RecordStore } from "./store.js";
+
+export interface DirectoryStatus {
+  client: DirectoryClientStatus | null;
+  server: { store: string; records: number; hosts: number } | null;
+}
+
+export class Directory {
+  private constructor(
+    readonly client: DirectoryClient | null,
+    readonly server: DirectoryServer | null,
+    private readonly now: () => number,
+  ) {}
+
+  static async start(config: Config, engine: Engine, log: Logger, now: () => number): Promise<Directory> {
+    let server: DirectoryServer | null = null;
+    const dc = config.directory;
+    if (dc?.serve) {
+      let store: RecordStore;
+      if (dc.store === "etcd") {
+        // loaded only when configured: the gRPC client is large
+        const { EtcdStore } = await import("./etcd.js");
+        store = await EtcdStore.open(dc.etcd!.endpoints, dc.etcd!.prefix, dc.maxRecords, log.child("etcd"));
+      } else {
+        const fs = new FileStore(config.stateDir, dc.maxRecords, log);
+        fs.load(now());
+        store = fs;
+      }
+      server = new DirectoryServer(engine, {
+        store,
+        clock: now,
+        logger: log,
+        registerPerSec: dc.registerPerSec,
+        lookupPerSec: dc.lookupPerSec,
+      });
+      log.log("info", "directory role on", { store: store.kind, records: store.size() });
+    }
+    let client: DirectoryClient | null = null;
+    if (config.directories.length > 0) {
+      client = new DirectoryClient(
+        engine,
+        {
+          directories: config.directories.map((d) => tryEncodeAddr(d.endpoint.host, d.endpoint.port)!),
+          ca: engine.opts.ca,
+          clock: now,
+          logger: log,
+        },
+        now(),
+      );
+      client.attach();
+    }
+    const srv = server;
+    const cli = client;
+    if (srv || cli)
+      engine.onDirFrame = (t, type, buf, off, len, at) => {
+        if (type === FrameType.DirRequest && srv) srv.onRequest(t, buf, off, len, at);
+        else if (type === FrameType.DirResponse && cli) cli.onResponse(t, buf, off, len, at);
+        else engine.drops.badFrames++;
+      };
+    return new Directory(client, server, now);
+  }
+
+  tick(now: number): void {
+    this.server?.tick(now);
+    if (this.client) {
+      this.client.tick(now);
+      this.client.engine.flushOutput();
+    }
+  }
+
+  /** Our underlay address changed: register again at once (the directory records the new address). */
+  addressChanged(now: number): void {
+    this.client?.register(now);
+  }
+
+  /** A new ephemeral key: register it. */
+  ephemeralRotated(now: number): void {
+    this.client?.register(now);
+  }
+
+  state(): DirectoryStatus {
+    return { client: this.client?.state(this.now()) ?? null, server: this.server?.state() ?? null };
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close();
+  }
+}

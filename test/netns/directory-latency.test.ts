@@ -1,0 +1,112 @@
+/**
+ * What the directory costs in round trips, with 25 ms added each way by the
+ * userspace delay router between three sides (directory | a | b): the first
+ * packet to a never-seen host waits one lookup round trip to the directory,
+ * then creates the tunnel with data on its first packet (about 2 RTT in all);
+ * later contacts use the cached record and the tunnel (about 1 RTT).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createRouted,
+  curlTimed,
+  firstPingMs,
+  pingStats,
+  startHttpServer,
+  type Topology,
+  waitFor,
+} from "./lib.js";
+import { makeHost, makePki, startDaemon, type RunningDaemon } from "./mintun.js";
+
+const DELAY_MS = 25;
+const RTT = 2 * DELAY_MS;
+
+describe.skipIf(process.getuid?.() !== 0)("directory latency with 25 ms each way (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  let www: string;
+  const d: Record<string, RunningDaemon> = {};
+
+  beforeAll(async () => {
+    topo = await createRouted({
+      sides: [{ hosts: ["dir"] }, { hosts: ["a"] }, { hosts: ["b"] }],
+      delayMs: DELAY_MS,
+    });
+    const pki = makePki();
+    work = pki.dir;
+    const files = {
+      dir: makeHost(pki, "dir", "10.77.0.100", null),
+      a: makeHost(pki, "a", "10.77.0.1", null),
+      b: makeHost(pki, "b", "10.77.0.2", null),
+    };
+    d.dir = await startDaemon(
+      work,
+      {
+        host: files.dir,
+        ns: topo.host("dir").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+        extra: "directory:\n  serve: true\n",
+      },
+      false,
+    );
+    for (const h of ["a", "b"] as const)
+      d[h] = await startDaemon(
+        work,
+        {
+          host: files[h],
+          ns: topo.host(h).ns,
+          caFile: pki.caFile,
+          listen: "0.0.0.0:7000",
+          peers: [],
+          extra: `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`,
+        },
+        false,
+      );
+    for (const h of ["a", "b"])
+      await waitFor(async () => (await d[h]!.status()).directory?.client?.directories[0]?.registered, {
+        timeoutMs: 10_000,
+        what: `${h} registered`,
+      });
+    www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
+    fs.writeFileSync(path.join(www, "f"), Buffer.alloc(10240, 7));
+    await startHttpServer(topo.host("b").ns, www, 8080);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (www) fs.rmSync(www, { recursive: true, force: true });
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("first contact = one lookup RTT + 0-RTT creation; later contacts = no extra RTT", async () => {
+    const before = await d.a!.status();
+    expect(before.peers.some((p) => p.name === "b")).toBe(false); // never seen
+    const bare = await pingStats(topo.host("a").ns, topo.host("b").addr4, { count: 5, interval: 0.05 });
+    const first = await firstPingMs(topo.host("a").ns, "10.77.0.2", { intervalMs: 1000 });
+    const later = await firstPingMs(topo.host("a").ns, "10.77.0.2", { intervalMs: 1000 });
+    const warm = await pingStats(topo.host("a").ns, "10.77.0.2", { count: 10, interval: 0.05 });
+    const curl = await curlTimed(topo.host("a").ns, "http://10.77.0.2:8080/f");
+    const sa = await d.a!.status();
+    console.log(
+      `directory latency (RTT ${RTT} ms, underlay ping ${bare.avgMs.toFixed(1)} ms): ` +
+        `first contact ${first.ms.toFixed(1)} ms = ${(first.ms / RTT).toFixed(2)} RTT (seq ${first.seq}), ` +
+        `later contact ${later.ms.toFixed(1)} ms = ${(later.ms / RTT).toFixed(2)} RTT, ` +
+        `warm ping ${warm.avgMs.toFixed(1)} ms, curl (TCP+HTTP, 2 RTT) ${curl.totalMs.toFixed(1)} ms; ` +
+        `lookups ${sa.events.dirLookups}, 0-RTT packets ${sa.events.zeroRttPackets}`,
+    );
+    expect(first.seq).toBe(1); // the first packet waited for the lookup and was not lost
+    expect(first.ms).toBeGreaterThan(1.5 * RTT); // a lookup round trip really happened
+    expect(first.ms).toBeLessThan(2.6 * RTT);
+    expect(later.seq).toBe(1);
+    expect(later.ms).toBeLessThan(1.6 * RTT);
+    expect(curl.code).toBe(200);
+    expect(curl.totalMs).toBeLessThan(2 * RTT + RTT * 0.6);
+    expect(sa.events.dirLookups).toBe(1);
+    expect(sa.events.zeroRttPackets).toBeGreaterThanOrEqual(1);
+  });
+});

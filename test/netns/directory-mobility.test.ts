@@ -1,0 +1,108 @@
+/**
+ * Both ends move at once: a and b change their underlay addresses at the same
+ * moment, so each one's move announcement goes to the other's old address and
+ * is lost. Both register their new address with the directory (their tunnels
+ * to it move too); the side that keeps sending and hears nothing looks its
+ * peer up again, verifies the record, moves the tunnel's endpoint to the new
+ * address, and traffic resumes. Prints the recovery time.
+ */
+import * as fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLan, pingStats, type Topology, waitFor } from "./lib.js";
+import { makeHost, makePki, startDaemon, type RunningDaemon } from "./mintun.js";
+
+describe.skipIf(process.getuid?.() !== 0)("directory: both ends move at once (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  const d: Record<string, RunningDaemon> = {};
+
+  beforeAll(async () => {
+    topo = await createLan({ hosts: ["dir", "a", "b"] });
+    // one link: every host reaches every address on it directly (on-link default routes)
+    for (const h of ["dir", "a", "b"]) await topo.host(h).ns.ip("route", "add", "default", "dev", "eth0");
+    const pki = makePki();
+    work = pki.dir;
+    d.dir = await startDaemon(
+      work,
+      {
+        host: makeHost(pki, "dir", "10.77.0.100", null),
+        ns: topo.host("dir").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+        extra: "directory:\n  serve: true\n",
+      },
+      false,
+    );
+    for (const [h, ip] of [
+      ["a", "10.77.0.1"],
+      ["b", "10.77.0.2"],
+    ] as const)
+      d[h] = await startDaemon(
+        work,
+        {
+          host: makeHost(pki, h, ip, null),
+          ns: topo.host(h).ns,
+          caFile: pki.caFile,
+          listen: "0.0.0.0:7000",
+          peers: [],
+          extra: `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`,
+        },
+        false,
+      );
+    for (const h of ["a", "b"])
+      await waitFor(async () => (await d[h]!.status()).directory?.client?.directories[0]?.registered, {
+        timeoutMs: 10_000,
+        what: `${h} registered`,
+      });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  async function move(h: string, from: string, to: string): Promise<void> {
+    const ns = topo.host(h).ns;
+    await ns.ip("addr", "add", `${to}/24`, "dev", "eth0");
+    await ns.ip("addr", "del", `${from}/24`, "dev", "eth0");
+    await ns.ip("route", "replace", "default", "dev", "eth0", "src", to);
+  }
+
+  it("traffic resumes after a re-lookup through the directory", { timeout: 60_000 }, async () => {
+    const warm = await pingStats(topo.host("a").ns, "10.77.0.2", { count: 3, interval: 0.1 });
+    expect(warm.received).toBeGreaterThanOrEqual(2);
+    const ping = topo.host("a").ns.spawn("ping", ["-n", "-D", "-i", "0.1", "-c", "150", "10.77.0.2"]);
+    await waitFor(() => /icmp_seq=5 /.test(ping.readLog()), { timeoutMs: 5000, what: "ping running" });
+    const t0 = Date.now() / 1000;
+    await Promise.all([
+      move("a", topo.host("a").addr4, "10.211.0.1"),
+      move("b", topo.host("b").addr4, "10.212.0.2"),
+    ]);
+    // the first reply after both moved
+    const m = await waitFor(
+      () => {
+        for (const x of ping.readLog().matchAll(/^\[(\d+\.\d+)\].*icmp_seq=(\d+)/gm))
+          if (Number(x[1]) > t0 + 0.2) return Number(x[1]);
+        return null;
+      },
+      { timeoutMs: 20_000, intervalMs: 50, what: "ping replies after both moved" },
+    );
+    await ping.stop(1000);
+    const recovery = m - t0;
+    const sa = await d.a!.status();
+    const sb = await d.b!.status();
+    const ta = sa.tunnels.find((t) => t.peer === "b");
+    console.log(
+      `both ends moved at once: traffic resumed after ${(recovery * 1000).toFixed(0)} ms ` +
+        `(a relookups ${sa.events.dirRelookups}, b relookups ${sb.events.dirRelookups}, ` +
+        `a migrations ${sa.events.migrations}, b migrations ${sb.events.migrations}); a's tunnel to b now at ${ta?.endpoint}`,
+    );
+    expect(sa.events.dirRelookups + sb.events.dirRelookups).toBeGreaterThanOrEqual(1);
+    expect(ta?.endpoint).toBe("10.212.0.2:7000");
+    expect(recovery).toBeLessThan(10);
+    const after = await pingStats(topo.host("b").ns, "10.77.0.1", { count: 3, interval: 0.1 });
+    expect(after.received).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * Property tests for the DNS answerer (src/names/dns.ts): random bytes never
+ * throw and are either answered or counted as malformed; every well-formed
+ * query for a name under the domain gets exactly one answer with its id and
+ * question echoed.
+ */
+import * as dnsPacket from "dns-packet";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { answerQuery, newDnsCounters, type DnsContext } from "../../src/names/dns.js";
+import type { NameAnswer } from "../../src/names/names.js";
+
+const WEB: NameAnswer = {
+  name: "web",
+  ip4: "10.77.0.1",
+  ip6: "fd77::1",
+  subnets: [],
+  key: "0011223344556677",
+  expiresAt: 2_000_000_000_000,
+  source: "peer",
+};
+
+function ctx(): DnsContext {
+  return {
+    domain: "mesh.",
+    resolve: (n) => Promise.resolve(n === "web" ? WEB : null),
+    now: () => 1_800_000_000_000,
+    counters: newDnsCounters(),
+  };
+}
+
+describe("answerQuery (property)", () => {
+  it("random bytes: never throws; either an answer or one counted drop", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 0, maxLength: 600 }),
+        fc.boolean(),
+        async (raw, asQuery) => {
+          const b = Buffer.from(raw);
+          if (asQuery && b.length > 2) b[2]! &= 0x7f; // clear QR so most inputs reach the decoder
+          const c = ctx();
+          const r = await answerQuery(b, c);
+          if (r === null) expect(c.counters.malformed).toBe(1);
+          else {
+            expect(c.counters.malformed).toBe(0);
+            expect(r.readUInt16BE(0)).toBe(b.readUInt16BE(0)); // id echoed
+            expect(r.readUInt16BE(2) & 0x8000).toBe(0x8000); // a response
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("mutated valid queries: never throw", async () => {
+    const base = dnsPacket.encode({ type: "query", id: 9, questions: [{ type: "A", name: "web.mesh" }] });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+        fc.nat(base.length),
+        async (edits, cut) => {
+          const b = Buffer.from(base.subarray(0, Math.max(12, cut)));
+          for (const [i, v] of edits) if (i < b.length) b[i] = v;
+          await answerQuery(b, ctx());
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("well-formed queries under the domain: one answer, id and question echoed", async () => {
+    const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 0xffff }),
+        label,
+        fc.constantFrom("A", "AAAA", "TXT", "MX") as fc.Arbitrary<dnsPacket.RecordType>,
+        async (id, name, type) => {
+          const q = dnsPacket.encode({ type: "query", id, questions: [{ type, name: `${name}.mesh` }] });
+          const r = dnsPacket.decode((await answerQuery(q, ctx()))!) as dnsPacket.DecodedPacket & {
+            rcode: string;
+          };
+          expect(r.id).toBe(id);
+          expect(r.questions).toEqual([{ type, name: `${name}.mesh`, class: "IN" }]);
+          expect(r.rcode).toBe(name === "web" ? "NOERROR" : "NXDOMAIN");
+          const expected = name === "web" && (type === "A" || type === "AAAA") ? 1 : 0;
+          expect(r.answers).toHaveLength(expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
