@@ -24,6 +24,11 @@
  *      |                                       +--timeout / refused / bad record--> next directory
  *      +--cached--> done (0 extra round trips)     ... all tried twice --> done (unavailable)
  *
+ * A tunnel that keeps sending and hears nothing for STALL_MS has its peer
+ * looked up again: a new endpoint (both ends moved) moves the tunnel; the same
+ * endpoint with a key younger than the tunnel (the peer restarted) closes it, so
+ * the next packet creates a fresh tunnel 0-RTT.
+ *
  * Every record is verified here (record.ts) before it is used; a record that
  * fails is counted (`drops.dirBadRecord`) and the next directory is asked.
  */
@@ -31,7 +36,7 @@ import { equal, randomBytes } from "../crypto/sodium.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import type { Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
-import { addrToString } from "../wire/addr.js";
+import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
 import { type DirEndpoint, type DirRequest, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
 import { FrameType } from "../wire/frames.js";
@@ -562,8 +567,19 @@ export class DirectoryClient {
         (r) => {
           if (!r.ok || !equal(r.record.hostCert.publicKey, hc.publicKey)) return;
           const cur = p.sendTunnel();
-          if (cur && cur.state === "established")
+          if (!cur || cur.state !== "established") return;
+          if (!addrEqual(cur.endpoint, 0, r.record.endpoint, 0)) {
             this.engine.moveEndpoint(cur, r.record.endpoint, this.answerNow);
+            return;
+          }
+          // Same place, still silent, and the peer's current key is younger than our tunnel: it
+          // most likely restarted and lost the tunnel. Close ours; the next packet creates a new
+          // one 0-RTT with the fresh record. (A live peer that only receives costs at most one
+          // re-creation per key rotation.)
+          if (r.record.eph.notBefore * 1000 > cur.createdAt) {
+            this.engine.events.dirStaleTunnels++;
+            this.engine.closeTunnel(cur, this.answerNow, "stalled-peer-rekeyed");
+          }
         },
         true,
       );
