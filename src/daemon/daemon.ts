@@ -29,7 +29,13 @@ import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
-import { directoryNames, inOverlay, NameService, type NameAnswer } from "../names/names.js";
+import {
+  directoryAddresses,
+  directoryNames,
+  inOverlay,
+  NameService,
+  type NameAnswer,
+} from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
@@ -237,6 +243,7 @@ export class Daemon {
       self: hostCert as HostCert,
       peers: () => engine.peers.values(),
       directory: directory?.client ? directoryNames(directory.client) : undefined,
+      directoryAddress: directory?.client ? directoryAddresses(directory.client) : undefined,
       now,
     });
     api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
@@ -298,8 +305,11 @@ export class Daemon {
         {
           domain: this.config.dns.domain,
           resolve: (n) => this.names.resolve(n),
-          reverse: (ip) =>
-            this.names.nameOf(ip) ?? (inOverlay(overlayRoutes(this.config, hc), hc, ip) ? null : undefined),
+          // overlay addresses: known hosts, else the directory; elsewhere only an exact owner
+          reverse: async (ip) =>
+            inOverlay(overlayRoutes(this.config, hc), hc, ip)
+              ? this.names.reverse(ip)
+              : (this.names.nameOf(ip) ?? undefined),
           now: this.now,
           counters: this.dnsCounters,
         },
