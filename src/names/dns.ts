@@ -7,8 +7,9 @@
  *   query for NAME.DOMAIN, no such host        NXDOMAIN (SOA in authority: negative TTL)
  *   query for NAME.DOMAIN, directory silent    SERVFAIL
  *   query for DOMAIN itself                    NOERROR, SOA for type SOA, else NODATA
- *   PTR for a known host's overlay address     NOERROR, NAME.DOMAIN (in-addr.arpa / ip6.arpa)
- *   PTR for another overlay address            NXDOMAIN; outside the overlay: REFUSED
+ *   PTR for an overlay address with an owner   NOERROR, NAME.DOMAIN (in-addr.arpa / ip6.arpa)
+ *   PTR for an overlay address without one     NXDOMAIN (SERVFAIL: directory silent)
+ *   PTR outside the overlay                    REFUSED
  *   query outside DOMAIN                       REFUSED (nothing is forwarded)
  *   opcode other than QUERY                    NOTIMP
  *   not exactly one question, class not IN     FORMERR / REFUSED
