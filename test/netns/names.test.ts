@@ -319,6 +319,12 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
       subnets: ["192.168.88.0/24"],
       source: "directory",
     });
+    // looking the gateway up made it a known peer: its certified subnet is now routed into cl's TUN
+    await waitFor(
+      async () => (await daemons.cl!.status()).names!.subnetRoutes.installed.includes("192.168.88.0/24"),
+      { timeoutMs: 5000, what: "cl's route to gw's subnet" },
+    );
+    expect(await topo.host("cl").ns.ip("-4", "route", "show", "192.168.88.0/24")).toMatch(/dev mt0/);
     const nx = await execCmd("node", [MINTUN, "resolve", "nobody", "--socket", sock]);
     expect(nx.code).toBe(1);
     expect(nx.stderr).toContain("no such host");
