@@ -335,7 +335,9 @@ export class Daemon {
     this.subnetRoutes = sr;
     const sync = (): void =>
       void sr.sync(
-        this.config.tun.peerSubnets ? certifiedSubnets(this.engine.peers.values(), this.now()) : new Set(),
+        this.config.tun.peerSubnets
+          ? certifiedSubnets(this.engine.peers.values(), this.now(), hc.subnets)
+          : new Set(),
       );
     sync();
     this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);

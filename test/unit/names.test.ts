@@ -520,6 +520,7 @@ describe("gateway pieces", () => {
       { hostCert: { ...GW, subnets: ["10.9.0.0/16"], notAfter: NOW / 1000 - 1 } },
     ];
     expect([...certifiedSubnets(peers, NOW)]).toEqual(["192.168.77.0/24"]);
+    expect([...certifiedSubnets(peers, NOW, ["192.168.77.0/24"])]).toEqual([]); // our own LAN
     const fake = new FakeRouteManager();
     const cmd = routeCmdOf(fake);
     await cmd("add", "mt0", "192.168.77.0/24");
