@@ -34,6 +34,7 @@
  */
 import { equal, randomBytes } from "../crypto/sodium.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
+import * as C from "../tunnel/constants.js";
 import type { Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrEqual, addrToString } from "../wire/addr.js";
@@ -45,18 +46,13 @@ import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from ".
 
 export type { LookupQuery, VerifiedRecord } from "./record.js";
 
-/** A directory answers within this or the next one is asked. */
-export const DIR_TIMEOUT_MS = 1_000;
-/** "not found" is remembered this long (packets to unknown addresses cost no lookup meanwhile). */
-export const NEGATIVE_TTL_MS = 5_000;
-/** Registration is refreshed this often (also detects a restarted directory within a timeout). */
-export const REGISTER_REFRESH_MS = 10_000;
-/** A tunnel that sent but received nothing authenticated this long: re-look up its peer. */
-export const STALL_MS = 3_000;
-/** At most one re-lookup per stalled peer this often. */
-export const RELOOKUP_MS = 2_000;
-/** Records cached with less than this left are looked up again. */
-const EXPIRY_SLACK_MS = 5_000;
+// the timing constants live with the other protocol constants
+export const DIR_TIMEOUT_MS = C.DIR_TIMEOUT_MS;
+export const NEGATIVE_TTL_MS = C.DIR_NEGATIVE_TTL_MS;
+export const REGISTER_REFRESH_MS = C.DIR_REGISTER_REFRESH_MS;
+export const STALL_MS = C.DIR_STALL_MS;
+export const RELOOKUP_MS = C.DIR_RELOOKUP_MS;
+const EXPIRY_SLACK_MS = C.DIR_EXPIRY_SLACK_MS;
 
 export interface DirectoryClientOptions {
   /** 20-byte endpoint records of the directories, in order of preference */
