@@ -58,6 +58,7 @@ cleanup() {
   for n in "${CREATED_NS[@]}"; do
     for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
     ip netns del "$n" 2>/dev/null
+    rm -rf "/etc/netns/$n" # resolv.conf of the names demo
   done
   [ "${KEEP_WORK:-0}" = 1 ] && say "logs kept in $WORK" || rm -rf "$WORK"
   exit $rc
@@ -123,6 +124,7 @@ start_daemons() {
       done
       echo "api: { socket: $WORK/$h.sock }"
       echo "state: $WORK/state-$h"
+      echo "dns: { listen: overlay }" # NAME.mesh. on the overlay address, port 53
     } >"$WORK/$h.yaml"
     bg "$h" "mintund-$h" node bin/mintund --config "$WORK/$h.yaml"
     DAEMON_PIDS+=("$LASTPID")
@@ -140,6 +142,23 @@ start_daemons() {
     [ $ok = 1 ] || { say "mintund on $h did not become ready; its log:"; cat "$WORK/mintund-$h.log"; exit 1; }
   done
   say "mintund running on a, b, c; records exchanged (no tunnel yet: the first packet creates it)"
+}
+
+show_names() {
+  # `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf
+  mkdir -p "/etc/netns/$(ns a)"
+  echo "nameserver ${O4[a]}" >"/etc/netns/$(ns a)/resolv.conf"
+  say "names: a's resolver is its own mintund (dns.listen: overlay)"
+  nsx a getent hosts b.mesh | sed 's/^/[demo]   getent hosts b.mesh: /'
+  nsx a getent hosts "${O4[c]}" | sed 's/^/[demo]   getent hosts '"${O4[c]}"': /'
+  bg b http-names python3 -m http.server 8081 --bind :: --directory "$WORK/www"
+  local http_pid=$LASTPID
+  wait_port b 8081
+  nsx a curl -sS -o /dev/null --max-time 20 -w "[demo]   curl http://b.mesh:8081/blob: HTTP %{http_code} from %{remote_ip}\n" \
+    http://b.mesh:8081/blob
+  kill_pid "$http_pid"
+  say "mintun resolve c (on a):"
+  $MINTUN resolve c --socket "$WORK/a.sock" | sed 's/^/    /'
 }
 
 show_status() {
@@ -186,6 +205,7 @@ main() {
   else
     start_daemons
     run_traffic O4
+    show_names
     show_status
   fi
   say "done"

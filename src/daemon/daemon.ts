@@ -33,7 +33,13 @@ import { DaemonIdentity } from "./identity.js";
 import { LinuxIdentityLookup } from "../conn/identity.js";
 import { UserStore, usersDir } from "../conn/users.js";
 import { loadPolicy, type Policy } from "../conn/policy.js";
-import { directoryNames, inOverlay, NameService, type NameAnswer } from "../names/names.js";
+import {
+  directoryAddresses,
+  directoryNames,
+  inOverlay,
+  NameService,
+  type NameAnswer,
+} from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
@@ -263,6 +269,7 @@ export class Daemon {
       self: hostCert as HostCert,
       peers: () => engine.peers.values(),
       directory: directory?.client ? directoryNames(directory.client) : undefined,
+      directoryAddress: directory?.client ? directoryAddresses(directory.client) : undefined,
       now,
     });
     api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
@@ -324,8 +331,11 @@ export class Daemon {
         {
           domain: this.config.dns.domain,
           resolve: (n) => this.names.resolve(n),
-          reverse: (ip) =>
-            this.names.nameOf(ip) ?? (inOverlay(overlayRoutes(this.config, hc), hc, ip) ? null : undefined),
+          // overlay addresses: known hosts, else the directory; elsewhere only an exact owner
+          reverse: async (ip) =>
+            inOverlay(overlayRoutes(this.config, hc), hc, ip)
+              ? this.names.reverse(ip)
+              : (this.names.nameOf(ip) ?? undefined),
           now: this.now,
           counters: this.dnsCounters,
         },
@@ -351,7 +361,9 @@ export class Daemon {
     this.subnetRoutes = sr;
     const sync = (): void =>
       void sr.sync(
-        this.config.tun.peerSubnets ? certifiedSubnets(this.engine.peers.values(), this.now()) : new Set(),
+        this.config.tun.peerSubnets
+          ? certifiedSubnets(this.engine.peers.values(), this.now(), hc.subnets)
+          : new Set(),
       );
     sync();
     this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);

@@ -24,14 +24,20 @@
  *      |                                       +--timeout / refused / bad record--> next directory
  *      +--cached--> done (0 extra round trips)     ... all tried twice --> done (unavailable)
  *
+ * A tunnel that keeps sending and hears nothing for STALL_MS has its peer
+ * looked up again: a new endpoint (both ends moved) moves the tunnel; the same
+ * endpoint with a key younger than the tunnel (the peer restarted) closes it, so
+ * the next packet creates a fresh tunnel 0-RTT.
+ *
  * Every record is verified here (record.ts) before it is used; a record that
  * fails is counted (`drops.dirBadRecord`) and the next directory is asked.
  */
 import { equal, randomBytes } from "../crypto/sodium.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
+import * as C from "../tunnel/constants.js";
 import type { Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
-import { addrToString } from "../wire/addr.js";
+import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
 import { type DirEndpoint, type DirRequest, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
 import { FrameType } from "../wire/frames.js";
@@ -40,18 +46,13 @@ import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from ".
 
 export type { LookupQuery, VerifiedRecord } from "./record.js";
 
-/** A directory answers within this or the next one is asked. */
-export const DIR_TIMEOUT_MS = 1_000;
-/** "not found" is remembered this long (packets to unknown addresses cost no lookup meanwhile). */
-export const NEGATIVE_TTL_MS = 5_000;
-/** Registration is refreshed this often (also detects a restarted directory within a timeout). */
-export const REGISTER_REFRESH_MS = 10_000;
-/** A tunnel that sent but received nothing authenticated this long: re-look up its peer. */
-export const STALL_MS = 3_000;
-/** At most one re-lookup per stalled peer this often. */
-export const RELOOKUP_MS = 2_000;
-/** Records cached with less than this left are looked up again. */
-const EXPIRY_SLACK_MS = 5_000;
+// the timing constants live with the other protocol constants
+export const DIR_TIMEOUT_MS = C.DIR_TIMEOUT_MS;
+export const NEGATIVE_TTL_MS = C.DIR_NEGATIVE_TTL_MS;
+export const REGISTER_REFRESH_MS = C.DIR_REGISTER_REFRESH_MS;
+export const STALL_MS = C.DIR_STALL_MS;
+export const RELOOKUP_MS = C.DIR_RELOOKUP_MS;
+const EXPIRY_SLACK_MS = C.DIR_EXPIRY_SLACK_MS;
 
 export interface DirectoryClientOptions {
   /** 20-byte endpoint records of the directories, in order of preference */
@@ -562,8 +563,19 @@ export class DirectoryClient {
         (r) => {
           if (!r.ok || !equal(r.record.hostCert.publicKey, hc.publicKey)) return;
           const cur = p.sendTunnel();
-          if (cur && cur.state === "established")
+          if (!cur || cur.state !== "established") return;
+          if (!addrEqual(cur.endpoint, 0, r.record.endpoint, 0)) {
             this.engine.moveEndpoint(cur, r.record.endpoint, this.answerNow);
+            return;
+          }
+          // Same place, still silent, and the peer's current key is younger than our tunnel: it
+          // most likely restarted and lost the tunnel. Close ours; the next packet creates a new
+          // one 0-RTT with the fresh record. (A live peer that only receives costs at most one
+          // re-creation per key rotation.)
+          if (r.record.eph.notBefore * 1000 > cur.createdAt) {
+            this.engine.events.dirStaleTunnels++;
+            this.engine.closeTunnel(cur, this.answerNow, "stalled-peer-rekeyed");
+          }
         },
         true,
       );

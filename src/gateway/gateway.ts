@@ -258,14 +258,19 @@ export function routeCmdOf(routes: RouteManager): RouteCmd {
   return (op, dev, cidr) => (op === "add" ? routes.addRoute(dev, cidr) : routes.delRoute(dev, cidr));
 }
 
-/** The subnets listed in peers' verified, unexpired host certificates. */
+/**
+ * The subnets listed in peers' verified, unexpired host certificates, except this
+ * host's own (a second gateway for our site must not pull our LAN into the TUN).
+ */
 export function certifiedSubnets(
   peers: Iterable<{ hostCert: { subnets: string[]; notAfter: number } | null }>,
   nowMs: number,
+  own: readonly string[] = [],
 ): Set<string> {
   const want = new Set<string>();
   const nowSec = nowMs / 1000;
   for (const p of peers)
-    if (p.hostCert && p.hostCert.notAfter > nowSec) for (const s of p.hostCert.subnets) want.add(s);
+    if (p.hostCert && p.hostCert.notAfter > nowSec)
+      for (const s of p.hostCert.subnets) if (!own.includes(s)) want.add(s);
   return want;
 }

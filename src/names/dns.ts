@@ -7,8 +7,9 @@
  *   query for NAME.DOMAIN, no such host        NXDOMAIN (SOA in authority: negative TTL)
  *   query for NAME.DOMAIN, directory silent    SERVFAIL
  *   query for DOMAIN itself                    NOERROR, SOA for type SOA, else NODATA
- *   PTR for a known host's overlay address     NOERROR, NAME.DOMAIN (in-addr.arpa / ip6.arpa)
- *   PTR for another overlay address            NXDOMAIN; outside the overlay: REFUSED
+ *   PTR for an overlay address with an owner   NOERROR, NAME.DOMAIN (in-addr.arpa / ip6.arpa)
+ *   PTR for an overlay address without one     NXDOMAIN (SERVFAIL: directory silent)
+ *   PTR outside the overlay                    REFUSED
  *   query outside DOMAIN                       REFUSED (nothing is forwarded)
  *   opcode other than QUERY                    NOTIMP
  *   not exactly one question, class not IN     FORMERR / REFUSED
@@ -72,9 +73,10 @@ export interface DnsContext {
   /**
    * Reverse lookups (PTR): the name of the host owning an address; null when the
    * address is in the overlay but no known host owns it (NXDOMAIN); undefined when
-   * it is not an overlay address (REFUSED). Absent: every reverse name is REFUSED.
+   * it is not an overlay address (REFUSED); a rejection is SERVFAIL (the directory
+   * did not answer). Absent: every reverse name is REFUSED.
    */
-  reverse?: (ip: string) => string | null | undefined;
+  reverse?: (ip: string) => Promise<string | null | undefined>;
   now: () => number;
   counters: DnsCounters;
 }
@@ -159,7 +161,12 @@ export async function answerQuery(msg: Buffer, ctx: DnsContext): Promise<Buffer 
   const any = (question.type as string) === "ANY"; // type 255, missing from the typings
   if (qname.endsWith(".in-addr.arpa.") || qname.endsWith(".ip6.arpa.")) {
     const ip = reverseAddress(qname);
-    const owner = ip && ctx.reverse ? ctx.reverse(ip) : undefined;
+    let owner: string | null | undefined;
+    try {
+      owner = ip && ctx.reverse ? await ctx.reverse(ip) : undefined;
+    } catch {
+      return reply("SERVFAIL", [], [], qs);
+    }
     if (owner === undefined) return reply("REFUSED", [], [], qs);
     if (owner === null) return reply("NXDOMAIN", [], [], qs);
     const ptr: Answer = { type: "PTR", name: question.name, ttl: MAX_TTL_SEC, data: `${owner}.${domain}` };

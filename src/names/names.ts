@@ -54,6 +54,9 @@ export interface VerifiedHost {
  */
 export type DirectoryNameLookup = (name: string) => Promise<VerifiedHost | null>;
 
+/** Look up who owns an overlay address (same contract as DirectoryNameLookup). */
+export type DirectoryAddressLookup = (ip: string) => Promise<VerifiedHost | null>;
+
 /** No directory answered (DNS: SERVFAIL). */
 export class DirectoryUnavailable extends MintunError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -72,6 +75,8 @@ export interface NameServiceOptions {
   /** the engine's peers (verified certificates only are used) */
   peers: () => Iterable<PeerView>;
   directory?: DirectoryNameLookup;
+  /** reverse lookups (PTR) of overlay addresses no local certificate holds */
+  directoryAddress?: DirectoryAddressLookup;
   now?: () => number;
 }
 
@@ -111,6 +116,9 @@ export class NameService {
   };
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<NameAnswer | null>>();
+  /** reverse answers from the directory: address -> host name (null: nobody has it) */
+  private readonly addrCache = new Map<string, { name: string | null; until: number }>();
+  private readonly addrInflight = new Map<string, Promise<string | null>>();
   private readonly now: () => number;
 
   constructor(private readonly opts: NameServiceOptions) {
@@ -191,31 +199,68 @@ export class NameService {
     return null;
   }
 
-  private async ask(dir: DirectoryNameLookup, name: string): Promise<NameAnswer | null> {
+  /**
+   * The name of the host owning an overlay address: nameOf, else the directory's
+   * verified record of the address's owner (exactly that address, not a gateway of
+   * a subnet holding it), cached like names. Null: nobody has it. Rejects with
+   * DirectoryUnavailable when only an unreachable directory could know.
+   */
+  async reverse(ip: string): Promise<string | null> {
+    const local = this.nameOf(ip);
+    const dir = this.opts.directoryAddress;
+    if (local !== null || !dir) return local;
+    const now = this.now();
+    const hit = this.addrCache.get(ip);
+    if (hit && hit.until > now) return hit.name;
+    let p = this.addrInflight.get(ip);
+    if (!p) {
+      p = (async () => {
+        const v = await this.ask1(() => dir(ip), ip);
+        const t = this.now();
+        const name = v && v.expiresAt > t && (v.cert.ip4 === ip || v.cert.ip6 === ip) ? v.cert.name : null;
+        if (this.addrCache.size >= MAX_CACHED_NAMES) {
+          const oldest = this.addrCache.keys().next();
+          if (!oldest.done) this.addrCache.delete(oldest.value);
+        }
+        this.addrCache.set(ip, { name, until: name ? v!.expiresAt : t + NEGATIVE_TTL_MS });
+        return name;
+      })();
+      this.addrInflight.set(ip, p);
+      const clear = (): void => void this.addrInflight.delete(ip);
+      p.then(clear, clear);
+    }
+    return p;
+  }
+
+  /** One directory request, bounded by LOOKUP_TIMEOUT_MS; every failure is DirectoryUnavailable. */
+  private async ask1(req: () => Promise<VerifiedHost | null>, what: string): Promise<VerifiedHost | null> {
     this.counters.directoryLookups++;
-    let v: VerifiedHost | null;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
           reject(
-            new DirectoryUnavailable(`no directory answered for '${name}' within ${LOOKUP_TIMEOUT_MS} ms`),
+            new DirectoryUnavailable(`no directory answered for '${what}' within ${LOOKUP_TIMEOUT_MS} ms`),
           ),
         LOOKUP_TIMEOUT_MS,
       );
       timer.unref();
     });
     try {
-      v = await Promise.race([dir(name), timeout]);
+      return await Promise.race([req(), timeout]);
     } catch (e) {
       this.counters.directoryFailures++;
       if (e instanceof DirectoryUnavailable) throw e;
-      throw new DirectoryUnavailable(`no directory answered for '${name}': ${(e as Error).message}`, {
+      throw new DirectoryUnavailable(`no directory answered for '${what}': ${(e as Error).message}`, {
         cause: e,
       });
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private async ask(dir: DirectoryNameLookup, name: string): Promise<NameAnswer | null> {
+    const v = await this.ask1(() => dir(name), name);
     const now = this.now();
     // the client verified the record; a name other than the one asked is not an answer to it
     const answer =
@@ -231,12 +276,9 @@ export class NameService {
 
 /** The directory client as the name service uses it (src/directory/client.ts `resolve`). */
 export interface NameLookupClient {
-  resolve(q: {
-    op: "name";
-    name: string;
-  }): Promise<
-    { ok: true; record: { hostCert: HostCert; expiresAt: number } } | { ok: false; reason: string }
-  >;
+  resolve(
+    q: { op: "name"; name: string } | { op: "address"; ip: string },
+  ): Promise<{ ok: true; record: { hostCert: HostCert; expiresAt: number } } | { ok: false; reason: string }>;
 }
 
 /**
@@ -282,4 +324,14 @@ export function inOverlay(
     if (ours && prefixContains(r, ip)) return true;
   }
   return false;
+}
+
+/** Adapts the directory client's lookup by overlay address (same contract as directoryNames). */
+export function directoryAddresses(c: NameLookupClient): DirectoryAddressLookup {
+  return async (ip) => {
+    const r = await c.resolve({ op: "address", ip });
+    if (r.ok) return { cert: r.record.hostCert, expiresAt: r.record.expiresAt };
+    if (r.reason === "notFound") return null;
+    throw new DirectoryUnavailable(`directory lookup of ${ip} failed: ${r.reason}`);
+  };
 }

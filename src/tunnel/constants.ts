@@ -56,3 +56,17 @@ export const DEFAULT_MIN_FIRST_PACKET_BYTES = 256;
 
 /** Coarse timer tick of the daemon. */
 export const TICK_MS = 250;
+
+// ---- directory (src/directory, docs/PROTOCOL.md section 8)
+/** A directory answers within this, or the next one is asked. */
+export const DIR_TIMEOUT_MS = 1_000;
+/** "Not found" is remembered this long (packets to unknown addresses cost no lookup meanwhile). */
+export const DIR_NEGATIVE_TTL_MS = 5_000;
+/** Registration is refreshed this often (also finds a restarted directory within one timeout more). */
+export const DIR_REGISTER_REFRESH_MS = 10_000;
+/** A tunnel that sent but received nothing authenticated this long has its peer looked up again. */
+export const DIR_STALL_MS = 3_000;
+/** At most one re-lookup per stalled peer this often. */
+export const DIR_RELOOKUP_MS = 2_000;
+/** Cached records with less than this left are looked up again. */
+export const DIR_EXPIRY_SLACK_MS = 5_000;

@@ -118,6 +118,8 @@ export function newEvents() {
     dirTimeouts: 0,
     /** directory client: stalled tunnels whose peer was looked up again (both ends moved) */
     dirRelookups: 0,
+    /** directory client: stalled tunnels closed because the peer's key is younger (it restarted) */
+    dirStaleTunnels: 0,
     /** directory role: requests answered, registrations stored */
     dirRequestsServed: 0,
     dirRecordsStored: 0,

@@ -125,6 +125,30 @@ describe("directory in-process", () => {
     });
   });
 
+  it("a later contact after the tunnel and peer are gone uses the cached record: no lookup", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    const b = addClientHost(w, "b", "192.0.2.2", "10.77.0.2", [w.dir]);
+    await step(w, 1000);
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "one"));
+    for (let i = 0; i < 5; i++) {
+      w.net.run();
+      await flushAsync();
+    }
+    expect(b.take().length).toBe(1);
+    // the tunnel closes and the idle peer is forgotten (as the engine's tick does after idleTimeout)
+    const pb = [...a.engine.peers.values()].find((p) => p.name === "b")!;
+    for (const t of pb.tunnels.slice()) a.engine.closeTunnel(t, w.net.now, "test");
+    a.engine.routes.removeValue(pb);
+    a.engine.peers.delete(pb.hostCert!.publicKey.latin1Slice(0, 32));
+    const lookups = a.engine.events.dirLookups;
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "two"));
+    expect(a.engine.events.dirLookups).toBe(lookups); // answered from the cache
+    expect(a.engine.events.dirCacheHits).toBe(1);
+    w.net.run();
+    expect(b.take().some((p) => p.subarray(20).toString() === "two")).toBe(true); // 0-RTT, first packet
+  });
+
   it("lookups for the same target coalesce and the queue per target is bounded", async () => {
     const w = world();
     const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);

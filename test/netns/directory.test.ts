@@ -14,6 +14,7 @@ import {
   createLan,
   curlTimed,
   execCmd,
+  firstPingMs,
   iperf3,
   pingStats,
   startHttpServer,
@@ -223,5 +224,20 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
     await startHost("c");
     const p = await pingStats(topo.host("c").ns, O4.a!, { count: 3, interval: 0.1 });
     expect(p.received).toBeGreaterThanOrEqual(2);
+    // a host crashes and restarts, and the other side speaks first: a's tunnel to b is gone on b's side;
+    // a notices the silence, finds b's younger key in the directory and makes a new tunnel
+    await pingStats(topo.host("a").ns, O4.b!, { count: 2, interval: 0.1 });
+    daemons.b!.proc.signal("SIGKILL"); // no CLOSE reaches a
+    await daemons.b!.proc.exited;
+    await startHost("b");
+    const t1 = Date.now();
+    const back = await firstPingMs(topo.host("a").ns, O4.b!, { intervalMs: 100, timeoutMs: 15_000 });
+    const sa = await daemons.a!.status();
+    console.log(
+      `peer restart: a reaches the restarted b after ${Date.now() - t1} ms (first reply seq ${back.seq}); ` +
+        `a relookups ${sa.events.dirRelookups}, stale tunnels closed ${sa.events.dirStaleTunnels}`,
+    );
+    expect(sa.events.dirStaleTunnels).toBeGreaterThanOrEqual(1);
+    expect(back.seq * 100).toBeLessThan(8000);
   }, 90_000);
 });

@@ -225,10 +225,10 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
   let www: string;
   const daemons: Record<string, RunningDaemon> = {};
   const etcDirs: string[] = [];
-  const D4 = { dir: "10.77.0.100", web: "10.77.0.1", cl: "10.77.0.2", gw: "10.77.0.3" };
+  const D4 = { dir: "10.77.0.100", web: "10.77.0.1", cl: "10.77.0.2", gw: "10.77.0.3", db: "10.77.0.4" };
 
   beforeAll(async () => {
-    topo = await createLan({ hosts: ["dir", "web", "cl", "gw"] });
+    topo = await createLan({ hosts: ["dir", "web", "cl", "gw", "db"] });
     const pki = makePki();
     work = pki.dir;
     const host = (h: keyof typeof D4, subnets: string[] = []) =>
@@ -246,7 +246,7 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
       false,
     );
     // hosts whose configs name only the directory
-    for (const h of ["web", "gw", "cl"] as const)
+    for (const h of ["web", "gw", "cl", "db"] as const)
       daemons[h] = await startDaemon(
         work,
         {
@@ -260,7 +260,7 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
         },
         false,
       );
-    for (const h of ["web", "gw", "cl"])
+    for (const h of ["web", "gw", "cl", "db"])
       await waitFor(
         async () =>
           (await daemons[h]!.status()).directory?.client?.directories.every((d) => d.registered) ?? false,
@@ -302,6 +302,13 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
     console.log(`second (cached): ${again.totalMs.toFixed(1)} ms`);
   });
 
+  it("reverse lookups of overlay addresses no local certificate holds ask the directory", async () => {
+    expect((await daemons.cl!.status()).peers.some((p) => p.name === "db")).toBe(false);
+    const r = await cl().execOk("getent", ["hosts", D4.db]);
+    expect(r.stdout.trim().split(/\s+/)).toEqual([D4.db, "db.mesh"]);
+    expect((await cl().exec("getent", ["hosts", "10.77.0.99"])).code).toBe(2); // the directory: nobody
+  });
+
   it("mintun resolve shows the directory's verified record, with a gateway's subnets", async () => {
     const sock = daemons.cl!.socket;
     const r = await execCmd("node", [MINTUN, "resolve", "gw", "--json", "--socket", sock]);
@@ -312,6 +319,12 @@ describe.skipIf(process.getuid?.() !== 0)("names through the directory (netns, r
       subnets: ["192.168.88.0/24"],
       source: "directory",
     });
+    // looking the gateway up made it a known peer: its certified subnet is now routed into cl's TUN
+    await waitFor(
+      async () => (await daemons.cl!.status()).names!.subnetRoutes.installed.includes("192.168.88.0/24"),
+      { timeoutMs: 5000, what: "cl's route to gw's subnet" },
+    );
+    expect(await topo.host("cl").ns.ip("-4", "route", "show", "192.168.88.0/24")).toMatch(/dev mt0/);
     const nx = await execCmd("node", [MINTUN, "resolve", "nobody", "--socket", sock]);
     expect(nx.code).toBe(1);
     expect(nx.stderr).toContain("no such host");

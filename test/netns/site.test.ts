@@ -3,9 +3,11 @@
  * server on LAN host L, which runs no mintun, through gateway G whose host
  * certificate lists L's subnets (192.168.77.0/24, fd77:77::/64).
  *
- *   a (10.77.0.1) ─┐                         ┌─ lan0 192.168.77.1 ── l 192.168.77.10 (python http.server)
- *   g (10.77.0.2) ─┼─ underlay 10.201.0.0/24 ┤
- *   r (10.77.0.3) ─┘                         └─ (g's eth0)
+ *   site 1 (10.201.1.0/24)          router            site 2 (10.201.2.0/24)
+ *   a (10.77.0.1) ─┐                                ┌─ g (10.77.0.2) ── lan0 192.168.77.1
+ *                  ├── sw0 ── r0 [delay router] r1 ─┤                        │
+ *   r (10.77.0.3) ─┘                                                  l 192.168.77.10
+ *                                                                 (python http.server, no mintun)
  *
  * A learns the subnets from G's verified certificate and routes them into its
  * TUN; G forwards (and, in the second part, masquerades). R's certificate lists
@@ -19,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createLan,
+  createRouted,
   curlTimed,
   execCmd,
   startHttpServer,
@@ -110,7 +113,8 @@ describe.skipIf(process.getuid?.() !== 0)(
         .filter((x): x is string => x !== undefined);
 
     beforeAll(async () => {
-      topo = await createLan({ hosts: ["a", "g", "r"] });
+      // two sites: a and r on one LAN, g on another, joined by a router (the lib's delay router)
+      topo = await createRouted({ sides: [{ hosts: ["a", "r"] }, { hosts: ["g"] }] });
       // the gateway's LAN: a veth g:lan0 <-> l:eth0, and L with no route to the overlay (yet)
       l = await topo.addNs("l");
       const g = topo.host("g").ns;

@@ -16,6 +16,7 @@ import { ConfigError } from "../../src/errors.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { signCert, type CaCert, type HostCert } from "../../src/wire/cert.js";
 import {
+  directoryAddresses,
   directoryNames,
   DirectoryUnavailable,
   inOverlay,
@@ -207,7 +208,9 @@ describe("directoryNames (the directory client's answers)", () => {
       forged: { ok: false, reason: "badRecord" },
       down: { ok: false, reason: "unavailable" },
     };
-    const lookup = directoryNames({ resolve: (q) => Promise.resolve(answers[q.name]!) });
+    const lookup = directoryNames({
+      resolve: (q) => Promise.resolve(answers[q.op === "name" ? q.name : q.ip]!),
+    });
     expect(await lookup("gw")).toEqual({ cert: GW, expiresAt: NOW + 1000 });
     expect(await lookup("ghost")).toBeNull();
     await expect(lookup("forged")).rejects.toBeInstanceOf(DirectoryUnavailable);
@@ -279,8 +282,8 @@ describe("answerQuery", () => {
     const s = service();
     const c: DnsContext = {
       ...ctx(s),
-      reverse: (ip) =>
-        s.nameOf(ip) ?? (inOverlay(["10.77.0.0/16", "fd77::/64"], SELF, ip) ? null : undefined),
+      reverse: async (ip) =>
+        inOverlay(["10.77.0.0/16", "fd77::/64"], SELF, ip) ? s.reverse(ip) : (s.nameOf(ip) ?? undefined),
     };
     const p4 = await ask(c, query("1.0.77.10.in-addr.arpa", "PTR"));
     expect(p4.rcode).toBe("NOERROR");
@@ -294,6 +297,50 @@ describe("answerQuery", () => {
     expect((await ask(c, query("1.2.0.192.in-addr.arpa", "PTR"))).rcode).toBe("REFUSED");
     expect((await ask(c, query("77.10.in-addr.arpa", "PTR"))).rcode).toBe("REFUSED"); // partial name
     expect((await ask(ctx(s), query("1.0.77.10.in-addr.arpa", "PTR"))).rcode).toBe("REFUSED"); // no reverse
+  });
+
+  it("PTR through the directory: exact owners only, cached, SERVFAIL when it does not answer", async () => {
+    const asked: string[] = [];
+    const byAddr: Record<string, VerifiedHost | null> = {
+      "10.77.0.9": { cert: GW, expiresAt: NOW + 60_000 },
+      "192.168.77.5": { cert: GW, expiresAt: NOW + 60_000 }, // GW's subnet: GW is not its owner
+    };
+    const s = new NameService({
+      self: SELF,
+      peers: () => [],
+      directoryAddress: async (ip) => {
+        asked.push(ip);
+        if (ip === "10.77.0.66") throw new Error("timeout");
+        return byAddr[ip] ?? null;
+      },
+      now: () => NOW,
+    });
+    expect(await s.reverse("10.77.0.2")).toBe("cl"); // ourselves, no question asked
+    expect(await s.reverse("10.77.0.9")).toBe("gw");
+    expect(await s.reverse("10.77.0.9")).toBe("gw");
+    expect(await s.reverse("192.168.77.5")).toBeNull();
+    expect(await s.reverse("10.77.0.50")).toBeNull();
+    expect(asked).toEqual(["10.77.0.9", "192.168.77.5", "10.77.0.50"]);
+    await expect(s.reverse("10.77.0.66")).rejects.toBeInstanceOf(DirectoryUnavailable);
+    const c: DnsContext = { ...ctx(s), reverse: (ip) => s.reverse(ip) };
+    expect((await ask(c, query("9.0.77.10.in-addr.arpa", "PTR"))).answers).toMatchObject([
+      { data: "gw.mesh" },
+    ]);
+    expect((await ask(c, query("66.0.77.10.in-addr.arpa", "PTR"))).rcode).toBe("SERVFAIL");
+    const addrs = directoryAddresses({
+      resolve: (q) =>
+        Promise.resolve(
+          q.op === "address" && q.ip === "10.77.0.9"
+            ? { ok: true as const, record: { hostCert: GW, expiresAt: NOW } }
+            : {
+                ok: false as const,
+                reason: q.op === "address" && q.ip === "10.77.0.1" ? "notFound" : "busy",
+              },
+        ),
+    });
+    expect(await addrs("10.77.0.9")).toEqual({ cert: GW, expiresAt: NOW });
+    expect(await addrs("10.77.0.1")).toBeNull();
+    await expect(addrs("10.77.0.2")).rejects.toBeInstanceOf(DirectoryUnavailable);
   });
 
   it("reverse names, prefixes, the overlay range", () => {
@@ -473,6 +520,7 @@ describe("gateway pieces", () => {
       { hostCert: { ...GW, subnets: ["10.9.0.0/16"], notAfter: NOW / 1000 - 1 } },
     ];
     expect([...certifiedSubnets(peers, NOW)]).toEqual(["192.168.77.0/24"]);
+    expect([...certifiedSubnets(peers, NOW, ["192.168.77.0/24"])]).toEqual([]); // our own LAN
     const fake = new FakeRouteManager();
     const cmd = routeCmdOf(fake);
     await cmd("add", "mt0", "192.168.77.0/24");
