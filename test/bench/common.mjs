@@ -1,6 +1,6 @@
 // Shared set-up of the in-process benchmarks: a throwaway CA, host identities and engine
 // options with long timers (nothing expires during a run). Uses the built dist/.
-import { signKeyPair } from "../../dist/crypto/sodium.js";
+import { edSkToX, signKeyPair } from "../../dist/crypto/sodium.js";
 import { signCert } from "../../dist/wire/cert.js";
 
 export const NOW = Date.now();
@@ -38,6 +38,24 @@ export function host(name, ip4) {
     caKp.secretKey,
   );
   return { cert, sk: kp.secretKey };
+}
+
+/** A user identity signed by the bench CA, in the engine's LocalUser form: { uid, osUser, cert, x }. */
+export function user(name, uid) {
+  const kp = signKeyPair();
+  const cert = signCert(
+    {
+      kind: "user",
+      name,
+      publicKey: kp.publicKey,
+      groups: ["bench"],
+      notBefore: nowSec - 60,
+      notAfter: nowSec + 86400,
+      issuer: caKp.publicKey,
+    },
+    caKp.secretKey,
+  );
+  return { uid, osUser: name, cert, x: edSkToX(kp.secretKey) };
 }
 
 /** EngineOptions for a bench host. */

@@ -4,64 +4,12 @@
 // one keyed hash), and for host-identity connections. In process, one core,
 // real crypto; the two engines are joined by a queue (no sockets).
 //   node test/bench/conn-bench.mjs [connections=10000 (max 16000)] [users=2000]
-import { edSkToX, signKeyPair } from "../../dist/crypto/sodium.js";
-import { signCert } from "../../dist/wire/cert.js";
 import { Engine } from "../../dist/tunnel/engine.js";
 import { onDatagram } from "../../dist/tunnel/outside.js";
-import { NOW, engineOpts } from "./common.mjs";
+import { NOW, engineOpts, host, user } from "./common.mjs";
 
 const N = Math.min(16000, Number(process.argv[2] ?? 10000));
 const USERS = Number(process.argv[3] ?? 2000);
-const nowSec = Math.floor(NOW / 1000);
-// common.mjs keeps its CA secret to itself: users and hosts here get a CA of their own
-const caKp = signKeyPair();
-const ca = signCert(
-  {
-    kind: "ca",
-    name: "conn-bench",
-    publicKey: caKp.publicKey,
-    groups: [],
-    notBefore: nowSec - 60,
-    notAfter: nowSec + 86400,
-    issuer: caKp.publicKey,
-  },
-  caKp.secretKey,
-);
-function hostOf(name, ip4) {
-  const kp = signKeyPair();
-  const cert = signCert(
-    {
-      kind: "host",
-      name,
-      publicKey: kp.publicKey,
-      groups: [],
-      notBefore: nowSec - 60,
-      notAfter: nowSec + 86400,
-      issuer: caKp.publicKey,
-      ip4,
-      ip6: null,
-      subnets: [],
-    },
-    caKp.secretKey,
-  );
-  return { cert, sk: kp.secretKey };
-}
-function user(name, uid) {
-  const kp = signKeyPair();
-  const cert = signCert(
-    {
-      kind: "user",
-      name,
-      publicKey: kp.publicKey,
-      groups: ["bench"],
-      notBefore: nowSec - 60,
-      notAfter: nowSec + 86400,
-      issuer: caKp.publicKey,
-    },
-    caKp.secretKey,
-  );
-  return { uid, osUser: name, cert, x: edSkToX(kp.secretKey) };
-}
 
 const users = Array.from({ length: USERS }, (_, i) => user(`u${i}`, 10000 + i));
 let current = null; // the identity the next flow runs under
@@ -85,8 +33,8 @@ class Q {
   }
   flush() {}
 }
-const ha = hostOf("a", "10.9.0.1");
-const hb = hostOf("b", "10.9.0.2");
+const ha = host("a", "10.9.0.1");
+const hb = host("b", "10.9.0.2");
 const oa = new Q("a");
 const ob = new Q("b");
 const addrA = Buffer.alloc(20);
@@ -100,8 +48,8 @@ addrB.writeUInt16BE(7000, 2);
 oa.addr = addrA;
 ob.addr = addrB;
 let now = NOW;
-const a = new Engine({ ...engineOpts(ha), ca, identity }, oa, now);
-const b = new Engine({ ...engineOpts(hb), ca }, ob, now);
+const a = new Engine({ ...engineOpts(ha), identity }, oa, now);
+const b = new Engine(engineOpts(hb), ob, now);
 a.addPeer({ name: "b", endpoint: addrB }, now);
 function run() {
   while (queue.length) {
