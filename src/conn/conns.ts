@@ -43,7 +43,6 @@ export class FlowScratch {
   dstOff = 0;
   sport = 0;
   dport = 0;
-  hash = 0;
 }
 
 const ICMP = 1;
@@ -93,7 +92,6 @@ export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch)
       f.sport = f.dport = buf.readUInt16BE(l4 + 4);
     }
   }
-  f.hash = flowHash(buf, f.proto, f.family, f.srcOff, f.sport, f.dstOff, f.dport);
   return true;
 }
 
@@ -160,6 +158,15 @@ export class Conn {
   sessionId = "";
   readonly local = Buffer.alloc(16);
   readonly remote = Buffer.alloc(16);
+  /** the addresses as 32-bit words (compared on every packet; l1..l3, r1..r3 are 0 for IPv4) */
+  l0 = 0;
+  l1 = 0;
+  l2 = 0;
+  l3 = 0;
+  r0 = 0;
+  r1 = 0;
+  r2 = 0;
+  r3 = 0;
 
   constructor(
     readonly key: number,
@@ -172,6 +179,22 @@ export class Conn {
     readonly openedAt: number,
   ) {
     this.lastUsed = openedAt;
+  }
+
+  /** Fill the address words from local/remote (after they were written). */
+  setWords(): void {
+    const l = this.local;
+    const r = this.remote;
+    this.l0 = l.readInt32BE(0);
+    this.r0 = r.readInt32BE(0);
+    if (this.family === 6) {
+      this.l1 = l.readInt32BE(4);
+      this.l2 = l.readInt32BE(8);
+      this.l3 = l.readInt32BE(12);
+      this.r1 = r.readInt32BE(4);
+      this.r2 = r.readInt32BE(8);
+      this.r3 = r.readInt32BE(12);
+    }
   }
 
   /** The id this host sends for the connection (its table key). */
@@ -192,6 +215,7 @@ export class ConnTable {
   readonly byKey = new Map<number, Conn>();
   private readonly byHash = new Map<number, Conn>();
   private nextCid = 1;
+  private last: Conn | null = null;
 
   get size(): number {
     return this.byKey.size;
@@ -199,17 +223,15 @@ export class ConnTable {
 
   /** The connection whose flow this outbound packet (src = local) belongs to; f from parseFlow. */
   lookupOut(buf: Buffer, f: FlowScratch): Conn | null {
-    let c = this.byHash.get(f.hash) ?? null;
+    // a bulk transfer sends many packets of one flow in a row: try the last hit first
+    const last = this.last;
+    if (last !== null && matchesOut(last, buf, f)) return last;
+    let c = this.byHash.get(flowHash(buf, f.proto, f.family, f.srcOff, f.sport, f.dstOff, f.dport)) ?? null;
     while (c !== null) {
-      if (
-        c.proto === f.proto &&
-        c.family === f.family &&
-        c.lport === f.sport &&
-        c.rport === f.dport &&
-        sameAddr(c.local, buf, f.srcOff, f.family) &&
-        sameAddr(c.remote, buf, f.dstOff, f.family)
-      )
+      if (matchesOut(c, buf, f)) {
+        this.last = c;
         return c;
+      }
       c = c.next;
     }
     return null;
@@ -217,13 +239,19 @@ export class ConnTable {
 
   /** Does this inbound packet (src = remote) carry c's flow? f from parseFlow. */
   static matchesIn(c: Conn, buf: Buffer, f: FlowScratch): boolean {
+    if (c.proto !== f.proto || c.rport !== f.sport || c.lport !== f.dport || c.family !== f.family)
+      return false;
+    const s = f.srcOff;
+    const d = f.dstOff;
+    if (c.r0 !== buf.readInt32BE(s) || c.l0 !== buf.readInt32BE(d)) return false;
     return (
-      c.proto === f.proto &&
-      c.family === f.family &&
-      c.rport === f.sport &&
-      c.lport === f.dport &&
-      sameAddr(c.remote, buf, f.srcOff, f.family) &&
-      sameAddr(c.local, buf, f.dstOff, f.family)
+      f.family === 4 ||
+      (c.r1 === buf.readInt32BE(s + 4) &&
+        c.r2 === buf.readInt32BE(s + 8) &&
+        c.r3 === buf.readInt32BE(s + 12) &&
+        c.l1 === buf.readInt32BE(d + 4) &&
+        c.l2 === buf.readInt32BE(d + 8) &&
+        c.l3 === buf.readInt32BE(d + 12))
     );
   }
 
@@ -234,9 +262,11 @@ export class ConnTable {
     while (this.byKey.has(cid)) cid = cid >= CONN_ID_MAX ? 1 : cid + 1;
     this.nextCid = cid >= CONN_ID_MAX ? 1 : cid + 1;
     const a = f.family === 4 ? 4 : 16;
-    const c = new Conn(cid, true, f.proto, f.family, f.sport, f.dport, f.hash, now);
+    const hash = flowHash(buf, f.proto, f.family, f.srcOff, f.sport, f.dstOff, f.dport);
+    const c = new Conn(cid, true, f.proto, f.family, f.sport, f.dport, hash, now);
     buf.copy(c.local, 0, f.srcOff, f.srcOff + a);
     buf.copy(c.remote, 0, f.dstOff, f.dstOff + a);
+    c.setWords();
     this.insert(c);
     return c;
   }
@@ -271,6 +301,7 @@ export class ConnTable {
     const a = family === 4 ? 4 : 16;
     buf.copy(c.local, 0, ourOff, ourOff + a);
     buf.copy(c.remote, 0, peerOff, peerOff + a);
+    c.setWords();
     this.insert(c);
     return c;
   }
@@ -283,6 +314,7 @@ export class ConnTable {
 
   remove(c: Conn): void {
     if (this.byKey.get(c.key) !== c) return;
+    if (this.last === c) this.last = null;
     this.byKey.delete(c.key);
     let h = this.byHash.get(c.hash) ?? null;
     if (h === c) {
@@ -313,19 +345,28 @@ export class ConnTable {
   }
 
   clear(): void {
+    this.last = null;
     for (const c of this.byKey.values()) c.probe = null;
     this.byKey.clear();
     this.byHash.clear();
   }
 }
 
-function sameAddr(a: Buffer, buf: Buffer, off: number, family: 4 | 6): boolean {
-  if (a.readInt32BE(0) !== buf.readInt32BE(off)) return false;
-  if (family === 4) return true;
+/** Does this outbound packet (src = local) carry c's flow? */
+function matchesOut(c: Conn, buf: Buffer, f: FlowScratch): boolean {
+  if (c.proto !== f.proto || c.lport !== f.sport || c.rport !== f.dport || c.family !== f.family)
+    return false;
+  const s = f.srcOff;
+  const d = f.dstOff;
+  if (c.l0 !== buf.readInt32BE(s) || c.r0 !== buf.readInt32BE(d)) return false;
   return (
-    a.readInt32BE(4) === buf.readInt32BE(off + 4) &&
-    a.readInt32BE(8) === buf.readInt32BE(off + 8) &&
-    a.readInt32BE(12) === buf.readInt32BE(off + 12)
+    f.family === 4 ||
+    (c.l1 === buf.readInt32BE(s + 4) &&
+      c.l2 === buf.readInt32BE(s + 8) &&
+      c.l3 === buf.readInt32BE(s + 12) &&
+      c.r1 === buf.readInt32BE(d + 4) &&
+      c.r2 === buf.readInt32BE(d + 8) &&
+      c.r3 === buf.readInt32BE(d + 12))
   );
 }
 

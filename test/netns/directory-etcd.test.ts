@@ -13,7 +13,8 @@ import {
   ROOT,
   makeHost,
   makePki,
-  startDaemon,
+  directoriesYaml,
+  startBare,
   type HostFiles,
   type Pki,
   type RunningDaemon,
@@ -99,17 +100,12 @@ describe.skipIf(process.getuid?.() !== 0 || !haveEtcd())(
       );
       files = Object.fromEntries(Object.keys(O4).map((h) => [h, makeHost(pki, h, O4[h]!, null)]));
       for (const h of ["d1", "d2"])
-        d[h] = await startDaemon(
+        d[h] = await startBare(
           work,
-          {
-            host: files[h]!,
-            ns: topo.host(h).ns,
-            caFile: pki.caFile,
-            listen: "0.0.0.0:7000",
-            peers: [],
-            extra: `directory:\n  serve: true\n  store: etcd\n  etcd:\n    endpoints: ["${url}"]\n    prefix: /test-${process.pid}/\n`,
-          },
-          false,
+          pki,
+          files[h]!,
+          topo.host(h).ns,
+          `directory:\n  serve: true\n  store: etcd\n  etcd:\n    endpoints: ["${url}"]\n    prefix: /test-${process.pid}/\n`,
         );
       const dirs: Record<string, string[]> = {
         a: [topo.host("d1").addr4],
@@ -117,18 +113,7 @@ describe.skipIf(process.getuid?.() !== 0 || !haveEtcd())(
         c: ["10.201.0.250", topo.host("d2").addr4], // nobody at .250
       };
       for (const h of ["a", "b", "c"])
-        d[h] = await startDaemon(
-          work,
-          {
-            host: files[h]!,
-            ns: topo.host(h).ns,
-            caFile: pki.caFile,
-            listen: "0.0.0.0:7000",
-            peers: [],
-            extra: "directories:\n" + dirs[h]!.map((ip) => `  - endpoint: "${ip}:7000"\n`).join(""),
-          },
-          false,
-        );
+        d[h] = await startBare(work, pki, files[h]!, topo.host(h).ns, directoriesYaml(...dirs[h]!));
       for (const h of ["a", "b", "c"])
         await waitFor(
           async () => (await d[h]!.status()).directory?.client?.directories.some((x) => x.registered),

@@ -16,9 +16,15 @@ import {
   pingStats,
   startHttpServer,
   type Topology,
-  waitFor,
 } from "./lib.js";
-import { makeHost, makePki, startDaemon, type RunningDaemon } from "./mintun.js";
+import {
+  directoriesYaml,
+  makeHost,
+  makePki,
+  startBare,
+  waitRegistered,
+  type RunningDaemon,
+} from "./mintun.js";
 
 const DELAY_MS = 25;
 const RTT = 2 * DELAY_MS;
@@ -41,36 +47,11 @@ describe.skipIf(process.getuid?.() !== 0)("directory latency with 25 ms each way
       a: makeHost(pki, "a", "10.77.0.1", null),
       b: makeHost(pki, "b", "10.77.0.2", null),
     };
-    d.dir = await startDaemon(
-      work,
-      {
-        host: files.dir,
-        ns: topo.host("dir").ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [],
-        extra: "directory:\n  serve: true\n",
-      },
-      false,
-    );
-    for (const h of ["a", "b"] as const)
-      d[h] = await startDaemon(
-        work,
-        {
-          host: files[h],
-          ns: topo.host(h).ns,
-          caFile: pki.caFile,
-          listen: "0.0.0.0:7000",
-          peers: [],
-          extra: `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`,
-        },
-        false,
-      );
-    for (const h of ["a", "b"])
-      await waitFor(async () => (await d[h]!.status()).directory?.client?.directories[0]?.registered, {
-        timeoutMs: 10_000,
-        what: `${h} registered`,
-      });
+    d.dir = await startBare(work, pki, files.dir, topo.host("dir").ns, "directory:\n  serve: true\n");
+    for (const h of ["a", "b"] as const) {
+      d[h] = await startBare(work, pki, files[h], topo.host(h).ns, directoriesYaml(topo.host("dir").addr4));
+      await waitRegistered(d[h]);
+    }
     www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
     fs.writeFileSync(path.join(www, "f"), Buffer.alloc(10240, 7));
     await startHttpServer(topo.host("b").ns, www, 8080);

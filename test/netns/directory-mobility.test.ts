@@ -9,7 +9,14 @@
 import * as fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLan, pingStats, type Topology, waitFor } from "./lib.js";
-import { makeHost, makePki, startDaemon, type RunningDaemon } from "./mintun.js";
+import {
+  directoriesYaml,
+  makeHost,
+  makePki,
+  startBare,
+  waitRegistered,
+  type RunningDaemon,
+} from "./mintun.js";
 
 describe.skipIf(process.getuid?.() !== 0)("directory: both ends move at once (netns)", () => {
   let topo: Topology;
@@ -22,39 +29,26 @@ describe.skipIf(process.getuid?.() !== 0)("directory: both ends move at once (ne
     for (const h of ["dir", "a", "b"]) await topo.host(h).ns.ip("route", "add", "default", "dev", "eth0");
     const pki = makePki();
     work = pki.dir;
-    d.dir = await startDaemon(
+    d.dir = await startBare(
       work,
-      {
-        host: makeHost(pki, "dir", "10.77.0.100", null),
-        ns: topo.host("dir").ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [],
-        extra: "directory:\n  serve: true\n",
-      },
-      false,
+      pki,
+      makeHost(pki, "dir", "10.77.0.100", null),
+      topo.host("dir").ns,
+      "directory:\n  serve: true\n",
     );
     for (const [h, ip] of [
       ["a", "10.77.0.1"],
       ["b", "10.77.0.2"],
-    ] as const)
-      d[h] = await startDaemon(
+    ] as const) {
+      d[h] = await startBare(
         work,
-        {
-          host: makeHost(pki, h, ip, null),
-          ns: topo.host(h).ns,
-          caFile: pki.caFile,
-          listen: "0.0.0.0:7000",
-          peers: [],
-          extra: `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n`,
-        },
-        false,
+        pki,
+        makeHost(pki, h, ip, null),
+        topo.host(h).ns,
+        directoriesYaml(topo.host("dir").addr4),
       );
-    for (const h of ["a", "b"])
-      await waitFor(async () => (await d[h]!.status()).directory?.client?.directories[0]?.registered, {
-        timeoutMs: 10_000,
-        what: `${h} registered`,
-      });
+      await waitRegistered(d[h]);
+    }
   }, 60_000);
 
   afterAll(async () => {

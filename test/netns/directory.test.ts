@@ -25,7 +25,8 @@ import {
   MINTUN,
   makeHost,
   makePki,
-  startDaemon,
+  directoriesYaml,
+  startBare,
   type HostFiles,
   type Pki,
   type RunningDaemon,
@@ -49,34 +50,16 @@ describe.skipIf(process.getuid?.() !== 0)("directory: hosts that know only the d
   const etcDirs: string[] = [];
 
   const startDir = (): Promise<RunningDaemon> =>
-    startDaemon(
-      work,
-      {
-        host: files.dir!,
-        ns: topo.host("dir").ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [],
-        extra: "directory:\n  serve: true\n  store: file\n",
-      },
-      false,
-    );
+    startBare(work, pki, files.dir!, topo.host("dir").ns, "directory:\n  serve: true\n  store: file\n");
 
   /** A host whose config names only the directory (and serves DNS for overlay names on its overlay address). */
   const startHost = async (h: string): Promise<void> => {
-    daemons[h] = await startDaemon(
+    daemons[h] = await startBare(
       work,
-      {
-        host: files[h]!,
-        ns: topo.host(h).ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [],
-        extra:
-          `directories:\n  - endpoint: "${topo.host("dir").addr4}:7000"\n` +
-          "dns:\n  listen: overlay\n  domain: mesh.\n",
-      },
-      false,
+      pki,
+      files[h]!,
+      topo.host(h).ns,
+      directoriesYaml(topo.host("dir").addr4) + "dns:\n  listen: overlay\n  domain: mesh.\n",
     );
     await waitFor(async () => registered(await daemons[h]!.status()), {
       timeoutMs: 10_000,

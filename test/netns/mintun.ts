@@ -168,3 +168,30 @@ export async function waitRecords(d: RunningDaemon, timeoutMs = 10_000): Promise
     { timeoutMs, what: `records of ${d.spec.host.name}'s peers` },
   );
 }
+
+/**
+ * A mintund that knows no peers, only what `extra` says (a directory role, or the
+ * directories it registers with and looks up from): listen on 0.0.0.0:7000 in `ns`.
+ */
+export function startBare(
+  dir: string,
+  pki: Pki,
+  host: HostFiles,
+  ns: Netns,
+  extra: string,
+): Promise<RunningDaemon> {
+  return startDaemon(dir, { host, ns, caFile: pki.caFile, listen: "0.0.0.0:7000", peers: [], extra }, false);
+}
+
+/** The `directories:` config of a host that knows only these directories (IP, port 7000). */
+export function directoriesYaml(...ips: string[]): string {
+  return "directories:\n" + ips.map((ip) => `  - endpoint: "${ip}:7000"\n`).join("");
+}
+
+/** Wait until the daemon's first directory acknowledged its registration. */
+export async function waitRegistered(d: RunningDaemon, timeoutMs = 10_000): Promise<void> {
+  await waitFor(async () => (await d.status()).directory?.client?.directories[0]?.registered, {
+    timeoutMs,
+    what: `${d.spec.host.name} registered with its directory`,
+  });
+}
