@@ -9,14 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createRouted,
-  curlTimed,
-  firstPingMs,
-  pingStats,
-  startHttpServer,
-  type Topology,
-} from "./lib.js";
+import { createRouted, curlTimed, firstPingMs, pingStats, startHttpServer, type Topology } from "./lib.js";
 import {
   directoriesYaml,
   makeHost,
