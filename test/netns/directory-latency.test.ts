@@ -75,7 +75,9 @@ describe.skipIf(process.getuid?.() !== 0)("directory latency with 25 ms each way
     );
     expect(first.seq).toBe(1); // the first packet waited for the lookup and was not lost
     expect(first.ms).toBeGreaterThan(1.5 * RTT); // a lookup round trip really happened
-    expect(first.ms).toBeLessThan(2.6 * RTT);
+    // one lookup + the 0-RTT creation = 2 RTT; a second round trip would make 3 (slack for a loaded CI)
+    expect(first.ms).toBeLessThan(2.9 * RTT);
+    expect(sa.events.dirLookups).toBe(1);
     expect(later.seq).toBe(1);
     expect(later.ms).toBeLessThan(1.6 * RTT);
     expect(curl.code).toBe(200);
