@@ -239,20 +239,7 @@ export class ConnTable {
 
   /** Does this inbound packet (src = remote) carry c's flow? f from parseFlow. */
   static matchesIn(c: Conn, buf: Buffer, f: FlowScratch): boolean {
-    if (c.proto !== f.proto || c.rport !== f.sport || c.lport !== f.dport || c.family !== f.family)
-      return false;
-    const s = f.srcOff;
-    const d = f.dstOff;
-    if (c.r0 !== buf.readInt32BE(s) || c.l0 !== buf.readInt32BE(d)) return false;
-    return (
-      f.family === 4 ||
-      (c.r1 === buf.readInt32BE(s + 4) &&
-        c.r2 === buf.readInt32BE(s + 8) &&
-        c.r3 === buf.readInt32BE(s + 12) &&
-        c.l1 === buf.readInt32BE(d + 4) &&
-        c.l2 === buf.readInt32BE(d + 8) &&
-        c.l3 === buf.readInt32BE(d + 12))
-    );
+    return matchFlow(c, buf, f, f.dstOff, f.dport, f.srcOff, f.sport);
   }
 
   /** A new connection opened here for the outbound flow f; null when the table is full. */
@@ -354,19 +341,29 @@ export class ConnTable {
 
 /** Does this outbound packet (src = local) carry c's flow? */
 function matchesOut(c: Conn, buf: Buffer, f: FlowScratch): boolean {
-  if (c.proto !== f.proto || c.lport !== f.sport || c.rport !== f.dport || c.family !== f.family)
-    return false;
-  const s = f.srcOff;
-  const d = f.dstOff;
-  if (c.l0 !== buf.readInt32BE(s) || c.r0 !== buf.readInt32BE(d)) return false;
+  return matchFlow(c, buf, f, f.srcOff, f.sport, f.dstOff, f.dport);
+}
+
+/** c's flow, with its local side at buf[lOff] (port lport) and its remote side at buf[rOff]? */
+function matchFlow(
+  c: Conn,
+  buf: Buffer,
+  f: FlowScratch,
+  lOff: number,
+  lport: number,
+  rOff: number,
+  rport: number,
+): boolean {
+  if (c.proto !== f.proto || c.lport !== lport || c.rport !== rport || c.family !== f.family) return false;
+  if (c.l0 !== buf.readInt32BE(lOff) || c.r0 !== buf.readInt32BE(rOff)) return false;
   return (
     f.family === 4 ||
-    (c.l1 === buf.readInt32BE(s + 4) &&
-      c.l2 === buf.readInt32BE(s + 8) &&
-      c.l3 === buf.readInt32BE(s + 12) &&
-      c.r1 === buf.readInt32BE(d + 4) &&
-      c.r2 === buf.readInt32BE(d + 8) &&
-      c.r3 === buf.readInt32BE(d + 12))
+    (c.l1 === buf.readInt32BE(lOff + 4) &&
+      c.l2 === buf.readInt32BE(lOff + 8) &&
+      c.l3 === buf.readInt32BE(lOff + 12) &&
+      c.r1 === buf.readInt32BE(rOff + 4) &&
+      c.r2 === buf.readInt32BE(rOff + 8) &&
+      c.r3 === buf.readInt32BE(rOff + 12))
   );
 }
 
