@@ -55,15 +55,7 @@ export const caInit: Command = {
   flags: [
     { name: "dir", type: "string", metavar: "DIR", required: true, help: "directory for ca.key and ca.crt" },
     { name: "name", type: "string", metavar: "NAME", default: "mintun-ca", help: "CA name" },
-    {
-      name: "days",
-      type: "number",
-      metavar: "N",
-      default: 3650,
-      min: 1,
-      max: 36500,
-      help: "validity in days",
-    },
+    daysFlag(3650),
     FORCE_FLAG,
   ],
   run(args, io) {
@@ -102,6 +94,25 @@ export const caInit: Command = {
     }
   },
 };
+
+function daysFlag(def: number) {
+  return {
+    name: "days",
+    type: "number",
+    metavar: "N",
+    default: def,
+    min: 1,
+    max: 36500,
+    help: "validity in days",
+  } as const;
+}
+
+/** after the kind's own flags: validity, output file, --force */
+const SIGN_TAIL_FLAGS = [
+  daysFlag(365),
+  { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
+  FORCE_FLAG,
+] as const;
 
 const SIGN_COMMON_FLAGS = [
   { name: "ca", type: "string", metavar: "DIR", required: true, help: "CA directory (ca.key, ca.crt)" },
@@ -154,17 +165,7 @@ export const caSignHost: Command = {
     { name: "ip4", type: "string", metavar: "ADDR", help: "overlay IPv4 address" },
     { name: "ip6", type: "string", metavar: "ADDR", help: "overlay IPv6 address" },
     { name: "subnets", type: "list", metavar: "CIDR,CIDR", help: "subnets this host may route" },
-    {
-      name: "days",
-      type: "number",
-      metavar: "N",
-      default: 365,
-      min: 1,
-      max: 36500,
-      help: "validity in days",
-    },
-    { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
-    FORCE_FLAG,
+    ...SIGN_TAIL_FLAGS,
   ],
   run(args, io) {
     const ip4s = args.string("ip4");
@@ -200,20 +201,7 @@ export const caSignHost: Command = {
 export const caSignUser: Command = {
   path: ["ca", "sign-user"],
   summary: "issue a user certificate",
-  flags: [
-    ...SIGN_COMMON_FLAGS,
-    {
-      name: "days",
-      type: "number",
-      metavar: "N",
-      default: 365,
-      min: 1,
-      max: 36500,
-      help: "validity in days",
-    },
-    { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
-    FORCE_FLAG,
-  ],
+  flags: [...SIGN_COMMON_FLAGS, ...SIGN_TAIL_FLAGS],
   run(args, io) {
     signAndWrite(args, io, (c) => ({ ...c, kind: "user" }), "user");
   },
