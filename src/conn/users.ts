@@ -33,8 +33,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError, MintunError } from "../errors.js";
-import { CERT_LABELS, LABEL_SECRET_KEY, armor, dearmor, publicKeyOf } from "../crypto/keyfile.js";
-import { ED25519_SEED_BYTES, ED25519_SK_BYTES, randomBytes, signKeyPair, zero } from "../crypto/sodium.js";
+import {
+  CERT_LABELS,
+  LABEL_SECRET_KEY,
+  armor,
+  dearmor,
+  publicKeyOf,
+  syncDir,
+  writeFileAtomic,
+} from "../crypto/keyfile.js";
+import { ED25519_SEED_BYTES, ED25519_SK_BYTES, signKeyPair, zero } from "../crypto/sodium.js";
 import { decodeCert, verifyCert, type CaCert, type UserCert, type VerifyFailure } from "../wire/cert.js";
 
 /** Subdirectory of the daemon's state directory (config key `state`). */
@@ -392,24 +400,9 @@ export function addUser(
       file,
     );
   const content = formatUserFile(entry.uid, entry.osUser, entry.cert, entry.secretKey);
-  const tmp = path.join(abs, `.${entry.uid}.${randomBytes(6).toString("hex")}.tmp`);
-  let fd: number | null = null;
   try {
-    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    fs.fchmodSync(fd, 0o600);
-    fs.writeSync(fd, content);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    if (opts.force) fs.renameSync(tmp, file);
-    else {
-      fs.linkSync(tmp, file); // EEXIST instead of replacing a concurrent add
-      fs.unlinkSync(tmp);
-    }
-    syncDir(abs);
+    writeFileAtomic(file, content, 0o600, opts.force === true); // link: EEXIST instead of replacing a concurrent add
   } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
     if ((e as NodeJS.ErrnoException).code === "EEXIST")
       throw new UserStoreError("EEXIST", `'${file}' already exists (use --force to replace it)`, file, {
         cause: e,
@@ -434,18 +427,6 @@ export function removeUser(dir: string, uid: number): boolean {
   }
   syncDir(abs);
   return true;
-}
-
-function syncDir(dir: string): void {
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(dir, fs.constants.O_RDONLY);
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort: some filesystems refuse fsync on directories
-  } finally {
-    if (fd !== null) fs.closeSync(fd);
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -134,18 +134,13 @@ export interface WriteOptions {
 }
 
 /**
- * Writes `content` atomically: temp file (O_EXCL, `mode`) in the same directory, fsync,
- * then link (no overwrite) or rename (force). The parent directory is created 0700.
+ * Writes `content` atomically into an existing directory: temp file (O_EXCL, `mode`) next to
+ * `file`, fsync, then rename (`replace`) or link (no replace: the fs error EEXIST when `file`
+ * exists, also when another writer got there first), then fsync of the directory. Throws the
+ * fs error as it is (callers give it their own type); the temp file never stays behind.
  */
-function writeAtomic(file: string, content: Buffer, mode: number, opts: WriteOptions): void {
+export function writeFileAtomic(file: string, content: Buffer, mode: number, replace: boolean): void {
   const dir = path.dirname(path.resolve(file));
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw new CertError("EIO", `cannot create directory '${dir}': ${(e as Error).message}`, { cause: e });
-  }
-  if (!opts.force && fs.existsSync(file))
-    throw new CertError("EEXIST", `'${file}' already exists (use --force to overwrite)`);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`);
   let fd: number | null = null;
   try {
@@ -155,7 +150,7 @@ function writeAtomic(file: string, content: Buffer, mode: number, opts: WriteOpt
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
-    if (opts.force) fs.renameSync(tmp, file);
+    if (replace) fs.renameSync(tmp, file);
     else {
       fs.linkSync(tmp, file); // fails with EEXIST instead of replacing
       fs.unlinkSync(tmp);
@@ -163,6 +158,37 @@ function writeAtomic(file: string, content: Buffer, mode: number, opts: WriteOpt
   } catch (e) {
     if (fd !== null) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDir(dir);
+}
+
+/** fsync a directory (after adding or removing an entry); best effort. */
+export function syncDir(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(dir, fs.constants.O_RDONLY);
+    fs.fsyncSync(fd);
+  } catch {
+    // some filesystems refuse fsync on directories
+  } finally {
+    if (fd !== null) fs.closeSync(fd);
+  }
+}
+
+/** writeFileAtomic for key and certificate files: creates the directory (0700), CertErrors. */
+function writeAtomic(file: string, content: Buffer, mode: number, opts: WriteOptions): void {
+  const dir = path.dirname(path.resolve(file));
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new CertError("EIO", `cannot create directory '${dir}': ${(e as Error).message}`, { cause: e });
+  }
+  if (!opts.force && fs.existsSync(file))
+    throw new CertError("EEXIST", `'${file}' already exists (use --force to overwrite)`);
+  try {
+    writeFileAtomic(file, content, mode, opts.force === true);
+  } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST")
       throw new CertError("EEXIST", `'${file}' already exists (use --force to overwrite)`, { cause: e });
     throw new CertError("EIO", `cannot write '${file}': ${(e as Error).message}`, { cause: e });
