@@ -1106,14 +1106,23 @@ export class Engine {
   }
 
   /**
-   * Seal one inner packet that sits at buf[off, off+len) with at least 51 bytes
-   * of headroom and 16 of tailroom, in place, and send it.
+   * Seal one inner packet that sits at buf[off, off+len) as a CONN_DATA frame, in place,
+   * and send it: 7 bytes of frame header and connection id go right before the packet,
+   * the tunnel header (up to 48 bytes) before the plaintext start `pt` (default: the
+   * frame header; earlier when frames such as CONN_OPEN precede it), the tag after it.
    */
-  sealConn(t: Tunnel, c: Conn, buf: Buffer, off: number, len: number, now: number): void {
-    const fo = off - CONN_DATA_HEADER_BYTES;
-    writeFrameHeader(buf, fo, FrameType.ConnData, CONN_ID_BYTES + len);
+  sealConn(
+    t: Tunnel,
+    c: Conn,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    pt = off - CONN_DATA_HEADER_BYTES,
+  ): void {
+    writeFrameHeader(buf, off - CONN_DATA_HEADER_BYTES, FrameType.ConnData, CONN_ID_BYTES + len);
     buf.writeUInt32BE(c.wireId, off - CONN_ID_BYTES);
-    this.sealAndSend(t, buf, fo, CONN_DATA_HEADER_BYTES + len, now);
+    this.sealAndSend(t, buf, pt, off + len - pt, now);
     c.txPackets++;
     c.lastUsed = now;
     t.txPackets++;
@@ -1222,26 +1231,7 @@ export class Engine {
     let o = 64;
     if (open) o = writeFrame(b, o, FrameType.ConnOpen, open);
     buf.copy(b, o + CONN_DATA_HEADER_BYTES, off, off + len);
-    this.sealConnFrom(t, c, b, 64, o + CONN_DATA_HEADER_BYTES, len, now);
-  }
-
-  /** Seal [OPEN] + CONN_DATA where the packet sits at buf[pkt, pkt+len) and the plaintext starts at pt. */
-  private sealConnFrom(
-    t: Tunnel,
-    c: Conn,
-    buf: Buffer,
-    pt: number,
-    pkt: number,
-    len: number,
-    now: number,
-  ): void {
-    writeFrameHeader(buf, pkt - CONN_DATA_HEADER_BYTES, FrameType.ConnData, CONN_ID_BYTES + len);
-    buf.writeUInt32BE(c.wireId, pkt - CONN_ID_BYTES);
-    this.sealAndSend(t, buf, pt, pkt + len - pt, now);
-    c.txPackets++;
-    c.lastUsed = now;
-    t.txPackets++;
-    t.txBytes += len;
+    this.sealConn(t, c, b, o + CONN_DATA_HEADER_BYTES, len, now, 64);
   }
 
   /**
