@@ -24,6 +24,7 @@ import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
 import { BatchOutput } from "./output.js";
 import { AddressWatcher } from "../net/watch.js";
 import { native } from "../net/native.js";
+import { TaskGuard } from "./tasks.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
@@ -110,6 +111,8 @@ export class Daemon {
   private undoGateway: () => void = () => undefined;
   private subnetRoutes: PeerSubnetRoutes | null = null;
   private subnetTimer: NodeJS.Timeout | null = null;
+  /** guarded tasks: unexpected errors are counted and logged, the daemon goes on (tasks.ts) */
+  readonly tasks: TaskGuard;
 
   private constructor(
     public config: Config,
@@ -123,6 +126,7 @@ export class Daemon {
   ) {
     this.startedAt = now();
     this.events = events;
+    this.tasks = new TaskGuard(log.child("tasks"), now);
   }
 
   static async start(config: Config, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
@@ -281,22 +285,23 @@ export class Daemon {
       d.close();
       throw e;
     }
-    tun.start((b) => engine.handleTunBatch(b, now()));
-    udp.start((b) => engine.handleUdpBatch(b, now()));
+    const tasks = d.tasks;
+    tun.start(tasks.wrap("tun.batch", (b) => engine.handleTunBatch(b, now())));
+    udp.start(tasks.wrap("udp.batch", (b) => engine.handleUdpBatch(b, now())));
     d.directory = directory;
     d.timer = setInterval(() => {
-      engine.tick(now());
-      directory?.tick(now());
+      tasks.run("engine.tick", () => engine.tick(now()));
+      if (directory) tasks.run("directory.tick", () => directory.tick(now()));
     }, TICK_MS);
     d.timer.unref();
-    engine.tick(now());
+    tasks.run("engine.tick", () => engine.tick(now()));
     // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT)
     d.watcher = new AddressWatcher(
-      (addrs) => {
+      tasks.wrap("address.change", (addrs: string[]) => {
         const n = engine.migrate(now());
         directory?.addressChanged(now());
         log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
-      },
+      }),
       { exclude: [tun.name] },
     );
     d.watcher.start();
@@ -360,10 +365,14 @@ export class Daemon {
     );
     this.subnetRoutes = sr;
     const sync = (): void =>
-      void sr.sync(
-        this.config.tun.peerSubnets
-          ? certifiedSubnets(this.engine.peers.values(), this.now(), hc.subnets)
-          : new Set(),
+      this.tasks.run("subnet.sync", () =>
+        sr
+          .sync(
+            this.config.tun.peerSubnets
+              ? certifiedSubnets(this.engine.peers.values(), this.now(), hc.subnets)
+              : new Set(),
+          )
+          .catch((e: unknown) => this.tasks.fail("subnet.sync", e)),
       );
     sync();
     this.subnetTimer = setInterval(sync, SUBNET_SYNC_MS);
@@ -425,7 +434,10 @@ export class Daemon {
     }
     if (m || w) {
       this.sample();
-      this.sampler = setInterval(() => this.sample(), SAMPLE_MS);
+      this.sampler = setInterval(
+        this.tasks.wrap("sampler", () => this.sample()),
+        SAMPLE_MS,
+      );
       this.sampler.unref();
     }
   }
@@ -485,6 +497,7 @@ export class Daemon {
         metrics: this.servers.find((s) => s.what === "metrics")?.url ?? null,
         web: this.servers.find((s) => s.what === "web")?.url ?? null,
         reload: this.lastReload,
+        unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
       },
       connections: {
         open: this.engine.connCount(),

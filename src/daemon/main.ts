@@ -10,6 +10,7 @@ import { MintunError } from "../errors.js";
 import { createLogger } from "../log.js";
 import { Daemon } from "./daemon.js";
 import { SystemdNotifier } from "./notify.js";
+import { errorFields } from "./tasks.js";
 
 const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
 
@@ -63,9 +64,20 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  // an exception outside every guarded task is an invariant break (daemon/tasks.ts):
+  // one fatal log line with its fields, then exit 70 (systemd restarts the unit)
+  const fatal = (what: string) => (e: unknown) => {
+    log.log("error", "fatal: unexpected error outside a guarded task; exiting", {
+      what,
+      ...errorFields(e),
+    });
+    process.exit(70);
+  };
+  process.on("uncaughtException", fatal("uncaughtException"));
+  process.on("unhandledRejection", fatal("unhandledRejection"));
   const onHup = () => {
     log.log("info", "signal", { sig: "SIGHUP" });
-    void daemon.reload();
+    daemon.reload().catch((e: unknown) => daemon.tasks.fail("reload", e));
   };
   process.on("SIGHUP", onHup);
   await new Promise<void>((resolve) => {

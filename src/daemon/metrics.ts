@@ -138,6 +138,15 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   counter("mintun_events_total", "protocol events, by kind", ["event"], (c) => {
     for (const [event, v] of Object.entries(o().status.events)) c.inc({ event }, v);
   });
+  counter(
+    "mintun_unexpected_errors_total",
+    "unexpected errors caught in a periodic task or a data-path batch (a bug; the daemon went on), by task",
+    ["task"],
+    (c) => {
+      for (const [task, v] of Object.entries(o().status.daemon?.unexpectedErrors?.byTask ?? {}))
+        c.inc({ task }, v);
+    },
+  );
   counter("mintun_rekeys_total", "tunnel rekeys completed", [], (c) => c.inc(o().status.events.rekeys ?? 0));
   counter("mintun_roams_total", "tunnel endpoint changes (a peer migrated to a new address)", [], (c) =>
     c.inc(o().status.events.roams ?? 0),

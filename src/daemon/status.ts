@@ -57,6 +57,8 @@ export interface DaemonInfo {
   metrics: string | null;
   web: string | null;
   reload: ReloadStatus | null;
+  /** unexpected errors caught by the task guard (daemon/tasks.ts), per task; 0 in a healthy daemon */
+  unexpectedErrors?: { total: number; byTask: Record<string, number> };
 }
 
 export interface Status {

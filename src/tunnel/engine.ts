@@ -242,6 +242,13 @@ export class Engine {
   readonly eph: EphemeralKeys;
   readonly hostPk: Buffer;
   readonly hostX: Buffer;
+  /**
+   * The engine's own copy of the host's Ed25519 secret key (signs every
+   * ephemeral certificate, also at rotation long after start-up). Secrets have
+   * one owner: the caller keeps (and may zero) the buffer it passed, this copy
+   * is zeroed in close() and nowhere else.
+   */
+  private readonly hostSk: Buffer;
   readonly opts: EngineOptions;
   tunnelCount = 0;
   /** scratch buffers owned by the engine (data path) */
@@ -278,12 +285,14 @@ export class Engine {
   onTunnelUp: ((t: Tunnel, now: number) => void) | null = null;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
-    this.opts = opts;
+    this.hostSk = Buffer.alloc(opts.hostSecretKey.length);
+    opts.hostSecretKey.copy(this.hostSk);
+    this.opts = { ...opts, hostSecretKey: this.hostSk };
     this.out = out;
     this.log = opts.logger ?? nullLogger;
     this.rlog = new RateLimitedLog(this.log);
     this.hostPk = opts.hostCert.publicKey;
-    this.hostX = edSkToX(opts.hostSecretKey);
+    this.hostX = edSkToX(this.hostSk);
     this.certs = new CertCache(opts.ca);
     this.userKeys = new UserKeyCache(opts.ca, this.hostX, this.hostPk);
     this.policy = opts.policy ?? null;
@@ -302,7 +311,7 @@ export class Engine {
     for (const s of hc.subnets) this.ours.add(s, true);
     this.eph = new EphemeralKeys({
       hostPublicKey: this.hostPk,
-      hostSecretKey: opts.hostSecretKey,
+      hostSecretKey: this.hostSk,
       lifetimeMs: opts.ephemeralLifetimeMs,
       minFirstPacket: opts.minFirstPacket,
       endpoints: opts.endpoints,
@@ -1962,6 +1971,7 @@ export class Engine {
     if (this.reply) zero(this.reply.kp.secretKey);
     this.reply = null;
     zero(this.hostX);
+    zero(this.hostSk);
   }
 
   get lastTickAt(): number {
