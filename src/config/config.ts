@@ -59,6 +59,8 @@ export interface Config {
   tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
   tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
+  /** how often this host refreshes its registration with its directories (besides on key rotation) */
+  registration: { refreshSec: number };
   /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
   dos: {
     perSourcePerSec: number;
@@ -99,6 +101,7 @@ export const DEFAULTS = {
   tun: { name: "mintun0", mtu: 1400 },
   ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
   tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10_000 },
+  registration: { refreshSec: 10 },
   dos: {
     perSourcePerSec: 100,
     perSourceBurst: 200,
@@ -116,11 +119,14 @@ export const DEFAULTS = {
 /** Numeric bounds (inclusive). */
 export const LIMITS = {
   mtu: [1280, 9000],
-  lifetimeSec: [30, 86_400],
+  // the low ends exist for time-compressed tests (test/netns/soak.test.ts); production
+  // values are minutes (docs/OPERATIONS.md "Timers")
+  lifetimeSec: [10, 86_400],
   minFirstPacket: [64, 1400],
-  rekeySec: [10, 86_400],
+  rekeySec: [5, 86_400],
   keepaliveSec: [0, 3600],
-  idleTimeoutSec: [10, 86_400],
+  idleTimeoutSec: [3, 86_400],
+  refreshSec: [1, 3600],
   maxTunnels: [1, 1_000_000],
   perSourcePerSec: [1, 1_000_000],
   perSourceBurst: [1, 1_000_000],
@@ -154,6 +160,7 @@ export const RESTART_KEYS = [
   "gateway",
   "directories",
   "directory",
+  "registration",
 ] as const;
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */
@@ -176,6 +183,7 @@ export function restartRequired(a: Config, b: Config): string[] {
     gateway: (c) => c.gateway,
     directories: (c) => c.directories,
     directory: (c) => c.directory,
+    registration: (c) => c.registration,
   };
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }
@@ -279,6 +287,7 @@ const TOP_KEYS = [
   "tun",
   "ephemeral",
   "tunnel",
+  "registration",
   "dos",
   "peers",
   "api",
@@ -415,6 +424,7 @@ export function parseConfig(text: string, fileName: string): Config {
   const ephemeral = intSection("ephemeral", DEFAULTS.ephemeral, LIMITS);
   const tunnel = intSection("tunnel", DEFAULTS.tunnel, LIMITS);
   const dos = intSection("dos", DEFAULTS.dos, LIMITS);
+  const registration = intSection("registration", DEFAULTS.registration, LIMITS);
   if (tunnel.keepaliveSec !== 0 && tunnel.idleTimeoutSec <= tunnel.keepaliveSec) {
     const e = r
       .map(top.get("tunnel")?.value ?? null, "tunnel", Object.keys(DEFAULTS.tunnel))
@@ -677,6 +687,7 @@ export function parseConfig(text: string, fileName: string): Config {
     tun,
     ephemeral,
     tunnel,
+    registration,
     dos,
     peers,
     directories,

@@ -65,6 +65,8 @@ export interface DirectoryClientOptions {
   maxPendingTargets?: number;
   maxPacketsPerTarget?: number;
   maxInflight?: number;
+  /** registration refresh interval (config registration.refreshSec); default REGISTER_REFRESH_MS */
+  registerRefreshMs?: number;
 }
 
 export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy";
@@ -131,6 +133,7 @@ export class DirectoryClient {
   private readonly maxPendingTargets: number;
   private readonly maxPacketsPerTarget: number;
   private readonly maxInflight: number;
+  private readonly registerRefreshMs: number;
 
   constructor(
     readonly engine: Engine,
@@ -143,6 +146,7 @@ export class DirectoryClient {
     this.maxPendingTargets = opts.maxPendingTargets ?? 1024;
     this.maxPacketsPerTarget = opts.maxPacketsPerTarget ?? 16;
     this.maxInflight = opts.maxInflight ?? 4096;
+    this.registerRefreshMs = opts.registerRefreshMs ?? REGISTER_REFRESH_MS;
     this.nextId = randomBytes(4).readUInt32BE(0);
     this.dirs = opts.directories.map((endpoint, i) => ({
       label: `directory-${i}`,
@@ -457,7 +461,7 @@ export class DirectoryClient {
     const d = this.dirs[i]!;
     const k = this.engine.eph.current;
     if (!k || d.reg) return;
-    const due = d.registeredKeyId !== k.keyId || now - d.registeredAt >= REGISTER_REFRESH_MS;
+    const due = d.registeredKeyId !== k.keyId || now - d.registeredAt >= this.registerRefreshMs;
     if (!due) return;
     const t = d.peer.sendTunnel();
     if (!t || !t.canSend) return; // the tunnel is being made; onTunnelUp registers

@@ -1928,6 +1928,7 @@ export class Engine {
       case "replying":
       case "established":
         if (now - t.lastRx > this.opts.idleTimeoutMs) {
+          this.events.tunnelsIdleClosed++;
           this.closeTunnel(t, now, "idle");
           return;
         }
