@@ -306,7 +306,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       keepalivesSent: sum(["a", "b"], "keepalivesSent"),
       tunnelsIdleClosed: sum(all, "tunnelsIdleClosed"),
       dirRegistered: sum(["a", "b"], "dirRegistered"),
-      recordRefreshes: sum(["a", "b"], "dirRecordsLearned"),
+      dirRecordsLearned: sum(["a", "b"], "dirRecordsLearned"),
     };
     const pingText = fs.readFileSync(pingLog, "utf8");
     const gaps = pingGaps(pingText, pingStart);
