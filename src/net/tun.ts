@@ -20,7 +20,7 @@
  */
 import { PlatformError } from "../errors.js";
 import { native, nativeCall, startPoller, type NativePoller } from "./native.js";
-import type { PacketBatch } from "./types.js";
+import type { PacketBatch } from "../tunnel/io.js";
 
 /** Packets in one slab (defined in ./types.ts, shared with the tunnel code): packet i occupies buf[i*slotSize + headroom, +lens[i]). */
 export type { PacketBatch };

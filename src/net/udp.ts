@@ -26,7 +26,7 @@ import { PlatformError } from "../errors.js";
 import { addrToString, decodeAddrRecord, tryEncodeAddr } from "../wire/addr.js";
 import { native, nativeCall, startPoller, type NativePoller } from "./native.js";
 import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
-import type { UdpBatch } from "./types.js";
+import type { UdpBatch } from "../tunnel/io.js";
 
 export const ADDR_LEN = 20;
 /** the addon's recvmmsg/sendmmsg chunk; also the largest `batch` a bind accepts */

@@ -105,7 +105,7 @@ import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
 import { onTunBatch } from "./inside.js";
 import { onUdpBatch } from "./outside.js";
-import type { PacketBatch, UdpBatch } from "../net/types.js";
+import type { PacketBatch, UdpBatch } from "./io.js";
 import { Epoch, Peer, Tunnel } from "./tunnel.js";
 import {
   CONN_DENIED,

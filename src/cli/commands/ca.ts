@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError, UsageError } from "../../errors.js";
-import { writeCert, writeSecretKey } from "../../crypto/keyfile.js";
+import { writeCert, writeSecretKey } from "../../store/keyfile.js";
 import { signKeyPair, zero } from "../../crypto/sodium.js";
 import {
   fingerprint,
