@@ -17,11 +17,11 @@
  *    4 dos                                  puzzles, buckets, load meter
  *    3 wire                                 codecs of every wire format (certificates sign)
  *    2 crypto                               libsodium wrappers
- *    1 packet                               inner IP packets
+ *    1 ip                                   IP addresses, prefixes, inner packet headers, rejects
  *    0 errors.ts text.ts log.ts types/      imported by all
  */
 const LAYERS = [
-  ["packet"],
+  ["ip"],
   ["crypto"],
   ["wire"],
   ["dos"],
@@ -44,7 +44,7 @@ const upward = LAYERS.slice(0, -1).map((names, i) => ({
   from: { path: re(names) },
   to: { path: re(LAYERS.slice(i + 1).flat()) },
 }));
-const CORE = re(["packet", "wire", "crypto", "dos", "conn", "tunnel"]);
+const CORE = re(["ip", "wire", "crypto", "dos", "conn", "tunnel"]);
 
 module.exports = {
   forbidden: [

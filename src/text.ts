@@ -28,3 +28,8 @@ export function suggest(word: string, candidates: Iterable<string>): string | nu
   }
   return best;
 }
+
+/** A Linux network interface name: 1..15 of [A-Za-z0-9_.-], not starting with "-" (not an `ip` option). */
+export function isInterfaceName(s: string): boolean {
+  return /^[A-Za-z0-9_.-]{1,15}$/.test(s) && !s.startsWith("-");
+}

@@ -12,7 +12,9 @@ import * as path from "node:path";
 import { isScalar, isSeq, parseDocument, type Node } from "yaml";
 import { ConfigError } from "../errors.js";
 import { describeYaml, YamlReader, type YamlValue } from "./yaml.js";
-import { isValidName, parseCidr, parseIp } from "../wire/cert.js";
+import { isValidName } from "../wire/cert.js";
+import { parseCidr, parseIp } from "../ip/ip.js";
+import { isInterfaceName } from "../text.js";
 import { normalizeDomain } from "../names/dns.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -212,7 +214,6 @@ export function loadConfig(file: string): Config {
 
 const HOSTNAME_RE =
   /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /**
  * "host:port" or "[v6]:port" -> HostPort (IP literals in canonical form), or null.
@@ -387,7 +388,7 @@ export function parseConfig(text: string, fileName: string): Config {
   const tn = tunM.get("name");
   if (tn && !r.isMissing(tn.value)) {
     tun.name = r.str(tn.value, "tun.name", tn.key);
-    if (!IFNAME_RE.test(tun.name))
+    if (!isInterfaceName(tun.name))
       r.fail(
         `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${tun.name}'`,
         tn.value,
@@ -567,7 +568,7 @@ export function parseConfig(text: string, fileName: string): Config {
   const gl = gwM.get("lanInterface");
   if (gl && !r.isMissing(gl.value)) {
     const s = r.str(gl.value, "gateway.lanInterface", gl.key);
-    if (!IFNAME_RE.test(s) || s.startsWith("-"))
+    if (!isInterfaceName(s))
       r.fail(
         `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${s}'`,
         gl.value,

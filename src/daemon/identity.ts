@@ -11,7 +11,7 @@ import { type UserStore, identityStatus } from "../store/users.js";
 import { edSkToX, zero } from "../crypto/sodium.js";
 import { type CaCert, verifyCert } from "../wire/cert.js";
 import type { Logger } from "../log.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { formatIp4, formatIp6 } from "../ip/ip.js";
 
 export interface IdentityStats {
   lookups: number;

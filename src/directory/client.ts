@@ -41,7 +41,7 @@ import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
 import { type DirEndpoint, type DirRequest, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
 import { FrameType } from "../wire/frames.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from "./record.js";
 
 export type { LookupQuery, VerifiedRecord } from "./record.js";

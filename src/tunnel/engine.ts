@@ -133,8 +133,8 @@ import {
   writeConnOpen,
 } from "../wire/conn.js";
 import { evaluate, type Policy } from "../conn/policy.js";
-import { synthReject } from "../packet/reject.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { synthReject } from "../ip/reject.js";
+import { formatIp4, formatIp6 } from "../ip/ip.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {

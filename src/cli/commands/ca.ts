@@ -8,16 +8,12 @@ import {
   fingerprint,
   isValidGroup,
   isValidName,
-  parseCidr,
-  parseIp4,
-  parseIp6,
-  formatIp4,
-  formatIp6,
   signCert,
   MAX_GROUPS,
   MAX_SUBNETS,
   type CertFields,
 } from "../../wire/cert.js";
+import { parseCidr, parseIp4, parseIp6, formatIp4, formatIp6 } from "../../ip/ip.js";
 import { resolvePath, type Command, type Io } from "../cli.js";
 import type { ParsedArgs } from "../args.js";
 import {

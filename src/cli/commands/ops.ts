@@ -20,7 +20,8 @@ import { zero } from "../../crypto/sodium.js";
 import type { ReloadStatus, Status, WhoisAnswer, WhoisConn } from "../../daemon/status.js";
 import { whois as whoisOf } from "../../daemon/status.js";
 import { CertError, MintunError, UsageError } from "../../errors.js";
-import { fingerprint, parseIp, verifyCert } from "../../wire/cert.js";
+import { fingerprint, verifyCert } from "../../wire/cert.js";
+import { parseIp } from "../../ip/ip.js";
 import { EXIT_FAILURE, resolvePath, type Command, type Io } from "../cli.js";
 import { bytes, SOCKET_FLAG, table } from "./status.js";
 
