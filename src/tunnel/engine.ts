@@ -1169,6 +1169,7 @@ export class Engine {
    *                               beside the silent one, which stays in use meanwhile
    *   creating --REPLY verified--> none: the new tunnel supersedes the silent one
    *   fetching/creating --RECOVERY_TIMEOUT_MS--> none (unanswered probes start it again)
+   *   fetching --an authenticated packet on the silent tunnel--> none (it was alive)
    *
    * Nothing is closed until a new tunnel is established (authenticated), so neither a
    * forged packet nor a lost one can make us drop a working tunnel.
@@ -1195,8 +1196,12 @@ export class Engine {
 
   /** A verified record arrived for a recovering peer: create the new tunnel (HELLO, 0-RTT). */
   private recoverCreate(p: Peer, now: number): void {
-    if (now - p.recovering >= RECOVERY_TIMEOUT_MS) {
-      p.recovering = 0;
+    const cur = p.sendTunnel();
+    if (
+      now - p.recovering >= RECOVERY_TIMEOUT_MS ||
+      (cur?.state === "established" && cur.lastRx > p.recovering)
+    ) {
+      p.recovering = 0; // given up, or the silent tunnel spoke again (it was a path outage)
       return;
     }
     for (const t of p.tunnels) if (t.state === "creating") return;
