@@ -12,6 +12,8 @@ echo "[test] eslint"
 npx eslint .
 echo "[test] prettier --check"
 npx prettier --check .
+echo "[test] depcruise (layers: .dependency-cruiser.cjs)"
+npx depcruise src --ignore-known
 echo "[test] vitest run"
 # bounded: a hung test must fail the run, not eat the CI budget
 exec timeout --kill-after=30 1200 npx vitest run

@@ -1,7 +1,8 @@
 /**
  * Structured logger: one JSON object per line on stderr (journald-friendly),
  * per component, written by pino. The `Logger` interface is what the rest of
- * the code sees; pino is an implementation detail of `createLogger`.
+ * the code sees; pino is an implementation detail of `createLogger`
+ * (src/log-pino.ts), so that the protocol core loads without it.
  *
  *   {"level":"info","time":"2025-01-01T00:00:00.000Z","c":"engine","msg":"tunnel established","peer":"b"}
  *
@@ -12,10 +13,8 @@
  * Secrets are never passed to the logger (peers are printed as fingerprints);
  * as a second line of defence, fields named like key material are redacted.
  */
-import { pino, type Logger as PinoLogger } from "pino";
-
 export type Level = "error" | "warn" | "info" | "debug";
-const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+export const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
 export interface Logger {
   enabled(level: Level): boolean;
@@ -32,57 +31,6 @@ export interface LogSink {
 
 /** Field names whose values are replaced by "[redacted]" if they ever reach the logger. */
 export const REDACTED_FIELDS = ["secretKey", "privateKey", "sk", "password", "token"];
-
-class PinoAdapter implements Logger {
-  constructor(
-    private readonly state: { rank: number; level: Level },
-    private readonly p: PinoLogger,
-  ) {}
-
-  enabled(level: Level): boolean {
-    return RANK[level] <= this.state.rank;
-  }
-
-  log(level: Level, msg: string, fields?: Record<string, unknown>): void {
-    if (!this.enabled(level)) return;
-    if (fields) this.p[level](fields, msg);
-    else this.p[level](msg);
-  }
-
-  child(component: string): Logger {
-    return new PinoAdapter(this.state, this.p.child({ c: component }));
-  }
-
-  setLevel(level: Level): void {
-    this.state.rank = RANK[level];
-    this.state.level = level;
-  }
-
-  level(): Level {
-    return this.state.level;
-  }
-}
-
-/**
- * A logger writing JSON lines to `sink` (default: stderr, written synchronously
- * so that nothing is lost when the process exits after a fatal error).
- */
-export function createLogger(level: Level, sink?: LogSink): Logger {
-  const p = pino(
-    {
-      level: "debug", // filtering happens in PinoAdapter.enabled (shared, reloadable)
-      base: { c: "mintund" },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      redact: {
-        paths: [...REDACTED_FIELDS, ...REDACTED_FIELDS.map((f) => `*.${f}`)],
-        censor: "[redacted]",
-      },
-    },
-    sink ?? pino.destination({ dest: 2, sync: true }),
-  );
-  return new PinoAdapter({ rank: RANK[level], level }, p);
-}
 
 export const nullLogger: Logger = {
   enabled: () => false,

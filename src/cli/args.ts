@@ -10,6 +10,7 @@
  * flags or positionals throw UsageError (exit code 2).
  */
 import { UsageError } from "../errors.js";
+import { suggest } from "../text.js";
 
 export type FlagType = "string" | "number" | "boolean" | "list";
 
@@ -75,35 +76,6 @@ export class ParsedArgs {
     const v = this.values.get(name);
     return Array.isArray(v) ? v : [];
   }
-}
-
-/** Edit distance, for "did you mean" suggestions. */
-export function levenshtein(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** The closest candidate within a small edit distance, or null. */
-export function suggest(word: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestD = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
-  for (const c of candidates) {
-    const d = levenshtein(word, c);
-    if (d <= bestD && (best === null || d < bestD)) {
-      best = c;
-      bestD = d;
-    }
-  }
-  return best;
 }
 
 function convert(spec: FlagSpec, raw: string): FlagValue {

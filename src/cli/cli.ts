@@ -12,7 +12,8 @@
  */
 import * as path from "node:path";
 import { MintunError, UsageError } from "../errors.js";
-import { parseArgs, suggest, type FlagSpec, type ParsedArgs, type PositionalSpec } from "./args.js";
+import { suggest } from "../text.js";
+import { parseArgs, type FlagSpec, type ParsedArgs, type PositionalSpec } from "./args.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

@@ -12,7 +12,9 @@ import * as path from "node:path";
 import { isScalar, isSeq, parseDocument, type Node } from "yaml";
 import { ConfigError } from "../errors.js";
 import { describeYaml, YamlReader, type YamlValue } from "./yaml.js";
-import { isValidName, parseCidr, parseIp } from "../wire/cert.js";
+import { isValidName } from "../wire/cert.js";
+import { parseCidr, parseIp } from "../ip/ip.js";
+import { isInterfaceName } from "../text.js";
 import { normalizeDomain } from "../names/dns.js";
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -59,6 +61,8 @@ export interface Config {
   tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
   tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
+  /** how often this host refreshes its registration with its directories (besides on key rotation) */
+  registration: { refreshSec: number };
   /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
   dos: {
     perSourcePerSec: number;
@@ -99,6 +103,7 @@ export const DEFAULTS = {
   tun: { name: "mintun0", mtu: 1400 },
   ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
   tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10_000 },
+  registration: { refreshSec: 10 },
   dos: {
     perSourcePerSec: 100,
     perSourceBurst: 200,
@@ -116,11 +121,14 @@ export const DEFAULTS = {
 /** Numeric bounds (inclusive). */
 export const LIMITS = {
   mtu: [1280, 9000],
-  lifetimeSec: [30, 86_400],
+  // the low ends exist for time-compressed tests (test/netns/soak.test.ts); production
+  // values are minutes (docs/OPERATIONS.md "Timers")
+  lifetimeSec: [10, 86_400],
   minFirstPacket: [64, 1400],
-  rekeySec: [10, 86_400],
+  rekeySec: [5, 86_400],
   keepaliveSec: [0, 3600],
-  idleTimeoutSec: [10, 86_400],
+  idleTimeoutSec: [3, 86_400],
+  refreshSec: [1, 3600],
   maxTunnels: [1, 1_000_000],
   perSourcePerSec: [1, 1_000_000],
   perSourceBurst: [1, 1_000_000],
@@ -154,6 +162,7 @@ export const RESTART_KEYS = [
   "gateway",
   "directories",
   "directory",
+  "registration",
 ] as const;
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */
@@ -176,6 +185,7 @@ export function restartRequired(a: Config, b: Config): string[] {
     gateway: (c) => c.gateway,
     directories: (c) => c.directories,
     directory: (c) => c.directory,
+    registration: (c) => c.registration,
   };
   return RESTART_KEYS.filter((k) => JSON.stringify(pick[k](a)) !== JSON.stringify(pick[k](b)));
 }
@@ -224,7 +234,6 @@ export function systemdDefaults(env: NodeJS.ProcessEnv): { socket: string; state
 
 const HOSTNAME_RE =
   /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /**
  * "host:port" or "[v6]:port" -> HostPort (IP literals in canonical form), or null.
@@ -299,6 +308,7 @@ const TOP_KEYS = [
   "tun",
   "ephemeral",
   "tunnel",
+  "registration",
   "dos",
   "peers",
   "api",
@@ -398,7 +408,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const tn = tunM.get("name");
   if (tn && !r.isMissing(tn.value)) {
     tun.name = r.str(tn.value, "tun.name", tn.key);
-    if (!IFNAME_RE.test(tun.name))
+    if (!isInterfaceName(tun.name))
       r.fail(
         `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${tun.name}'`,
         tn.value,
@@ -435,6 +445,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const ephemeral = intSection("ephemeral", DEFAULTS.ephemeral, LIMITS);
   const tunnel = intSection("tunnel", DEFAULTS.tunnel, LIMITS);
   const dos = intSection("dos", DEFAULTS.dos, LIMITS);
+  const registration = intSection("registration", DEFAULTS.registration, LIMITS);
   if (tunnel.keepaliveSec !== 0 && tunnel.idleTimeoutSec <= tunnel.keepaliveSec) {
     const e = r
       .map(top.get("tunnel")?.value ?? null, "tunnel", Object.keys(DEFAULTS.tunnel))
@@ -577,7 +588,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const gl = gwM.get("lanInterface");
   if (gl && !r.isMissing(gl.value)) {
     const s = r.str(gl.value, "gateway.lanInterface", gl.key);
-    if (!IFNAME_RE.test(s) || s.startsWith("-"))
+    if (!isInterfaceName(s))
       r.fail(
         `expected an interface name of 1..15 chars [A-Za-z0-9_.-], got '${s}'`,
         gl.value,
@@ -697,6 +708,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     tun,
     ephemeral,
     tunnel,
+    registration,
     dos,
     peers,
     directories,

@@ -5,7 +5,7 @@
  */
 import { LineCounter, isAlias, isMap, isScalar, isSeq, type Node, type Pair } from "yaml";
 import { ConfigError } from "../errors.js";
-import { suggest } from "../cli/args.js";
+import { suggest } from "../text.js";
 
 export type YamlValue = Node | null;
 

@@ -7,7 +7,7 @@ import * as crypto from "node:crypto";
 import * as dns from "node:dns/promises";
 import * as fs from "node:fs";
 import type * as http from "node:http";
-import { publicKeyOf, readCert, readSecretKey } from "../crypto/keyfile.js";
+import { publicKeyOf, readCert, readSecretKey } from "../store/keyfile.js";
 import { equal, zero } from "../crypto/sodium.js";
 import { type Config, type LogLevel, loadConfig, restartRequired } from "../config/config.js";
 import { ConfigError, CertError, MintunError } from "../errors.js";
@@ -32,9 +32,10 @@ import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
-import { LinuxIdentityLookup } from "../conn/identity.js";
-import { UserStore, usersDir } from "../conn/users.js";
-import { loadPolicy, type Policy } from "../conn/policy.js";
+import { LinuxIdentityLookup } from "../net/identity.js";
+import { UserStore, usersDir } from "../store/users.js";
+import type { Policy } from "../conn/policy.js";
+import { loadPolicy } from "../store/policy-file.js";
 import {
   directoryAddresses,
   directoryNames,

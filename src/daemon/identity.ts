@@ -1,17 +1,17 @@
 /**
  * Who opens each outbound flow: joins the OS identity mapper (sock_diag,
- * /proc fallback: src/conn/identity.ts) and the user store (src/conn/users.ts)
+ * /proc fallback: src/net/identity.ts) and the user store (src/store/users.ts)
  * into the engine's ConnIdentity. Root, kernel flows, ICMP and anything without
  * an owning socket run under the host identity; an OS user with an entry in the
  * store runs as that user; other OS users follow `users.unmapped` (host | deny).
  */
 import type { ConnIdentity, FlowScratch, LocalUser } from "../conn/conns.js";
-import { type IdentityLookup, PROTO_TCP, PROTO_UDP } from "../conn/identity.js";
-import { type UserStore, identityStatus } from "../conn/users.js";
+import { type IdentityLookup, PROTO_TCP, PROTO_UDP } from "../net/identity.js";
+import { type UserStore, identityStatus } from "../store/users.js";
 import { edSkToX, zero } from "../crypto/sodium.js";
 import { type CaCert, verifyCert } from "../wire/cert.js";
 import type { Logger } from "../log.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { formatIp4, formatIp6 } from "../ip/ip.js";
 
 export interface IdentityStats {
   lookups: number;

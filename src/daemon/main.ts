@@ -9,7 +9,7 @@
  */
 import { loadConfig, type LogLevel, LOG_LEVELS } from "../config/config.js";
 import { AlreadyRunningError, MintunError } from "../errors.js";
-import { createLogger } from "../log.js";
+import { createLogger } from "../log-pino.js";
 import { Daemon } from "./daemon.js";
 import { SystemdNotifier } from "./notify.js";
 import { errorFields } from "./tasks.js";

@@ -3,7 +3,8 @@ import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { addrToString } from "../wire/addr.js";
-import { fingerprint, parseIp } from "../wire/cert.js";
+import { fingerprint } from "../wire/cert.js";
+import { cidrContains, parseIp } from "../ip/ip.js";
 
 export interface TunnelStatus {
   peer: string;
@@ -235,8 +236,8 @@ export function whois(s: Status, address: string): WhoisAnswer | null {
   let best: { o: (typeof owners)[number]; net: string; len: number } | null = null;
   for (const o of owners)
     for (const net of o.nets) {
-      const len = prefixContains(net, ip.bytes);
-      if (len !== null && (!best || len > best.len)) best = { o, net, len };
+      const len = cidrContains(net, ip.bytes);
+      if (len >= 0 && (!best || len > best.len)) best = { o, net, len };
     }
   if (!best) return null;
   const { o, net } = best;
@@ -254,18 +255,4 @@ export function whois(s: Status, address: string): WhoisAnswer | null {
             .filter((t) => t.peer === o.name)
             .map((t) => ({ session: t.session, state: t.state, endpoint: t.endpoint, epoch: t.epoch })),
   };
-}
-
-/** Prefix length if `cidr` contains the address bytes (same family), else null. */
-function prefixContains(cidr: string, addr: Uint8Array): number | null {
-  const slash = cidr.lastIndexOf("/");
-  const net = parseIp(cidr.slice(0, slash));
-  const len = Number(cidr.slice(slash + 1));
-  if (!net || net.bytes.length !== addr.length) return null;
-  for (let bit = 0; bit < len; bit++) {
-    const i = bit >> 3;
-    const m = 0x80 >> (bit & 7);
-    if ((net.bytes[i]! & m) !== (addr[i]! & m)) return null;
-  }
-  return len;
 }

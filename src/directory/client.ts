@@ -43,7 +43,7 @@ import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
 import { type DirEndpoint, type DirRequest, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
 import { FrameType } from "../wire/frames.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from "./record.js";
 
 export type { LookupQuery, VerifiedRecord } from "./record.js";
@@ -67,6 +67,8 @@ export interface DirectoryClientOptions {
   maxPendingTargets?: number;
   maxPacketsPerTarget?: number;
   maxInflight?: number;
+  /** registration refresh interval (config registration.refreshSec); default REGISTER_REFRESH_MS */
+  registerRefreshMs?: number;
 }
 
 export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy";
@@ -133,6 +135,7 @@ export class DirectoryClient {
   private readonly maxPendingTargets: number;
   private readonly maxPacketsPerTarget: number;
   private readonly maxInflight: number;
+  private readonly registerRefreshMs: number;
 
   constructor(
     readonly engine: Engine,
@@ -145,6 +148,7 @@ export class DirectoryClient {
     this.maxPendingTargets = opts.maxPendingTargets ?? 1024;
     this.maxPacketsPerTarget = opts.maxPacketsPerTarget ?? 16;
     this.maxInflight = opts.maxInflight ?? 4096;
+    this.registerRefreshMs = opts.registerRefreshMs ?? REGISTER_REFRESH_MS;
     this.nextId = randomBytes(4).readUInt32BE(0);
     this.dirs = opts.directories.map((endpoint, i) => ({
       label: `directory-${i}`,
@@ -459,7 +463,7 @@ export class DirectoryClient {
     const d = this.dirs[i]!;
     const k = this.engine.eph.current;
     if (!k || d.reg) return;
-    const due = d.registeredKeyId !== k.keyId || now - d.registeredAt >= REGISTER_REFRESH_MS;
+    const due = d.registeredKeyId !== k.keyId || now - d.registeredAt >= this.registerRefreshMs;
     if (!due) return;
     const t = d.peer.sendTunnel();
     if (!t || !t.canSend) return; // the tunnel is being made; onTunnelUp registers

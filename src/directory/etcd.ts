@@ -20,8 +20,7 @@
 import { Etcd3 } from "etcd3";
 import { MintunError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { parseIp } from "../wire/cert.js";
-import { cidrContains } from "./record.js";
+import { cidrContains, parseIp } from "../ip/ip.js";
 import {
   type AddressMode,
   type PutResult,

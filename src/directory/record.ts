@@ -13,11 +13,10 @@ import {
   type HostCert,
   decodeCert,
   decodeEphemeral,
-  parseCidr,
-  parseIp,
   verifyCert,
   verifyEphemeral,
 } from "../wire/cert.js";
+import { cidrContains, parseIp } from "../ip/ip.js";
 import { tryEncodeAddr } from "../wire/addr.js";
 import type { DirEndpoint, WireRecord } from "../wire/directory.js";
 
@@ -49,19 +48,6 @@ export type RecordCheck =
 /** Canonical key of a query (coalescing, caches). */
 export function queryKey(q: LookupQuery): string {
   return q.op === "name" ? `n:${q.name}` : `${q.op === "address" ? "a" : "s"}:${q.ip}`;
-}
-
-/** Prefix length of `cidr` when it contains `ip` (same family), else -1. */
-export function cidrContains(cidr: string, ip: string): number {
-  const c = parseCidr(cidr);
-  const a = parseIp(ip);
-  if (!c || !a || c.family !== a.family) return -1;
-  for (let bit = 0; bit < c.prefix; bit++) {
-    const i = bit >> 3;
-    const m = 0x80 >> (bit & 7);
-    if ((c.bytes[i]! & m) !== (a.bytes[i]! & m)) return -1;
-  }
-  return c.prefix;
 }
 
 /** Does the certificate answer the query? address: its own address or a subnet; subnet: a subnet; name: its name. */

@@ -57,6 +57,7 @@ export class Directory {
           ca: engine.opts.ca,
           clock: now,
           logger: log,
+          registerRefreshMs: config.registration.refreshSec * 1000,
         },
         now(),
       );

@@ -18,9 +18,9 @@ import * as path from "node:path";
 import { MintunError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { nullLogger } from "../log.js";
-import { decodeCert, decodeEphemeral, parseIp, type HostCert } from "../wire/cert.js";
+import { decodeCert, decodeEphemeral, type HostCert } from "../wire/cert.js";
+import { cidrContains, parseIp } from "../ip/ip.js";
 import type { DirEndpoint } from "../wire/directory.js";
-import { cidrContains } from "./record.js";
 
 export interface StoredRecord {
   /** host public key, hex */

@@ -21,7 +21,7 @@
 import * as dnsPacket from "dns-packet";
 import type { Answer, Packet, Question } from "dns-packet";
 import { NEGATIVE_TTL_MS, type NameAnswer } from "./names.js";
-import { parseIp } from "../wire/cert.js";
+import { parseIp } from "../ip/ip.js";
 
 export const MAX_TTL_SEC = 60;
 /** a DNS header is 12 bytes; a query larger than this is not one we send answers for */

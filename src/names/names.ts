@@ -14,7 +14,8 @@
  * "no such host" (null), so DNS can answer SERVFAIL and NXDOMAIN respectively.
  */
 import { MintunError } from "../errors.js";
-import { fingerprint, isValidName, parseCidr, parseIp, type HostCert } from "../wire/cert.js";
+import { fingerprint, isValidName, type HostCert } from "../wire/cert.js";
+import { cidrContains } from "../ip/ip.js";
 
 /** A negative directory answer is kept this long before asking again. */
 export const NEGATIVE_TTL_MS = 5_000;
@@ -295,19 +296,6 @@ export function directoryNames(c: NameLookupClient): DirectoryNameLookup {
   };
 }
 
-/** Whether `ip` lies in `cidr` (both canonical or parseable text; false when malformed). */
-export function prefixContains(cidr: string, ip: string): boolean {
-  const c = parseCidr(cidr);
-  const a = parseIp(ip);
-  if (!c || !a || c.family !== a.family) return false;
-  const full = c.prefix >> 3;
-  if (!c.bytes.subarray(0, full).equals(a.bytes.subarray(0, full))) return false;
-  const rest = c.prefix & 7;
-  if (rest === 0) return true;
-  const mask = (0xff << (8 - rest)) & 0xff;
-  return (c.bytes[full]! & mask) === (a.bytes[full]! & mask);
-}
-
 /**
  * Whether `ip` is an overlay address: inside one of the TUN routes that hold this
  * host's own overlay addresses (a gateway's LAN subnet in tun.routes is not the overlay).
@@ -319,9 +307,9 @@ export function inOverlay(
 ): boolean {
   for (const r of routes) {
     const ours =
-      (self.ip4 !== null && prefixContains(r, self.ip4)) ||
-      (self.ip6 !== null && prefixContains(r, self.ip6));
-    if (ours && prefixContains(r, ip)) return true;
+      (self.ip4 !== null && cidrContains(r, self.ip4) >= 0) ||
+      (self.ip6 !== null && cidrContains(r, self.ip6) >= 0);
+    if (ours && cidrContains(r, ip) >= 0) return true;
   }
   return false;
 }

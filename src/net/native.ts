@@ -98,7 +98,7 @@ export interface NativeAddon {
    * Owner of the local socket of a TCP (6) / UDP (17) flow: one NETLINK_SOCK_DIAG exact
    * lookup (platform/linux/sockdiag.c). local/remote: 4 or 16 address bytes as family says.
    * null: no such socket; throws EINVAL for wrong arguments, errno name if the query failed.
-   * inode 0 (with uid 0) is a TIME_WAIT or request socket. Fallbacks: src/conn/identity.ts.
+   * inode 0 (with uid 0) is a TIME_WAIT or request socket. Fallbacks: src/net/identity.ts.
    */
   sockLookup(
     proto: number,

@@ -4,8 +4,9 @@
  * option), and a failing command becomes PlatformError("EIPCMD") carrying its stderr.
  */
 import { execFile } from "node:child_process";
-import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
+import { parseIp } from "../ip/ip.js";
+import { isInterfaceName } from "../text.js";
 
 export interface RouteManager {
   /** add (or keep) an address, e.g. "10.99.0.1/24" or "fd00::1/64" */
@@ -30,11 +31,8 @@ export interface RouteManager {
   ): Promise<void>;
 }
 
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-
 function checkDev(dev: string): void {
-  if (!IFNAME_RE.test(dev) || dev.startsWith("-"))
-    throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(dev)}`);
+  if (!isInterfaceName(dev)) throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(dev)}`);
 }
 
 function checkQlen(qlen: number): void {
@@ -47,7 +45,7 @@ export function cidrFamily(cidr: string): 4 | 6 {
   const slash = cidr.indexOf("/");
   const ip = slash === -1 ? cidr : cidr.slice(0, slash);
   const bits = slash === -1 ? undefined : cidr.slice(slash + 1);
-  const family = isIPv4(ip) ? 4 : isIPv6(ip) && !ip.includes("%") ? 6 : 0;
+  const family = parseIp(ip)?.family ?? 0;
   const max = family === 4 ? 32 : 128;
   if (family === 0 || (bits !== undefined && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)))
     throw new PlatformError("EINVAL", `bad CIDR ${JSON.stringify(cidr)}`);

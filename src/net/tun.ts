@@ -19,8 +19,9 @@
  * IP packet, counts in IP packets (platform/linux/tun_offload.c).
  */
 import { PlatformError } from "../errors.js";
+import { isInterfaceName } from "../text.js";
 import { native, nativeCall, startPoller, type NativePoller } from "./native.js";
-import type { PacketBatch } from "./types.js";
+import type { PacketBatch } from "../tunnel/io.js";
 
 /** Packets in one slab (defined in ./types.ts, shared with the tunnel code): packet i occupies buf[i*slotSize + headroom, +lens[i]). */
 export type { PacketBatch };
@@ -118,8 +119,6 @@ export function slabGeometry(
   return { slotSize, headroom, batch };
 }
 
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-
 export class LinuxTun implements TunDevice {
   readonly name: string;
   private readonly fd: number;
@@ -144,7 +143,7 @@ export class LinuxTun implements TunDevice {
   /** Open (or create) a TUN interface. Needs CAP_NET_ADMIN; the interface is left down. */
   static open(opts: TunOptions = {}): LinuxTun {
     const name = opts.name ?? "";
-    if (name !== "" && !IFNAME_RE.test(name))
+    if (name !== "" && !isInterfaceName(name))
       throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(name)}`);
     const g = slabGeometry(opts, 1024);
     const addon = native();
@@ -318,7 +317,7 @@ export class FakeTun implements TunDevice {
   kernelDropped = 0;
 
   constructor(opts: FakeTunOptions = {}) {
-    if (opts.name !== undefined && !IFNAME_RE.test(opts.name))
+    if (opts.name !== undefined && !isInterfaceName(opts.name))
       throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(opts.name)}`);
     const g = slabGeometry(opts, 1024);
     this.name = opts.name ?? "faketun0";

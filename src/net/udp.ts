@@ -21,12 +21,12 @@
  * so the kernel may hand over up to 64 datagrams as one; the addon splits those back into
  * slots. Neither changes what callers see: one slot per datagram, counts in datagrams.
  */
-import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
+import { parseIp } from "../ip/ip.js";
 import { addrToString, decodeAddrRecord, tryEncodeAddr } from "../wire/addr.js";
 import { native, nativeCall, startPoller, type NativePoller } from "./native.js";
 import { MAX_ROUNDS_PER_WAKEUP, slabGeometry } from "./tun.js";
-import type { UdpBatch } from "./types.js";
+import type { UdpBatch } from "../tunnel/io.js";
 
 export const ADDR_LEN = 20;
 /** the addon's recvmmsg/sendmmsg chunk; also the largest `batch` a bind accepts */
@@ -127,8 +127,7 @@ export function encodeAddr(ip: string, port: number, out: Buffer = Buffer.alloc(
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new PlatformError("EINVAL", `port ${String(port)} out of range [0, 65535]`);
   if (out.length < off + ADDR_LEN) throw new PlatformError("EINVAL", "encodeAddr: output buffer too small");
-  if (!isIPv4(ip) && !(isIPv6(ip) && !ip.includes("%")))
-    throw new PlatformError("EINVAL", `bad IP address ${JSON.stringify(ip)}`);
+  if (parseIp(ip) === null) throw new PlatformError("EINVAL", `bad IP address ${JSON.stringify(ip)}`);
   return tryEncodeAddr(ip, port, out, off)!;
 }
 

@@ -5,12 +5,8 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** Outer header: TID (8) + N (8; type in the top byte, 56-bit counter below). */
-export const HEADER_BYTES = 16;
-export const TID_BYTES = 8;
-export const AEAD_TAG_BYTES = 16;
-/** Frame header inside the ciphertext: type (1) + length (2). */
-export const FRAME_HEADER_BYTES = 3;
+// sizes of the wire formats live with their codecs (src/wire/constants.ts)
+export { AEAD_TAG_BYTES, FRAME_HEADER_BYTES, HEADER_BYTES, TID_BYTES } from "../wire/constants.js";
 /** CREATE adds key id (4) + the creator's per-tunnel X25519 key (32). */
 export const CREATE_EXTRA_BYTES = 36;
 /** REPLY adds the responder's per-tunnel X25519 key (32). */

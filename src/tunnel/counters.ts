@@ -81,6 +81,8 @@ export function newEvents() {
     tunnelsCreated: 0,
     tunnelsAccepted: 0,
     tunnelsClosed: 0,
+    /** of those, closed because nothing was received for tunnel.idleTimeoutSec */
+    tunnelsIdleClosed: 0,
     createSent: 0,
     zeroRttPackets: 0,
     staleAnswersSent: 0,

@@ -109,7 +109,7 @@ import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
 import { onTunBatch } from "./inside.js";
 import { onUdpBatch } from "./outside.js";
-import type { PacketBatch, UdpBatch } from "../net/types.js";
+import type { PacketBatch, UdpBatch } from "./io.js";
 import { Epoch, Peer, Tunnel } from "./tunnel.js";
 import {
   CONN_DENIED,
@@ -137,8 +137,8 @@ import {
   writeConnOpen,
 } from "../wire/conn.js";
 import { evaluate, type Policy } from "../conn/policy.js";
-import { synthReject } from "../packet/reject.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { synthReject } from "../ip/reject.js";
+import { formatIp4, formatIp6 } from "../ip/ip.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {
@@ -2071,6 +2071,7 @@ export class Engine {
       case "replying":
       case "established":
         if (now - t.lastRx > this.opts.idleTimeoutMs) {
+          this.events.tunnelsIdleClosed++;
           this.closeTunnel(t, now, "idle");
           return;
         }

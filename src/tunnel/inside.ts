@@ -12,7 +12,7 @@
  * Nothing here allocates on the established-tunnel path except the
  * subarray views sodium-native needs.
  */
-import type { PacketBatch } from "../net/types.js";
+import type { PacketBatch } from "./io.js";
 import { CONN_OPEN, CONN_OPEN_REPEAT, parseFlow } from "../conn/conns.js";
 import { CONN_DATA_HEADER_BYTES, type Engine } from "./engine.js";
 

@@ -8,7 +8,7 @@
  * Only after the AEAD verified and the counter was accepted does anything
  * change (endpoint, timers, epoch switch).
  */
-import type { UdpBatch } from "../net/types.js";
+import type { UdpBatch } from "./io.js";
 import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
 import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
 import type { Engine } from "./engine.js";

@@ -6,7 +6,7 @@
  * Lookups allocate nothing. Tables are small (one entry per peer address or
  * subnet) and sorted by prefix length, longest first.
  */
-import { ipv4ToNumber, ipv6ToBytes } from "../packet/ip.js";
+import { parseCidr } from "../ip/ip.js";
 
 export interface Prefix4 {
   net: number;
@@ -18,26 +18,16 @@ export interface Prefix6 {
   bits: number;
 }
 
-export function parseCidr(cidr: string): { v: 4; p: Prefix4 } | { v: 6; p: Prefix6 } | null {
-  const slash = cidr.indexOf("/");
-  const ip = slash >= 0 ? cidr.slice(0, slash) : cidr;
-  if (ip.includes(":")) {
-    if (slash >= 0 && !/^\d{1,3}$/.test(cidr.slice(slash + 1))) return null;
-    const bits = slash >= 0 ? Number(cidr.slice(slash + 1)) : 128;
-    const b = ipv6ToBytes(ip);
-    if (!b || !Number.isInteger(bits) || bits < 0 || bits > 128) return null;
-    for (let i = 0; i < 16; i++) {
-      const keep = Math.max(0, Math.min(8, bits - i * 8));
-      b[i] = b[i]! & ((0xff << (8 - keep)) & 0xff);
-    }
-    return { v: 6, p: { net: b, bits } };
-  }
-  if (slash >= 0 && !/^\d{1,2}$/.test(cidr.slice(slash + 1))) return null;
-  const bits = slash >= 0 ? Number(cidr.slice(slash + 1)) : 32;
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip) || !Number.isInteger(bits) || bits < 0 || bits > 32) return null;
-  if (ip.split(".").some((x) => Number(x) > 255)) return null;
-  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return { v: 4, p: { net: (ipv4ToNumber(ip) & mask) >>> 0, mask, bits } };
+/**
+ * The table form of a CIDR (parsed by the one IP module, src/ip/ip.ts: strict, zero host
+ * bits, a prefix length always given), or null when malformed.
+ */
+export function prefixOf(cidr: string): { v: 4; p: Prefix4 } | { v: 6; p: Prefix6 } | null {
+  const c = parseCidr(cidr);
+  if (!c) return null;
+  if (c.family === 6) return { v: 6, p: { net: c.bytes, bits: c.prefix } };
+  const mask = c.prefix === 0 ? 0 : (0xffffffff << (32 - c.prefix)) >>> 0;
+  return { v: 4, p: { net: c.bytes.readUInt32BE(0), mask, bits: c.prefix } };
 }
 
 export function match6(p: Prefix6, buf: Buffer, off: number): boolean {
@@ -57,7 +47,7 @@ export class PrefixTable<T> {
   private host4 = new Map<number, T>();
 
   add(cidr: string, value: T): boolean {
-    const c = parseCidr(cidr);
+    const c = prefixOf(cidr);
     if (!c) return false;
     if (c.v === 4 && c.p.bits === 32) {
       if (!this.host4.has(c.p.net)) this.host4.set(c.p.net, value);

@@ -9,7 +9,7 @@
  *
  * family is 4 or 6; IPv4-mapped IPv6 addresses are always reported as 4.
  */
-import { bytesToIpv6, ipv4ToNumber, ipv6ToBytes, numberToIpv4 } from "../packet/ip.js";
+import { bytesToIpv6, ipv4ToNumber, ipv6ToBytes, numberToIpv4 } from "../ip/ip.js";
 
 export const ADDR_BYTES = 20;
 

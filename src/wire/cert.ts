@@ -185,55 +185,18 @@ export type VerifyResult = { ok: true } | { ok: false; reason: VerifyFailure };
 // ---------------------------------------------------------------------------
 // Addresses (shared with config and CLI validation)
 
-// The address parsers and formatters live with the data path's IP helpers; they are
-// re-exported here because certificates, config and CLI validate addresses with them.
-export { formatIp4, formatIp6, parseIp4, parseIp6 } from "../packet/ip.js";
-import { formatIp4, formatIp6, parseIp4, parseIp6 } from "../packet/ip.js";
-
-export interface ParsedIp {
-  family: 4 | 6;
-  bytes: Buffer;
-  /** Canonical text form. */
-  text: string;
-}
-
-export function parseIp(s: string): ParsedIp | null {
-  if (s.includes(":")) {
-    const bytes = parseIp6(s);
-    return bytes ? { family: 6, bytes, text: formatIp6(bytes) } : null;
-  }
-  const bytes = parseIp4(s);
-  return bytes ? { family: 4, bytes, text: formatIp4(bytes) } : null;
-}
-
-export interface ParsedCidr extends ParsedIp {
-  prefix: number;
-}
-
-/**
- * "10.1.0.0/16" or "fd00::/8" -> parsed form with canonical `text`, or null when
- * malformed or when bits beyond the prefix are set (non-canonical network).
- */
-export function parseCidr(s: string): ParsedCidr | null {
-  const slash = s.indexOf("/");
-  if (slash < 0) return null;
-  const ip = parseIp(s.slice(0, slash));
-  const p = s.slice(slash + 1);
-  if (!ip || !/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-  const prefix = Number(p);
-  if (prefix > ip.bytes.length * 8) return null;
-  if (!hostBitsZero(ip.bytes, 0, ip.bytes.length, prefix)) return null;
-  return { ...ip, prefix, text: `${ip.text}/${prefix}` };
-}
-
-function hostBitsZero(b: Buffer, off: number, len: number, prefix: number): boolean {
-  for (let i = 0; i < len; i++) {
-    const bitsKept = Math.min(8, Math.max(0, prefix - i * 8));
-    const mask = bitsKept === 8 ? 0 : 0xff >> bitsKept;
-    if ((b[off + i]! & mask) !== 0) return false;
-  }
-  return true;
-}
+// Addresses are parsed and formatted by the one IP module (src/ip/ip.ts).
+import {
+  formatIp4,
+  formatIp6,
+  hostBitsZero,
+  parseCidr,
+  parseIp,
+  parseIp4,
+  parseIp6,
+  type ParsedCidr,
+  type ParsedIp,
+} from "../ip/ip.js";
 
 export function isValidName(s: string): boolean {
   return s.length >= 1 && s.length <= MAX_NAME_LEN && NAME_RE.test(s);

@@ -36,8 +36,8 @@
  * Decoding is exact (no trailing bytes) and bounded by the certificate size
  * limits; decoders never throw and return null.
  */
-import { CERT_MAX_SIZE, CERT_MIN_SIZE, EPH_MAX_SIZE, EPH_MIN_SIZE, isValidName, parseIp } from "./cert.js";
-import { bytesToIpv6, formatIp4 } from "../packet/ip.js";
+import { CERT_MAX_SIZE, CERT_MIN_SIZE, EPH_MAX_SIZE, EPH_MIN_SIZE, isValidName } from "./cert.js";
+import { bytesToIpv6, formatIp4, parseIp } from "../ip/ip.js";
 
 export const DIR_VERSION = 1;
 

@@ -26,7 +26,7 @@
  *   DIR_REQUEST  20  directory request (wire/directory.ts); 20..29 reserved for the directory
  *   DIR_RESPONSE 21  directory response (wire/directory.ts)
  */
-import { FRAME_HEADER_BYTES } from "../tunnel/constants.js";
+import { FRAME_HEADER_BYTES } from "./constants.js";
 
 export const FrameType = {
   Padding: 0,

@@ -33,7 +33,7 @@
  *   CREATE_SOLVED (8): as CREATE, then window u32 | difficulty u8 | cookie (16) | solution (8),
  *                then AEAD ciphertext+tag; associated data = bytes [0, 81)
  */
-import { AEAD_TAG_BYTES, HEADER_BYTES } from "../tunnel/constants.js";
+import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
 
 export const PacketType = {
   Create: 1,

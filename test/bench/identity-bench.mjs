@@ -4,7 +4,7 @@
 // loopback. Usage: npm run build && node test/bench/identity-bench.mjs [iterations=20000]
 import * as dgram from "node:dgram";
 import * as net from "node:net";
-import { LinuxIdentityLookup } from "../../dist/conn/identity.js";
+import { LinuxIdentityLookup } from "../../dist/net/identity.js";
 
 const N = Number(process.argv[2] ?? 20000);
 const srv = net.createServer(() => {});

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { edSkToX, signKeyPair } from "../../src/crypto/sodium.js";
-import { parsePolicy } from "../../src/conn/policy.js";
+import { parsePolicy } from "../../src/store/policy-file.js";
 import type { ConnIdentity, FlowScratch, LocalUser } from "../../src/conn/conns.js";
 import { signCert, type UserCert } from "../../src/wire/cert.js";
 import { PacketType } from "../../src/wire/packet.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ipv6ToBytes } from "../../src/packet/ip.js";
+import { ipv6ToBytes } from "../../src/ip/ip.js";
 import { PacketType } from "../../src/wire/packet.js";
 import { ipv4, ipv6, makeCa, SimNet, type SimHost } from "./harness.js";
 

@@ -19,7 +19,7 @@ import {
   type Pki,
   type RunningDaemon,
 } from "./mintun.js";
-import { readSecretKey } from "../../src/crypto/keyfile.js";
+import { readSecretKey } from "../../src/store/keyfile.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { EPH_OFFSET_HOST_KEY, signEphemeral, type HostCert } from "../../src/wire/cert.js";
 

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { apiCall } from "../../src/api/client.js";
-import { writeCert, writeSecretKey } from "../../src/crypto/keyfile.js";
+import { writeCert, writeSecretKey } from "../../src/store/keyfile.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import type { Status } from "../../src/daemon/status.js";
 import { signCert, type CaCert, type HostCert } from "../../src/wire/cert.js";

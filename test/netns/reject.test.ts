@@ -1,5 +1,5 @@
 /**
- * synthReject (src/packet/reject.ts) against the real kernel, without the engine: in a
+ * synthReject (src/ip/reject.ts) against the real kernel, without the engine: in a
  * throwaway namespace, a TUN device whose only reader answers every packet with
  * synthReject (test/tools/reject-responder.mjs). The kernel must take the answers as the
  * remote host's: curl fails with "Connection refused" at once (the RST), a connected UDP

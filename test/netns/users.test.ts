@@ -21,7 +21,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readCert } from "../../src/crypto/keyfile.js";
+import { readCert } from "../../src/store/keyfile.js";
 import type { WhoisAnswer, WhoisConn } from "../../src/daemon/status.js";
 import { fingerprint } from "../../src/wire/cert.js";
 import {

@@ -7,8 +7,6 @@ import {
   decodeEphemeral,
   encodeCert,
   encodeEphemeral,
-  formatIp4,
-  formatIp6,
   signCert,
   signEphemeral,
   verifyCert,
@@ -17,6 +15,7 @@ import {
   type CertFields,
   type HostCert,
 } from "../../src/wire/cert.js";
+import { formatIp4, formatIp6 } from "../../src/ip/ip.js";
 
 const caKp = signKeyPair(Buffer.alloc(32, 7));
 const hostKp = signKeyPair(Buffer.alloc(32, 8));

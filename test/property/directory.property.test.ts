@@ -19,7 +19,7 @@ import {
   encodeDirResponse,
 } from "../../src/wire/directory.js";
 import { CERT_MAX_SIZE, CERT_MIN_SIZE, EPH_MAX_SIZE, EPH_MIN_SIZE } from "../../src/wire/cert.js";
-import { formatIp4, formatIp6 } from "../../src/packet/ip.js";
+import { formatIp4, formatIp6 } from "../../src/ip/ip.js";
 
 const RUNS = { numRuns: 1000 };
 

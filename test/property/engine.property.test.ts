@@ -16,7 +16,7 @@ import type { Engine } from "../../src/tunnel/engine.js";
 import type { Epoch, Tunnel } from "../../src/tunnel/tunnel.js";
 import { PacketType } from "../../src/wire/packet.js";
 import { tryEncodeAddr } from "../../src/wire/addr.js";
-import { ipv6ToBytes } from "../../src/packet/ip.js";
+import { ipv6ToBytes } from "../../src/ip/ip.js";
 import { ipv4, ipv6, makeCa, SimNet, type SimHost } from "../inproc/harness.js";
 
 const RUNS = { numRuns: 300 };

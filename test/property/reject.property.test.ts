@@ -1,5 +1,5 @@
 /**
- * Property tests for synthReject (src/packet/reject.ts): on random bytes and on random
+ * Property tests for synthReject (src/ip/reject.ts): on random bytes and on random
  * but plausible IPv4/IPv6 packets it never throws, never touches the input or bytes
  * outside [off, off+len), and returns either null or a well-formed answer: a valid IP
  * header with the addresses swapped, a TCP RST or an ICMP/ICMPv6 unreachable with
@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { synthReject } from "../../src/packet/reject.js";
+import { synthReject } from "../../src/ip/reject.js";
 
 const RUNS = { numRuns: 2000 };
 

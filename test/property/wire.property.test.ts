@@ -32,7 +32,7 @@ import {
   writeFrame,
 } from "../../src/wire/frames.js";
 import { ADDR_BYTES, decodeAddrRecord, tryEncodeAddr } from "../../src/wire/addr.js";
-import { bytesToIpv6, ipVersion, ipv6ToBytes } from "../../src/packet/ip.js";
+import { bytesToIpv6, ipVersion, ipv6ToBytes } from "../../src/ip/ip.js";
 
 const RUNS = { numRuns: 500 };
 
@@ -630,7 +630,7 @@ describe("IP header helpers", () => {
     expect(bytesToIpv6(ipv6ToBytes("2001:db8:0:1:1:1:1:1")!)).toBe("2001:db8:0:1:1:1:1:1");
   });
 
-  // Regression test (was a bug, fixed; src/packet/ip.ts:61-63): the embedded dotted-quad tail of an IPv6 address is
+  // Regression test (was a bug, fixed; src/ip/ip.ts:61-63): the embedded dotted-quad tail of an IPv6 address is
   // not validated: each part goes through `+part` (ipv4ToNumber), so letters, empty
   // parts, signs, hex and values > 255 are accepted and silently become other bytes
   // ("::256.0.0.1" -> ::0.0.0.1, "::a.b.c.d" -> ::, "::-1.2.3.4" -> ::ff02:304).
@@ -640,7 +640,7 @@ describe("IP header helpers", () => {
       expect(ipv6ToBytes(bad), bad).toBeNull();
   });
 
-  // Regression test (was a bug, fixed; src/packet/ip.ts:72-73): '::' must stand for at least one zero group
+  // Regression test (was a bug, fixed; src/ip/ip.ts:72-73): '::' must stand for at least one zero group
   // (RFC 4291 2.2), but with eight explicit groups it is accepted as standing for none.
   it("ipv6ToBytes refuses '::' next to eight explicit groups", () => {
     expect(ipv6ToBytes("1:2:3:4:5:6:7:8::")).toBeNull();

@@ -6,7 +6,7 @@
 // then sends one inner packet, which travels 0-RTT in a CREATE carrying the forged
 // certificate. Prints a JSON summary on stdout; the test checks the peer's counters.
 import dgram from "node:dgram";
-import { readCert, readSecretKey } from "../../dist/crypto/keyfile.js";
+import { readCert, readSecretKey } from "../../dist/store/keyfile.js";
 import { signKeyPair } from "../../dist/crypto/sodium.js";
 import { signCert } from "../../dist/wire/cert.js";
 import { tryEncodeAddr, decodeAddrRecord } from "../../dist/wire/addr.js";

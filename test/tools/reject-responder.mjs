@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * A TUN device that refuses everything: every packet the kernel routes into it is
- * answered with synthReject (src/packet/reject.ts, from dist/) written back into the
+ * answered with synthReject (src/ip/reject.ts, from dist/) written back into the
  * same TUN. Run inside a test namespace (test/netns/reject.test.ts); needs `npm run build`.
  *
  *   node reject-responder.mjs TUN_NAME
@@ -12,7 +12,7 @@
  * "ANSWERING off" (a control: the device stays, packets vanish). Exits on SIGTERM.
  */
 import { native } from "../../dist/net/native.js";
-import { synthReject } from "../../dist/packet/reject.js";
+import { synthReject } from "../../dist/ip/reject.js";
 
 const addon = native();
 const { fd, name } = addon.tunOpen(process.argv[2] ?? "", false);

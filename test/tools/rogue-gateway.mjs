@@ -4,7 +4,7 @@
 // the certificate does not authorise the source.
 //   ip netns exec NS node rogue-gateway.mjs CONFIG SUBNET
 import { loadConfig } from "../../dist/config/config.js";
-import { createLogger } from "../../dist/log.js";
+import { createLogger } from "../../dist/log-pino.js";
 import { Daemon } from "../../dist/daemon/daemon.js";
 
 const [configFile, subnet] = process.argv.slice(2);

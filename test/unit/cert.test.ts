@@ -11,9 +11,6 @@ import {
   encodeCertInto,
   encodeEphemeral,
   fingerprint,
-  formatIp6,
-  parseCidr,
-  parseIp6,
   signCert,
   signEphemeral,
   verifyCert,
@@ -22,6 +19,7 @@ import {
   type Cert,
   type HostCert,
 } from "../../src/wire/cert.js";
+import { formatIp6, parseCidr, parseIp6 } from "../../src/ip/ip.js";
 import { CertError } from "../../src/errors.js";
 
 const NOW = 1_700_000_000;

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { runCli, type Io } from "../../src/cli/cli.js";
 import { COMMANDS } from "../../src/cli/commands/index.js";
-import { readCert, readSecretKey, writeSecretKey } from "../../src/crypto/keyfile.js";
+import { readCert, readSecretKey, writeSecretKey } from "../../src/store/keyfile.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { CertError } from "../../src/errors.js";
 import { fingerprint, verifyCert, type CaCert } from "../../src/wire/cert.js";

@@ -35,6 +35,7 @@ describe("parseConfig", () => {
       tun: { name: "mintun0", mtu: 1400, routes: [], peerSubnets: true },
       ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
       tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10000 },
+      registration: { refreshSec: 10 },
       dos: {
         perSourcePerSec: 100,
         perSourceBurst: 200,

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { FlowScratch, parseFlow } from "../../src/conn/conns.js";
-import { FakeIdentityLookup } from "../../src/conn/identity.js";
-import type { UserIdentity, UserStore } from "../../src/conn/users.js";
+import { FakeIdentityLookup } from "../../src/net/identity.js";
+import type { UserIdentity, UserStore } from "../../src/store/users.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { DaemonIdentity } from "../../src/daemon/identity.js";
 import { nullLogger } from "../../src/log.js";

@@ -18,7 +18,8 @@ import {
   makeRecord,
   type StoredRecord,
 } from "../../src/directory/store.js";
-import { certAnswers, cidrContains, verifyRecord } from "../../src/directory/record.js";
+import { certAnswers, verifyRecord } from "../../src/directory/record.js";
+import { cidrContains } from "../../src/ip/ip.js";
 import { signEphemeral } from "../../src/wire/cert.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { makeCa, makeHostCert } from "../inproc/harness.js";

@@ -1,5 +1,5 @@
 /**
- * IdentityLookup (src/conn/identity.ts): every case of test/tools/native/identity-child.ts
+ * IdentityLookup (src/net/identity.ts): every case of test/tools/native/identity-child.ts
  * against FakeIdentityLookup in-process, and against LinuxIdentityLookup (sock_diag, then
  * /proc/net forced) in a child process inside a fresh network namespace, with sockets
  * owned by root and by uid 65534. Plus the cache, the /proc/net parser and the fallback.
@@ -17,7 +17,7 @@ import {
   procHexAddr,
   procLookup,
   type FlowKey,
-} from "../../src/conn/identity.js";
+} from "../../src/net/identity.js";
 import { PlatformError } from "../../src/errors.js";
 import { runCases, type CaseResult } from "../tools/native/compliance.js";
 import { fakeIdentityHarness, identityCases } from "../tools/native/identity-child.js";

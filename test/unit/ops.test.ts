@@ -17,7 +17,8 @@ import { createRegistry, METRIC_NAMES, type Observation } from "../../src/daemon
 import { notifyArgs, SystemdNotifier } from "../../src/daemon/notify.js";
 import { whois, type Status } from "../../src/daemon/status.js";
 import { ConfigError } from "../../src/errors.js";
-import { createLogger, nullLogger, RateLimitedLog } from "../../src/log.js";
+import { nullLogger, RateLimitedLog } from "../../src/log.js";
+import { createLogger } from "../../src/log-pino.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 let dir: string;

@@ -38,7 +38,7 @@ import {
   writeTypeCounter,
 } from "../../src/wire/packet.js";
 import { FrameIterator, FrameType } from "../../src/wire/frames.js";
-import { ipVersion } from "../../src/packet/ip.js";
+import { ipVersion } from "../../src/ip/ip.js";
 import { ipv4, makeCa, SimNet } from "../inproc/harness.js";
 
 const hex = (s: string) => Buffer.from(s.replace(/[\s|]/g, ""), "hex");

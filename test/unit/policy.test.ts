@@ -6,11 +6,10 @@ import {
   NO_POLICY_DECISION,
   compileRanges,
   evaluate,
-  loadPolicy,
-  parsePolicy,
   type Flow,
   type Policy,
 } from "../../src/conn/policy.js";
+import { loadPolicy, parsePolicy } from "../../src/store/policy-file.js";
 
 const FILE = "/etc/mintun/policy.yaml";
 

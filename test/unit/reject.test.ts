@@ -1,5 +1,5 @@
 /**
- * Synthesized rejects for denied flows (src/packet/reject.ts): every field of the TCP RST
+ * Synthesized rejects for denied flows (src/ip/reject.ts): every field of the TCP RST
  * and the ICMP / ICMPv6 unreachable answers, checksums verified with an independent
  * reference (a plain RFC 1071 sum over a freshly concatenated pseudo-header + message,
  * which must come out as 0xffff), the cases that must not be answered, and, when tcpdump
@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { synthReject } from "../../src/packet/reject.js";
+import { synthReject } from "../../src/ip/reject.js";
 
 // ------------------------------------------------------------------ reference helpers
 

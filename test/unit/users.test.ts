@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { runCli, type Io } from "../../src/cli/cli.js";
 import { COMMANDS } from "../../src/cli/commands/index.js";
 import { userCommands } from "../../src/cli/commands/users.js";
-import { readCert, readSecretKey } from "../../src/crypto/keyfile.js";
+import { readCert, readSecretKey } from "../../src/store/keyfile.js";
 import { fingerprint, type CaCert } from "../../src/wire/cert.js";
 import {
   UserStore,
@@ -14,7 +14,7 @@ import {
   parsePasswd,
   readUserFile,
   usersDir,
-} from "../../src/conn/users.js";
+} from "../../src/store/users.js";
 
 const NOW_MS = Date.UTC(2025, 0, 1);
 let dir: string;

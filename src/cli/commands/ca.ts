@@ -2,22 +2,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError, UsageError } from "../../errors.js";
-import { writeCert, writeSecretKey } from "../../crypto/keyfile.js";
+import { writeCert, writeSecretKey } from "../../store/keyfile.js";
 import { signKeyPair, zero } from "../../crypto/sodium.js";
 import {
   fingerprint,
   isValidGroup,
   isValidName,
-  parseCidr,
-  parseIp4,
-  parseIp6,
-  formatIp4,
-  formatIp6,
   signCert,
   MAX_GROUPS,
   MAX_SUBNETS,
   type CertFields,
 } from "../../wire/cert.js";
+import { parseCidr, parseIp4, parseIp6, formatIp4, formatIp6 } from "../../ip/ip.js";
 import { resolvePath, type Command, type Io } from "../cli.js";
 import type { ParsedArgs } from "../args.js";
 import {

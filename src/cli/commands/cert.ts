@@ -1,6 +1,6 @@
 /** `mintun cert show`. */
 import { CertError } from "../../errors.js";
-import { readCert } from "../../crypto/keyfile.js";
+import { readCert } from "../../store/keyfile.js";
 import { fingerprint, verifyCert, type Cert } from "../../wire/cert.js";
 import { resolvePath, type Command } from "../cli.js";
 import { iso, nowSec } from "./common.js";

@@ -8,7 +8,7 @@ import {
   publicKeyOf,
   readCert,
   readSecretKey,
-} from "../../crypto/keyfile.js";
+} from "../../store/keyfile.js";
 import { zero } from "../../crypto/sodium.js";
 import { fingerprint, verifyCert, type CaCert } from "../../wire/cert.js";
 import { resolvePath, type Io } from "../cli.js";

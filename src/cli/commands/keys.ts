@@ -1,7 +1,7 @@
 /** `mintun keygen` and `mintun pubkey`. */
 import * as fs from "node:fs";
 import { CertError } from "../../errors.js";
-import { publicKeyOf, readSecretKey, writePublicKey, writeSecretKey } from "../../crypto/keyfile.js";
+import { publicKeyOf, readSecretKey, writePublicKey, writeSecretKey } from "../../store/keyfile.js";
 import { signKeyPair, zero } from "../../crypto/sodium.js";
 import { fingerprint } from "../../wire/cert.js";
 import { resolvePath, type Command } from "../cli.js";

@@ -10,17 +10,18 @@
 import { spawn } from "node:child_process";
 import { apiCall } from "../../api/client.js";
 import { loadConfig, RESTART_KEYS } from "../../config/config.js";
-import { loadPolicy } from "../../conn/policy.js";
+import { loadPolicy } from "../../store/policy-file.js";
 import {
   publicKeyOf,
   readCert as readCertFile,
   readSecretKey as readSecretKeyFile,
-} from "../../crypto/keyfile.js";
+} from "../../store/keyfile.js";
 import { zero } from "../../crypto/sodium.js";
 import type { ReloadStatus, Status, WhoisAnswer, WhoisConn } from "../../daemon/status.js";
 import { whois as whoisOf } from "../../daemon/status.js";
 import { CertError, MintunError, UsageError } from "../../errors.js";
-import { fingerprint, parseIp, verifyCert } from "../../wire/cert.js";
+import { fingerprint, verifyCert } from "../../wire/cert.js";
+import { parseIp } from "../../ip/ip.js";
 import { EXIT_FAILURE, resolvePath, type Command, type Io } from "../cli.js";
 import { bytes, SOCKET_FLAG, table } from "./status.js";
 

@@ -1,12 +1,12 @@
 /**
  * `mintun user add`, `mintun user remove`, `mintun user list`: the OS users of this host
  * and the user identities (certificate + secret key) they connect under. The store is
- * STATE/users (default /var/lib/mintun/users); see src/conn/users.ts and docs/IDENTITY.md.
+ * STATE/users (default /var/lib/mintun/users); see src/store/users.ts and docs/IDENTITY.md.
  */
 import * as path from "node:path";
 import { CertError, MintunError, UsageError } from "../../errors.js";
 import { loadConfig, DEFAULTS } from "../../config/config.js";
-import { readCert, readSecretKey } from "../../crypto/keyfile.js";
+import { readCert, readSecretKey } from "../../store/keyfile.js";
 import { zero } from "../../crypto/sodium.js";
 import { fingerprint, verifyCert, type CaCert } from "../../wire/cert.js";
 import {
@@ -19,7 +19,7 @@ import {
   readPasswd,
   removeUser,
   usersDir,
-} from "../../conn/users.js";
+} from "../../store/users.js";
 import { resolvePath, type Command, type Io } from "../cli.js";
 import type { FlagSpec, ParsedArgs } from "../args.js";
 import { FORCE_FLAG, iso, nowSec } from "./common.js";

@@ -20,7 +20,7 @@ import {
   findSocketProcess,
   type FlowKey,
   type IdentityLookup,
-} from "../../../src/conn/identity.js";
+} from "../../../src/net/identity.js";
 import { PlatformError } from "../../../src/errors.js";
 import { native } from "../../../src/net/native.js";
 import { check, runCases, type Case, type CaseResult } from "./compliance.js";

@@ -41,7 +41,7 @@ import {
   publicKeyOf,
   syncDir,
   writeFileAtomic,
-} from "../crypto/keyfile.js";
+} from "./keyfile.js";
 import { ED25519_SEED_BYTES, ED25519_SK_BYTES, signKeyPair, zero } from "../crypto/sodium.js";
 import { decodeCert, verifyCert, type CaCert, type UserCert, type VerifyFailure } from "../wire/cert.js";
 

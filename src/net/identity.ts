@@ -18,7 +18,7 @@
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
-import { native, toPlatformError, type NativeAddon } from "../net/native.js";
+import { native, toPlatformError, type NativeAddon } from "./native.js";
 
 export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;

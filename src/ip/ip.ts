@@ -143,3 +143,70 @@ export const bytesToIpv6 = formatIp6;
 export function ipProtocol(buf: Buffer, off: number, version: 4 | 6): number {
   return version === 4 ? buf[off + 9]! : buf[off + 6]!;
 }
+
+// ---------------------------------------------------------------------------
+// Addresses and prefixes as text (config, certificates, CLI, directory, status): one parser,
+// one CIDR type, one containment test. Strict: dotted quads without leading zeros
+// ("010.0.0.1" is refused, not read as octal or as 10), IPv6 in any RFC 4291 form without
+// a zone, prefixes with zero host bits.
+
+export interface ParsedIp {
+  family: 4 | 6;
+  bytes: Buffer;
+  /** Canonical text form. */
+  text: string;
+}
+
+export function parseIp(s: string): ParsedIp | null {
+  if (s.includes(":")) {
+    const bytes = parseIp6(s);
+    return bytes ? { family: 6, bytes, text: formatIp6(bytes) } : null;
+  }
+  const bytes = parseIp4(s);
+  return bytes ? { family: 4, bytes, text: formatIp4(bytes) } : null;
+}
+
+export interface ParsedCidr extends ParsedIp {
+  prefix: number;
+}
+
+/**
+ * "10.1.0.0/16" or "fd00::/8" -> parsed form with canonical `text`, or null when
+ * malformed or when bits beyond the prefix are set (non-canonical network).
+ */
+export function parseCidr(s: string): ParsedCidr | null {
+  const slash = s.indexOf("/");
+  if (slash < 0) return null;
+  const ip = parseIp(s.slice(0, slash));
+  const p = s.slice(slash + 1);
+  if (!ip || !/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
+  const prefix = Number(p);
+  if (prefix > ip.bytes.length * 8) return null;
+  if (!hostBitsZero(ip.bytes, 0, ip.bytes.length, prefix)) return null;
+  return { ...ip, prefix, text: `${ip.text}/${prefix}` };
+}
+
+export function hostBitsZero(b: Buffer, off: number, len: number, prefix: number): boolean {
+  for (let i = 0; i < len; i++) {
+    const bitsKept = Math.min(8, Math.max(0, prefix - i * 8));
+    const mask = bitsKept === 8 ? 0 : 0xff >> bitsKept;
+    if ((b[off + i]! & mask) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Prefix length of `cidr` when it contains `ip` (same family), else -1. `cidr` is CIDR text
+ * or parsed; `ip` is address text or its 4/16 bytes. Malformed input contains nothing.
+ */
+export function cidrContains(cidr: string | ParsedCidr, ip: string | Uint8Array): number {
+  const c = typeof cidr === "string" ? parseCidr(cidr) : cidr;
+  const a = typeof ip === "string" ? parseIp(ip)?.bytes : ip;
+  if (!c || !a || c.bytes.length !== a.length) return -1;
+  const full = c.prefix >> 3;
+  for (let i = 0; i < full; i++) if (c.bytes[i] !== a[i]) return -1;
+  const rest = c.prefix & 7;
+  if (rest === 0) return c.prefix;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (c.bytes[full]! & mask) === (a[full]! & mask) ? c.prefix : -1;
+}

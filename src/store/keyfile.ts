@@ -24,7 +24,7 @@ import {
   randomBytes,
   signKeyPair,
   zero,
-} from "./sodium.js";
+} from "../crypto/sodium.js";
 
 export const LABEL_SECRET_KEY = "MINTUN ED25519 SECRET KEY";
 export const LABEL_PUBLIC_KEY = "MINTUN ED25519 PUBLIC KEY";
