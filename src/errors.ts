@@ -42,6 +42,24 @@ export class PlatformError extends MintunError {
   }
 }
 
+/**
+ * Another mintund holds the lock of this API socket (src/daemon/lock.ts): this start
+ * refuses and touches nothing of the running daemon. mintund exits with EXIT_RUNNING.
+ */
+export class AlreadyRunningError extends MintunError {
+  constructor(
+    readonly pid: number | null,
+    readonly socketPath: string,
+    readonly lockPath: string,
+  ) {
+    super(
+      "ERUNNING",
+      `another mintund (${pid !== null ? `pid ${pid}` : "pid unknown"}) is serving ${socketPath} ` +
+        `(lock ${lockPath}); stop it first, or give this daemon its own api.socket`,
+    );
+  }
+}
+
 /** Bad CLI usage. */
 export class UsageError extends MintunError {
   constructor(message: string) {

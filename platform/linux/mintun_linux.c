@@ -973,6 +973,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 /* ---------- module ---------- */
 
 #include "peercred.h"
+#include "lockfile.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1007,6 +1008,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "TUN_SCRATCH_BYTES", tun_scratch);
   sock_diag_init(env, exports);
   peercred_init(env, exports); /* peercred.c */
+  lockfile_init(env, exports); /* lockfile.c */
   return exports;
 }
 

@@ -45,6 +45,8 @@ export function isPrivileged(cred: PeerCred | null, selfUid = process.geteuid?.(
 export class ApiServer {
   private readonly handlers = new Map<string, { h: Handler; root: boolean }>();
   private server: net.Server | null = null;
+  /** device and inode of the socket we bound (close() unlinks the path only while it is this one) */
+  private bound: { dev: number; ino: number } | null = null;
   private readonly sockets = new Set<net.Socket>();
   private readonly peerCred: (s: net.Socket) => PeerCred | null;
 
@@ -65,27 +67,54 @@ export class ApiServer {
     return [...this.handlers].map(([method, { root }]) => ({ method, root }));
   }
 
+  /**
+   * Bind under a temporary name, then rename over the socket path: a client sees the
+   * old (stale) socket or ours, never none. The caller holds the socket's lock
+   * (daemon/lock.ts), so whatever was at the path belonged to a daemon that is gone.
+   * The inode is remembered: close() removes the path only while it is still ours.
+   */
   async listen(): Promise<void> {
     fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o755 });
+    const tmp = `${this.socketPath}.${process.pid}.tmp`;
     try {
-      fs.unlinkSync(this.socketPath); // a stale socket from a crashed run
+      fs.unlinkSync(tmp); // left by a crashed run with our pid
     } catch {
       /* not there */
     }
     const srv = net.createServer((s) => this.onConnection(s));
-    await new Promise<void>((resolve, reject) => {
-      srv.once("error", (e) =>
-        reject(
-          new PlatformError("EAPI", `cannot listen on API socket ${this.socketPath}: ${e.message}`, {
-            cause: e,
-          }),
-        ),
+    const fail = (e: unknown): PlatformError =>
+      new PlatformError(
+        "EAPI",
+        `cannot listen on API socket ${this.socketPath}: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
       );
-      srv.listen(this.socketPath, () => resolve());
+    await new Promise<void>((resolve, reject) => {
+      srv.once("error", (e) => reject(fail(e)));
+      srv.listen(tmp, () => resolve());
     });
-    // read-only methods are open to every local user
-    fs.chmodSync(this.socketPath, 0o666);
+    try {
+      // read-only methods are open to every local user
+      fs.chmodSync(tmp, 0o666);
+      fs.renameSync(tmp, this.socketPath);
+      const st = fs.lstatSync(this.socketPath);
+      this.bound = { dev: st.dev, ino: st.ino };
+    } catch (e) {
+      srv.close();
+      throw fail(e);
+    }
     this.server = srv;
+  }
+
+  /** True while the socket path is the socket this server bound (not replaced or removed). */
+  ownsPath(): boolean {
+    const b = this.bound;
+    if (!b) return false;
+    try {
+      const st = fs.lstatSync(this.socketPath);
+      return st.dev === b.dev && st.ino === b.ino;
+    } catch {
+      return false;
+    }
   }
 
   private onConnection(s: net.Socket): void {
@@ -151,11 +180,14 @@ export class ApiServer {
     if (this.server) {
       this.server.close();
       this.server = null;
-      try {
-        fs.unlinkSync(this.socketPath);
-      } catch {
-        /* gone */
-      }
+      // only our own socket: never one that replaced it
+      if (this.ownsPath())
+        try {
+          fs.unlinkSync(this.socketPath);
+        } catch {
+          /* gone */
+        }
+      this.bound = null;
     }
   }
 }

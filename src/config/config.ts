@@ -245,9 +245,29 @@ export function readConfigText(file: string): { abs: string; text: string } {
   }
 }
 
-export function loadConfig(file: string): Config {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
   const { abs, text } = readConfigText(file);
-  return parseConfig(text, abs);
+  return parseConfig(text, abs, env);
+}
+
+/**
+ * Defaults that follow the systemd unit: under a unit with RuntimeDirectory= /
+ * StateDirectory=, systemd passes the directories in $RUNTIME_DIRECTORY and
+ * $STATE_DIRECTORY (colon-separated; the first is used), so each `mintund@NAME`
+ * instance gets its own API socket (/run/mintun-NAME/mintund.sock) and state
+ * (/var/lib/mintun/NAME) without saying so in its config. Outside systemd, and for
+ * keys the file sets, nothing changes.
+ */
+export function systemdDefaults(env: NodeJS.ProcessEnv): { socket: string; stateDir: string } {
+  const first = (v: string | undefined): string | null => {
+    const d = v?.split(":")[0];
+    return d && path.isAbsolute(d) ? d : null;
+  };
+  const run = first(env.RUNTIME_DIRECTORY);
+  return {
+    socket: run ? path.join(run, "mintund.sock") : DEFAULTS.api.socket,
+    stateDir: first(env.STATE_DIRECTORY) ?? DEFAULTS.stateDir,
+  };
 }
 
 const HOSTNAME_RE =
@@ -348,7 +368,7 @@ export function isLoopback(ip: string): boolean {
 }
 
 /** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
-export function parseConfig(text: string, fileName: string): Config {
+export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessEnv = {}): Config {
   const file = path.resolve(fileName);
   const r: Reader = new Reader(file);
   const doc = parseDocument(text, { lineCounter: r.lc, prettyErrors: false, uniqueKeys: true });
@@ -504,15 +524,15 @@ export function parseConfig(text: string, fileName: string): Config {
     });
   }
 
+  const sysd = systemdDefaults(env);
   const apiM = r.map(top.get("api")?.value ?? null, "api", ["socket"]);
   const sock = apiM.get("socket");
   const api = {
-    socket:
-      sock && !r.isMissing(sock.value) ? r.path(sock.value, "api.socket", sock.key) : DEFAULTS.api.socket,
+    socket: sock && !r.isMissing(sock.value) ? r.path(sock.value, "api.socket", sock.key) : sysd.socket,
   };
 
   const st = top.get("state");
-  const stateDir = st && !r.isMissing(st.value) ? r.path(st.value, "state", st.key) : DEFAULTS.stateDir;
+  const stateDir = st && !r.isMissing(st.value) ? r.path(st.value, "state", st.key) : sysd.stateDir;
 
   const logM = r.map(top.get("log")?.value ?? null, "log", ["level"]);
   const lv = logM.get("level");

@@ -31,6 +31,7 @@ import { BatchOutput } from "./output.js";
 import { AddressWatcher } from "../net/watch.js";
 import { native } from "../net/native.js";
 import { TaskGuard } from "./tasks.js";
+import { DaemonLock } from "./lock.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
@@ -118,6 +119,8 @@ export class Daemon {
   private undoGateway: () => void = () => undefined;
   private subnetRoutes: PeerSubnetRoutes | null = null;
   private subnetTimer: NodeJS.Timeout | null = null;
+  /** the API socket's lock (lock.ts), released last in close() */
+  private lock: DaemonLock | null = null;
   /** guarded tasks: unexpected errors are counted and logged, the daemon goes on (tasks.ts) */
   readonly tasks: TaskGuard;
 
@@ -136,7 +139,24 @@ export class Daemon {
     this.tasks = new TaskGuard(log.child("tasks"), now);
   }
 
+  /**
+   * Start a daemon. The first step is the lock of config.api.socket (lock.ts): a second
+   * daemon for the same socket stops here with AlreadyRunningError and touches nothing.
+   * The lock is held until close(), released last (after the socket is removed).
+   */
   static async start(config: Config, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
+    const lock = DaemonLock.acquire(config.api.socket);
+    try {
+      const d = await Daemon.startLocked(config, log, deps);
+      d.lock = lock;
+      return d;
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  private static async startLocked(config: Config, log: Logger, deps: DaemonDeps): Promise<Daemon> {
     const now = deps.now ?? Date.now;
     const ca = readCert(config.ca);
     if (ca.kind !== "ca")
@@ -670,6 +690,7 @@ export class Daemon {
     this.api.close();
     this.tun.close();
     this.udp.close();
+    this.lock?.release();
     this.log.log("info", "mintund stopped");
   }
 }

@@ -1,23 +1,27 @@
 /**
  * mintund entry point: `mintund --config FILE [--log-level L]`.
- * Exit codes: 0 clean stop, 1 start-up error (printed as one line), 2 usage.
+ * Exit codes: 0 clean stop, 1 start-up error (printed as one line), 2 usage,
+ * 3 (EXIT_RUNNING) another mintund serves the same api.socket (it is left untouched),
+ * 70 invariant break (daemon/tasks.ts).
  * Signals: SIGTERM/SIGINT stop (STOPPING=1), SIGHUP reloads the config
  * (RELOADING=1 ... READY=1). Under systemd ($NOTIFY_SOCKET) READY=1 is sent
  * once the TUN has its addresses and routes (see notify.ts).
  */
 import { loadConfig, type LogLevel, LOG_LEVELS } from "../config/config.js";
-import { MintunError } from "../errors.js";
+import { AlreadyRunningError, MintunError } from "../errors.js";
 import { createLogger } from "../log-pino.js";
 import { Daemon } from "./daemon.js";
 import { SystemdNotifier } from "./notify.js";
 import { errorFields } from "./tasks.js";
+import { EXIT_RUNNING } from "./lock.js";
 
 const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
 
 Runs the mintun daemon: opens the TUN device, the UDP socket and the local API
-socket named in the config file. Stop with SIGTERM or SIGINT; SIGHUP re-reads
-the config file (peers, tunnel timers, routes, log level; a bad file is refused
-and the running config stays). Under systemd, readiness is reported with
+socket named in the config file. One daemon per API socket: a second start
+with the same api.socket exits with status 3 and leaves the first alone.
+Stop with SIGTERM or SIGINT; SIGHUP re-reads the config file (peers, tunnel
+timers, routes, log level; a bad file is refused and the running config stays). Under systemd, readiness is reported with
 sd_notify through the systemd-notify program (the unit needs NotifyAccess=all).
 A --log-level given here wins over log.level in the file, also on reload.`;
 
@@ -58,6 +62,10 @@ async function main(): Promise<number> {
       logLevelOverride: args.level,
     });
   } catch (e) {
+    if (e instanceof AlreadyRunningError) {
+      process.stderr.write(`mintund: ${e.message}\n`);
+      return EXIT_RUNNING;
+    }
     if (e instanceof MintunError) {
       process.stderr.write(`mintund: ${e.message}\n`);
       return 1;

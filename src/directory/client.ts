@@ -27,7 +27,9 @@
  * A tunnel that keeps sending and hears nothing for STALL_MS has its peer
  * looked up again: a new endpoint (both ends moved) moves the tunnel; the same
  * endpoint with a key younger than the tunnel (the peer restarted) closes it, so
- * the next packet creates a fresh tunnel 0-RTT.
+ * the next packet creates a fresh tunnel 0-RTT. (A restarted peer is usually
+ * recovered earlier by the engine's own stall probe, which needs no directory:
+ * Engine.tickStall, docs/PROTOCOL.md section 5.)
  *
  * Every record is verified here (record.ts) before it is used; a record that
  * fails is counted (`drops.dirBadRecord`) and the next directory is asked.

@@ -109,6 +109,12 @@ export interface NativeAddon {
     rport: number,
   ): { uid: number; inode: number } | null;
   closeFd(fd: number): number;
+  /**
+   * open(path, O_RDWR|O_CREAT|O_CLOEXEC, 0644) + flock(LOCK_EX|LOCK_NB) (platform/linux/lockfile.c):
+   * the fd holding the lock (closeFd releases it; so does process exit). Throws code "EAGAIN"
+   * when another open file holds the lock, else the errno name of the failed call.
+   */
+  lockFile(path: string): number;
   errnoName(errno: number): string;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;

@@ -50,6 +50,27 @@ export const RECORD_RETRY_MS = 1_000;
 /** Default minimum size of a creation packet (padding), so that no answer is larger. */
 export const DEFAULT_MIN_FIRST_PACKET_BYTES = 256;
 
+// ---- stall probe and recovery (docs/PROTOCOL.md section 5, "Stall probe and recovery")
+/**
+ * The tunnel in use that sent data after its last authenticated packet from the peer, and
+ * has heard nothing for this long, sends a PROBE frame (the peer answers at once).
+ */
+export const PROBE_AFTER_MS = 1_000;
+/** An unanswered PROBE is resent after this long. */
+export const PROBE_RETRY_MS = 500;
+/**
+ * PROBEs sent before the peer counts as unresponsive (it most likely restarted and lost the
+ * tunnel): then it is recovered. Unresponsive after PROBE_AFTER + PROBE_TRIES x PROBE_RETRY
+ * = 2 s of silence (plus up to one TICK).
+ */
+export const PROBE_TRIES = 2;
+/**
+ * A recovery (fresh record from the peer, then a new tunnel 0-RTT beside the silent one) that
+ * did not produce an established tunnel within this long is given up; unanswered probes start
+ * the next one.
+ */
+export const RECOVERY_TIMEOUT_MS = 5_000;
+
 /** Coarse timer tick of the daemon. */
 export const TICK_MS = 250;
 

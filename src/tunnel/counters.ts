@@ -94,6 +94,14 @@ export function newEvents() {
     migrations: 0,
     roams: 0,
     keepalivesSent: 0,
+    /** stall probe: PROBEs sent on a tunnel that sent data and heard nothing for PROBE_AFTER_MS */
+    stallProbes: 0,
+    /** stall probe: PROBEs of the peer answered (with a KEEPALIVE) */
+    probesAnswered: 0,
+    /** stall probe: recoveries started (PROBE_TRIES unanswered: record fetched, new tunnel 0-RTT) */
+    stallRecoveries: 0,
+    /** older established tunnels of a peer closed because a newer one with it was established */
+    tunnelsSuperseded: 0,
     ephemeralRotations: 0,
     puzzlesSent: 0,
     puzzlesSolved: 0,

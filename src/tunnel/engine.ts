@@ -80,7 +80,11 @@ import {
   HEADER_BYTES,
   MAX_UDP_PAYLOAD_BYTES,
   OLD_EPOCH_GRACE_MS,
+  PROBE_AFTER_MS,
+  PROBE_RETRY_MS,
+  PROBE_TRIES,
   RECORD_REQUEST_BYTES,
+  RECOVERY_TIMEOUT_MS,
   RECORD_RETRY_MS,
   REKEY_AFTER_PACKETS,
   REPLY_KEY_LIFETIME_MS,
@@ -502,6 +506,7 @@ export class Engine {
     this.events.recordsLearned++;
     this.log.log("debug", "record learned", { peer: peer.name, keyId: eph.keyId });
     this.flushPending(peer, now);
+    if (peer.recovering !== 0) this.recoverCreate(peer, now);
   }
 
   private setEph(peer: Peer, eph: EphemeralCert): void {
@@ -1056,6 +1061,7 @@ export class Engine {
       this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now);
       // confirm: our first packet under the new key lets the responder stop sending REPLY
       this.sendControl(t, FrameType.Keepalive, null, now);
+      this.supersede(t, now);
       this.closeDuplicates(t.peer, t, now);
       return;
     }
@@ -1073,6 +1079,135 @@ export class Engine {
     this.onAuthenticated(t, src, srcOff, len, now);
     this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now);
     this.sendControl(t, FrameType.Keepalive, null, now);
+  }
+
+  /**
+   * The responder's side of a creation is confirmed (the creator's first packet under the
+   * new key verified: outside.ts moved it from replying to established).
+   */
+  onConfirmed(t: Tunnel, now: number): void {
+    this.supersede(t, now);
+  }
+
+  /**
+   * A tunnel `nt` just became established: close the peer's tunnels that were already
+   * established before `nt` was created. The peer made (or answered) a new tunnel while
+   * an older one stood, which it does only when it no longer holds or hears the older one
+   * (it restarted, or our stall recovery made `nt`). Evidence is authenticated: `nt`'s
+   * REPLY or its confirmation verified under keys only the peer's host key could agree.
+   * Two hosts creating at once (closeDuplicates) never match: neither tunnel was
+   * established before the other was created.
+   *
+   *   established (older) --newer tunnel with the same peer established--> closed "superseded"
+   */
+  private supersede(nt: Tunnel, now: number): void {
+    const p = nt.peer;
+    for (const x of p.tunnels.slice()) {
+      if (x === nt || x.state !== "established" || x.establishedAt >= nt.createdAt) continue;
+      // best effort: if the peer still holds it, it closes it too
+      this.sendControl(x, FrameType.Close, Buffer.from([0]), now);
+      this.events.tunnelsSuperseded++;
+      this.closeTunnel(x, now, "superseded");
+    }
+    if (p.recovering !== 0) {
+      this.log.log("info", "peer recovered: new tunnel established", {
+        peer: p.name,
+        ms: now - p.recovering,
+      });
+      p.recovering = 0;
+    }
+  }
+
+  /**
+   * Stall probe of the tunnel in use (called from the tick while it is established):
+   *
+   *   quiet --data sent since the last authenticated packet, none for PROBE_AFTER_MS--> probing (PROBE)
+   *   probing --any authenticated packet (lastRx moved)--> quiet
+   *   probing --PROBE_RETRY_MS, fewer than PROBE_TRIES sent--> probing (PROBE again)
+   *   probing --PROBE_RETRY_MS after the last PROBE--> quiet, and the peer's recovery starts
+   *
+   * Only the absence of authenticated packets drives it: nothing an attacker sends can
+   * start or advance it, and it tears nothing down (see startRecovery).
+   */
+  private tickStall(t: Tunnel, now: number): void {
+    if (t.lastRx !== t.rxMark) {
+      t.rxMark = t.lastRx;
+      t.txAtRx = t.txPackets;
+    }
+    const pr = t.probe;
+    if (pr !== null) {
+      if (t.lastRx !== pr.rxAt) {
+        t.probe = null; // answered (or other traffic arrived): the peer holds the tunnel
+        return;
+      }
+      if (now - pr.sentAt < PROBE_RETRY_MS) return;
+      if (pr.sent < PROBE_TRIES) {
+        pr.sent++;
+        pr.sentAt = now;
+        this.events.stallProbes++;
+        this.sendControl(t, FrameType.Probe, null, now);
+        return;
+      }
+      t.probe = null;
+      this.startRecovery(t.peer, now);
+      return;
+    }
+    if (t.txPackets > t.txAtRx && now - t.lastRx >= PROBE_AFTER_MS) {
+      t.probe = { rxAt: t.lastRx, sentAt: now, sent: 1 };
+      this.events.stallProbes++;
+      this.sendControl(t, FrameType.Probe, null, now);
+    }
+  }
+
+  /**
+   * The peer did not answer PROBE_TRIES probes on the tunnel in use: most likely it
+   * restarted and lost the tunnel (static peers and directory peers alike). Recovery:
+   *
+   *   none --probes unanswered--> fetching: RECORD_REQUEST to the peer (signed host and
+   *                               ephemeral certificates; repeated by the next unanswered probes)
+   *   fetching --verified record--> creating: a new tunnel 0-RTT (HELLO) under the fresh key,
+   *                               beside the silent one, which stays in use meanwhile
+   *   creating --REPLY verified--> none: the new tunnel supersedes the silent one
+   *   fetching/creating --RECOVERY_TIMEOUT_MS--> none (unanswered probes start it again)
+   *   fetching --an authenticated packet on the silent tunnel--> none (it was alive)
+   *
+   * Nothing is closed until a new tunnel is established (authenticated), so neither a
+   * forged packet nor a lost one can make us drop a working tunnel.
+   */
+  private startRecovery(p: Peer, now: number): void {
+    if (p.recovering === 0 || now - p.recovering >= RECOVERY_TIMEOUT_MS) {
+      p.recovering = now;
+      this.events.stallRecoveries++;
+      this.rlog.log(
+        now,
+        "info",
+        "recover",
+        "peer silent: fetching its record to re-create the tunnel",
+        () => ({
+          peer: p.name,
+        }),
+      );
+    }
+    for (const t of p.tunnels) if (t.state === "creating") return; // a new tunnel is on its way
+    // ask again at once if the last request is a retry interval old (no backoff while recovering)
+    if (p.recordReq) p.recordReq.attempts = 0;
+    this.requestRecord(p, now);
+  }
+
+  /** A verified record arrived for a recovering peer: create the new tunnel (HELLO, 0-RTT). */
+  private recoverCreate(p: Peer, now: number): void {
+    const cur = p.sendTunnel();
+    if (
+      now - p.recovering >= RECOVERY_TIMEOUT_MS ||
+      (cur?.state === "established" && cur.lastRx > p.recovering)
+    ) {
+      p.recovering = 0; // given up, or the silent tunnel spoke again (it was a path outage)
+      return;
+    }
+    for (const t of p.tunnels) if (t.state === "creating") return;
+    if (!p.eph || !p.hostCert || !p.endpoint || p.eph.notAfter <= Math.floor(now / 1000)) return;
+    const nt = this.startCreate(p, now);
+    if (nt) this.sendCreate(nt, null, now);
   }
 
   /** Both hosts created a tunnel to each other at once: keep the one the lower host key created. */
@@ -1590,6 +1725,12 @@ export class Engine {
       case FrameType.Keepalive:
       case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
         return;
+      case FrameType.Probe:
+        // the peer heard nothing from us for a while: show we hold the tunnel (one answer per
+        // authenticated, non-replayed PROBE; never a PROBE in answer, so no loop)
+        this.events.probesAnswered++;
+        this.sendControl(t, FrameType.Keepalive, null, now);
+        return;
       case FrameType.ConnOpen:
         this.onConnOpen(t, buf, off, len, now);
         return;
@@ -1901,7 +2042,9 @@ export class Engine {
     }
     const nowSec = now / 1000;
     for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
-      for (const t of p.tunnels.slice()) this.tickTunnel(t, now);
+      const inUse = p.sendTunnel();
+      for (const t of p.tunnels.slice()) this.tickTunnel(t, now, t === inUse);
+      if (p.recovering !== 0 && now - p.recovering >= RECOVERY_TIMEOUT_MS) p.recovering = 0;
       p.resetBudget = 16;
       if (p.conns !== null && now - p.lastConnSweep >= 5000) {
         p.lastConnSweep = now;
@@ -1920,7 +2063,7 @@ export class Engine {
     this.out.flush();
   }
 
-  private tickTunnel(t: Tunnel, now: number): void {
+  private tickTunnel(t: Tunnel, now: number, inUse: boolean): void {
     switch (t.state) {
       case "creating":
         if (now - t.createdAt > CREATE_TIMEOUT_MS) this.closeTunnel(t, now, "create-timeout");
@@ -1947,6 +2090,7 @@ export class Engine {
           this.events.keepalivesSent++;
           this.sendControl(t, FrameType.Keepalive, null, now);
         }
+        if (inUse && t.state === "established") this.tickStall(t, now);
         return;
       case "closed":
         return;

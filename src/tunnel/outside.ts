@@ -96,6 +96,7 @@ function onData(
     t.state = "established";
     t.establishedAt = now;
     t.eraseAccept();
+    engine.onConfirmed(t, now);
   } else if (e === t.next || e === t.move) {
     // the peer rekeyed or moved: follow it
     engine.switchEpoch(t, e, now);

@@ -9,6 +9,7 @@
  *                  |  \--STALE verified--> (replaced by a new creating tunnel)
  *                  \--no REPLY within CREATE_TIMEOUT--> closed
  *   responder:  (CREATE verified) replying --first DATA under the new key--> established --> closed
+ *   either:     established --a newer tunnel with the same peer established--> closed ("superseded")
  *
  * While `creating`, the initiator sends CREATE packets (each self-contained:
  * HELLO + inner packets, sealed with k0). While `replying`, the responder sends
@@ -136,6 +137,14 @@ export class Tunnel {
   readonly createdAt: number;
   lastRx = 0;
   lastTx = 0;
+  /**
+   * Stall probe (engine.tickStall): `lastRx` and `txPackets` as of the last tick that saw a
+   * new authenticated packet, so the tick knows whether data was sent since; and the probe
+   * in progress, if any (answered when lastRx moves past `rxAt`).
+   */
+  rxMark = 0;
+  txAtRx = 0;
+  probe: { rxAt: number; sentAt: number; sent: number } | null = null;
   lastRekeyAt = 0;
   establishedAt = 0;
   rxPackets = 0;
@@ -238,6 +247,12 @@ export class Peer {
   /** CONN_RESET answers left this tick */
   resetBudget = 16;
   lastConnSweep = 0;
+  /**
+   * Recovery in progress since (ms; 0 = none): the tunnel in use went unanswered, the
+   * peer's record is being fetched and a new tunnel created beside the silent one
+   * (engine.startRecovery).
+   */
+  recovering = 0;
   /** a peer known only by its endpoint (a directory): its record may carry any name */
   anyName = false;
 

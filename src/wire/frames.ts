@@ -18,6 +18,7 @@
  *   CONN_DATA 4   connection id u32 | one inner packet of that connection
  *   CONN_DENY 5   connection id u32 | reason u8
  *   CONN_RESET 6  connection id u32
+ *   PROBE     15  empty; the receiver answers at once with a KEEPALIVE (stall probe)
  *   KEEPALIVE 16  empty
  *   REKEY     17  seq u32 | new X25519 pub (32)
  *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
@@ -35,6 +36,7 @@ export const FrameType = {
   ConnData: 4,
   ConnDeny: 5,
   ConnReset: 6,
+  Probe: 15,
   Keepalive: 16,
   Rekey: 17,
   RekeyAck: 18,

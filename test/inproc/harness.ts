@@ -74,9 +74,10 @@ export class SimHost implements Output {
     readonly name: string,
     public addr: Buffer,
     readonly cert: HostCert,
-    sk: Buffer,
+    /** the host's secret key (kept so that `SimNet.restartHost` can start it again) */
+    readonly sk: Buffer,
     ca: CaCert,
-    opts: Partial<EngineOptions> = {},
+    readonly opts: Partial<EngineOptions> = {},
   ) {
     const a = addrToString(addr).split(":");
     this.engine = new Engine(
@@ -147,6 +148,22 @@ export class SimNet {
     const h = new SimHost(this, name, tryEncodeAddr(ip, port)!, cert, sk, ca.cert, opts);
     this.hosts.set(addrToString(h.addr), h);
     return h;
+  }
+
+  /** The host's daemon is killed (kill -9: nothing more is sent or received for it). */
+  killHost(h: SimHost): void {
+    if (this.hosts.get(addrToString(h.addr)) === h) this.hosts.delete(addrToString(h.addr));
+  }
+
+  /**
+   * The host's daemon is killed and started again (same address, key and certificate, no
+   * state: no tunnels, no ephemeral keys, no peers; the caller adds configured peers again).
+   * Nothing is sent on the old engine's behalf (kill -9: no CLOSE).
+   */
+  restartHost(h: SimHost, opts: Partial<EngineOptions> = h.opts): SimHost {
+    const n = new SimHost(this, h.name, h.addr, h.cert, h.sk, h.engine.opts.ca, opts);
+    this.hosts.set(addrToString(h.addr), n);
+    return n;
   }
 
   /** The host's underlay address changes (datagrams to the old one are lost from now on). */

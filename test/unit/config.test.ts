@@ -217,3 +217,33 @@ describe("policy and users keys", () => {
     ).toThrow(/x\.yaml:4 \(users\.unmapped\): expected host or deny, got 'root'/);
   });
 });
+
+describe("systemd defaults (one runtime directory per mintund@ instance)", () => {
+  it("api.socket and state follow $RUNTIME_DIRECTORY / $STATE_DIRECTORY unless the file sets them", () => {
+    const env = { RUNTIME_DIRECTORY: "/run/mintun-blue", STATE_DIRECTORY: "/var/lib/mintun/blue:/x" };
+    const c = parseConfig(MIN, FILE, env);
+    expect(c.api.socket).toBe("/run/mintun-blue/mintund.sock");
+    expect(c.stateDir).toBe("/var/lib/mintun/blue");
+    const plain = parseConfig(MIN, FILE, {});
+    expect(plain.api.socket).toBe("/run/mintun/mintund.sock");
+    expect(plain.stateDir).toBe("/var/lib/mintun");
+    const set = parseConfig(`${MIN}api: { socket: /run/x.sock }\nstate: /srv/m\n`, FILE, env);
+    expect(set.api.socket).toBe("/run/x.sock");
+    expect(set.stateDir).toBe("/srv/m");
+    // a relative value is not a systemd directory: ignored
+    expect(parseConfig(MIN, FILE, { RUNTIME_DIRECTORY: "rel" }).api.socket).toBe("/run/mintun/mintund.sock");
+  });
+
+  it("the template unit gives each instance its own runtime and state directory, beside mintund.service's", () => {
+    const unit = fs.readFileSync(path.join("systemd", "mintund@.service"), "utf8");
+    const main = fs.readFileSync(path.join("systemd", "mintund.service"), "utf8");
+    const runtime = /^RuntimeDirectory=(.*)$/m.exec(unit)?.[1];
+    const mainRuntime = /^RuntimeDirectory=(.*)$/m.exec(main)?.[1];
+    expect(runtime).toContain("%i");
+    // not nested in mintund.service's: systemd removes a unit's RuntimeDirectory recursively on stop
+    expect(runtime!.startsWith(`${mainRuntime}/`)).toBe(false);
+    expect(/^StateDirectory=(.*)$/m.exec(unit)?.[1]).toContain("%i");
+    // a second daemon on one socket exits 3: systemd must not restart it in a loop
+    for (const u of [unit, main]) expect(u).toMatch(/^RestartPreventExitStatus=3$/m);
+  });
+});
