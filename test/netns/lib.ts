@@ -910,7 +910,8 @@ export async function firstPingMs(
   }
 }
 
-async function waitListening(ns: Netns, port: number, proto: "t" | "u", proc?: Proc): Promise<void> {
+/** Resolves once something listens on TCP ("t") or UDP ("u") `port` in ns; throws if `proc` exits first. */
+export async function waitListening(ns: Netns, port: number, proto: "t" | "u", proc?: Proc): Promise<void> {
   await waitFor(
     async () => {
       if (proc && !proc.running) throw new Error(`exited early: ${proc.readLog().slice(-1000)}`);
