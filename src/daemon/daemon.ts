@@ -162,11 +162,18 @@ export class Daemon {
     const policy = config.policy ? loadPolicy(config.policy) : null;
     const store = UserStore.load(usersDir(config.stateDir));
     const identity = new DaemonIdentity(
-      new LinuxIdentityLookup(),
+      // no cache: a cached answer would hand a socket's identity to the next socket on its tuple
+      new LinuxIdentityLookup({ ttlMs: 0 }),
       config.users.unmapped,
       log.child("identity"),
     );
-    identity.setStore(store, config.users.unmapped, Math.floor(now() / 1000), ca as CaCert);
+    identity.setStore(
+      store,
+      config.users.unmapped,
+      Math.floor(now() / 1000),
+      ca as CaCert,
+      config.users.asHost,
+    );
     for (const e of store.errors)
       log.log("error", "user store entry skipped", { file: e.file, error: e.message });
     store.clear();
@@ -505,6 +512,8 @@ export class Daemon {
         policy: this.config.policy,
         policyRules: this.engine.policy?.rules.length ?? 0,
         unmapped: this.config.users.unmapped,
+        asHostUids: [...(this.identity?.asHost ?? [])].sort((a, b) => a - b),
+        noOwner: this.identity?.stats.noOwner ?? 0,
         lookups: this.identity?.stats.lookups ?? 0,
         lookupMeanUs: this.identity?.stats.lookups
           ? Math.round((this.identity.stats.lookupUs / this.identity.stats.lookups) * 10) / 10
@@ -581,7 +590,13 @@ export class Daemon {
     this.engine.policy = policy;
     applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");
     if (this.identity) {
-      this.identity.setStore(store, next.users.unmapped, Math.floor(at / 1000), this.engine.opts.ca);
+      this.identity.setStore(
+        store,
+        next.users.unmapped,
+        Math.floor(at / 1000),
+        this.engine.opts.ca,
+        next.users.asHost,
+      );
       applied.push(`users ${this.identity.size}`);
     }
     for (const e of store.errors)

@@ -97,7 +97,11 @@ export interface ConnectionsStatus {
   policy: string | null;
   policyRules: number;
   unmapped: "host" | "deny";
-  /** OS identity lookups (new outbound TCP/UDP flows) and their mean cost */
+  /** OS uids whose flows run as the host besides root (users.asHost, resolved at load) */
+  asHostUids: number[];
+  /** TCP/UDP flows whose owner was not proven (no socket, lookup error): they followed unmapped */
+  noOwner: number;
+  /** OS identity lookups (new outbound TCP/UDP flows, SYNs, UDP rechecks) and their mean cost */
   lookups: number;
   lookupMeanUs: number;
 }

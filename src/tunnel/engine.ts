@@ -116,6 +116,9 @@ import {
   FlowScratch,
   keyOfWire,
   parseFlow,
+  recheckDue,
+  FRAG_FIRST,
+  FRAG_LATER,
   type ConnIdentity,
   type LocalUser,
 } from "../conn/conns.js";
@@ -1257,14 +1260,39 @@ export class Engine {
     now: number,
   ): Conn | null {
     const ct = (peer.conns ??= new ConnTable());
+    if (f.frag === FRAG_LATER) {
+      // no ports to identify it by: it goes where its first fragment went, or nowhere
+      const fc = ct.fragmentConn(buf, f, now);
+      if (fc === null || fc.state !== CONN_OPEN) {
+        this.drops.fragOrphan++;
+        return null;
+      }
+      return fc;
+    }
     let c = ct.lookupOut(buf, f);
+    let who: LocalUser | null | "deny" | undefined;
+    if (c !== null && recheckDue(c, buf, off, len, f, now)) {
+      // a new TCP socket (SYN) or a UDP socket that may have replaced another on this tuple
+      who = this.identity ? this.identity.identify(f, buf) : null;
+      const sock = this.identity?.lastSocket ?? 0;
+      const same = who === "deny" ? c.state !== CONN_OPEN : (who?.uid ?? null) === c.localUid;
+      if (sock === c.sock && same) c.checkedAt = now;
+      else {
+        this.events.connsReidentified++;
+        ct.remove(c);
+        c = null;
+      }
+    }
     if (c !== null) {
-      if (c.state === CONN_OPEN) return c;
+      if (c.state === CONN_OPEN) {
+        if (f.frag === FRAG_FIRST) ct.tieFragment(buf, f, c, now);
+        return c;
+      }
       this.drops.connDenied++;
       this.rejectLocal(buf, off, len);
       return null;
     }
-    const who = this.identity ? this.identity.identify(f, buf) : null;
+    if (who === undefined) who = this.identity ? this.identity.identify(f, buf) : null;
     if (who === "deny") {
       this.drops.connLocalDeny++;
       this.rejectLocal(buf, off, len);
@@ -1276,6 +1304,9 @@ export class Engine {
       this.rejectLocal(buf, off, len);
       return null;
     }
+    c.sock = this.identity?.lastSocket ?? 0;
+    c.checkedAt = now;
+    if (f.frag === FRAG_FIRST) ct.tieFragment(buf, f, c, now);
     if (who) {
       c.localUid = who.uid;
       c.localName = who.osUser;
@@ -1428,6 +1459,13 @@ export class Engine {
       this.drops.innerDst++;
       this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(key, DenyReason.BadFlow), now);
       return;
+    }
+    // a new connection of the peer on a flow we hold under another id: a new socket there
+    // (its host identified it afresh); the old connection and its identity go
+    const same = ct.findFlow(o.proto, o.family, buf, o.dstOff, o.dport, o.srcOff, o.sport, false);
+    if (same !== null) {
+      ct.remove(same);
+      this.events.connsReidentified++;
     }
     let reason = 0;
     let user: { cert: UserCert; fingerprint: string } | null = null;
