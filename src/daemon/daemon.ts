@@ -167,6 +167,7 @@ export class Daemon {
       config.users.unmapped,
       log.child("identity"),
     );
+    identity.setOwnAddresses(hostCert.ip4, hostCert.ip6);
     identity.setStore(
       store,
       config.users.unmapped,

@@ -8,6 +8,8 @@
  *   TCP/UDP, owning socket of a user with a store entry  that user (expired: deny)
  *   TCP/UDP, another OS user                            users.unmapped (default deny)
  *   TCP/UDP, no owning socket / lookup error            users.unmapped (never host under deny)
+ *   TCP/UDP, no owning socket, source not this host's   host (forwarded from a certified subnet)
+ *     own overlay address
  *   SCTP, UDP-Lite, DCCP (no owner lookup)              users.unmapped
  */
 import { readFileSync } from "node:fs";
@@ -17,7 +19,7 @@ import { type UserStore, identityStatus } from "../conn/users.js";
 import { edSkToX, zero } from "../crypto/sodium.js";
 import { type CaCert, verifyCert } from "../wire/cert.js";
 import type { Logger } from "../log.js";
-import { formatIp4, formatIp6 } from "../packet/ip.js";
+import { formatIp4, formatIp6, parseIp6 } from "../packet/ip.js";
 
 export interface IdentityStats {
   lookups: number;
@@ -26,6 +28,8 @@ export interface IdentityStats {
   denied: number;
   /** TCP/UDP flows whose owner could not be proven (no socket, lookup error): users.unmapped */
   noOwner: number;
+  /** TCP/UDP flows without a socket from a certified subnet's address (gateway): host */
+  forwarded: number;
   /** lookups that failed with an error (counted in noOwner too) */
   lookupErrors: number;
   /** microseconds spent in lookups, total */
@@ -41,11 +45,14 @@ export class DaemonIdentity implements ConnIdentity {
     host: 0,
     denied: 0,
     noOwner: 0,
+    forwarded: 0,
     lookupErrors: 0,
     lookupUs: 0,
   };
   /** the socket (inode) the last identify() found, 0 for none */
   lastSocket = 0;
+  /** this host's own overlay addresses (canonical text); other sources are forwarded traffic */
+  private own = new Set<string>();
 
   constructor(
     private readonly lookup: IdentityLookup,
@@ -87,6 +94,19 @@ export class DaemonIdentity implements ConnIdentity {
     this.asHostUids = r.uids;
   }
 
+  /**
+   * This host's overlay addresses (from its certificate). A TCP/UDP flow without an
+   * owning socket whose source is another address (a LAN host behind this gateway,
+   * within a certified subnet: the send path checked that) is forwarded traffic and
+   * runs as the host; from an own address it follows users.unmapped.
+   */
+  setOwnAddresses(ip4: string | null, ip6: string | null): void {
+    this.own = new Set<string>();
+    if (ip4) this.own.add(ip4);
+    const b6 = ip6 ? parseIp6(ip6) : null;
+    if (b6) this.own.add(formatIp6(b6));
+  }
+
   /** uids whose flows run as the host besides root (users.asHost, resolved at load) */
   get asHost(): ReadonlySet<number> {
     return this.asHostUids;
@@ -107,11 +127,12 @@ export class DaemonIdentity implements ConnIdentity {
     const t0 = process.hrtime.bigint();
     let id: Identity | null = null;
     let failed = false;
+    const local = f.family === 4 ? formatIp4(buf, f.srcOff) : formatIp6(buf, f.srcOff);
     try {
       id = this.lookup.lookup({
         proto: f.proto,
         family: f.family,
-        local: f.family === 4 ? formatIp4(buf, f.srcOff) : formatIp6(buf, f.srcOff),
+        local,
         lport: f.sport,
         remote: f.family === 4 ? formatIp4(buf, f.dstOff) : formatIp6(buf, f.dstOff),
         rport: f.dport,
@@ -123,6 +144,11 @@ export class DaemonIdentity implements ConnIdentity {
     this.stats.lookupUs += Number(process.hrtime.bigint() - t0) / 1000;
     if (id === null) {
       if (failed) this.stats.lookupErrors++;
+      else if (this.own.size > 0 && !this.own.has(local)) {
+        this.stats.forwarded++;
+        this.stats.host++;
+        return null;
+      }
       return this.noOwner();
     }
     this.lastSocket = id.inode;

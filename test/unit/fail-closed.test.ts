@@ -146,6 +146,19 @@ describe("DaemonIdentity fails closed", () => {
     expect(d.identify(c.f, c.buf)).toBe("deny");
   });
 
+  it("a flow without a socket from a forwarded (subnet) source is the host; from an own address: unmapped", () => {
+    const d = new DaemonIdentity(socks, "deny", nullLogger);
+    d.setStore(null, "deny", 0, undefined, [], acc);
+    d.setOwnAddresses("10.1.0.1", "fd77::1");
+    const own = flow4(17, 4444); // source 10.1.0.1
+    expect(d.identify(own.f, own.buf)).toBe("deny");
+    const buf = ipv4("192.168.5.7", "10.1.0.2", udpHeader(4444, 80));
+    const f = new FlowScratch();
+    parseFlow(buf, 0, buf.length, f);
+    expect(d.identify(f, buf)).toBeNull();
+    expect(d.stats).toMatchObject({ forwarded: 1, noOwner: 1 });
+  });
+
   it("under unmapped: host the same flows run as the host (what deny prevents)", () => {
     const d = new DaemonIdentity(socks, "host", nullLogger);
     d.setStore(null, "host", 0, undefined, [], acc);
