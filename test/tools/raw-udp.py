@@ -50,7 +50,8 @@ def main() -> None:
     fam = socket.AF_INET6 if v6 else socket.AF_INET
     s_b = socket.inet_pton(fam, src)
     d_b = socket.inet_pton(fam, dst)
-    dgram = udp(s_b, d_b, int(sport), int(dport), text.encode())
+    # TEXT, a space, then padding to 100 bytes: more than the first fragment's 24 payload bytes
+    dgram = udp(s_b, d_b, int(sport), int(dport), (text + " ").encode().ljust(100, b"x"))
     cut = 32  # a multiple of 8: the UDP header and 24 payload bytes in the first fragment
     pkts = []
     if v6:
