@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { apiCall } from "../../api/client.js";
 import { loadConfig, RESTART_KEYS } from "../../config/config.js";
-import { loadPolicy } from "../../conn/policy.js";
+import { hostRights, loadPolicy } from "../../conn/policy.js";
 import {
   publicKeyOf,
   readCert as readCertFile,
@@ -353,7 +353,26 @@ export const checkConfig: Command = {
       notes.push(
         `policy ${c.policy}: ${pol.rules.length} rules, default ${pol.default}; users without an identity run as ${c.users.unmapped === "host" ? "the host" : "nobody (refused)"}`,
       );
-    }
+      if (c.users.unmapped === "host") {
+        const hr = hostRights(pol);
+        const what = hr.rules
+          .map((r) => `rules[${r.index}] (line ${r.line}${r.name ? `, "${r.name}"` : ""})`)
+          .concat(hr.byDefault ? ["the default (allow)"] : []);
+        if (what.length > 0)
+          notes.push(
+            `warning: users.unmapped is host and the policy grants host rights (${what.join(", ")}): ` +
+              `every OS user without an identity, and every flow whose owner is not proven, gets them ` +
+              `(set users.unmapped: deny and list services in users.asHost)`,
+          );
+      }
+    } else if (c.users.unmapped === "host")
+      notes.push(
+        "warning: users.unmapped is host: every OS user without an identity, and every flow whose owner " +
+          "is not proven, acts as this host wherever a peer's policy grants host rights " +
+          "(set users.unmapped: deny and list services in users.asHost)",
+      );
+    if (c.users.asHost.length > 0)
+      notes.push(`acting as the host besides root: ${c.users.asHost.join(", ")}`);
     const hp = (x: { host: string; port: number } | null) =>
       x ? `${x.host.includes(":") ? `[${x.host}]` : x.host}:${x.port}` : "off";
     io.stdout(
