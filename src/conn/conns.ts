@@ -262,6 +262,8 @@ export class Conn {
   sessionId = "";
   /** mine: the socket it belongs to (inode from the identity lookup; 0 = none, host/kernel) */
   sock = 0;
+  /** mine: uid of that socket's owner (-1: none found), whatever identity it runs as */
+  ownerUid = -1;
   /** mine: when its owner was last looked up (ms) */
   checkedAt = 0;
   /** theirs: ids of the last first-fragments received on it (later fragments must name one) */
@@ -576,4 +578,6 @@ export interface ConnIdentity {
   identify(f: FlowScratch, buf: Buffer): LocalUser | null | "deny";
   /** the socket (inode) the last identify() found; 0: none (host, kernel, no owner). Optional for fakes. */
   readonly lastSocket?: number;
+  /** the uid owning that socket; -1: none */
+  readonly lastUid?: number;
 }

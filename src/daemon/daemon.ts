@@ -14,6 +14,8 @@ import { ConfigError, CertError, MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
+import type { Conn } from "../conn/conns.js";
+
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
@@ -45,6 +47,9 @@ import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
+
+/** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
+export const API_RESOLVE_PER_SEC = 2;
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
 export const SAMPLE_MS = 1000;
@@ -270,11 +275,14 @@ export class Daemon {
     d.identity = identity;
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
-    api.handle("whois", (p) => {
+    api.handle("whois", (p, caller) => {
       const w = whois(d.status(), String(p.address ?? ""));
       if (!w) return null;
       const port = typeof p.port === "number" && Number.isInteger(p.port) ? p.port : null;
-      return { ...w, conns: engine.connsFor(w.address, port) };
+      // root sees every connection; anybody else only those of its own sockets
+      const uid = caller.privileged ? null : (caller.cred?.uid ?? -1);
+      const visible = uid === null ? undefined : (c: Conn) => uid >= 0 && identity.ownerUidOf(c) === uid;
+      return { ...w, conns: engine.connsFor(w.address, port, visible), connsOf: uid === null ? "all" : uid };
     });
     api.handle("reload", () => d.reload(), { root: true });
     d.names = new NameService({
@@ -284,7 +292,8 @@ export class Daemon {
       directoryAddress: directory?.client ? directoryAddresses(directory.client) : undefined,
       now,
     });
-    api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
+    // resolve may spend the host's directory lookups: a small rate per uid
+    api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")), { perUidPerSec: API_RESOLVE_PER_SEC });
     try {
       await api.listen();
       await d.startObservers();
@@ -506,6 +515,7 @@ export class Daemon {
         web: this.servers.find((s) => s.what === "web")?.url ?? null,
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
+        api: { ...this.api.limitStats },
       },
       connections: {
         open: this.engine.connCount(),

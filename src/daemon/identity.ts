@@ -13,7 +13,7 @@
  *   SCTP, UDP-Lite, DCCP (no owner lookup)              users.unmapped
  */
 import { readFileSync } from "node:fs";
-import type { ConnIdentity, FlowScratch, LocalUser } from "../conn/conns.js";
+import type { Conn, ConnIdentity, FlowScratch, LocalUser } from "../conn/conns.js";
 import { type Identity, type IdentityLookup, PROTO_TCP, PROTO_UDP } from "../conn/identity.js";
 import { type UserStore, identityStatus } from "../conn/users.js";
 import { edSkToX, zero } from "../crypto/sodium.js";
@@ -49,8 +49,9 @@ export class DaemonIdentity implements ConnIdentity {
     lookupErrors: 0,
     lookupUs: 0,
   };
-  /** the socket (inode) the last identify() found, 0 for none */
+  /** the socket (inode) the last identify() found, 0 for none; its owner's uid, -1 for none */
   lastSocket = 0;
+  lastUid = -1;
   /** this host's own overlay addresses (canonical text); other sources are forwarded traffic */
   private own = new Set<string>();
 
@@ -118,6 +119,7 @@ export class DaemonIdentity implements ConnIdentity {
 
   identify(f: FlowScratch, buf: Buffer): LocalUser | null | "deny" {
     this.lastSocket = 0;
+    this.lastUid = -1;
     if (f.proto !== PROTO_TCP && f.proto !== PROTO_UDP) {
       if (f.proto === PROTO_SCTP || f.proto === PROTO_UDPLITE || f.proto === PROTO_DCCP)
         return this.noOwner(); // unprivileged sockets the mapper cannot look up
@@ -152,6 +154,7 @@ export class DaemonIdentity implements ConnIdentity {
       return this.noOwner();
     }
     this.lastSocket = id.inode;
+    this.lastUid = id.uid;
     const uid = id.uid;
     if (uid === 0 || this.asHostUids.has(uid)) {
       this.stats.host++;
@@ -168,6 +171,27 @@ export class DaemonIdentity implements ConnIdentity {
       return u;
     }
     return this.unmappedFlow();
+  }
+
+  /**
+   * The uid that owns connection c's local socket: recorded when it was opened here
+   * ("mine"), looked up now for one the peer opened (a local server's socket); -1: none.
+   */
+  ownerUidOf(c: Conn): number {
+    if (c.mine) return c.ownerUid;
+    try {
+      const id = this.lookup.lookup({
+        proto: c.proto,
+        family: c.family,
+        local: c.family === 4 ? formatIp4(c.local) : formatIp6(c.local),
+        lport: c.lport,
+        remote: c.family === 4 ? formatIp4(c.remote) : formatIp6(c.remote),
+        rport: c.rport,
+      });
+      return id ? id.uid : -1;
+    } catch {
+      return -1;
+    }
   }
 
   /** A flow whose owner is not proven: users.unmapped, like an OS user without an entry. */

@@ -59,6 +59,8 @@ export interface DaemonInfo {
   reload: ReloadStatus | null;
   /** unexpected errors caught by the task guard (daemon/tasks.ts), per task; 0 in a healthy daemon */
   unexpectedErrors?: { total: number; byTask: Record<string, number> };
+  /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
+  api?: { connsRefused: number; requestsLimited: number };
 }
 
 export interface Status {
@@ -200,6 +202,8 @@ export interface WhoisAnswer {
    * request named one), from engine.connsFor; absent from daemons without connections.
    */
   conns?: WhoisConn[];
+  /** whose connections `conns` lists: "all" (root asked) or the uid of the unprivileged caller */
+  connsOf?: "all" | number;
 }
 
 /** One connection in a whois answer: the engine's ConnInfo (tunnel/engine.ts). */

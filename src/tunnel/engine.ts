@@ -187,6 +187,8 @@ export interface ConnInfo {
   peerHost: { name: string; groups: string[]; fingerprint: string };
   peerUser: { name: string; groups: string[]; fingerprint: string } | null;
   localUser: { uid: number; name: string; cert: string } | null;
+  /** "out": uid of the local socket that opened it (also when it runs as the host); null: none found */
+  ownerUid: number | null;
   session: string;
   state: "open" | "denied";
   denyReason: string | null;
@@ -1305,6 +1307,7 @@ export class Engine {
       return null;
     }
     c.sock = this.identity?.lastSocket ?? 0;
+    c.ownerUid = this.identity?.lastUid ?? -1;
     c.checkedAt = now;
     if (f.frag === FRAG_FIRST) ct.tieFragment(buf, f, c, now);
     if (who) {
@@ -1577,8 +1580,11 @@ export class Engine {
     this.events.connResets++;
   }
 
-  /** whois: the connections whose remote side is addr (and port, when given), on every peer. */
-  connsFor(addr: string, port: number | null): ConnInfo[] {
+  /**
+   * whois: the connections whose remote side is addr (and port, when given), on every
+   * peer; `visible` (the API caller's view) may hide some.
+   */
+  connsFor(addr: string, port: number | null, visible?: (c: Conn) => boolean): ConnInfo[] {
     const out: ConnInfo[] = [];
     for (const p of this.peers.values()) {
       const ct = p.conns;
@@ -1586,6 +1592,7 @@ export class Engine {
       for (const c of ct.byKey.values()) {
         if (ipString(c.remote, c.family) !== addr) continue;
         if (port !== null && c.rport !== port) continue;
+        if (visible !== undefined && !visible(c)) continue;
         out.push(this.connInfo(p, c));
       }
     }
@@ -1606,6 +1613,7 @@ export class Engine {
         c.localUid !== null
           ? { uid: c.localUid, name: c.localName ?? String(c.localUid), cert: c.localCert?.name ?? "" }
           : null,
+      ownerUid: c.mine && c.ownerUid >= 0 ? c.ownerUid : null,
       session: c.sessionId || (p.sendTunnel()?.sessionId ?? ""),
       state: c.state === CONN_OPEN ? "open" : "denied",
       denyReason: c.state === CONN_OPEN ? null : (DENY_REASON_NAMES[c.denyReason] ?? String(c.denyReason)),

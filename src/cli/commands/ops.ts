@@ -118,6 +118,8 @@ export function formatWhois(w: WhoisAnswer, port: number | null = null): string 
     if (w.conns.length === 0)
       out += `${"conn:".padEnd(10)} none with ${port === null ? w.address : `port ${port}`}\n`;
     for (const c of w.conns) out += formatConn(c);
+    if (typeof w.connsOf === "number")
+      out += `${"".padEnd(10)} (only connections of your own sockets, uid ${w.connsOf}; root sees all)\n`;
   }
   return out;
 }
