@@ -171,8 +171,10 @@ export class ApiServer {
       if (over !== null) {
         this.limitStats.connsRefused++;
         s.on("error", () => s.destroy());
-        s.end(JSON.stringify({ id: 0, error: { code: "ELIMIT", message: over } }) + "\n");
-        setTimeout(() => s.destroy(), 1000).unref(); // a caller that never reads does not keep the fd
+        // closed as soon as the answer is written: a flood of refused connections holds no fds
+        s.write(JSON.stringify({ id: 0, error: { code: "ELIMIT", message: over } }) + "\n", () =>
+          s.destroy(),
+        );
         return;
       }
       this.connsByUid.set(uid, n + 1);

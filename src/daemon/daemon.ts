@@ -610,6 +610,11 @@ export class Daemon {
       );
       applied.push(`users ${this.identity.size}`);
     }
+    // open connections under the new policy and identities: refused ones are reset
+    const id = this.identity;
+    const rj = this.engine.rejudge(this.now(), id ? (c) => id.stillSame(c) : undefined);
+    if (rj.reset || rj.reidentified)
+      applied.push(`connections: ${rj.reset} reset by the policy, ${rj.reidentified} to be identified again`);
     for (const e of store.errors)
       log.log("error", "user store entry skipped", { file: e.file, error: e.message });
     store.clear();

@@ -194,6 +194,34 @@ export class DaemonIdentity implements ConnIdentity {
     }
   }
 
+  /**
+   * Would connection c (opened here) get the same identity now (after a reload of the
+   * store, users.unmapped or users.asHost)? From the owner recorded when it was opened;
+   * no new lookup.
+   */
+  stillSame(c: Conn): boolean {
+    const owner = c.ownerUid;
+    if (c.localUid !== null) {
+      const u = this.users.get(c.localUid);
+      return (
+        u !== undefined &&
+        !this.asHostUids.has(c.localUid) &&
+        c.localCert !== null &&
+        u.cert.raw.equals(c.localCert.raw)
+      );
+    }
+    // it runs as the host
+    if (owner === 0 || this.asHostUids.has(owner)) return true;
+    if (owner < 0) {
+      if (c.proto !== PROTO_TCP && c.proto !== PROTO_UDP) return true; // ICMP, kernel: always the host
+      const local = c.family === 4 ? formatIp4(c.local) : formatIp6(c.local);
+      if (this.own.size > 0 && !this.own.has(local)) return true; // forwarded
+      return this.unmapped === "host";
+    }
+    if (this.users.has(owner)) return false; // now has an identity of its own
+    return this.unmapped === "host";
+  }
+
   /** A flow whose owner is not proven: users.unmapped, like an OS user without an entry. */
   private noOwner(): null | "deny" {
     this.stats.noOwner++;

@@ -1544,6 +1544,78 @@ export class Engine {
       });
   }
 
+  /**
+   * After a reload, judge every open connection again.
+   *   theirs (the peer opened it): the current policy, as at its OPEN. No longer allowed:
+   *     denied (CONN_DENY to the peer, counted in drops.connPolicyReset); the next packet
+   *     either way gets the reject path's answer (TCP RST, ICMP administratively
+   *     prohibited) in its own host, as for a refused OPEN.
+   *   mine (opened here): `mineStill(c)` (the daemon: its owner still maps to the same
+   *     identity under the new user store, users.unmapped and users.asHost). When not,
+   *     it is forgotten: its next packet is identified afresh (and refused, or opened
+   *     under the new identity and judged by the peer).
+   * Still allowed: nothing changes. Counted in events.connsRejudged.
+   */
+  rejudge(
+    now: number,
+    mineStill?: (c: Conn) => boolean,
+  ): { kept: number; reset: number; reidentified: number } {
+    let kept = 0;
+    let reset = 0;
+    let reidentified = 0;
+    const me = this.opts.hostCert;
+    for (const peer of this.peers.values()) {
+      const ct = peer.conns;
+      if (ct === null) continue;
+      for (const c of [...ct.byKey.values()]) {
+        if (c.state !== CONN_OPEN) continue;
+        this.events.connsRejudged++;
+        if (c.mine) {
+          if (mineStill === undefined || mineStill(c)) kept++;
+          else {
+            ct.remove(c);
+            reidentified++;
+          }
+          continue;
+        }
+        const hc = peer.hostCert;
+        if (this.policy === null || !hc) {
+          kept++;
+          continue;
+        }
+        const u = c.peerUser;
+        const d = evaluate(this.policy, {
+          user: u ? { name: u.cert.name, groups: u.cert.groups } : undefined,
+          host: { name: hc.name, groups: hc.groups },
+          dstHost: me.name,
+          dstGroups: me.groups,
+          proto: c.proto,
+          dport: c.proto === 6 || c.proto === 17 ? c.lport : undefined,
+        });
+        if (d.action === "allow") {
+          kept++;
+          continue;
+        }
+        c.state = CONN_DENIED;
+        c.deniedAt = now;
+        c.denyReason = DenyReason.Policy;
+        c.lastDenySent = now;
+        this.drops.connPolicyReset++;
+        reset++;
+        const t = peer.sendTunnel();
+        if (t !== null && t.canSend)
+          this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(c.wireId, DenyReason.Policy), now);
+        this.rlog.log(now, "info", "conn-rejudged", "open connection refused by the new policy", () => ({
+          peer: peer.name,
+          user: u ? u.cert.name : null,
+          flow: describeConn(c),
+          why: d.reason,
+        }));
+      }
+    }
+    return { kept, reset, reidentified };
+  }
+
   /** CONN_DENY: the peer refused a connection we opened; answer the application at once. */
   private onConnDeny(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
     if (len !== 5) {

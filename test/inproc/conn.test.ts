@@ -300,4 +300,47 @@ describe("per-user connections", () => {
     expect(a.engine.events.connsReidentified).toBe(1);
     expect(a.engine.connsFor("10.77.0.2", 80).map((c) => c.localUser?.uid)).toEqual([1002]);
   });
+
+  it("a policy reload re-judges open connections: refused ones are reset (next packet answered), others continue", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 1")); // allowed: alice udp 80
+    a.send(udp("10.77.0.1", "10.77.0.2", 4444, 53, "host 1")); // allowed: host a udp 53
+    net.run();
+    expect(b.take().map(text)).toEqual(["alice 1", "host 1"]);
+    a.take();
+    b.engine.policy = parsePolicy(POLICY.replace("users: [alice]", "users: [nobody-here]"), "policy.yaml");
+    expect(b.engine.rejudge(net.now)).toEqual({ kept: 1, reset: 1, reidentified: 0 });
+    expect(b.engine.drops.connPolicyReset).toBe(1);
+    net.run(); // the CONN_DENY reaches a
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 2"));
+    a.send(udp("10.77.0.1", "10.77.0.2", 4444, 53, "host 2"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["host 2"]);
+    // alice's application got ICMP administratively prohibited: when the CONN_DENY came (her
+    // first packet, never answered, was still kept) and for her next packet
+    const back = a.take();
+    expect(back).toHaveLength(2);
+    for (const p of back) expect([p[9], p[20], p[21]]).toEqual([1, 3, 13]);
+    // the peer's own side: b's answer on the reset connection is refused in b as well
+    b.send(udp("10.77.0.2", "10.77.0.1", 80, 1111, "late answer"));
+    net.run();
+    expect(a.take()).toEqual([]);
+    const rb = b.take(); // the reject written to b's TUN for its application
+    expect(rb.map((p) => [p[9], p[20], p[21]])).toEqual([[1, 3, 13]]);
+  });
+
+  it("a reload on the opener re-identifies connections whose identity changed (mineStill)", () => {
+    const { net, a, b, id, bob } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 1"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["alice 1"]);
+    id.byPort.set(1111, bob); // the store now maps that socket's owner to bob
+    expect(a.engine.rejudge(net.now, () => false)).toEqual({ kept: 0, reset: 0, reidentified: 1 });
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 2"));
+    net.run();
+    expect(b.take()).toEqual([]); // now bob's: refused by b's policy
+    expect(b.engine.connsFor("10.77.0.1", 1111).map((c) => [c.peerUser?.name, c.state])).toEqual([
+      ["bob", "denied"],
+    ]);
+  });
 });

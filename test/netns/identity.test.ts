@@ -59,6 +59,94 @@ const SINK_PY = [
   "    print('GOT %d %s' % (len(d), d[:40].decode('latin1').split(' ')[0]), flush=True)",
 ].join("\n");
 
+/** TCP echo server on b:SINK (dual stack), one thread per connection. */
+const ECHO_PY = [
+  "import socket, threading",
+  "s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)",
+  "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)",
+  "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)",
+  `s.bind(("::", ${SINK}))`,
+  "s.listen(64)",
+  "print('ready', flush=True)",
+  "def serve(c):",
+  "    try:",
+  "        while True:",
+  "            d = c.recv(4096)",
+  "            if not d: break",
+  "            c.sendall(d)",
+  "    except OSError: pass",
+  "    c.close()",
+  "while True:",
+  "    c, _ = s.accept()",
+  "    threading.Thread(target=serve, args=(c,), daemon=True).start()",
+].join("\n");
+
+/**
+ * A TCP connection to b:SINK held open: echo "one", print "OK1 <local port>", wait until
+ * the file argv[2] exists, echo "two": print "OK2", or "ERR <errno>" / "EOF" / "TIMEOUT".
+ */
+const HOLD_PY = [
+  "import socket, sys, os, time, errno",
+  `c = socket.create_connection((sys.argv[1], ${SINK}), timeout=5)`,
+  "c.sendall(b'one')",
+  "print('OK1' if c.recv(10) == b'one' else 'BAD1', c.getsockname()[1], flush=True)",
+  "t = time.monotonic()",
+  "while not os.path.exists(sys.argv[2]) and time.monotonic() - t < 30: time.sleep(0.05)",
+  "try:",
+  "    c.sendall(b'two')",
+  "    d = c.recv(10)",
+  "    print('OK2' if d == b'two' else ('EOF' if d == b'' else 'BAD2'), flush=True)",
+  "except socket.timeout:",
+  "    print('TIMEOUT', flush=True)",
+  "except OSError as e:",
+  "    print('ERR', errno.errorcode.get(e.errno, e.errno), flush=True)",
+].join("\n");
+
+/**
+ * An API flood by one user: `conns` connections to the daemon's socket held open, then
+ * `requests` status requests pipelined on one of them. Prints counts of answers by kind.
+ */
+const FLOOD_PY = [
+  "import socket, sys, json, time",
+  "path, conns, requests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])",
+  "codes = {}",
+  "def count(k): codes[k] = codes.get(k, 0) + 1",
+  "first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)",
+  "first.connect(path)",
+  "first.sendall(b''.join(json.dumps({'id': i + 1, 'method': 'status'}).encode() + b'\\n' for i in range(requests)))",
+  "first.settimeout(10)",
+  "buf = b''",
+  "while buf.count(b'\\n') < requests:",
+  "    d = first.recv(1 << 20)",
+  "    if not d: break",
+  "    buf += d",
+  "for l in buf.split(b'\\n'):",
+  "    if l:",
+  "        r = json.loads(l)",
+  "        count('req-' + (r['error']['code'] if 'error' in r else 'ok'))",
+  "held = [first]",
+  "for i in range(conns - 1):",
+  "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)",
+  "    try:",
+  "        s.connect(path)",
+  "    except OSError as e:",
+  "        count('connect-' + str(e.errno))",
+  "        continue",
+  "    s.setblocking(False)",
+  "    held.append(s)",
+  "time.sleep(0.5)",
+  "for s in held[1:]:",
+  "    try:",
+  "        d = s.recv(4096)",
+  "        count(json.loads(d.split(b'\\n')[0])['error']['code'] if d else 'closed')",
+  "    except BlockingIOError:",
+  "        count('open')",
+  "    except (OSError, ValueError, KeyError):",
+  "        count('broken')",
+  "print(json.dumps(codes), flush=True)",
+  "time.sleep(float(sys.argv[4]))",
+].join("\n");
+
 describe.skipIf(process.getuid?.() !== 0)("fail-closed identity (netns, real users, raw sockets)", () => {
   let topo: Topology;
   let pki: Pki;
@@ -172,6 +260,9 @@ rules:
     sink = topo.host("b").ns.spawn("python3", ["-u", "-c", SINK_PY]);
     procs.push(sink);
     await sink.waitForLog(/^ready/m);
+    const echo = topo.host("b").ns.spawn("python3", ["-u", "-c", ECHO_PY]);
+    procs.push(echo);
+    await echo.waitForLog(/^ready/m);
   }, 120_000);
 
   afterAll(async () => {
@@ -305,4 +396,109 @@ rules:
     expect(got("bob-port")).toEqual([]);
     expect((await d.a!.status()).events.connsReidentified).toBeGreaterThanOrEqual(1);
   });
+
+  // ---- whois per caller and a policy reload, with connections held open by alice and root
+  const held: Record<"alice" | "root", { proc: Proc; port: number }> = {} as never;
+  const go = () => path.join(work, "go");
+
+  it("row 'whois' (local API per caller): a non-root user sees only connections of her own sockets", async () => {
+    for (const who of ["alice", "root"] as const) {
+      const proc =
+        who === "root"
+          ? nsA().spawn("python3", ["-u", "-c", HOLD_PY, O4.b, go()])
+          : nsA().spawn("runuser", [
+              "-u",
+              users.alice.name,
+              "--",
+              "python3",
+              "-u",
+              "-c",
+              HOLD_PY,
+              O4.b,
+              go(),
+            ]);
+      procs.push(proc);
+      const m = await proc.waitForLog(/^(OK1|BAD1) (\d+)$/m, 10_000);
+      expect(m[1]).toBe("OK1");
+      held[who] = { proc, port: Number(m[2]) };
+    }
+    const target = `${O4.b}:${SINK}`;
+    const ask = async (user: string | null) => {
+      const argv = [MINTUN, "whois", target, "--json", "--socket", d.a!.socket];
+      const r = user
+        ? await nsA().exec("runuser", ["-u", user, "--", process.execPath, ...argv])
+        : await nsA().exec(process.execPath, argv);
+      expect(r.code, r.stderr).toBe(0);
+      const w = JSON.parse(r.stdout) as {
+        conns?: { proto: number; local: string; ownerUid: number | null }[];
+        connsOf?: unknown;
+      };
+      const tcp = (w.conns ?? []).filter((c) => c.proto === 6); // the UDP rows above used b:9000 too
+      return { ports: tcp.map((c) => Number(c.local.split(":")[1])).sort(), connsOf: w.connsOf };
+    };
+    const both = [held.alice.port, held.root.port].sort();
+    expect(await ask(null)).toEqual({ ports: both, connsOf: "all" });
+    expect(await ask(users.alice.name)).toEqual({ ports: [held.alice.port], connsOf: users.alice.uid });
+    expect(await ask(users.bob.name)).toEqual({ ports: [], connsOf: users.bob.uid });
+  });
+
+  it("row 'policy reload': alice's open TCP connection is reset at her next send, root's continues", async () => {
+    const policy = path.join(work, "policy-b.yaml");
+    const allowed = fs.readFileSync(policy, "utf8");
+    fs.writeFileSync(policy, allowed.replace("from: { users: [alice] }", "from: { users: [nobody-here] }"));
+    try {
+      const r = await topo.host("b").ns.exec("node", [MINTUN, "reload", "--socket", d.b!.socket]);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      console.log(r.stdout.trim());
+      fs.writeFileSync(go(), "");
+      const a = await held.alice.proc.waitForLog(/^(OK2|EOF|TIMEOUT|BAD2|ERR \S+)$/m, 15_000);
+      const root = await held.root.proc.waitForLog(/^(OK2|EOF|TIMEOUT|BAD2|ERR \S+)$/m, 15_000);
+      console.log(`after the reload: alice ${a[1]}, root ${root[1]}`);
+      expect(a[1]).toBe("ERR ECONNRESET");
+      expect(root[1]).toBe("OK2");
+      expect((await d.b!.status()).drops.connPolicyReset ?? 0).toBeGreaterThanOrEqual(1);
+    } finally {
+      fs.writeFileSync(policy, allowed);
+      await topo.host("b").ns.exec("node", [MINTUN, "reload", "--socket", d.b!.socket]);
+    }
+  });
+
+  it("row 'API flood': one user's connections and requests are capped, another user's status answers", async () => {
+    // a low fd limit on a's daemon makes the flood bite: without caps it runs out of fds
+    const pr = await nsA().exec("prlimit", [`--pid=${d.a!.proc.pid}`, "--nofile=256:256"]);
+    expect(pr.code, pr.stderr).toBe(0);
+    const flood = nsA().spawn("runuser", [
+      "-u",
+      users.carol.name,
+      "--",
+      "python3",
+      "-u",
+      "-c",
+      FLOOD_PY,
+      d.a!.socket,
+      "400",
+      "300",
+      "6",
+    ]);
+    procs.push(flood);
+    const m = await flood.waitForLog(/^(\{.*\})$/m, 30_000);
+    const codes = JSON.parse(m[1]!) as Record<string, number>;
+    console.log(`carol's flood: ${JSON.stringify(codes)}`);
+    // while carol still holds her connections, bob's status answers
+    const t0 = performance.now();
+    const st = await nsA().exec(
+      "runuser",
+      ["-u", users.bob.name, "--", process.execPath, MINTUN, "status"].concat(["--socket", d.a!.socket]),
+    );
+    console.log(
+      `bob's status during the flood: exit ${st.code} after ${(performance.now() - t0).toFixed(0)} ms`,
+    );
+    expect(st.code, st.stderr).toBe(0);
+    expect(codes.ELIMIT ?? 0).toBe(400 - 16);
+    expect(codes.open ?? 0).toBe(15); // and the first one, which sent the requests
+    expect(codes["req-ERATELIMIT"] ?? 0).toBeGreaterThan(0);
+    const api = (await d.a!.status()).daemon?.api;
+    expect(api?.connsRefused ?? 0).toBeGreaterThanOrEqual(400 - 16);
+    await flood.stop();
+  }, 90_000);
 });
