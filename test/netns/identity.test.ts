@@ -437,8 +437,8 @@ rules:
       return { ports: tcp.map((c) => Number(c.local.split(":")[1])).sort(), connsOf: w.connsOf };
     };
     const both = [held.alice.port, held.root.port].sort();
-    expect(await ask(null)).toEqual({ ports: both, connsOf: "all" });
     expect(await ask(users.alice.name)).toEqual({ ports: [held.alice.port], connsOf: users.alice.uid });
+    expect(await ask(null)).toEqual({ ports: both, connsOf: "all" });
     expect(await ask(users.bob.name)).toEqual({ ports: [], connsOf: users.bob.uid });
   });
 
