@@ -6,8 +6,11 @@
  *
  * Read-only methods (any local user; the socket is mode 0666): "status" (daemon/status.ts
  * Status), "whois" ({address, port?}) -> WhoisAnswer | null (with `conns`, the connections
- * whose remote end is that address and port), "resolve" ({name}) -> names/names.ts
- * NameAnswer | null (error ENODIRECTORY when only an unreachable directory could answer).
+ * whose remote end is that address and port: all for root, only those of the caller's own
+ * sockets for anybody else, `connsOf` says which), "resolve" ({name}) -> names/names.ts
+ * NameAnswer | null (error ENODIRECTORY when only an unreachable directory could answer;
+ * ERATELIMIT over 2/s per unprivileged uid). Unprivileged callers have per-uid connection
+ * (ELIMIT) and request (ERATELIMIT) limits: server.ts.
  * Root-only methods (uid 0 or the daemon's own uid, by SO_PEERCRED; anybody else gets
  * error EPERM): "reload" -> ReloadStatus. See server.ts. Requests larger than
  * MAX_REQUEST_BYTES close the connection.

@@ -10,6 +10,15 @@
  * whose SO_PEERCRED uid (peercred.ts, taken once when it connects) is 0 or the daemon's
  * own effective uid; anybody else gets EPERM "needs root". Callers whose credentials
  * cannot be read count as unprivileged.
+ *
+ * Limits per caller (privileged callers have none), each answered with a typed error:
+ *   ELIMIT      more than API_MAX_CONNS_PER_UID open connections of one uid, or more than
+ *               API_MAX_CONNS_UNPRIVILEGED of all unprivileged callers: the new connection
+ *               gets one error line and is closed
+ *   ERATELIMIT  more than API_REQUESTS_PER_SEC requests per second of one uid (burst
+ *               API_REQUESTS_BURST), or a method's own rate (`handle(m, h, { perUidPerSec })`,
+ *               used for resolve, which may spend the host's directory lookups)
+ * Callers whose credentials are unknown share one budget (uid -1).
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -30,11 +39,55 @@ export type Handler = (params: Record<string, unknown>, caller: Caller) => unkno
 export interface HandlerOptions {
   /** changes state: only uid 0 (or the daemon's own uid) may call it */
   root?: boolean;
+  /** calls per second per unprivileged uid (burst: 5 s worth, at least 1); default: the general rate only */
+  perUidPerSec?: number;
 }
+
+/** Open API connections one unprivileged uid may hold. */
+export const API_MAX_CONNS_PER_UID = 16;
+/** Open API connections of all unprivileged callers together. */
+export const API_MAX_CONNS_UNPRIVILEGED = 128;
+/** Requests per second of one unprivileged uid, and the burst it may spend at once. */
+export const API_REQUESTS_PER_SEC = 50;
+export const API_REQUESTS_BURST = 100;
+/** Token buckets kept (one per uid and method); the oldest go first. */
+const API_BUCKETS_MAX = 4096;
 
 export interface ApiServerOptions {
   /** credentials of an accepted connection (tests); default SO_PEERCRED */
   peerCred?: (s: net.Socket) => PeerCred | null;
+  /** clock in ms (tests); default Date.now */
+  now?: () => number;
+  /** override the limits (tests) */
+  maxConnsPerUid?: number;
+  maxConnsUnprivileged?: number;
+  requestsPerSec?: number;
+  requestsBurst?: number;
+}
+
+export interface ApiLimitStats {
+  /** connections refused with ELIMIT, requests refused with ERATELIMIT */
+  connsRefused: number;
+  requestsLimited: number;
+}
+
+/** One token bucket per key (uid, or uid + method). */
+class UidBuckets {
+  private readonly map = new Map<string, { tokens: number; at: number }>();
+  take(key: string, rate: number, burst: number, now: number): boolean {
+    let b = this.map.get(key);
+    if (!b) {
+      if (this.map.size >= API_BUCKETS_MAX) this.map.delete(this.map.keys().next().value!);
+      b = { tokens: burst, at: now };
+      this.map.set(key, b);
+    } else {
+      b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+      b.at = now;
+    }
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
 }
 
 /** uid 0, or the uid the daemon runs as (a daemon run by an unprivileged user obeys that user). */
@@ -43,12 +96,19 @@ export function isPrivileged(cred: PeerCred | null, selfUid = process.geteuid?.(
 }
 
 export class ApiServer {
-  private readonly handlers = new Map<string, { h: Handler; root: boolean }>();
+  private readonly handlers = new Map<string, { h: Handler; root: boolean; perUidPerSec: number | null }>();
   private server: net.Server | null = null;
   /** device and inode of the socket we bound (close() unlinks the path only while it is this one) */
   private bound: { dev: number; ino: number } | null = null;
   private readonly sockets = new Set<net.Socket>();
   private readonly peerCred: (s: net.Socket) => PeerCred | null;
+  private readonly now: () => number;
+  /** open connections per unprivileged uid (-1: credentials unknown) */
+  private readonly connsByUid = new Map<number, number>();
+  private unprivilegedConns = 0;
+  private readonly buckets = new UidBuckets();
+  private readonly lim: Required<Omit<ApiServerOptions, "peerCred" | "now">>;
+  readonly limitStats: ApiLimitStats = { connsRefused: 0, requestsLimited: 0 };
 
   constructor(
     readonly socketPath: string,
@@ -56,10 +116,17 @@ export class ApiServer {
     opts: ApiServerOptions = {},
   ) {
     this.peerCred = opts.peerCred ?? socketPeerCred;
+    this.now = opts.now ?? Date.now;
+    this.lim = {
+      maxConnsPerUid: opts.maxConnsPerUid ?? API_MAX_CONNS_PER_UID,
+      maxConnsUnprivileged: opts.maxConnsUnprivileged ?? API_MAX_CONNS_UNPRIVILEGED,
+      requestsPerSec: opts.requestsPerSec ?? API_REQUESTS_PER_SEC,
+      requestsBurst: opts.requestsBurst ?? API_REQUESTS_BURST,
+    };
   }
 
   handle(method: string, h: Handler, opts: HandlerOptions = {}): void {
-    this.handlers.set(method, { h, root: opts.root === true });
+    this.handlers.set(method, { h, root: opts.root === true, perUidPerSec: opts.perUidPerSec ?? null });
   }
 
   /** Registered methods and whether each needs root (for docs and tests). */
@@ -118,9 +185,37 @@ export class ApiServer {
   }
 
   private onConnection(s: net.Socket): void {
-    this.sockets.add(s);
     const cred = this.peerCred(s);
     const caller: Caller = { cred, privileged: isPrivileged(cred) };
+    if (!caller.privileged) {
+      const uid = cred?.uid ?? -1;
+      const n = this.connsByUid.get(uid) ?? 0;
+      const who = cred ? `uid ${uid}` : "callers whose credentials are unknown";
+      const over =
+        n >= this.lim.maxConnsPerUid
+          ? `too many API connections for ${who} (limit ${this.lim.maxConnsPerUid})`
+          : this.unprivilegedConns >= this.lim.maxConnsUnprivileged
+            ? `too many API connections of unprivileged users (limit ${this.lim.maxConnsUnprivileged})`
+            : null;
+      if (over !== null) {
+        this.limitStats.connsRefused++;
+        s.on("error", () => s.destroy());
+        // closed as soon as the answer is written: a flood of refused connections holds no fds
+        s.write(JSON.stringify({ id: 0, error: { code: "ELIMIT", message: over } }) + "\n", () =>
+          s.destroy(),
+        );
+        return;
+      }
+      this.connsByUid.set(uid, n + 1);
+      this.unprivilegedConns++;
+      s.on("close", () => {
+        const m = (this.connsByUid.get(uid) ?? 1) - 1;
+        if (m <= 0) this.connsByUid.delete(uid);
+        else this.connsByUid.set(uid, m);
+        this.unprivilegedConns--;
+      });
+    }
+    this.sockets.add(s);
     let buf = "";
     // answers leave in request order, also when a handler is asynchronous
     let chain: Promise<void> = Promise.resolve();
@@ -163,6 +258,23 @@ export class ApiServer {
     if (m.root && !caller.privileged) {
       const who = caller.cred ? `uid ${caller.cred.uid}` : "a caller whose credentials are unknown";
       return { id, error: { code: "EPERM", message: `'${req.method}' needs root (called by ${who})` } };
+    }
+    if (!caller.privileged) {
+      const uid = caller.cred?.uid ?? -1;
+      const now = this.now();
+      const who = caller.cred ? `uid ${uid}` : "callers whose credentials are unknown";
+      let over: string | null = null;
+      if (!this.buckets.take(`${uid}`, this.lim.requestsPerSec, this.lim.requestsBurst, now))
+        over = `${who} is over the API request rate (${this.lim.requestsPerSec}/s)`;
+      else if (
+        m.perUidPerSec !== null &&
+        !this.buckets.take(`${uid} ${req.method}`, m.perUidPerSec, Math.max(1, m.perUidPerSec * 5), now)
+      )
+        over = `${who} is over the rate of '${req.method}' (${m.perUidPerSec}/s)`;
+      if (over !== null) {
+        this.limitStats.requestsLimited++;
+        return { id, error: { code: "ERATELIMIT", message: over } };
+      }
     }
     try {
       const params = req.params && typeof req.params === "object" ? req.params : {};

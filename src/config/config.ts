@@ -86,8 +86,13 @@ export interface Config {
   web: { listen: HostPort | null };
   /** Connection policy file (docs/IDENTITY.md); null = every authenticated host may reach everything. */
   policy: string | null;
-  /** Per-user connections: what flows of OS users without an entry in the user store run as. */
-  users: { unmapped: "host" | "deny" };
+  /**
+   * Per-user connections (docs/IDENTITY.md): what flows of OS users without an entry in
+   * the user store, and flows whose owner is not proven, run as (default deny); asHost:
+   * OS users and groups (names or numeric ids, "@group" or "group:NAME" for a group)
+   * whose flows run as the host, like root's.
+   */
+  users: { unmapped: "host" | "deny"; asHost: string[] };
   /**
    * DNS for overlay names (docs/OPERATIONS.md "Names (DNS)"). listen: "overlay" = this
    * host's overlay addresses, port 53; an explicit address; or null = off (the default).
@@ -574,13 +579,25 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
 
   const pol = top.get("policy");
   const policy = pol && !r.isMissing(pol.value) ? r.path(pol.value, "policy", pol.key) : null;
-  const usersM = r.map(top.get("users")?.value ?? null, "users", ["unmapped"]);
+  const usersM = r.map(top.get("users")?.value ?? null, "users", ["unmapped", "asHost"]);
   const um = usersM.get("unmapped");
-  let unmapped: "host" | "deny" = "host";
+  let unmapped: "host" | "deny" = "deny";
   if (um && !r.isMissing(um.value)) {
     const s = r.str(um.value, "users.unmapped", um.key);
     if (s !== "host" && s !== "deny") r.fail(`expected host or deny, got '${s}'`, um.value, "users.unmapped");
     unmapped = s;
+  }
+  const asHost: string[] = [];
+  const ah = usersM.get("asHost");
+  if (ah) {
+    r.seq(ah.value, "users.asHost", ah.key).forEach((item, i) => {
+      const key = `users.asHost[${i}]`;
+      const v =
+        isScalar(item) && typeof item.value === "number" ? String(item.value) : r.str(item, key, ah.key);
+      if (!/^(@|group:)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$/.test(v))
+        r.fail(`expected an OS user or group name (group: "@name" or "group:name"), got '${v}'`, item, key);
+      asHost.push(v);
+    });
   }
 
   const dnsM = r.map(top.get("dns")?.value ?? null, "dns", ["listen", "domain"]);
@@ -757,7 +774,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     metrics,
     web,
     policy,
-    users: { unmapped },
+    users: { unmapped, asHost },
     dns,
     gateway,
   };

@@ -37,33 +37,67 @@ export const CONN_OPEN_REPEAT = 8;
 
 /** Parsed flow of one inner packet (scratch object, reused). */
 export class FlowScratch {
+  /** the upper-layer protocol (after IPv6 extension headers) */
   proto = 0;
   family: 4 | 6 = 4;
   srcOff = 0;
   dstOff = 0;
   sport = 0;
   dport = 0;
+  /** offset of the transport header (meaningful when frag !== FRAG_LATER) */
+  l4Off = 0;
+  /** FRAG_NONE, FRAG_FIRST (offset 0, more fragments follow) or FRAG_LATER (no transport header) */
+  frag = 0;
+  /** fragment identification: IPv4 16-bit id, IPv6 32-bit id of the fragment header */
+  fragId = 0;
 }
+
+export const FRAG_NONE = 0;
+export const FRAG_FIRST = 1;
+export const FRAG_LATER = 2;
 
 const ICMP = 1;
 const ICMP6 = 58;
+const TCP = 6;
+const UDP = 17;
+/** IPv6 extension headers walked to reach the transport header (RFC 8200 section 4) */
+const V6_HOP_BY_HOP = 0;
+const V6_ROUTING = 43;
+const V6_FRAGMENT = 44;
+const V6_AH = 51;
+const V6_DEST_OPTS = 60;
+/** more headers than this in one packet: refused as malformed */
+const V6_MAX_EXT_HEADERS = 8;
 
 /**
  * Parse the flow of the IPv4/IPv6 packet at buf[off, off+len) into f. False for
- * packets too short to hold their header. Later fragments and unknown
- * protocols get ports 0; ICMP echo uses the identifier as both ports.
+ * packets too short to hold their headers, and IPv6 packets whose extension
+ * header chain (hop-by-hop, routing, destination options, fragment, AH) runs past
+ * the packet or is longer than V6_MAX_EXT_HEADERS: the caller drops them.
+ * f.proto is the upper-layer protocol after the extension headers. Fragments:
+ * the first (offset 0, more follow) keeps its ports and gets FRAG_FIRST; later
+ * ones have no transport header, get ports 0 and FRAG_LATER; an IPv6 atomic
+ * fragment (offset 0, no more) is a whole packet (FRAG_NONE). Unknown protocols
+ * get ports 0; ICMP echo uses the identifier as both ports.
  */
 export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch): boolean {
   const v = buf[off]! >> 4;
+  const end = off + len;
   let l4: number;
   let proto: number;
-  let fragLater = false;
+  f.frag = FRAG_NONE;
+  f.fragId = 0;
   if (v === 4) {
     if (len < 20) return false;
     const ihl = (buf[off]! & 15) * 4;
     if (ihl < 20 || ihl > len) return false;
     proto = buf[off + 9]!;
-    fragLater = (buf.readUInt16BE(off + 6) & 0x1fff) !== 0;
+    const fo = buf.readUInt16BE(off + 6);
+    if ((fo & 0x3fff) !== 0) {
+      // MF or an offset: a fragment
+      f.frag = (fo & 0x1fff) !== 0 ? FRAG_LATER : FRAG_FIRST;
+      f.fragId = buf.readUInt16BE(off + 4);
+    }
     f.family = 4;
     f.srcOff = off + 12;
     f.dstOff = off + 16;
@@ -75,13 +109,42 @@ export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch)
     f.srcOff = off + 8;
     f.dstOff = off + 24;
     l4 = off + 40;
+    for (let n = 0; ; n++) {
+      if (
+        proto !== V6_HOP_BY_HOP &&
+        proto !== V6_ROUTING &&
+        proto !== V6_FRAGMENT &&
+        proto !== V6_AH &&
+        proto !== V6_DEST_OPTS
+      )
+        break;
+      if (n >= V6_MAX_EXT_HEADERS || l4 + 8 > end) return false;
+      const next = buf[l4]!;
+      if (proto === V6_FRAGMENT) {
+        const fo = buf.readUInt16BE(l4 + 2);
+        const later = (fo & 0xfff8) !== 0;
+        if (later || (fo & 1) !== 0) {
+          f.frag = later ? FRAG_LATER : FRAG_FIRST;
+          f.fragId = buf.readUInt32BE(l4 + 4);
+        }
+        proto = next;
+        l4 += 8;
+        if (later) break; // what follows is the middle of the payload, not a header
+        continue;
+      }
+      const hlen = proto === V6_AH ? (buf[l4 + 1]! + 2) * 4 : (buf[l4 + 1]! + 1) * 8;
+      if (l4 + hlen > end) return false;
+      proto = next;
+      l4 += hlen;
+    }
   } else return false;
   f.proto = proto;
   f.sport = 0;
   f.dport = 0;
-  const rest = off + len - l4;
-  if (!fragLater) {
-    if ((proto === 6 || proto === 17 || proto === 132 || proto === 136) && rest >= 4) {
+  f.l4Off = l4;
+  const rest = end - l4;
+  if (f.frag !== FRAG_LATER) {
+    if ((proto === TCP || proto === UDP || proto === 132 || proto === 136) && rest >= 4) {
       f.sport = buf.readUInt16BE(l4);
       f.dport = buf.readUInt16BE(l4 + 2);
     } else if (
@@ -93,6 +156,47 @@ export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch)
     }
   }
   return true;
+}
+
+/** TCP SYN without ACK: a new socket's first segment (f from parseFlow). */
+export function isTcpSyn(buf: Buffer, off: number, len: number, f: FlowScratch): boolean {
+  return (
+    f.proto === TCP &&
+    f.frag !== FRAG_LATER &&
+    f.l4Off + 14 <= off + len &&
+    (buf[f.l4Off + 13]! & 0x12) === 0x02
+  );
+}
+
+/**
+ * A UDP connection opened here is looked up again (is it still the same socket?) when
+ * its last check is this old: a socket that replaced another on the same tuple is
+ * identified within this time. One lookup (~3-5 µs) per UDP connection per period.
+ */
+export const UDP_RECHECK_MS = 100;
+/** A fragment is tied to the connection of its first fragment for this long. */
+export const FRAG_TIE_MS = 5_000;
+/** Fragment ids remembered per table (opener side); the oldest go first. */
+export const FRAG_TIE_MAX = 1_024;
+/** Fragment ids remembered per connection (receiver side). */
+const FRAG_IDS_PER_CONN = 4;
+
+/**
+ * Must this outbound packet on connection c (opened here) be identified again?
+ * TCP: a SYN (a new socket starts with one). UDP: the last check is UDP_RECHECK_MS old.
+ */
+export function recheckDue(
+  c: Conn,
+  buf: Buffer,
+  off: number,
+  len: number,
+  f: FlowScratch,
+  now: number,
+): boolean {
+  if (!c.mine) return false;
+  if (c.proto === TCP) return isTcpSyn(buf, off, len, f);
+  if (c.proto === UDP) return now - c.checkedAt >= UDP_RECHECK_MS;
+  return false;
 }
 
 function mix(h: number, x: number): number {
@@ -156,6 +260,14 @@ export class Conn {
   peerUser: PeerUser | null = null;
   /** session id of the tunnel the connection was opened on */
   sessionId = "";
+  /** mine: the socket it belongs to (inode from the identity lookup; 0 = none, host/kernel) */
+  sock = 0;
+  /** mine: uid of that socket's owner (-1: none found), whatever identity it runs as */
+  ownerUid = -1;
+  /** mine: when its owner was last looked up (ms) */
+  checkedAt = 0;
+  /** theirs: ids of the last first-fragments received on it (later fragments must name one) */
+  fragIds: number[] | null = null;
   readonly local = Buffer.alloc(16);
   readonly remote = Buffer.alloc(16);
   /** the addresses as 32-bit words (compared on every packet; l1..l3, r1..r3 are 0 for IPv4) */
@@ -197,6 +309,14 @@ export class Conn {
     }
   }
 
+  /** Receiver side: a first fragment arrived on this connection. */
+  noteFrag(id: number): void {
+    const a = (this.fragIds ??= []);
+    if (a.includes(id)) return;
+    if (a.length >= FRAG_IDS_PER_CONN) a.shift();
+    a.push(id);
+  }
+
   /** The id this host sends for the connection (its table key). */
   get wireId(): number {
     return this.key;
@@ -214,6 +334,8 @@ export function keyOfWire(wire: number): number {
 export class ConnTable {
   readonly byKey = new Map<number, Conn>();
   private readonly byHash = new Map<number, Conn>();
+  /** opener side: fragment (addresses, proto, id) -> the connection of its first fragment */
+  private readonly frags = new Map<number, { c: Conn; id: number; at: number }>();
   private nextCid = 1;
   private last: Conn | null = null;
 
@@ -237,9 +359,76 @@ export class ConnTable {
     return null;
   }
 
-  /** Does this inbound packet (src = remote) carry c's flow? f from parseFlow. */
+  /**
+   * Does this inbound packet (src = remote) carry c's flow? f from parseFlow. A later
+   * fragment (no ports) must carry c's protocol and addresses and the id of a first
+   * fragment that arrived on c; a first fragment's id is remembered.
+   */
   static matchesIn(c: Conn, buf: Buffer, f: FlowScratch): boolean {
-    return matchFlow(c, buf, f, f.dstOff, f.dport, f.srcOff, f.sport);
+    if (f.frag === FRAG_LATER)
+      return (
+        c.fragIds !== null &&
+        c.fragIds.includes(f.fragId) &&
+        matchFlow(c, buf, f, f.dstOff, c.lport, f.srcOff, c.rport)
+      );
+    if (!matchFlow(c, buf, f, f.dstOff, f.dport, f.srcOff, f.sport)) return false;
+    if (f.frag === FRAG_FIRST) c.noteFrag(f.fragId);
+    return true;
+  }
+
+  /** The connection (either direction) whose flow, from this host's side, is (proto, local, remote). */
+  findFlow(
+    proto: number,
+    family: 4 | 6,
+    buf: Buffer,
+    lOff: number,
+    lport: number,
+    rOff: number,
+    rport: number,
+    mine: boolean,
+  ): Conn | null {
+    const f = { proto, family } as FlowScratch;
+    let c = this.byHash.get(flowHash(buf, proto, family, lOff, lport, rOff, rport)) ?? null;
+    while (c !== null) {
+      if (c.mine === mine && matchFlow(c, buf, f, lOff, lport, rOff, rport)) return c;
+      c = c.next;
+    }
+    return null;
+  }
+
+  private static fragKey(buf: Buffer, f: FlowScratch): number {
+    let h = mix(0x27d4eb2f, f.fragId);
+    h = mix(h, f.proto);
+    h = mix(h, buf.readInt32BE(f.srcOff));
+    h = mix(h, buf.readInt32BE(f.dstOff));
+    if (f.family === 6) {
+      h = mix(h, buf.readInt32BE(f.srcOff + 12));
+      h = mix(h, buf.readInt32BE(f.dstOff + 12));
+    }
+    return h;
+  }
+
+  /** Opener side: a first fragment left on connection c; its later fragments follow it there. */
+  tieFragment(buf: Buffer, f: FlowScratch, c: Conn, now: number): void {
+    const k = ConnTable.fragKey(buf, f);
+    this.frags.delete(k);
+    if (this.frags.size >= FRAG_TIE_MAX) this.frags.delete(this.frags.keys().next().value!);
+    this.frags.set(k, { c, id: f.fragId, at: now });
+  }
+
+  /** Opener side: the connection of this later fragment's first fragment, or null (refuse it). */
+  fragmentConn(buf: Buffer, f: FlowScratch, now: number): Conn | null {
+    const e = this.frags.get(ConnTable.fragKey(buf, f));
+    if (e === undefined) return null;
+    const c = e.c;
+    if (
+      now - e.at >= FRAG_TIE_MS ||
+      e.id !== f.fragId ||
+      this.byKey.get(c.key) !== c ||
+      !matchFlow(c, buf, f, f.srcOff, c.lport, f.dstOff, c.rport)
+    )
+      return null;
+    return c;
   }
 
   /** A new connection opened here for the outbound flow f; null when the table is full. */
@@ -318,6 +507,7 @@ export class ConnTable {
   /** Forget idle and expired-denied connections; returns how many went. */
   sweep(now: number): number {
     let n = 0;
+    for (const [k, e] of this.frags) if (now - e.at >= FRAG_TIE_MS) this.frags.delete(k);
     for (const c of this.byKey.values()) {
       const idle = now - c.lastUsed;
       if (
@@ -333,6 +523,7 @@ export class ConnTable {
 
   clear(): void {
     this.last = null;
+    this.frags.clear();
     for (const c of this.byKey.values()) c.probe = null;
     this.byKey.clear();
     this.byHash.clear();
@@ -378,10 +569,15 @@ export interface LocalUser {
 
 /**
  * Who opened an outbound flow (the daemon joins the OS identity mapper and the
- * user store; tests inject a fake). Only called for a flow's first packet.
+ * user store; tests inject a fake). Called for a flow's first packet, again for a
+ * TCP SYN on a connection (a new socket?) and for UDP every UDP_RECHECK_MS.
  *   null     the host identity (kernel, root, ICMP, ...)
  *   "deny"   refuse here (an OS user without an identity, when configured so)
  */
 export interface ConnIdentity {
   identify(f: FlowScratch, buf: Buffer): LocalUser | null | "deny";
+  /** the socket (inode) the last identify() found; 0: none (host, kernel, no owner). Optional for fakes. */
+  readonly lastSocket?: number;
+  /** the uid owning that socket; -1: none */
+  readonly lastUid?: number;
 }

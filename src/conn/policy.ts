@@ -181,6 +181,23 @@ function toMatches(t: ToSelector, flow: Flow): boolean {
 }
 
 /**
+ * The allow rules that can let a host-only TCP or UDP flow through (a `from` that names
+ * hosts, host groups, "*" hosts or nothing; a `to` that admits tcp or udp), and whether
+ * the default does. `mintun check-config` warns with them when users.unmapped is host:
+ * every OS user without an identity then gets these rights (docs/IDENTITY.md).
+ */
+export function hostRights(policy: Policy): { rules: PolicyRule[]; byDefault: boolean } {
+  const rules = policy.rules.filter((r) => {
+    if (r.action !== "allow") return false;
+    const f = r.from;
+    if (!(f.any || f.anyHost || f.hosts !== null || f.hostGroups !== null)) return false;
+    const p = r.to.protos;
+    return p === null || p[6] === 1 || p[17] === 1;
+  });
+  return { rules, byDefault: policy.default === "allow" };
+}
+
+/**
  * Decides a flow: the first rule whose `from` and `to` match gives the action; else the
  * policy default. With no policy (null) every flow is allowed. Never throws.
  */

@@ -20,6 +20,8 @@ import { ConfigError, CertError, MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
+import type { Conn } from "../conn/conns.js";
+
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
@@ -53,6 +55,9 @@ import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
+
+/** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
+export const API_RESOLVE_PER_SEC = 2;
 
 /** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
 export const SAMPLE_MS = 1000;
@@ -189,11 +194,19 @@ export class Daemon {
     const policy = config.policy ? loadPolicy(config.policy) : null;
     const store = UserStore.load(usersDir(config.stateDir));
     const identity = new DaemonIdentity(
-      new LinuxIdentityLookup(),
+      // no cache: a cached answer would hand a socket's identity to the next socket on its tuple
+      new LinuxIdentityLookup({ ttlMs: 0 }),
       config.users.unmapped,
       log.child("identity"),
     );
-    identity.setStore(store, config.users.unmapped, Math.floor(now() / 1000), ca as CaCert);
+    identity.setOwnAddresses(hostCert.ip4, hostCert.ip6);
+    identity.setStore(
+      store,
+      config.users.unmapped,
+      Math.floor(now() / 1000),
+      ca as CaCert,
+      config.users.asHost,
+    );
     for (const e of store.errors)
       log.log("error", "user store entry skipped", { file: e.file, error: e.message });
     store.clear();
@@ -289,11 +302,14 @@ export class Daemon {
     d.identity = identity;
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
-    api.handle("whois", (p) => {
+    api.handle("whois", (p, caller) => {
       const w = whois(d.status(), String(p.address ?? ""));
       if (!w) return null;
       const port = typeof p.port === "number" && Number.isInteger(p.port) ? p.port : null;
-      return { ...w, conns: engine.connsFor(w.address, port) };
+      // root sees every connection; anybody else only those of its own sockets
+      const uid = caller.privileged ? null : (caller.cred?.uid ?? -1);
+      const visible = uid === null ? undefined : (c: Conn) => uid >= 0 && identity.ownerUidOf(c) === uid;
+      return { ...w, conns: engine.connsFor(w.address, port, visible), connsOf: uid === null ? "all" : uid };
     });
     api.handle("reload", () => d.reload(), { root: true });
     d.names = new NameService({
@@ -303,7 +319,8 @@ export class Daemon {
       directoryAddress: directory?.client ? directoryAddresses(directory.client) : undefined,
       now,
     });
-    api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")));
+    // resolve may spend the host's directory lookups: a small rate per uid
+    api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")), { perUidPerSec: API_RESOLVE_PER_SEC });
     try {
       await api.listen();
       await d.startObservers();
@@ -525,6 +542,7 @@ export class Daemon {
         web: this.servers.find((s) => s.what === "web")?.url ?? null,
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
+        api: { ...this.api.limitStats },
       },
       connections: {
         open: this.engine.connCount(),
@@ -532,6 +550,8 @@ export class Daemon {
         policy: this.config.policy,
         policyRules: this.engine.policy?.rules.length ?? 0,
         unmapped: this.config.users.unmapped,
+        asHostUids: [...(this.identity?.asHost ?? [])].sort((a, b) => a - b),
+        noOwner: this.identity?.stats.noOwner ?? 0,
         lookups: this.identity?.stats.lookups ?? 0,
         lookupMeanUs: this.identity?.stats.lookups
           ? Math.round((this.identity.stats.lookupUs / this.identity.stats.lookups) * 10) / 10
@@ -608,9 +628,20 @@ export class Daemon {
     this.engine.policy = policy;
     applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");
     if (this.identity) {
-      this.identity.setStore(store, next.users.unmapped, Math.floor(at / 1000), this.engine.opts.ca);
+      this.identity.setStore(
+        store,
+        next.users.unmapped,
+        Math.floor(at / 1000),
+        this.engine.opts.ca,
+        next.users.asHost,
+      );
       applied.push(`users ${this.identity.size}`);
     }
+    // open connections under the new policy and identities: refused ones are reset
+    const id = this.identity;
+    const rj = this.engine.rejudge(this.now(), id ? (c) => id.stillSame(c) : undefined);
+    if (rj.reset || rj.reidentified)
+      applied.push(`connections: ${rj.reset} reset by the policy, ${rj.reidentified} to be identified again`);
     for (const e of store.errors)
       log.log("error", "user store entry skipped", { file: e.file, error: e.message });
     store.clear();

@@ -60,6 +60,8 @@ export interface DaemonInfo {
   reload: ReloadStatus | null;
   /** unexpected errors caught by the task guard (daemon/tasks.ts), per task; 0 in a healthy daemon */
   unexpectedErrors?: { total: number; byTask: Record<string, number> };
+  /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
+  api?: { connsRefused: number; requestsLimited: number };
 }
 
 export interface Status {
@@ -98,7 +100,11 @@ export interface ConnectionsStatus {
   policy: string | null;
   policyRules: number;
   unmapped: "host" | "deny";
-  /** OS identity lookups (new outbound TCP/UDP flows) and their mean cost */
+  /** OS uids whose flows run as the host besides root (users.asHost, resolved at load) */
+  asHostUids: number[];
+  /** TCP/UDP flows whose owner was not proven (no socket, lookup error): they followed unmapped */
+  noOwner: number;
+  /** OS identity lookups (new outbound TCP/UDP flows, SYNs, UDP rechecks) and their mean cost */
   lookups: number;
   lookupMeanUs: number;
 }
@@ -197,6 +203,8 @@ export interface WhoisAnswer {
    * request named one), from engine.connsFor; absent from daemons without connections.
    */
   conns?: WhoisConn[];
+  /** whose connections `conns` lists: "all" (root asked) or the uid of the unprivileged caller */
+  connsOf?: "all" | number;
 }
 
 /** One connection in a whois answer: the engine's ConnInfo (tunnel/engine.ts). */

@@ -61,8 +61,12 @@ export function newDrops() {
     connBadAuth: 0,
     /** connection refused because the table of its peer is full */
     connTableFull: 0,
-    /** local flow refused before sending (its OS user may not use the overlay) */
+    /** local flow refused before sending (its OS user may not use the overlay, or its owner is not proven) */
     connLocalDeny: 0,
+    /** later IP fragment whose first fragment this host did not send on a connection (refused) */
+    fragOrphan: 0,
+    /** connection reset because a policy reload no longer allows it */
+    connPolicyReset: 0,
     /** CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE we will not solve */
     puzzleBad: 0,
     /** directory answers whose record did not verify or did not answer the question (refused) */
@@ -113,6 +117,10 @@ export function newEvents() {
     /** CONN_DENY received: our flow refused by the peer (reject written to the TUN) */
     connsRefused: 0,
     connResets: 0,
+    /** connections opened again because a new socket took their tuple (TCP SYN, UDP recheck) */
+    connsReidentified: 0,
+    /** open connections re-judged by a policy reload (still allowed or reset) */
+    connsRejudged: 0,
     /** user authenticators that needed an X25519 (first connection of a user) vs a cached key */
     userAuthFull: 0,
     userAuthCached: 0,

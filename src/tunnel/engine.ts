@@ -120,6 +120,9 @@ import {
   FlowScratch,
   keyOfWire,
   parseFlow,
+  recheckDue,
+  FRAG_FIRST,
+  FRAG_LATER,
   type ConnIdentity,
   type LocalUser,
 } from "../conn/conns.js";
@@ -188,6 +191,8 @@ export interface ConnInfo {
   peerHost: { name: string; groups: string[]; fingerprint: string };
   peerUser: { name: string; groups: string[]; fingerprint: string } | null;
   localUser: { uid: number; name: string; cert: string } | null;
+  /** "out": uid of the local socket that opened it (also when it runs as the host); null: none found */
+  ownerUid: number | null;
   session: string;
   state: "open" | "denied";
   denyReason: string | null;
@@ -1392,14 +1397,39 @@ export class Engine {
     now: number,
   ): Conn | null {
     const ct = (peer.conns ??= new ConnTable());
+    if (f.frag === FRAG_LATER) {
+      // no ports to identify it by: it goes where its first fragment went, or nowhere
+      const fc = ct.fragmentConn(buf, f, now);
+      if (fc === null || fc.state !== CONN_OPEN) {
+        this.drops.fragOrphan++;
+        return null;
+      }
+      return fc;
+    }
     let c = ct.lookupOut(buf, f);
+    let who: LocalUser | null | "deny" | undefined;
+    if (c !== null && recheckDue(c, buf, off, len, f, now)) {
+      // a new TCP socket (SYN) or a UDP socket that may have replaced another on this tuple
+      who = this.identity ? this.identity.identify(f, buf) : null;
+      const sock = this.identity?.lastSocket ?? 0;
+      const same = who === "deny" ? c.state !== CONN_OPEN : (who?.uid ?? null) === c.localUid;
+      if (sock === c.sock && same) c.checkedAt = now;
+      else {
+        this.events.connsReidentified++;
+        ct.remove(c);
+        c = null;
+      }
+    }
     if (c !== null) {
-      if (c.state === CONN_OPEN) return c;
+      if (c.state === CONN_OPEN) {
+        if (f.frag === FRAG_FIRST) ct.tieFragment(buf, f, c, now);
+        return c;
+      }
       this.drops.connDenied++;
       this.rejectLocal(buf, off, len);
       return null;
     }
-    const who = this.identity ? this.identity.identify(f, buf) : null;
+    if (who === undefined) who = this.identity ? this.identity.identify(f, buf) : null;
     if (who === "deny") {
       this.drops.connLocalDeny++;
       this.rejectLocal(buf, off, len);
@@ -1411,6 +1441,10 @@ export class Engine {
       this.rejectLocal(buf, off, len);
       return null;
     }
+    c.sock = this.identity?.lastSocket ?? 0;
+    c.ownerUid = this.identity?.lastUid ?? -1;
+    c.checkedAt = now;
+    if (f.frag === FRAG_FIRST) ct.tieFragment(buf, f, c, now);
     if (who) {
       c.localUid = who.uid;
       c.localName = who.osUser;
@@ -1564,6 +1598,13 @@ export class Engine {
       this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(key, DenyReason.BadFlow), now);
       return;
     }
+    // a new connection of the peer on a flow we hold under another id: a new socket there
+    // (its host identified it afresh); the old connection and its identity go
+    const same = ct.findFlow(o.proto, o.family, buf, o.dstOff, o.dport, o.srcOff, o.sport, false);
+    if (same !== null) {
+      ct.remove(same);
+      this.events.connsReidentified++;
+    }
     let reason = 0;
     let user: { cert: UserCert; fingerprint: string } | null = null;
     let why = "";
@@ -1638,6 +1679,78 @@ export class Engine {
       });
   }
 
+  /**
+   * After a reload, judge every open connection again.
+   *   theirs (the peer opened it): the current policy, as at its OPEN. No longer allowed:
+   *     denied (CONN_DENY to the peer, counted in drops.connPolicyReset); the next packet
+   *     either way gets the reject path's answer (TCP RST, ICMP administratively
+   *     prohibited) in its own host, as for a refused OPEN.
+   *   mine (opened here): `mineStill(c)` (the daemon: its owner still maps to the same
+   *     identity under the new user store, users.unmapped and users.asHost). When not,
+   *     it is forgotten: its next packet is identified afresh (and refused, or opened
+   *     under the new identity and judged by the peer).
+   * Still allowed: nothing changes. Counted in events.connsRejudged.
+   */
+  rejudge(
+    now: number,
+    mineStill?: (c: Conn) => boolean,
+  ): { kept: number; reset: number; reidentified: number } {
+    let kept = 0;
+    let reset = 0;
+    let reidentified = 0;
+    const me = this.opts.hostCert;
+    for (const peer of this.peers.values()) {
+      const ct = peer.conns;
+      if (ct === null) continue;
+      for (const c of [...ct.byKey.values()]) {
+        if (c.state !== CONN_OPEN) continue;
+        this.events.connsRejudged++;
+        if (c.mine) {
+          if (mineStill === undefined || mineStill(c)) kept++;
+          else {
+            ct.remove(c);
+            reidentified++;
+          }
+          continue;
+        }
+        const hc = peer.hostCert;
+        if (this.policy === null || !hc) {
+          kept++;
+          continue;
+        }
+        const u = c.peerUser;
+        const d = evaluate(this.policy, {
+          user: u ? { name: u.cert.name, groups: u.cert.groups } : undefined,
+          host: { name: hc.name, groups: hc.groups },
+          dstHost: me.name,
+          dstGroups: me.groups,
+          proto: c.proto,
+          dport: c.proto === 6 || c.proto === 17 ? c.lport : undefined,
+        });
+        if (d.action === "allow") {
+          kept++;
+          continue;
+        }
+        c.state = CONN_DENIED;
+        c.deniedAt = now;
+        c.denyReason = DenyReason.Policy;
+        c.lastDenySent = now;
+        this.drops.connPolicyReset++;
+        reset++;
+        const t = peer.sendTunnel();
+        if (t !== null && t.canSend)
+          this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(c.wireId, DenyReason.Policy), now);
+        this.rlog.log(now, "info", "conn-rejudged", "open connection refused by the new policy", () => ({
+          peer: peer.name,
+          user: u ? u.cert.name : null,
+          flow: describeConn(c),
+          why: d.reason,
+        }));
+      }
+    }
+    return { kept, reset, reidentified };
+  }
+
   /** CONN_DENY: the peer refused a connection we opened; answer the application at once. */
   private onConnDeny(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
     if (len !== 5) {
@@ -1674,8 +1787,11 @@ export class Engine {
     this.events.connResets++;
   }
 
-  /** whois: the connections whose remote side is addr (and port, when given), on every peer. */
-  connsFor(addr: string, port: number | null): ConnInfo[] {
+  /**
+   * whois: the connections whose remote side is addr (and port, when given), on every
+   * peer; `visible` (the API caller's view) may hide some.
+   */
+  connsFor(addr: string, port: number | null, visible?: (c: Conn) => boolean): ConnInfo[] {
     const out: ConnInfo[] = [];
     for (const p of this.peers.values()) {
       const ct = p.conns;
@@ -1683,6 +1799,7 @@ export class Engine {
       for (const c of ct.byKey.values()) {
         if (ipString(c.remote, c.family) !== addr) continue;
         if (port !== null && c.rport !== port) continue;
+        if (visible !== undefined && !visible(c)) continue;
         out.push(this.connInfo(p, c));
       }
     }
@@ -1703,6 +1820,7 @@ export class Engine {
         c.localUid !== null
           ? { uid: c.localUid, name: c.localName ?? String(c.localUid), cert: c.localCert?.name ?? "" }
           : null,
+      ownerUid: c.mine && c.ownerUid >= 0 ? c.ownerUid : null,
       session: c.sessionId || (p.sendTunnel()?.sessionId ?? ""),
       state: c.state === CONN_OPEN ? "open" : "denied",
       denyReason: c.state === CONN_OPEN ? null : (DENY_REASON_NAMES[c.denyReason] ?? String(c.denyReason)),

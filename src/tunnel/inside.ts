@@ -6,14 +6,15 @@
  *
  * Per packet: version check, route lookup (destination -> peer), source check
  * (must be one of our addresses or subnets), connection lookup (flow hash),
- * then seal as CONN_DATA. A packet without an answered connection (a flow's
+ * then seal as CONN_DATA. Fragments, TCP SYNs and UDP packets whose connection is
+ * due for an owner recheck (conns.ts recheckDue) take the slow path. A packet without an answered connection (a flow's
  * first packets carry CONN_OPEN) takes the slow path. Packets with no usable
  * tunnel go to the slow path (record fetch / 0-RTT creation), which copies.
  * Nothing here allocates on the established-tunnel path except the
  * subarray views sodium-native needs.
  */
 import type { PacketBatch } from "./io.js";
-import { CONN_OPEN, CONN_OPEN_REPEAT, parseFlow } from "../conn/conns.js";
+import { CONN_OPEN, CONN_OPEN_REPEAT, FRAG_NONE, parseFlow, recheckDue } from "../conn/conns.js";
 import { CONN_DATA_HEADER_BYTES, type Engine } from "./engine.js";
 
 export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
@@ -60,10 +61,16 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
       ct !== null &&
       t.canSend &&
       b.headroom >= 48 + CONN_DATA_HEADER_BYTES &&
-      parseFlow(buf, off, len, f)
+      parseFlow(buf, off, len, f) &&
+      f.frag === FRAG_NONE // fragments are tied to their first fragment's connection on the slow path
     ) {
       const c = ct.lookupOut(buf, f);
-      if (c !== null && c.state === CONN_OPEN && (c.acked || !c.mine || c.txPackets >= CONN_OPEN_REPEAT)) {
+      if (
+        c !== null &&
+        c.state === CONN_OPEN &&
+        (c.acked || !c.mine || c.txPackets >= CONN_OPEN_REPEAT) &&
+        !recheckDue(c, buf, off, len, f, now) // a new socket on the tuple is identified on the slow path
+      ) {
         engine.sealConn(t, c, buf, off, len, now);
         continue;
       }

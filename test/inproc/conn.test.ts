@@ -52,9 +52,13 @@ rules:
 /** The fake OS identity mapper: the source port says who owns the socket. */
 class PortIdentity implements ConnIdentity {
   readonly byPort = new Map<number, LocalUser | "deny">();
+  /** the socket (inode) that holds a port; absent: none */
+  readonly sockByPort = new Map<number, number>();
+  lastSocket = 0;
   calls = 0;
   identify(f: FlowScratch): LocalUser | null | "deny" {
     this.calls++;
+    this.lastSocket = this.sockByPort.get(f.sport) ?? 0;
     return this.byPort.get(f.sport) ?? null;
   }
 }
@@ -223,5 +227,120 @@ describe("per-user connections", () => {
     net.run();
     expect(b.take().map(text)).toEqual(["reopened"]);
     expect(b.engine.connsFor("10.77.0.1", 1111)[0]!.peerUser?.name).toBe("alice");
+  });
+
+  it("a later fragment rides its first fragment's connection; an orphan is refused and counted", () => {
+    const { net, a, b } = setup();
+    const first = udp("10.77.0.1", "10.77.0.2", 1111, 80, "first part");
+    first.writeUInt16BE(0x4242, 4);
+    first.writeUInt16BE(0x2000, 6); // MF, offset 0
+    a.send(first);
+    net.run();
+    expect(b.take().map(text)).toEqual(["first part"]);
+    const later = ipv4("10.77.0.1", "10.77.0.2", "later part", 17);
+    later.writeUInt16BE(0x4242, 4);
+    later.writeUInt16BE(3, 6); // offset 24 bytes, last
+    a.send(later);
+    net.run();
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual(["later part"]);
+    expect(a.engine.connCount()).toBe(1); // no connection of its own (it has no ports to be identified by)
+    const orphan = ipv4("10.77.0.1", "10.77.0.2", "orphan", 17);
+    orphan.writeUInt16BE(0x4343, 4);
+    orphan.writeUInt16BE(3, 6);
+    a.send(orphan);
+    net.run();
+    expect(b.take()).toEqual([]);
+    expect(a.engine.drops.fragOrphan).toBe(1);
+    expect(a.engine.connCount()).toBe(1);
+  });
+
+  it("a UDP socket that replaced another on the same tuple is identified afresh (bob cannot ride alice's)", () => {
+    const { net, a, b, id, bob } = setup();
+    id.sockByPort.set(1111, 501);
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice"));
+    net.run();
+    b.send(udp("10.77.0.2", "10.77.0.1", 80, 1111, "answer"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["alice"]);
+    // alice's socket closes; bob binds port 1111 and sends to the same address and port
+    id.byPort.set(1111, bob);
+    id.sockByPort.set(1111, 502);
+    net.advance(150, 150);
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "bob on alice's tuple"));
+    net.run();
+    expect(b.take()).toEqual([]); // refused by policy as bob
+    expect(a.engine.events.connsReidentified).toBe(1);
+    const out = a.engine.connsFor("10.77.0.2", 80);
+    expect(out.map((c) => [c.localUser?.uid, c.state])).toEqual([[1002, "denied"]]);
+    const inB = b.engine.connsFor("10.77.0.1", 1111);
+    expect(inB.map((c) => [c.peerUser?.name, c.state])).toEqual([["bob", "denied"]]); // alice's is gone
+  });
+
+  it("a TCP SYN from another socket on a held tuple opens a new connection under its owner", () => {
+    const { net, a, id, bob } = setup();
+    const tcp = (sport: number, flags: number) => {
+      const p = Buffer.alloc(20);
+      p.writeUInt16BE(sport, 0);
+      p.writeUInt16BE(80, 2);
+      p[12] = 5 << 4;
+      p[13] = flags;
+      return ipv4("10.77.0.1", "10.77.0.2", p, 6);
+    };
+    id.sockByPort.set(1111, 601);
+    a.send(tcp(1111, 0x02));
+    net.run();
+    a.send(tcp(1111, 0x02)); // the same socket retransmits its SYN: same connection
+    net.run();
+    expect(a.engine.connCount()).toBe(1);
+    expect(a.engine.events.connsReidentified).toBe(0);
+    id.byPort.set(1111, bob);
+    id.sockByPort.set(1111, 602);
+    a.send(tcp(1111, 0x02));
+    net.run();
+    expect(a.engine.events.connsReidentified).toBe(1);
+    expect(a.engine.connsFor("10.77.0.2", 80).map((c) => c.localUser?.uid)).toEqual([1002]);
+  });
+
+  it("a policy reload re-judges open connections: refused ones are reset (next packet answered), others continue", () => {
+    const { net, a, b } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 1")); // allowed: alice udp 80
+    a.send(udp("10.77.0.1", "10.77.0.2", 4444, 53, "host 1")); // allowed: host a udp 53
+    net.run();
+    expect(b.take().map(text)).toEqual(["alice 1", "host 1"]);
+    a.take();
+    b.engine.policy = parsePolicy(POLICY.replace("users: [alice]", "users: [nobody-here]"), "policy.yaml");
+    expect(b.engine.rejudge(net.now)).toEqual({ kept: 1, reset: 1, reidentified: 0 });
+    expect(b.engine.drops.connPolicyReset).toBe(1);
+    net.run(); // the CONN_DENY reaches a
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 2"));
+    a.send(udp("10.77.0.1", "10.77.0.2", 4444, 53, "host 2"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["host 2"]);
+    // alice's application got ICMP administratively prohibited: when the CONN_DENY came (her
+    // first packet, never answered, was still kept) and for her next packet
+    const back = a.take();
+    expect(back).toHaveLength(2);
+    for (const p of back) expect([p[9], p[20], p[21]]).toEqual([1, 3, 13]);
+    // the peer's own side: b's answer on the reset connection is refused in b as well
+    b.send(udp("10.77.0.2", "10.77.0.1", 80, 1111, "late answer"));
+    net.run();
+    expect(a.take()).toEqual([]);
+    const rb = b.take(); // the reject written to b's TUN for its application
+    expect(rb.map((p) => [p[9], p[20], p[21]])).toEqual([[1, 3, 13]]);
+  });
+
+  it("a reload on the opener re-identifies connections whose identity changed (mineStill)", () => {
+    const { net, a, b, id, bob } = setup();
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 1"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["alice 1"]);
+    id.byPort.set(1111, bob); // the store now maps that socket's owner to bob
+    expect(a.engine.rejudge(net.now, () => false)).toEqual({ kept: 0, reset: 0, reidentified: 1 });
+    a.send(udp("10.77.0.1", "10.77.0.2", 1111, 80, "alice 2"));
+    net.run();
+    expect(b.take()).toEqual([]); // now bob's: refused by b's policy
+    expect(b.engine.connsFor("10.77.0.1", 1111).map((c) => [c.peerUser?.name, c.state])).toEqual([
+      ["bob", "denied"],
+    ]);
   });
 });

@@ -63,6 +63,9 @@ describe.skipIf(process.getuid?.() !== 0)(
               name: x,
               endpoint: `${topo.host(x).addr4}:7000`,
             })),
+            // the client runs as `nobody`, who has no user identity: name it as acting for the
+            // host (users.unmapped is deny by default, docs/IDENTITY.md)
+            extra: "users:\n  asHost: [nobody]\n",
           },
           false,
         );

@@ -427,22 +427,16 @@ rules:
     expect(c.http).toBe(200);
   });
 
-  it("reload applies the user store on a: bob without an entry runs under host a (users.unmapped: host)", async () => {
-    // the documented consequence of `unmapped: host`: host a's host-only flows may reach
-    // b:8080 (last rule), so bob, once his entry is gone, gets in as host a
+  it("reload applies the user store on a: bob without an entry is refused (default users.unmapped: deny)", async () => {
+    // before issue 14 the default was `unmapped: host`: host a's host-only flows may reach
+    // b:8080 (last rule), so bob, once his entry was gone, got in as host a
     const configA = path.join(work, "a.yaml");
     await execOk("node", [MINTUN, "user", "remove", users.bob.name, "--config", configA]);
     const r = await mintun(topo.host("a").ns, "reload", "--socket", d.a!.socket);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const c = await curlAs(topo.host("a").ns, users.bob.name, url);
-    expect(c.exit, c.stderr).toBe(0);
-    expect(c.http).toBe(200);
-    const h = await holdConnection(topo.host("a").ns, users.bob.name);
-    held.push(h.proc);
-    const wb = await whois("b", `${O4.a}:${h.port}`);
-    expect((wb.conns ?? []).filter((x) => x.remote === `${O4.a}:${h.port}`)).toMatchObject([
-      { direction: "in", peerUser: null, peerHost: { name: "a" } },
-    ]);
-    await h.proc.stop();
+    expect(c.exit, c.stderr).toBe(7);
+    expect(c.stderr).toMatch(/Connection refused/);
+    expect((await d.a!.status()).connections?.unmapped).toBe("deny");
   });
 });

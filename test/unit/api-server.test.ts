@@ -260,6 +260,7 @@ describe("mintun reload and mintun whois ADDR:PORT", () => {
           remote: "10.77.0.1:43210",
           peerHost: { name: "a", groups: [], fingerprint: "ab:cd" },
           peerUser: { name: "alice", groups: ["dev"], fingerprint: "12:34" },
+          ownerUid: null,
           localUser: null,
           session: "00112233aabbccdd",
           state: "open",
@@ -288,5 +289,107 @@ describe("mintun reload and mintun whois ADDR:PORT", () => {
     expect(await runCli(["whois", "10.77.0.1", "--json", "--socket", sock], io2, COMMANDS)).toBe(0);
     expect(asked).toEqual({ address: "10.77.0.1" });
     expect(JSON.parse(io2.out)).toEqual(answer);
+  });
+});
+
+describe("limits per caller (issue 14)", () => {
+  /** A connection that stays open; resolves with it once connected, collects answer lines. */
+  function openConn(sock: string): Promise<{ s: net.Socket; lines: () => unknown[] }> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection(sock);
+      let buf = "";
+      s.setEncoding("utf8");
+      s.on("data", (c: string) => void (buf += c));
+      s.on("error", () => undefined);
+      s.on("connect", () =>
+        resolve({
+          s,
+          lines: () =>
+            buf
+              .split("\n")
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as unknown),
+        }),
+      );
+      setTimeout(() => reject(new Error("no connect")), 5000).unref();
+    });
+  }
+  const until = async (f: () => boolean) => {
+    for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  it("one uid's connections are capped (ELIMIT, closed), another uid and root still answer", async () => {
+    let nextUid = 1001;
+    const { srv, sock } = await makeServer({
+      peerCred: () => ({ pid: 1, uid: nextUid, gid: nextUid }),
+      maxConnsPerUid: 3,
+      maxConnsUnprivileged: 5,
+    });
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await openConn(sock));
+    const refused = await openConn(sock);
+    await until(() => refused.lines().length > 0);
+    expect(refused.lines()).toEqual([
+      { id: 0, error: { code: "ELIMIT", message: "too many API connections for uid 1001 (limit 3)" } },
+    ]);
+    nextUid = 1002; // another user is not affected by 1001's connections
+    expect(await rawCall(sock, [JSON.stringify({ id: 1, method: "status" })])).toEqual([
+      { id: 1, result: { ok: true } },
+    ]);
+    held.push(await openConn(sock), await openConn(sock)); // 1002 holds two: 5 unprivileged in all
+    const over = await openConn(sock);
+    await until(() => over.lines().length > 0);
+    expect(over.lines()).toMatchObject([
+      { error: { code: "ELIMIT", message: /unprivileged users \(limit 5\)/ } },
+    ]);
+    nextUid = 0; // root: no limit
+    expect(await rawCall(sock, [JSON.stringify({ id: 2, method: "status" })])).toEqual([
+      { id: 2, result: { ok: true } },
+    ]);
+    // a closed connection gives its slot back
+    nextUid = 1001;
+    held[0]!.s.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    nextUid = 1002;
+    held[3]!.s.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    nextUid = 1001;
+    expect(await rawCall(sock, [JSON.stringify({ id: 3, method: "status" })])).toEqual([
+      { id: 3, result: { ok: true } },
+    ]);
+    expect(srv.limitStats.connsRefused).toBe(2);
+    for (const h of held) h.s.destroy();
+  });
+
+  it("requests over a uid's rate get ERATELIMIT; a method's own rate (resolve) is separate; root is exempt", async () => {
+    let uid = 1001;
+    let t = 1_000_000;
+    const { srv, sock } = await makeServer({
+      peerCred: () => ({ pid: 1, uid, gid: uid }),
+      now: () => t,
+      requestsPerSec: 10,
+      requestsBurst: 5,
+    });
+    srv.handle("resolve", () => ({ name: "x" }), { perUidPerSec: 0.2 }); // burst: 1
+    const req = (m: string, n: number) =>
+      Array.from({ length: n }, (_, i) => JSON.stringify({ id: i + 1, method: m }));
+    const codes = (a: unknown[]) => a.map((x) => (x as { error?: { code: string } }).error?.code ?? "ok");
+    const status = await rawCall(sock, req("status", 7));
+    expect(codes(status)).toEqual(["ok", "ok", "ok", "ok", "ok", "ERATELIMIT", "ERATELIMIT"]);
+    expect((status[6] as { error: { message: string } }).error.message).toBe(
+      "uid 1001 is over the API request rate (10/s)",
+    );
+    t += 1000; // 10 tokens back, capped at the burst of 5
+    const r = await rawCall(sock, req("resolve", 3));
+    expect(codes(r)).toEqual(["ok", "ERATELIMIT", "ERATELIMIT"]);
+    expect((r[1] as { error: { message: string } }).error.message).toBe(
+      "uid 1001 is over the rate of 'resolve' (0.2/s)",
+    );
+    expect(codes(await rawCall(sock, req("status", 1)))).toEqual(["ok"]); // the general budget is not spent
+    t += 5000;
+    expect(codes(await rawCall(sock, req("resolve", 1)))).toEqual(["ok"]);
+    uid = 0;
+    expect(codes(await rawCall(sock, req("status", 20))).every((c) => c === "ok")).toBe(true);
+    expect(srv.limitStats.requestsLimited).toBe(4);
   });
 });

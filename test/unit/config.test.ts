@@ -52,7 +52,7 @@ describe("parseConfig", () => {
       metrics: { listen: null },
       web: { listen: null },
       policy: null,
-      users: { unmapped: "host" },
+      users: { unmapped: "deny", asHost: [] },
       dns: { listen: null, domain: "mesh." },
       gateway: { forward: false, masquerade: false, lanInterface: null },
     });

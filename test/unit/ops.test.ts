@@ -358,6 +358,28 @@ describe("check-config", () => {
     expect(m.stderr).toMatch(/host\.yaml \(ca\): certificate file '\/etc\/mintun\/ca\.crt' does not exist/);
     expect((await run(["check-config"])).code).toBe(2);
   });
+
+  it("warns when users.unmapped is host and the policy grants host rights (not with deny)", async () => {
+    fs.writeFileSync(
+      path.join(dir, "pol.yaml"),
+      "default: deny\nrules:\n  - from: { hosts: ['*'] }\n    to: { proto: icmp }\n    action: allow\n" +
+        "  - name: app hosts\n    from: { hostGroups: [app] }\n    to: { proto: tcp, ports: [5432] }\n    action: allow\n",
+    );
+    const cfg = (users: string) =>
+      `ca: ca.crt\nhost: { key: k, cert: c }\npolicy: pol.yaml\nusers:\n${users}`;
+    fs.writeFileSync(path.join(dir, "uh.yaml"), cfg("  unmapped: host\n"));
+    const h = await run(["check-config", "--syntax-only", "uh.yaml"]);
+    expect(h.code, h.stderr).toBe(0);
+    expect(h.stdout).toMatch(
+      /warning: users\.unmapped is host and the policy grants host rights \(rules\[1\] \(line 6, "app hosts"\)\)/,
+    );
+    fs.writeFileSync(path.join(dir, "ud.yaml"), cfg("  asHost: [www-data, '@svc']\n"));
+    const d = await run(["check-config", "--syntax-only", "ud.yaml"]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).not.toMatch(/warning/);
+    expect(d.stdout).toMatch(/users without an identity run as nobody \(refused\)/);
+    expect(d.stdout).toMatch(/acting as the host besides root: www-data, @svc/);
+  });
 });
 
 const hasAnalyze = spawnSync("systemd-analyze", ["--version"]).status === 0;

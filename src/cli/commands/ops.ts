@@ -10,6 +10,7 @@
 import { spawn } from "node:child_process";
 import { apiCall } from "../../api/client.js";
 import { loadConfig, RESTART_KEYS } from "../../config/config.js";
+import { hostRights } from "../../conn/policy.js";
 import { loadPolicy } from "../../store/policy-file.js";
 import {
   publicKeyOf,
@@ -119,6 +120,8 @@ export function formatWhois(w: WhoisAnswer, port: number | null = null): string 
     if (w.conns.length === 0)
       out += `${"conn:".padEnd(10)} none with ${port === null ? w.address : `port ${port}`}\n`;
     for (const c of w.conns) out += formatConn(c);
+    if (typeof w.connsOf === "number")
+      out += `${"".padEnd(10)} (only connections of your own sockets, uid ${w.connsOf}; root sees all)\n`;
   }
   return out;
 }
@@ -354,7 +357,26 @@ export const checkConfig: Command = {
       notes.push(
         `policy ${c.policy}: ${pol.rules.length} rules, default ${pol.default}; users without an identity run as ${c.users.unmapped === "host" ? "the host" : "nobody (refused)"}`,
       );
-    }
+      if (c.users.unmapped === "host") {
+        const hr = hostRights(pol);
+        const what = hr.rules
+          .map((r) => `rules[${r.index}] (line ${r.line}${r.name ? `, "${r.name}"` : ""})`)
+          .concat(hr.byDefault ? ["the default (allow)"] : []);
+        if (what.length > 0)
+          notes.push(
+            `warning: users.unmapped is host and the policy grants host rights (${what.join(", ")}): ` +
+              `every OS user without an identity, and every flow whose owner is not proven, gets them ` +
+              `(set users.unmapped: deny and list services in users.asHost)`,
+          );
+      }
+    } else if (c.users.unmapped === "host")
+      notes.push(
+        "warning: users.unmapped is host: every OS user without an identity, and every flow whose owner " +
+          "is not proven, acts as this host wherever a peer's policy grants host rights " +
+          "(set users.unmapped: deny and list services in users.asHost)",
+      );
+    if (c.users.asHost.length > 0)
+      notes.push(`acting as the host besides root: ${c.users.asHost.join(", ")}`);
     const hp = (x: { host: string; port: number } | null) =>
       x ? `${x.host.includes(":") ? `[${x.host}]` : x.host}:${x.port}` : "off";
     io.stdout(

@@ -75,7 +75,9 @@ export function formatStatus(s: Status): string {
     o +=
       `\nconnections: ${c.open} open; users ${c.users} (others run as ${c.unmapped === "host" ? "the host" : "nobody: refused"}); ` +
       `policy ${c.policy ? `${c.policy} (${c.policyRules} rules)` : "none (all hosts allowed)"}; ` +
-      `owner lookups ${c.lookups} (mean ${c.lookupMeanUs} µs)\n`;
+      `owner lookups ${c.lookups} (mean ${c.lookupMeanUs} µs), no owner ${c.noOwner ?? 0}` +
+      (c.asHostUids?.length ? `; as the host: uids ${c.asHostUids.join(",")}` : "") +
+      "\n";
   const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
   o += `\ndrops: ${drops.length === 0 ? "none" : drops.map(([k, v]) => `${k}=${v}`).join(" ")}\n`;
   const ev = Object.entries(s.events).filter(([, v]) => v > 0);
