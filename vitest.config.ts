@@ -6,6 +6,16 @@ import { defineConfig } from "vitest/config";
  * namespaces) runs one file at a time: its latency and gap assertions need the CPU, and
  * the default here stays serial so that a bare `vitest run` is safe too.
  */
+/**
+ * Compliance suites of the platform layer: they compile one child program into
+ * .tmp/native-test and run it in namespaces, so they run with the serial project.
+ */
+const NATIVE = [
+  "test/unit/tun-compliance.test.ts",
+  "test/unit/udp-compliance.test.ts",
+  "test/unit/identity.test.ts",
+];
+
 export default defineConfig({
   test: {
     testTimeout: 30_000,
@@ -19,13 +29,14 @@ export default defineConfig({
         test: {
           name: "fast",
           include: ["test/unit/**/*.test.ts", "test/property/**/*.test.ts", "test/inproc/**/*.test.ts"],
+          exclude: NATIVE,
         },
       },
       {
         extends: true,
         test: {
           name: "netns",
-          include: ["test/netns/**/*.test.ts"],
+          include: ["test/netns/**/*.test.ts", ...NATIVE],
         },
       },
     ],

@@ -97,7 +97,9 @@ for (const [label, ttlMs] of [
     }
     const us = Number(process.hrtime.bigint() - t0) / 1000 / N;
     perFlow[`${label} ${name}`] = us;
-    console.log(`identify   ${label.padEnd(26)} ${name.padEnd(18)} ${us.toFixed(2).padStart(8)} µs per new flow`);
+    console.log(
+      `identify   ${label.padEnd(26)} ${name.padEnd(18)} ${us.toFixed(2).padStart(8)} µs per new flow`,
+    );
   }
 }
 const recheck = perFlow["after (no cache) udp (unconnected)"];
