@@ -14,6 +14,8 @@ echo "[test] prettier --check"
 npx prettier --check .
 echo "[test] depcruise (layers: .dependency-cruiser.cjs)"
 npx depcruise src --ignore-known
-echo "[test] vitest run"
 # bounded: a hung test must fail the run, not eat the CI budget
-exec timeout --kill-after=30 1200 npx vitest run
+echo "[test] vitest: unit, property, in-process (files in parallel)"
+timeout --kill-after=30 600 npx vitest run --project fast --fileParallelism --maxWorkers=2
+echo "[test] vitest: netns (real daemons, one file at a time)"
+exec timeout --kill-after=30 1200 npx vitest run --project netns

@@ -9,7 +9,13 @@ import * as fs from "node:fs";
 import type * as http from "node:http";
 import { publicKeyOf, readCert, readSecretKey } from "../store/keyfile.js";
 import { equal, zero } from "../crypto/sodium.js";
-import { type Config, type LogLevel, loadConfig, restartRequired } from "../config/config.js";
+import {
+  type Config,
+  type LogLevel,
+  effectiveConfig,
+  loadConfig,
+  restartRequired,
+} from "../config/config.js";
 import { ConfigError, CertError, MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
@@ -631,23 +637,8 @@ export class Daemon {
             (e: unknown) => routeErrors.push(`del ${r}: ${String(e)}`),
           );
     }
-    // the effective config: the new one, except what needs a restart
-    this.config = {
-      ...next,
-      ca: old.ca,
-      host: old.host,
-      listen: old.listen,
-      tun: { ...next.tun, name: old.tun.name, mtu: old.tun.mtu },
-      ephemeral: old.ephemeral,
-      api: old.api,
-      stateDir: old.stateDir,
-      metrics: old.metrics,
-      web: old.web,
-      dns: old.dns,
-      gateway: old.gateway,
-      directories: old.directories,
-      directory: old.directory,
-    };
+    // the effective config: the new one, except what needs a restart (config.ts RESTART_FIELDS)
+    this.config = effectiveConfig(old, next);
     const ok = routeErrors.length === 0;
     this.lastReload = {
       ok,

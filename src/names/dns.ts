@@ -14,6 +14,7 @@
  *   opcode other than QUERY                    NOTIMP
  *   not exactly one question, class not IN     FORMERR / REFUSED
  *   undecodable, a response, shorter than 12   no answer; counted in `malformed`
+ *   section counts that cannot fit the message no answer; counted in `malformed` (not decoded)
  *
  * TTLs are the record's remaining life, capped at MAX_TTL_SEC, so a changed
  * host is seen within a minute.
@@ -29,6 +30,23 @@ export const HEADER_BYTES = 12;
 export const MAX_QUERY_BYTES = 4096;
 /** EDNS payload size we announce (the usual safe value, no fragmentation) */
 export const EDNS_UDP_SIZE = 1232;
+/** the smallest question: the root name (1 byte), type and class */
+export const MIN_QUESTION_BYTES = 5;
+/** the smallest resource record: the root name, type, class, TTL and RDLENGTH */
+export const MIN_RR_BYTES = 11;
+
+/**
+ * Whether the four section counts of the header could fit in the message. The
+ * decoder (dns-packet) allocates an array of each count before reading anything
+ * (4 x 65535 slots for a 12-byte datagram of 0xff: about 4 ms of allocation and
+ * GC on the daemon's event loop, so a few hundred such datagrams a second stall
+ * the DNS server and the data path with it); a count that cannot fit is
+ * malformed and never decoded.
+ */
+export function countsFit(msg: Buffer): boolean {
+  const rrs = msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+  return HEADER_BYTES + msg.readUInt16BE(4) * MIN_QUESTION_BYTES + rrs * MIN_RR_BYTES <= msg.length;
+}
 
 const FLAG_QR = 0x8000;
 const OPCODE_SHIFT = 11;
@@ -84,7 +102,12 @@ export interface DnsContext {
 /** The answer to one DNS message, or null (no answer: the drop is counted). Never throws. */
 export async function answerQuery(msg: Buffer, ctx: DnsContext): Promise<Buffer | null> {
   const c = ctx.counters;
-  if (msg.length < HEADER_BYTES || msg.length > MAX_QUERY_BYTES || (msg.readUInt16BE(2) & FLAG_QR) !== 0) {
+  if (
+    msg.length < HEADER_BYTES ||
+    msg.length > MAX_QUERY_BYTES ||
+    (msg.readUInt16BE(2) & FLAG_QR) !== 0 ||
+    !countsFit(msg)
+  ) {
     c.malformed++;
     return null;
   }

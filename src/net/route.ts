@@ -31,11 +31,11 @@ export interface RouteManager {
   ): Promise<void>;
 }
 
-function checkDev(dev: string): void {
+export function checkDev(dev: string): void {
   if (!isInterfaceName(dev)) throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(dev)}`);
 }
 
-function checkQlen(qlen: number): void {
+export function checkQlen(qlen: number): void {
   if (!Number.isInteger(qlen) || qlen < 0 || qlen > 1_000_000)
     throw new PlatformError("EINVAL", `bad txqueuelen ${qlen}`);
 }
@@ -176,52 +176,5 @@ export class LinuxRouteManager implements RouteManager {
         if (!e.message.includes("FIB table does not exist")) throw e;
       });
     }
-  }
-}
-
-export type RouteCall =
-  | { op: "addAddress"; dev: string; cidr: string }
-  | { op: "setMtu"; dev: string; mtu: number }
-  | { op: "setUp"; dev: string }
-  | { op: "setTxQueueLen"; dev: string; qlen: number }
-  | { op: "addRoute"; dev: string; cidr: string }
-  | { op: "delRoute"; dev: string; cidr: string }
-  | { op: "flush"; dev: string };
-
-/** Records calls (with the same argument validation as LinuxRouteManager); `failOn` makes an op reject. */
-export class FakeRouteManager implements RouteManager {
-  readonly calls: RouteCall[] = [];
-  failOn: RouteCall["op"] | undefined;
-
-  private async record(c: RouteCall): Promise<void> {
-    checkDev(c.dev);
-    if ("cidr" in c) cidrFamily(c.cidr);
-    if (c.op === "setMtu" && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535))
-      throw new PlatformError("EINVAL", `bad MTU ${c.mtu}`);
-    if (c.op === "setTxQueueLen") checkQlen(c.qlen);
-    this.calls.push(c);
-    if (this.failOn === c.op) throw new PlatformError("EIPCMD", `fake: ${c.op} failed`);
-  }
-
-  addAddress(dev: string, cidr: string): Promise<void> {
-    return this.record({ op: "addAddress", dev, cidr });
-  }
-  setMtu(dev: string, mtu: number): Promise<void> {
-    return this.record({ op: "setMtu", dev, mtu });
-  }
-  setUp(dev: string): Promise<void> {
-    return this.record({ op: "setUp", dev });
-  }
-  setTxQueueLen(dev: string, qlen: number): Promise<void> {
-    return this.record({ op: "setTxQueueLen", dev, qlen });
-  }
-  addRoute(dev: string, cidr: string): Promise<void> {
-    return this.record({ op: "addRoute", dev, cidr });
-  }
-  delRoute(dev: string, cidr: string): Promise<void> {
-    return this.record({ op: "delRoute", dev, cidr });
-  }
-  flush(dev: string): Promise<void> {
-    return this.record({ op: "flush", dev });
   }
 }

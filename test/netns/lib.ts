@@ -11,6 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { flightsBefore, readIp4, readUdp } from "./pcap.js";
+
 export const DELAY_ROUTER_PY = fileURLToPath(new URL("../tools/delay-router.py", import.meta.url));
 
 const RUN_TAG = `mt${process.pid % 100000}`;
@@ -908,7 +910,8 @@ export async function firstPingMs(
   }
 }
 
-async function waitListening(ns: Netns, port: number, proto: "t" | "u", proc?: Proc): Promise<void> {
+/** Resolves once something listens on TCP ("t") or UDP ("u") `port` in ns; throws if `proc` exits first. */
+export async function waitListening(ns: Netns, port: number, proto: "t" | "u", proc?: Proc): Promise<void> {
   await waitFor(
     async () => {
       if (proc && !proc.running) throw new Error(`exited early: ${proc.readLog().slice(-1000)}`);
@@ -1061,6 +1064,79 @@ export async function startCapture(ns: Netns, dev: string, file: string, filter 
     throw e;
   });
   return { file, proc, stop: () => proc.stop() };
+}
+
+export interface RoundTripOptions {
+  /** the measuring host's underlay interface and address */
+  dev: string;
+  addr: string;
+  /** underlay addresses of the hosts it talks to (peers, directories) */
+  peers: string[];
+  /** its TUN device and the overlay address the answer comes from */
+  tun: string;
+  answerFrom: string;
+  /** tcpdump filter for request and answer on the TUN, and-ed with the host (default: any packet) */
+  answer?: string;
+  /** the least round-trip time of the underlay (twice the delay router's delay) */
+  minRttMs: number;
+  /** where the capture files go */
+  dir: string;
+}
+
+let rtSeq = 0;
+
+/**
+ * Runs fn while capturing the underlay and the TUN of one host, and counts the
+ * round trips between the application's first packet to `answerFrom` entering the
+ * TUN and the first answer coming out of it: the flights of datagrams the host sent
+ * to `peers` in between that a datagram from a peer followed (flightsBefore). A
+ * count of events on the wire, not a duration: CPU contention makes trips slower
+ * but cannot add or remove one. `trace` lists the datagrams of the window.
+ */
+export async function roundTrips<T>(
+  ns: Netns,
+  o: RoundTripOptions,
+  fn: () => Promise<T>,
+): Promise<{ value: T; rounds: number; trace: string[] }> {
+  const n = rtSeq++;
+  const under = await startCapture(ns, o.dev, join(o.dir, `rt${n}-underlay.pcap`), "udp");
+  let tun: Capture;
+  try {
+    const filter = `host ${o.answerFrom}` + (o.answer ? ` and ${o.answer}` : "");
+    tun = await startCapture(ns, o.tun, join(o.dir, `rt${n}-tun.pcap`), filter);
+  } catch (e) {
+    await under.stop();
+    throw e;
+  }
+  let value: T;
+  try {
+    value = await fn();
+  } finally {
+    await tun.stop();
+    await under.stop();
+  }
+  const inner = readIp4(tun.file);
+  const requestTs = inner.find((p) => p.dst === o.answerFrom)?.ts;
+  const answerTs = inner.find((p) => p.src === o.answerFrom && p.ts >= (requestTs ?? Infinity))?.ts;
+  if (requestTs === undefined || answerTs === undefined)
+    throw new Error(`roundTrips: no request to / answer from ${o.answerFrom} on ${o.tun}`);
+  const recs = readUdp(under.file);
+  const ms = (t: number) => `+${((t - requestTs) * 1000).toFixed(1)} ms`;
+  const trace = [`${ms(requestTs)} request on ${o.tun}`]
+    .concat(
+      recs
+        .filter((r) => r.ts >= requestTs && r.ts < answerTs)
+        .map(
+          (r) =>
+            `${ms(r.ts)} ${r.src}:${r.sport} > ${r.dst}:${r.dport} type ${r.payload[8]} len ${r.payload.length}`,
+        ),
+    )
+    .concat(`${ms(answerTs)} answer on ${o.tun}`);
+  return {
+    value,
+    rounds: flightsBefore(recs, o.addr, o.peers, answerTs, requestTs, o.minRttMs / 1000),
+    trace,
+  };
 }
 
 /** True if the capture file's bytes contain needle (e.g. a plaintext marker). */

@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLan, iperf3, sleep, startCapture, type Topology, waitFor } from "./lib.js";
+import { createLan, iperf3, sleep, startCapture, type Topology, waitFor, waitListening } from "./lib.js";
 import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
 import { readUdp } from "./pcap.js";
 
@@ -103,7 +103,8 @@ describe.skipIf(process.getuid?.() !== 0)("mobility: the client moves to another
       const b = topo.host("b").ns;
       const cap = await startCapture(a, "eth0", path.join(work, "a.pcap"), "udp port 7000");
       const server = b.spawn("python3", ["-c", ECHO_SERVER]);
-      await sleep(300);
+      // listening, not "probably started": a fixed 300 ms lost the race to python3 on a loaded machine
+      await waitListening(b, 9000, "t", server);
       const session = a.exec("python3", ["-c", ECHO_CLIENT, "120"], { timeoutMs: 30_000 });
       const ping = a.spawn("ping", ["-n", "-D", "-i", "0.02", "-c", "400", "10.77.0.2"]);
       const transfer = iperf3(a, { ns: b, addr: "10.77.0.2" }, 6);
@@ -180,7 +181,9 @@ describe.skipIf(process.getuid?.() !== 0)("mobility: the client moves to another
       // an old packet (first path) re-sent by another host does not move b's endpoint for a
       const old = recs.find((r) => r.src.startsWith("10.201.0.1") && r.payload[8] === 3)!;
       fs.writeFileSync(path.join(work, "old.bin"), old.payload);
-      const before = (await d.b!.status()).tunnels[0]!.endpoint;
+      const b0 = await d.b!.status();
+      const before = b0.tunnels[0]!.endpoint;
+      const dropSum = (x: typeof b0) => Object.values(x.drops).reduce((p, q) => p + q, 0);
       const r = await topo
         .host("x")
         .ns.exec("python3", [
@@ -188,8 +191,17 @@ describe.skipIf(process.getuid?.() !== 0)("mobility: the client moves to another
           `import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(open("${path.join(work, "old.bin")}","rb").read(), ("${topo.host("b").addr4}", 7000))`,
         ]);
       expect(r.code, r.stderr).toBe(0);
-      await sleep(300);
-      const after = await d.b!.status();
+      // b handled it (dropped and counted: the first path's TID is gone after two moves, or
+      // held as a previous epoch and refused as a replay): only then does the unchanged
+      // endpoint mean anything
+      const after = await waitFor(
+        async () => {
+          const s = await d.b!.status();
+          return dropSum(s) > dropSum(b0) ? s : null;
+        },
+        { timeoutMs: 5000, what: "b counted the re-sent packet" },
+      );
+      expect(after.drops.unknownTid! + after.drops.replay!).toBe(b0.drops.unknownTid! + b0.drops.replay! + 1);
       expect(after.tunnels[0]!.endpoint).toBe(before);
       expect(before.startsWith("10.212.0.1:")).toBe(true);
     },

@@ -56,3 +56,59 @@ export function readUdp(file: string): UdpRecord[] {
   }
   return out;
 }
+
+/** Time and IPv4 addresses of every IPv4 packet in a capture of a TUN (raw IP) device. */
+export function readIp4(file: string): { ts: number; src: string; dst: string }[] {
+  const b = fs.readFileSync(file);
+  if (b.length < 24) return [];
+  const le = b.readUInt32LE(0) === 0xa1b2c3d4;
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const out: { ts: number; src: string; dst: string }[] = [];
+  for (let o = 24; o + 16 <= b.length; o += 16 + u32(o + 8)) {
+    const p = b.subarray(o + 16, o + 16 + u32(o + 8));
+    if (p.length < 20 || p[0]! >> 4 !== 4) continue;
+    out.push({
+      ts: u32(o) + u32(o + 4) / 1e6,
+      src: [...p.subarray(12, 16)].join("."),
+      dst: [...p.subarray(16, 20)].join("."),
+    });
+  }
+  return out;
+}
+
+/**
+ * Round trips `self` completed between `fromTs` and `answerTs` (seconds): a flight of
+ * datagrams from self to any of `peers` counts once a datagram from a peer arrives
+ * at least `minRttS` after the flight began (no answer can come sooner: every
+ * crossing of the delay router takes at least its delay). Datagrams a peer sent
+ * before it could have heard the flight (the second packet of its previous answer)
+ * and datagrams self sends after its last round trip (the confirmation a creator
+ * sends on REPLY) are not round trips. A count of events on the wire: how long a
+ * trip took on a loaded machine does not change it.
+ */
+export function flightsBefore(
+  recs: UdpRecord[],
+  self: string,
+  peers: string[],
+  answerTs: number,
+  fromTs = -Infinity,
+  minRttS = 0,
+): number {
+  let rounds = 0;
+  let flightStart: number | null = null;
+  for (const r of recs) {
+    if (r.ts < fromTs) continue;
+    if (r.ts >= answerTs) break;
+    if (r.src === self && peers.includes(r.dst)) flightStart ??= r.ts;
+    else if (
+      r.dst === self &&
+      peers.includes(r.src) &&
+      flightStart !== null &&
+      r.ts >= flightStart + minRttS
+    ) {
+      rounds++;
+      flightStart = null;
+    }
+  }
+  return rounds;
+}

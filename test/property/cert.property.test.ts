@@ -1,5 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "./seed.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import {
   CERT_MAX_SIZE,

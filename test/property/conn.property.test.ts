@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import "./seed.js";
 import { ConnTable, FlowScratch, parseFlow } from "../../src/conn/conns.js";
 import { ConnKind, readConnOpen, writeConnOpen } from "../../src/wire/conn.js";
 

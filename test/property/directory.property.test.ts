@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import "./seed.js";
 import {
   DIR_REQUEST_MAX_BYTES,
   DIR_RESPONSE_MAX_BYTES,

@@ -6,8 +6,9 @@
  */
 import * as dnsPacket from "dns-packet";
 import fc from "fast-check";
+import "./seed.js";
 import { describe, expect, it } from "vitest";
-import { answerQuery, newDnsCounters, type DnsContext } from "../../src/names/dns.js";
+import { answerQuery, countsFit, newDnsCounters, type DnsContext } from "../../src/names/dns.js";
 import type { NameAnswer } from "../../src/names/names.js";
 
 const WEB: NameAnswer = {
@@ -89,5 +90,32 @@ describe("answerQuery (property)", () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it("a message dropped for counts that cannot fit is one the decoder refuses too", () => {
+    // small counts and bodies of mostly zero bytes (root names, empty records): near the boundary
+    const body = fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 255 })), { maxLength: 200 });
+    const count = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 60 }));
+    let refused = 0;
+    fc.assert(
+      fc.property(fc.tuple(count, count, count, count), body, (counts, rest) => {
+        const msg = Buffer.alloc(12 + rest.length);
+        counts.forEach((n, i) => msg.writeUInt16BE(n, 4 + 2 * i));
+        Buffer.from(rest).copy(msg, 12);
+        if (countsFit(msg)) return;
+        refused++;
+        expect(() => dnsPacket.decode(msg)).toThrow();
+      }),
+      {
+        numRuns: 3000,
+        examples: [
+          [
+            [1, 0, 0, 1],
+            [0, 0, 1, 0, 1],
+          ],
+        ],
+      },
+    );
+    expect(refused).toBeGreaterThan(0); // the example alone: 16 bytes needed, 5 given
   });
 });

@@ -11,16 +11,18 @@
  */
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "./seed.js";
 import { onDatagram } from "../../src/tunnel/outside.js";
 import type { Engine } from "../../src/tunnel/engine.js";
 import type { Epoch, Tunnel } from "../../src/tunnel/tunnel.js";
-import { PacketType } from "../../src/wire/packet.js";
+import { CREATE_OFFSET_KEY_ID, MIN_DATA_BYTES, PacketType, writeTypeCounter } from "../../src/wire/packet.js";
+import { HEADER_BYTES } from "../../src/tunnel/constants.js";
 import { tryEncodeAddr } from "../../src/wire/addr.js";
 import { ipv6ToBytes } from "../../src/ip/ip.js";
 import { ipv4, ipv6, makeCa, SimNet, type SimHost } from "../inproc/harness.js";
 
 const RUNS = { numRuns: 300 };
-/** A source no host uses: a rejected datagram that moved an endpoint would show up. */
+/** A source no host uses: a rejected datagram that moved an endpoint would show up (as would 198.51.100.0/18). */
 const STRANGER = tryEncodeAddr("198.51.100.7", 9999)!;
 
 function dropSum(e: Engine): number {
@@ -83,14 +85,21 @@ function snapshot(h: SimHost): string {
  * Feed one datagram that must be rejected. It is placed at a random offset of
  * a larger garbage-filled buffer, as in the UDP slab.
  */
-function feedRejected(net: SimNet, h: SimHost, data: Buffer, pre: number, post: number): void {
+function feedRejected(
+  net: SimNet,
+  h: SimHost,
+  data: Buffer,
+  pre: number,
+  post: number,
+  from: Buffer = STRANGER,
+): void {
   const before = snapshot(h);
   const drops0 = dropSum(h.engine);
   const resp0 = h.engine.events.recordResponsesSent;
   const q0 = net.queue.length;
   const slab = Buffer.alloc(pre + data.length + post, 0x5a);
   data.copy(slab, pre);
-  expect(() => onDatagram(h.engine, slab, pre, data.length, STRANGER, 0, net.now + 1234)).not.toThrow();
+  expect(() => onDatagram(h.engine, slab, pre, data.length, from, 0, net.now + 1234)).not.toThrow();
   const answered = h.engine.events.recordResponsesSent - resp0;
   const counted = dropSum(h.engine) - drops0;
   expect(counted + answered, `drops ${JSON.stringify(h.engine.drops)}`).toBe(1);
@@ -101,7 +110,7 @@ function feedRejected(net: SimNet, h: SimHost, data: Buffer, pre: number, post: 
   for (const d of sent) {
     expect([PacketType.Stale, PacketType.RecordResponse]).toContain(d.data[8]);
     expect(d.data.length).toBeLessThanOrEqual(data.length); // no amplification
-    expect(d.to.equals(STRANGER)).toBe(true);
+    expect(d.to.equals(from)).toBe(true);
   }
   if (answered === 1) expect(data[8]).toBe(PacketType.RecordRequest);
 }
@@ -282,7 +291,7 @@ describe("engine: mutated CREATE / REPLY / DATA", () => {
 });
 
 describe("engine: random datagrams", () => {
-  it("random bytes (optionally with a known TID and a chosen type byte) never throw and are counted once", () => {
+  it("random bytes, and datagrams built for each drop class, never throw and are counted once (by class)", () => {
     const { net, a, b, c } = world();
     a.send(ipv4("10.77.0.1", "10.77.0.2", "x"));
     c.send(ipv4("10.77.0.3", "10.77.0.2", "y"));
@@ -292,42 +301,150 @@ describe("engine: random datagrams", () => {
     net.run(1);
     net.queue.length = 0;
     b.take();
-    const tids = [...b.engine.tids.keys(), ...a.engine.tids.keys(), ...c.engine.tids.keys()].map((k) =>
-      Buffer.from(k, "latin1"),
-    );
-    const keyIds = [a, b, c].flatMap((h) => h.engine.eph.list().map((k) => k.keyId));
-    const datagram = fc
-      .tuple(
-        fc.oneof(fc.uint8Array({ maxLength: 900 }), fc.uint8Array({ maxLength: 900, size: "max" })),
-        fc.option(fc.constantFrom(...tids)),
-        fc.option(fc.integer({ min: 0, max: 8 })),
-        fc.option(fc.constantFrom(...keyIds)),
-      )
-      .map(([raw, tid, type, keyId]) => {
-        const d = Buffer.from(raw);
-        if (tid && d.length >= 8) tid.copy(d, 0);
-        if (type !== null && d.length > 8) d[8] = type;
-        if (keyId !== null && d.length >= 20) d.writeUInt32BE(keyId, 16);
-        return d;
-      });
-    fc.assert(
-      fc.property(datagram, fc.constantFrom(a, b, c), slabPad, (d, h, [pre, post]) =>
-        feedRejected(net, h, d, pre, post),
+    const hosts = [a, b, c];
+    const tids = hosts.flatMap((h) => [...h.engine.tids.keys()].map((k) => Buffer.from(k, "latin1")));
+    const known = new Set(tids.map((t) => t.toString("latin1")));
+    const keyIds = hosts.flatMap((h) => h.engine.eph.list().map((k) => k.keyId));
+    // the TIDs each host holds: with a key (an epoch of that TID: DATA reaches the AEAD), or
+    // without one (c's half-open tunnel: DATA for it has no key yet)
+    const held = (keyed: boolean) =>
+      hosts.flatMap((h) =>
+        [...h.engine.tids].flatMap(([k, t]) => {
+          const hasKey = [t.cur, t.prev, t.next, t.move, t.movePending].some((e) => e?.tid === k);
+          return hasKey === keyed ? [{ h, tid: Buffer.from(k, "latin1") }] : [];
+        }),
+      );
+    const withKey = held(true);
+    const withoutKey = held(false);
+    expect(withKey.length).toBeGreaterThan(0);
+    expect(withoutKey.map((x) => x.h.name)).toEqual(["c"]);
+    const minFirst = b.engine.opts.minFirstPacket;
+    const STALE_MAX = HEADER_BYTES + 6 + Math.max(...hosts.map((h) => h.engine.eph.current!.cert.raw.length));
+    expect(minFirst).toBeGreaterThanOrEqual(STALE_MAX); // a CREATE of minFirst bytes can be answered
+
+    type Drop = keyof Engine["drops"];
+    /** A datagram, the host it goes to, its source, and the one drop counter it must raise (null: any one). */
+    interface Case {
+      d: Buffer;
+      h: SimHost;
+      from: Buffer;
+      drop: Drop | null;
+    }
+    const host = fc.constantFrom(a, b, c);
+    const bytes = (min: number, max: number) =>
+      fc.uint8Array({ minLength: min, maxLength: max }).map((x) => Buffer.from(x));
+    const unknownTid = bytes(8, 8).filter((t) => !known.has(t.toString("latin1")));
+    const unknownKeyId = fc.nat({ max: 0xffffffff }).filter((k) => !keyIds.includes(k));
+    // CREATEs cost a token of their source's bucket (burst 200): each comes from its own source,
+    // so the class decides the counter, not how many CREATEs the seed happened to generate
+    let nextSource = 0;
+    const freshSource = () => {
+      const n = nextSource++;
+      return tryEncodeAddr(`198.51.${100 + ((n >> 8) & 0x3f)}.${n & 0xff}`, 9999)!;
+    };
+    const put = (d: Buffer, tid: Buffer | null, type: number, keyId?: number, counter?: number) => {
+      if (tid) tid.copy(d, 0);
+      if (counter !== undefined) writeTypeCounter(d, 0, type, counter);
+      else d[8] = type;
+      if (keyId !== undefined) d.writeUInt32BE(keyId, CREATE_OFFSET_KEY_ID);
+      return d;
+    };
+    const fresh = fc.integer({ min: 1_000_000, max: 2 ** 40 }); // above every replay window's top
+    const classes: Record<Drop | "any", fc.Arbitrary<Case>> = {
+      // shorter than a header, or a type byte no packet has
+      malformed: fc.oneof(
+        fc
+          .tuple(bytes(0, HEADER_BYTES - 1), host)
+          .map(([d, h]) => ({ d, h, from: STRANGER, drop: "malformed" })),
+        fc
+          .tuple(bytes(HEADER_BYTES, 300), fc.oneof(fc.constant(0), fc.integer({ min: 9, max: 255 })), host)
+          .map(([d, t, h]) => ({ d: put(d, null, t), h, from: STRANGER, drop: "malformed" })),
       ),
-      { numRuns: 1000 },
-    );
-    // the generator reaches the interesting paths, not just "too short"
-    const total = (k: keyof Engine["drops"]) => a.engine.drops[k] + b.engine.drops[k] + c.engine.drops[k];
-    for (const k of [
-      "malformed",
-      "unknownTid",
-      "auth",
-      "staleKey",
-      "badRecord",
-      "createShort",
-      "noKey",
-    ] as const)
-      expect(total(k), k).toBeGreaterThan(0);
+      // DATA or REPLY for a TID nobody holds
+      unknownTid: fc
+        .tuple(
+          bytes(MIN_DATA_BYTES, 300),
+          unknownTid,
+          fc.constantFrom(PacketType.Data, PacketType.Reply),
+          host,
+        )
+        .map(([d, tid, t, h]) => ({ d: put(d, tid, t), h, from: STRANGER, drop: "unknownTid" })),
+      // DATA for a held TID with a fresh counter: only the AEAD can refuse it
+      auth: fc.oneof(
+        fc
+          .tuple(bytes(MIN_DATA_BYTES, 300), fc.constantFrom(...withKey), fresh)
+          .map(([d, { h, tid }, n]) => ({
+            d: put(d, tid, PacketType.Data, undefined, n),
+            h,
+            from: STRANGER,
+            drop: "auth",
+          })),
+        // a CREATE under a current key id, a random creator key and garbage ciphertext
+        fc.tuple(bytes(minFirst, 400), unknownTid, fc.constantFrom(...hosts)).map(([d, tid, h]) => ({
+          d: put(d, tid, PacketType.Create, h.engine.eph.current!.keyId),
+          h,
+          from: freshSource(),
+          drop: "auth",
+        })),
+      ),
+      // DATA for the half-open tunnel on c: the TID is held, no key for it yet
+      noKey: fc
+        .tuple(bytes(MIN_DATA_BYTES, 300), fc.constantFrom(...withoutKey), fresh)
+        .map(([d, { h, tid }, n]) => ({
+          d: put(d, tid, PacketType.Data, undefined, n),
+          h,
+          from: STRANGER,
+          drop: "noKey",
+        })),
+      // a CREATE (plain or solved) below the minimum size
+      createShort: fc
+        .tuple(
+          bytes(HEADER_BYTES, minFirst - 1),
+          unknownTid,
+          fc.constantFrom(PacketType.Create, PacketType.CreateSolved),
+          host,
+        )
+        .map(([d, tid, t, h]) => ({ d: put(d, tid, t), h, from: STRANGER, drop: "createShort" })),
+      // a CREATE of the minimum size under a key id nobody has: answered with STALE
+      staleKey: fc.tuple(bytes(minFirst, 400), unknownTid, unknownKeyId, host).map(([d, tid, k, h]) => ({
+        d: put(d, tid, PacketType.Create, k),
+        h,
+        from: freshSource(),
+        drop: "staleKey",
+      })),
+      // a STALE that answers nothing this host sent
+      badRecord: fc
+        .tuple(bytes(HEADER_BYTES, 300), fc.option(fc.constantFrom(...tids)), host)
+        .map(([d, tid, h]) => ({ d: put(d, tid, PacketType.Stale), h, from: STRANGER, drop: "badRecord" })),
+      // anything: random bytes, optionally with a known TID, a chosen type byte, a known key id
+      any: fc
+        .tuple(
+          fc.oneof(fc.uint8Array({ maxLength: 900 }), fc.uint8Array({ maxLength: 900, size: "max" })),
+          fc.option(fc.constantFrom(...tids)),
+          fc.option(fc.integer({ min: 0, max: 8 })),
+          fc.option(fc.constantFrom(...keyIds)),
+          host,
+        )
+        .map(([raw, tid, type, keyId, h]) => {
+          const d = Buffer.from(raw);
+          if (tid && d.length >= 8) tid.copy(d, 0);
+          if (type !== null && d.length > 8) d[8] = type;
+          if (keyId !== null && d.length >= 20) d.writeUInt32BE(keyId, 16);
+          return { d, h, from: STRANGER, drop: null };
+        }),
+    } as Record<Drop | "any", fc.Arbitrary<Case>>;
+    const check = ({ d, h, from, drop }: Case, [pre, post]: [number, number]) => {
+      const before = drop === null ? 0 : h.engine.drops[drop];
+      feedRejected(net, h, d, pre, post, from);
+      if (drop !== null) expect(h.engine.drops[drop] - before, drop).toBe(1);
+    };
+    // every class at least once, whatever the seed: its first generated value (fc.sample is seeded too)
+    for (const [name, arb] of Object.entries(classes))
+      for (const x of fc.sample(arb, 3)) {
+        expect(x.drop ?? "any").toBe(name);
+        check(x, [0, 0]);
+      }
+    fc.assert(fc.property(fc.oneof(...Object.values(classes)), slabPad, check), { numRuns: 1000 });
   });
 
   it("every size from 0 to 100 bytes of every type is counted once", () => {
@@ -380,25 +497,40 @@ describe("engine: random inner packets from the TUN", () => {
         return b2;
       }),
     );
+    /** one packet from a's TUN; `drop`: the counter it must raise at a ("sent": it must be sent) */
+    const check = (pkt: Buffer, drop?: keyof Engine["drops"] | "sent") => {
+      const d0 = dropSum(a.engine);
+      const one = drop && drop !== "sent" ? a.engine.drops[drop] : 0;
+      const q0 = net.queue.length;
+      expect(() => a.send(pkt)).not.toThrow();
+      const sent = net.queue.length - q0;
+      expect(sent + dropSum(a.engine) - d0).toBe(1);
+      if (drop === "sent") expect(sent).toBe(1);
+      else if (drop) expect(a.engine.drops[drop] - one, drop).toBe(1);
+      if (sent === 1) {
+        expect(net.queue[q0]!.data[8]).toBe(PacketType.Data);
+        const rd0 = dropSum(b.engine);
+        expect(() => net.run()).not.toThrow();
+        const got = b.take();
+        // delivered unchanged, or (wrong inner source/destination) counted once at b
+        if (got.length === 1) expect(got[0]).toEqual(pkt);
+        else expect(dropSum(b.engine) - rd0).toBe(1);
+        if (drop === "sent") expect(got).toEqual([pkt]);
+      }
+    };
+    // each outcome at least once, whatever the seed
+    const v6 = (s: string, d: string, p: string) => ipv6(ipv6ToBytes(s)!, ipv6ToBytes(d)!, p);
+    check(Buffer.from([0x45, 1, 2]), "tunMalformed");
+    check(Buffer.concat([ipv4("10.77.0.1", "10.77.0.2", "x"), Buffer.alloc(1)]), "tunMalformed"); // length lies
+    check(ipv4("10.77.0.1", "10.77.0.9", "nobody"), "noRoute");
+    check(v6("fd77::1", "fd77::9", "nobody"), "noRoute");
+    check(ipv4("10.77.0.3", "10.77.0.2", "not mine"), "tunSrc");
+    check(v6("fd77::9", "fd77::2", "not mine"), "tunSrc");
+    check(ipv4("10.77.0.1", "10.77.0.2", "to b"), "sent");
+    check(v6("fd77::1", "fd77::2", "to b"), "sent");
     fc.assert(
-      fc.property(inner, (pkt) => {
-        const d0 = dropSum(a.engine);
-        const q0 = net.queue.length;
-        expect(() => a.send(pkt)).not.toThrow();
-        const sent = net.queue.length - q0;
-        expect(sent + dropSum(a.engine) - d0).toBe(1);
-        if (sent === 1) {
-          expect(net.queue[q0]!.data[8]).toBe(PacketType.Data);
-          const rd0 = dropSum(b.engine);
-          expect(() => net.run()).not.toThrow();
-          const got = b.take();
-          // delivered unchanged, or (wrong inner source/destination) counted once at b
-          if (got.length === 1) expect(got[0]).toEqual(pkt);
-          else expect(dropSum(b.engine) - rd0).toBe(1);
-        }
-      }),
+      fc.property(inner, (pkt) => check(pkt)),
       { numRuns: 500 },
     );
-    expect(a.engine.drops.tunMalformed + a.engine.drops.noRoute + a.engine.drops.tunSrc).toBeGreaterThan(0);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "./seed.js";
 import { FRAME_HEADER_BYTES, HEADER_BYTES, RECORD_REQUEST_BYTES } from "../../src/tunnel/constants.js";
 import {
   PacketType,

@@ -1,18 +1,20 @@
 // Bounded flood against a mintund, for the DoS test and benchmark. Runs inside the attacker's
 // test namespace only:
-//   node flood.mjs TARGET_IP TARGET_PORT RATE_PER_SEC SECONDS SRC_IP[,SRC_IP...]
+//   node flood.mjs TARGET_IP TARGET_PORT RATE_PER_SEC SECONDS SRC_IP[,SRC_IP...] [MAX_SECONDS]
 // Mix: 70% CREATE packets with the target's current ephemeral key id, a fresh random
 // per-tunnel key and random ciphertext (each would cost the target an X25519 without
 // puzzles), 20% random garbage, 10% replays of one earlier CREATE. Sources rotate over the
-// given addresses (one UDP socket each). Stops after SECONDS or RATE*SECONDS packets,
-// whichever first; prints a JSON summary.
+// given addresses (one UDP socket each). Sends RATE*SECONDS packets at RATE; a flooder that
+// falls behind (a loaded machine) keeps sending as fast as it can until MAX_SECONDS (default
+// SECONDS, at most 120), so the volume does not depend on the CPU it got. Prints a JSON summary.
 import dgram from "node:dgram";
 import crypto from "node:crypto";
 
-const [ip, portS, rateS, secS, srcs] = process.argv.slice(2);
+const [ip, portS, rateS, secS, srcs, maxS] = process.argv.slice(2);
 const port = Number(portS);
 const rate = Math.min(Number(rateS), 200_000);
 const seconds = Math.min(Number(secS), 120);
+const maxSeconds = Math.min(Math.max(Number(maxS ?? secS), seconds), 120);
 const sources = srcs.split(",");
 const socks = await Promise.all(
   sources.map(
@@ -59,7 +61,7 @@ const tickMs = 5;
 await new Promise((resolve) => {
   const timer = setInterval(() => {
     const elapsed = Date.now() - t0;
-    if (elapsed >= seconds * 1000 || sent >= total) {
+    if (elapsed >= maxSeconds * 1000 || sent >= total) {
       clearInterval(timer);
       resolve();
       return;

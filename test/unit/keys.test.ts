@@ -4,6 +4,7 @@
  */
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "../property/seed.js";
 import { dh, dhKeyPair, edPkToX, edSkToX, hash, randomBytes, signKeyPair } from "../../src/crypto/sodium.js";
 import {
   createTranscript,

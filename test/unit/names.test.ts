@@ -41,7 +41,7 @@ import {
   PeerSubnetRoutes,
   routeCmdOf,
 } from "../../src/gateway/gateway.js";
-import { FakeRouteManager } from "../../src/net/route.js";
+import { FakeRouteManager } from "../fakes/route.js";
 import { nullLogger } from "../../src/log.js";
 import { ApiServer } from "../../src/api/server.js";
 import { runCli, type Io } from "../../src/cli/cli.js";

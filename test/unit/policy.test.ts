@@ -1,5 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "../property/seed.js";
 import * as path from "node:path";
 import { ConfigError } from "../../src/errors.js";
 import {

@@ -1,5 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "../property/seed.js";
 import { ReplayWindow } from "../../src/tunnel/replay.js";
 import { REPLAY_WINDOW_PACKETS } from "../../src/tunnel/constants.js";
 

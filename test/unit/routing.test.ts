@@ -1,5 +1,6 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
+import "../property/seed.js";
 import { PrefixTable, match6, prefixOf } from "../../src/tunnel/routing.js";
 import { ipv4ToNumber, ipv6ToBytes } from "../../src/ip/ip.js";
 

@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PlatformError } from "../../src/errors.js";
-import { FakeRouteManager, cidrFamily } from "../../src/net/route.js";
+import { cidrFamily } from "../../src/net/route.js";
+import { FakeRouteManager } from "../fakes/route.js";
 import { fakeTunHarness, runCases, tunCases, type CaseResult } from "../tools/native/compliance.js";
 import { offloadChecks } from "../tools/native/offload.js";
 import { Netns, buildNative, canRunReal, outcome } from "../tools/native/netns.js";

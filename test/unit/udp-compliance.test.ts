@@ -7,15 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatchOutput } from "../../src/daemon/output.js";
 import { PlatformError } from "../../src/errors.js";
 import type { TunDevice } from "../../src/net/tun.js";
-import {
-  ADDR_LEN,
-  FakeNetwork,
-  addrKey,
-  decodeAddr,
-  encodeAddr,
-  type UdpBatch,
-  type UdpBind,
-} from "../../src/net/udp.js";
+import { ADDR_LEN, addrKey, decodeAddr, encodeAddr, type UdpBatch, type UdpBind } from "../../src/net/udp.js";
+import { FakeNetwork } from "../fakes/udp.js";
 import { fakeUdpHarness, runCases, udpCases, type CaseResult } from "../tools/native/compliance.js";
 import { Netns, VethPair, buildNative, canRunReal, outcome } from "../tools/native/netns.js";
 import { vethFlows } from "../tools/native/veth.js";

@@ -8,10 +8,9 @@
  */
 import { PlatformError } from "../../../src/errors.js";
 import type { PacketBatch, TunDevice, TunOptions } from "../../../src/net/tun.js";
-import { FakeTun } from "../../../src/net/tun.js";
+import { FakeTun } from "../../fakes/tun.js";
 import {
   ADDR_LEN,
-  FakeNetwork,
   addrKey,
   decodeAddr,
   encodeAddr,
@@ -19,6 +18,7 @@ import {
   type UdpBind,
   type UdpBindOptions,
 } from "../../../src/net/udp.js";
+import { FakeNetwork } from "../../fakes/udp.js";
 
 // ---------- tiny assertion and timing helpers ----------
 
