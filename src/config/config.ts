@@ -58,7 +58,18 @@ export interface Config {
   /** peerSubnets: route the subnets listed in verified peer certificates into the TUN (default true) */
   tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
-  tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
+  /**
+   * maxPerHost: tunnels one peer host may hold (its share of maxTunnels);
+   * unconfirmedTimeoutSec: life of an accepted tunnel its creator never confirmed
+   */
+  tunnel: {
+    rekeySec: number;
+    keepaliveSec: number;
+    idleTimeoutSec: number;
+    maxTunnels: number;
+    maxPerHost: number;
+    unconfirmedTimeoutSec: number;
+  };
   /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
   dos: {
     perSourcePerSec: number;
@@ -66,6 +77,9 @@ export interface Config {
     puzzleAbovePerSec: number;
     baseDifficulty: number;
     maxDifficulty: number;
+    /** creator side: the hardest puzzle worked on, and puzzles solved per peer per 10 s */
+    maxSolveDifficulty: number;
+    puzzleSolvesPerPeer: number;
   };
   peers: PeerConfig[];
   /** directories this host registers with and looks hosts up from, in order of preference */
@@ -98,13 +112,22 @@ export const DEFAULTS = {
   listen: { address: "0.0.0.0", port: 7000 },
   tun: { name: "mintun0", mtu: 1400 },
   ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
-  tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10_000 },
+  tunnel: {
+    rekeySec: 120,
+    keepaliveSec: 25,
+    idleTimeoutSec: 180,
+    maxTunnels: 10_000,
+    maxPerHost: 64,
+    unconfirmedTimeoutSec: 10,
+  },
   dos: {
     perSourcePerSec: 100,
     perSourceBurst: 200,
     puzzleAbovePerSec: 1000,
     baseDifficulty: 8,
     maxDifficulty: 20,
+    maxSolveDifficulty: 20,
+    puzzleSolvesPerPeer: 4,
   },
   api: { socket: "/run/mintun/mintund.sock" },
   stateDir: "/var/lib/mintun",
@@ -122,11 +145,15 @@ export const LIMITS = {
   keepaliveSec: [0, 3600],
   idleTimeoutSec: [10, 86_400],
   maxTunnels: [1, 1_000_000],
+  maxPerHost: [1, 1_000_000],
+  unconfirmedTimeoutSec: [2, 3600],
   perSourcePerSec: [1, 1_000_000],
   perSourceBurst: [1, 1_000_000],
   puzzleAbovePerSec: [0, 10_000_000],
   baseDifficulty: [1, 20],
   maxDifficulty: [1, 20],
+  maxSolveDifficulty: [0, 20],
+  puzzleSolvesPerPeer: [1, 1000],
   maxRecords: [1, 10_000_000],
   registerPerSec: [1, 1000],
   lookupPerSec: [1, 1_000_000],

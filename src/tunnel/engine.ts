@@ -90,7 +90,15 @@ import { EphemeralKeys } from "./ephemeral.js";
 import { CertCache } from "./certcache.js";
 import { SourceBuckets } from "../dos/bucket.js";
 import { LoadMeter } from "../dos/load.js";
-import { COOKIE_BYTES, PuzzleIssuer, SOLUTION_BYTES, solve } from "../dos/puzzle.js";
+import {
+  COOKIE_BYTES,
+  MAX_DIFFICULTY,
+  PUZZLE_WINDOW_MS,
+  PuzzleIssuer,
+  SOLUTION_BYTES,
+} from "../dos/puzzle.js";
+import { InlineSolver, type PuzzleSolver } from "../dos/solver.js";
+import { NO_SENDS, appendSend, retryDelivered } from "./retry.js";
 import {
   createTranscript,
   deriveCreate,
@@ -106,7 +114,7 @@ import { PrefixTable } from "./routing.js";
 import { onTunBatch } from "./inside.js";
 import { onUdpBatch } from "./outside.js";
 import type { PacketBatch, UdpBatch } from "../net/types.js";
-import { Epoch, Peer, Tunnel } from "./tunnel.js";
+import { Epoch, Peer, Tunnel, type QueuedPacket } from "./tunnel.js";
 import {
   CONN_DENIED,
   CONN_OPEN,
@@ -154,6 +162,13 @@ export interface EngineOptions {
   keepaliveMs: number;
   idleTimeoutMs: number;
   maxTunnels: number;
+  /** tunnels one peer host may hold (its share of maxTunnels); default DEFAULT_MAX_PER_HOST */
+  maxPerHost?: number;
+  /**
+   * An accepted tunnel whose creator never answered under the new key (it never saw a
+   * REPLY, or never meant to) is closed after this long instead of idleTimeoutMs.
+   */
+  unconfirmedTimeoutMs?: number;
   maxReplayRecords?: number;
   /** underlay endpoints to publish in ephemeral certificates */
   endpoints: () => { ip: string; port: number }[];
@@ -173,6 +188,11 @@ export interface EngineOptions {
   identity?: ConnIdentity;
   /** connection policy for inbound flows (src/conn/policy.ts); absent or null: allow all */
   policy?: Policy | null;
+  /**
+   * Where puzzles get solved (src/dos/solver.ts). The daemon passes a WorkerSolver
+   * (off the event loop); absent: an InlineSolver (tests, tools: synchronous).
+   */
+  solver?: PuzzleSolver;
 }
 
 /** One connection as whois reports it (both ends). */
@@ -204,6 +224,10 @@ export interface DosOptions {
   maxDifficulty: number;
   /** puzzles stay on until the load stayed below half the threshold this long */
   calmMs: number;
+  /** creator: the hardest PUZZLE it works on (harder ones: `puzzleTooHard`); at most MAX_DIFFICULTY */
+  maxSolveDifficulty: number;
+  /** creator: puzzles it solves per peer per 10-s puzzle window (more: `puzzleBusy`) */
+  puzzleSolvesPerPeer: number;
 }
 
 export const DOS_DEFAULTS: DosOptions = {
@@ -214,7 +238,14 @@ export const DOS_DEFAULTS: DosOptions = {
   baseDifficulty: 8,
   maxDifficulty: 20,
   calmMs: 5_000,
+  maxSolveDifficulty: MAX_DIFFICULTY,
+  puzzleSolvesPerPeer: 4,
 };
+
+/** Default share of the tunnel table for one peer host. */
+export const DEFAULT_MAX_PER_HOST = 64;
+/** Default life of an accepted tunnel its creator never confirmed (2 × CREATE_TIMEOUT_MS). */
+export const DEFAULT_UNCONFIRMED_TIMEOUT_MS = 10_000;
 
 export interface PeerConfig {
   name: string;
@@ -266,6 +297,8 @@ export class Engine {
   readonly buckets: SourceBuckets;
   readonly load: LoadMeter;
   readonly puzzles = new PuzzleIssuer();
+  readonly solver: PuzzleSolver;
+  private readonly dos: DosOptions;
   private lastSweep = 0;
   /** flow scratch for the send path and for the receive path */
   readonly flow = new FlowScratch();
@@ -298,6 +331,8 @@ export class Engine {
     this.policy = opts.policy ?? null;
     this.identity = opts.identity ?? null;
     const dos = { ...DOS_DEFAULTS, ...opts.dos };
+    this.dos = dos;
+    this.solver = opts.solver ?? new InlineSolver(() => this.lastTick);
     this.buckets = new SourceBuckets(dos.perSourcePerSec, dos.perSourceBurst, dos.maxSources);
     this.load = new LoadMeter({
       highPerSec: dos.puzzleAbovePerSec,
@@ -611,9 +646,9 @@ export class Engine {
       if (!t) return;
     }
     const c = t.create!;
-    const pkt = Buffer.from(buf.subarray(off, off + len));
-    if (c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(pkt);
-    this.sendCreate(t, pkt, now);
+    const q: QueuedPacket = { pkt: Buffer.from(buf.subarray(off, off + len)), sent: NO_SENDS };
+    if (c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(q);
+    this.sendCreate(t, q, now);
   }
 
   private startCreate(peer: Peer, now: number): Tunnel | null {
@@ -647,6 +682,8 @@ export class Engine {
       minSize: Math.max(eph.minFirstPacket, MIN_CREATE_BYTES),
       queue: [],
       staleRetried: false,
+      keyNotBefore: eph.notBefore,
+      solving: null,
     };
     this.addTunnel(t);
     this.events.tunnelsCreated++;
@@ -664,10 +701,11 @@ export class Engine {
    * (always, in creation: the responder may have lost an earlier one) and its
    * CONN_DATA, packed into as few datagrams as fit, each padded to the peer's minimum.
    */
-  private sendCreate(t: Tunnel, pkt: Buffer | null, now: number): void {
+  private sendCreate(t: Tunnel, q: QueuedPacket | null, now: number): void {
     const c = t.create!;
     const frames: [number, Buffer][] = [[FrameType.Hello, c.hello]];
     let data = false;
+    const pkt = q ? q.pkt : null;
     if (pkt) {
       const f = this.flow;
       const conn = parseFlow(pkt, 0, pkt.length, f)
@@ -675,6 +713,8 @@ export class Engine {
         : null;
       if (conn) {
         frames.push([FrameType.ConnOpen, this.openBody(t, conn)]);
+        // a resend names the CREATEs that carried this packet before (src/tunnel/retry.ts)
+        if (q!.sent.length > 0) frames.push([FrameType.Retry, q!.sent]);
         const d = Buffer.allocUnsafe(CONN_ID_BYTES + pkt.length);
         d.writeUInt32BE(conn.wireId, 0);
         pkt.copy(d, CONN_ID_BYTES);
@@ -686,9 +726,12 @@ export class Engine {
     }
     let cur: [number, Buffer][] = [];
     let size = SOLVED_AD_BYTES + AEAD_TAG_BYTES;
-    for (const fr of frames) {
+    for (let i = 0; i < frames.length; i++) {
+      const fr = frames[i]!;
       const l = FRAME_HEADER_BYTES + fr[1].length;
-      if (cur.length > 0 && size + l > MAX_UDP_PAYLOAD_BYTES) {
+      // a RETRY travels in the datagram of the data it names
+      const need = fr[0] === FrameType.Retry ? l + FRAME_HEADER_BYTES + frames[i + 1]![1].length : l;
+      if (cur.length > 0 && size + need > MAX_UDP_PAYLOAD_BYTES) {
         this.sendCreatePacket(t, cur, 0, now);
         cur = [];
         size = SOLVED_AD_BYTES + AEAD_TAG_BYTES;
@@ -696,10 +739,12 @@ export class Engine {
       cur.push(fr);
       size += l;
     }
-    this.sendCreatePacket(t, cur, data ? pkt!.length : 0, now);
+    const n = this.sendCreatePacket(t, cur, data ? pkt!.length : 0, now);
+    if (data) q!.sent = appendSend(q!.sent, t.tid, n);
   }
 
-  private sendCreatePacket(t: Tunnel, frames: [number, Buffer][], ipBytes: number, now: number): void {
+  /** Seal and send one CREATE (or CREATE_SOLVED); returns its counter. */
+  private sendCreatePacket(t: Tunnel, frames: [number, Buffer][], ipBytes: number, now: number): number {
     const c = t.create!;
     let body = 0;
     for (const fr of frames) body += FRAME_HEADER_BYTES + fr[1].length;
@@ -708,7 +753,8 @@ export class Engine {
     const size = Math.max(adLen + body + AEAD_TAG_BYTES, c.minSize);
     const b = Buffer.alloc(size);
     b.latin1Write(t.tid, 0, 8);
-    writeTypeCounter(b, 0, z ? PacketType.CreateSolved : PacketType.Create, c.counter++);
+    const n = c.counter++;
+    writeTypeCounter(b, 0, z ? PacketType.CreateSolved : PacketType.Create, n);
     b.writeUInt32BE(c.keyId >>> 0, CREATE_OFFSET_KEY_ID);
     c.tI.publicKey.copy(b, CREATE_OFFSET_PUB);
     if (z) {
@@ -730,6 +776,7 @@ export class Engine {
     }
     this.events.createSent++;
     this.out.sendUdp(b, 0, size, t.endpoint, 0);
+    return n;
   }
 
   // ------------------------------------------------------------------ creation (responder)
@@ -867,8 +914,14 @@ export class Engine {
       this.drops.createReplay++;
       return;
     }
-    // verified: allocate state
+    // verified: allocate state, within this host's share of the table
     const peer = this.peerForCert(cert, src, srcOff);
+    if (!this.takeHostShare(peer, now)) {
+      zero(ck1);
+      zero(k0);
+      this.drops.hostShareFull++;
+      return;
+    }
     const t = new Tunnel("responder", tid, peer, src.subarray(srcOff, srcOff + ADDR_BYTES), now);
     const tR = this.replyKey(now);
     const ee = dh(tR.secretKey, tI);
@@ -900,8 +953,8 @@ export class Engine {
         key: fingerprint(cert.publicKey),
         from: addrToString(src, srcOff),
       });
-    // deliver the 0-RTT inner packets that follow HELLO
-    this.deliverFrames(t, it, now);
+    // deliver the 0-RTT inner packets that follow HELLO, unless a retry of delivered ones
+    this.deliverFrames(t, it, now, retryDelivered(this.tids, peer, buf, ptOff, plainLen));
     // answer at once so the creator moves to the new key
     this.sendEmpty(t, now);
   }
@@ -934,8 +987,8 @@ export class Engine {
     }
     a.replay.accept(n);
     this.onAuthenticated(t, src, srcOff, len, now);
-    const it = this.frames.reset(buf, ptOff, plainLen);
-    this.deliverFrames(t, it, now);
+    const dup = retryDelivered(this.tids, t.peer, buf, ptOff, plainLen);
+    this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now, dup);
     // the creator has not seen our REPLY yet
     if (t.state === "replying") this.sendEmpty(t, now);
   }
@@ -950,21 +1003,36 @@ export class Engine {
     return true;
   }
 
-  private onStale(buf: Buffer, off: number, len: number, now: number): void {
+  /**
+   * A STALE names the TID and key id of a CREATE and carries a fresher signed
+   * key. It is not authenticated (anyone who saw the CREATE can send one, with
+   * either of the responder's public ephemeral certificates), so it is taken
+   * only when plausible: for a creation still waiting for its first
+   * authenticated answer, from the address that CREATE went to, naming the key
+   * it used, carrying a different key of the same host that is no older, and
+   * once per creation. The retry resends the 0-RTT packets with RETRY frames,
+   * so a responder that did accept the first CREATE does not deliver them twice.
+   */
+  private onStale(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
     const m = decodeStale(buf, off, len);
     const t = m ? this.tids.get(m.tid) : undefined;
-    if (!m || !t || t.state !== "creating" || !t.create || t.create.keyId !== m.keyId || !t.peer.hostCert) {
+    const c = t?.create;
+    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || !t.peer.hostCert) {
       this.drops.badRecord++;
+      return;
+    }
+    if (!addrEqual(src, srcOff, t.endpoint, 0)) {
+      this.drops.staleSource++;
       return;
     }
     const eph = decodeEphemeral(m.eph);
     const v = eph ? verifyEphemeral(eph, t.peer.hostCert, Math.floor(now / 1000)) : null;
-    if (!eph || !v?.ok || eph.keyId === m.keyId || t.create.staleRetried) {
+    if (!eph || !v?.ok || eph.keyId === m.keyId || eph.notBefore < c.keyNotBefore || c.staleRetried) {
       this.drops.badRecord++;
       return;
     }
     // a fresh signed key: retry once with it, resending what was sent 0-RTT
-    const queue = t.create.queue.slice();
+    const queue = c.queue.slice();
     const peer = t.peer;
     this.closeTunnel(t, now, "stale");
     peer.eph = eph;
@@ -972,42 +1040,115 @@ export class Engine {
     const nt = this.startCreate(peer, now);
     if (!nt) return;
     nt.create!.staleRetried = true;
-    if (queue.length === 0) this.sendCreate(nt, null, now);
-    for (const p of queue) {
-      nt.create!.queue.push(p);
-      this.sendCreate(nt, p, now);
+    this.resendQueue(nt, queue, now);
+  }
+
+  /** Resend a creation's 0-RTT packets on tunnel t (each names its earlier sends), or a bare HELLO. */
+  private resendQueue(t: Tunnel, queue: QueuedPacket[], now: number): void {
+    const c = t.create!;
+    if (queue.length === 0) this.sendCreate(t, null, now);
+    for (const q of queue) {
+      if (c.queue !== queue && c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(q);
+      this.sendCreate(t, q, now);
     }
   }
 
   /**
    * The responder is loaded and wants work before it spends a Diffie-Hellman
-   * on us: solve its puzzle once per creation attempt and resend what we sent
-   * 0-RTT, now as CREATE_SOLVED. Only for a TID we are creating, with the key
-   * id we used, and at most MAX_DIFFICULTY, so an on-path forger can make us
-   * do bounded work at most.
+   * on us. A PUZZLE is unauthenticated, so it is taken only for a TID we are
+   * creating, with the key id we used, from the address the CREATE went to,
+   * once per attempt, at most `maxSolveDifficulty` (`puzzleTooHard`), at most
+   * `puzzleSolvesPerPeer` per peer and puzzle window and while the solver has
+   * room (`puzzleBusy`). The work runs in the solver (a worker thread in the
+   * daemon); meanwhile this creation and every other tunnel go on. With the
+   * solution we resend what we sent 0-RTT as CREATE_SOLVED, with RETRY frames.
    */
-  private onPuzzle(buf: Buffer, off: number, len: number, now: number): void {
+  private onPuzzle(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
     const m = decodePuzzle(buf, off, len);
     const t = m ? this.tids.get(m.tid) : undefined;
     const c = t?.create;
-    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || c.puzzle) {
+    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || c.puzzle || c.solving) {
       this.drops.puzzleBad++;
       return;
     }
-    const sol = solve(m.cookie, Buffer.from(t.tid, "latin1"), c.tI.publicKey, m.difficulty);
-    if (!sol) {
+    if (!addrEqual(src, srcOff, t.endpoint, 0)) {
       this.drops.puzzleBad++;
+      return;
+    }
+    if (m.difficulty > Math.min(this.dos.maxSolveDifficulty, MAX_DIFFICULTY)) {
+      this.drops.puzzleTooHard++;
       this.rlog.log(now, "warn", "puzzle", "puzzle refused (too hard)", () => ({
         peer: t.peer.name,
         difficulty: m.difficulty,
       }));
       return;
     }
+    const peer = t.peer;
+    const w = Math.floor(now / PUZZLE_WINDOW_MS);
+    if (peer.puzzleWindow !== w) {
+      peer.puzzleWindow = w;
+      peer.puzzleSolves = 0;
+    }
+    if (peer.puzzleSolves >= this.dos.puzzleSolvesPerPeer) {
+      this.drops.puzzleBusy++;
+      return;
+    }
+    let sync = true;
+    let answered = false;
+    const ticket = this.solver.submit(
+      { cookie: m.cookie, tid: Buffer.from(t.tid, "latin1"), tI: c.tI.publicKey, difficulty: m.difficulty },
+      (sol, at) => {
+        answered = true;
+        if (c.solving) c.solving = null;
+        this.onPuzzleSolved(t, c, m, sol, at);
+        if (!sync) this.out.flush();
+      },
+    );
+    sync = false;
+    if (!ticket) {
+      this.drops.puzzleBusy++;
+      return;
+    }
+    peer.puzzleSolves++;
+    this.events.puzzlesQueued++;
+    if (!answered) c.solving = ticket;
+  }
+
+  private onPuzzleSolved(
+    t: Tunnel,
+    c: NonNullable<Tunnel["create"]>,
+    m: NonNullable<ReturnType<typeof decodePuzzle>>,
+    sol: Buffer | null,
+    now: number,
+  ): void {
+    // the creation may have got its REPLY, timed out or been replaced meanwhile
+    if (t.state !== "creating" || t.create !== c || c.puzzle) return;
+    if (!sol) {
+      this.drops.puzzleUnsolved++;
+      return;
+    }
     c.puzzle = { window: m.window, difficulty: m.difficulty, cookie: m.cookie, solution: sol };
     this.events.puzzlesSolved++;
-    const queue = c.queue.slice();
-    if (queue.length === 0) this.sendCreate(t, null, now);
-    for (const p of queue) this.sendCreate(t, p, now);
+    this.resendQueue(t, c.queue, now);
+  }
+
+  /**
+   * Room for one more tunnel of `peer` (its share of the table): below
+   * maxPerHost, or after closing its oldest tunnel that was never confirmed.
+   */
+  private takeHostShare(peer: Peer, now: number): boolean {
+    let live = 0;
+    let oldest: Tunnel | null = null;
+    for (const x of peer.tunnels) {
+      if (x.state === "closed") continue;
+      live++;
+      if (x.state === "replying" && (!oldest || x.createdAt < oldest.createdAt)) oldest = x;
+    }
+    if (live < (this.opts.maxPerHost ?? DEFAULT_MAX_PER_HOST)) return true;
+    if (!oldest) return false;
+    this.closeTunnel(oldest, now, "replaced");
+    this.events.unconfirmedReplaced++;
+    return true;
   }
 
   // ------------------------------------------------------------------ REPLY (initiator)
@@ -1204,12 +1345,18 @@ export class Engine {
     }
   }
 
-  /** Walk verified frames: inner packets to the TUN, control frames to their handlers. */
-  deliverFrames(t: Tunnel, it: FrameIterator, now: number): void {
+  /**
+   * Walk verified frames: inner packets to the TUN, control frames to their handlers.
+   * `retry`: the datagram resends data already delivered (src/tunnel/retry.ts): inner
+   * packets are dropped, control frames still processed.
+   */
+  deliverFrames(t: Tunnel, it: FrameIterator, now: number, retry = false): void {
     const buf = it.buf;
     while (it.next()) {
-      if (it.type === FrameType.ConnData) this.deliverConn(t, buf, it.bodyOff, it.bodyLen, now);
-      else this.onControlFrame(t, it.type, buf, it.bodyOff, it.bodyLen, now);
+      if (it.type === FrameType.ConnData) {
+        if (retry) this.drops.retryDuplicate++;
+        else this.deliverConn(t, buf, it.bodyOff, it.bodyLen, now);
+      } else this.onControlFrame(t, it.type, buf, it.bodyOff, it.bodyLen, now);
     }
     if (it.malformed) this.drops.badFrames++;
   }
@@ -1589,6 +1736,7 @@ export class Engine {
     switch (type) {
       case FrameType.Keepalive:
       case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
+      case FrameType.Retry: // read before delivery (retryDelivered)
         return;
       case FrameType.ConnOpen:
         this.onConnOpen(t, buf, off, len, now);
@@ -1848,7 +1996,7 @@ export class Engine {
         this.onCreate(buf, off, len, src, srcOff, now, true);
         return;
       case PacketType.Puzzle:
-        this.onPuzzle(buf, off, len, now);
+        this.onPuzzle(buf, off, len, src, srcOff, now);
         return;
       case PacketType.Reply: {
         const t = this.tids.get(tidKey(buf, off));
@@ -1857,7 +2005,7 @@ export class Engine {
         return;
       }
       case PacketType.Stale:
-        this.onStale(buf, off, len, now);
+        this.onStale(buf, off, len, src, srcOff, now);
         return;
       case PacketType.RecordRequest:
         this.onRecordRequest(buf, off, len, src, srcOff, now);
@@ -1927,6 +2075,13 @@ export class Engine {
         return;
       case "replying":
       case "established":
+        // never confirmed by its creator: half-open state, short-lived
+        const unconfirmedMs = this.opts.unconfirmedTimeoutMs ?? DEFAULT_UNCONFIRMED_TIMEOUT_MS;
+        if (t.state === "replying" && now - t.createdAt > unconfirmedMs) {
+          this.closeTunnel(t, now, "unconfirmed");
+          this.events.unconfirmedExpired++;
+          return;
+        }
         if (now - t.lastRx > this.opts.idleTimeoutMs) {
           this.closeTunnel(t, now, "idle");
           return;
@@ -1968,6 +2123,7 @@ export class Engine {
     this.out.flush();
     this.eph.close();
     this.puzzles.close();
+    this.solver.close();
     if (this.reply) zero(this.reply.kp.secretKey);
     this.reply = null;
     zero(this.hostX);

@@ -25,6 +25,7 @@ import { zero } from "../crypto/sodium.js";
 import type { EphemeralCert, HostCert } from "../wire/cert.js";
 import { PacketType } from "../wire/packet.js";
 import type { ConnTable } from "../conn/conns.js";
+import type { SolveTicket } from "../dos/solver.js";
 import { ReplayWindow } from "./replay.js";
 
 export type TunnelState = "creating" | "replying" | "established" | "closed";
@@ -90,11 +91,22 @@ export interface CreateState {
   hello: Buffer;
   counter: number;
   minSize: number;
-  /** inner packets sent 0-RTT (copies), resent after a stale-key answer */
-  queue: Buffer[];
+  /** inner packets sent 0-RTT (copies), resent after a stale-key answer or a puzzle */
+  queue: QueuedPacket[];
   staleRetried: boolean;
+  /** notBefore of the ephemeral key used: a STALE must carry a key at least this new */
+  keyNotBefore: number;
   /** the responder's puzzle, solved; sent with every further CREATE of this attempt */
   puzzle?: { window: number; difficulty: number; cookie: Buffer; solution: Buffer };
+  /** a puzzle of this attempt being solved off the event loop (src/dos/solver.ts) */
+  solving: SolveTicket | null;
+}
+
+/** An inner packet sent 0-RTT and the CREATE datagrams that carried it (src/tunnel/retry.ts). */
+export interface QueuedPacket {
+  pkt: Buffer;
+  /** n × (TID | counter) of earlier sends, the body of the RETRY frame of the next one */
+  sent: Buffer;
 }
 
 /** Responder's view of creation: the k0 receive key and its window, kept until confirmed. */
@@ -187,6 +199,8 @@ export class Tunnel {
     zero(c.k0);
     zero(c.ss);
     c.queue.length = 0;
+    c.solving?.cancel();
+    c.solving = null;
     this.create = null;
   }
 
@@ -240,6 +254,9 @@ export class Peer {
   lastConnSweep = 0;
   /** a peer known only by its endpoint (a directory): its record may carry any name */
   anyName = false;
+  /** puzzles handed to the solver for this peer in the current puzzle window (creator side) */
+  puzzleWindow = -1;
+  puzzleSolves = 0;
 
   constructor(
     public name: string,

@@ -18,6 +18,8 @@
  *   CONN_DATA 4   connection id u32 | one inner packet of that connection
  *   CONN_DENY 5   connection id u32 | reason u8
  *   CONN_RESET 6  connection id u32
+ *   RETRY     7   n × (TID (8) | counter (8)): earlier CREATEs that carried the next
+ *                 CONN_DATA (only in CREATE / CREATE_SOLVED; src/tunnel/retry.ts)
  *   KEEPALIVE 16  empty
  *   REKEY     17  seq u32 | new X25519 pub (32)
  *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
@@ -35,6 +37,7 @@ export const FrameType = {
   ConnData: 4,
   ConnDeny: 5,
   ConnReset: 6,
+  Retry: 7,
   Keepalive: 16,
   Rekey: 17,
   RekeyAck: 18,
