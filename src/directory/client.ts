@@ -25,7 +25,8 @@
  *      +--cached--> done (0 extra round trips)     ... all tried twice --> done (unavailable)
  *
  * A tunnel that keeps sending and hears nothing for STALL_MS has its peer
- * looked up again: a new endpoint (both ends moved) moves the tunnel; the same
+ * looked up again: a new endpoint (both ends moved) is probed, and the tunnel
+ * moves there once the peer answers authenticated from it; the same
  * endpoint with a key younger than the tunnel (the peer restarted) closes it, so
  * the next packet creates a fresh tunnel 0-RTT.
  *
@@ -536,8 +537,10 @@ export class DirectoryClient {
 
   /**
    * Both ends moved at once: a tunnel that keeps sending but has heard nothing
-   * authenticated for STALL_MS asks the directory where its peer is now, and
-   * moves its endpoint only to what a verified record of that same host says.
+   * authenticated for STALL_MS asks the directory where its peer is now. The
+   * endpoint in a verified record of that same host is still only the
+   * directory's observation (unsigned): it is probed, and the tunnel moves only
+   * when the peer answers authenticated from there (Engine.probeEndpoint).
    */
   private checkStalled(now: number): void {
     for (const p of this.engine.peers.values()) {
@@ -565,7 +568,8 @@ export class DirectoryClient {
           const cur = p.sendTunnel();
           if (!cur || cur.state !== "established") return;
           if (!addrEqual(cur.endpoint, 0, r.record.endpoint, 0)) {
-            this.engine.moveEndpoint(cur, r.record.endpoint, this.answerNow);
+            // unsigned (observed by the directory): probe, move only on an authenticated answer
+            this.engine.probeEndpoint(cur, r.record.endpoint, this.answerNow);
             return;
           }
           // Same place, still silent, and the peer's current key is younger than our tunnel: it

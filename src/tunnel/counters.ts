@@ -116,6 +116,8 @@ export function newEvents() {
     /** accepted tunnels never confirmed by their creator: closed after unconfirmedTimeout / replaced by a newer one of the same host */
     unconfirmedExpired: 0,
     unconfirmedReplaced: 0,
+    /** probes sent to an endpoint a directory returned for a silent tunnel (the tunnel moves only on an authenticated answer) */
+    endpointProbes: 0,
     /** connections this host opened / accepted / refused by policy or authentication */
     connsOpened: 0,
     connsAccepted: 0,

@@ -242,6 +242,9 @@ export const DOS_DEFAULTS: DosOptions = {
   puzzleSolvesPerPeer: 4,
 };
 
+/** KEEPALIVE body of an endpoint probe: please answer (probeEndpoint). */
+const PROBE_BODY = Buffer.from([1]);
+
 /** Default share of the tunnel table for one peer host. */
 export const DEFAULT_MAX_PER_HOST = 64;
 /** Default life of an accepted tunnel its creator never confirmed (2 × CREATE_TIMEOUT_MS). */
@@ -586,12 +589,22 @@ export class Engine {
     return p;
   }
 
-  /** Point a tunnel (and its peer) at a new endpoint from a verified record (both ends moved). */
-  moveEndpoint(t: Tunnel, endpoint: Buffer, now: number): void {
-    if (addrEqual(t.endpoint, 0, endpoint, 0)) return;
+  /**
+   * Someone unauthenticated (a directory's observed address) says the peer of a
+   * silent tunnel is elsewhere now. The tunnel does not move: one probe (a
+   * KEEPALIVE that asks for an answer, sealed as usual) goes to that endpoint,
+   * and the endpoint follows only when an authenticated, current packet comes
+   * back from there (onAuthenticated), as for any roam.
+   */
+  probeEndpoint(t: Tunnel, endpoint: Buffer, now: number): void {
+    if (!t.canSend || addrEqual(t.endpoint, 0, endpoint, 0)) return;
+    const keep = Buffer.from(t.endpoint);
     endpoint.copy(t.endpoint, 0, 0, ADDR_BYTES);
-    t.peer.endpoint = Buffer.from(endpoint);
-    this.rlog.log(now, "info", "relocate", "peer endpoint from the directory", () => ({
+    this.sendControl(t, FrameType.Keepalive, PROBE_BODY, now);
+    keep.copy(t.endpoint);
+    this.events.endpointProbes++;
+    this.out.flush();
+    this.rlog.log(now, "info", "probe", "probing a peer endpoint from the directory", () => ({
       peer: t.peer.name,
       to: addrToString(endpoint),
     }));
@@ -1735,6 +1748,12 @@ export class Engine {
   private onControlFrame(t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number): void {
     switch (type) {
       case FrameType.Keepalive:
+        // a probe (probeEndpoint) asks for an answer: at most one per tick
+        if (len === 1 && buf[off] === PROBE_BODY[0] && t.probeAnsweredTick !== this.lastTick) {
+          t.probeAnsweredTick = this.lastTick;
+          this.sendControl(t, FrameType.Keepalive, null, now);
+        }
+        return;
       case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
       case FrameType.Retry: // read before delivery (retryDelivered)
         return;

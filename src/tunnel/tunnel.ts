@@ -156,6 +156,8 @@ export class Tunnel {
   txBytes = 0;
   rekeys = 0;
   roams = 0;
+  /** tick in which an endpoint probe was last answered (one answer per tick) */
+  probeAnsweredTick = -1;
   /**
    * Tunnel session id (whois, status; never on the wire): H(ck; "session") of the first
    * epoch, so both ends show the same value and an application can bind its own
