@@ -30,12 +30,24 @@ export interface PeerConfig {
   cert?: string;
 }
 
+/**
+ * The etcd cluster of a directory store. tls: CA bundle to verify the servers
+ * (https:// endpoints), and optionally a client certificate and key; username
+ * with the password read from passwordFile: etcd's own authentication.
+ */
+export interface EtcdConfig {
+  endpoints: string[];
+  prefix: string;
+  tls: { ca: string; cert: string | null; key: string | null } | null;
+  auth: { username: string; passwordFile: string } | null;
+}
+
 /** The directory role (docs/OPERATIONS.md "Running a directory"). */
 export interface DirectoryServeConfig {
   serve: boolean;
   /** file: STATE/directory.json (default); etcd: shared by several directories */
   store: "file" | "etcd";
-  etcd: { endpoints: string[]; prefix: string } | null;
+  etcd: EtcdConfig | null;
   maxRecords: number;
   /** per registering host */
   registerPerSec: number;
@@ -659,7 +671,13 @@ export function parseConfig(text: string, fileName: string): Config {
     let etcd: DirectoryServeConfig["etcd"] = null;
     const ee = m.get("etcd");
     if (ee && !r.isMissing(ee.value)) {
-      const em = r.map(ee.value, "directory.etcd", ["endpoints", "prefix"]);
+      const em = r.map(ee.value, "directory.etcd", [
+        "endpoints",
+        "prefix",
+        "tls",
+        "username",
+        "passwordFile",
+      ]);
       const eps = em.get("endpoints");
       const endpoints: string[] = [];
       if (eps)
@@ -676,7 +694,35 @@ export function parseConfig(text: string, fileName: string): Config {
         pe && !r.isMissing(pe.value)
           ? r.str(pe.value, "directory.etcd.prefix", pe.key)
           : DEFAULTS.directory.etcdPrefix;
-      etcd = { endpoints, prefix };
+      let tls: EtcdConfig["tls"] = null;
+      const te = em.get("tls");
+      if (te && !r.isMissing(te.value)) {
+        const tm = r.map(te.value, "directory.etcd.tls", ["ca", "cert", "key"]);
+        const ce = required(tm, "ca", "directory.etcd.tls.ca", te.value);
+        const opt = (k: "cert" | "key"): string | null => {
+          const e = tm.get(k);
+          return e && !r.isMissing(e.value) ? r.path(e.value, `directory.etcd.tls.${k}`, e.key) : null;
+        };
+        tls = { ca: r.path(ce.value, "directory.etcd.tls.ca", ce.key), cert: opt("cert"), key: opt("key") };
+        if ((tls.cert === null) !== (tls.key === null))
+          r.fail(
+            "expected both cert and key (a client certificate) or neither",
+            te.value,
+            "directory.etcd.tls",
+          );
+      }
+      let auth: EtcdConfig["auth"] = null;
+      const ue = em.get("username");
+      const pfe = em.get("passwordFile");
+      if ((ue && !r.isMissing(ue.value)) || (pfe && !r.isMissing(pfe.value))) {
+        if (!ue || r.isMissing(ue.value) || !pfe || r.isMissing(pfe.value))
+          r.fail("expected both username and passwordFile", ee.value, "directory.etcd.username");
+        auth = {
+          username: r.str(ue!.value, "directory.etcd.username", ue!.key),
+          passwordFile: r.path(pfe!.value, "directory.etcd.passwordFile", pfe!.key),
+        };
+      }
+      etcd = { endpoints, prefix, tls, auth };
     }
     if (store === "etcd" && (!etcd || etcd.endpoints.length === 0))
       r.fail(

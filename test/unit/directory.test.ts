@@ -72,12 +72,65 @@ describe("directory config", () => {
     expect(c.directory).toEqual({
       serve: true,
       store: "etcd",
-      etcd: { endpoints: ["http://10.0.0.5:2379"], prefix: "/mintun/directory/" },
+      etcd: { endpoints: ["http://10.0.0.5:2379"], prefix: "/mintun/directory/", tls: null, auth: null },
       maxRecords: 100000,
       registerPerSec: 1,
       lookupPerSec: 200,
     });
     expect(parseConfig(`${MIN}directory:\n  serve: false\n`, FILE).directory).toBeNull();
+  });
+
+  it("takes etcd TLS and authentication options (paths relative to the config file)", () => {
+    const c = parseConfig(
+      `${MIN}directory:\n  serve: true\n  store: etcd\n  etcd:\n    endpoints: [https://10.0.0.5:2379]\n` +
+        `    tls:\n      ca: etcd-ca.crt\n      cert: /etc/mintun/etcd-client.crt\n      key: etcd-client.key\n` +
+        `    username: mintun\n    passwordFile: etcd.password\n`,
+      FILE,
+    );
+    const dir = path.dirname(FILE);
+    expect(c.directory!.etcd).toEqual({
+      endpoints: ["https://10.0.0.5:2379"],
+      prefix: "/mintun/directory/",
+      tls: {
+        ca: path.join(dir, "etcd-ca.crt"),
+        cert: "/etc/mintun/etcd-client.crt",
+        key: path.join(dir, "etcd-client.key"),
+      },
+      auth: { username: "mintun", passwordFile: path.join(dir, "etcd.password") },
+    });
+    const base = `${MIN}directory:\n  serve: true\n  store: etcd\n  etcd:\n    endpoints: [https://10.0.0.5:2379]\n`;
+    expect(err(`${base}    tls:\n      ca: a.crt\n      cert: c.crt\n`)).toMatch(
+      /directory\.etcd\.tls\): expected both cert and key/,
+    );
+    expect(err(`${base}    username: mintun\n`)).toMatch(/expected both username and passwordFile/);
+    expect(err(`${base}    tls:\n      cert: c.crt\n`)).toMatch(/directory\.etcd\.tls\.ca/);
+  });
+
+  it("reads the etcd TLS files and password (typed error naming a missing file)", async () => {
+    const { etcdSecurity } = await import("../../src/directory/etcd.js");
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-sec-"));
+    try {
+      fs.writeFileSync(path.join(d, "ca.crt"), "CA");
+      fs.writeFileSync(path.join(d, "pw"), "s3cret\n");
+      const o = etcdSecurity({
+        endpoints: [],
+        prefix: "/",
+        tls: { ca: path.join(d, "ca.crt"), cert: null, key: null },
+        auth: { username: "u", passwordFile: path.join(d, "pw") },
+      });
+      expect(o.credentials!.rootCertificate.toString()).toBe("CA");
+      expect(o.auth).toEqual({ username: "u", password: "s3cret" });
+      expect(() =>
+        etcdSecurity({
+          endpoints: [],
+          prefix: "/",
+          tls: { ca: path.join(d, "nope"), cert: null, key: null },
+          auth: null,
+        }),
+      ).toThrow(/cannot read etcd CA bundle .*nope/);
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it("names file, line, key and expectation on errors", () => {
@@ -188,7 +241,11 @@ describe("directory records", () => {
 
   it("an etcd that does not answer at start is a typed error naming the endpoints", async () => {
     const { EtcdStore } = await import("../../src/directory/etcd.js");
-    const e = await EtcdStore.open(["http://127.0.0.1:1"], "/t/", 10, nullLogger).then(
+    const e = await EtcdStore.open(
+      { endpoints: ["http://127.0.0.1:1"], prefix: "/t/", tls: null, auth: null },
+      10,
+      nullLogger,
+    ).then(
       () => null,
       (x: unknown) => x,
     );
