@@ -283,17 +283,27 @@ export class DirectoryClient {
       pend = [];
       this.misses.set(key, pend);
       pend.push(Buffer.from(buf.subarray(off, off + len)));
-      this.lookup(q, now, (r) => this.onMissAnswer(key, r), false);
+      this.lookup(q, now, (r) => this.onMissAnswer(key, r, ip), false);
       return;
     }
     if (pend.length >= this.maxPacketsPerTarget) drops.queueFull++;
     else pend.push(Buffer.from(buf.subarray(off, off + len)));
   }
 
-  private onMissAnswer(key: string, r: LookupResult): void {
+  /**
+   * The answer for a held destination. An address query is answered only by
+   * the host that owns exactly that address; when there is none, a SUBNET
+   * query asks for the gateway whose certified subnet holds it (`ip` set: the
+   * first, address, answer).
+   */
+  private onMissAnswer(key: string, r: LookupResult, ip: string | null): void {
     const pend = this.misses.get(key);
-    this.misses.delete(key);
     if (!pend) return;
+    if (!r.ok && r.reason === "notFound" && ip !== null) {
+      this.lookup({ op: "subnet", ip }, this.opts.clock(), (r2) => this.onMissAnswer(key, r2, null), false);
+      return;
+    }
+    this.misses.delete(key);
     if (!r.ok) {
       this.engine.drops.noRoute += pend.length;
       return;

@@ -140,10 +140,7 @@ export class EtcdStore implements RecordStore {
   private async lookupAddress(ip: string, mode: AddressMode, now: number): Promise<StoredRecord | null> {
     const text = parseIp(ip)?.text;
     if (!text) return null;
-    if (mode === "address") {
-      const r = await this.read(`${this.prefix}ip/${text}`, now);
-      if (r) return r;
-    }
+    if (mode === "address") return this.read(`${this.prefix}ip/${text}`, now);
     const nets = await this.client.getAll().prefix(`${this.prefix}net/`).limit(MAX_SUBNET_KEYS).keys();
     let best: string | null = null;
     let bestLen = -1;

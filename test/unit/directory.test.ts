@@ -160,7 +160,7 @@ describe("directory config", () => {
 });
 
 describe("directory records", () => {
-  it("tables: exact address first, else the longest subnet; name; expiry; bound", () => {
+  it("tables: address = the exact host only; subnet = the longest certified subnet; name; expiry; bound", () => {
     const now = Date.now();
     const t = new MemoryIndex(3);
     const a = rec("a", "10.77.0.1");
@@ -171,7 +171,8 @@ describe("directory records", () => {
     expect(t.put(gw2, now)).toBe("ok");
     expect(t.byAddress("10.77.0.1", "address", now)?.name).toBe("a");
     expect(t.byAddress("10.77.0.1", "subnet", now)).toBeNull();
-    expect(t.byAddress("192.168.50.7", "address", now)?.name).toBe("gw2");
+    expect(t.byAddress("192.168.50.7", "address", now)).toBeNull();
+    expect(t.byAddress("192.168.50.7", "subnet", now)?.name).toBe("gw2");
     expect(t.byAddress("192.168.7.7", "subnet", now)?.name).toBe("gw");
     expect(t.byAddress("10.1.1.1", "address", now)).toBeNull();
     expect(t.byName("gw", now)?.ip4).toBe("10.77.0.9");
@@ -210,7 +211,12 @@ describe("directory records", () => {
     const w = { host: r.host, eph: r.eph, observed: r.observed };
     expect(verifyRecord(w, { op: "name", name: "b" }, ca.cert, self, nowSec).ok).toBe(true);
     expect(verifyRecord(w, { op: "address", ip: "10.77.0.2" }, ca.cert, self, nowSec).ok).toBe(true);
-    expect(verifyRecord(w, { op: "address", ip: "192.168.1.9" }, ca.cert, self, nowSec).ok).toBe(true);
+    // a gateway's record is no answer to an address query for a host behind it (subnet query: yes)
+    expect(verifyRecord(w, { op: "address", ip: "192.168.1.9" }, ca.cert, self, nowSec)).toMatchObject({
+      ok: false,
+      reason: "wrong-answer",
+    });
+    expect(verifyRecord(w, { op: "subnet", ip: "192.168.1.9" }, ca.cert, self, nowSec).ok).toBe(true);
     expect(verifyRecord(w, { op: "subnet", ip: "10.77.0.2" }, ca.cert, self, nowSec)).toMatchObject({
       ok: false,
       reason: "wrong-answer",
@@ -234,7 +240,11 @@ describe("directory records", () => {
       reason: "no-endpoint",
     });
     const hc = makeHostCert(ca, "x", "10.77.0.5", null, { subnets: ["10.0.0.0/8"] }).cert;
-    expect(certAnswers(hc, { op: "address", ip: "10.1.2.3" })).toBe(true);
+    // an address query is answered by the exact host only; a certified subnet answers subnet queries
+    expect(certAnswers(hc, { op: "address", ip: "10.77.0.5" })).toBe(true);
+    expect(certAnswers(hc, { op: "address", ip: "10.1.2.3" })).toBe(false);
+    expect(certAnswers(hc, { op: "subnet", ip: "10.1.2.3" })).toBe(true);
+    expect(certAnswers(hc, { op: "subnet", ip: "11.1.2.3" })).toBe(false);
     expect(cidrContains("10.0.0.0/8", "11.0.0.1")).toBe(-1);
     expect(cidrContains("fd00::/8", "fd12::1")).toBe(8);
   });
