@@ -54,7 +54,9 @@ import {
   REPLY_AD_BYTES,
   REPLY_OFFSET_PUB,
   decodeRecordRequest,
-  decodeRecordResponse,
+  decodeRecordResponseHeader,
+  decodeRecordBody,
+  RECORD_AD_BYTES,
   decodeStale,
   decodePuzzle,
   encodePuzzle,
@@ -107,6 +109,7 @@ import {
   deriveRekey,
   moveKeys,
   helloAuth,
+  recordKey,
   sessionIdOf,
 } from "./keys.js";
 import { ReplayWindow } from "./replay.js";
@@ -462,8 +465,11 @@ export class Engine {
     if (p.recordReq && now - p.recordReq.sentAt < RECORD_RETRY_MS * Math.min(8, 2 ** p.recordReq.attempts))
       return;
     const tid = randomBytes(8);
-    const req = encodeRecordRequest(tidKeyOf(tid), RECORD_REQUEST_BYTES);
-    p.recordReq = { tid: tidKeyOf(tid), sentAt: now, attempts: (p.recordReq?.attempts ?? 0) + 1 };
+    // a one-time key: the answer comes sealed to it (no certificate in the clear)
+    const q = dhKeyPair();
+    const req = encodeRecordRequest(tidKeyOf(tid), q.publicKey, RECORD_REQUEST_BYTES);
+    if (p.recordReq) zero(p.recordReq.q.secretKey);
+    p.recordReq = { tid: tidKeyOf(tid), sentAt: now, attempts: (p.recordReq?.attempts ?? 0) + 1, q };
     this.events.recordRequestsSent++;
     this.out.sendUdp(req, 0, req.length, p.endpoint, 0);
   }
@@ -486,25 +492,66 @@ export class Engine {
       this.drops.rateLimited++;
       return;
     }
-    const resp = encodeRecordResponse(m.tid, this.opts.hostCert.raw, k.cert.raw, len);
+    // sealed to the requester's one-time key with our reply key (one X25519, after the rate limit)
+    const r = this.replyKey(now);
+    const resp = encodeRecordResponse(m.tid, r.publicKey, this.opts.hostCert.raw, k.cert.raw, len);
     if (!resp) {
       this.drops.noAmplify++;
       return;
     }
+    const shared = dh(r.secretKey, m.pub);
+    if (!shared) {
+      this.drops.auth++;
+      return;
+    }
+    // a random counter, hence nonce: a replayed request within the reply key's second gets
+    // the same key, and the certificate may have changed meanwhile
+    writeTypeCounter(resp, 0, PacketType.RecordResponse, randomBytes(6).readUIntBE(0, 6));
+    const key = recordKey(shared, buf.subarray(off, off + 8), m.pub, r.publicKey);
+    zero(shared);
+    const plainLen = resp.length - RECORD_AD_BYTES - AEAD_TAG_BYTES;
+    this.setNonceFrom(resp, 0);
+    aeadSeal(
+      resp.subarray(RECORD_AD_BYTES),
+      resp.subarray(RECORD_AD_BYTES, RECORD_AD_BYTES + plainLen),
+      resp.subarray(0, RECORD_AD_BYTES),
+      this.nonce,
+      key,
+    );
+    zero(key);
     this.events.recordResponsesSent++;
     this.out.sendUdp(resp, 0, resp.length, src, srcOff);
   }
 
   private onRecordResponse(buf: Buffer, off: number, len: number, now: number): void {
-    const m = decodeRecordResponse(buf, off, len);
-    if (!m) {
+    const h = decodeRecordResponseHeader(buf, off, len);
+    if (!h) {
       this.drops.malformed++;
       return;
     }
     let peer: Peer | null = null;
-    for (const p of this.unresolved.values()) if (p.recordReq?.tid === m.tid) peer = p;
-    if (!peer) for (const p of this.peers.values()) if (p.recordReq?.tid === m.tid) peer = p;
+    for (const p of this.unresolved.values()) if (p.recordReq?.tid === h.tid) peer = p;
+    if (!peer) for (const p of this.peers.values()) if (p.recordReq?.tid === h.tid) peer = p;
     if (!peer) {
+      this.drops.badRecord++;
+      return;
+    }
+    const q = peer.recordReq!.q;
+    const shared = dh(q.secretKey, h.pub);
+    if (!shared) {
+      this.drops.auth++;
+      return;
+    }
+    const key = recordKey(shared, buf.subarray(off, off + 8), q.publicKey, h.pub);
+    zero(shared);
+    const opened = this.openInPlace(buf, off, len, RECORD_AD_BYTES, key);
+    zero(key);
+    if (!opened) {
+      this.drops.auth++;
+      return;
+    }
+    const m = decodeRecordBody(buf, off + RECORD_AD_BYTES, len - RECORD_AD_BYTES - AEAD_TAG_BYTES);
+    if (!m) {
       this.drops.badRecord++;
       return;
     }
@@ -529,6 +576,7 @@ export class Engine {
       }));
       return;
     }
+    zero(peer.recordReq!.q.secretKey);
     peer.recordReq = null;
     peer.recordFetchedAt = now;
     if (!known) {

@@ -34,6 +34,16 @@ const L_REKEY = Buffer.from("rekey");
 const L_TID = Buffer.from("tid");
 const L_MOVE = Buffer.from("move");
 const L_SESSION = Buffer.from("session");
+const L_RECORD = Buffer.from("mintun/1 record");
+
+/**
+ * Key that seals a RECORD_RESPONSE (docs/PROTOCOL.md "Records from the peer
+ * itself"): H(X25519(r, Q); "mintun/1 record" | TID | Q | R), with Q the
+ * requester's and R the responder's one-time keys.
+ */
+export function recordKey(shared: Buffer, tid: Buffer, q: Buffer, r: Buffer): Buffer {
+  return hash([L_RECORD, tid, q, r], shared);
+}
 
 export function createTranscript(
   tid: Buffer,

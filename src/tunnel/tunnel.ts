@@ -244,7 +244,8 @@ export class Peer {
   tunnels: Tunnel[] = [];
   /** inner packets waiting for a record (copies) */
   pending: Buffer[] = [];
-  recordReq: { tid: string; sentAt: number; attempts: number } | null = null;
+  /** the record request in flight: its TID and our one-time key (secret zeroed when answered or replaced) */
+  recordReq: { tid: string; sentAt: number; attempts: number; q: DhKeyPair } | null = null;
   recordFetchedAt = 0;
   lastSeen = 0;
   /** connections with this host (src/conn/conns.ts), both directions, over any of its tunnels */

@@ -227,3 +227,40 @@ describe("tunnel table shares", () => {
     expect(bc.sendTunnel()?.state).toBe("established");
   });
 });
+
+describe("nothing identifying in the clear", () => {
+  it("a record fetch and a tunnel creation show no host name, overlay address or host key in any datagram", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "alpha-secret-name", "192.0.2.1", 7000, "10.77.0.1", "fd77::1");
+    const b = net.addHost(ca, "bravo-secret-name", "192.0.2.2", 7000, "10.77.0.2", "fd77::2");
+    a.engine.addPeer({ name: "bravo-secret-name", endpoint: b.addr }, net.now);
+    net.run();
+    expect(a.engine.events.recordsLearned).toBe(1);
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "hello"));
+    net.run();
+    expect(b.take()).toHaveLength(1);
+    const types = new Set(net.log.map((d) => d.data[8]));
+    expect(types).toEqual(
+      new Set([
+        PacketType.RecordRequest,
+        PacketType.RecordResponse,
+        PacketType.Create,
+        PacketType.Reply,
+        PacketType.Data,
+      ]),
+    );
+    const needles: [string, Buffer][] = [];
+    for (const h of [a, b]) {
+      needles.push([`${h.name} name`, Buffer.from(h.name)]);
+      needles.push([`${h.name} host key`, h.cert.publicKey]);
+      needles.push([`${h.name} overlay v4`, Buffer.from(h.cert.ip4!.split(".").map(Number))]);
+      needles.push([
+        `${h.name} overlay v6`,
+        Buffer.from(`fd77${"0".repeat(27)}${h.name === a.name ? 1 : 2}`, "hex"),
+      ]);
+    }
+    const found = needles.filter(([, n]) => net.log.some((d) => d.data.includes(n))).map(([w]) => w);
+    expect(found).toEqual([]);
+  });
+});

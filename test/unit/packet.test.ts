@@ -28,7 +28,8 @@ import {
   REPLY_AD_BYTES,
   REPLY_OFFSET_PUB,
   decodeRecordRequest,
-  decodeRecordResponse,
+  decodeRecordResponseHeader,
+  decodeRecordBody,
   decodeStale,
   encodeRecordRequest,
   encodeRecordResponse,
@@ -114,27 +115,37 @@ describe("header vectors", () => {
     expect(decodeStale(hex("0102030405060708 05 00000000000000 00000001 0001 00"), 0, 23)).toBeNull();
   });
 
-  it("RECORD_REQUEST: header (counter 0), zero padding to the requested size", () => {
-    const b = encodeRecordRequest(tidKeyOf(TID), 24);
-    expect(b.toString("hex")).toBe("0102030405060708" + "05" + "00000000000000" + "0000000000000000");
-    expect(encodeRecordRequest(tidKeyOf(TID), RECORD_REQUEST_BYTES).length).toBe(800);
-    expect(decodeRecordRequest(b, 0, 24)).toEqual({ tid: tidKeyOf(TID) });
-    expect(decodeRecordRequest(b, 0, 15)).toBeNull();
+  it("RECORD_REQUEST: header (counter 0) | requester's one-time key (32) | zero padding to the requested size", () => {
+    const q = Buffer.alloc(32, 0x11);
+    const b = encodeRecordRequest(tidKeyOf(TID), q, 56);
+    expect(b.toString("hex")).toBe(
+      "0102030405060708" + "05" + "00000000000000" + "11".repeat(32) + "0000000000000000",
+    );
+    expect(encodeRecordRequest(tidKeyOf(TID), q, RECORD_REQUEST_BYTES).length).toBe(800);
+    expect(decodeRecordRequest(b, 0, 56)).toEqual({ tid: tidKeyOf(TID), pub: q });
+    expect(decodeRecordRequest(b, 0, 47)).toBeNull();
   });
 
-  it("RECORD_RESPONSE: header | hostLen u16 | host | ephLen u16 | eph | zero padding to the request size", () => {
-    const b = encodeRecordResponse(tidKeyOf(TID), hex("aabb"), hex("cc"), 28)!;
+  it("RECORD_RESPONSE: header | responder's one-time key | (hostLen | host | ephLen | eph | padding) | tag room", () => {
+    const r = Buffer.alloc(32, 0x22);
+    const b = encodeRecordResponse(tidKeyOf(TID), r, hex("aabb"), hex("cc"), 76)!;
     expect(b.toString("hex")).toBe(
-      "0102030405060708" + "06" + "00000000000000" + "0002" + "aabb" + "0001" + "cc" + "0000000000",
+      "0102030405060708" +
+        "06" +
+        "00000000000000" +
+        "22".repeat(32) +
+        "0002" +
+        "aabb" +
+        "0001" +
+        "cc" +
+        "0000000000" +
+        "00".repeat(16),
     );
-    // needs 16 + 2 + 2 + 2 + 1 = 23 bytes
-    expect(encodeRecordResponse(tidKeyOf(TID), hex("aabb"), hex("cc"), 23)!.length).toBe(23);
-    expect(encodeRecordResponse(tidKeyOf(TID), hex("aabb"), hex("cc"), 22)).toBeNull();
-    expect(decodeRecordResponse(b, 0, b.length)).toEqual({
-      tid: tidKeyOf(TID),
-      host: hex("aabb"),
-      eph: hex("cc"),
-    });
+    // needs 48 + 2 + 2 + 2 + 1 + 16 = 71 bytes
+    expect(encodeRecordResponse(tidKeyOf(TID), r, hex("aabb"), hex("cc"), 71)!.length).toBe(71);
+    expect(encodeRecordResponse(tidKeyOf(TID), r, hex("aabb"), hex("cc"), 70)).toBeNull();
+    expect(decodeRecordResponseHeader(b, 0, b.length)).toEqual({ tid: tidKeyOf(TID), pub: r });
+    expect(decodeRecordBody(b, 48, b.length - 48 - 16)).toEqual({ host: hex("aabb"), eph: hex("cc") });
   });
 });
 
