@@ -13,7 +13,8 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLan, firstPingMs, pingStats, startCapture, type Capture, type Topology } from "./lib.js";
-import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
+import { makeHost, makePki, startDaemon, waitRecords, type HostFiles, type RunningDaemon } from "./mintun.js";
+import { readUdp } from "./pcap.js";
 
 const FORGE = fileURLToPath(new URL("../tools/forge-puzzle.mjs", import.meta.url));
 const SECONDS = 9;
@@ -100,5 +101,68 @@ describe.skipIf(process.getuid?.() !== 0)("forged PUZZLEs while another tunnel c
     expect(diff("puzzleTooHard", "drops")).toBeGreaterThanOrEqual(2 * out.attempts);
     expect(p.received).toBe(p.sent);
     expect(maxRtt).toBeLessThan(200);
+  }, 60_000);
+});
+
+describe.skipIf(process.getuid?.() !== 0)("nothing identifying in a capture (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  const d: Record<string, RunningDaemon> = {};
+
+  afterAll(async () => {
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("record fetch, tunnel creation and traffic between static peers: no host name, overlay address or host key in any UDP payload", async () => {
+    topo = await createLan({ hosts: ["a", "b"] });
+    const pki = makePki();
+    work = pki.dir;
+    const hosts: Record<string, HostFiles> = {
+      a: makeHost(pki, "alphasecret", "10.77.0.1", "fd77::1"),
+      b: makeHost(pki, "bravosecret", "10.77.0.2", "fd77::2"),
+    };
+    const file = path.join(work, "all.pcap");
+    const cap = await startCapture(topo.host("a").ns, "eth0", file, "udp");
+    try {
+      d.b = await startDaemon(
+        work,
+        { host: hosts.b!, ns: topo.host("b").ns, caFile: pki.caFile, listen: "0.0.0.0:7000", peers: [] },
+        false,
+      );
+      d.a = await startDaemon(work, {
+        host: hosts.a!,
+        ns: topo.host("a").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [{ name: "bravosecret", endpoint: `${topo.host("b").addr4}:7000` }],
+      });
+      const p4 = await pingStats(topo.host("a").ns, "10.77.0.2", { count: 3, interval: 0.1 });
+      const p6 = await pingStats(topo.host("a").ns, "fd77::2", { count: 3, interval: 0.1 });
+      expect(p4.received).toBeGreaterThanOrEqual(2);
+      expect(p6.received).toBeGreaterThanOrEqual(2);
+    } finally {
+      await cap.stop();
+    }
+    const udp = readUdp(file).filter((r) => r.sport === 7000 || r.dport === 7000);
+    const types = new Set(udp.map((r) => r.payload[8]));
+    // the capture holds the record fetch (5, 6), the creation (1, 2) and data (3)
+    for (const t of [1, 2, 3, 5, 6]) expect(types.has(t), `packet type ${t} captured`).toBe(true);
+    const needles: [string, Buffer][] = [];
+    for (const [h, ip4, ip6] of [
+      ["a", "10.77.0.1", "fd770000000000000000000000000001"],
+      ["b", "10.77.0.2", "fd770000000000000000000000000002"],
+    ] as const) {
+      needles.push([`${h} name`, Buffer.from(hosts[h]!.name)]);
+      needles.push([`${h} host key`, hosts[h]!.hostCert.publicKey]);
+      needles.push([`${h} overlay v4`, Buffer.from(ip4.split(".").map(Number))]);
+      needles.push([`${h} overlay v6`, Buffer.from(ip6, "hex")]);
+    }
+    const found = needles.filter(([, n]) => udp.some((r) => r.payload.includes(n))).map(([w]) => w);
+    console.log(
+      `capture: ${udp.length} datagrams on port 7000, types ${[...types].sort().join(",")}; identifying: ${found.join(", ") || "none"}`,
+    );
+    expect(found).toEqual([]);
   }, 60_000);
 });
