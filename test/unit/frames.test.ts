@@ -36,6 +36,7 @@ describe("frame constants", () => {
       ConnData: 4,
       ConnDeny: 5,
       ConnReset: 6,
+      Retry: 7,
       Keepalive: 16,
       Rekey: 17,
       RekeyAck: 18,
