@@ -57,7 +57,9 @@ import {
   decodeRecordResponseHeader,
   decodeRecordBody,
   RECORD_AD_BYTES,
-  decodeStale,
+  decodeStaleHeader,
+  decodeStaleBody,
+  STALE_AD_BYTES,
   decodePuzzle,
   encodePuzzle,
   SOLVED_AD_BYTES,
@@ -79,7 +81,6 @@ import {
   CREATE_QUEUE_PACKETS,
   CREATE_TIMEOUT_MS,
   FRAME_HEADER_BYTES,
-  HEADER_BYTES,
   MAX_UDP_PAYLOAD_BYTES,
   OLD_EPOCH_GRACE_MS,
   RECORD_REQUEST_BYTES,
@@ -111,6 +112,7 @@ import {
   helloAuth,
   recordKey,
   sessionIdOf,
+  staleKey,
 } from "./keys.js";
 import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
@@ -875,7 +877,7 @@ export class Engine {
     const k = this.eph.get(keyId, now);
     if (!k) {
       // one counter per datagram: answered with the fresh key, or not (answer would be larger)
-      if (this.sendStale(tid, keyId, len, src, srcOff)) this.drops.staleKey++;
+      if (this.sendStale(buf, off, len, src, srcOff, now)) this.drops.staleKey++;
       else this.drops.noAmplify++;
       return;
     }
@@ -1054,11 +1056,47 @@ export class Engine {
     if (t.state === "replying") this.sendEmpty(t, now);
   }
 
-  /** Answer a CREATE under a dead key with the current signed key, if that is no larger than the CREATE. */
-  private sendStale(tid: string, keyId: number, reqLen: number, src: Buffer, srcOff: number): boolean {
+  /**
+   * Answer a CREATE (at buf[off, off+len)) under a dead key with the current
+   * signed key, sealed to the CREATE's T_I (the certificate names our host key:
+   * not in the clear), if that is no larger than the CREATE. One X25519, after
+   * the per-source rate limit.
+   */
+  private sendStale(
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+  ): boolean {
     const k = this.eph.current;
-    if (!k || HEADER_BYTES + 6 + k.cert.raw.length > reqLen) return false;
-    const b = encodeStale(tid, keyId, k.cert.raw, 0);
+    if (!k || STALE_AD_BYTES + 2 + k.cert.raw.length + AEAD_TAG_BYTES > len) return false;
+    const r = this.replyKey(now);
+    const tI = buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32);
+    const shared = dh(r.secretKey, tI);
+    if (!shared) return false;
+    const b = encodeStale(
+      tidKey(buf, off),
+      buf.readUInt32BE(off + CREATE_OFFSET_KEY_ID),
+      r.publicKey,
+      k.cert.raw,
+      0,
+    );
+    // random counter, hence nonce: a replayed CREATE within the reply key's second meets the same key
+    writeTypeCounter(b, 0, PacketType.Stale, randomBytes(6).readUIntBE(0, 6));
+    const key = staleKey(shared, buf.subarray(off, off + 8), tI, r.publicKey);
+    zero(shared);
+    const plainLen = b.length - STALE_AD_BYTES - AEAD_TAG_BYTES;
+    this.setNonceFrom(b, 0);
+    aeadSeal(
+      b.subarray(STALE_AD_BYTES),
+      b.subarray(STALE_AD_BYTES, STALE_AD_BYTES + plainLen),
+      b.subarray(0, STALE_AD_BYTES),
+      this.nonce,
+      key,
+    );
+    zero(key);
     this.events.staleAnswersSent++;
     this.out.sendUdp(b, 0, b.length, src, srcOff);
     return true;
@@ -1075,7 +1113,7 @@ export class Engine {
    * so a responder that did accept the first CREATE does not deliver them twice.
    */
   private onStale(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
-    const m = decodeStale(buf, off, len);
+    const m = decodeStaleHeader(buf, off, len);
     const t = m ? this.tids.get(m.tid) : undefined;
     const c = t?.create;
     if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || !t.peer.hostCert) {
@@ -1086,7 +1124,20 @@ export class Engine {
       this.drops.staleSource++;
       return;
     }
-    const eph = decodeEphemeral(m.eph);
+    // sealed to our T_I: open it (a forger who saw the CREATE can seal one too; this is privacy)
+    const shared = dh(c.tI.secretKey, m.pub);
+    const key = shared ? staleKey(shared, buf.subarray(off, off + 8), c.tI.publicKey, m.pub) : null;
+    if (shared) zero(shared);
+    const opened = key !== null && this.openInPlace(buf, off, len, STALE_AD_BYTES, key);
+    if (key) zero(key);
+    const raw = opened
+      ? decodeStaleBody(buf, off + STALE_AD_BYTES, len - STALE_AD_BYTES - AEAD_TAG_BYTES)
+      : null;
+    if (!raw) {
+      this.drops.badRecord++;
+      return;
+    }
+    const eph = decodeEphemeral(raw);
     const v = eph ? verifyEphemeral(eph, t.peer.hostCert, Math.floor(now / 1000)) : null;
     if (!eph || !v?.ok || eph.keyId === m.keyId || eph.notBefore < c.keyNotBefore || c.staleRetried) {
       this.drops.badRecord++;

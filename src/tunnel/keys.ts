@@ -45,6 +45,16 @@ export function recordKey(shared: Buffer, tid: Buffer, q: Buffer, r: Buffer): Bu
   return hash([L_RECORD, tid, q, r], shared);
 }
 
+const L_STALE = Buffer.from("mintun/1 stale");
+
+/**
+ * Key that seals a STALE (docs/PROTOCOL.md "Stale key"): H(X25519(r, T_I);
+ * "mintun/1 stale" | TID | T_I | R), T_I being the CREATE's per-tunnel key.
+ */
+export function staleKey(shared: Buffer, tid: Buffer, tI: Buffer, r: Buffer): Buffer {
+  return hash([L_STALE, tid, tI, r], shared);
+}
+
 export function createTranscript(
   tid: Buffer,
   keyId: number,

@@ -24,8 +24,10 @@
  *   REPLY   (2): responder per-tunnel X25519 pub (32) | AEAD ciphertext+tag
  *                associated data = bytes [0, 48)
  *   DATA    (3): AEAD ciphertext+tag; associated data = bytes [0, 16)
- *   STALE   (4): keyId u32 (the one that was refused) | ephLen u16 | ephemeral certificate | zero padding
- *                (signed by the host key, not AEAD; counter 0; no larger than the CREATE it answers)
+ *   STALE   (4): keyId u32 (the one that was refused) | responder's one-time X25519 pub R (32) |
+ *                AEAD ciphertext+tag of (ephLen u16 | ephemeral certificate | zero padding), key
+ *                H(X25519(r, T_I); "mintun/1 stale" | TID | T_I | R), associated data = bytes [0, 52)
+ *                (the certificate is signed by the host key; no larger than the CREATE it answers)
  *   RECORD_REQUEST  (5): requester's one-time X25519 pub Q (32) | zero padding to RECORD_REQUEST_BYTES (counter 0)
  *   RECORD_RESPONSE (6): responder's one-time X25519 pub R (32) | AEAD ciphertext+tag of
  *                (hostLen u16 | host certificate | ephLen u16 | ephemeral certificate | zero padding),
@@ -113,32 +115,50 @@ export function writeTid(buf: Buffer, off: number, tidKeyStr: string): void {
 
 // ---------------------------------------------------------------- STALE
 
-export interface StaleMsg {
-  tid: string;
-  keyId: number;
-  eph: Buffer;
-}
+/** Associated data of a sealed STALE: header, the refused key id and the responder's one-time key. */
+export const STALE_AD_BYTES = HEADER_BYTES + 4 + 32;
 
-export function encodeStale(tid: string, keyId: number, eph: Buffer, padTo: number): Buffer {
-  const len = Math.max(HEADER_BYTES + 6 + eph.length, padTo);
+/**
+ * STALE before sealing: header (TID of the CREATE, counter set by the sender) |
+ * keyId u32 (the refused one) | R, the responder's one-time key (32) |
+ * plaintext: ephLen u16 | ephemeral certificate | zero padding | room for the
+ * tag (16). The caller seals bytes [STALE_AD_BYTES, len - 16) in place with
+ * H(X25519(r, T_I); "mintun/1 stale" | TID | T_I | R). At least `padTo` bytes.
+ */
+export function encodeStale(tid: string, keyId: number, pub: Buffer, eph: Buffer, padTo: number): Buffer {
+  const len = Math.max(STALE_AD_BYTES + 2 + eph.length + AEAD_TAG_BYTES, padTo);
   const b = Buffer.alloc(len);
   writeTid(b, 0, tid);
   writeTypeCounter(b, 0, PacketType.Stale, 0);
-  b.writeUInt32BE(keyId >>> 0, 16);
-  b.writeUInt16BE(eph.length, 20);
-  eph.copy(b, 22);
+  b.writeUInt32BE(keyId >>> 0, HEADER_BYTES);
+  pub.copy(b, HEADER_BYTES + 4, 0, 32);
+  b.writeUInt16BE(eph.length, STALE_AD_BYTES);
+  eph.copy(b, STALE_AD_BYTES + 2);
   return b;
 }
 
-export function decodeStale(buf: Buffer, off: number, len: number): StaleMsg | null {
-  if (len < HEADER_BYTES + 6 || buf[off + OFFSET_TYPE] !== PacketType.Stale) return null;
-  const ephLen = buf.readUInt16BE(off + 20);
-  if (22 + ephLen > len || ephLen === 0) return null;
+export interface StaleHeader {
+  tid: string;
+  keyId: number;
+  pub: Buffer;
+}
+
+/** The clear part of a STALE: the CREATE's TID, the refused key id, the responder's one-time key. */
+export function decodeStaleHeader(buf: Buffer, off: number, len: number): StaleHeader | null {
+  if (len < STALE_AD_BYTES + 2 + AEAD_TAG_BYTES || buf[off + OFFSET_TYPE] !== PacketType.Stale) return null;
   return {
     tid: tidKey(buf, off),
-    keyId: buf.readUInt32BE(off + 16),
-    eph: Buffer.from(buf.subarray(off + 22, off + 22 + ephLen)),
+    keyId: buf.readUInt32BE(off + HEADER_BYTES),
+    pub: Buffer.from(buf.subarray(off + HEADER_BYTES + 4, off + STALE_AD_BYTES)),
   };
+}
+
+/** The opened plaintext of a STALE at [off, off+len): the ephemeral certificate (a copy). */
+export function decodeStaleBody(buf: Buffer, off: number, len: number): Buffer | null {
+  if (len < 2) return null;
+  const ephLen = buf.readUInt16BE(off);
+  if (ephLen === 0 || 2 + ephLen > len) return null;
+  return Buffer.from(buf.subarray(off + 2, off + 2 + ephLen));
 }
 
 // ---------------------------------------------------------------- RECORD_REQUEST / RESPONSE

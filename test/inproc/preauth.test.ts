@@ -7,11 +7,15 @@
 import { describe, expect, it } from "vitest";
 import {
   CREATE_OFFSET_KEY_ID,
+  CREATE_OFFSET_PUB,
   PacketType,
+  STALE_AD_BYTES,
   encodePuzzle,
   encodeStale,
   tidKey,
 } from "../../src/wire/packet.js";
+import { aeadSeal, dh, dhKeyPair } from "../../src/crypto/sodium.js";
+import { staleKey } from "../../src/tunnel/keys.js";
 import { PuzzleIssuer } from "../../src/dos/puzzle.js";
 import { tryEncodeAddr } from "../../src/wire/addr.js";
 import { ipv4, makeCa, SimNet, type Datagram, type SimHost } from "./harness.js";
@@ -130,10 +134,24 @@ describe("forged STALE", () => {
     return { ...p, fresh };
   }
 
+  /** The forger seals the STALE to the CREATE's T_I (public) with a key pair of its own. */
   function forgedStale(create: Datagram, ephRaw: Buffer): Datagram {
     const tid = tidKey(create.data, 0);
     const keyId = create.data.readUInt32BE(CREATE_OFFSET_KEY_ID);
-    return { from: create.to, to: create.from, data: encodeStale(tid, keyId, ephRaw, 0) };
+    const tI = create.data.subarray(CREATE_OFFSET_PUB, CREATE_OFFSET_PUB + 32);
+    const kp = dhKeyPair();
+    const key = staleKey(dh(kp.secretKey, tI)!, create.data.subarray(0, 8), tI, kp.publicKey);
+    const b = encodeStale(tid, keyId, kp.publicKey, ephRaw, 0);
+    const nonce = Buffer.concat([Buffer.alloc(4), b.subarray(8, 16)]);
+    const end = b.length - 16;
+    aeadSeal(
+      b.subarray(STALE_AD_BYTES),
+      b.subarray(STALE_AD_BYTES, end),
+      b.subarray(0, STALE_AD_BYTES),
+      nonce,
+      key,
+    );
+    return { from: create.to, to: create.from, data: b };
   }
 
   it("a retry after a forged STALE does not deliver the 0-RTT datagram twice", () => {
@@ -262,5 +280,19 @@ describe("nothing identifying in the clear", () => {
     }
     const found = needles.filter(([, n]) => net.log.some((d) => d.data.includes(n))).map(([w]) => w);
     expect(found).toEqual([]);
+  });
+
+  it("a STALE (creation under an expired key) does not show the responder's host key either", () => {
+    const { net, a, b } = pair();
+    const old = b.engine.eph.current!;
+    b.engine.eph.rotate(net.now);
+    old.notAfter = net.now;
+    net.log.length = 0;
+    sendFirst(a);
+    net.run();
+    expect(net.log.some((d) => d.data[8] === PacketType.Stale)).toBe(true);
+    expect(a.engine.events.staleRetries).toBe(1);
+    expect(deliveries(b)).toBe(1);
+    expect(net.log.some((d) => d.data.includes(b.cert.publicKey))).toBe(false);
   });
 });

@@ -17,7 +17,9 @@ import {
   decodeRecordResponseHeader,
   decodeRecordBody,
   RECORD_AD_BYTES,
-  decodeStale,
+  decodeStaleHeader,
+  decodeStaleBody,
+  STALE_AD_BYTES,
   encodeRecordRequest,
   encodeRecordResponse,
   encodeStale,
@@ -152,11 +154,15 @@ describe("STALE", () => {
   it("random bytes never throw and only read inside the window", () => {
     fc.assert(
       fc.property(fc.oneof(windowed(), typed(PacketType.Stale)), (w) => {
-        const m = sameOnTruncatedBuffer(w, decodeStale);
-        if (m) {
-          expect(w.len).toBeGreaterThanOrEqual(22 + m.eph.length);
-          expect(m.eph.length).toBeGreaterThan(0);
+        const h = sameOnTruncatedBuffer(w, decodeStaleHeader);
+        if (h) {
+          expect(w.len).toBeGreaterThanOrEqual(STALE_AD_BYTES + 2 + AEAD_TAG_BYTES);
           expect(w.buf[w.off + 8]).toBe(PacketType.Stale);
+        }
+        const e = sameOnTruncatedBuffer(w, decodeStaleBody);
+        if (e) {
+          expect(e.length).toBeGreaterThan(0);
+          expect(w.len).toBeGreaterThanOrEqual(2 + e.length);
         }
       }),
       RUNS,
@@ -171,19 +177,19 @@ describe("STALE", () => {
         nonEmpty(300),
         fc.integer({ min: 0, max: 600 }),
         (tid, keyId, eph, padTo) => {
-          const b = encodeStale(tid, keyId, eph, padTo);
-          expect(b.length).toBe(Math.max(HEADER_BYTES + 6 + eph.length, padTo));
+          const pub = Buffer.alloc(32, 5);
+          const b = encodeStale(tid, keyId, pub, eph, padTo);
+          expect(b.length).toBe(Math.max(STALE_AD_BYTES + 2 + eph.length + AEAD_TAG_BYTES, padTo));
           expect(b[8]).toBe(PacketType.Stale);
-          expect(readCounter(b, 0)).toBe(0);
-          // padding is zero
-          expect(b.subarray(22 + eph.length).every((x) => x === 0)).toBe(true);
-          const m = decodeStale(b, 0, b.length);
-          expect(m).toEqual({ tid, keyId, eph });
+          expect(b.subarray(STALE_AD_BYTES + 2 + eph.length).every((x) => x === 0)).toBe(true);
+          expect(decodeStaleHeader(b, 0, b.length)).toEqual({ tid, keyId, pub });
+          const bodyLen = b.length - STALE_AD_BYTES - AEAD_TAG_BYTES;
+          expect(decodeStaleBody(b, STALE_AD_BYTES, bodyLen)).toEqual(eph);
           // also at an offset inside a larger buffer
           const big = Buffer.concat([Buffer.alloc(5, 9), b, Buffer.alloc(7, 9)]);
-          expect(decodeStale(big, 5, b.length)).toEqual({ tid, keyId, eph });
+          expect(decodeStaleHeader(big, 5, b.length)).toEqual({ tid, keyId, pub });
           // one byte short of the certificate: refused
-          expect(decodeStale(b, 0, 22 + eph.length - 1)).toBeNull();
+          expect(decodeStaleBody(b, STALE_AD_BYTES, 2 + eph.length - 1)).toBeNull();
         },
       ),
       RUNS,
@@ -191,10 +197,10 @@ describe("STALE", () => {
   });
 
   it("the decoded certificate is a copy, not a view of the datagram", () => {
-    const b = encodeStale(tidKeyOf(Buffer.alloc(8, 1)), 7, Buffer.from("cert"), 64);
-    const m = decodeStale(b, 0, b.length)!;
+    const b = encodeStale(tidKeyOf(Buffer.alloc(8, 1)), 7, Buffer.alloc(32), Buffer.from("cert"), 96);
+    const e = decodeStaleBody(b, STALE_AD_BYTES, b.length - STALE_AD_BYTES - AEAD_TAG_BYTES)!;
     b.fill(0);
-    expect(m.eph.toString()).toBe("cert");
+    expect(e.toString()).toBe("cert");
   });
 });
 

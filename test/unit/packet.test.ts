@@ -30,7 +30,8 @@ import {
   decodeRecordRequest,
   decodeRecordResponseHeader,
   decodeRecordBody,
-  decodeStale,
+  decodeStaleHeader,
+  decodeStaleBody,
   encodeRecordRequest,
   encodeRecordResponse,
   encodeStale,
@@ -97,22 +98,28 @@ describe("header vectors", () => {
     expect(readCounter(hex("00".repeat(8) + "ff" + "00000000000005"), 0)).toBe(5);
   });
 
-  it("STALE: header (counter 0) | keyId u32 | ephLen u16 | certificate | zero padding", () => {
-    const b = encodeStale(tidKeyOf(TID), 0xdeadbeef, Buffer.from("cert"), 30);
+  it("STALE: header | keyId u32 | responder's one-time key (32) | (ephLen u16 | certificate | padding) | tag room", () => {
+    const r = Buffer.alloc(32, 0x33);
+    const b = encodeStale(tidKeyOf(TID), 0xdeadbeef, r, Buffer.from("cert"), 80);
     expect(b.toString("hex")).toBe(
-      "0102030405060708" + "04" + "00000000000000" + "deadbeef" + "0004" + "63657274" + "00000000",
+      "0102030405060708" +
+        "04" +
+        "00000000000000" +
+        "deadbeef" +
+        "33".repeat(32) +
+        "0004" +
+        "63657274" +
+        "00".repeat(22),
     );
-    expect(decodeStale(b, 0, b.length)).toEqual({
-      tid: tidKeyOf(TID),
-      keyId: 0xdeadbeef,
-      eph: Buffer.from("cert"),
-    });
-    // without padding: exactly 22 + ephLen
-    expect(encodeStale(tidKeyOf(TID), 1, Buffer.from("c"), 0).length).toBe(23);
-    // refused: zero ephLen, ephLen past the end, wrong type
-    expect(decodeStale(hex("0102030405060708 04 00000000000000 00000001 0000 00"), 0, 23)).toBeNull();
-    expect(decodeStale(hex("0102030405060708 04 00000000000000 00000001 0002 00"), 0, 23)).toBeNull();
-    expect(decodeStale(hex("0102030405060708 05 00000000000000 00000001 0001 00"), 0, 23)).toBeNull();
+    expect(decodeStaleHeader(b, 0, b.length)).toEqual({ tid: tidKeyOf(TID), keyId: 0xdeadbeef, pub: r });
+    expect(decodeStaleBody(b, 52, b.length - 52 - 16)).toEqual(Buffer.from("cert"));
+    // without padding: exactly 52 + 2 + ephLen + 16
+    expect(encodeStale(tidKeyOf(TID), 1, r, Buffer.from("c"), 0).length).toBe(71);
+    // refused: short, wrong type; bodies with zero ephLen or ephLen past the end
+    expect(decodeStaleHeader(b, 0, 69)).toBeNull();
+    expect(decodeStaleHeader(hex("0102030405060708 05 00000000000000" + "00".repeat(60)), 0, 76)).toBeNull();
+    expect(decodeStaleBody(hex("0000 00"), 0, 3)).toBeNull();
+    expect(decodeStaleBody(hex("0002 00"), 0, 3)).toBeNull();
   });
 
   it("RECORD_REQUEST: header (counter 0) | requester's one-time key (32) | zero padding to the requested size", () => {
