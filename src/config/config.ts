@@ -32,12 +32,24 @@ export interface PeerConfig {
   cert?: string;
 }
 
+/**
+ * The etcd cluster of a directory store. tls: CA bundle to verify the servers
+ * (https:// endpoints), and optionally a client certificate and key; username
+ * with the password read from passwordFile: etcd's own authentication.
+ */
+export interface EtcdConfig {
+  endpoints: string[];
+  prefix: string;
+  tls: { ca: string; cert: string | null; key: string | null } | null;
+  auth: { username: string; passwordFile: string } | null;
+}
+
 /** The directory role (docs/OPERATIONS.md "Running a directory"). */
 export interface DirectoryServeConfig {
   serve: boolean;
   /** file: STATE/directory.json (default); etcd: shared by several directories */
   store: "file" | "etcd";
-  etcd: { endpoints: string[]; prefix: string } | null;
+  etcd: EtcdConfig | null;
   maxRecords: number;
   /** per registering host */
   registerPerSec: number;
@@ -60,7 +72,18 @@ export interface Config {
   /** peerSubnets: route the subnets listed in verified peer certificates into the TUN (default true) */
   tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
   ephemeral: { lifetimeSec: number; minFirstPacket: number };
-  tunnel: { rekeySec: number; keepaliveSec: number; idleTimeoutSec: number; maxTunnels: number };
+  /**
+   * maxPerHost: tunnels one peer host may hold (its share of maxTunnels);
+   * unconfirmedTimeoutSec: life of an accepted tunnel its creator never confirmed
+   */
+  tunnel: {
+    rekeySec: number;
+    keepaliveSec: number;
+    idleTimeoutSec: number;
+    maxTunnels: number;
+    maxPerHost: number;
+    unconfirmedTimeoutSec: number;
+  };
   /** how often this host refreshes its registration with its directories (besides on key rotation) */
   registration: { refreshSec: number };
   /** denial-of-service defence (docs/PROTOCOL.md section 5a) */
@@ -70,6 +93,9 @@ export interface Config {
     puzzleAbovePerSec: number;
     baseDifficulty: number;
     maxDifficulty: number;
+    /** creator side: the hardest puzzle worked on, and puzzles solved per peer per 10 s */
+    maxSolveDifficulty: number;
+    puzzleSolvesPerPeer: number;
   };
   peers: PeerConfig[];
   /** directories this host registers with and looks hosts up from, in order of preference */
@@ -107,7 +133,14 @@ export const DEFAULTS = {
   listen: { address: "0.0.0.0", port: 7000 },
   tun: { name: "mintun0", mtu: 1400 },
   ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
-  tunnel: { rekeySec: 120, keepaliveSec: 25, idleTimeoutSec: 180, maxTunnels: 10_000 },
+  tunnel: {
+    rekeySec: 120,
+    keepaliveSec: 25,
+    idleTimeoutSec: 180,
+    maxTunnels: 10_000,
+    maxPerHost: 64,
+    unconfirmedTimeoutSec: 10,
+  },
   registration: { refreshSec: 10 },
   dos: {
     perSourcePerSec: 100,
@@ -115,6 +148,8 @@ export const DEFAULTS = {
     puzzleAbovePerSec: 1000,
     baseDifficulty: 8,
     maxDifficulty: 20,
+    maxSolveDifficulty: 20,
+    puzzleSolvesPerPeer: 4,
   },
   api: { socket: "/run/mintun/mintund.sock" },
   stateDir: "/var/lib/mintun",
@@ -135,11 +170,15 @@ export const LIMITS = {
   idleTimeoutSec: [3, 86_400],
   refreshSec: [1, 3600],
   maxTunnels: [1, 1_000_000],
+  maxPerHost: [1, 1_000_000],
+  unconfirmedTimeoutSec: [2, 3600],
   perSourcePerSec: [1, 1_000_000],
   perSourceBurst: [1, 1_000_000],
   puzzleAbovePerSec: [0, 10_000_000],
   baseDifficulty: [1, 20],
   maxDifficulty: [1, 20],
+  maxSolveDifficulty: [0, 20],
+  puzzleSolvesPerPeer: [1, 1000],
   maxRecords: [1, 10_000_000],
   registerPerSec: [1, 1000],
   lookupPerSec: [1, 1_000_000],
@@ -718,7 +757,13 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     let etcd: DirectoryServeConfig["etcd"] = null;
     const ee = m.get("etcd");
     if (ee && !r.isMissing(ee.value)) {
-      const em = r.map(ee.value, "directory.etcd", ["endpoints", "prefix"]);
+      const em = r.map(ee.value, "directory.etcd", [
+        "endpoints",
+        "prefix",
+        "tls",
+        "username",
+        "passwordFile",
+      ]);
       const eps = em.get("endpoints");
       const endpoints: string[] = [];
       if (eps)
@@ -735,7 +780,35 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
         pe && !r.isMissing(pe.value)
           ? r.str(pe.value, "directory.etcd.prefix", pe.key)
           : DEFAULTS.directory.etcdPrefix;
-      etcd = { endpoints, prefix };
+      let tls: EtcdConfig["tls"] = null;
+      const te = em.get("tls");
+      if (te && !r.isMissing(te.value)) {
+        const tm = r.map(te.value, "directory.etcd.tls", ["ca", "cert", "key"]);
+        const ce = required(tm, "ca", "directory.etcd.tls.ca", te.value);
+        const opt = (k: "cert" | "key"): string | null => {
+          const e = tm.get(k);
+          return e && !r.isMissing(e.value) ? r.path(e.value, `directory.etcd.tls.${k}`, e.key) : null;
+        };
+        tls = { ca: r.path(ce.value, "directory.etcd.tls.ca", ce.key), cert: opt("cert"), key: opt("key") };
+        if ((tls.cert === null) !== (tls.key === null))
+          r.fail(
+            "expected both cert and key (a client certificate) or neither",
+            te.value,
+            "directory.etcd.tls",
+          );
+      }
+      let auth: EtcdConfig["auth"] = null;
+      const ue = em.get("username");
+      const pfe = em.get("passwordFile");
+      if ((ue && !r.isMissing(ue.value)) || (pfe && !r.isMissing(pfe.value))) {
+        if (!ue || r.isMissing(ue.value) || !pfe || r.isMissing(pfe.value))
+          r.fail("expected both username and passwordFile", ee.value, "directory.etcd.username");
+        auth = {
+          username: r.str(ue!.value, "directory.etcd.username", ue!.key),
+          passwordFile: r.path(pfe!.value, "directory.etcd.passwordFile", pfe!.key),
+        };
+      }
+      etcd = { endpoints, prefix, tls, auth };
     }
     if (store === "etcd" && (!etcd || etcd.endpoints.length === 0))
       r.fail(

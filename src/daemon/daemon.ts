@@ -55,6 +55,7 @@ import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
+import { WorkerSolver } from "./puzzle-worker.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -267,6 +268,9 @@ export class Daemon {
         keepaliveMs: config.tunnel.keepaliveSec * 1000,
         idleTimeoutMs: config.tunnel.idleTimeoutSec * 1000,
         maxTunnels: config.tunnel.maxTunnels,
+        maxPerHost: config.tunnel.maxPerHost,
+        unconfirmedTimeoutMs: config.tunnel.unconfirmedTimeoutSec * 1000,
+        solver: new WorkerSolver(now),
         endpoints: () =>
           listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
         logger: log.child("engine"),
@@ -619,11 +623,13 @@ export class Daemon {
       ["tunnel.keepaliveSec", "keepaliveMs", next.tunnel.keepaliveSec * 1000],
       ["tunnel.idleTimeoutSec", "idleTimeoutMs", next.tunnel.idleTimeoutSec * 1000],
       ["tunnel.maxTunnels", "maxTunnels", next.tunnel.maxTunnels],
+      ["tunnel.maxPerHost", "maxPerHost", next.tunnel.maxPerHost],
+      ["tunnel.unconfirmedTimeoutSec", "unconfirmedTimeoutMs", next.tunnel.unconfirmedTimeoutSec * 1000],
     ];
     for (const [key, field, v] of timers)
       if (o[field] !== v) {
         (o as unknown as Record<string, number>)[field] = v;
-        applied.push(`${key} ${key === "tunnel.maxTunnels" ? v : v / 1000}`);
+        applied.push(`${key} ${key.endsWith("Sec") ? v / 1000 : v}`);
       }
     this.engine.policy = policy;
     applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");

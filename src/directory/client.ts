@@ -25,7 +25,8 @@
  *      +--cached--> done (0 extra round trips)     ... all tried twice --> done (unavailable)
  *
  * A tunnel that keeps sending and hears nothing for STALL_MS has its peer
- * looked up again: a new endpoint (both ends moved) moves the tunnel; the same
+ * looked up again: a new endpoint (both ends moved) is probed, and the tunnel
+ * moves there once the peer answers authenticated from it; the same
  * endpoint with a key younger than the tunnel (the peer restarted) closes it, so
  * the next packet creates a fresh tunnel 0-RTT. (A restarted peer is usually
  * recovered earlier by the engine's own stall probe, which needs no directory:
@@ -288,17 +289,27 @@ export class DirectoryClient {
       pend = [];
       this.misses.set(key, pend);
       pend.push(Buffer.from(buf.subarray(off, off + len)));
-      this.lookup(q, now, (r) => this.onMissAnswer(key, r), false);
+      this.lookup(q, now, (r) => this.onMissAnswer(key, r, ip), false);
       return;
     }
     if (pend.length >= this.maxPacketsPerTarget) drops.queueFull++;
     else pend.push(Buffer.from(buf.subarray(off, off + len)));
   }
 
-  private onMissAnswer(key: string, r: LookupResult): void {
+  /**
+   * The answer for a held destination. An address query is answered only by
+   * the host that owns exactly that address; when there is none, a SUBNET
+   * query asks for the gateway whose certified subnet holds it (`ip` set: the
+   * first, address, answer).
+   */
+  private onMissAnswer(key: string, r: LookupResult, ip: string | null): void {
     const pend = this.misses.get(key);
-    this.misses.delete(key);
     if (!pend) return;
+    if (!r.ok && r.reason === "notFound" && ip !== null) {
+      this.lookup({ op: "subnet", ip }, this.opts.clock(), (r2) => this.onMissAnswer(key, r2, null), false);
+      return;
+    }
+    this.misses.delete(key);
     if (!r.ok) {
       this.engine.drops.noRoute += pend.length;
       return;
@@ -542,8 +553,10 @@ export class DirectoryClient {
 
   /**
    * Both ends moved at once: a tunnel that keeps sending but has heard nothing
-   * authenticated for STALL_MS asks the directory where its peer is now, and
-   * moves its endpoint only to what a verified record of that same host says.
+   * authenticated for STALL_MS asks the directory where its peer is now. The
+   * endpoint in a verified record of that same host is still only the
+   * directory's observation (unsigned): it is probed, and the tunnel moves only
+   * when the peer answers authenticated from there (Engine.probeEndpoint).
    */
   private checkStalled(now: number): void {
     for (const p of this.engine.peers.values()) {
@@ -571,7 +584,8 @@ export class DirectoryClient {
           const cur = p.sendTunnel();
           if (!cur || cur.state !== "established") return;
           if (!addrEqual(cur.endpoint, 0, r.record.endpoint, 0)) {
-            this.engine.moveEndpoint(cur, r.record.endpoint, this.answerNow);
+            // unsigned (observed by the directory): probe, move only on an authenticated answer
+            this.engine.probeEndpoint(cur, r.record.endpoint, this.answerNow);
             return;
           }
           // Same place, still silent, and the peer's current key is younger than our tunnel: it

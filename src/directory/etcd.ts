@@ -17,7 +17,9 @@
  * of PREFIX net/, longest match). Newer-than checks are left to the hosts,
  * which verify every record and prefer the later ephemeral certificate.
  */
-import { Etcd3 } from "etcd3";
+import * as fs from "node:fs";
+import { Etcd3, type IOptions } from "etcd3";
+import type { EtcdConfig } from "../config/config.js";
 import { MintunError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { cidrContains, parseIp } from "../ip/ip.js";
@@ -66,13 +68,9 @@ export class EtcdStore implements RecordStore {
   ) {}
 
   /** Connect and check the cluster answers (a typed error names the endpoints otherwise). */
-  static async open(
-    endpoints: string[],
-    prefix: string,
-    maxRecords: number,
-    log: Logger,
-  ): Promise<EtcdStore> {
-    const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000 });
+  static async open(cfg: EtcdConfig, maxRecords: number, log: Logger): Promise<EtcdStore> {
+    const { endpoints, prefix } = cfg;
+    const client = new Etcd3({ hosts: endpoints, dialTimeout: 3000, ...etcdSecurity(cfg) });
     const s = new EtcdStore(client, prefix, maxRecords, log);
     try {
       s.count = await within(s.countRecords(), 5_000, "count");
@@ -141,10 +139,7 @@ export class EtcdStore implements RecordStore {
   private async lookupAddress(ip: string, mode: AddressMode, now: number): Promise<StoredRecord | null> {
     const text = parseIp(ip)?.text;
     if (!text) return null;
-    if (mode === "address") {
-      const r = await this.read(`${this.prefix}ip/${text}`, now);
-      if (r) return r;
-    }
+    if (mode === "address") return this.read(`${this.prefix}ip/${text}`, now);
     const nets = await this.client.getAll().prefix(`${this.prefix}net/`).limit(MAX_SUBNET_KEYS).keys();
     let best: string | null = null;
     let bestLen = -1;
@@ -175,4 +170,35 @@ export class EtcdStore implements RecordStore {
     this.client.close();
     return Promise.resolve();
   }
+}
+
+/**
+ * TLS and authentication options for the etcd client, read from the files the
+ * config names (typed error naming the file when one cannot be read). The
+ * password is read once at start; its trailing newline is dropped.
+ */
+export function etcdSecurity(cfg: EtcdConfig): Pick<IOptions, "credentials" | "auth"> {
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      throw new MintunError("EETCD", `cannot read etcd ${what} ${file}: ${String(e)}`, { cause: e });
+    }
+  };
+  const out: Pick<IOptions, "credentials" | "auth"> = {};
+  if (cfg.tls) {
+    out.credentials = {
+      rootCertificate: read("CA bundle", cfg.tls.ca),
+      ...(cfg.tls.cert && cfg.tls.key
+        ? { certChain: read("client certificate", cfg.tls.cert), privateKey: read("client key", cfg.tls.key) }
+        : {}),
+    };
+  }
+  if (cfg.auth) {
+    const password = read("password file", cfg.auth.passwordFile)
+      .toString("utf8")
+      .replace(/\r?\n$/, "");
+    out.auth = { username: cfg.auth.username, password };
+  }
+  return out;
 }

@@ -50,12 +50,17 @@ export function queryKey(q: LookupQuery): string {
   return q.op === "name" ? `n:${q.name}` : `${q.op === "address" ? "a" : "s"}:${q.ip}`;
 }
 
-/** Does the certificate answer the query? address: its own address or a subnet; subnet: a subnet; name: its name. */
+/**
+ * Does the certificate answer the query? address: it is the host's own
+ * address (exactly; a certified subnet holding it is not the host, and a
+ * directory must not pass a gateway off as that host); subnet: one of its
+ * subnets holds the address; name: its name.
+ */
 export function certAnswers(cert: HostCert, q: LookupQuery): boolean {
   if (q.op === "name") return cert.name === q.name;
   const ip = parseIp(q.ip)?.text;
   if (!ip) return false;
-  if (q.op === "address" && (cert.ip4 === ip || cert.ip6 === ip)) return true;
+  if (q.op === "address") return cert.ip4 === ip || cert.ip6 === ip;
   return cert.subnets.some((s) => cidrContains(s, ip) >= 0);
 }
 

@@ -33,7 +33,7 @@ export class Directory {
       if (dc.store === "etcd") {
         // loaded only when configured: the gRPC client is large
         const { EtcdStore } = await import("./etcd.js");
-        store = await EtcdStore.open(dc.etcd!.endpoints, dc.etcd!.prefix, dc.maxRecords, log.child("etcd"));
+        store = await EtcdStore.open(dc.etcd!, dc.maxRecords, log.child("etcd"));
       } else {
         const fs = new FileStore(config.stateDir, dc.maxRecords, log);
         fs.load(now());

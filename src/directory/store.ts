@@ -43,7 +43,10 @@ export interface RecordStore {
   readonly kind: "file" | "etcd" | "memory";
   put(r: StoredRecord, now: number): Promise<PutResult>;
   byName(name: string, now: number): Promise<StoredRecord | null>;
-  /** address: the host owning the address, else the longest subnet holding it; subnet: the latter only */
+  /**
+   * address: the host owning exactly this address (never a gateway: hosts accept only
+   * the exact owner for an address query); subnet: the longest certified subnet holding it
+   */
   byAddress(ip: string, mode: AddressMode, now: number): Promise<StoredRecord | null>;
   /** drop expired records; persist if needed (called on the coarse tick) */
   tick(now: number): void;
@@ -144,10 +147,7 @@ export class MemoryIndex {
   byAddress(ip: string, mode: AddressMode, now: number): StoredRecord | null {
     const text = parseIp(ip)?.text;
     if (!text) return null;
-    if (mode === "address") {
-      const r = this.live(this.ips.get(text), now);
-      if (r) return r;
-    }
+    if (mode === "address") return this.live(this.ips.get(text), now);
     let best: StoredRecord | null = null;
     let bestLen = -1;
     for (const k of this.gateways) {

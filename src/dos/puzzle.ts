@@ -23,7 +23,15 @@ import { ADDR_BYTES } from "../wire/addr.js";
 export const PUZZLE_WINDOW_MS = 10_000;
 export const COOKIE_BYTES = 16;
 export const SOLUTION_BYTES = 8;
-/** The creator refuses to work on puzzles harder than this (~1M hashes, well under a second). */
+/**
+ * The creator's cap: it refuses to work on puzzles harder than this (a counted
+ * drop, `puzzleTooHard`). It is the highest difficulty a responder with the
+ * default load levels ever demands (src/dos/load.ts: 8 bits at 1000 offered
+ * creations/s, one more per doubling, DOS_DEFAULTS.maxDifficulty = 20 at
+ * ~4 million/s, far above what one responder can even receive). 2^20 hashes
+ * take 0.5–2 s of one core here, spent in the solver's worker thread, never on
+ * the event loop.
+ */
 export const MAX_DIFFICULTY = 20;
 
 const L_PUZZLE = Buffer.from("mintun/1 puzzle");
@@ -137,23 +145,67 @@ export function workOk(
   return leadingZeroBits(workOut) >= difficulty;
 }
 
-/** Find a solution (the creator's side). Returns null above MAX_DIFFICULTY or after `maxTries`. */
+/**
+ * Expected work of one puzzle is 2^difficulty hashes; a solver gives up after
+ * SOLVE_TRIES_FACTOR times that (the chance of no solution by then is e^-8 ≈ 0.03 %).
+ */
+export const SOLVE_TRIES_FACTOR = 8;
+
+/** The work input: label | cookie | TID | T_I | 8-byte counter (hashed in place, counter last). */
+export function workInput(cookie: Buffer, tid: Buffer, tI: Buffer): Buffer {
+  return Buffer.concat([L_WORK, cookie, tid, tI, Buffer.alloc(SOLUTION_BYTES)]);
+}
+
+/**
+ * The search loop, self-contained (no closure: src/dos/solver.ts runs its
+ * source in a worker thread). Tries counters 0..maxTries-1 in the last 8
+ * bytes of `input`; returns the solving 8 bytes or null.
+ */
+export function searchWork(
+  hash: (out: Uint8Array, input: Uint8Array) => void,
+  input: Uint8Array,
+  difficulty: number,
+  maxTries: number,
+): Uint8Array | null {
+  const ctrOff = input.length - 8;
+  const view = new DataView(input.buffer, input.byteOffset, input.length);
+  const out = new Uint8Array(32);
+  for (let i = 0; i < maxTries; i++) {
+    view.setUint32(ctrOff + 4, i >>> 0);
+    hash(out, input);
+    let n = 0;
+    for (let j = 0; j < out.length; j++) {
+      const x = out[j]!;
+      if (x === 0) {
+        n += 8;
+        continue;
+      }
+      n += Math.clz32(x) - 24;
+      break;
+    }
+    if (n >= difficulty) return input.slice(ctrOff);
+  }
+  return null;
+}
+
+/**
+ * Find a solution on the calling thread (tests, tools, src/dos/solver.ts's
+ * InlineSolver). Returns null above MAX_DIFFICULTY or after `maxTries`. The
+ * daemon never calls this on its event loop: it uses the WorkerSolver.
+ */
 export function solve(
   cookie: Buffer,
   tid: Buffer,
   tI: Buffer,
   difficulty: number,
-  maxTries = 1 << 24,
+  maxTries = SOLVE_TRIES_FACTOR * 2 ** Math.min(difficulty, MAX_DIFFICULTY),
 ): Buffer | null {
   if (difficulty > MAX_DIFFICULTY) return null;
-  // one input buffer, the 8-byte counter at the end, hashed in place
-  const input = Buffer.concat([L_WORK, cookie, tid, tI, Buffer.alloc(SOLUTION_BYTES)]);
-  const ctrOff = input.length - SOLUTION_BYTES;
-  const out = Buffer.alloc(32);
-  for (let i = 0; i < maxTries; i++) {
-    input.writeUInt32BE(i >>> 0, ctrOff + 4);
-    sodium.crypto_generichash(out, input);
-    if (leadingZeroBits(out) >= difficulty) return Buffer.from(input.subarray(ctrOff));
-  }
-  return null;
+  const r = searchWork(
+    (o, i) => sodium.crypto_generichash(o as Buffer, i as Buffer),
+    workInput(cookie, tid, tI),
+    difficulty,
+    maxTries,
+  );
+  return r ? Buffer.from(r.buffer, r.byteOffset, r.length) : null;
 }

@@ -67,8 +67,23 @@ export function newDrops() {
     fragOrphan: 0,
     /** connection reset because a policy reload no longer allows it */
     connPolicyReset: 0,
-    /** CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE we will not solve */
+    /**
+     * CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE for no
+     * creation of ours, another key id, a second one per attempt, or not from the CREATE's address
+     */
     puzzleBad: 0,
+    /** PUZZLE harder than this creator works on (dos.maxSolveDifficulty, at most 20) */
+    puzzleTooHard: 0,
+    /** PUZZLE not worked on: this peer's puzzle budget is spent, or the solver queue is full */
+    puzzleBusy: 0,
+    /** puzzle the solver gave up on (8 × 2^difficulty tries) or lost with its worker */
+    puzzleUnsolved: 0,
+    /** STALE not from the address its CREATE went to */
+    staleSource: 0,
+    /** creation refused: the creator's host holds its share of the tunnel table, none unconfirmed */
+    hostShareFull: 0,
+    /** inner packets of a creation retry (RETRY frame) that were already delivered: not again */
+    retryDuplicate: 0,
     /** directory answers whose record did not verify or did not answer the question (refused) */
     dirBadRecord: 0,
     /** directory requests over the sending host's rate (directory role) */
@@ -110,6 +125,13 @@ export function newEvents() {
     puzzlesSent: 0,
     puzzlesSolved: 0,
     puzzlesAccepted: 0,
+    /** PUZZLEs handed to the solver (off the event loop in the daemon) */
+    puzzlesQueued: 0,
+    /** accepted tunnels never confirmed by their creator: closed after unconfirmedTimeout / replaced by a newer one of the same host */
+    unconfirmedExpired: 0,
+    unconfirmedReplaced: 0,
+    /** probes sent to an endpoint a directory returned for a silent tunnel (the tunnel moves only on an authenticated answer) */
+    endpointProbes: 0,
     /** connections this host opened / accepted / refused by policy or authentication */
     connsOpened: 0,
     connsAccepted: 0,

@@ -54,8 +54,12 @@ import {
   REPLY_AD_BYTES,
   REPLY_OFFSET_PUB,
   decodeRecordRequest,
-  decodeRecordResponse,
-  decodeStale,
+  decodeRecordResponseHeader,
+  decodeRecordBody,
+  RECORD_AD_BYTES,
+  decodeStaleHeader,
+  decodeStaleBody,
+  STALE_AD_BYTES,
   decodePuzzle,
   encodePuzzle,
   SOLVED_AD_BYTES,
@@ -77,7 +81,6 @@ import {
   CREATE_QUEUE_PACKETS,
   CREATE_TIMEOUT_MS,
   FRAME_HEADER_BYTES,
-  HEADER_BYTES,
   MAX_UDP_PAYLOAD_BYTES,
   OLD_EPOCH_GRACE_MS,
   PROBE_AFTER_MS,
@@ -94,7 +97,15 @@ import { EphemeralKeys } from "./ephemeral.js";
 import { CertCache } from "./certcache.js";
 import { SourceBuckets } from "../dos/bucket.js";
 import { LoadMeter } from "../dos/load.js";
-import { COOKIE_BYTES, PuzzleIssuer, SOLUTION_BYTES, solve } from "../dos/puzzle.js";
+import {
+  COOKIE_BYTES,
+  MAX_DIFFICULTY,
+  PUZZLE_WINDOW_MS,
+  PuzzleIssuer,
+  SOLUTION_BYTES,
+} from "../dos/puzzle.js";
+import { InlineSolver, type PuzzleSolver } from "../dos/solver.js";
+import { NO_SENDS, appendSend, retryDelivered } from "./retry.js";
 import {
   createTranscript,
   deriveCreate,
@@ -103,14 +114,16 @@ import {
   deriveRekey,
   moveKeys,
   helloAuth,
+  recordKey,
   sessionIdOf,
+  staleKey,
 } from "./keys.js";
 import { ReplayWindow } from "./replay.js";
 import { PrefixTable } from "./routing.js";
 import { onTunBatch } from "./inside.js";
 import { onUdpBatch } from "./outside.js";
 import type { PacketBatch, UdpBatch } from "./io.js";
-import { Epoch, Peer, Tunnel } from "./tunnel.js";
+import { Epoch, Peer, Tunnel, type QueuedPacket } from "./tunnel.js";
 import {
   CONN_DENIED,
   CONN_OPEN,
@@ -161,6 +174,13 @@ export interface EngineOptions {
   keepaliveMs: number;
   idleTimeoutMs: number;
   maxTunnels: number;
+  /** tunnels one peer host may hold (its share of maxTunnels); default DEFAULT_MAX_PER_HOST */
+  maxPerHost?: number;
+  /**
+   * An accepted tunnel whose creator never answered under the new key (it never saw a
+   * REPLY, or never meant to) is closed after this long instead of idleTimeoutMs.
+   */
+  unconfirmedTimeoutMs?: number;
   maxReplayRecords?: number;
   /** underlay endpoints to publish in ephemeral certificates */
   endpoints: () => { ip: string; port: number }[];
@@ -180,6 +200,11 @@ export interface EngineOptions {
   identity?: ConnIdentity;
   /** connection policy for inbound flows (src/conn/policy.ts); absent or null: allow all */
   policy?: Policy | null;
+  /**
+   * Where puzzles get solved (src/dos/solver.ts). The daemon passes a WorkerSolver
+   * (off the event loop); absent: an InlineSolver (tests, tools: synchronous).
+   */
+  solver?: PuzzleSolver;
 }
 
 /** One connection as whois reports it (both ends). */
@@ -213,6 +238,10 @@ export interface DosOptions {
   maxDifficulty: number;
   /** puzzles stay on until the load stayed below half the threshold this long */
   calmMs: number;
+  /** creator: the hardest PUZZLE it works on (harder ones: `puzzleTooHard`); at most MAX_DIFFICULTY */
+  maxSolveDifficulty: number;
+  /** creator: puzzles it solves per peer per 10-s puzzle window (more: `puzzleBusy`) */
+  puzzleSolvesPerPeer: number;
 }
 
 export const DOS_DEFAULTS: DosOptions = {
@@ -223,7 +252,17 @@ export const DOS_DEFAULTS: DosOptions = {
   baseDifficulty: 8,
   maxDifficulty: 20,
   calmMs: 5_000,
+  maxSolveDifficulty: MAX_DIFFICULTY,
+  puzzleSolvesPerPeer: 4,
 };
+
+/** KEEPALIVE body of an endpoint probe: please answer (probeEndpoint). */
+const PROBE_BODY = Buffer.from([1]);
+
+/** Default share of the tunnel table for one peer host. */
+export const DEFAULT_MAX_PER_HOST = 64;
+/** Default life of an accepted tunnel its creator never confirmed (2 × CREATE_TIMEOUT_MS). */
+export const DEFAULT_UNCONFIRMED_TIMEOUT_MS = 10_000;
 
 export interface PeerConfig {
   name: string;
@@ -275,6 +314,8 @@ export class Engine {
   readonly buckets: SourceBuckets;
   readonly load: LoadMeter;
   readonly puzzles = new PuzzleIssuer();
+  readonly solver: PuzzleSolver;
+  private readonly dos: DosOptions;
   private lastSweep = 0;
   /** flow scratch for the send path and for the receive path */
   readonly flow = new FlowScratch();
@@ -307,6 +348,8 @@ export class Engine {
     this.policy = opts.policy ?? null;
     this.identity = opts.identity ?? null;
     const dos = { ...DOS_DEFAULTS, ...opts.dos };
+    this.dos = dos;
+    this.solver = opts.solver ?? new InlineSolver(() => this.lastTick);
     this.buckets = new SourceBuckets(dos.perSourcePerSec, dos.perSourceBurst, dos.maxSources);
     this.load = new LoadMeter({
       highPerSec: dos.puzzleAbovePerSec,
@@ -433,8 +476,11 @@ export class Engine {
     if (p.recordReq && now - p.recordReq.sentAt < RECORD_RETRY_MS * Math.min(8, 2 ** p.recordReq.attempts))
       return;
     const tid = randomBytes(8);
-    const req = encodeRecordRequest(tidKeyOf(tid), RECORD_REQUEST_BYTES);
-    p.recordReq = { tid: tidKeyOf(tid), sentAt: now, attempts: (p.recordReq?.attempts ?? 0) + 1 };
+    // a one-time key: the answer comes sealed to it (no certificate in the clear)
+    const q = dhKeyPair();
+    const req = encodeRecordRequest(tidKeyOf(tid), q.publicKey, RECORD_REQUEST_BYTES);
+    if (p.recordReq) zero(p.recordReq.q.secretKey);
+    p.recordReq = { tid: tidKeyOf(tid), sentAt: now, attempts: (p.recordReq?.attempts ?? 0) + 1, q };
     this.events.recordRequestsSent++;
     this.out.sendUdp(req, 0, req.length, p.endpoint, 0);
   }
@@ -457,25 +503,66 @@ export class Engine {
       this.drops.rateLimited++;
       return;
     }
-    const resp = encodeRecordResponse(m.tid, this.opts.hostCert.raw, k.cert.raw, len);
+    // sealed to the requester's one-time key with our reply key (one X25519, after the rate limit)
+    const r = this.replyKey(now);
+    const resp = encodeRecordResponse(m.tid, r.publicKey, this.opts.hostCert.raw, k.cert.raw, len);
     if (!resp) {
       this.drops.noAmplify++;
       return;
     }
+    const shared = dh(r.secretKey, m.pub);
+    if (!shared) {
+      this.drops.auth++;
+      return;
+    }
+    // a random counter, hence nonce: a replayed request within the reply key's second gets
+    // the same key, and the certificate may have changed meanwhile
+    writeTypeCounter(resp, 0, PacketType.RecordResponse, randomBytes(6).readUIntBE(0, 6));
+    const key = recordKey(shared, buf.subarray(off, off + 8), m.pub, r.publicKey);
+    zero(shared);
+    const plainLen = resp.length - RECORD_AD_BYTES - AEAD_TAG_BYTES;
+    this.setNonceFrom(resp, 0);
+    aeadSeal(
+      resp.subarray(RECORD_AD_BYTES),
+      resp.subarray(RECORD_AD_BYTES, RECORD_AD_BYTES + plainLen),
+      resp.subarray(0, RECORD_AD_BYTES),
+      this.nonce,
+      key,
+    );
+    zero(key);
     this.events.recordResponsesSent++;
     this.out.sendUdp(resp, 0, resp.length, src, srcOff);
   }
 
   private onRecordResponse(buf: Buffer, off: number, len: number, now: number): void {
-    const m = decodeRecordResponse(buf, off, len);
-    if (!m) {
+    const h = decodeRecordResponseHeader(buf, off, len);
+    if (!h) {
       this.drops.malformed++;
       return;
     }
     let peer: Peer | null = null;
-    for (const p of this.unresolved.values()) if (p.recordReq?.tid === m.tid) peer = p;
-    if (!peer) for (const p of this.peers.values()) if (p.recordReq?.tid === m.tid) peer = p;
+    for (const p of this.unresolved.values()) if (p.recordReq?.tid === h.tid) peer = p;
+    if (!peer) for (const p of this.peers.values()) if (p.recordReq?.tid === h.tid) peer = p;
     if (!peer) {
+      this.drops.badRecord++;
+      return;
+    }
+    const q = peer.recordReq!.q;
+    const shared = dh(q.secretKey, h.pub);
+    if (!shared) {
+      this.drops.auth++;
+      return;
+    }
+    const key = recordKey(shared, buf.subarray(off, off + 8), q.publicKey, h.pub);
+    zero(shared);
+    const opened = this.openInPlace(buf, off, len, RECORD_AD_BYTES, key);
+    zero(key);
+    if (!opened) {
+      this.drops.auth++;
+      return;
+    }
+    const m = decodeRecordBody(buf, off + RECORD_AD_BYTES, len - RECORD_AD_BYTES - AEAD_TAG_BYTES);
+    if (!m) {
       this.drops.badRecord++;
       return;
     }
@@ -500,6 +587,7 @@ export class Engine {
       }));
       return;
     }
+    zero(peer.recordReq!.q.secretKey);
     peer.recordReq = null;
     peer.recordFetchedAt = now;
     if (!known) {
@@ -561,12 +649,22 @@ export class Engine {
     return p;
   }
 
-  /** Point a tunnel (and its peer) at a new endpoint from a verified record (both ends moved). */
-  moveEndpoint(t: Tunnel, endpoint: Buffer, now: number): void {
-    if (addrEqual(t.endpoint, 0, endpoint, 0)) return;
+  /**
+   * Someone unauthenticated (a directory's observed address) says the peer of a
+   * silent tunnel is elsewhere now. The tunnel does not move: one probe (a
+   * KEEPALIVE that asks for an answer, sealed as usual) goes to that endpoint,
+   * and the endpoint follows only when an authenticated, current packet comes
+   * back from there (onAuthenticated), as for any roam.
+   */
+  probeEndpoint(t: Tunnel, endpoint: Buffer, now: number): void {
+    if (!t.canSend || addrEqual(t.endpoint, 0, endpoint, 0)) return;
+    const keep = Buffer.from(t.endpoint);
     endpoint.copy(t.endpoint, 0, 0, ADDR_BYTES);
-    t.peer.endpoint = Buffer.from(endpoint);
-    this.rlog.log(now, "info", "relocate", "peer endpoint from the directory", () => ({
+    this.sendControl(t, FrameType.Keepalive, PROBE_BODY, now);
+    keep.copy(t.endpoint);
+    this.events.endpointProbes++;
+    this.out.flush();
+    this.rlog.log(now, "info", "probe", "probing a peer endpoint from the directory", () => ({
       peer: t.peer.name,
       to: addrToString(endpoint),
     }));
@@ -621,9 +719,9 @@ export class Engine {
       if (!t) return;
     }
     const c = t.create!;
-    const pkt = Buffer.from(buf.subarray(off, off + len));
-    if (c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(pkt);
-    this.sendCreate(t, pkt, now);
+    const q: QueuedPacket = { pkt: Buffer.from(buf.subarray(off, off + len)), sent: NO_SENDS };
+    if (c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(q);
+    this.sendCreate(t, q, now);
   }
 
   private startCreate(peer: Peer, now: number): Tunnel | null {
@@ -657,6 +755,8 @@ export class Engine {
       minSize: Math.max(eph.minFirstPacket, MIN_CREATE_BYTES),
       queue: [],
       staleRetried: false,
+      keyNotBefore: eph.notBefore,
+      solving: null,
     };
     this.addTunnel(t);
     this.events.tunnelsCreated++;
@@ -674,10 +774,11 @@ export class Engine {
    * (always, in creation: the responder may have lost an earlier one) and its
    * CONN_DATA, packed into as few datagrams as fit, each padded to the peer's minimum.
    */
-  private sendCreate(t: Tunnel, pkt: Buffer | null, now: number): void {
+  private sendCreate(t: Tunnel, q: QueuedPacket | null, now: number): void {
     const c = t.create!;
     const frames: [number, Buffer][] = [[FrameType.Hello, c.hello]];
     let data = false;
+    const pkt = q ? q.pkt : null;
     if (pkt) {
       const f = this.flow;
       const conn = parseFlow(pkt, 0, pkt.length, f)
@@ -685,6 +786,8 @@ export class Engine {
         : null;
       if (conn) {
         frames.push([FrameType.ConnOpen, this.openBody(t, conn)]);
+        // a resend names the CREATEs that carried this packet before (src/tunnel/retry.ts)
+        if (q!.sent.length > 0) frames.push([FrameType.Retry, q!.sent]);
         const d = Buffer.allocUnsafe(CONN_ID_BYTES + pkt.length);
         d.writeUInt32BE(conn.wireId, 0);
         pkt.copy(d, CONN_ID_BYTES);
@@ -696,9 +799,12 @@ export class Engine {
     }
     let cur: [number, Buffer][] = [];
     let size = SOLVED_AD_BYTES + AEAD_TAG_BYTES;
-    for (const fr of frames) {
+    for (let i = 0; i < frames.length; i++) {
+      const fr = frames[i]!;
       const l = FRAME_HEADER_BYTES + fr[1].length;
-      if (cur.length > 0 && size + l > MAX_UDP_PAYLOAD_BYTES) {
+      // a RETRY travels in the datagram of the data it names
+      const need = fr[0] === FrameType.Retry ? l + FRAME_HEADER_BYTES + frames[i + 1]![1].length : l;
+      if (cur.length > 0 && size + need > MAX_UDP_PAYLOAD_BYTES) {
         this.sendCreatePacket(t, cur, 0, now);
         cur = [];
         size = SOLVED_AD_BYTES + AEAD_TAG_BYTES;
@@ -706,10 +812,12 @@ export class Engine {
       cur.push(fr);
       size += l;
     }
-    this.sendCreatePacket(t, cur, data ? pkt!.length : 0, now);
+    const n = this.sendCreatePacket(t, cur, data ? pkt!.length : 0, now);
+    if (data) q!.sent = appendSend(q!.sent, t.tid, n);
   }
 
-  private sendCreatePacket(t: Tunnel, frames: [number, Buffer][], ipBytes: number, now: number): void {
+  /** Seal and send one CREATE (or CREATE_SOLVED); returns its counter. */
+  private sendCreatePacket(t: Tunnel, frames: [number, Buffer][], ipBytes: number, now: number): number {
     const c = t.create!;
     let body = 0;
     for (const fr of frames) body += FRAME_HEADER_BYTES + fr[1].length;
@@ -718,7 +826,8 @@ export class Engine {
     const size = Math.max(adLen + body + AEAD_TAG_BYTES, c.minSize);
     const b = Buffer.alloc(size);
     b.latin1Write(t.tid, 0, 8);
-    writeTypeCounter(b, 0, z ? PacketType.CreateSolved : PacketType.Create, c.counter++);
+    const n = c.counter++;
+    writeTypeCounter(b, 0, z ? PacketType.CreateSolved : PacketType.Create, n);
     b.writeUInt32BE(c.keyId >>> 0, CREATE_OFFSET_KEY_ID);
     c.tI.publicKey.copy(b, CREATE_OFFSET_PUB);
     if (z) {
@@ -740,6 +849,7 @@ export class Engine {
     }
     this.events.createSent++;
     this.out.sendUdp(b, 0, size, t.endpoint, 0);
+    return n;
   }
 
   // ------------------------------------------------------------------ creation (responder)
@@ -777,7 +887,7 @@ export class Engine {
     const k = this.eph.get(keyId, now);
     if (!k) {
       // one counter per datagram: answered with the fresh key, or not (answer would be larger)
-      if (this.sendStale(tid, keyId, len, src, srcOff)) this.drops.staleKey++;
+      if (this.sendStale(buf, off, len, src, srcOff, now)) this.drops.staleKey++;
       else this.drops.noAmplify++;
       return;
     }
@@ -877,8 +987,14 @@ export class Engine {
       this.drops.createReplay++;
       return;
     }
-    // verified: allocate state
+    // verified: allocate state, within this host's share of the table
     const peer = this.peerForCert(cert, src, srcOff);
+    if (!this.takeHostShare(peer, now)) {
+      zero(ck1);
+      zero(k0);
+      this.drops.hostShareFull++;
+      return;
+    }
     const t = new Tunnel("responder", tid, peer, src.subarray(srcOff, srcOff + ADDR_BYTES), now);
     const tR = this.replyKey(now);
     const ee = dh(tR.secretKey, tI);
@@ -910,8 +1026,8 @@ export class Engine {
         key: fingerprint(cert.publicKey),
         from: addrToString(src, srcOff),
       });
-    // deliver the 0-RTT inner packets that follow HELLO
-    this.deliverFrames(t, it, now);
+    // deliver the 0-RTT inner packets that follow HELLO, unless a retry of delivered ones
+    this.deliverFrames(t, it, now, retryDelivered(this.tids, peer, buf, ptOff, plainLen));
     // answer at once so the creator moves to the new key
     this.sendEmpty(t, now);
   }
@@ -944,37 +1060,101 @@ export class Engine {
     }
     a.replay.accept(n);
     this.onAuthenticated(t, src, srcOff, len, now);
-    const it = this.frames.reset(buf, ptOff, plainLen);
-    this.deliverFrames(t, it, now);
+    const dup = retryDelivered(this.tids, t.peer, buf, ptOff, plainLen);
+    this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now, dup);
     // the creator has not seen our REPLY yet
     if (t.state === "replying") this.sendEmpty(t, now);
   }
 
-  /** Answer a CREATE under a dead key with the current signed key, if that is no larger than the CREATE. */
-  private sendStale(tid: string, keyId: number, reqLen: number, src: Buffer, srcOff: number): boolean {
+  /**
+   * Answer a CREATE (at buf[off, off+len)) under a dead key with the current
+   * signed key, sealed to the CREATE's T_I (the certificate names our host key:
+   * not in the clear), if that is no larger than the CREATE. One X25519, after
+   * the per-source rate limit.
+   */
+  private sendStale(
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+  ): boolean {
     const k = this.eph.current;
-    if (!k || HEADER_BYTES + 6 + k.cert.raw.length > reqLen) return false;
-    const b = encodeStale(tid, keyId, k.cert.raw, 0);
+    if (!k || STALE_AD_BYTES + 2 + k.cert.raw.length + AEAD_TAG_BYTES > len) return false;
+    const r = this.replyKey(now);
+    const tI = buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32);
+    const shared = dh(r.secretKey, tI);
+    if (!shared) return false;
+    const b = encodeStale(
+      tidKey(buf, off),
+      buf.readUInt32BE(off + CREATE_OFFSET_KEY_ID),
+      r.publicKey,
+      k.cert.raw,
+      0,
+    );
+    // random counter, hence nonce: a replayed CREATE within the reply key's second meets the same key
+    writeTypeCounter(b, 0, PacketType.Stale, randomBytes(6).readUIntBE(0, 6));
+    const key = staleKey(shared, buf.subarray(off, off + 8), tI, r.publicKey);
+    zero(shared);
+    const plainLen = b.length - STALE_AD_BYTES - AEAD_TAG_BYTES;
+    this.setNonceFrom(b, 0);
+    aeadSeal(
+      b.subarray(STALE_AD_BYTES),
+      b.subarray(STALE_AD_BYTES, STALE_AD_BYTES + plainLen),
+      b.subarray(0, STALE_AD_BYTES),
+      this.nonce,
+      key,
+    );
+    zero(key);
     this.events.staleAnswersSent++;
     this.out.sendUdp(b, 0, b.length, src, srcOff);
     return true;
   }
 
-  private onStale(buf: Buffer, off: number, len: number, now: number): void {
-    const m = decodeStale(buf, off, len);
+  /**
+   * A STALE names the TID and key id of a CREATE and carries a fresher signed
+   * key. It is not authenticated (anyone who saw the CREATE can send one, with
+   * either of the responder's public ephemeral certificates), so it is taken
+   * only when plausible: for a creation still waiting for its first
+   * authenticated answer, from the address that CREATE went to, naming the key
+   * it used, carrying a different key of the same host that is no older, and
+   * once per creation. The retry resends the 0-RTT packets with RETRY frames,
+   * so a responder that did accept the first CREATE does not deliver them twice.
+   */
+  private onStale(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+    const m = decodeStaleHeader(buf, off, len);
     const t = m ? this.tids.get(m.tid) : undefined;
-    if (!m || !t || t.state !== "creating" || !t.create || t.create.keyId !== m.keyId || !t.peer.hostCert) {
+    const c = t?.create;
+    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || !t.peer.hostCert) {
       this.drops.badRecord++;
       return;
     }
-    const eph = decodeEphemeral(m.eph);
+    if (!addrEqual(src, srcOff, t.endpoint, 0)) {
+      this.drops.staleSource++;
+      return;
+    }
+    // sealed to our T_I: open it (a forger who saw the CREATE can seal one too; this is privacy)
+    const shared = dh(c.tI.secretKey, m.pub);
+    const key = shared ? staleKey(shared, buf.subarray(off, off + 8), c.tI.publicKey, m.pub) : null;
+    if (shared) zero(shared);
+    const opened = key !== null && this.openInPlace(buf, off, len, STALE_AD_BYTES, key);
+    if (key) zero(key);
+    const raw = opened
+      ? decodeStaleBody(buf, off + STALE_AD_BYTES, len - STALE_AD_BYTES - AEAD_TAG_BYTES)
+      : null;
+    if (!raw) {
+      this.drops.badRecord++;
+      return;
+    }
+    const eph = decodeEphemeral(raw);
     const v = eph ? verifyEphemeral(eph, t.peer.hostCert, Math.floor(now / 1000)) : null;
-    if (!eph || !v?.ok || eph.keyId === m.keyId || t.create.staleRetried) {
+    if (!eph || !v?.ok || eph.keyId === m.keyId || eph.notBefore < c.keyNotBefore || c.staleRetried) {
       this.drops.badRecord++;
       return;
     }
     // a fresh signed key: retry once with it, resending what was sent 0-RTT
-    const queue = t.create.queue.slice();
+    const queue = c.queue.slice();
     const peer = t.peer;
     this.closeTunnel(t, now, "stale");
     peer.eph = eph;
@@ -982,42 +1162,115 @@ export class Engine {
     const nt = this.startCreate(peer, now);
     if (!nt) return;
     nt.create!.staleRetried = true;
-    if (queue.length === 0) this.sendCreate(nt, null, now);
-    for (const p of queue) {
-      nt.create!.queue.push(p);
-      this.sendCreate(nt, p, now);
+    this.resendQueue(nt, queue, now);
+  }
+
+  /** Resend a creation's 0-RTT packets on tunnel t (each names its earlier sends), or a bare HELLO. */
+  private resendQueue(t: Tunnel, queue: QueuedPacket[], now: number): void {
+    const c = t.create!;
+    if (queue.length === 0) this.sendCreate(t, null, now);
+    for (const q of queue) {
+      if (c.queue !== queue && c.queue.length < CREATE_QUEUE_PACKETS) c.queue.push(q);
+      this.sendCreate(t, q, now);
     }
   }
 
   /**
    * The responder is loaded and wants work before it spends a Diffie-Hellman
-   * on us: solve its puzzle once per creation attempt and resend what we sent
-   * 0-RTT, now as CREATE_SOLVED. Only for a TID we are creating, with the key
-   * id we used, and at most MAX_DIFFICULTY, so an on-path forger can make us
-   * do bounded work at most.
+   * on us. A PUZZLE is unauthenticated, so it is taken only for a TID we are
+   * creating, with the key id we used, from the address the CREATE went to,
+   * once per attempt, at most `maxSolveDifficulty` (`puzzleTooHard`), at most
+   * `puzzleSolvesPerPeer` per peer and puzzle window and while the solver has
+   * room (`puzzleBusy`). The work runs in the solver (a worker thread in the
+   * daemon); meanwhile this creation and every other tunnel go on. With the
+   * solution we resend what we sent 0-RTT as CREATE_SOLVED, with RETRY frames.
    */
-  private onPuzzle(buf: Buffer, off: number, len: number, now: number): void {
+  private onPuzzle(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
     const m = decodePuzzle(buf, off, len);
     const t = m ? this.tids.get(m.tid) : undefined;
     const c = t?.create;
-    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || c.puzzle) {
+    if (!m || !t || t.state !== "creating" || !c || c.keyId !== m.keyId || c.puzzle || c.solving) {
       this.drops.puzzleBad++;
       return;
     }
-    const sol = solve(m.cookie, Buffer.from(t.tid, "latin1"), c.tI.publicKey, m.difficulty);
-    if (!sol) {
+    if (!addrEqual(src, srcOff, t.endpoint, 0)) {
       this.drops.puzzleBad++;
+      return;
+    }
+    if (m.difficulty > Math.min(this.dos.maxSolveDifficulty, MAX_DIFFICULTY)) {
+      this.drops.puzzleTooHard++;
       this.rlog.log(now, "warn", "puzzle", "puzzle refused (too hard)", () => ({
         peer: t.peer.name,
         difficulty: m.difficulty,
       }));
       return;
     }
+    const peer = t.peer;
+    const w = Math.floor(now / PUZZLE_WINDOW_MS);
+    if (peer.puzzleWindow !== w) {
+      peer.puzzleWindow = w;
+      peer.puzzleSolves = 0;
+    }
+    if (peer.puzzleSolves >= this.dos.puzzleSolvesPerPeer) {
+      this.drops.puzzleBusy++;
+      return;
+    }
+    let sync = true;
+    let answered = false;
+    const ticket = this.solver.submit(
+      { cookie: m.cookie, tid: Buffer.from(t.tid, "latin1"), tI: c.tI.publicKey, difficulty: m.difficulty },
+      (sol, at) => {
+        answered = true;
+        if (c.solving) c.solving = null;
+        this.onPuzzleSolved(t, c, m, sol, at);
+        if (!sync) this.out.flush();
+      },
+    );
+    sync = false;
+    if (!ticket) {
+      this.drops.puzzleBusy++;
+      return;
+    }
+    peer.puzzleSolves++;
+    this.events.puzzlesQueued++;
+    if (!answered) c.solving = ticket;
+  }
+
+  private onPuzzleSolved(
+    t: Tunnel,
+    c: NonNullable<Tunnel["create"]>,
+    m: NonNullable<ReturnType<typeof decodePuzzle>>,
+    sol: Buffer | null,
+    now: number,
+  ): void {
+    // the creation may have got its REPLY, timed out or been replaced meanwhile
+    if (t.state !== "creating" || t.create !== c || c.puzzle) return;
+    if (!sol) {
+      this.drops.puzzleUnsolved++;
+      return;
+    }
     c.puzzle = { window: m.window, difficulty: m.difficulty, cookie: m.cookie, solution: sol };
     this.events.puzzlesSolved++;
-    const queue = c.queue.slice();
-    if (queue.length === 0) this.sendCreate(t, null, now);
-    for (const p of queue) this.sendCreate(t, p, now);
+    this.resendQueue(t, c.queue, now);
+  }
+
+  /**
+   * Room for one more tunnel of `peer` (its share of the table): below
+   * maxPerHost, or after closing its oldest tunnel that was never confirmed.
+   */
+  private takeHostShare(peer: Peer, now: number): boolean {
+    let live = 0;
+    let oldest: Tunnel | null = null;
+    for (const x of peer.tunnels) {
+      if (x.state === "closed") continue;
+      live++;
+      if (x.state === "replying" && (!oldest || x.createdAt < oldest.createdAt)) oldest = x;
+    }
+    if (live < (this.opts.maxPerHost ?? DEFAULT_MAX_PER_HOST)) return true;
+    if (!oldest) return false;
+    this.closeTunnel(oldest, now, "replaced");
+    this.events.unconfirmedReplaced++;
+    return true;
   }
 
   // ------------------------------------------------------------------ REPLY (initiator)
@@ -1344,12 +1597,18 @@ export class Engine {
     }
   }
 
-  /** Walk verified frames: inner packets to the TUN, control frames to their handlers. */
-  deliverFrames(t: Tunnel, it: FrameIterator, now: number): void {
+  /**
+   * Walk verified frames: inner packets to the TUN, control frames to their handlers.
+   * `retry`: the datagram resends data already delivered (src/tunnel/retry.ts): inner
+   * packets are dropped, control frames still processed.
+   */
+  deliverFrames(t: Tunnel, it: FrameIterator, now: number, retry = false): void {
     const buf = it.buf;
     while (it.next()) {
-      if (it.type === FrameType.ConnData) this.deliverConn(t, buf, it.bodyOff, it.bodyLen, now);
-      else this.onControlFrame(t, it.type, buf, it.bodyOff, it.bodyLen, now);
+      if (it.type === FrameType.ConnData) {
+        if (retry) this.drops.retryDuplicate++;
+        else this.deliverConn(t, buf, it.bodyOff, it.bodyLen, now);
+      } else this.onControlFrame(t, it.type, buf, it.bodyOff, it.bodyLen, now);
     }
     if (it.malformed) this.drops.badFrames++;
   }
@@ -1841,7 +2100,14 @@ export class Engine {
   private onControlFrame(t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number): void {
     switch (type) {
       case FrameType.Keepalive:
+        // a probe (probeEndpoint) asks for an answer: at most one per tick
+        if (len === 1 && buf[off] === PROBE_BODY[0] && t.probeAnsweredTick !== this.lastTick) {
+          t.probeAnsweredTick = this.lastTick;
+          this.sendControl(t, FrameType.Keepalive, null, now);
+        }
+        return;
       case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
+      case FrameType.Retry: // read before delivery (retryDelivered)
         return;
       case FrameType.Probe:
         // the peer heard nothing from us for a while: show we hold the tunnel (one answer per
@@ -2107,7 +2373,7 @@ export class Engine {
         this.onCreate(buf, off, len, src, srcOff, now, true);
         return;
       case PacketType.Puzzle:
-        this.onPuzzle(buf, off, len, now);
+        this.onPuzzle(buf, off, len, src, srcOff, now);
         return;
       case PacketType.Reply: {
         const t = this.tids.get(tidKey(buf, off));
@@ -2116,7 +2382,7 @@ export class Engine {
         return;
       }
       case PacketType.Stale:
-        this.onStale(buf, off, len, now);
+        this.onStale(buf, off, len, src, srcOff, now);
         return;
       case PacketType.RecordRequest:
         this.onRecordRequest(buf, off, len, src, srcOff, now);
@@ -2188,6 +2454,13 @@ export class Engine {
         return;
       case "replying":
       case "established":
+        // never confirmed by its creator: half-open state, short-lived
+        const unconfirmedMs = this.opts.unconfirmedTimeoutMs ?? DEFAULT_UNCONFIRMED_TIMEOUT_MS;
+        if (t.state === "replying" && now - t.createdAt > unconfirmedMs) {
+          this.closeTunnel(t, now, "unconfirmed");
+          this.events.unconfirmedExpired++;
+          return;
+        }
         if (now - t.lastRx > this.opts.idleTimeoutMs) {
           this.events.tunnelsIdleClosed++;
           this.closeTunnel(t, now, "idle");
@@ -2231,6 +2504,7 @@ export class Engine {
     this.out.flush();
     this.eph.close();
     this.puzzles.close();
+    this.solver.close();
     if (this.reply) zero(this.reply.kp.secretKey);
     this.reply = null;
     zero(this.hostX);

@@ -34,6 +34,26 @@ const L_REKEY = Buffer.from("rekey");
 const L_TID = Buffer.from("tid");
 const L_MOVE = Buffer.from("move");
 const L_SESSION = Buffer.from("session");
+const L_RECORD = Buffer.from("mintun/1 record");
+
+/**
+ * Key that seals a RECORD_RESPONSE (docs/PROTOCOL.md "Records from the peer
+ * itself"): H(X25519(r, Q); "mintun/1 record" | TID | Q | R), with Q the
+ * requester's and R the responder's one-time keys.
+ */
+export function recordKey(shared: Buffer, tid: Buffer, q: Buffer, r: Buffer): Buffer {
+  return hash([L_RECORD, tid, q, r], shared);
+}
+
+const L_STALE = Buffer.from("mintun/1 stale");
+
+/**
+ * Key that seals a STALE (docs/PROTOCOL.md "Stale key"): H(X25519(r, T_I);
+ * "mintun/1 stale" | TID | T_I | R), T_I being the CREATE's per-tunnel key.
+ */
+export function staleKey(shared: Buffer, tid: Buffer, tI: Buffer, r: Buffer): Buffer {
+  return hash([L_STALE, tid, tI, r], shared);
+}
 
 export function createTranscript(
   tid: Buffer,

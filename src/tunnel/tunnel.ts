@@ -26,6 +26,7 @@ import { zero } from "../crypto/sodium.js";
 import type { EphemeralCert, HostCert } from "../wire/cert.js";
 import { PacketType } from "../wire/packet.js";
 import type { ConnTable } from "../conn/conns.js";
+import type { SolveTicket } from "../dos/solver.js";
 import { ReplayWindow } from "./replay.js";
 
 export type TunnelState = "creating" | "replying" | "established" | "closed";
@@ -91,11 +92,22 @@ export interface CreateState {
   hello: Buffer;
   counter: number;
   minSize: number;
-  /** inner packets sent 0-RTT (copies), resent after a stale-key answer */
-  queue: Buffer[];
+  /** inner packets sent 0-RTT (copies), resent after a stale-key answer or a puzzle */
+  queue: QueuedPacket[];
   staleRetried: boolean;
+  /** notBefore of the ephemeral key used: a STALE must carry a key at least this new */
+  keyNotBefore: number;
   /** the responder's puzzle, solved; sent with every further CREATE of this attempt */
   puzzle?: { window: number; difficulty: number; cookie: Buffer; solution: Buffer };
+  /** a puzzle of this attempt being solved off the event loop (src/dos/solver.ts) */
+  solving: SolveTicket | null;
+}
+
+/** An inner packet sent 0-RTT and the CREATE datagrams that carried it (src/tunnel/retry.ts). */
+export interface QueuedPacket {
+  pkt: Buffer;
+  /** n × (TID | counter) of earlier sends, the body of the RETRY frame of the next one */
+  sent: Buffer;
 }
 
 /** Responder's view of creation: the k0 receive key and its window, kept until confirmed. */
@@ -153,6 +165,8 @@ export class Tunnel {
   txBytes = 0;
   rekeys = 0;
   roams = 0;
+  /** tick in which an endpoint probe was last answered (one answer per tick) */
+  probeAnsweredTick = -1;
   /**
    * Tunnel session id (whois, status; never on the wire): H(ck; "session") of the first
    * epoch, so both ends show the same value and an application can bind its own
@@ -196,6 +210,8 @@ export class Tunnel {
     zero(c.k0);
     zero(c.ss);
     c.queue.length = 0;
+    c.solving?.cancel();
+    c.solving = null;
     this.create = null;
   }
 
@@ -237,7 +253,8 @@ export class Peer {
   tunnels: Tunnel[] = [];
   /** inner packets waiting for a record (copies) */
   pending: Buffer[] = [];
-  recordReq: { tid: string; sentAt: number; attempts: number } | null = null;
+  /** the record request in flight: its TID and our one-time key (secret zeroed when answered or replaced) */
+  recordReq: { tid: string; sentAt: number; attempts: number; q: DhKeyPair } | null = null;
   recordFetchedAt = 0;
   lastSeen = 0;
   /** connections with this host (src/conn/conns.ts), both directions, over any of its tunnels */
@@ -255,6 +272,9 @@ export class Peer {
   recovering = 0;
   /** a peer known only by its endpoint (a directory): its record may carry any name */
   anyName = false;
+  /** puzzles handed to the solver for this peer in the current puzzle window (creator side) */
+  puzzleWindow = -1;
+  puzzleSolves = 0;
 
   constructor(
     public name: string,

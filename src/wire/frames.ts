@@ -19,6 +19,8 @@
  *   CONN_DENY 5   connection id u32 | reason u8
  *   CONN_RESET 6  connection id u32
  *   PROBE     15  empty; the receiver answers at once with a KEEPALIVE (stall probe)
+ *   RETRY     7   n × (TID (8) | counter (8)): earlier CREATEs that carried the next
+ *                 CONN_DATA (only in CREATE / CREATE_SOLVED; src/tunnel/retry.ts)
  *   KEEPALIVE 16  empty
  *   REKEY     17  seq u32 | new X25519 pub (32)
  *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
@@ -37,6 +39,7 @@ export const FrameType = {
   ConnDeny: 5,
   ConnReset: 6,
   Probe: 15,
+  Retry: 7,
   Keepalive: 16,
   Rekey: 17,
   RekeyAck: 18,

@@ -24,11 +24,15 @@
  *   REPLY   (2): responder per-tunnel X25519 pub (32) | AEAD ciphertext+tag
  *                associated data = bytes [0, 48)
  *   DATA    (3): AEAD ciphertext+tag; associated data = bytes [0, 16)
- *   STALE   (4): keyId u32 (the one that was refused) | ephLen u16 | ephemeral certificate | zero padding
- *                (signed by the host key, not AEAD; counter 0; no larger than the CREATE it answers)
- *   RECORD_REQUEST  (5): zero padding to RECORD_REQUEST_BYTES (counter 0)
- *   RECORD_RESPONSE (6): hostLen u16 | host certificate | ephLen u16 | ephemeral certificate | zero padding
- *                (signed certificates; no larger than the request; TID echoes the request)
+ *   STALE   (4): keyId u32 (the one that was refused) | responder's one-time X25519 pub R (32) |
+ *                AEAD ciphertext+tag of (ephLen u16 | ephemeral certificate | zero padding), key
+ *                H(X25519(r, T_I); "mintun/1 stale" | TID | T_I | R), associated data = bytes [0, 52)
+ *                (the certificate is signed by the host key; no larger than the CREATE it answers)
+ *   RECORD_REQUEST  (5): requester's one-time X25519 pub Q (32) | zero padding to RECORD_REQUEST_BYTES (counter 0)
+ *   RECORD_RESPONSE (6): responder's one-time X25519 pub R (32) | AEAD ciphertext+tag of
+ *                (hostLen u16 | host certificate | ephLen u16 | ephemeral certificate | zero padding),
+ *                key H(X25519(r, Q); "mintun/1 record" | TID | Q | R), associated data = bytes [0, 48)
+ *                (no larger than the request; TID echoes the request)
  *   PUZZLE  (7): keyId u32 (echo) | window u32 | difficulty u8 | cookie (16)      -- 41 bytes, counter 0
  *   CREATE_SOLVED (8): as CREATE, then window u32 | difficulty u8 | cookie (16) | solution (8),
  *                then AEAD ciphertext+tag; associated data = bytes [0, 81)
@@ -111,62 +115,101 @@ export function writeTid(buf: Buffer, off: number, tidKeyStr: string): void {
 
 // ---------------------------------------------------------------- STALE
 
-export interface StaleMsg {
-  tid: string;
-  keyId: number;
-  eph: Buffer;
-}
+/** Associated data of a sealed STALE: header, the refused key id and the responder's one-time key. */
+export const STALE_AD_BYTES = HEADER_BYTES + 4 + 32;
 
-export function encodeStale(tid: string, keyId: number, eph: Buffer, padTo: number): Buffer {
-  const len = Math.max(HEADER_BYTES + 6 + eph.length, padTo);
+/**
+ * STALE before sealing: header (TID of the CREATE, counter set by the sender) |
+ * keyId u32 (the refused one) | R, the responder's one-time key (32) |
+ * plaintext: ephLen u16 | ephemeral certificate | zero padding | room for the
+ * tag (16). The caller seals bytes [STALE_AD_BYTES, len - 16) in place with
+ * H(X25519(r, T_I); "mintun/1 stale" | TID | T_I | R). At least `padTo` bytes.
+ */
+export function encodeStale(tid: string, keyId: number, pub: Buffer, eph: Buffer, padTo: number): Buffer {
+  const len = Math.max(STALE_AD_BYTES + 2 + eph.length + AEAD_TAG_BYTES, padTo);
   const b = Buffer.alloc(len);
   writeTid(b, 0, tid);
   writeTypeCounter(b, 0, PacketType.Stale, 0);
-  b.writeUInt32BE(keyId >>> 0, 16);
-  b.writeUInt16BE(eph.length, 20);
-  eph.copy(b, 22);
+  b.writeUInt32BE(keyId >>> 0, HEADER_BYTES);
+  pub.copy(b, HEADER_BYTES + 4, 0, 32);
+  b.writeUInt16BE(eph.length, STALE_AD_BYTES);
+  eph.copy(b, STALE_AD_BYTES + 2);
   return b;
 }
 
-export function decodeStale(buf: Buffer, off: number, len: number): StaleMsg | null {
-  if (len < HEADER_BYTES + 6 || buf[off + OFFSET_TYPE] !== PacketType.Stale) return null;
-  const ephLen = buf.readUInt16BE(off + 20);
-  if (22 + ephLen > len || ephLen === 0) return null;
+export interface StaleHeader {
+  tid: string;
+  keyId: number;
+  pub: Buffer;
+}
+
+/** The clear part of a STALE: the CREATE's TID, the refused key id, the responder's one-time key. */
+export function decodeStaleHeader(buf: Buffer, off: number, len: number): StaleHeader | null {
+  if (len < STALE_AD_BYTES + 2 + AEAD_TAG_BYTES || buf[off + OFFSET_TYPE] !== PacketType.Stale) return null;
   return {
     tid: tidKey(buf, off),
-    keyId: buf.readUInt32BE(off + 16),
-    eph: Buffer.from(buf.subarray(off + 22, off + 22 + ephLen)),
+    keyId: buf.readUInt32BE(off + HEADER_BYTES),
+    pub: Buffer.from(buf.subarray(off + HEADER_BYTES + 4, off + STALE_AD_BYTES)),
   };
+}
+
+/** The opened plaintext of a STALE at [off, off+len): the ephemeral certificate (a copy). */
+export function decodeStaleBody(buf: Buffer, off: number, len: number): Buffer | null {
+  if (len < 2) return null;
+  const ephLen = buf.readUInt16BE(off);
+  if (ephLen === 0 || 2 + ephLen > len) return null;
+  return Buffer.from(buf.subarray(off + 2, off + 2 + ephLen));
 }
 
 // ---------------------------------------------------------------- RECORD_REQUEST / RESPONSE
 
-export function encodeRecordRequest(tid: string, size: number): Buffer {
-  const b = Buffer.alloc(Math.max(size, HEADER_BYTES));
+/** Requester's one-time X25519 key in RECORD_REQUEST, responder's in RECORD_RESPONSE. */
+export const RECORD_OFFSET_PUB = HEADER_BYTES;
+/** Associated data of a sealed RECORD_RESPONSE: header and the responder's key. */
+export const RECORD_AD_BYTES = HEADER_BYTES + 32;
+
+/** RECORD_REQUEST: header (counter 0) | Q, the requester's one-time X25519 key | zero padding to `size`. */
+export function encodeRecordRequest(tid: string, pub: Buffer, size: number): Buffer {
+  const b = Buffer.alloc(Math.max(size, RECORD_AD_BYTES));
   writeTid(b, 0, tid);
   writeTypeCounter(b, 0, PacketType.RecordRequest, 0);
+  pub.copy(b, RECORD_OFFSET_PUB, 0, 32);
   return b;
 }
 
-export function decodeRecordRequest(buf: Buffer, off: number, len: number): { tid: string } | null {
-  if (len < HEADER_BYTES || buf[off + OFFSET_TYPE] !== PacketType.RecordRequest) return null;
-  return { tid: tidKey(buf, off) };
+export function decodeRecordRequest(
+  buf: Buffer,
+  off: number,
+  len: number,
+): { tid: string; pub: Buffer } | null {
+  if (len < RECORD_AD_BYTES || buf[off + OFFSET_TYPE] !== PacketType.RecordRequest) return null;
+  return {
+    tid: tidKey(buf, off),
+    pub: Buffer.from(buf.subarray(off + RECORD_OFFSET_PUB, off + RECORD_OFFSET_PUB + 32)),
+  };
 }
 
-export interface RecordResponseMsg {
-  tid: string;
-  host: Buffer;
-  eph: Buffer;
-}
-
-/** Returns null when the answer would not fit in `maxLen` (the size of the request). */
-export function encodeRecordResponse(tid: string, host: Buffer, eph: Buffer, maxLen: number): Buffer | null {
-  const need = HEADER_BYTES + 2 + host.length + 2 + eph.length;
+/**
+ * RECORD_RESPONSE before sealing: header (TID echoed, counter 0) | R, the
+ * responder's one-time key | plaintext: hostLen u16 | host | ephLen u16 | eph |
+ * zero padding | room for the tag (16). The caller seals bytes
+ * [RECORD_AD_BYTES, maxLen - 16) in place. null when it would not fit in
+ * `maxLen` (the size of the request).
+ */
+export function encodeRecordResponse(
+  tid: string,
+  pub: Buffer,
+  host: Buffer,
+  eph: Buffer,
+  maxLen: number,
+): Buffer | null {
+  const need = RECORD_AD_BYTES + 2 + host.length + 2 + eph.length + AEAD_TAG_BYTES;
   if (need > maxLen) return null;
   const b = Buffer.alloc(maxLen);
   writeTid(b, 0, tid);
   writeTypeCounter(b, 0, PacketType.RecordResponse, 0);
-  let o = HEADER_BYTES;
+  pub.copy(b, RECORD_OFFSET_PUB, 0, 32);
+  let o = RECORD_AD_BYTES;
   b.writeUInt16BE(host.length, o);
   host.copy(b, o + 2);
   o += 2 + host.length;
@@ -175,9 +218,29 @@ export function encodeRecordResponse(tid: string, host: Buffer, eph: Buffer, max
   return b;
 }
 
-export function decodeRecordResponse(buf: Buffer, off: number, len: number): RecordResponseMsg | null {
-  if (len < HEADER_BYTES + 4 || buf[off + OFFSET_TYPE] !== PacketType.RecordResponse) return null;
-  let o = off + HEADER_BYTES;
+/** The clear part of a RECORD_RESPONSE: TID and the responder's one-time key. */
+export function decodeRecordResponseHeader(
+  buf: Buffer,
+  off: number,
+  len: number,
+): { tid: string; pub: Buffer } | null {
+  if (len < RECORD_AD_BYTES + 4 + AEAD_TAG_BYTES || buf[off + OFFSET_TYPE] !== PacketType.RecordResponse)
+    return null;
+  return {
+    tid: tidKey(buf, off),
+    pub: Buffer.from(buf.subarray(off + RECORD_OFFSET_PUB, off + RECORD_OFFSET_PUB + 32)),
+  };
+}
+
+export interface RecordBody {
+  host: Buffer;
+  eph: Buffer;
+}
+
+/** The opened plaintext of a RECORD_RESPONSE at [off, off+len): the two certificates. */
+export function decodeRecordBody(buf: Buffer, off: number, len: number): RecordBody | null {
+  if (len < 4) return null;
+  let o = off;
   const end = off + len;
   const hl = buf.readUInt16BE(o);
   o += 2;
@@ -188,7 +251,7 @@ export function decodeRecordResponse(buf: Buffer, off: number, len: number): Rec
   o += 2;
   if (el === 0 || o + el > end) return null;
   const eph = Buffer.from(buf.subarray(o, o + el));
-  return { tid: tidKey(buf, off), host, eph };
+  return { host, eph };
 }
 
 // ---------------------------------------------------------------- PUZZLE

@@ -18,7 +18,7 @@ import {
 } from "../../src/wire/directory.js";
 import { FrameType } from "../../src/wire/frames.js";
 import { type Ca, SimHost, SimNet, ipv4, makeCa, makeHostCert } from "./harness.js";
-import { tryEncodeAddr } from "../../src/wire/addr.js";
+import { addrToString, tryEncodeAddr } from "../../src/wire/addr.js";
 
 const flushAsync = () => new Promise<void>((r) => setImmediate(r));
 
@@ -107,7 +107,8 @@ describe("directory in-process", () => {
       w.net.run();
       await flushAsync();
     }
-    expect(a.engine.events.dirNotFound).toBe(1);
+    // no host owns it (address query), no gateway's subnet holds it (subnet query)
+    expect(a.engine.events.dirNotFound).toBe(2);
     const lookups = a.engine.events.dirLookups;
     a.send(ipv4("10.77.0.1", "10.77.0.99", "nobody"));
     expect(a.engine.events.dirLookups).toBe(lookups); // the second packet cost no lookup
@@ -332,3 +333,41 @@ function signEphemeralOf(w: World, h: SimHost, t: { notBefore: number; notAfter:
   void w;
   return signEphemeral({ ...fieldsOf(h.engine.eph.current!.cert), ...t }, sk);
 }
+
+describe("directory answers are hints, not authority", () => {
+  it("a silent tunnel moves to an endpoint the directory returned only after an authenticated answer from there", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    const b = addClientHost(w, "b", "192.0.2.2", "10.77.0.2", [w.dir]);
+    await step(w, 1000);
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "hello b"));
+    await step(w, 200);
+    expect(b.take().some((p) => p.subarray(20).toString() === "hello b")).toBe(true);
+    const tb = [...a.engine.peers.values()].find((p) => p.name === "b")!.sendTunnel()!;
+    expect(tb.state).toBe("established");
+    // the directory (lying, or fooled) now places b at an address where b is not
+    const placeB = (ip: string) => {
+      (w.server.store as MemoryStore).index.byName("b", w.net.now)!.observed = { ip, port: 7000 };
+    };
+    // b falls silent towards a; a keeps sending past the stall time and asks the directory
+    w.net.filter = (d) => !(d.from.equals(b.addr) && d.to.equals(a.addr));
+    for (let i = 0; i < 10; i++) {
+      placeB("192.0.2.66");
+      a.send(ipv4("10.77.0.1", "10.77.0.2", `more ${i}`));
+      await step(w, 500);
+    }
+    expect(a.engine.events.dirRelookups).toBeGreaterThanOrEqual(1);
+    expect(a.engine.events.endpointProbes).toBeGreaterThanOrEqual(1);
+    expect(addrToString(tb.endpoint)).toBe("192.0.2.2:7000");
+    // b really is somewhere else and the directory knows: b answers the probe from there, a follows
+    w.net.filter = () => true;
+    w.net.moveHost(b, "192.0.2.22", 7000);
+    for (let i = 0; i < 10 && addrToString(tb.endpoint) !== "192.0.2.22:7000"; i++) {
+      placeB("192.0.2.22");
+      a.send(ipv4("10.77.0.1", "10.77.0.2", `again ${i}`));
+      await step(w, 500);
+    }
+    expect(addrToString(tb.endpoint)).toBe("192.0.2.22:7000");
+    expect(tb.state).toBe("established");
+  });
+});

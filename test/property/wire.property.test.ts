@@ -6,12 +6,21 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import "./seed.js";
-import { FRAME_HEADER_BYTES, HEADER_BYTES, RECORD_REQUEST_BYTES } from "../../src/tunnel/constants.js";
+import {
+  AEAD_TAG_BYTES,
+  FRAME_HEADER_BYTES,
+  HEADER_BYTES,
+  RECORD_REQUEST_BYTES,
+} from "../../src/tunnel/constants.js";
 import {
   PacketType,
   decodeRecordRequest,
-  decodeRecordResponse,
-  decodeStale,
+  decodeRecordResponseHeader,
+  decodeRecordBody,
+  RECORD_AD_BYTES,
+  decodeStaleHeader,
+  decodeStaleBody,
+  STALE_AD_BYTES,
   encodeRecordRequest,
   encodeRecordResponse,
   encodeStale,
@@ -146,11 +155,15 @@ describe("STALE", () => {
   it("random bytes never throw and only read inside the window", () => {
     fc.assert(
       fc.property(fc.oneof(windowed(), typed(PacketType.Stale)), (w) => {
-        const m = sameOnTruncatedBuffer(w, decodeStale);
-        if (m) {
-          expect(w.len).toBeGreaterThanOrEqual(22 + m.eph.length);
-          expect(m.eph.length).toBeGreaterThan(0);
+        const h = sameOnTruncatedBuffer(w, decodeStaleHeader);
+        if (h) {
+          expect(w.len).toBeGreaterThanOrEqual(STALE_AD_BYTES + 2 + AEAD_TAG_BYTES);
           expect(w.buf[w.off + 8]).toBe(PacketType.Stale);
+        }
+        const e = sameOnTruncatedBuffer(w, decodeStaleBody);
+        if (e) {
+          expect(e.length).toBeGreaterThan(0);
+          expect(w.len).toBeGreaterThanOrEqual(2 + e.length);
         }
       }),
       RUNS,
@@ -165,19 +178,19 @@ describe("STALE", () => {
         nonEmpty(300),
         fc.integer({ min: 0, max: 600 }),
         (tid, keyId, eph, padTo) => {
-          const b = encodeStale(tid, keyId, eph, padTo);
-          expect(b.length).toBe(Math.max(HEADER_BYTES + 6 + eph.length, padTo));
+          const pub = Buffer.alloc(32, 5);
+          const b = encodeStale(tid, keyId, pub, eph, padTo);
+          expect(b.length).toBe(Math.max(STALE_AD_BYTES + 2 + eph.length + AEAD_TAG_BYTES, padTo));
           expect(b[8]).toBe(PacketType.Stale);
-          expect(readCounter(b, 0)).toBe(0);
-          // padding is zero
-          expect(b.subarray(22 + eph.length).every((x) => x === 0)).toBe(true);
-          const m = decodeStale(b, 0, b.length);
-          expect(m).toEqual({ tid, keyId, eph });
+          expect(b.subarray(STALE_AD_BYTES + 2 + eph.length).every((x) => x === 0)).toBe(true);
+          expect(decodeStaleHeader(b, 0, b.length)).toEqual({ tid, keyId, pub });
+          const bodyLen = b.length - STALE_AD_BYTES - AEAD_TAG_BYTES;
+          expect(decodeStaleBody(b, STALE_AD_BYTES, bodyLen)).toEqual(eph);
           // also at an offset inside a larger buffer
           const big = Buffer.concat([Buffer.alloc(5, 9), b, Buffer.alloc(7, 9)]);
-          expect(decodeStale(big, 5, b.length)).toEqual({ tid, keyId, eph });
+          expect(decodeStaleHeader(big, 5, b.length)).toEqual({ tid, keyId, pub });
           // one byte short of the certificate: refused
-          expect(decodeStale(b, 0, 22 + eph.length - 1)).toBeNull();
+          expect(decodeStaleBody(b, STALE_AD_BYTES, 2 + eph.length - 1)).toBeNull();
         },
       ),
       RUNS,
@@ -185,34 +198,43 @@ describe("STALE", () => {
   });
 
   it("the decoded certificate is a copy, not a view of the datagram", () => {
-    const b = encodeStale(tidKeyOf(Buffer.alloc(8, 1)), 7, Buffer.from("cert"), 64);
-    const m = decodeStale(b, 0, b.length)!;
+    const b = encodeStale(tidKeyOf(Buffer.alloc(8, 1)), 7, Buffer.alloc(32), Buffer.from("cert"), 96);
+    const e = decodeStaleBody(b, STALE_AD_BYTES, b.length - STALE_AD_BYTES - AEAD_TAG_BYTES)!;
     b.fill(0);
-    expect(m.eph.toString()).toBe("cert");
+    expect(e.toString()).toBe("cert");
   });
 });
 
 describe("RECORD_REQUEST", () => {
-  it("is exactly the requested size (never below a header), zero padded", () => {
+  it("is exactly the requested size (never below header + key), the key at 16, zero padded", () => {
     fc.assert(
-      fc.property(tidArb, fc.integer({ min: 0, max: 2000 }), (tid, size) => {
-        const b = encodeRecordRequest(tid, size);
-        expect(b.length).toBe(Math.max(size, HEADER_BYTES));
-        expect(b[8]).toBe(PacketType.RecordRequest);
-        expect(readCounter(b, 0)).toBe(0);
-        expect(b.subarray(HEADER_BYTES).every((x) => x === 0)).toBe(true);
-        expect(decodeRecordRequest(b, 0, b.length)).toEqual({ tid });
-      }),
+      fc.property(
+        tidArb,
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.integer({ min: 0, max: 2000 }),
+        (tid, q, size) => {
+          const pub = Buffer.from(q);
+          const b = encodeRecordRequest(tid, pub, size);
+          expect(b.length).toBe(Math.max(size, RECORD_AD_BYTES));
+          expect(b[8]).toBe(PacketType.RecordRequest);
+          expect(readCounter(b, 0)).toBe(0);
+          expect(b.subarray(HEADER_BYTES, RECORD_AD_BYTES)).toEqual(pub);
+          expect(b.subarray(RECORD_AD_BYTES).every((x) => x === 0)).toBe(true);
+          expect(decodeRecordRequest(b, 0, b.length)).toEqual({ tid, pub });
+        },
+      ),
       RUNS,
     );
-    expect(encodeRecordRequest(tidKeyOf(Buffer.alloc(8)), RECORD_REQUEST_BYTES).length).toBe(800);
+    expect(
+      encodeRecordRequest(tidKeyOf(Buffer.alloc(8)), Buffer.alloc(32), RECORD_REQUEST_BYTES).length,
+    ).toBe(800);
   });
 
-  it("random bytes never throw; a request is exactly a header-sized packet of type 5", () => {
+  it("random bytes never throw; a request is at least header + key, of type 5", () => {
     fc.assert(
       fc.property(fc.oneof(windowed(), typed(PacketType.RecordRequest)), (w) => {
         const m = sameOnTruncatedBuffer(w, decodeRecordRequest);
-        const isReq = w.len >= HEADER_BYTES && w.buf[w.off + 8] === PacketType.RecordRequest;
+        const isReq = w.len >= RECORD_AD_BYTES && w.buf[w.off + 8] === PacketType.RecordRequest;
         expect(m === null).toBe(!isReq);
         if (m) expect(m.tid).toBe(tidKey(w.buf, w.off));
       }),
@@ -230,8 +252,9 @@ describe("RECORD_RESPONSE", () => {
         nonEmpty(300),
         fc.integer({ min: 0, max: 1000 }),
         (tid, host, eph, maxLen) => {
-          const need = HEADER_BYTES + 2 + host.length + 2 + eph.length;
-          const b = encodeRecordResponse(tid, host, eph, maxLen);
+          const pub = Buffer.alloc(32, 9);
+          const need = RECORD_AD_BYTES + 2 + host.length + 2 + eph.length + AEAD_TAG_BYTES;
+          const b = encodeRecordResponse(tid, pub, host, eph, maxLen);
           if (need > maxLen) {
             expect(b).toBeNull();
             return;
@@ -239,15 +262,13 @@ describe("RECORD_RESPONSE", () => {
           expect(b).not.toBeNull();
           expect(b!.length).toBe(maxLen);
           expect(b![8]).toBe(PacketType.RecordResponse);
-          expect(readCounter(b!, 0)).toBe(0);
-          expect(b!.subarray(need).every((x) => x === 0)).toBe(true);
-          expect(decodeRecordResponse(b!, 0, b!.length)).toEqual({ tid, host, eph });
-          // the smallest size that fits is `need`, and it still decodes
-          const tight = encodeRecordResponse(tid, host, eph, need)!;
-          expect(tight.length).toBe(need);
-          expect(decodeRecordResponse(tight, 0, need)).toEqual({ tid, host, eph });
-          expect(decodeRecordResponse(tight, 0, need - 1)).toBeNull();
-          expect(encodeRecordResponse(tid, host, eph, need - 1)).toBeNull();
+          expect(decodeRecordResponseHeader(b!, 0, b!.length)).toEqual({ tid, pub });
+          expect(b!.subarray(need - AEAD_TAG_BYTES).every((x) => x === 0)).toBe(true);
+          const body = b!.length - RECORD_AD_BYTES - AEAD_TAG_BYTES;
+          expect(decodeRecordBody(b!, RECORD_AD_BYTES, body)).toEqual({ host, eph });
+          // the smallest size that fits is `need`
+          expect(encodeRecordResponse(tid, pub, host, eph, need)!.length).toBe(need);
+          expect(encodeRecordResponse(tid, pub, host, eph, need - 1)).toBeNull();
         },
       ),
       RUNS,
@@ -257,32 +278,30 @@ describe("RECORD_RESPONSE", () => {
   it("random bytes never throw and only read inside the window", () => {
     fc.assert(
       fc.property(fc.oneof(windowed(), typed(PacketType.RecordResponse)), (w) => {
-        const m = sameOnTruncatedBuffer(w, decodeRecordResponse);
+        sameOnTruncatedBuffer(w, decodeRecordResponseHeader);
+        const m = sameOnTruncatedBuffer(w, decodeRecordBody);
         if (m) {
           expect(m.host.length).toBeGreaterThan(0);
           expect(m.eph.length).toBeGreaterThan(0);
-          expect(w.len).toBeGreaterThanOrEqual(HEADER_BYTES + 4 + m.host.length + m.eph.length);
+          expect(w.len).toBeGreaterThanOrEqual(4 + m.host.length + m.eph.length);
         }
       }),
       RUNS,
     );
   });
 
-  it("structured responses with lying lengths are refused, never read past len", () => {
+  it("bodies with lying lengths are refused, never read past len", () => {
     fc.assert(
       fc.property(
-        tidArb,
         fc.integer({ min: 0, max: 0xffff }),
         fc.integer({ min: 0, max: 0xffff }),
-        fc.integer({ min: 20, max: 300 }),
-        (tid, hl, el, len) => {
+        fc.integer({ min: 4, max: 300 }),
+        (hl, el, len) => {
           const b = Buffer.alloc(len);
-          writeTid(b, 0, tid);
-          writeTypeCounter(b, 0, PacketType.RecordResponse, 0);
-          b.writeUInt16BE(hl, 16);
-          if (18 + hl + 2 <= len) b.writeUInt16BE(el, 18 + hl);
-          const ok = hl > 0 && el > 0 && 18 + hl + 2 + el <= len;
-          const m = decodeRecordResponse(b, 0, len);
+          b.writeUInt16BE(hl, 0);
+          if (2 + hl + 2 <= len) b.writeUInt16BE(el, 2 + hl);
+          const ok = hl > 0 && el > 0 && 2 + hl + 2 + el <= len;
+          const m = decodeRecordBody(b, 0, len);
           expect(m !== null).toBe(ok);
           if (m) {
             expect(m.host.length).toBe(hl);

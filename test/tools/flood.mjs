@@ -9,6 +9,15 @@
 // SECONDS, at most 120), so the volume does not depend on the CPU it got. Prints a JSON summary.
 import dgram from "node:dgram";
 import crypto from "node:crypto";
+import { aeadOpen, dh, dhKeyPair, randomBytes } from "../../dist/crypto/sodium.js";
+import {
+  RECORD_AD_BYTES,
+  decodeRecordBody,
+  decodeRecordResponseHeader,
+  encodeRecordRequest,
+} from "../../dist/wire/packet.js";
+import { recordKey } from "../../dist/tunnel/keys.js";
+import { decodeEphemeral } from "../../dist/wire/cert.js";
 
 const [ip, portS, rateS, secS, srcs, maxS] = process.argv.slice(2);
 const port = Number(portS);
@@ -28,18 +37,25 @@ const socks = await Promise.all(
   ),
 );
 
-// learn the current ephemeral key id with one RECORD_REQUEST (type 5, padded to 800)
-const req = Buffer.alloc(800);
-crypto.randomFillSync(req, 0, 8);
-req[8] = 5;
+// learn the current ephemeral key id with one RECORD_REQUEST (type 5, padded to 800, with a
+// one-time X25519 key); the RECORD_RESPONSE comes sealed to that key (docs/PROTOCOL.md section 4)
+const q = dhKeyPair();
+const req = encodeRecordRequest(randomBytes(8).latin1Slice(0, 8), q.publicKey, 800);
 const keyId = await new Promise((resolve) => {
   const t = setTimeout(() => resolve(0), 2000);
   socks[0].once("message", (m) => {
     clearTimeout(t);
-    // RECORD_RESPONSE: header 16 | hostLen u16 | host | ephLen u16 | eph (keyId at eph offset 4)
-    const hl = m.readUInt16BE(16);
-    const eo = 16 + 2 + hl + 2;
-    resolve(m.readUInt32BE(eo + 4));
+    const h = decodeRecordResponseHeader(m, 0, m.length);
+    const shared = h ? dh(q.secretKey, h.pub) : null;
+    if (!h || !shared) return resolve(0);
+    const key = recordKey(shared, m.subarray(0, 8), q.publicKey, h.pub);
+    const nonce = Buffer.concat([Buffer.alloc(4), m.subarray(8, 16)]);
+    const ct = m.subarray(RECORD_AD_BYTES);
+    const pt = Buffer.alloc(ct.length - 16);
+    if (!aeadOpen(pt, ct, m.subarray(0, RECORD_AD_BYTES), nonce, key)) return resolve(0);
+    const body = decodeRecordBody(pt, 0, pt.length);
+    const eph = body ? decodeEphemeral(body.eph) : null;
+    resolve(eph ? eph.keyId : 0);
   });
   socks[0].send(req, port, ip);
 });

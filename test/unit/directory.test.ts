@@ -73,12 +73,65 @@ describe("directory config", () => {
     expect(c.directory).toEqual({
       serve: true,
       store: "etcd",
-      etcd: { endpoints: ["http://10.0.0.5:2379"], prefix: "/mintun/directory/" },
+      etcd: { endpoints: ["http://10.0.0.5:2379"], prefix: "/mintun/directory/", tls: null, auth: null },
       maxRecords: 100000,
       registerPerSec: 1,
       lookupPerSec: 200,
     });
     expect(parseConfig(`${MIN}directory:\n  serve: false\n`, FILE).directory).toBeNull();
+  });
+
+  it("takes etcd TLS and authentication options (paths relative to the config file)", () => {
+    const c = parseConfig(
+      `${MIN}directory:\n  serve: true\n  store: etcd\n  etcd:\n    endpoints: [https://10.0.0.5:2379]\n` +
+        `    tls:\n      ca: etcd-ca.crt\n      cert: /etc/mintun/etcd-client.crt\n      key: etcd-client.key\n` +
+        `    username: mintun\n    passwordFile: etcd.password\n`,
+      FILE,
+    );
+    const dir = path.dirname(FILE);
+    expect(c.directory!.etcd).toEqual({
+      endpoints: ["https://10.0.0.5:2379"],
+      prefix: "/mintun/directory/",
+      tls: {
+        ca: path.join(dir, "etcd-ca.crt"),
+        cert: "/etc/mintun/etcd-client.crt",
+        key: path.join(dir, "etcd-client.key"),
+      },
+      auth: { username: "mintun", passwordFile: path.join(dir, "etcd.password") },
+    });
+    const base = `${MIN}directory:\n  serve: true\n  store: etcd\n  etcd:\n    endpoints: [https://10.0.0.5:2379]\n`;
+    expect(err(`${base}    tls:\n      ca: a.crt\n      cert: c.crt\n`)).toMatch(
+      /directory\.etcd\.tls\): expected both cert and key/,
+    );
+    expect(err(`${base}    username: mintun\n`)).toMatch(/expected both username and passwordFile/);
+    expect(err(`${base}    tls:\n      cert: c.crt\n`)).toMatch(/directory\.etcd\.tls\.ca/);
+  });
+
+  it("reads the etcd TLS files and password (typed error naming a missing file)", async () => {
+    const { etcdSecurity } = await import("../../src/directory/etcd.js");
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-sec-"));
+    try {
+      fs.writeFileSync(path.join(d, "ca.crt"), "CA");
+      fs.writeFileSync(path.join(d, "pw"), "s3cret\n");
+      const o = etcdSecurity({
+        endpoints: [],
+        prefix: "/",
+        tls: { ca: path.join(d, "ca.crt"), cert: null, key: null },
+        auth: { username: "u", passwordFile: path.join(d, "pw") },
+      });
+      expect(o.credentials!.rootCertificate.toString()).toBe("CA");
+      expect(o.auth).toEqual({ username: "u", password: "s3cret" });
+      expect(() =>
+        etcdSecurity({
+          endpoints: [],
+          prefix: "/",
+          tls: { ca: path.join(d, "nope"), cert: null, key: null },
+          auth: null,
+        }),
+      ).toThrow(/cannot read etcd CA bundle .*nope/);
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it("names file, line, key and expectation on errors", () => {
@@ -108,7 +161,7 @@ describe("directory config", () => {
 });
 
 describe("directory records", () => {
-  it("tables: exact address first, else the longest subnet; name; expiry; bound", () => {
+  it("tables: address = the exact host only; subnet = the longest certified subnet; name; expiry; bound", () => {
     const now = Date.now();
     const t = new MemoryIndex(3);
     const a = rec("a", "10.77.0.1");
@@ -119,7 +172,8 @@ describe("directory records", () => {
     expect(t.put(gw2, now)).toBe("ok");
     expect(t.byAddress("10.77.0.1", "address", now)?.name).toBe("a");
     expect(t.byAddress("10.77.0.1", "subnet", now)).toBeNull();
-    expect(t.byAddress("192.168.50.7", "address", now)?.name).toBe("gw2");
+    expect(t.byAddress("192.168.50.7", "address", now)).toBeNull();
+    expect(t.byAddress("192.168.50.7", "subnet", now)?.name).toBe("gw2");
     expect(t.byAddress("192.168.7.7", "subnet", now)?.name).toBe("gw");
     expect(t.byAddress("10.1.1.1", "address", now)).toBeNull();
     expect(t.byName("gw", now)?.ip4).toBe("10.77.0.9");
@@ -158,7 +212,12 @@ describe("directory records", () => {
     const w = { host: r.host, eph: r.eph, observed: r.observed };
     expect(verifyRecord(w, { op: "name", name: "b" }, ca.cert, self, nowSec).ok).toBe(true);
     expect(verifyRecord(w, { op: "address", ip: "10.77.0.2" }, ca.cert, self, nowSec).ok).toBe(true);
-    expect(verifyRecord(w, { op: "address", ip: "192.168.1.9" }, ca.cert, self, nowSec).ok).toBe(true);
+    // a gateway's record is no answer to an address query for a host behind it (subnet query: yes)
+    expect(verifyRecord(w, { op: "address", ip: "192.168.1.9" }, ca.cert, self, nowSec)).toMatchObject({
+      ok: false,
+      reason: "wrong-answer",
+    });
+    expect(verifyRecord(w, { op: "subnet", ip: "192.168.1.9" }, ca.cert, self, nowSec).ok).toBe(true);
     expect(verifyRecord(w, { op: "subnet", ip: "10.77.0.2" }, ca.cert, self, nowSec)).toMatchObject({
       ok: false,
       reason: "wrong-answer",
@@ -182,14 +241,22 @@ describe("directory records", () => {
       reason: "no-endpoint",
     });
     const hc = makeHostCert(ca, "x", "10.77.0.5", null, { subnets: ["10.0.0.0/8"] }).cert;
-    expect(certAnswers(hc, { op: "address", ip: "10.1.2.3" })).toBe(true);
+    // an address query is answered by the exact host only; a certified subnet answers subnet queries
+    expect(certAnswers(hc, { op: "address", ip: "10.77.0.5" })).toBe(true);
+    expect(certAnswers(hc, { op: "address", ip: "10.1.2.3" })).toBe(false);
+    expect(certAnswers(hc, { op: "subnet", ip: "10.1.2.3" })).toBe(true);
+    expect(certAnswers(hc, { op: "subnet", ip: "11.1.2.3" })).toBe(false);
     expect(cidrContains("10.0.0.0/8", "11.0.0.1")).toBe(-1);
     expect(cidrContains("fd00::/8", "fd12::1")).toBe(8);
   });
 
   it("an etcd that does not answer at start is a typed error naming the endpoints", async () => {
     const { EtcdStore } = await import("../../src/directory/etcd.js");
-    const e = await EtcdStore.open(["http://127.0.0.1:1"], "/t/", 10, nullLogger).then(
+    const e = await EtcdStore.open(
+      { endpoints: ["http://127.0.0.1:1"], prefix: "/t/", tls: null, auth: null },
+      10,
+      nullLogger,
+    ).then(
       () => null,
       (x: unknown) => x,
     );

@@ -37,6 +37,7 @@ describe("frame constants", () => {
       ConnDeny: 5,
       ConnReset: 6,
       Probe: 15,
+      Retry: 7,
       Keepalive: 16,
       Rekey: 17,
       RekeyAck: 18,

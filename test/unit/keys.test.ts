@@ -215,8 +215,10 @@ describe("key erasure", () => {
       hello: randomBytes(10),
       counter: 0,
       minSize: 256,
-      queue: [Buffer.from("queued inner packet")],
+      queue: [{ pkt: Buffer.from("queued inner packet"), sent: Buffer.alloc(0) }],
       staleRetried: false,
+      keyNotBefore: 0,
+      solving: null,
     };
     t.accept = { k0: randomBytes(32), replay: new ReplayWindow(), tR: randomBytes(32) };
     t.cur = epoch(2);

@@ -28,8 +28,10 @@ import {
   REPLY_AD_BYTES,
   REPLY_OFFSET_PUB,
   decodeRecordRequest,
-  decodeRecordResponse,
-  decodeStale,
+  decodeRecordResponseHeader,
+  decodeRecordBody,
+  decodeStaleHeader,
+  decodeStaleBody,
   encodeRecordRequest,
   encodeRecordResponse,
   encodeStale,
@@ -96,45 +98,61 @@ describe("header vectors", () => {
     expect(readCounter(hex("00".repeat(8) + "ff" + "00000000000005"), 0)).toBe(5);
   });
 
-  it("STALE: header (counter 0) | keyId u32 | ephLen u16 | certificate | zero padding", () => {
-    const b = encodeStale(tidKeyOf(TID), 0xdeadbeef, Buffer.from("cert"), 30);
+  it("STALE: header | keyId u32 | responder's one-time key (32) | (ephLen u16 | certificate | padding) | tag room", () => {
+    const r = Buffer.alloc(32, 0x33);
+    const b = encodeStale(tidKeyOf(TID), 0xdeadbeef, r, Buffer.from("cert"), 80);
     expect(b.toString("hex")).toBe(
-      "0102030405060708" + "04" + "00000000000000" + "deadbeef" + "0004" + "63657274" + "00000000",
+      "0102030405060708" +
+        "04" +
+        "00000000000000" +
+        "deadbeef" +
+        "33".repeat(32) +
+        "0004" +
+        "63657274" +
+        "00".repeat(22),
     );
-    expect(decodeStale(b, 0, b.length)).toEqual({
-      tid: tidKeyOf(TID),
-      keyId: 0xdeadbeef,
-      eph: Buffer.from("cert"),
-    });
-    // without padding: exactly 22 + ephLen
-    expect(encodeStale(tidKeyOf(TID), 1, Buffer.from("c"), 0).length).toBe(23);
-    // refused: zero ephLen, ephLen past the end, wrong type
-    expect(decodeStale(hex("0102030405060708 04 00000000000000 00000001 0000 00"), 0, 23)).toBeNull();
-    expect(decodeStale(hex("0102030405060708 04 00000000000000 00000001 0002 00"), 0, 23)).toBeNull();
-    expect(decodeStale(hex("0102030405060708 05 00000000000000 00000001 0001 00"), 0, 23)).toBeNull();
+    expect(decodeStaleHeader(b, 0, b.length)).toEqual({ tid: tidKeyOf(TID), keyId: 0xdeadbeef, pub: r });
+    expect(decodeStaleBody(b, 52, b.length - 52 - 16)).toEqual(Buffer.from("cert"));
+    // without padding: exactly 52 + 2 + ephLen + 16
+    expect(encodeStale(tidKeyOf(TID), 1, r, Buffer.from("c"), 0).length).toBe(71);
+    // refused: short, wrong type; bodies with zero ephLen or ephLen past the end
+    expect(decodeStaleHeader(b, 0, 69)).toBeNull();
+    expect(decodeStaleHeader(hex("0102030405060708 05 00000000000000" + "00".repeat(60)), 0, 76)).toBeNull();
+    expect(decodeStaleBody(hex("0000 00"), 0, 3)).toBeNull();
+    expect(decodeStaleBody(hex("0002 00"), 0, 3)).toBeNull();
   });
 
-  it("RECORD_REQUEST: header (counter 0), zero padding to the requested size", () => {
-    const b = encodeRecordRequest(tidKeyOf(TID), 24);
-    expect(b.toString("hex")).toBe("0102030405060708" + "05" + "00000000000000" + "0000000000000000");
-    expect(encodeRecordRequest(tidKeyOf(TID), RECORD_REQUEST_BYTES).length).toBe(800);
-    expect(decodeRecordRequest(b, 0, 24)).toEqual({ tid: tidKeyOf(TID) });
-    expect(decodeRecordRequest(b, 0, 15)).toBeNull();
+  it("RECORD_REQUEST: header (counter 0) | requester's one-time key (32) | zero padding to the requested size", () => {
+    const q = Buffer.alloc(32, 0x11);
+    const b = encodeRecordRequest(tidKeyOf(TID), q, 56);
+    expect(b.toString("hex")).toBe(
+      "0102030405060708" + "05" + "00000000000000" + "11".repeat(32) + "0000000000000000",
+    );
+    expect(encodeRecordRequest(tidKeyOf(TID), q, RECORD_REQUEST_BYTES).length).toBe(800);
+    expect(decodeRecordRequest(b, 0, 56)).toEqual({ tid: tidKeyOf(TID), pub: q });
+    expect(decodeRecordRequest(b, 0, 47)).toBeNull();
   });
 
-  it("RECORD_RESPONSE: header | hostLen u16 | host | ephLen u16 | eph | zero padding to the request size", () => {
-    const b = encodeRecordResponse(tidKeyOf(TID), hex("aabb"), hex("cc"), 28)!;
+  it("RECORD_RESPONSE: header | responder's one-time key | (hostLen | host | ephLen | eph | padding) | tag room", () => {
+    const r = Buffer.alloc(32, 0x22);
+    const b = encodeRecordResponse(tidKeyOf(TID), r, hex("aabb"), hex("cc"), 76)!;
     expect(b.toString("hex")).toBe(
-      "0102030405060708" + "06" + "00000000000000" + "0002" + "aabb" + "0001" + "cc" + "0000000000",
+      "0102030405060708" +
+        "06" +
+        "00000000000000" +
+        "22".repeat(32) +
+        "0002" +
+        "aabb" +
+        "0001" +
+        "cc" +
+        "0000000000" +
+        "00".repeat(16),
     );
-    // needs 16 + 2 + 2 + 2 + 1 = 23 bytes
-    expect(encodeRecordResponse(tidKeyOf(TID), hex("aabb"), hex("cc"), 23)!.length).toBe(23);
-    expect(encodeRecordResponse(tidKeyOf(TID), hex("aabb"), hex("cc"), 22)).toBeNull();
-    expect(decodeRecordResponse(b, 0, b.length)).toEqual({
-      tid: tidKeyOf(TID),
-      host: hex("aabb"),
-      eph: hex("cc"),
-    });
+    // needs 48 + 2 + 2 + 2 + 1 + 16 = 71 bytes
+    expect(encodeRecordResponse(tidKeyOf(TID), r, hex("aabb"), hex("cc"), 71)!.length).toBe(71);
+    expect(encodeRecordResponse(tidKeyOf(TID), r, hex("aabb"), hex("cc"), 70)).toBeNull();
+    expect(decodeRecordResponseHeader(b, 0, b.length)).toEqual({ tid: tidKeyOf(TID), pub: r });
+    expect(decodeRecordBody(b, 48, b.length - 48 - 16)).toEqual({ host: hex("aabb"), eph: hex("cc") });
   });
 });
 

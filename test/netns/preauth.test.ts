@@ -1,0 +1,168 @@
+/**
+ * Forged PUZZLEs against a real mintund (issue 15), end to end. An on-path
+ * attacker in namespace x reads the CREATEs host a sends to b (a capture of a's
+ * link: TID and key id are in the clear) and answers every creation attempt
+ * with forged PUZZLEs from b's address: difficulty 24 and 255 (above the
+ * creator's cap) and 20 (the cap: ~1M hashes). Meanwhile a pings c over an
+ * established tunnel. Solving on the event loop stalled the whole daemon for
+ * seconds per attempt; now the work runs in the solver's worker thread and the
+ * ping never waits.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLan, firstPingMs, pingStats, startCapture, type Capture, type Topology } from "./lib.js";
+import { makeHost, makePki, startDaemon, waitRecords, type HostFiles, type RunningDaemon } from "./mintun.js";
+import { readUdp } from "./pcap.js";
+
+const FORGE = fileURLToPath(new URL("../tools/forge-puzzle.mjs", import.meta.url));
+const SECONDS = 9;
+
+describe.skipIf(process.getuid?.() !== 0)("forged PUZZLEs while another tunnel carries a ping", () => {
+  let topo: Topology;
+  let work: string;
+  let cap: Capture | null = null;
+  const d: Record<string, RunningDaemon> = {};
+
+  beforeAll(async () => {
+    topo = await createLan({ hosts: ["a", "b", "c", "x"] });
+    const pki = makePki();
+    work = pki.dir;
+    const O: Record<string, string> = { a: "10.77.0.1", b: "10.77.0.2", c: "10.77.0.3" };
+    for (const h of ["b", "c", "a"]) {
+      const peers =
+        h === "a" ? ["b", "c"].map((p) => ({ name: p, endpoint: `${topo.host(p).addr4}:7000` })) : [];
+      d[h] = await startDaemon(
+        work,
+        {
+          host: makeHost(pki, h, O[h]!, null),
+          ns: topo.host(h).ns,
+          caFile: pki.caFile,
+          listen: "0.0.0.0:7000",
+          peers,
+        },
+        false,
+      );
+    }
+    await waitRecords(d.a!);
+  }, 60_000);
+
+  afterAll(async () => {
+    await cap?.stop().catch(() => undefined);
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("no ping gap above 200 ms; puzzles above the cap are counted drops", async () => {
+    await firstPingMs(topo.host("a").ns, "10.77.0.3", { intervalMs: 50 });
+    // b's daemon goes away: a's creations towards b stay in "creating" (5 s each), visible on the wire
+    await d.b!.stop();
+    const xs = topo.host("x").ns;
+    const bIp = topo.host("b").addr4;
+    // x spoofs b's address: it holds it without answering ARP for it
+    await xs.sysctl("net.ipv4.conf.all.arp_ignore", 8);
+    await xs.sysctl("net.ipv4.conf.eth0.arp_ignore", 8);
+    await xs.sysctl("net.ipv4.conf.all.arp_announce", 2);
+    await xs.sysctl("net.ipv4.conf.eth0.arp_announce", 2);
+    await xs.ip("addr", "add", `${bIp}/32`, "dev", "eth0");
+    await xs.exec("ping", ["-c", "1", "-W", "1", topo.host("a").addr4]);
+    const file = path.join(work, "a.pcap");
+    cap = await startCapture(topo.host("a").ns, "eth0", file, `udp and dst host ${bIp}`);
+    const forger = xs.spawn("node", [
+      FORGE,
+      file,
+      topo.host("a").addr4,
+      bIp,
+      "7000",
+      String(SECONDS),
+      "24,255,20",
+    ]);
+    // traffic towards b keeps a creating tunnels (a new TID each 5-s creation timeout)
+    const toB = topo.host("a").ns.spawn("ping", ["-n", "-i", "0.5", "10.77.0.2"]);
+    const before = await d.a!.status();
+    const p = await pingStats(topo.host("a").ns, "10.77.0.3", { count: 400, interval: 0.02, waitS: 3 });
+    await forger.exited;
+    await toB.stop(1000);
+    const after = await d.a!.status();
+    const out = JSON.parse(forger.readLog().trim().split("\n").pop()!) as { attempts: number; sent: number };
+    const diff = (k: string, o: "drops" | "events") => (after[o][k] ?? 0) - (before[o][k] ?? 0);
+    const maxRtt = Math.max(...p.rtts);
+    console.log(
+      `forged PUZZLEs: ${out.sent} for ${out.attempts} creation attempts; ping a->c ${p.received}/${p.sent}, ` +
+        `max rtt ${maxRtt.toFixed(1)} ms; a: puzzleTooHard +${diff("puzzleTooHard", "drops")}, ` +
+        `puzzlesQueued +${diff("puzzlesQueued", "events")}, puzzlesSolved +${diff("puzzlesSolved", "events")}`,
+    );
+    expect(out.attempts).toBeGreaterThanOrEqual(1);
+    // the attacker's difficulty-20 puzzles were taken (and solved off the loop) ...
+    expect(diff("puzzlesQueued", "events")).toBeGreaterThanOrEqual(1);
+    // ... the harder ones dropped and counted, two per attempt
+    expect(diff("puzzleTooHard", "drops")).toBeGreaterThanOrEqual(2 * out.attempts);
+    expect(p.received).toBe(p.sent);
+    expect(maxRtt).toBeLessThan(200);
+  }, 60_000);
+});
+
+describe.skipIf(process.getuid?.() !== 0)("nothing identifying in a capture (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  const d: Record<string, RunningDaemon> = {};
+
+  afterAll(async () => {
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("record fetch, tunnel creation and traffic between static peers: no host name, overlay address or host key in any UDP payload", async () => {
+    topo = await createLan({ hosts: ["a", "b"] });
+    const pki = makePki();
+    work = pki.dir;
+    const hosts: Record<string, HostFiles> = {
+      a: makeHost(pki, "alphasecret", "10.77.0.1", "fd77::1"),
+      b: makeHost(pki, "bravosecret", "10.77.0.2", "fd77::2"),
+    };
+    const file = path.join(work, "all.pcap");
+    const cap = await startCapture(topo.host("a").ns, "eth0", file, "udp");
+    try {
+      d.b = await startDaemon(
+        work,
+        { host: hosts.b!, ns: topo.host("b").ns, caFile: pki.caFile, listen: "0.0.0.0:7000", peers: [] },
+        false,
+      );
+      d.a = await startDaemon(work, {
+        host: hosts.a!,
+        ns: topo.host("a").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [{ name: "bravosecret", endpoint: `${topo.host("b").addr4}:7000` }],
+      });
+      const p4 = await pingStats(topo.host("a").ns, "10.77.0.2", { count: 3, interval: 0.1 });
+      const p6 = await pingStats(topo.host("a").ns, "fd77::2", { count: 3, interval: 0.1 });
+      expect(p4.received).toBeGreaterThanOrEqual(2);
+      expect(p6.received).toBeGreaterThanOrEqual(2);
+    } finally {
+      await cap.stop();
+    }
+    const udp = readUdp(file).filter((r) => r.sport === 7000 || r.dport === 7000);
+    const types = new Set(udp.map((r) => r.payload[8]));
+    // the capture holds the record fetch (5, 6), the creation (1, 2) and data (3)
+    for (const t of [1, 2, 3, 5, 6]) expect(types.has(t), `packet type ${t} captured`).toBe(true);
+    const needles: [string, Buffer][] = [];
+    for (const [h, ip4, ip6] of [
+      ["a", "10.77.0.1", "fd770000000000000000000000000001"],
+      ["b", "10.77.0.2", "fd770000000000000000000000000002"],
+    ] as const) {
+      needles.push([`${h} name`, Buffer.from(hosts[h]!.name)]);
+      needles.push([`${h} host key`, hosts[h]!.hostCert.publicKey]);
+      needles.push([`${h} overlay v4`, Buffer.from(ip4.split(".").map(Number))]);
+      needles.push([`${h} overlay v6`, Buffer.from(ip6, "hex")]);
+    }
+    const found = needles.filter(([, n]) => udp.some((r) => r.payload.includes(n))).map(([w]) => w);
+    console.log(
+      `capture: ${udp.length} datagrams on port 7000, types ${[...types].sort().join(",")}; identifying: ${found.join(", ") || "none"}`,
+    );
+    expect(found).toEqual([]);
+  }, 60_000);
+});
