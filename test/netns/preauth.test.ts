@@ -13,7 +13,17 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLan, firstPingMs, pingStats, startCapture, type Capture, type Topology } from "./lib.js";
-import { makeHost, makePki, startDaemon, waitRecords, type HostFiles, type RunningDaemon } from "./mintun.js";
+import {
+  directoriesYaml,
+  makeHost,
+  makePki,
+  startBare,
+  startDaemon,
+  waitRecords,
+  waitRegistered,
+  type HostFiles,
+  type RunningDaemon,
+} from "./mintun.js";
 import { readUdp } from "./pcap.js";
 
 const FORGE = fileURLToPath(new URL("../tools/forge-puzzle.mjs", import.meta.url));
@@ -166,3 +176,63 @@ describe.skipIf(process.getuid?.() !== 0)("nothing identifying in a capture (net
     expect(found).toEqual([]);
   }, 60_000);
 });
+
+describe.skipIf(process.getuid?.() !== 0)(
+  "nothing identifying in a capture, through a directory (netns)",
+  () => {
+    let topo: Topology;
+    let work: string;
+    const d: Record<string, RunningDaemon> = {};
+
+    afterAll(async () => {
+      for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+      await topo?.cleanup();
+      if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    it("registration, lookup, creation and traffic: no host name, overlay address or host key in any UDP payload", async () => {
+      topo = await createLan({ hosts: ["dir", "a", "b"] });
+      const pki = makePki();
+      work = pki.dir;
+      const hosts: Record<string, HostFiles> = {
+        dir: makeHost(pki, "dirsecret", "10.77.0.100", null),
+        a: makeHost(pki, "alphasecret", "10.77.0.1", null),
+        b: makeHost(pki, "bravosecret", "10.77.0.2", null),
+      };
+      const file = path.join(work, "dir.pcap");
+      const cap = await startCapture(topo.host("a").ns, "eth0", file, "udp");
+      try {
+        d.dir = await startBare(work, pki, hosts.dir!, topo.host("dir").ns, "directory:\n  serve: true\n");
+        for (const h of ["a", "b"])
+          d[h] = await startBare(
+            work,
+            pki,
+            hosts[h]!,
+            topo.host(h).ns,
+            directoriesYaml(topo.host("dir").addr4),
+          );
+        await waitRegistered(d.a!);
+        await waitRegistered(d.b!);
+        const p = await pingStats(topo.host("a").ns, "10.77.0.2", { count: 4, interval: 0.2 });
+        expect(p.received).toBeGreaterThanOrEqual(2);
+      } finally {
+        await cap.stop();
+      }
+      const udp = readUdp(file).filter((r) => r.sport === 7000 || r.dport === 7000);
+      const types = new Set(udp.map((r) => r.payload[8]));
+      for (const t of [1, 2, 3, 5, 6]) expect(types.has(t), `packet type ${t} captured`).toBe(true);
+      const needles: [string, Buffer][] = [];
+      for (const h of ["dir", "a", "b"]) {
+        const c = hosts[h]!.hostCert;
+        needles.push([`${h} name`, Buffer.from(c.name)]);
+        needles.push([`${h} host key`, c.publicKey]);
+        needles.push([`${h} overlay v4`, Buffer.from(c.ip4!.split(".").map(Number))]);
+      }
+      const found = needles.filter(([, n]) => udp.some((r) => r.payload.includes(n))).map(([w]) => w);
+      console.log(
+        `directory capture: ${udp.length} datagrams, types ${[...types].sort().join(",")}; identifying: ${found.join(", ") || "none"}`,
+      );
+      expect(found).toEqual([]);
+    }, 90_000);
+  },
+);
