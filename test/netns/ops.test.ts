@@ -148,70 +148,76 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
     );
   });
 
-  it("CLI: status, peers, whois, ping, check-config, --help, with shell exit codes", async () => {
-    const st = await cliA("status");
-    expect(st.code, st.stderr).toBe(0);
-    expect(st.stdout).toMatch(/daemon: pid \d+, version 0\.1\.0/);
-    expect(st.stdout).toContain(`metrics http://${METRICS}/metrics`);
+  // 23 `node bin/mintun` processes one after another, as a user runs them: about 1.3 s each at
+  // load 10 on 2 cores (30 s, vitest's default budget, ran out after ~20 of them)
+  it(
+    "CLI: status, peers, whois, ping, check-config, --help, with shell exit codes",
+    { timeout: 120_000 },
+    async () => {
+      const st = await cliA("status");
+      expect(st.code, st.stderr).toBe(0);
+      expect(st.stdout).toMatch(/daemon: pid \d+, version 0\.1\.0/);
+      expect(st.stdout).toContain(`metrics http://${METRICS}/metrics`);
 
-    const peers = await cliA("peers");
-    expect(peers.code, peers.stderr).toBe(0);
-    expect(peers.stdout).toMatch(/^NAME\s+TUNNEL\s+ADDRESSES/m);
-    expect(peers.stdout).toMatch(new RegExp(`^b\\s+established\\s+${O4.b} ${O6.b}`, "m"));
+      const peers = await cliA("peers");
+      expect(peers.code, peers.stderr).toBe(0);
+      expect(peers.stdout).toMatch(/^NAME\s+TUNNEL\s+ADDRESSES/m);
+      expect(peers.stdout).toMatch(new RegExp(`^b\\s+established\\s+${O4.b} ${O6.b}`, "m"));
 
-    const w = await cliA("whois", O6.b!);
-    expect(w.code, w.stderr).toBe(0);
-    const key = (await d.b!.status()).host.key;
-    expect(w.stdout).toMatch(/^host:\s+b$/m);
-    expect(w.stdout).toContain(key);
-    expect(w.stdout).toMatch(/^tunnel:\s+session \S+ established/m);
-    const wj = JSON.parse((await cliA("whois", O4.b!, "--json")).stdout) as { name: string; key: string };
-    expect(wj).toMatchObject({ name: "b", key });
-    const self = await cliA("whois", O4.a!);
-    expect(self.stdout).toMatch(/^host:\s+a \(this host\)$/m);
-    const none = await cliA("whois", "10.99.0.1");
-    expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/no known host owns/);
-    expect((await cliA("whois", "not-an-ip")).code).toBe(2);
+      const w = await cliA("whois", O6.b!);
+      expect(w.code, w.stderr).toBe(0);
+      const key = (await d.b!.status()).host.key;
+      expect(w.stdout).toMatch(/^host:\s+b$/m);
+      expect(w.stdout).toContain(key);
+      expect(w.stdout).toMatch(/^tunnel:\s+session \S+ established/m);
+      const wj = JSON.parse((await cliA("whois", O4.b!, "--json")).stdout) as { name: string; key: string };
+      expect(wj).toMatchObject({ name: "b", key });
+      const self = await cliA("whois", O4.a!);
+      expect(self.stdout).toMatch(/^host:\s+a \(this host\)$/m);
+      const none = await cliA("whois", "10.99.0.1");
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/no known host owns/);
+      expect((await cliA("whois", "not-an-ip")).code).toBe(2);
 
-    const p = await cliA("ping", "b", "--count", "2", "--interval-ms", "50");
-    expect(p.code, p.stdout + p.stderr).toBe(0);
-    expect(p.stdout).toMatch(/2 received/);
-    expect(p.stdout).toMatch(
-      new RegExp(`carried by tunnel \\S+ \\(established, epoch \\d+\\) to ${topo.host("b").addr4}:7000`),
-    );
-    const p6 = await cliA("ping", "b", "--ipv6", "--count", "1");
-    expect(p6.code, p6.stdout + p6.stderr).toBe(0);
-    expect(p6.stdout).toContain(O6.b);
-    const pn = await cliA("ping", "nosuchpeer");
-    expect(pn.code).toBe(1);
-    expect(pn.stderr).toMatch(/neither a peer/);
+      const p = await cliA("ping", "b", "--count", "2", "--interval-ms", "50");
+      expect(p.code, p.stdout + p.stderr).toBe(0);
+      expect(p.stdout).toMatch(/2 received/);
+      expect(p.stdout).toMatch(
+        new RegExp(`carried by tunnel \\S+ \\(established, epoch \\d+\\) to ${topo.host("b").addr4}:7000`),
+      );
+      const p6 = await cliA("ping", "b", "--ipv6", "--count", "1");
+      expect(p6.code, p6.stdout + p6.stderr).toBe(0);
+      expect(p6.stdout).toContain(O6.b);
+      const pn = await cliA("ping", "nosuchpeer");
+      expect(pn.code).toBe(1);
+      expect(pn.stderr).toMatch(/neither a peer/);
 
-    const good = await cli("check-config", path.join(work, "a.yaml"));
-    expect(good.code, good.stderr).toBe(0);
-    expect(good.stdout).toMatch(/a\.yaml: ok/);
-    expect(good.stdout).toMatch(/host 'a' \(\S+\), certificate valid 0 more days/);
-    const badFile = path.join(work, "bad.yaml");
-    fs.writeFileSync(
-      badFile,
-      fs.readFileSync(path.join(work, "a.yaml"), "utf8") + "tunnel:\n  rekeySecs: 5\n",
-    );
-    const bad = await cli("check-config", badFile);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(
-      /bad\.yaml:\d+ \(tunnel\.rekeySecs\): unknown key 'rekeySecs' \(did you mean 'rekeySec'\?\)/,
-    );
+      const good = await cli("check-config", path.join(work, "a.yaml"));
+      expect(good.code, good.stderr).toBe(0);
+      expect(good.stdout).toMatch(/a\.yaml: ok/);
+      expect(good.stdout).toMatch(/host 'a' \(\S+\), certificate valid 0 more days/);
+      const badFile = path.join(work, "bad.yaml");
+      fs.writeFileSync(
+        badFile,
+        fs.readFileSync(path.join(work, "a.yaml"), "utf8") + "tunnel:\n  rekeySecs: 5\n",
+      );
+      const bad = await cli("check-config", badFile);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(
+        /bad\.yaml:\d+ \(tunnel\.rekeySecs\): unknown key 'rekeySecs' \(did you mean 'rekeySec'\?\)/,
+      );
 
-    for (const c of ["status", "peers", "ping", "whois", "check-config", "install", "cert show"]) {
-      const h = await cli(...c.split(" "), "--help");
-      expect(h.code, c).toBe(0);
-      expect(h.stdout, c).toMatch(/^usage: mintun /);
-    }
-    expect((await cli("peers", "--bogus")).code).toBe(2);
-    const down = await cli("status", "--socket", path.join(work, "nothing.sock"));
-    expect(down.code).toBe(1);
-    expect(down.stderr).toMatch(/not running/);
-  });
+      for (const c of ["status", "peers", "ping", "whois", "check-config", "install", "cert show"]) {
+        const h = await cli(...c.split(" "), "--help");
+        expect(h.code, c).toBe(0);
+        expect(h.stdout, c).toMatch(/^usage: mintun /);
+      }
+      expect((await cli("peers", "--bogus")).code).toBe(2);
+      const down = await cli("status", "--socket", path.join(work, "nothing.sock"));
+      expect(down.code).toBe(1);
+      expect(down.stderr).toMatch(/not running/);
+    },
+  );
 
   it("SIGHUP applies a good config without dropping the tunnel; restart-only keys are reported", async () => {
     const before = await d.a!.status();

@@ -293,7 +293,8 @@ describe("keyfile", () => {
 describe("bin/mintun as a process", () => {
   // Compiles only the CLI's import graph (not all of src/) into .tmp/, next to a copy of
   // the bin shim, so this test does not depend on the rest of the tree building.
-  // several real CLI processes (0.3-0.6 s each): generous when files run in parallel on a loaded machine
+  // a whole tsc compile of the CLI (about 8 s of CPU; 25-37 s at load 10 on 2 cores) and three
+  // node processes: over vitest's default 30 s budget on a loaded machine
   it("runs, exits 2 on bad usage, 1 on errors, without stack traces", { timeout: 120_000 }, () => {
     const root = path.resolve(".tmp", `cli-${process.pid}`);
     fs.rmSync(root, { recursive: true, force: true });
