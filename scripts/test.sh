@@ -13,7 +13,7 @@ npx eslint .
 echo "[test] prettier --check"
 npx prettier --check .
 echo "[test] depcruise (layers: .dependency-cruiser.cjs)"
-npx depcruise src --ignore-known
+npx depcruise src
 # bounded: a hung test must fail the run, not eat the CI budget
 echo "[test] vitest: unit, property, in-process (files in parallel)"
 timeout --kill-after=30 600 npx vitest run --project fast --fileParallelism --maxWorkers=2
