@@ -367,9 +367,7 @@ export class ConnTable {
   static matchesIn(c: Conn, buf: Buffer, f: FlowScratch): boolean {
     if (f.frag === FRAG_LATER)
       return (
-        c.fragIds !== null &&
-        c.fragIds.includes(f.fragId) &&
-        matchFlow(c, buf, f, f.dstOff, c.lport, f.srcOff, c.rport)
+        c.fragIds !== null && c.fragIds.includes(f.fragId) && sameAddresses(c, buf, f, f.dstOff, f.srcOff)
       );
     if (!matchFlow(c, buf, f, f.dstOff, f.dport, f.srcOff, f.sport)) return false;
     if (f.frag === FRAG_FIRST) c.noteFrag(f.fragId);
@@ -396,9 +394,14 @@ export class ConnTable {
     return null;
   }
 
+  /**
+   * Fragments of one datagram share addresses and id (IPv4: also the protocol; IPv6: a
+   * later fragment's next header may be an extension header of the fragmentable part,
+   * so the protocol is not compared).
+   */
   private static fragKey(buf: Buffer, f: FlowScratch): number {
     let h = mix(0x27d4eb2f, f.fragId);
-    h = mix(h, f.proto);
+    h = mix(h, f.family);
     h = mix(h, buf.readInt32BE(f.srcOff));
     h = mix(h, buf.readInt32BE(f.dstOff));
     if (f.family === 6) {
@@ -425,7 +428,8 @@ export class ConnTable {
       now - e.at >= FRAG_TIE_MS ||
       e.id !== f.fragId ||
       this.byKey.get(c.key) !== c ||
-      !matchFlow(c, buf, f, f.srcOff, c.lport, f.dstOff, c.rport)
+      !sameAddresses(c, buf, f, f.srcOff, f.dstOff) ||
+      (f.family === 4 && f.proto !== c.proto)
     )
       return null;
     return c;
@@ -533,6 +537,20 @@ export class ConnTable {
 /** Does this outbound packet (src = local) carry c's flow? */
 function matchesOut(c: Conn, buf: Buffer, f: FlowScratch): boolean {
   return matchFlow(c, buf, f, f.srcOff, f.sport, f.dstOff, f.dport);
+}
+
+/** c's family and addresses, its local address at buf[lOff] and its remote one at buf[rOff]? */
+function sameAddresses(c: Conn, buf: Buffer, f: FlowScratch, lOff: number, rOff: number): boolean {
+  if (c.family !== f.family || c.l0 !== buf.readInt32BE(lOff) || c.r0 !== buf.readInt32BE(rOff)) return false;
+  return (
+    f.family === 4 ||
+    (c.l1 === buf.readInt32BE(lOff + 4) &&
+      c.l2 === buf.readInt32BE(lOff + 8) &&
+      c.l3 === buf.readInt32BE(lOff + 12) &&
+      c.r1 === buf.readInt32BE(rOff + 4) &&
+      c.r2 === buf.readInt32BE(rOff + 8) &&
+      c.r3 === buf.readInt32BE(rOff + 12))
+  );
 }
 
 /** c's flow, with its local side at buf[lOff] (port lport) and its remote side at buf[rOff]? */

@@ -1989,24 +1989,48 @@ export class EngineCore {
           kept++;
           continue;
         }
-        c.state = CONN_DENIED;
-        c.deniedAt = now;
-        c.denyReason = DenyReason.Policy;
-        c.lastDenySent = now;
         this.drops.connPolicyReset++;
         reset++;
-        const t = peer.sendTunnel();
-        if (t !== null && t.canSend)
-          this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(c.wireId, DenyReason.Policy), now);
-        this.rlog.log(now, "info", "conn-rejudged", "open connection refused by the new policy", () => ({
-          peer: peer.name,
-          user: u ? u.cert.name : null,
-          flow: describeConn(c),
-          why: d.reason,
-        }));
+        this.resetTheirs(peer, c, DenyReason.Policy, d.reason, now);
       }
     }
     return { kept, reset, reidentified };
+  }
+
+  /** An open connection the peer opened is refused from now on: denied, CONN_DENY, logged. */
+  private resetTheirs(peer: Peer, c: Conn, reason: number, why: string, now: number): void {
+    c.state = CONN_DENIED;
+    c.deniedAt = now;
+    c.denyReason = reason;
+    c.lastDenySent = now;
+    const t = peer.sendTunnel();
+    if (t !== null && t.canSend)
+      this.sendControl(t, FrameType.ConnDeny, encodeConnDeny(c.wireId, reason), now);
+    this.rlog.log(now, "info", "conn-rejudged", "open connection refused", () => ({
+      peer: peer.name,
+      user: c.peerUser ? c.peerUser.cert.name : null,
+      flow: describeConn(c),
+      reason: DENY_REASON_NAMES[reason],
+      why,
+    }));
+  }
+
+  /**
+   * Connections that outlived their user certificate (from the coarse tick): one the peer
+   * opened is refused (bad-certificate, drops.connCertExpired, the next packet gets the
+   * reject); one opened here is forgotten, so its next packet is identified afresh (an
+   * expired identity is refused locally, never replaced by the host).
+   */
+  private expireUserConns(peer: Peer, ct: ConnTable, now: number): void {
+    const nowSec = now / 1000;
+    for (const c of [...ct.byKey.values()]) {
+      if (c.state !== CONN_OPEN) continue;
+      const cert = c.mine ? c.localCert : (c.peerUser?.cert ?? null);
+      if (cert === null || (nowSec < cert.notAfter && nowSec >= cert.notBefore)) continue;
+      this.drops.connCertExpired++;
+      if (c.mine) ct.remove(c);
+      else this.resetTheirs(peer, c, DenyReason.BadCert, "user certificate expired", now);
+    }
   }
 
   /** CONN_DENY: the peer refused a connection we opened; answer the application at once. */
@@ -2419,6 +2443,7 @@ export class EngineCore {
       if (p.conns !== null && now - p.lastConnSweep >= 5000) {
         p.lastConnSweep = now;
         p.conns.sweep(now);
+        this.expireUserConns(p, p.conns, now);
       }
       if (p.configured) {
         const e = p.eph;

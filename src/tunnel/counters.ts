@@ -67,6 +67,8 @@ export function newDrops() {
     fragOrphan: 0,
     /** connection reset because a policy reload no longer allows it */
     connPolicyReset: 0,
+    /** open connection whose user certificate expired (refused, or identified afresh if opened here) */
+    connCertExpired: 0,
     /**
      * CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE for no
      * creation of ours, another key id, a second one per attempt, or not from the CREATE's address

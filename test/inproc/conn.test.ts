@@ -11,7 +11,7 @@ import { signCert, type UserCert } from "../../src/wire/cert.js";
 import { PacketType } from "../../src/wire/packet.js";
 import { ipv4, makeCa, SimNet, type Ca } from "./harness.js";
 
-function makeUser(ca: Ca, name: string, uid: number, groups: string[] = []): LocalUser {
+function makeUser(ca: Ca, name: string, uid: number, groups: string[] = [], validSec = 86400): LocalUser {
   const kp = signKeyPair();
   const nowSec = Math.floor(Date.now() / 1000);
   const cert = signCert(
@@ -21,7 +21,7 @@ function makeUser(ca: Ca, name: string, uid: number, groups: string[] = []): Loc
       publicKey: kp.publicKey,
       groups,
       notBefore: nowSec - 60,
-      notAfter: nowSec + 86400,
+      notAfter: nowSec + validSec,
       issuer: ca.cert.publicKey,
     },
     ca.sk,
@@ -342,5 +342,23 @@ describe("per-user connections", () => {
     expect(b.engine.connsFor("10.77.0.1", 1111).map((c) => [c.peerUser?.name, c.state])).toEqual([
       ["bob", "denied"],
     ]);
+  });
+
+  it("a connection that outlives its user certificate is refused on both ends (coarse tick)", () => {
+    const { net, a, b, ca, id } = setup();
+    const brief = makeUser(ca, "alice", 1001, ["dev"], 3); // valid 2-3 s from now
+    id.byPort.set(1113, brief);
+    a.send(udp("10.77.0.1", "10.77.0.2", 1113, 80, "while valid"));
+    net.run();
+    expect(b.take().map(text)).toEqual(["while valid"]);
+    net.advance(11_000);
+    expect(b.engine.drops.connCertExpired).toBe(1);
+    expect(a.engine.drops.connCertExpired).toBe(1);
+    expect(b.engine.connsFor("10.77.0.1", 1113).map((c) => [c.state, c.denyReason])).toEqual([
+      ["denied", "bad-certificate"],
+    ]);
+    a.send(udp("10.77.0.1", "10.77.0.2", 1113, 80, "after expiry"));
+    net.run();
+    expect(b.take()).toEqual([]);
   });
 });

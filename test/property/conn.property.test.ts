@@ -109,3 +109,43 @@ describe("flow parsing", () => {
     );
   });
 });
+
+describe("parseFlow: IPv6 extension header chains", () => {
+  it("random chains never throw; a parsed packet's transport header lies inside it", () => {
+    const ext = fc.constantFrom(0, 43, 44, 51, 60, 6, 17, 58, 59);
+    fc.assert(
+      fc.property(
+        ext,
+        fc.array(fc.tuple(ext, fc.uint8Array({ minLength: 8, maxLength: 24 })), { maxLength: 10 }),
+        fc.uint8Array({ maxLength: 40 }),
+        (first, chain, tail) => {
+          const body = Buffer.concat([
+            ...chain.map(([next, bytes]) => {
+              const h = Buffer.from(bytes);
+              h[0] = next;
+              h[1] = h[1]! % 3;
+              return h;
+            }),
+            Buffer.from(tail),
+          ]);
+          const b = Buffer.alloc(40 + body.length);
+          b[0] = 0x60;
+          b.writeUInt16BE(body.length, 4);
+          b[6] = first;
+          body.copy(b, 40);
+          const f = new FlowScratch();
+          if (!parseFlow(b, 0, b.length, f)) return;
+          expect(f.family).toBe(6);
+          expect(f.l4Off).toBeGreaterThanOrEqual(40);
+          expect(f.l4Off).toBeLessThanOrEqual(b.length);
+          // never an extension header as the protocol, except for a later fragment (whose next
+          // header may name one of the fragmentable part)
+          if (f.frag !== 2) expect([0, 43, 44, 51, 60]).not.toContain(f.proto);
+          if (f.frag !== 2 && (f.proto === 6 || f.proto === 17) && b.length - f.l4Off >= 4)
+            expect(f.sport).toBe(b.readUInt16BE(f.l4Off));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -225,6 +225,26 @@ describe("policy and users keys", () => {
       parseConfig("ca: ca.crt\nhost: { key: h.key, cert: h.crt }\nusers:\n  unmapped: root\n", "/etc/x.yaml"),
     ).toThrow(/x\.yaml:4 \(users\.unmapped\): expected host or deny, got 'root'/);
   });
+
+  it("users.asHost: user and group names and uids; unmapped defaults to deny; bad entries name the line", () => {
+    const c = parseConfig(
+      "ca: ca.crt\nhost: { key: h.key, cert: h.crt }\nusers:\n  asHost: [www-data, '@svc', 'group:mon', 998]\n",
+      "/etc/x.yaml",
+    );
+    expect(c.users).toEqual({ unmapped: "deny", asHost: ["www-data", "@svc", "group:mon", "998"] });
+    expect(() =>
+      parseConfig(
+        "ca: ca.crt\nhost: { key: h.key, cert: h.crt }\nusers:\n  asHost: ['a b']\n",
+        "/etc/x.yaml",
+      ),
+    ).toThrow(/x\.yaml:4 \(users\.asHost\[0\]\): expected an OS user or group name/);
+    expect(() =>
+      parseConfig(
+        "ca: ca.crt\nhost: { key: h.key, cert: h.crt }\nusers:\n  asHost: www-data\n",
+        "/etc/x.yaml",
+      ),
+    ).toThrow(/users\.asHost\): expected a list/);
+  });
 });
 
 describe("systemd defaults (one runtime directory per mintund@ instance)", () => {

@@ -5,7 +5,14 @@
  * host under `users.unmapped: deny`; users.asHost names the OS users that act as the host.
  */
 import { describe, expect, it } from "vitest";
-import { FRAG_FIRST, FRAG_LATER, FRAG_NONE, FlowScratch, parseFlow } from "../../src/conn/conns.js";
+import {
+  ConnTable,
+  FRAG_FIRST,
+  FRAG_LATER,
+  FRAG_NONE,
+  FlowScratch,
+  parseFlow,
+} from "../../src/conn/conns.js";
 import { FakeIdentityLookup, type IdentityLookup } from "../../src/net/identity.js";
 import { PlatformError } from "../../src/errors.js";
 import { DaemonIdentity, resolveAsHost, type OsAccounts } from "../../src/daemon/identity.js";
@@ -58,6 +65,29 @@ describe("parseFlow: IPv6 extension headers and fragments", () => {
     expect(later).toMatchObject({ proto: 17, sport: 0, dport: 0, frag: FRAG_LATER, fragId: 0xabcdef01 });
     const atomic = parse(ipv6(A6, B6, Buffer.concat([fragHeader(6, 0, false, 7), udpHeader(4000, 80)]), 44))!;
     expect(atomic).toMatchObject({ proto: 6, sport: 4000, dport: 80, frag: FRAG_NONE });
+  });
+
+  it("a later fragment whose next header is an extension header is tied to its first fragment's connection", () => {
+    // destination options in the fragmentable part: the first fragment walks through them to
+    // UDP; a later fragment's fragment header names them (60), not UDP
+    const first = ipv6(
+      A6,
+      B6,
+      Buffer.concat([fragHeader(60, 0, true, 77), optHeader(17), udpHeader(4000, 53)]),
+      44,
+    );
+    const later = ipv6(A6, B6, Buffer.concat([fragHeader(60, 3, false, 77), Buffer.from("rest of it")]), 44);
+    const other = ipv6(A6, B6, Buffer.concat([fragHeader(60, 3, false, 78), Buffer.from("not ours")]), 44);
+    const ct = new ConnTable();
+    const f = parse(first)!;
+    expect(f).toMatchObject({ proto: 17, sport: 4000, frag: FRAG_FIRST });
+    const c = ct.openMine(first, f, 0)!;
+    ct.tieFragment(first, f, c, 0);
+    const g = parse(later)!;
+    expect(g).toMatchObject({ proto: 60, frag: FRAG_LATER, fragId: 77 });
+    expect(ct.fragmentConn(later, g, 1000)).toBe(c);
+    expect(ct.fragmentConn(later, g, 6000)).toBeNull(); // tied for FRAG_TIE_MS only
+    expect(ct.fragmentConn(other, parse(other)!, 1000)).toBeNull();
   });
 
   it("refuses a chain that runs past the packet or is too long", () => {
