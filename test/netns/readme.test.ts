@@ -203,6 +203,7 @@ scp() {
 
   it("runs every block of README 'Using it' on its host: ping, curl by name, status", async () => {
     const blocks = readmeBlocks(fs.readFileSync(README, "utf8"));
+    const t0 = Date.now();
     for (const [i, b] of blocks.entries()) {
       for (const h of b.hosts) {
         const s = sh[h];
@@ -214,7 +215,8 @@ scp() {
             "for i in $(seq 100); do mintun status >/dev/null 2>&1 && break; sleep 0.1; done; mintun status >/dev/null",
           );
         }
-        if (process.env.READMETEST_VERBOSE) console.log(`--- block ${i + 1} on ${h}\n${b.code}\n>>>\n${o}`);
+        if (process.env.READMETEST_VERBOSE)
+          console.log(`--- block ${i + 1} on ${h} (${Date.now() - t0} ms)\n${b.code}\n>>>\n${o}`);
       }
     }
     const laptop = out.laptop.join("\n");
