@@ -20,7 +20,8 @@
  *
  * The one emulated command is `scp` (no ssh server here): a shell function that
  * copies from/to the other host's mount namespace (nsenter -m into its shell)
- * with `scp [user@]IP:PATH LOCAL` / `scp LOCAL [user@]IP:PATH` semantics.
+ * with `scp [user@]IP:PATH LOCAL` / `scp LOCAL [user@]IP:PATH` semantics (a new file
+ * gets the source's mode, as scp gives it).
  * A person waits until a daemon they started is up; the test does too: after a
  * block that starts `mintund`, it polls `mintun status` (bounded) on that host.
  *
@@ -177,11 +178,12 @@ scp() {
     h=\${src%%:*}; h=\${h#*@}; p=\${src#*:}; pid=\${READMETEST_HOSTS[$h]:-}
     [ -n "$pid" ] || { echo "scp: unknown host $h" >&2; return 1; }
     [ -d "$dst" ] && dst=$dst/\${p##*/}
-    nsenter -t "$pid" -m cat -- "$p" >"$dst"
+    (umask 077; nsenter -t "$pid" -m cat -- "$p" >"$dst") || return 1
+    chmod "$(nsenter -t "$pid" -m stat -c %a -- "$p")" "$dst"
   elif [[ $dst == *:* ]]; then
     h=\${dst%%:*}; h=\${h#*@}; p=\${dst#*:}; pid=\${READMETEST_HOSTS[$h]:-}
     [ -n "$pid" ] || { echo "scp: unknown host $h" >&2; return 1; }
-    nsenter -t "$pid" -m sh -c 'if [ -d "$1" ]; then cat >"$1/$2"; else cat >"$1"; fi' sh "$p" "\${src##*/}" <"$src"
+    nsenter -t "$pid" -m sh -c 'f=$1; [ -d "$f" ] && f=$f/$2; umask 077; cat >"$f" && chmod "$3" "$f"' sh "$p" "\${src##*/}" "$(stat -c %a -- "$src")" <"$src"
   else
     cp -- "$src" "$dst"
   fi
