@@ -163,6 +163,8 @@ describe.skipIf(process.getuid?.() !== 0)("README walkthrough, as typed (netns)"
         [
           `mount -t overlay overlay -o lowerdir=/etc,upperdir=${d}/etc.up,workdir=${d}/etc.wk /etc`,
           `mount -t overlay overlay -o lowerdir=/var,upperdir=${d}/var.up,workdir=${d}/var.wk /var`,
+          // a resolv.conf symlink into /run (systemd-resolved) becomes this host's own file
+          `{ [ ! -L /etc/resolv.conf ] || cp --remove-destination "$(readlink -f /etc/resolv.conf)" /etc/resolv.conf; }`,
           `mount -t tmpfs tmpfs /run`,
         ].join(" && "),
       );
@@ -233,5 +235,10 @@ scp() {
     expect(st.peers.map((p) => p.name)).toContain("web");
     const code = await sh.laptop.run("curl -s -o /dev/null -w '%{http_code}' http://web.mesh:8000/");
     expect(code.trim()).toBe("200");
+    // web got one file and kept nothing else: its key is 0600 and the bundle is gone
+    expect((await sh.web.run("stat -c %a /etc/mintun/host.key")).trim()).toBe("600");
+    expect((await sh.web.run("ls /etc/mintun")).trim().split(/\s+/).sort()).toEqual(
+      ["ca.crt", "host.crt", "host.key", "mintund.log", "mintund.yaml"].sort(),
+    );
   }, 90_000);
 });
