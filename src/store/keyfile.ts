@@ -295,7 +295,7 @@ export function writeBundle(file: string, b: Bundle, opts: WriteOptions = {}): v
   try {
     writeAtomic(file, text, 0o600, opts);
   } finally {
-    text.fill(0);
+    zero(text);
   }
 }
 
@@ -313,15 +313,25 @@ export function readBundle(file: string): Bundle {
       );
   });
   const text = data.toString("latin1");
-  data.fill(0);
+  zero(data);
   const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----/g) ?? [];
   const bad = (why: string) =>
     new CertError("EMALFORMED", `'${file}' is not a mintun enrolment bundle: ${why}`);
   if (blocks.length !== 3) throw bad(`expected 3 armored blocks, found ${blocks.length}`);
   const sk = dearmor(blocks[0]!);
   if (!sk || sk.label !== LABEL_SECRET_KEY || sk.body.length !== ED25519_SK_BYTES) {
-    sk?.body.fill(0);
+    if (sk) zero(sk.body);
     throw bad("the first block is not a secret key");
+  }
+  // integrity, as readSecretKey: the public half must be the one derived from the seed
+  const seed = Buffer.from(sk.body.subarray(0, ED25519_SEED_BYTES));
+  const kp = signKeyPair(seed);
+  zero(seed);
+  const intact = kp.publicKey.equals(sk.body.subarray(ED25519_SEED_BYTES));
+  zero(kp.secretKey);
+  if (!intact) {
+    zero(sk.body);
+    throw bad("the secret key is corrupt (public half does not match)");
   }
   let cert: Cert;
   let ca: Cert;
@@ -329,11 +339,11 @@ export function readBundle(file: string): Bundle {
     cert = parseCertText(blocks[1]!, file);
     ca = parseCertText(blocks[2]!, file);
   } catch (e) {
-    sk.body.fill(0);
+    zero(sk.body);
     throw e;
   }
   if (cert.kind !== "host" || ca.kind !== "ca") {
-    sk.body.fill(0);
+    zero(sk.body);
     throw bad(`expected a host and a CA certificate, found ${cert.kind} and ${ca.kind}`);
   }
   return { secretKey: sk.body, cert, ca };

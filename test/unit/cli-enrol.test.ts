@@ -5,7 +5,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { runCli, type Io } from "../../src/cli/cli.js";
 import { COMMANDS } from "../../src/cli/commands/index.js";
-import { armor, publicKeyOf, readCert, readSecretKey, LABEL_SECRET_KEY } from "../../src/store/keyfile.js";
+import {
+  armor,
+  dearmor,
+  publicKeyOf,
+  readCert,
+  readSecretKey,
+  LABEL_SECRET_KEY,
+} from "../../src/store/keyfile.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { verifyCert, type CaCert } from "../../src/wire/cert.js";
 
@@ -79,6 +86,9 @@ describe("enrolment bundle", () => {
     const [gk, gc, gca] = blocks(good);
     const [, , oca] = blocks(other);
     const kp = signKeyPair();
+    // the bundle's own key with one seed byte flipped: public half (and cert) still match
+    const corrupt = Buffer.from(dearmor(gk!)!.body);
+    corrupt[0]! ^= 1;
     const cases: [string, string, RegExp][] = [
       ["truncated", good.slice(0, good.length - 40), /not a mintun enrolment bundle/],
       ["empty", "", /not a mintun enrolment bundle/],
@@ -86,6 +96,7 @@ describe("enrolment bundle", () => {
       ["order", `${gc}${gk}${gca}`, /first block is not a secret key/],
       ["foreign key", `${armor(LABEL_SECRET_KEY, kp.secretKey)}${gc}${gca}`, /does not belong/],
       ["other CA", `${gk}${gc}${oca}`, /does not verify: wrong-issuer/],
+      ["corrupt key", `${armor(LABEL_SECRET_KEY, corrupt)}${gc}${gca}`, /secret key is corrupt/],
       ["ca twice", `${gk}${gca}${gca}`, /expected a host and a CA certificate/],
       [
         "bad base64",
