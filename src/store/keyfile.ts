@@ -271,3 +271,80 @@ export function readCert(file: string): Cert {
 export function writeCert(file: string, cert: Cert, opts: WriteOptions = {}): void {
   writeAtomic(file, Buffer.from(armor(CERT_LABELS[cert.kind], cert.raw), "latin1"), 0o644, opts);
 }
+
+/**
+ * An enrolment bundle (`mintun ca sign-host --bundle`, `mintun enrol`): one 0600 text
+ * file with the host's secret key, its host certificate and the CA certificate, each
+ * armored as in their own files, in that order.
+ */
+export interface Bundle {
+  secretKey: Buffer;
+  cert: Cert;
+  ca: Cert;
+}
+
+/** Writes an enrolment bundle, mode 0600 (it holds a secret key). */
+export function writeBundle(file: string, b: Bundle, opts: WriteOptions = {}): void {
+  if (b.secretKey.length !== ED25519_SK_BYTES) throw new CertError("EINVAL", "secret key must be 64 bytes");
+  const parts = [
+    armor(LABEL_SECRET_KEY, b.secretKey),
+    armor(CERT_LABELS[b.cert.kind], b.cert.raw),
+    armor(CERT_LABELS[b.ca.kind], b.ca.raw),
+  ];
+  const text = Buffer.from(parts.join(""), "latin1");
+  try {
+    writeAtomic(file, text, 0o600, opts);
+  } finally {
+    zero(text);
+  }
+}
+
+/**
+ * Reads an enrolment bundle. Throws CertError naming the path (never the contents):
+ * EMALFORMED unless it holds exactly a secret key, a host certificate and a CA
+ * certificate; EPERM when it is readable by group or others.
+ */
+export function readBundle(file: string): Bundle {
+  const data = readLimited(file, "enrolment bundle", (st) => {
+    if ((st.mode & 0o077) !== 0)
+      throw new CertError(
+        "EPERM",
+        `enrolment bundle '${file}' holds a secret key but is readable by others (chmod 600 '${file}')`,
+      );
+  });
+  const text = data.toString("latin1");
+  zero(data);
+  const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----/g) ?? [];
+  const bad = (why: string) =>
+    new CertError("EMALFORMED", `'${file}' is not a mintun enrolment bundle: ${why}`);
+  if (blocks.length !== 3) throw bad(`expected 3 armored blocks, found ${blocks.length}`);
+  const sk = dearmor(blocks[0]!);
+  if (!sk || sk.label !== LABEL_SECRET_KEY || sk.body.length !== ED25519_SK_BYTES) {
+    if (sk) zero(sk.body);
+    throw bad("the first block is not a secret key");
+  }
+  // integrity, as readSecretKey: the public half must be the one derived from the seed
+  const seed = Buffer.from(sk.body.subarray(0, ED25519_SEED_BYTES));
+  const kp = signKeyPair(seed);
+  zero(seed);
+  const intact = kp.publicKey.equals(sk.body.subarray(ED25519_SEED_BYTES));
+  zero(kp.secretKey);
+  if (!intact) {
+    zero(sk.body);
+    throw bad("the secret key is corrupt (public half does not match)");
+  }
+  let cert: Cert;
+  let ca: Cert;
+  try {
+    cert = parseCertText(blocks[1]!, file);
+    ca = parseCertText(blocks[2]!, file);
+  } catch (e) {
+    zero(sk.body);
+    throw e;
+  }
+  if (cert.kind !== "host" || ca.kind !== "ca") {
+    zero(sk.body);
+    throw bad(`expected a host and a CA certificate, found ${cert.kind} and ${ca.kind}`);
+  }
+  return { secretKey: sk.body, cert, ca };
+}

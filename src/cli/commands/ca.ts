@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError, UsageError } from "../../errors.js";
-import { writeCert, writeSecretKey } from "../../store/keyfile.js";
+import { writeBundle, writeCert, writeSecretKey } from "../../store/keyfile.js";
 import { signKeyPair, zero } from "../../crypto/sodium.js";
 import {
   fingerprint,
@@ -122,6 +122,7 @@ function signAndWrite(
   io: Io,
   make: (common: Omit<CertFields, "kind">) => CertFields,
   what: string,
+  bundle = false,
 ): void {
   const name = checkName(args.requireString("name"));
   const groups = checkGroups(args.list("groups"));
@@ -129,8 +130,18 @@ function signAndWrite(
   const force = args.bool("force");
   if (!force && fs.existsSync(out))
     throw new CertError("EEXIST", `'${out}' already exists (use --force to overwrite)`);
-  const publicKey = subjectPublicKey(args, io);
-  const ca = loadCa(resolvePath(io, args.requireString("ca")), io);
+  if (bundle && (args.string("key-pub") !== undefined || args.string("key") !== undefined))
+    throw new UsageError("--bundle makes a new key for the host: give no --key-pub or --key");
+  // a bundle carries a fresh secret key for the host, made here
+  const kp = bundle ? signKeyPair() : null;
+  const publicKey = kp ? kp.publicKey : subjectPublicKey(args, io);
+  let ca: ReturnType<typeof loadCa>;
+  try {
+    ca = loadCa(resolvePath(io, args.requireString("ca")), io);
+  } catch (e) {
+    if (kp) zero(kp.secretKey);
+    throw e;
+  }
   try {
     const now = nowSec(io);
     let notAfter = now + args.requireNumber("days") * SECONDS_PER_DAY;
@@ -143,24 +154,43 @@ function signAndWrite(
       make({ name, publicKey, groups, notBefore, notAfter, issuer: ca.cert.publicKey }),
       ca.secretKey,
     );
-    writeCert(out, cert, { force });
-    io.stdout(
-      `wrote ${what} certificate ${out}\n  name: ${name}, key fingerprint ${fingerprint(publicKey)}, ` +
-        `valid until ${iso(cert.notAfter)}\n`,
-    );
+    if (kp) {
+      writeBundle(out, { secretKey: kp.secretKey, cert, ca: ca.cert }, { force });
+      io.stdout(
+        `wrote enrolment bundle ${out} (secret, 0600): a new key, the ${what} certificate and the CA certificate\n` +
+          `  name: ${name}, key fingerprint ${fingerprint(publicKey)}, valid until ${iso(cert.notAfter)}\n` +
+          `  on the host: mintun enrol ${path.basename(out)}  (then delete the bundle)\n`,
+      );
+    } else {
+      writeCert(out, cert, { force });
+      io.stdout(
+        `wrote ${what} certificate ${out}\n  name: ${name}, key fingerprint ${fingerprint(publicKey)}, ` +
+          `valid until ${iso(cert.notAfter)}\n`,
+      );
+    }
   } finally {
     zero(ca.secretKey);
+    if (kp) zero(kp.secretKey);
   }
 }
 
 export const caSignHost: Command = {
   path: ["ca", "sign-host"],
   summary: "issue a host certificate",
+  description:
+    "With --bundle, a new key pair is made for the host and --out gets one file (0600) with its\n" +
+    "secret key, the certificate and the CA certificate: copy it to the host and run\n" +
+    "'mintun enrol FILE' there (one file, one command; the secret key crosses the copy).",
   flags: [
     ...SIGN_COMMON_FLAGS,
     { name: "ip4", type: "string", metavar: "ADDR", help: "overlay IPv4 address" },
     { name: "ip6", type: "string", metavar: "ADDR", help: "overlay IPv6 address" },
     { name: "subnets", type: "list", metavar: "CIDR,CIDR", help: "subnets this host may route" },
+    {
+      name: "bundle",
+      type: "boolean",
+      help: "write an enrolment bundle to --out instead: a new host key, the certificate and ca.crt (0600)",
+    },
     ...SIGN_TAIL_FLAGS,
   ],
   run(args, io) {
@@ -190,6 +220,7 @@ export const caSignHost: Command = {
         subnets,
       }),
       "host",
+      args.bool("bundle"),
     );
   },
 };

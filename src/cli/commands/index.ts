@@ -5,6 +5,7 @@
 import type { Command } from "../cli.js";
 import { caInit, caSignHost, caSignUser } from "./ca.js";
 import { certShow } from "./cert.js";
+import { enrol } from "./enrol.js";
 import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
 import { checkConfig, peers, ping, reload, whois } from "./ops.js";
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   caSignUser,
   keygen,
   pubkey,
+  enrol,
   certShow,
   status,
   peers,
