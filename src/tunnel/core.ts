@@ -519,16 +519,7 @@ export class EngineCore {
     writeTypeCounter(resp, 0, PacketType.RecordResponse, randomBytes(6).readUIntBE(0, 6));
     const key = recordKey(shared, buf.subarray(off, off + 8), m.pub, r.publicKey);
     zero(shared);
-    const plainLen = resp.length - RECORD_AD_BYTES - AEAD_TAG_BYTES;
-    this.setNonceFrom(resp, 0);
-    aeadSeal(
-      resp.subarray(RECORD_AD_BYTES),
-      resp.subarray(RECORD_AD_BYTES, RECORD_AD_BYTES + plainLen),
-      resp.subarray(0, RECORD_AD_BYTES),
-      this.nonce,
-      key,
-    );
-    zero(key);
+    this.sealInPlace(resp, RECORD_AD_BYTES, key);
     this.events.recordResponsesSent++;
     this.out.sendUdp(resp, 0, resp.length, src, srcOff);
   }
@@ -1096,16 +1087,7 @@ export class EngineCore {
     writeTypeCounter(b, 0, PacketType.Stale, randomBytes(6).readUIntBE(0, 6));
     const key = staleKey(shared, buf.subarray(off, off + 8), tI, r.publicKey);
     zero(shared);
-    const plainLen = b.length - STALE_AD_BYTES - AEAD_TAG_BYTES;
-    this.setNonceFrom(b, 0);
-    aeadSeal(
-      b.subarray(STALE_AD_BYTES),
-      b.subarray(STALE_AD_BYTES, STALE_AD_BYTES + plainLen),
-      b.subarray(0, STALE_AD_BYTES),
-      this.nonce,
-      key,
-    );
-    zero(key);
+    this.sealInPlace(b, STALE_AD_BYTES, key);
     this.events.staleAnswersSent++;
     this.out.sendUdp(b, 0, b.length, src, srcOff);
     return true;
@@ -2419,6 +2401,24 @@ export class EngineCore {
     this.events.tunnelsClosed++;
     this.log.log(reason === "shutdown" ? "debug" : "info", "tunnel closed", { peer: t.peer.name, reason });
     this.opts.onEvent?.("tunnel-closed", { peer: t.peer.name, reason });
+  }
+
+  /**
+   * Seal `msg` in place under a one-time `key` (then zeroed): the first `adBytes` (header with
+   * its random counter, which is also the nonce) are associated data, the rest up to the
+   * tag is the plaintext. RECORD_RESPONSE and STALE are sealed this way.
+   */
+  private sealInPlace(msg: Buffer, adBytes: number, key: Buffer): void {
+    const plainLen = msg.length - adBytes - AEAD_TAG_BYTES;
+    this.setNonceFrom(msg, 0);
+    aeadSeal(
+      msg.subarray(adBytes),
+      msg.subarray(adBytes, adBytes + plainLen),
+      msg.subarray(0, adBytes),
+      this.nonce,
+      key,
+    );
+    zero(key);
   }
 
   /** Coarse timer: call every TICK_MS. */
