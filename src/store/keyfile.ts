@@ -86,6 +86,15 @@ function fileError(e: unknown, file: string, what: string): CertError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === "ENOENT") return new CertError("ENOENT", `${what} '${file}' does not exist`, { cause: e });
   if (code === "EACCES") return new CertError("EACCES", `cannot read ${what} '${file}': permission denied`);
+  if (code === "ENOTDIR")
+    return new CertError(
+      "ENOENT",
+      `${what} '${file}' does not exist (a part of its path is not a directory)`,
+      {
+        cause: e,
+      },
+    );
+  if (code === "EISDIR") return new CertError("ENOTFILE", `${what} '${file}' is a directory`, { cause: e });
   return new CertError("EIO", `cannot read ${what} '${file}': ${(e as Error).message}`, { cause: e });
 }
 
@@ -103,6 +112,14 @@ export function readSecretKey(file: string): Buffer {
         `by group or others (run: chmod 600 '${file}')`,
     );
   });
+  return parseSecretKey(data, file);
+}
+
+/**
+ * Parses an armored secret key (a file's bytes or standard input, named `file` in errors);
+ * zeroes `data`. The public half must be the one derived from the seed.
+ */
+export function parseSecretKey(data: Buffer, file: string): Buffer {
   const parsed = dearmor(data.toString("latin1"));
   zero(data);
   if (!parsed || parsed.label !== LABEL_SECRET_KEY || parsed.body.length !== ED25519_SK_BYTES) {
@@ -312,6 +329,11 @@ export function readBundle(file: string): Bundle {
         `enrolment bundle '${file}' holds a secret key but is readable by others (chmod 600 '${file}')`,
       );
   });
+  return parseBundle(data, file);
+}
+
+/** Parses an enrolment bundle (a file's bytes or standard input, named `file` in errors); zeroes `data`. */
+export function parseBundle(data: Buffer, file: string): Bundle {
   const text = data.toString("latin1");
   zero(data);
   const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----/g) ?? [];

@@ -11,6 +11,7 @@ export const SOCKET_FLAG: FlagSpec = {
   type: "string",
   metavar: "PATH",
   default: DEFAULT_SOCKET,
+  env: "MINTUN_SOCKET",
   help: "the daemon's API socket (api.socket in its config)",
 };
 
