@@ -18,6 +18,7 @@ import {
   startDaemon,
   writeConfig,
   MINTUN,
+  MINTUND,
   type DaemonSpec,
   type HostFiles,
   type RunningDaemon,
@@ -213,6 +214,26 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
         expect(h.stdout, c).toMatch(/^usage: mintun /);
       }
       expect((await cli("peers", "--bogus")).code).toBe(2);
+      // MINTUN_SOCKET stands for --socket; ping --json ends with one object
+      const envSt = await topo
+        .host("a")
+        .ns.exec("node", [MINTUN, "status", "--json"], {
+          env: { ...process.env, MINTUN_SOCKET: d.a!.socket },
+        });
+      expect(envSt.code, envSt.stderr).toBe(0);
+      expect((JSON.parse(envSt.stdout) as Status).host.name).toBe("a");
+      const pj = await cliA("ping", "b", "--count", "2", "--interval-ms", "50", "--json");
+      expect(pj.code, pj.stderr).toBe(0);
+      expect(JSON.parse(pj.stdout)).toMatchObject({
+        host: "b",
+        address: O4.b,
+        transmitted: 2,
+        received: 2,
+        ok: true,
+      });
+      const v = await topo.host("a").ns.exec("node", [MINTUND, "--version"]);
+      expect(v.code).toBe(0);
+      expect(v.stdout).toMatch(/^mintund 0\.1\.0 \(node v\d+/);
       const down = await cli("status", "--socket", path.join(work, "nothing.sock"));
       expect(down.code).toBe(1);
       expect(down.stderr).toMatch(/not running/);
