@@ -54,6 +54,7 @@ import { CONN_ID_BYTES } from "../wire/conn.js";
 import { type Policy } from "../conn/policy.js";
 import {
   type Output,
+  type ReloadableOptions,
   type EngineOptions,
   type DosOptions,
   CONN_DATA_HEADER_BYTES,
@@ -187,6 +188,23 @@ export abstract class EngineBase {
     const kp = dhKeyPair();
     this.reply = { kp, at: now };
     return kp;
+  }
+
+  /**
+   * A reload: new timers and table limits (applied from the next tick on; nothing
+   * already open is closed by a lower limit) and the connection policy. Returns the
+   * option names that changed.
+   */
+  reconfigure(next: ReloadableOptions, policy: Policy | null): (keyof ReloadableOptions)[] {
+    const changed: (keyof ReloadableOptions)[] = [];
+    const o = this.opts as ReloadableOptions;
+    for (const k of Object.keys(next) as (keyof ReloadableOptions)[])
+      if (o[k] !== next[k]) {
+        o[k] = next[k] as number;
+        changed.push(k);
+      }
+    this.policy = policy;
+    return changed;
   }
 
   setOutput(out: Output): void {

@@ -62,6 +62,12 @@ export interface EngineOptions {
   solver?: PuzzleSolver;
 }
 
+/** The options a reload (SIGHUP) changes on a running engine: Engine.reconfigure. */
+export type ReloadableOptions = Pick<
+  EngineOptions,
+  "rekeyAfterMs" | "keepaliveMs" | "idleTimeoutMs" | "maxTunnels" | "maxPerHost" | "unconfirmedTimeoutMs"
+>;
+
 /** One connection as whois reports it (both ends). */
 export interface ConnInfo {
   direction: "in" | "out";
