@@ -17,6 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError } from "../errors.js";
 import { decodeCert, type Cert, type CertKind } from "../wire/cert.js";
+import { decodeRevocation, type RevocationList } from "../wire/revocation.js";
 import {
   ED25519_PK_BYTES,
   ED25519_SEED_BYTES,
@@ -36,6 +37,9 @@ export const CERT_LABELS: Record<CertKind, string> = {
 
 /** Largest key/cert file we read (certificates are < 2 KiB). */
 const MAX_FILE_BYTES = 64 * 1024;
+/** Largest revocation list file: REV_MAX_SIZE (135,280 bytes) as base64 lines, with room. */
+const MAX_REVOCATION_FILE_BYTES = 256 * 1024;
+export const LABEL_REVOCATION = "MINTUN REVOCATION LIST";
 
 export function armor(label: string, body: Buffer): string {
   const b64 = body.toString("base64");
@@ -54,7 +58,12 @@ export function dearmor(text: string): { label: string; body: Buffer } | null {
 }
 
 /** Reads a small regular file through one fd; `check` sees its fstat before any byte is read. */
-function readLimited(file: string, what: string, check?: (st: fs.Stats) => void): Buffer {
+function readLimited(
+  file: string,
+  what: string,
+  check?: (st: fs.Stats) => void,
+  maxBytes = MAX_FILE_BYTES,
+): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY);
@@ -64,7 +73,7 @@ function readLimited(file: string, what: string, check?: (st: fs.Stats) => void)
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new CertError("ENOTFILE", `${what} '${file}' is not a regular file`);
-    if (st.size > MAX_FILE_BYTES) throw new CertError("EMALFORMED", `${what} '${file}' is too large`);
+    if (st.size > maxBytes) throw new CertError("EMALFORMED", `${what} '${file}' is too large`);
     check?.(st);
     const buf = Buffer.alloc(st.size);
     let n = 0;
@@ -347,4 +356,26 @@ export function readBundle(file: string): Bundle {
     throw bad(`expected a host and a CA certificate, found ${cert.kind} and ${ca.kind}`);
   }
   return { secretKey: sk.body, cert, ca };
+}
+
+/**
+ * Reads a revocation list file (armored "MINTUN REVOCATION LIST", src/wire/revocation.ts).
+ * Only decodes it: the caller verifies it against its CA. Throws CertError naming the path.
+ */
+export function readRevocation(file: string): RevocationList {
+  const text = readLimited(file, "revocation list", undefined, MAX_REVOCATION_FILE_BYTES).toString("latin1");
+  const parsed = dearmor(text);
+  if (!parsed || parsed.label !== LABEL_REVOCATION)
+    throw new CertError(
+      "EMALFORMED",
+      `'${file}' is not a mintun revocation list (expected ${LABEL_REVOCATION})`,
+    );
+  const list = decodeRevocation(parsed.body);
+  if (!list) throw new CertError("EMALFORMED", `'${file}': revocation list is malformed`);
+  return list;
+}
+
+/** Writes a revocation list, mode 0644 (it is public; its signature protects it). */
+export function writeRevocation(file: string, list: RevocationList, opts: WriteOptions = {}): void {
+  writeAtomic(file, Buffer.from(armor(LABEL_REVOCATION, list.raw), "latin1"), 0o644, opts);
 }
