@@ -547,6 +547,7 @@ export class Daemon {
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
         api: { ...this.api.limitStats },
+        dumpable: dumpableNow(),
       },
       connections: {
         open: this.engine.connCount(),
@@ -790,4 +791,13 @@ function expand6(ip: string): string[] {
   const tail = t !== undefined && t ? t.split(":") : [];
   const mid = ip.includes("::") ? Array<string>(8 - head.length - tail.length).fill("0") : [];
   return [...head, ...mid, ...tail];
+}
+
+/** prctl(PR_GET_DUMPABLE) of this process, or null when the native addon is not there. */
+function dumpableNow(): number | null {
+  try {
+    return native().getDumpable();
+  } catch {
+    return null;
+  }
 }
