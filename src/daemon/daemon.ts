@@ -26,6 +26,7 @@ import type { HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
 import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
+import { native } from "../net/native.js";
 import { BatchOutput } from "./output.js";
 import {
   engineOptions,
@@ -450,6 +451,7 @@ export class Daemon {
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
         api: { ...this.api.limitStats },
+        dumpable: dumpableNow(),
       },
       connections: {
         open: this.engine.connCount(),
@@ -636,4 +638,13 @@ function httpUrl(host: string, srv: http.Server, p: string): string {
   const a = srv.address();
   const port = a && typeof a === "object" ? a.port : 0;
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}${p}`;
+}
+
+/** prctl(PR_GET_DUMPABLE) of this process, or null when the native addon is not there. */
+function dumpableNow(): number | null {
+  try {
+    return native().getDumpable();
+  } catch {
+    return null;
+  }
 }

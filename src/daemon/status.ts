@@ -62,6 +62,11 @@ export interface DaemonInfo {
   unexpectedErrors?: { total: number; byTask: Record<string, number> };
   /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
   api?: { connsRefused: number; requestsLimited: number };
+  /**
+   * prctl(PR_GET_DUMPABLE) of the daemon process: 0 = no core dump, no same-uid
+   * /proc/PID/mem or ptrace (set at start by src/daemon/main.ts); null without the addon
+   */
+  dumpable?: number | null;
 }
 
 export interface Status {
