@@ -43,6 +43,7 @@ import {
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
+import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
@@ -124,6 +125,8 @@ export class Daemon {
   private lock: DaemonLock | null = null;
   /** guarded tasks: unexpected errors are counted and logged, the daemon goes on (tasks.ts) */
   readonly tasks: TaskGuard;
+  /** event-loop delay (loopdelay.ts), status daemon.loopDelay */
+  private readonly loopDelay = new LoopDelay();
 
   private constructor(
     public config: Config,
@@ -450,6 +453,7 @@ export class Daemon {
         web: this.servers.find((s) => s.what === "web")?.url ?? null,
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
+        loopDelay: this.loopDelay.stats(),
         api: { ...this.api.limitStats },
         dumpable: dumpableNow(),
       },
@@ -613,6 +617,7 @@ export class Daemon {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.loopDelay.close();
     if (this.sampler) clearInterval(this.sampler);
     if (this.subnetTimer) clearInterval(this.subnetTimer);
     this.subnetRoutes?.close();
