@@ -208,7 +208,7 @@ function signAndWrite(
 
 export const caSignHost: Command = {
   path: ["ca", "sign-host"],
-  summary: "issue a host certificate",
+  summary: "issue a host certificate (or with --bundle an enrolment bundle)",
   description:
     "With --bundle, a new key pair is made for the host and --out gets one file (0600) with its\n" +
     "secret key, the certificate and the CA certificate: copy it to the host and run\n" +
