@@ -6,6 +6,7 @@
 import type { Command } from "../cli.js";
 import { caInit, caSignHost, caSignUser } from "./ca.js";
 import { certShow } from "./cert.js";
+import { caRevoke } from "./revoke.js";
 import { enrol } from "./enrol.js";
 import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   caInit,
   caSignHost,
   caSignUser,
+  caRevoke,
   keygen,
   pubkey,
   enrol,
