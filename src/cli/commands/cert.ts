@@ -2,6 +2,7 @@
 import { fingerprint, verifyCert, type Cert } from "../../wire/cert.js";
 import type { Command } from "../cli.js";
 import { UsageError } from "../../errors.js";
+import { duration } from "../format.js";
 import { caFlag, iso, loadCaCert, nowSec, readCertArg } from "./common.js";
 
 export const certShow: Command = {
@@ -71,7 +72,10 @@ export function formatCert(cert: Cert, now: number): string {
   }
   rows.push(["groups", cert.groups.length ? cert.groups.join(", ") : "-"]);
   rows.push(["not before", iso(cert.notBefore) + (now < cert.notBefore ? " (NOT YET VALID)" : "")]);
-  rows.push(["not after", iso(cert.notAfter) + (now >= cert.notAfter ? " (EXPIRED)" : "")]);
+  rows.push([
+    "not after",
+    iso(cert.notAfter) + (now >= cert.notAfter ? " (EXPIRED)" : ` (in ${duration(cert.notAfter - now)})`),
+  ]);
   rows.push([
     "issuer",
     cert.issuer.equals(cert.publicKey)

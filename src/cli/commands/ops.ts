@@ -13,7 +13,8 @@ import type { ReloadStatus, Status, WhoisAnswer, WhoisConn } from "../../daemon/
 import { MintunError, UsageError } from "../../errors.js";
 import { parseIp } from "../../ip/ip.js";
 import { EXIT_FAILURE, type Command, type Io } from "../cli.js";
-import { bytes, SOCKET_FLAG, table } from "./status.js";
+import { SOCKET_FLAG, table } from "./status.js";
+import { bytes, recordText } from "../format.js";
 
 const JSON_FLAG = { name: "json", type: "boolean", help: "print JSON" } as const;
 
@@ -40,7 +41,7 @@ export function formatPeers(s: Status): string {
         [p.ip4, p.ip6, ...p.subnets].filter(Boolean).join(" ") || "-",
         p.endpoint ?? "-",
         p.key ?? "-",
-        p.record ? `key ${p.record.keyId} (${p.record.expiresInSec}s)` : "not fetched",
+        recordText(p),
         bytes(rx),
         bytes(tx),
       ];
