@@ -25,7 +25,7 @@ socket named in the config file. One daemon per API socket: a second start
 with the same api.socket exits with status 3 and leaves the first alone.
 Stop with SIGTERM or SIGINT; SIGHUP re-reads the config file (peers, tunnel
 timers, routes, log level; a bad file is refused and the running config stays). Under systemd, readiness is reported with
-sd_notify through the systemd-notify program (the unit needs NotifyAccess=all).
+sd_notify sent from this process ($NOTIFY_SOCKET; the unit has NotifyAccess=main).
 A --log-level given here wins over log.level in the file, also on reload.`;
 
 function parse(argv: string[]): { config: string; level?: LogLevel } | null {
