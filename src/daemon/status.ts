@@ -42,6 +42,8 @@ export interface PeerStatus {
    * out and no newer one came), "pending" (asked once, no answer yet).
    */
   recordProblem?: RecordProblem | null;
+  /** the peer's host certificate's notAfter, unix seconds (null: not known yet) */
+  certNotAfter?: number | null;
   tunnels: number;
 }
 
@@ -98,7 +100,16 @@ export interface DaemonInfo {
 }
 
 export interface Status {
-  host: { name: string; key: string; ip4: string | null; ip6: string | null; subnets: string[] };
+  host: {
+    name: string;
+    key: string;
+    ip4: string | null;
+    ip6: string | null;
+    subnets: string[];
+    /** the host certificate's and the CA's notAfter, unix seconds */
+    certNotAfter?: number;
+    caNotAfter?: number;
+  };
   listen: string;
   tun: string;
   uptimeSec: number;
@@ -112,6 +123,8 @@ export interface Status {
     difficulty: number;
     maxDifficultyReached: number;
     offeredCreatesPerSec: number;
+    /** offered creations since start */
+    offeredCreates?: number;
     sources: number;
   };
   devices: Record<string, unknown>;
@@ -187,7 +200,15 @@ export function buildStatus(
   const peers = [...e.peers.values(), ...e.unresolved.values()];
   const nowSec = now / 1000;
   return {
-    host: { name: hc.name, key: fingerprint(hc.publicKey), ip4: hc.ip4, ip6: hc.ip6, subnets: hc.subnets },
+    host: {
+      name: hc.name,
+      key: fingerprint(hc.publicKey),
+      ip4: hc.ip4,
+      ip6: hc.ip6,
+      subnets: hc.subnets,
+      certNotAfter: hc.notAfter,
+      caNotAfter: e.opts.ca.notAfter,
+    },
     listen: extra.listen,
     tun: extra.tun,
     uptimeSec: Math.round((now - extra.startedAt) / 1000),
@@ -205,6 +226,7 @@ export function buildStatus(
       configured: p.configured,
       record: p.eph ? { keyId: p.eph.keyId, expiresInSec: Math.round(p.eph.notAfter - nowSec) } : null,
       recordProblem: recordProblem(p, nowSec),
+      certNotAfter: p.hostCert?.notAfter ?? null,
       tunnels: p.tunnels.length,
     })),
     drops: { ...e.drops },
@@ -214,6 +236,7 @@ export function buildStatus(
       difficulty: e.load.difficulty,
       maxDifficultyReached: e.load.maxReached,
       offeredCreatesPerSec: e.load.rate,
+      offeredCreates: e.load.offered,
       sources: e.buckets.size,
     },
     devices: extra.devices,
