@@ -1,8 +1,8 @@
 /**
  * Directory client: registers this host's service record with every configured
  * directory and looks up other hosts' records by overlay address, subnet or
- * name. Without I/O or timers of its own: it is driven by the engine's hooks
- * (`onMiss`, `onDirFrame`, `onTunnelUp`), by `tick(now)` on the daemon's
+ * name. Without I/O or timers of its own: it is driven by the engine's directory
+ * hooks (`miss`, `frame`, `tunnelUp`: tunnel/options.ts DirectoryHooks), by `tick(now)` on the daemon's
  * coarse timer, and by `lookup(query, now, cb)`. Its messages travel as
  * DIR_REQUEST / DIR_RESPONSE frames inside ordinary tunnels to the directories,
  * sent through the engine.
@@ -38,7 +38,7 @@
 import { equal, randomBytes } from "../crypto/sodium.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import * as C from "../tunnel/constants.js";
-import type { Engine } from "../tunnel/engine.js";
+import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
@@ -165,10 +165,16 @@ export class DirectoryClient {
     }));
   }
 
-  /** Attach to the engine's hooks (the daemon dispatches DIR_REQUEST to a server, if any). */
-  attach(): void {
-    this.engine.onMiss = (buf, off, len, now) => this.onMiss(buf, off, len, now);
-    this.engine.onTunnelUp = (t, now) => this.onTunnelUp(t, now);
+  /**
+   * Fill the engine's directory hooks (the record given to the engine at construction):
+   * misses and established tunnels come here; DIR_RESPONSE frames are dispatched by role.ts.
+   */
+  attach(hooks: DirectoryHooks): void {
+    hooks.miss = (buf, off, len, now) => {
+      this.onMiss(buf, off, len, now);
+      return true;
+    };
+    hooks.tunnelUp = (t, now) => this.onTunnelUp(t, now);
   }
 
   // ------------------------------------------------------------------ public API

@@ -6,7 +6,7 @@
  */
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
-import type { Engine } from "../tunnel/engine.js";
+import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import { tryEncodeAddr } from "../wire/addr.js";
 import { FrameType } from "../wire/frames.js";
 import { DirectoryClient, type DirectoryClientStatus } from "./client.js";
@@ -25,7 +25,17 @@ export class Directory {
     private readonly now: () => number,
   ) {}
 
-  static async start(config: Config, engine: Engine, log: Logger, now: () => number): Promise<Directory> {
+  /**
+   * `hooks`: the record the engine got at construction (EngineOptions.directory); the
+   * directory fills it.
+   */
+  static async start(
+    config: Config,
+    engine: Engine,
+    hooks: DirectoryHooks,
+    log: Logger,
+    now: () => number,
+  ): Promise<Directory> {
     let server: DirectoryServer | null = null;
     const dc = config.directory;
     if (dc?.serve) {
@@ -61,15 +71,16 @@ export class Directory {
         },
         now(),
       );
-      client.attach();
+      client.attach(hooks);
     }
     const srv = server;
     const cli = client;
     if (srv || cli)
-      engine.onDirFrame = (t, type, buf, off, len, at) => {
+      hooks.frame = (t, type, buf, off, len, at) => {
         if (type === FrameType.DirRequest && srv) srv.onRequest(t, buf, off, len, at);
         else if (type === FrameType.DirResponse && cli) cli.onResponse(t, buf, off, len, at);
-        else engine.drops.badFrames++;
+        else return false;
+        return true;
       };
     return new Directory(client, server, now);
   }

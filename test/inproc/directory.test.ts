@@ -35,8 +35,10 @@ function world(): World {
   const ca = makeCa();
   const dir = net.addHost(ca, "dir", "192.0.2.10", 7000, "10.77.0.100", null);
   const server = new DirectoryServer(dir.engine, { store: new MemoryStore(100), clock: () => net.now });
-  dir.engine.onDirFrame = (t, type, buf, off, len, now) => {
-    if (type === FrameType.DirRequest) server.onRequest(t, buf, off, len, now);
+  dir.dirHooks.frame = (t, type, buf, off, len, now) => {
+    if (type !== FrameType.DirRequest) return false;
+    server.onRequest(t, buf, off, len, now);
+    return true;
   };
   return { net, ca, dir, server, clients: new Map() };
 }
@@ -48,9 +50,11 @@ function addClientHost(w: World, name: string, ip: string, ip4: string, dirs: Si
     { directories: dirs.map((d) => d.addr), ca: w.ca.cert, clock: () => w.net.now },
     w.net.now,
   );
-  c.attach();
-  h.engine.onDirFrame = (t, type, buf, off, len, now) => {
-    if (type === FrameType.DirResponse) c.onResponse(t, buf, off, len, now);
+  c.attach(h.dirHooks);
+  h.dirHooks.frame = (t, type, buf, off, len, now) => {
+    if (type !== FrameType.DirResponse) return false;
+    c.onResponse(t, buf, off, len, now);
+    return true;
   };
   w.clients.set(h, c);
   return h;
@@ -205,12 +209,13 @@ describe("directory in-process", () => {
     ];
     // the directory now lies: every lookup is answered with the next forgery
     let next = 0;
-    w.dir.engine.onDirFrame = (t, type, buf, off, len, now) => {
-      if (type !== FrameType.DirRequest) return;
+    w.dir.dirHooks.frame = (t, type, buf, off, len, now) => {
+      if (type !== FrameType.DirRequest) return false;
       const m = decodeDirRequest(buf, off, len);
-      if (!m || m.op === "register") return;
+      if (!m || m.op === "register") return true;
       const r: DirResponse = { op: m.op, id: m.id, status: "ok", record: forged[next++ % forged.length]![1] };
       w.dir.engine.sendFrame(t, FrameType.DirResponse, encodeDirResponse(r), now);
+      return true;
     };
     const ca = w.clients.get(a)!;
     const results: LookupResult[] = [];
@@ -278,9 +283,11 @@ describe("directory in-process", () => {
       { directories: [w.dir.addr], ca: w.ca.cert, clock: () => w.net.now },
       w.net.now,
     );
-    c.attach();
-    gw.engine.onDirFrame = (t, type, buf, off, len, now) => {
-      if (type === FrameType.DirResponse) c.onResponse(t, buf, off, len, now);
+    c.attach(gw.dirHooks);
+    gw.dirHooks.frame = (t, type, buf, off, len, now) => {
+      if (type !== FrameType.DirResponse) return false;
+      c.onResponse(t, buf, off, len, now);
+      return true;
     };
     w.clients.set(gw, c);
     await step(w, 1000);
