@@ -446,6 +446,7 @@ export class Daemon {
       tun: this.tun.name,
       startedAt: this.startedAt,
       devices: { tun: this.tun.stats(), udp: this.udp.stats() },
+      counters: this.directory?.counters(),
       daemon: {
         pid: process.pid,
         version: this.version,

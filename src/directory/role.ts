@@ -4,6 +4,7 @@
  * hooks, and the coarse tick. The daemon calls `tick`, `addressChanged`,
  * `ephemeralRotated`, `state` and `close`; everything else is here.
  */
+import { sumCounters } from "./counters.js";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
 import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
@@ -83,6 +84,15 @@ export class Directory {
         return true;
       };
     return new Directory(client, server, now);
+  }
+
+  /** The client's and the server's counters, summed by key (status adds the engine's). */
+  counters(): { drops: Record<string, number>; events: Record<string, number> } {
+    const parts = [this.client, this.server].filter((x) => x !== null);
+    return {
+      drops: sumCounters(...parts.map((p) => p.drops)),
+      events: sumCounters(...parts.map((p) => p.events)),
+    };
   }
 
   tick(now: number): void {
