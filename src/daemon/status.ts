@@ -3,7 +3,7 @@ import { sumCounters } from "../directory/counters.js";
 import type { LoopDelayStats } from "./loopdelay.js";
 import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
-import type { Tunnel } from "../tunnel/tunnel.js";
+import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrToString } from "../wire/addr.js";
 import { fingerprint } from "../wire/cert.js";
 import { cidrContains, parseIp } from "../ip/ip.js";
@@ -35,7 +35,32 @@ export interface PeerStatus {
   endpoint: string | null;
   configured: boolean;
   record: { keyId: number; expiresInSec: number } | null;
+  /**
+   * Why `record` is null or expired (null when it is usable): "refused" (the last answer did
+   * not verify: `detail` says why, e.g. "certificate wrong-issuer", "record expired"),
+   * "unreachable" (`attempts` requests unanswered), "no-endpoint" (nowhere to ask yet:
+   * waiting for the directory or the peer's first packet), "expired" (the held record ran
+   * out and no newer one came), "pending" (asked once, no answer yet).
+   */
+  recordProblem?: RecordProblem | null;
   tunnels: number;
+}
+
+export interface RecordProblem {
+  reason: "refused" | "unreachable" | "no-endpoint" | "expired" | "pending";
+  detail: string | null;
+  attempts: number;
+}
+
+/** Why a peer has no usable record (see PeerStatus.recordProblem). */
+export function recordProblem(p: Peer, nowSec: number): RecordProblem | null {
+  const attempts = p.recordReq?.attempts ?? 0;
+  if (p.eph && p.eph.notAfter > nowSec) return null;
+  if (p.recordRefused) return { reason: "refused", detail: p.recordRefused, attempts };
+  if (p.eph) return { reason: "expired", detail: null, attempts };
+  if (!p.endpoint) return { reason: "no-endpoint", detail: null, attempts };
+  if (attempts > 1) return { reason: "unreachable", detail: null, attempts };
+  return { reason: "pending", detail: null, attempts };
 }
 
 /** Result of the last SIGHUP reload. */
@@ -182,6 +207,7 @@ export function buildStatus(
       endpoint: p.endpoint ? addrToString(p.endpoint) : null,
       configured: p.configured,
       record: p.eph ? { keyId: p.eph.keyId, expiresInSec: Math.round(p.eph.notAfter - nowSec) } : null,
+      recordProblem: recordProblem(p, nowSec),
       tunnels: p.tunnels.length,
     })),
     drops: sumCounters(e.drops, extra.counters?.drops ?? {}),

@@ -24,7 +24,9 @@ import {
   FlowScratch,
   keyOfWire,
   parseFlow,
+  noteTcpClose,
   recheckDue,
+  tcpCloseState,
   FRAG_FIRST,
   FRAG_LATER,
   type LocalUser,
@@ -69,6 +71,7 @@ export abstract class Connections extends EngineBase {
     }
     const c = this.connForOut(t.peer, buf, off, len, f, now, looked);
     if (c === null) return;
+    if (c.proto === 6) noteTcpClose(c, buf, off, len, f, true);
     let open = c.mine && !c.acked && c.txPackets < CONN_OPEN_REPEAT ? this.openBody(t, c) : null;
     const dataLen = CONN_DATA_HEADER_BYTES + len;
     if (
@@ -249,6 +252,7 @@ export abstract class Connections extends EngineBase {
     }
     c.rxPackets++;
     c.lastUsed = now;
+    if (c.proto === 6) noteTcpClose(c, buf, p, len - CONN_ID_BYTES, f, false);
     this.out.writeTun(buf, p, len - CONN_ID_BYTES);
   }
 
@@ -549,7 +553,7 @@ export abstract class Connections extends EngineBase {
           : null,
       ownerUid: c.mine && c.ownerUid >= 0 ? c.ownerUid : null,
       session: c.sessionId || (p.sendTunnel()?.sessionId ?? ""),
-      state: c.state === CONN_OPEN ? "open" : "denied",
+      state: c.state === CONN_OPEN ? (tcpCloseState(c) ?? "open") : "denied",
       denyReason: c.state === CONN_OPEN ? null : (DENY_REASON_NAMES[c.denyReason] ?? String(c.denyReason)),
       openedAt: c.openedAt,
       lastUsed: c.lastUsed,

@@ -14,7 +14,15 @@
  * subarray views sodium-native needs.
  */
 import type { PacketBatch } from "./io.js";
-import { CONN_OPEN, CONN_OPEN_REPEAT, FRAG_NONE, parseFlow, recheckDue, type Conn } from "../conn/conns.js";
+import {
+  CONN_OPEN,
+  CONN_OPEN_REPEAT,
+  FRAG_NONE,
+  noteTcpClose,
+  parseFlow,
+  recheckDue,
+  type Conn,
+} from "../conn/conns.js";
 import { CONN_DATA_HEADER_BYTES } from "./options.js";
 import type { EngineCore as Engine } from "./timers.js";
 
@@ -71,6 +79,7 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
         (c.acked || !c.mine || c.txPackets >= CONN_OPEN_REPEAT) &&
         !recheckDue(c, buf, off, len, f, now) // a new socket on the tuple is identified on the slow path
       ) {
+        if (c.proto === 6) noteTcpClose(c, buf, off, len, f, true); // FIN/RST: status shows it closed
         engine.sealConn(t, c, buf, off, len, now);
         continue;
       }

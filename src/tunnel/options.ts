@@ -98,7 +98,8 @@ export interface ConnInfo {
   /** "out": uid of the local socket that opened it (also when it runs as the host); null: none found */
   ownerUid: number | null;
   session: string;
-  state: "open" | "denied";
+  /** closing / closed: a TCP flow whose FIN (one way / both ways) or RST passed; kept until idle */
+  state: "open" | "closing" | "closed" | "denied";
   denyReason: string | null;
   openedAt: number;
   lastUsed: number;

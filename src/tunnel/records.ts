@@ -216,6 +216,13 @@ export abstract class Records extends Connections {
     const nameOk = cert.name === peer.name || (peer.anyName && !known && !equal(cert.publicKey, this.hostPk));
     if (!vc.ok || !ve.ok || !nameOk || (known && !equal(known.publicKey, cert.publicKey))) {
       this.drops.badRecord++;
+      peer.recordRefused = !vc.ok
+        ? `certificate ${vc.reason}`
+        : !ve.ok
+          ? `record ${ve.reason}`
+          : !nameOk
+            ? `certificate names '${cert.name}'`
+            : "a different host key";
       this.rlog.log(now, "warn", "bad-record", "record refused", () => ({
         peer: peer.name,
         cert: vc.ok ? "ok" : vc.reason,
@@ -227,6 +234,7 @@ export abstract class Records extends Connections {
     zero(peer.recordReq!.q.secretKey);
     peer.recordReq = null;
     peer.recordFetchedAt = now;
+    peer.recordRefused = null;
     if (!known) {
       this.unresolved.delete(peer.name);
       this.learnHost(peer, cert);
