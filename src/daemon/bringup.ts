@@ -13,8 +13,9 @@ import type { Logger } from "../log.js";
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
-import type { EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
+import type { DirectoryHooks, EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
+import { parseIp6 } from "../ip/ip.js";
 import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
 import { native } from "../net/native.js";
 import type { EventRing } from "./history.js";
@@ -149,6 +150,7 @@ export function engineOptions(
     now: () => number;
     events: EventRing;
     onRotated: () => void;
+    dirHooks: DirectoryHooks;
   },
 ): EngineOptions {
   const { udp, now, events } = x;
@@ -170,6 +172,7 @@ export function engineOptions(
     identity: x.identity,
     policy: x.policy,
     onEphemeralRotated: x.onRotated,
+    directory: x.dirHooks,
   };
 }
 
@@ -227,14 +230,7 @@ export function overlayRoutes(config: Config, hc: HostCert): string[] {
     r.push(`${p[0]}.${p[1]}.0.0/16`);
   }
   // the first four groups of the expanded address form the /64
-  if (hc.ip6) r.push(`${expand6(hc.ip6).slice(0, 4).join(":")}::/64`);
+  const b6 = hc.ip6 ? parseIp6(hc.ip6) : null;
+  if (b6) r.push(`${[0, 2, 4, 6].map((o) => b6.readUInt16BE(o).toString(16)).join(":")}::/64`);
   return r;
-}
-
-function expand6(ip: string): string[] {
-  const [h, t] = ip.split("::");
-  const head = h ? h.split(":") : [];
-  const tail = t !== undefined && t ? t.split(":") : [];
-  const mid = ip.includes("::") ? Array<string>(8 - head.length - tail.length).fill("0") : [];
-  return [...head, ...mid, ...tail];
 }

@@ -1,4 +1,5 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
+import { sumCounters } from "../directory/counters.js";
 import type { LoopDelayStats } from "./loopdelay.js";
 import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
@@ -194,6 +195,8 @@ export function buildStatus(
     devices: Record<string, unknown>;
     daemon?: DaemonInfo;
     connections?: ConnectionsStatus;
+    /** counters other modules keep (the directory's), summed by key with the engine's */
+    counters?: { drops: Record<string, number>; events: Record<string, number> };
   },
 ): Status {
   const hc = e.opts.hostCert;
@@ -229,8 +232,8 @@ export function buildStatus(
       certNotAfter: p.hostCert?.notAfter ?? null,
       tunnels: p.tunnels.length,
     })),
-    drops: { ...e.drops },
-    events: { ...e.events },
+    drops: sumCounters(e.drops, extra.counters?.drops ?? {}),
+    events: sumCounters(e.events, extra.counters?.events ?? {}),
     dos: {
       puzzling: e.load.puzzling,
       difficulty: e.load.difficulty,

@@ -51,14 +51,25 @@ import { type ConnInfo, CONN_DATA_HEADER_BYTES } from "./options.js";
 import { EngineBase } from "./base.js";
 
 export abstract class Connections extends EngineBase {
-  /** Established or replying tunnel: find or open the packet's connection and send it (copies). */
-  protected sendOnConn(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+  /**
+   * Established or replying tunnel: find or open the packet's connection and send it (copies).
+   * `looked`: the data path already parsed this packet into this.flow and looked its
+   * connection up (the result, null: none), so neither happens twice.
+   */
+  protected sendOnConn(
+    t: Tunnel,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    looked?: Conn | null,
+  ): void {
     const f = this.flow;
-    if (!parseFlow(buf, off, len, f)) {
+    if (looked === undefined && !parseFlow(buf, off, len, f)) {
       this.drops.tunMalformed++;
       return;
     }
-    const c = this.connForOut(t.peer, buf, off, len, f, now);
+    const c = this.connForOut(t.peer, buf, off, len, f, now, looked);
     if (c === null) return;
     if (c.proto === 6) noteTcpClose(c, buf, off, len, f, true);
     let open = c.mine && !c.acked && c.txPackets < CONN_OPEN_REPEAT ? this.openBody(t, c) : null;
@@ -91,6 +102,7 @@ export abstract class Connections extends EngineBase {
     len: number,
     f: FlowScratch,
     now: number,
+    looked?: Conn | null,
   ): Conn | null {
     const ct = (peer.conns ??= new ConnTable());
     if (f.frag === FRAG_LATER) {
@@ -102,7 +114,7 @@ export abstract class Connections extends EngineBase {
       }
       return fc;
     }
-    let c = ct.lookupOut(buf, f);
+    let c = looked !== undefined ? looked : ct.lookupOut(buf, f);
     let who: LocalUser | null | "deny" | undefined;
     if (c !== null && recheckDue(c, buf, off, len, f, now)) {
       // a new TCP socket (SYN) or a UDP socket that may have replaced another on this tuple

@@ -21,6 +21,7 @@ import {
   noteTcpClose,
   parseFlow,
   recheckDue,
+  type Conn,
 } from "../conn/conns.js";
 import { CONN_DATA_HEADER_BYTES } from "./options.js";
 import type { EngineCore as Engine } from "./timers.js";
@@ -56,14 +57,13 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
     if (peer === undefined) {
       // 224.0.0.0/4 and ff00::/8: kernel chatter, not an unroutable unicast
       if ((v === 4 && buf[off + 16]! >= 224) || (v === 6 && buf[off + 24] === 0xff)) drops.tunMulticast++;
-      else if (engine.onMiss !== null)
-        engine.onMiss(buf, off, len, now); // directory lookup (copies)
-      else drops.noRoute++;
+      else if (!engine.dirHooks.miss?.(buf, off, len, now)) drops.noRoute++; // directory lookup (copies)
       continue;
     }
     // the packet's connection, if it has one that needs no OPEN any more
     const t = peer.sendTunnel();
     const ct = peer.conns;
+    let looked: Conn | null | undefined; // parsed and looked up here: not again on the slow path
     if (
       t !== null &&
       ct !== null &&
@@ -83,7 +83,8 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
         engine.sealConn(t, c, buf, off, len, now);
         continue;
       }
+      looked = c;
     }
-    engine.sendSlow(peer, buf, off, len, now);
+    engine.sendSlow(peer, buf, off, len, now, looked);
   }
 }

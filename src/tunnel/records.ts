@@ -28,12 +28,20 @@ import {
 import { AEAD_TAG_BYTES, RECORD_REQUEST_BYTES, RECORD_RETRY_MS } from "./constants.js";
 import { recordKey } from "./keys.js";
 import { Peer, Tunnel } from "./tunnel.js";
+import type { Conn } from "../conn/conns.js";
 import { type PeerConfig, PROBE_BODY } from "./options.js";
 import { Connections } from "./connections.js";
 
 export abstract class Records extends Connections {
   /** an inner packet for a peer without a usable tunnel (create.ts) */
-  abstract sendSlow(peer: Peer, buf: Buffer, off: number, len: number, now: number): void;
+  abstract sendSlow(
+    peer: Peer,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    looked?: Conn | null,
+  ): void;
   /** a verified record arrived for a peer in stall recovery (timers.ts) */
   protected abstract recoverCreate(p: Peer, now: number): void;
 
