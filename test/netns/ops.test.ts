@@ -313,7 +313,12 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
   it("sends STOPPING=1 on SIGTERM and exits 0", async () => {
     await d.a!.stop();
     expect(d.a!.proc.exitStatus?.code).toBe(0);
-    const msgs = notes().map((n) => n.msg);
-    expect(msgs.at(-1)).toMatch(/^STOPPING=1$/m);
+    // sent before the exit; the listener records it after its `ip` calls, so wait (bounded)
+    const stop = await waitFor(() => notes().find((n) => /^STOPPING=1$/m.test(n.msg)), {
+      timeoutMs: 5000,
+      what: "STOPPING=1 on the notify socket",
+    });
+    expect(notes().at(-1)).toEqual(stop); // the last message
+    expect(stop.pid).toBe(d.a!.proc.pid);
   });
 });
