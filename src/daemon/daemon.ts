@@ -38,7 +38,14 @@ import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
-import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
+import {
+  buildStatus,
+  whois,
+  type DaemonInfo,
+  type NamesStatus,
+  type ReloadStatus,
+  type Status,
+} from "./status.js";
 import { DaemonIdentity } from "./identity.js";
 import { LinuxIdentityLookup } from "../net/identity.js";
 import { UserStore, usersDir } from "../store/users.js";
@@ -547,6 +554,7 @@ export class Daemon {
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
         api: { ...this.api.limitStats },
+        memory: memorySnapshot(),
       },
       connections: {
         open: this.engine.connCount(),
@@ -790,4 +798,16 @@ function expand6(ip: string): string[] {
   const tail = t !== undefined && t ? t.split(":") : [];
   const mid = ip.includes("::") ? Array<string>(8 - head.length - tail.length).fill("0") : [];
   return [...head, ...mid, ...tail];
+}
+
+/** process.memoryUsage() without its extra fields (status: daemon.memory). */
+function memorySnapshot(): NonNullable<DaemonInfo["memory"]> {
+  const m = process.memoryUsage();
+  return {
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+  };
 }

@@ -62,6 +62,8 @@ export interface DaemonInfo {
   unexpectedErrors?: { total: number; byTask: Record<string, number> };
   /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
   api?: { connsRefused: number; requestsLimited: number };
+  /** process.memoryUsage() in bytes: rss, V8 heap (used/total), external, arrayBuffers */
+  memory?: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
 
 export interface Status {
