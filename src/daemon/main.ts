@@ -14,6 +14,7 @@ import { Daemon } from "./daemon.js";
 import { SystemdNotifier } from "./notify.js";
 import { errorFields } from "./tasks.js";
 import { EXIT_RUNNING } from "./lock.js";
+import { native } from "../net/native.js";
 
 const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
 
@@ -56,6 +57,13 @@ async function main(): Promise<number> {
   let daemon: Daemon;
   const cfg = loadConfig(args.config);
   const log = createLogger(args.level ?? cfg.log.level);
+  // before any key is read: no core dump, no /proc/PID/mem or ptrace for same-uid processes
+  // (prctl PR_SET_DUMPABLE 0 and RLIMIT_CORE 0; the systemd units also set LimitCORE=0)
+  try {
+    native().setDumpable(false);
+  } catch (e) {
+    log.log("warn", "cannot turn core dumps off; keys could land in a core file", errorFields(e));
+  }
   try {
     daemon = await Daemon.start(cfg, log, {
       notifier: SystemdNotifier.fromEnv(log.child("notify")),

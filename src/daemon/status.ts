@@ -1,4 +1,5 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
+import type { LoopDelayStats } from "./loopdelay.js";
 import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
@@ -60,10 +61,17 @@ export interface DaemonInfo {
   reload: ReloadStatus | null;
   /** unexpected errors caught by the task guard (daemon/tasks.ts), per task; 0 in a healthy daemon */
   unexpectedErrors?: { total: number; byTask: Record<string, number> };
+  /** event-loop delay: largest since start and in the last second, seconds with a stall over 50/200/1000 ms (loopdelay.ts) */
+  loopDelay?: LoopDelayStats;
   /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
   api?: { connsRefused: number; requestsLimited: number };
   /** process.memoryUsage() in bytes: rss, V8 heap (used/total), external, arrayBuffers */
   memory?: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
+  /**
+   * prctl(PR_GET_DUMPABLE) of the daemon process: 0 = no core dump, no same-uid
+   * /proc/PID/mem or ptrace (set at start by src/daemon/main.ts); null without the addon
+   */
+  dumpable?: number | null;
 }
 
 export interface Status {

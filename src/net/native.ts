@@ -116,6 +116,13 @@ export interface NativeAddon {
    */
   lockFile(path: string): number;
   errnoName(errno: number): string;
+  /**
+   * prctl(PR_SET_DUMPABLE, on) (platform/linux/dumpable.c): off means no core dump and no
+   * /proc/PID/mem or ptrace for other processes of the same uid. Throws the errno name.
+   */
+  setDumpable(on: boolean): void;
+  /** prctl(PR_GET_DUMPABLE): 0 not dumpable, 1 dumpable, 2 dumpable readable by root only */
+  getDumpable(): number;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;
 }

@@ -1,19 +1,20 @@
 /**
- * The protocol engine: the core (core.ts: tables, creation, records, rekey, timers)
+ * The protocol engine: the core (timers.ts EngineCore, the top of the layers in base.ts)
  * plus the two data paths, entered one batch at a time. The daemon, the directory and
  * the tests use this class; inside.ts and outside.ts see only the core, so the files
  * import in one direction:
  *
- *   engine.ts --> inside.ts  --> core.ts
- *             --> outside.ts --> core.ts
- *             --> core.ts
+ *   engine.ts --> inside.ts  --> timers.ts (EngineCore) --> control.ts --> ... --> base.ts
+ *             --> outside.ts --> timers.ts
+ *             --> timers.ts
  */
-import { EngineCore } from "./core.js";
+import { EngineCore } from "./timers.js";
 import { onTunBatch } from "./inside.js";
 import type { PacketBatch, UdpBatch } from "./io.js";
 import { onUdpBatch } from "./outside.js";
 
-export * from "./core.js";
+export * from "./options.js";
+export { EngineCore } from "./timers.js";
 
 export class Engine extends EngineCore {
   /** A batch read from the TUN (send path, inside.ts). */

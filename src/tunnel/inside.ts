@@ -15,7 +15,8 @@
  */
 import type { PacketBatch } from "./io.js";
 import { CONN_OPEN, CONN_OPEN_REPEAT, FRAG_NONE, parseFlow, recheckDue } from "../conn/conns.js";
-import { CONN_DATA_HEADER_BYTES, type EngineCore as Engine } from "./core.js";
+import { CONN_DATA_HEADER_BYTES } from "./options.js";
+import type { EngineCore as Engine } from "./timers.js";
 
 export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
   const buf = b.buf;

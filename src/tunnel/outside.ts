@@ -11,7 +11,7 @@
 import type { UdpBatch } from "./io.js";
 import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
 import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
-import type { EngineCore as Engine } from "./core.js";
+import type { EngineCore as Engine } from "./timers.js";
 
 const ADDR_REC = 20;
 

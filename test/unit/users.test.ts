@@ -294,12 +294,11 @@ describe("mintun user add / list / remove", () => {
     const both = await run(["user", "list", "--state", "s", "--config", "c"]);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain("only one of --state and --config");
-    const help = await runCli(["user", "--help"], {
-      stdout: () => {},
-      stderr: () => {},
-      now: () => NOW_MS,
-      cwd: dir,
-    });
+    const help = await runCli(
+      ["user", "--help"],
+      { stdout: () => {}, stderr: () => {}, now: () => NOW_MS, cwd: dir },
+      COMMANDS,
+    );
     expect(help).toBe(0);
     for (const w of ["add", "remove", "list"])
       expect(COMMANDS.some((c) => c.path.join(" ") === `user ${w}`)).toBe(true);

@@ -103,9 +103,31 @@ function daysFlag(def: number) {
   } as const;
 }
 
+/** Default validity of host and user certificates. */
+const SIGN_DEFAULT_DAYS = 365;
+/** Shortest validity --seconds accepts (tests of expiry use tens of seconds). */
+const MIN_VALID_SECONDS = 10;
+
 /** after the kind's own flags: validity, output file, --force */
 const SIGN_TAIL_FLAGS = [
-  daysFlag(365),
+  {
+    name: "days",
+    type: "number",
+    metavar: "N",
+    min: 1,
+    max: 36500,
+    help: `validity in days (default ${SIGN_DEFAULT_DAYS})`,
+  },
+  {
+    name: "seconds",
+    type: "number",
+    metavar: "N",
+    min: MIN_VALID_SECONDS,
+    max: 36500 * SECONDS_PER_DAY,
+    help:
+      "validity in seconds instead of --days (short-lived certificates, e.g. for tests); " +
+      "notBefore is still now - 5 min",
+  },
   { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
   FORCE_FLAG,
 ] as const;
@@ -116,6 +138,16 @@ const SIGN_COMMON_FLAGS = [
   ...KEY_PUB_FLAGS,
   { name: "groups", type: "list", metavar: "a,b", help: "comma-separated groups" },
 ] as const;
+
+/** Validity from --days or --seconds (not both); default SIGN_DEFAULT_DAYS days. */
+function validitySeconds(args: ParsedArgs): number {
+  const days = args.number("days");
+  const seconds = args.number("seconds");
+  if (days !== undefined && seconds !== undefined)
+    throw new UsageError("give only one of --days and --seconds");
+  if (seconds !== undefined) return seconds;
+  return (days ?? SIGN_DEFAULT_DAYS) * SECONDS_PER_DAY;
+}
 
 function signAndWrite(
   args: ParsedArgs,
@@ -144,7 +176,7 @@ function signAndWrite(
   }
   try {
     const now = nowSec(io);
-    let notAfter = now + args.requireNumber("days") * SECONDS_PER_DAY;
+    let notAfter = now + validitySeconds(args);
     if (notAfter > ca.cert.notAfter) {
       notAfter = ca.cert.notAfter;
       io.stderr(`mintun: note: validity shortened to the CA's expiry, ${iso(notAfter)}\n`);
@@ -176,7 +208,7 @@ function signAndWrite(
 
 export const caSignHost: Command = {
   path: ["ca", "sign-host"],
-  summary: "issue a host certificate",
+  summary: "issue a host certificate (or with --bundle an enrolment bundle)",
   description:
     "With --bundle, a new key pair is made for the host and --out gets one file (0600) with its\n" +
     "secret key, the certificate and the CA certificate: copy it to the host and run\n" +

@@ -8,9 +8,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { MintunError, UsageError } from "../../errors.js";
 import { resolvePath, type Command } from "../cli.js";
+import { packageRoot } from "../../version.js";
 
 export interface Action {
   kind: "mkdir" | "copy" | "write" | "symlink";
@@ -162,7 +162,9 @@ export const install: Command = {
   run(args, io) {
     const prefix = args.string("prefix")!;
     if (!path.isAbsolute(prefix)) throw new UsageError(`--prefix must be an absolute path, got '${prefix}'`);
-    const source = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
+    const source = packageRoot(import.meta.url);
+    if (!source)
+      throw new MintunError("ENOSOURCE", "cannot find the mintun tree (package.json) this command runs from");
     const plan = installPlan({
       source,
       prefix,

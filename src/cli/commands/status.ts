@@ -96,6 +96,8 @@ export function formatStatus(s: Status): string {
   const d = s.daemon;
   if (d) {
     o += `\ndaemon: pid ${d.pid}, version ${d.version}, config ${d.config}, log ${d.logLevel}`;
+    if (d.dumpable === 0) o += ", core dumps off";
+    else if (typeof d.dumpable === "number") o += ", CORE DUMPS ON (keys could land in a core file)";
     o += `, metrics ${d.metrics ?? "off"}, web ${d.web ?? "off"}\n`;
     const r = d.reload;
     if (r)

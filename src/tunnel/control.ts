@@ -1,0 +1,171 @@
+/**
+ * Control: the dispatch of control packets (everything but DATA) and of control frames
+ * inside verified packets, and the rekey exchange (REKEY / REKEY_ACK).
+ */
+import { dh, dhKeyPair, zero } from "../crypto/sodium.js";
+import { FrameType, decodeRekey, encodeRekey } from "../wire/frames.js";
+import { PacketType, tidKey } from "../wire/packet.js";
+import { deriveRekey } from "./keys.js";
+import { Epoch, Tunnel } from "./tunnel.js";
+import { PROBE_BODY } from "./options.js";
+import { Create } from "./create.js";
+
+export abstract class Control extends Create {
+  /** Everything but DATA: creation, replies, stale-key answers, records. */
+  onControlPacket(
+    type: number,
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+  ): void {
+    switch (type) {
+      case PacketType.Create:
+        this.onCreate(buf, off, len, src, srcOff, now);
+        return;
+      case PacketType.CreateSolved:
+        this.onCreate(buf, off, len, src, srcOff, now, true);
+        return;
+      case PacketType.Puzzle:
+        this.onPuzzle(buf, off, len, src, srcOff, now);
+        return;
+      case PacketType.Reply: {
+        const t = this.tids.get(tidKey(buf, off));
+        if (t) this.onReply(t, buf, off, len, src, srcOff, now);
+        else this.drops.unknownTid++;
+        return;
+      }
+      case PacketType.Stale:
+        this.onStale(buf, off, len, src, srcOff, now);
+        return;
+      case PacketType.RecordRequest:
+        this.onRecordRequest(buf, off, len, src, srcOff, now);
+        return;
+      case PacketType.RecordResponse:
+        this.onRecordResponse(buf, off, len, now);
+        return;
+      default:
+        this.drops.malformed++;
+    }
+  }
+
+  protected onControlFrame(
+    t: Tunnel,
+    type: number,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+  ): void {
+    switch (type) {
+      case FrameType.Keepalive:
+        // a probe (probeEndpoint) asks for an answer: at most one per tick
+        if (len === 1 && buf[off] === PROBE_BODY[0] && t.probeAnsweredTick !== this.lastTick) {
+          t.probeAnsweredTick = this.lastTick;
+          this.sendControl(t, FrameType.Keepalive, null, now);
+        }
+        return;
+      case FrameType.Hello: // repeated HELLO in later CREATEs: already authenticated
+      case FrameType.Retry: // read before delivery (retryDelivered)
+        return;
+      case FrameType.Probe:
+        // the peer heard nothing from us for a while: show we hold the tunnel (one answer per
+        // authenticated, non-replayed PROBE; never a PROBE in answer, so no loop)
+        this.events.probesAnswered++;
+        this.sendControl(t, FrameType.Keepalive, null, now);
+        return;
+      case FrameType.ConnOpen:
+        this.onConnOpen(t, buf, off, len, now);
+        return;
+      case FrameType.ConnDeny:
+        this.onConnDeny(t, buf, off, len, now);
+        return;
+      case FrameType.ConnReset:
+        this.onConnReset(t, buf, off, len);
+        return;
+      case FrameType.Ip: // an inner packet outside any connection
+        this.drops.noConn++;
+        return;
+      case FrameType.Rekey: {
+        const r = decodeRekey(buf, off, len);
+        if (r) this.onRekey(t, r.seq, r.pub, now);
+        else this.drops.badFrames++;
+        return;
+      }
+      case FrameType.RekeyAck: {
+        const r = decodeRekey(buf, off, len);
+        if (r) this.onRekeyAck(t, r.seq, r.pub, now);
+        else this.drops.badFrames++;
+        return;
+      }
+      case FrameType.Close:
+        this.log.log("info", "peer closed tunnel", { peer: t.peer.name });
+        this.closeTunnel(t, now, "peer-close");
+        return;
+      case FrameType.DirRequest:
+      case FrameType.DirResponse:
+        if (this.onDirFrame !== null) this.onDirFrame(t, type, buf, off, len, now);
+        else this.drops.badFrames++;
+        return;
+      default:
+        this.drops.badFrames++;
+    }
+  }
+
+  startRekey(t: Tunnel, now: number): void {
+    if (t.rekey || t.role !== "initiator" || t.state !== "established") return;
+    const kp = dhKeyPair();
+    t.rekey = { seq: ++t.rekeySeq, kp, sentAt: now, firstSentAt: now };
+    this.sendControl(t, FrameType.Rekey, encodeRekey(t.rekey.seq, kp.publicKey), now);
+  }
+
+  protected onRekey(t: Tunnel, seq: number, pub: Buffer, now: number): void {
+    if (t.role !== "responder") {
+      this.drops.badFrames++;
+      return;
+    }
+    if (t.lastRekeyAck && t.lastRekeyAck.seq === seq) {
+      this.sendControl(t, FrameType.RekeyAck, t.lastRekeyAck.body, now);
+      return;
+    }
+    if (t.lastRekeyAck && seq < t.lastRekeyAck.seq) return;
+    const base = t.cur!;
+    const kp = dhKeyPair();
+    const d = dh(kp.secretKey, pub);
+    zero(kp.secretKey);
+    if (!d) {
+      this.drops.badFrames++;
+      return;
+    }
+    const nk = deriveRekey(base.ck, d);
+    zero(d);
+    if (t.next) this.retireEpoch(t, t.next);
+    t.next = new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
+    this.tids.set(t.next.tid, t);
+    const body = encodeRekey(seq, kp.publicKey);
+    t.lastRekeyAck = { seq, body };
+    this.sendControl(t, FrameType.RekeyAck, body, now);
+  }
+
+  protected onRekeyAck(t: Tunnel, seq: number, pub: Buffer, now: number): void {
+    const r = t.rekey;
+    if (!r || r.seq !== seq) return; // duplicate or stale ack
+    const d = dh(r.kp.secretKey, pub);
+    zero(r.kp.secretKey);
+    t.rekey = null;
+    if (!d) {
+      this.drops.badFrames++;
+      return;
+    }
+    const base = t.cur!;
+    const nk = deriveRekey(base.ck, d);
+    zero(d);
+    const e = new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1);
+    this.tids.set(e.tid, t);
+    this.switchEpoch(t, e, now);
+    // announce the new epoch at once so the responder switches too
+    this.sendControl(t, FrameType.Keepalive, null, now);
+  }
+}

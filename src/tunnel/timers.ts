@@ -1,0 +1,216 @@
+/**
+ * The engine's one coarse timer (call tick() every TICK_MS) and everything it drives,
+ * by named events in tickTunnel/tick: creation timeout, unconfirmed timeout, idle
+ * timeout, old-epoch grace, rekey retransmit and schedule, keepalive, the stall probe
+ * and recovery of a silent peer, ephemeral-key rotation, record refresh, sweeps; and
+ * close(). EngineCore is the top of the layered core (see base.ts).
+ */
+import { zero } from "../crypto/sodium.js";
+import { FrameType, encodeRekey } from "../wire/frames.js";
+import {
+  CONTROL_RETRANSMIT_MS,
+  CREATE_TIMEOUT_MS,
+  PROBE_AFTER_MS,
+  PROBE_RETRY_MS,
+  PROBE_TRIES,
+  RECOVERY_TIMEOUT_MS,
+  REKEY_AFTER_PACKETS,
+} from "./constants.js";
+import { Peer, Tunnel } from "./tunnel.js";
+import { DEFAULT_UNCONFIRMED_TIMEOUT_MS } from "./options.js";
+import { Control } from "./control.js";
+
+export class EngineCore extends Control {
+  /** Coarse timer: call every TICK_MS. */
+  tick(now: number): void {
+    this.lastTick = now;
+    this.batchSeq++;
+    this.load.tick(now);
+    if (now - this.lastSweep >= 5000) {
+      this.buckets.sweep(now);
+      this.lastSweep = now;
+    }
+    if (this.eph.tick(now)) {
+      this.events.ephemeralRotations++;
+      this.opts.onEphemeralRotated?.(this.eph.current!.cert);
+    }
+    const nowSec = now / 1000;
+    for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      const inUse = p.sendTunnel();
+      for (const t of p.tunnels.slice()) this.tickTunnel(t, now, t === inUse);
+      if (p.recovering !== 0 && now - p.recovering >= RECOVERY_TIMEOUT_MS) p.recovering = 0;
+      p.resetBudget = 16;
+      if (p.conns !== null && now - p.lastConnSweep >= 5000) {
+        p.lastConnSweep = now;
+        p.conns.sweep(now);
+        this.expireUserConns(p, p.conns, now);
+      }
+      if (p.configured) {
+        const e = p.eph;
+        const due = !e || nowSec >= e.notBefore + (e.notAfter - e.notBefore) / 2;
+        if (due) this.requestRecord(p, now);
+      }
+      if (!p.configured && p.tunnels.length === 0 && now - p.lastSeen > this.opts.idleTimeoutMs) {
+        this.routes.removeValue(p);
+        if (p.hostCert) this.peers.delete(p.hostCert.publicKey.latin1Slice(0, 32));
+      }
+    }
+    this.out.flush();
+  }
+
+  protected tickTunnel(t: Tunnel, now: number, inUse: boolean): void {
+    switch (t.state) {
+      case "creating":
+        if (now - t.createdAt > CREATE_TIMEOUT_MS) this.closeTunnel(t, now, "create-timeout");
+        return;
+      case "replying":
+      case "established":
+        // never confirmed by its creator: half-open state, short-lived
+        const unconfirmedMs = this.opts.unconfirmedTimeoutMs ?? DEFAULT_UNCONFIRMED_TIMEOUT_MS;
+        if (t.state === "replying" && now - t.createdAt > unconfirmedMs) {
+          this.closeTunnel(t, now, "unconfirmed");
+          this.events.unconfirmedExpired++;
+          return;
+        }
+        if (now - t.lastRx > this.opts.idleTimeoutMs) {
+          this.events.tunnelsIdleClosed++;
+          this.closeTunnel(t, now, "idle");
+          return;
+        }
+        if (t.prev && now >= t.prevUntil) this.retireEpoch(t, t.prev);
+        if (t.rekey && now - t.rekey.sentAt >= CONTROL_RETRANSMIT_MS) {
+          t.rekey.sentAt = now;
+          this.sendControl(t, FrameType.Rekey, encodeRekey(t.rekey.seq, t.rekey.kp.publicKey), now);
+        }
+        if (
+          t.role === "initiator" &&
+          t.state === "established" &&
+          (now - t.lastRekeyAt >= this.opts.rekeyAfterMs || t.cur!.sendCounter >= REKEY_AFTER_PACKETS)
+        )
+          this.startRekey(t, now);
+        if (this.opts.keepaliveMs > 0 && now - t.lastTx >= this.opts.keepaliveMs) {
+          this.events.keepalivesSent++;
+          this.sendControl(t, FrameType.Keepalive, null, now);
+        }
+        if (inUse && t.state === "established") this.tickStall(t, now);
+        return;
+      case "closed":
+        return;
+    }
+  }
+
+  /**
+   * Stall probe of the tunnel in use (called from the tick while it is established):
+   *
+   *   quiet --data sent since the last authenticated packet, none for PROBE_AFTER_MS--> probing (PROBE)
+   *   probing --any authenticated packet (lastRx moved)--> quiet
+   *   probing --PROBE_RETRY_MS, fewer than PROBE_TRIES sent--> probing (PROBE again)
+   *   probing --PROBE_RETRY_MS after the last PROBE--> quiet, and the peer's recovery starts
+   *
+   * Only the absence of authenticated packets drives it: nothing an attacker sends can
+   * start or advance it, and it tears nothing down (see startRecovery).
+   */
+  protected tickStall(t: Tunnel, now: number): void {
+    if (t.lastRx !== t.rxMark) {
+      t.rxMark = t.lastRx;
+      t.txAtRx = t.txPackets;
+    }
+    const pr = t.probe;
+    if (pr !== null) {
+      if (t.lastRx !== pr.rxAt) {
+        t.probe = null; // answered (or other traffic arrived): the peer holds the tunnel
+        return;
+      }
+      if (now - pr.sentAt < PROBE_RETRY_MS) return;
+      if (pr.sent < PROBE_TRIES) {
+        pr.sent++;
+        pr.sentAt = now;
+        this.events.stallProbes++;
+        this.sendControl(t, FrameType.Probe, null, now);
+        return;
+      }
+      t.probe = null;
+      this.startRecovery(t.peer, now);
+      return;
+    }
+    if (t.txPackets > t.txAtRx && now - t.lastRx >= PROBE_AFTER_MS) {
+      t.probe = { rxAt: t.lastRx, sentAt: now, sent: 1 };
+      this.events.stallProbes++;
+      this.sendControl(t, FrameType.Probe, null, now);
+    }
+  }
+
+  /**
+   * The peer did not answer PROBE_TRIES probes on the tunnel in use: most likely it
+   * restarted and lost the tunnel (static peers and directory peers alike). Recovery:
+   *
+   *   none --probes unanswered--> fetching: RECORD_REQUEST to the peer (signed host and
+   *                               ephemeral certificates; repeated by the next unanswered probes)
+   *   fetching --verified record--> creating: a new tunnel 0-RTT (HELLO) under the fresh key,
+   *                               beside the silent one, which stays in use meanwhile
+   *   creating --REPLY verified--> none: the new tunnel supersedes the silent one
+   *   fetching/creating --RECOVERY_TIMEOUT_MS--> none (unanswered probes start it again)
+   *   fetching --an authenticated packet on the silent tunnel--> none (it was alive)
+   *
+   * Nothing is closed until a new tunnel is established (authenticated), so neither a
+   * forged packet nor a lost one can make us drop a working tunnel.
+   */
+  protected startRecovery(p: Peer, now: number): void {
+    if (p.recovering === 0 || now - p.recovering >= RECOVERY_TIMEOUT_MS) {
+      p.recovering = now;
+      this.events.stallRecoveries++;
+      this.rlog.log(
+        now,
+        "info",
+        "recover",
+        "peer silent: fetching its record to re-create the tunnel",
+        () => ({
+          peer: p.name,
+        }),
+      );
+    }
+    for (const t of p.tunnels) if (t.state === "creating") return; // a new tunnel is on its way
+    // ask again at once if the last request is a retry interval old (no backoff while recovering)
+    if (p.recordReq) p.recordReq.attempts = 0;
+    this.requestRecord(p, now);
+  }
+
+  /** A verified record arrived for a recovering peer: create the new tunnel (HELLO, 0-RTT). */
+  protected recoverCreate(p: Peer, now: number): void {
+    const cur = p.sendTunnel();
+    if (
+      now - p.recovering >= RECOVERY_TIMEOUT_MS ||
+      (cur?.state === "established" && cur.lastRx > p.recovering)
+    ) {
+      p.recovering = 0; // given up, or the silent tunnel spoke again (it was a path outage)
+      return;
+    }
+    for (const t of p.tunnels) if (t.state === "creating") return;
+    if (!p.eph || !p.hostCert || !p.endpoint || p.eph.notAfter <= Math.floor(now / 1000)) return;
+    const nt = this.startCreate(p, now);
+    if (nt) this.sendCreate(nt, null, now);
+  }
+
+  /** Send CLOSE on every tunnel (best effort) and erase all secrets. */
+  close(now: number): void {
+    for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      for (const t of p.tunnels.slice()) {
+        if (t.canSend && t.state === "established")
+          this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
+        this.closeTunnel(t, now, "shutdown");
+      }
+      p.conns?.clear();
+      if (p.userKeys) for (const k of p.userKeys.values()) zero(k);
+      p.userKeys = null;
+    }
+    this.userKeys.clear();
+    this.out.flush();
+    this.eph.close();
+    this.puzzles.close();
+    this.solver.close();
+    if (this.reply) zero(this.reply.kp.secretKey);
+    this.reply = null;
+    zero(this.hostX);
+    zero(this.hostSk);
+  }
+}
