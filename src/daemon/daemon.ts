@@ -43,20 +43,14 @@ import {
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
+import { MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
-import {
-  buildStatus,
-  whois,
-  type DaemonInfo,
-  type NamesStatus,
-  type ReloadStatus,
-  type Status,
-} from "./status.js";
+import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
 import { UserStore, usersDir } from "../store/users.js";
 import type { Policy } from "../conn/policy.js";
@@ -102,6 +96,8 @@ function readVersion(): string {
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
+  /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
+  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
   private watcher: AddressWatcher | null = null;
   private sampler: NodeJS.Timeout | null = null;
   private closed = false;
@@ -254,6 +250,7 @@ export class Daemon {
     d.timer = setInterval(() => {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
+      tasks.run("memory.trim", () => d.memory.tick(now()));
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
@@ -462,7 +459,7 @@ export class Daemon {
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
         loopDelay: this.loopDelay.stats(),
         api: { ...this.api.limitStats },
-        memory: memorySnapshot(),
+        memory: this.memory.status(),
         dumpable: dumpableNow(),
       },
       connections: {
@@ -660,16 +657,4 @@ function dumpableNow(): number | null {
   } catch {
     return null;
   }
-}
-
-/** process.memoryUsage() without its extra fields (status: daemon.memory). */
-function memorySnapshot(): NonNullable<DaemonInfo["memory"]> {
-  const m = process.memoryUsage();
-  return {
-    rss: m.rss,
-    heapUsed: m.heapUsed,
-    heapTotal: m.heapTotal,
-    external: m.external,
-    arrayBuffers: m.arrayBuffers,
-  };
 }

@@ -123,6 +123,11 @@ export interface NativeAddon {
   setDumpable(on: boolean): void;
   /** prctl(PR_GET_DUMPABLE): 0 not dumpable, 1 dumpable, 2 dumpable readable by root only */
   getDumpable(): number;
+  /**
+   * glibc malloc_trim(0) (platform/linux/memtrim.c): freed C heap pages in every arena go
+   * back to the kernel. True when something was released; false without glibc.
+   */
+  mallocTrim(): boolean;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;
 }
@@ -134,7 +139,7 @@ const ADDON_REL = join("platform", "linux", "build", "Release", "mintun_linux.no
  * both two levels below the package root; other build layouts are found by walking up.
  * MINTUN_NATIVE overrides the path.
  */
-function addonPath(): string {
+export function addonPath(): string {
   const override = process.env.MINTUN_NATIVE;
   if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));

@@ -46,7 +46,10 @@ try {
   const pki = makePki();
   const out = process.env.DIRLOAD_OUT ?? pki.dir;
   fs.mkdirSync(out, { recursive: true });
-  const timers = "ephemeral:\n  lifetimeSec: 10\ntunnel:\n  rekeySec: 5\nregistration:\n  refreshSec: 1\n";
+  const timers =
+    process.env.DIRLOAD_DEFAULT_TIMERS === "1"
+      ? ""
+      : "ephemeral:\n  lifetimeSec: 10\ntunnel:\n  rekeySec: 5\nregistration:\n  refreshSec: 1\n";
   const dirNs = topo.host("dir").ns;
   const dirFiles = makeHost(pki, "dir", "10.77.0.100", null);
   const nodeOptions = [
@@ -105,7 +108,7 @@ try {
     rows.push(row);
     if (process.env.DIRLOAD_SIGNAL) process.kill(dir.proc.pid, process.env.DIRLOAD_SIGNAL as NodeJS.Signals);
     console.log(`[dirload ${stamp()}] ${row}`);
-    if (snapshots && !snapped && Date.now() - t0 > 60_000) {
+    if (snapshots && !snapped && Date.now() - t0 > Number(process.env.DIRLOAD_SNAP_AT ?? "60") * 1000) {
       process.kill(dir.proc.pid, "SIGUSR2");
       snapped = true;
     }
