@@ -9,7 +9,7 @@
  * rate (a directory answering a registration every few seconds) those freed pages add
  * up, and RSS creeps although nothing is live (docs/PERFORMANCE.md "Soak"). malloc_trim(0)
  * walks every arena and returns every whole free page (madvise MADV_DONTNEED); it takes
- * well under a millisecond for a heap of a few tens of MiB. Mechanism only: the daemon
+ * about 1 ms (13 ms right after 38 MiB were freed between live buffers). Mechanism only: the daemon
  * calls it on its coarse timer (src/daemon/memory.ts). Registered by memtrim_init().
  */
 #include <node_api.h>
