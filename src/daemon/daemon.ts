@@ -267,6 +267,8 @@ export class Daemon {
         hostSecretKey: sk,
         ephemeralLifetimeMs: config.ephemeral.lifetimeSec * 1000,
         minFirstPacket: config.ephemeral.minFirstPacket,
+        maxReplayRecords: config.ephemeral.replayRecords,
+        maxReplayPerHost: config.ephemeral.replayPerHost,
         rekeyAfterMs: config.tunnel.rekeySec * 1000,
         keepaliveMs: config.tunnel.keepaliveSec * 1000,
         idleTimeoutMs: config.tunnel.idleTimeoutSec * 1000,

@@ -246,6 +246,53 @@ describe("tunnel table shares", () => {
   });
 });
 
+describe("replay record shares", () => {
+  /**
+   * x (a member, or a stolen host key) creates tunnel after tunnel under b's current
+   * ephemeral key and never confirms one; c fetched b's record before and creates next,
+   * under the same key. b remembers every creator key (T_I) under that key to refuse
+   * replays: 40 at most here, each host's share 10 (replayShare = 40: no share).
+   */
+  function flood(replayShare: number) {
+    const net = new SimNet();
+    const ca = makeCa();
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null, {
+      maxReplayRecords: 40,
+      maxReplayPerHost: replayShare,
+    });
+    const x = net.addHost(ca, "x", "192.0.2.66", 7000, "10.77.0.66", null);
+    const c = net.addHost(ca, "c", "192.0.2.3", 7000, "10.77.0.3", null);
+    x.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    c.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    net.run();
+    net.filter = (d) => !(d.to.equals(x.addr) && d.data[8] === PacketType.Reply);
+    const px = [...x.engine.peers.values()][0]!;
+    for (let i = 0; i < 50; i++) {
+      const t = x.engine.openTunnel(px, net.now)!;
+      net.run();
+      x.engine.closeTunnel(t, net.now, "test");
+    }
+    c.send(ipv4("10.77.0.3", "10.77.0.2", "from c"));
+    net.run();
+    return { b, got: b.take().map((p) => p.subarray(20).toString()) };
+  }
+
+  it("one host cannot fill an ephemeral key's replay record: another host still creates under that key", () => {
+    const { b, got } = flood(10);
+    expect(got).toEqual(["from c"]);
+    expect(b.engine.drops.replayShareFull).toBe(40);
+    expect(b.engine.drops.createReplay).toBe(0);
+    expect(b.engine.eph.current!.seen.size).toBe(11);
+  });
+
+  it("without a share (the defence off) the same flood locks the other host out", () => {
+    const { b, got } = flood(40);
+    expect(got).toEqual([]);
+    expect(b.engine.drops.createReplay).toBe(11);
+    expect(b.engine.drops.replayShareFull).toBe(0);
+  });
+});
+
 describe("nothing identifying in the clear", () => {
   it("a record fetch and a tunnel creation show no host name, overlay address or host key in any datagram", () => {
     const net = new SimNet();
