@@ -246,6 +246,60 @@ describe("tunnel table shares", () => {
   });
 });
 
+describe("duplicated, replayed and reordered copies", () => {
+  /** The network delivers every datagram twice, the copy after everything queued behind it. */
+  function duplicating(net: SimNet): void {
+    const copies = new WeakSet<Datagram>();
+    net.filter = (d) => {
+      if (!copies.has(d)) {
+        const c = { from: Buffer.from(d.from), to: Buffer.from(d.to), data: Buffer.from(d.data) };
+        copies.add(c);
+        net.queue.push(c);
+      }
+      return true;
+    };
+  }
+
+  it("record fetch, creation with 0-RTT data, REPLY and DATA all twice: each inner packet once, one tunnel", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null);
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null);
+    duplicating(net);
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    net.run();
+    const sent = ["0rtt-1", "0rtt-2", "0rtt-3"];
+    for (const m of sent) a.send(ipv4("10.77.0.1", "10.77.0.2", m));
+    net.run();
+    for (const m of ["data-1", "data-2", "data-3"]) a.send(ipv4("10.77.0.1", "10.77.0.2", m));
+    net.run();
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual([...sent, "data-1", "data-2", "data-3"]);
+    // a duplicated RECORD_REQUEST is answered again (stateless, never larger than the request)
+    const count = (t: number) => net.log.filter((d) => d.data[8] === t).length;
+    expect(count(PacketType.RecordRequest)).toBe(2);
+    expect(count(PacketType.RecordResponse)).toBe(4);
+    expect(net.log.filter((d) => d.data[8] === PacketType.Reply).length).toBeGreaterThanOrEqual(2);
+    expect(a.engine.events.recordsLearned).toBeLessThanOrEqual(2);
+    expect(a.engine.events.tunnelsCreated).toBe(1);
+    expect(b.engine.events.tunnelsAccepted).toBe(1);
+    // the copies died at the replay windows (k0's for CREATEs, the epoch's for DATA)
+    expect(b.engine.drops.replay).toBeGreaterThanOrEqual(6);
+    expect(a.engine.peers.values().next().value!.sendTunnel()!.state).toBe("established");
+  });
+
+  it("a forged PUZZLE delivered twice: the creator solves it once, the data arrives once", () => {
+    const { net, a, b } = pair();
+    sendFirst(a);
+    const create = observedCreate(net, a);
+    const p = forgedPuzzle(create, 4, net.now);
+    net.queue.unshift(p, { ...p, data: Buffer.from(p.data) });
+    net.run();
+    net.advance(2000);
+    expect(a.engine.events.puzzlesSolved).toBe(1);
+    expect(deliveries(b)).toBe(1);
+  });
+});
+
 describe("replay record shares", () => {
   /**
    * x (a member, or a stolen host key) creates tunnel after tunnel under b's current
