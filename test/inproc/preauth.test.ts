@@ -9,16 +9,20 @@ import {
   CREATE_OFFSET_KEY_ID,
   CREATE_OFFSET_PUB,
   PacketType,
+  RECORD_AD_BYTES,
   STALE_AD_BYTES,
+  decodeRecordRequest,
   encodePuzzle,
+  encodeRecordResponse,
   encodeStale,
   tidKey,
 } from "../../src/wire/packet.js";
 import { aeadSeal, dh, dhKeyPair } from "../../src/crypto/sodium.js";
-import { staleKey } from "../../src/tunnel/keys.js";
+import { recordKey, staleKey } from "../../src/tunnel/keys.js";
+import { signEphemeral } from "../../src/wire/cert.js";
 import { PuzzleIssuer } from "../../src/dos/puzzle.js";
 import { tryEncodeAddr } from "../../src/wire/addr.js";
-import { ipv4, makeCa, SimNet, type Datagram, type SimHost } from "./harness.js";
+import { ipv4, makeCa, makeHostCert, SimNet, type Datagram, type SimHost } from "./harness.js";
 
 function pair(bOpts = {}) {
   const net = new SimNet();
@@ -297,6 +301,71 @@ describe("duplicated, replayed and reordered copies", () => {
     net.advance(2000);
     expect(a.engine.events.puzzlesSolved).toBe(1);
     expect(deliveries(b)).toBe(1);
+  });
+});
+
+describe("forged and replayed RECORD_RESPONSE", () => {
+  it("an on-path forger seals answers to the request's public key: refused; the genuine one is learned once", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null);
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null);
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    const req = net.queue.find((d) => d.data[8] === PacketType.RecordRequest)!;
+    const r = decodeRecordRequest(req.data, 0, req.data.length)!;
+    const nowSec = Math.floor(net.now / 1000);
+    /** A RECORD_RESPONSE the forger seals to the request's Q with a key of its own. */
+    const forge = (host: Buffer, eph: Buffer): Datagram => {
+      const kp = dhKeyPair();
+      const m = encodeRecordResponse(r.tid, kp.publicKey, host, eph, req.data.length)!;
+      const key = recordKey(dh(kp.secretKey, r.pub)!, m.subarray(0, 8), r.pub, kp.publicKey);
+      const nonce = Buffer.concat([Buffer.alloc(4), m.subarray(8, 16)]);
+      aeadSeal(
+        m.subarray(RECORD_AD_BYTES),
+        m.subarray(RECORD_AD_BYTES, m.length - 16),
+        m.subarray(0, RECORD_AD_BYTES),
+        nonce,
+        key,
+      );
+      return { from: req.to, to: req.from, data: m };
+    };
+    const ephFor = (hostKey: Buffer, sk: Buffer) =>
+      signEphemeral(
+        {
+          hostKey,
+          keyId: 1,
+          publicKey: dhKeyPair().publicKey,
+          notBefore: nowSec - 1,
+          notAfter: nowSec + 300,
+          endpoints: [{ ip: "198.51.100.9", port: 7000 }],
+          protocolVersion: 1,
+          minFirstPacket: 256,
+        },
+        sk,
+      ).raw;
+    // a host "b" of another CA, with its own (valid) ephemeral certificate
+    const other = makeHostCert(makeCa("other-ca"), "b", "10.77.0.2", null);
+    const mallory = makeHostCert(ca, "mallory", "10.77.0.66", null); // a member of the organisation
+    const forged = [
+      forge(other.cert.raw, ephFor(other.cert.publicKey, other.sk)),
+      // b's real (public) certificate with an ephemeral key b never signed
+      forge(b.cert.raw, ephFor(mallory.cert.publicKey, mallory.sk)),
+      // another member's genuine record under b's name
+      forge(mallory.cert.raw, ephFor(mallory.cert.publicKey, mallory.sk)),
+    ];
+    net.queue.unshift(...forged);
+    net.run();
+    expect(a.engine.drops.badRecord).toBe(3);
+    expect(a.engine.events.recordsLearned).toBe(1); // the genuine answer, after the forgeries
+    const genuine = net.log.find((d) => d.data[8] === PacketType.RecordResponse && d.from.equals(b.addr))!;
+    // replayed (no request pending) and duplicated forgeries: nothing
+    net.queue.push({ ...genuine, data: Buffer.from(genuine.data) }, ...forged);
+    net.run();
+    expect(a.engine.events.recordsLearned).toBe(1);
+    expect(a.engine.drops.badRecord).toBe(7);
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "hello"));
+    net.run();
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual(["hello"]);
   });
 });
 
