@@ -157,6 +157,7 @@ describe.skipIf(process.getuid?.() !== 0)("forged PUZZLEs while another tunnel c
       String(SECONDS),
       "24,255,20",
     ]);
+    await forger.waitForLog(/^ready/m, 10_000);
     // traffic towards b keeps a creating tunnels (a new TID each 5-s creation timeout)
     const toB = topo.host("a").ns.spawn("ping", ["-n", "-i", "0.5", "10.77.0.2"]);
     const before = await d.a!.status();

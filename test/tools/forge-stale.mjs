@@ -7,7 +7,7 @@
 //   node forge-stale.mjs PCAP CREATOR_IP RESPONDER_IP PORT SECONDS OWN_IP
 // Works against both wire forms: STALE and RECORD_RESPONSE sealed (dist/ exports
 // STALE_AD_BYTES) or in the clear (before the sealed records). Bounded: SECONDS, at most
-// 100 STALEs. Prints a JSON summary on stdout.
+// 100 STALEs. Prints "ready" once it holds a certificate, then a JSON summary on stdout.
 import dgram from "node:dgram";
 import fs from "node:fs";
 import * as packet from "../../dist/wire/packet.js";
@@ -104,11 +104,16 @@ const seen = new Set();
 let sent = 0;
 let attempts = 0;
 let lastFetch = 0;
+let ready = false;
 const refused = []; // creations under the newest key: nothing to forge
 while (Date.now() < end && sent < 100) {
   if (Date.now() - lastFetch >= 500) {
     lastFetch = Date.now();
     fetchRecord();
+  }
+  if (!ready && newest) {
+    ready = true;
+    console.log("ready");
   }
   for (const { sport, payload } of readNew()) {
     if (payload.length < 52 || payload[8] !== PacketType.Create) continue;
