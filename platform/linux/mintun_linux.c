@@ -974,6 +974,9 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 
 #include "peercred.h"
 #include "lockfile.h"
+#include "dumpable.h"
+#include "notify.h"
+#include "memtrim.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1009,6 +1012,9 @@ static napi_value init(napi_env env, napi_value exports) {
   sock_diag_init(env, exports);
   peercred_init(env, exports); /* peercred.c */
   lockfile_init(env, exports); /* lockfile.c */
+  dumpable_init(env, exports); /* dumpable.c */
+  notify_init(env, exports);   /* notify.c */
+  memtrim_init(env, exports);  /* memtrim.c */
   return exports;
 }
 

@@ -116,6 +116,23 @@ export interface NativeAddon {
    */
   lockFile(path: string): number;
   errnoName(errno: number): string;
+  /**
+   * prctl(PR_SET_DUMPABLE, on) (platform/linux/dumpable.c): off means no core dump and no
+   * /proc/PID/mem or ptrace for other processes of the same uid. Throws the errno name.
+   */
+  setDumpable(on: boolean): void;
+  /** prctl(PR_GET_DUMPABLE): 0 not dumpable, 1 dumpable, 2 dumpable readable by root only */
+  getDumpable(): number;
+  /**
+   * One datagram to an AF_UNIX datagram socket (a path, or "@name" abstract), sent from this
+   * process (platform/linux/notify.c): sd_notify without a helper program. Throws the errno name.
+   */
+  notifySend(path: string, message: Uint8Array): void;
+  /**
+   * glibc malloc_trim(0) (platform/linux/memtrim.c): freed C heap pages in every arena go
+   * back to the kernel. True when something was released; false without glibc.
+   */
+  mallocTrim(): boolean;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;
 }
@@ -127,7 +144,7 @@ const ADDON_REL = join("platform", "linux", "build", "Release", "mintun_linux.no
  * both two levels below the package root; other build layouts are found by walking up.
  * MINTUN_NATIVE overrides the path.
  */
-function addonPath(): string {
+export function addonPath(): string {
   const override = process.env.MINTUN_NATIVE;
   if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));

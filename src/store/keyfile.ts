@@ -17,6 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError } from "../errors.js";
 import { decodeCert, type Cert, type CertKind } from "../wire/cert.js";
+import { decodeRevocation, type RevocationList } from "../wire/revocation.js";
 import {
   ED25519_PK_BYTES,
   ED25519_SEED_BYTES,
@@ -36,25 +37,158 @@ export const CERT_LABELS: Record<CertKind, string> = {
 
 /** Largest key/cert file we read (certificates are < 2 KiB). */
 const MAX_FILE_BYTES = 64 * 1024;
+/** Largest revocation list file: REV_MAX_SIZE (135,280 bytes) as base64 lines, with room. */
+const MAX_REVOCATION_FILE_BYTES = 256 * 1024;
+export const LABEL_REVOCATION = "MINTUN REVOCATION LIST";
 
-export function armor(label: string, body: Buffer): string {
-  const b64 = body.toString("base64");
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+// ---------------------------------------------------------------------------
+// Armor, on bytes. Secret keys are encoded and decoded between Buffers only: no JS
+// string ever holds a secret's base64 (strings are immutable and cannot be zeroed;
+// they stay in the heap until the GC reuses the memory, and a regexp's last input
+// stays reachable through RegExp.input). test/unit/secrets-heap.test.ts checks it
+// with a heap snapshot.
+
+const B64_CHARS = Buffer.from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", "latin1");
+const B64_PAD = 0x3d; // '='
+const CR = 0x0d;
+const LF = 0x0a;
+/** byte -> 6-bit value, -1 for bytes that are not base64 digits */
+const B64_VALUE = (() => {
+  const t = new Int8Array(256).fill(-1);
+  for (let i = 0; i < 64; i++) t[B64_CHARS[i]!] = i;
+  return t;
+})();
+/** Base64 characters per armored line. */
+const ARMOR_LINE = 64;
+
+/** Base64 of `body` in lines of 64 characters, each ending in "\n", written into a new Buffer. */
+function base64Lines(body: Buffer): Buffer {
+  const chars = Math.ceil(body.length / 3) * 4;
+  const out = Buffer.alloc(chars + Math.ceil(chars / ARMOR_LINE));
+  let o = 0;
+  let col = 0;
+  const put = (c: number) => {
+    out[o++] = c;
+    if (++col === ARMOR_LINE) {
+      out[o++] = LF;
+      col = 0;
+    }
+  };
+  for (let i = 0; i < body.length; i += 3) {
+    const n = body.length - i;
+    const v = (body[i]! << 16) | ((n > 1 ? body[i + 1]! : 0) << 8) | (n > 2 ? body[i + 2]! : 0);
+    put(B64_CHARS[(v >> 18) & 63]!);
+    put(B64_CHARS[(v >> 12) & 63]!);
+    put(n > 1 ? B64_CHARS[(v >> 6) & 63]! : B64_PAD);
+    put(n > 2 ? B64_CHARS[v & 63]! : B64_PAD);
+  }
+  if (col !== 0) out[o++] = LF;
+  return out.subarray(0, o);
 }
 
-/** Finds the first armored block; returns its label and decoded body, or null. */
+/**
+ * Strict base64 decoding of buf[start, end), skipping CR and LF: only base64 digits,
+ * a multiple of 4 characters, "=" padding only at the end. Null when invalid.
+ */
+function base64Decode(buf: Buffer, start: number, end: number): Buffer | null {
+  let chars = 0;
+  let pad = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c === CR || c === LF) continue;
+    if (c === B64_PAD) pad++;
+    else if (pad > 0 || B64_VALUE[c] === -1) return null; // a digit after padding, or not base64
+    chars++;
+  }
+  if (chars % 4 !== 0 || pad > 2) return null;
+  const out = Buffer.alloc((chars / 4) * 3 - pad);
+  let acc = 0;
+  let bits = 0;
+  let o = 0;
+  for (let i = start; i < end && o < out.length; i++) {
+    const c = buf[i]!;
+    if (c === CR || c === LF || c === B64_PAD) continue;
+    acc = ((acc << 6) | B64_VALUE[c]!) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  acc = 0;
+  return out;
+}
+
+/** An armored block as bytes: its label (never secret), the decoded body, and where it ended. */
+export interface ArmorBlock {
+  label: string;
+  body: Buffer;
+  /** Offset just after the END line's closing dashes. */
+  end: number;
+}
+
+const BEGIN = Buffer.from("-----BEGIN ", "latin1");
+const END = Buffer.from("-----END ", "latin1");
+const DASHES = Buffer.from("-----", "latin1");
+const LABEL_RE = /^[A-Z0-9 ]+$/;
+
+/** Armors `body` under `label` into a Buffer (the form used for secret keys). */
+export function armorBytes(label: string, body: Buffer): Buffer {
+  const lines = base64Lines(body);
+  const out = Buffer.concat([
+    Buffer.from(`-----BEGIN ${label}-----\n`, "latin1"),
+    lines,
+    Buffer.from(`-----END ${label}-----\n`, "latin1"),
+  ]);
+  zero(lines);
+  return out;
+}
+
+/** Armor as text: only for public material (certificates, public keys, lists). */
+export function armor(label: string, body: Buffer): string {
+  return armorBytes(label, body).toString("latin1");
+}
+
+/**
+ * Finds the first armored block at or after `from` in bytes; returns its label, decoded
+ * body and end, or null (no block, mismatched labels, invalid base64). The body is
+ * decoded from the bytes directly; the caller zeroes `buf` (and the body) when secret.
+ */
+export function dearmorBytes(buf: Buffer, from = 0): ArmorBlock | null {
+  const b = buf.indexOf(BEGIN, from);
+  if (b < 0) return null;
+  const labelStart = b + BEGIN.length;
+  const labelEnd = buf.indexOf(DASHES, labelStart);
+  if (labelEnd < 0 || labelEnd - labelStart > 64) return null;
+  const label = buf.toString("latin1", labelStart, labelEnd);
+  if (!LABEL_RE.test(label)) return null;
+  let p = labelEnd + DASHES.length;
+  if (buf[p] === CR) p++;
+  if (buf[p] !== LF) return null;
+  p++;
+  const e = buf.indexOf(END, p);
+  if (e < 0) return null;
+  const endLabelStart = e + END.length;
+  const endLabelEnd = buf.indexOf(DASHES, endLabelStart);
+  if (endLabelEnd < 0 || buf.toString("latin1", endLabelStart, endLabelEnd) !== label) return null;
+  const body = base64Decode(buf, p, e);
+  if (!body) return null;
+  return { label, body, end: endLabelEnd + DASHES.length };
+}
+
+/** Finds the first armored block; returns its label and decoded body, or null. For public material. */
 export function dearmor(text: string): { label: string; body: Buffer } | null {
-  const m = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END ([A-Z0-9 ]+)-----/.exec(text);
-  if (!m || m[1] !== m[3]) return null;
-  const b64 = m[2]!.replace(/[\r\n]/g, "");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) return null;
-  return { label: m[1]!, body: Buffer.from(b64, "base64") };
+  const r = dearmorBytes(Buffer.from(text, "latin1"));
+  return r && { label: r.label, body: r.body };
 }
 
 /** Reads a small regular file through one fd; `check` sees its fstat before any byte is read. */
-function readLimited(file: string, what: string, check?: (st: fs.Stats) => void): Buffer {
+function readLimited(
+  file: string,
+  what: string,
+  check?: (st: fs.Stats) => void,
+  maxBytes = MAX_FILE_BYTES,
+): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY);
@@ -64,7 +198,7 @@ function readLimited(file: string, what: string, check?: (st: fs.Stats) => void)
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new CertError("ENOTFILE", `${what} '${file}' is not a regular file`);
-    if (st.size > MAX_FILE_BYTES) throw new CertError("EMALFORMED", `${what} '${file}' is too large`);
+    if (st.size > maxBytes) throw new CertError("EMALFORMED", `${what} '${file}' is too large`);
     check?.(st);
     const buf = Buffer.alloc(st.size);
     let n = 0;
@@ -86,6 +220,15 @@ function fileError(e: unknown, file: string, what: string): CertError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === "ENOENT") return new CertError("ENOENT", `${what} '${file}' does not exist`, { cause: e });
   if (code === "EACCES") return new CertError("EACCES", `cannot read ${what} '${file}': permission denied`);
+  if (code === "ENOTDIR")
+    return new CertError(
+      "ENOENT",
+      `${what} '${file}' does not exist (a part of its path is not a directory)`,
+      {
+        cause: e,
+      },
+    );
+  if (code === "EISDIR") return new CertError("ENOTFILE", `${what} '${file}' is a directory`, { cause: e });
   return new CertError("EIO", `cannot read ${what} '${file}': ${(e as Error).message}`, { cause: e });
 }
 
@@ -103,7 +246,15 @@ export function readSecretKey(file: string): Buffer {
         `by group or others (run: chmod 600 '${file}')`,
     );
   });
-  const parsed = dearmor(data.toString("latin1"));
+  return parseSecretKey(data, file);
+}
+
+/**
+ * Parses an armored secret key (a file's bytes or standard input, named `file` in errors);
+ * zeroes `data`. The public half must be the one derived from the seed.
+ */
+export function parseSecretKey(data: Buffer, file: string): Buffer {
+  const parsed = dearmorBytes(data);
   zero(data);
   if (!parsed || parsed.label !== LABEL_SECRET_KEY || parsed.body.length !== ED25519_SK_BYTES) {
     if (parsed) zero(parsed.body);
@@ -198,7 +349,7 @@ function writeAtomic(file: string, content: Buffer, mode: number, opts: WriteOpt
 /** Writes a 64-byte Ed25519 secret key, mode 0600. */
 export function writeSecretKey(file: string, sk: Buffer, opts: WriteOptions = {}): void {
   if (sk.length !== ED25519_SK_BYTES) throw new CertError("EINVAL", "secret key must be 64 bytes");
-  const text = Buffer.from(armor(LABEL_SECRET_KEY, sk), "latin1");
+  const text = armorBytes(LABEL_SECRET_KEY, sk);
   try {
     writeAtomic(file, text, 0o600, opts);
   } finally {
@@ -237,10 +388,8 @@ export function parsePublicKeyText(text: string): Buffer | null {
 /** Reads a public key file (armored public key or bare base64). */
 export function readPublicKey(file: string): Buffer {
   const data = readLimited(file, "public key file");
-  const parsed = dearmor(data.toString("latin1"));
-  if (parsed?.label === LABEL_SECRET_KEY) {
+  if (data.indexOf(`-----BEGIN ${LABEL_SECRET_KEY}-----`) >= 0) {
     zero(data);
-    zero(parsed.body);
     throw new CertError("EMALFORMED", `'${file}' is a secret key, not a public key`);
   }
   const pk = parsePublicKeyText(data.toString("latin1"));
@@ -250,7 +399,11 @@ export function readPublicKey(file: string): Buffer {
 
 /** Parses an armored certificate; the label must match the decoded kind. */
 export function parseCertText(text: string, file: string): Cert {
-  const parsed = dearmor(text);
+  return parseCertBlock(dearmor(text), file);
+}
+
+/** A certificate from a dearmored block; the label must match the decoded kind. */
+export function parseCertBlock(parsed: { label: string; body: Buffer } | null, file: string): Cert {
   const kinds = Object.entries(CERT_LABELS).find(([, l]) => l === parsed?.label);
   if (!parsed || !kinds) throw new CertError("EMALFORMED", `'${file}' is not a mintun certificate file`);
   const cert = decodeCert(parsed.body);
@@ -286,12 +439,13 @@ export interface Bundle {
 /** Writes an enrolment bundle, mode 0600 (it holds a secret key). */
 export function writeBundle(file: string, b: Bundle, opts: WriteOptions = {}): void {
   if (b.secretKey.length !== ED25519_SK_BYTES) throw new CertError("EINVAL", "secret key must be 64 bytes");
-  const parts = [
-    armor(LABEL_SECRET_KEY, b.secretKey),
-    armor(CERT_LABELS[b.cert.kind], b.cert.raw),
-    armor(CERT_LABELS[b.ca.kind], b.ca.raw),
-  ];
-  const text = Buffer.from(parts.join(""), "latin1");
+  const key = armorBytes(LABEL_SECRET_KEY, b.secretKey);
+  const text = Buffer.concat([
+    key,
+    armorBytes(CERT_LABELS[b.cert.kind], b.cert.raw),
+    armorBytes(CERT_LABELS[b.ca.kind], b.ca.raw),
+  ]);
+  zero(key);
   try {
     writeAtomic(file, text, 0o600, opts);
   } finally {
@@ -312,15 +466,31 @@ export function readBundle(file: string): Bundle {
         `enrolment bundle '${file}' holds a secret key but is readable by others (chmod 600 '${file}')`,
       );
   });
-  const text = data.toString("latin1");
+  return parseBundle(data, file);
+}
+
+/** Parses an enrolment bundle (a file's bytes or standard input, named `file` in errors); zeroes `data`. */
+export function parseBundle(data: Buffer, file: string): Bundle {
+  // three armored blocks, parsed from the bytes (the secret key never becomes a string)
+  const blocks: ArmorBlock[] = [];
+  let count = 0;
+  for (let at = 0, b = dearmorBytes(data); b; b = dearmorBytes(data, at)) {
+    at = b.end;
+    count++;
+    if (blocks.length < 3) blocks.push(b);
+    else zero(b.body);
+  }
+  const trailingBegin = data.indexOf(BEGIN, blocks[blocks.length - 1]?.end ?? 0) >= 0;
   zero(data);
-  const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n[A-Za-z0-9+/=\r\n]*?-----END \1-----/g) ?? [];
   const bad = (why: string) =>
     new CertError("EMALFORMED", `'${file}' is not a mintun enrolment bundle: ${why}`);
-  if (blocks.length !== 3) throw bad(`expected 3 armored blocks, found ${blocks.length}`);
-  const sk = dearmor(blocks[0]!);
-  if (!sk || sk.label !== LABEL_SECRET_KEY || sk.body.length !== ED25519_SK_BYTES) {
-    if (sk) zero(sk.body);
+  if (count !== 3 || trailingBegin) {
+    for (const b of blocks) zero(b.body);
+    throw bad(`expected 3 armored blocks, found ${count}${trailingBegin ? " and a broken one" : ""}`);
+  }
+  const sk = blocks[0]!;
+  if (sk.label !== LABEL_SECRET_KEY || sk.body.length !== ED25519_SK_BYTES) {
+    zero(sk.body);
     throw bad("the first block is not a secret key");
   }
   // integrity, as readSecretKey: the public half must be the one derived from the seed
@@ -336,8 +506,8 @@ export function readBundle(file: string): Bundle {
   let cert: Cert;
   let ca: Cert;
   try {
-    cert = parseCertText(blocks[1]!, file);
-    ca = parseCertText(blocks[2]!, file);
+    cert = parseCertBlock(blocks[1]!, file);
+    ca = parseCertBlock(blocks[2]!, file);
   } catch (e) {
     zero(sk.body);
     throw e;
@@ -347,4 +517,26 @@ export function readBundle(file: string): Bundle {
     throw bad(`expected a host and a CA certificate, found ${cert.kind} and ${ca.kind}`);
   }
   return { secretKey: sk.body, cert, ca };
+}
+
+/**
+ * Reads a revocation list file (armored "MINTUN REVOCATION LIST", src/wire/revocation.ts).
+ * Only decodes it: the caller verifies it against its CA. Throws CertError naming the path.
+ */
+export function readRevocation(file: string): RevocationList {
+  const text = readLimited(file, "revocation list", undefined, MAX_REVOCATION_FILE_BYTES).toString("latin1");
+  const parsed = dearmor(text);
+  if (!parsed || parsed.label !== LABEL_REVOCATION)
+    throw new CertError(
+      "EMALFORMED",
+      `'${file}' is not a mintun revocation list (expected ${LABEL_REVOCATION})`,
+    );
+  const list = decodeRevocation(parsed.body);
+  if (!list) throw new CertError("EMALFORMED", `'${file}': revocation list is malformed`);
+  return list;
+}
+
+/** Writes a revocation list, mode 0644 (it is public; its signature protects it). */
+export function writeRevocation(file: string, list: RevocationList, opts: WriteOptions = {}): void {
+  writeAtomic(file, Buffer.from(armor(LABEL_REVOCATION, list.raw), "latin1"), 0o644, opts);
 }

@@ -36,8 +36,8 @@ import { CertError, MintunError } from "../errors.js";
 import {
   CERT_LABELS,
   LABEL_SECRET_KEY,
-  armor,
-  dearmor,
+  armorBytes,
+  dearmorBytes,
   publicKeyOf,
   syncDir,
   writeFileAtomic,
@@ -194,17 +194,21 @@ export function readUserFile(file: string, opts: LoadOptions = {}): UserIdentity
   } finally {
     fs.closeSync(fd);
   }
-  // The decoded string cannot be zeroed (JS strings are immutable); the buffer is.
-  const text = data.toString("latin1");
-  zero(data);
-  return parseUserText(text, file, fileUid, opts);
+  // Parsed as bytes: the secret key's base64 never becomes a JS string (strings cannot
+  // be zeroed); the buffer is zeroed once parsed.
+  try {
+    return parseUserBytes(data, file, fileUid, opts);
+  } finally {
+    zero(data);
+  }
 }
 
-function parseUserText(text: string, file: string, fileUid: number, opts: LoadOptions): UserIdentity {
+function parseUserBytes(data: Buffer, file: string, fileUid: number, opts: LoadOptions): UserIdentity {
   function bad(msg: string): never {
     throw new UserStoreError("EMALFORMED", `user entry '${file}': ${msg}`, file);
   }
-  const header = text.split("-----BEGIN ")[0]!;
+  const firstBlock = data.indexOf("-----BEGIN ");
+  const header = data.toString("latin1", 0, firstBlock < 0 ? data.length : firstBlock);
   const fields = new Map<string, string>();
   for (const raw of header.split("\n")) {
     const line = raw.trim();
@@ -219,18 +223,22 @@ function parseUserText(text: string, file: string, fileUid: number, opts: LoadOp
   if (uidText === undefined || uidText !== String(fileUid))
     bad(`'uid:' line (${uidText ?? "missing"}) does not match the file name (uid ${fileUid})`);
 
-  const certAt = text.indexOf(`-----BEGIN ${CERT_LABELS.user}-----`);
+  const certAt = data.indexOf(`-----BEGIN ${CERT_LABELS.user}-----`);
   if (certAt < 0) {
-    if (/-----BEGIN MINTUN (HOST|CA) CERTIFICATE-----/.test(text)) bad("holds a non-user certificate");
+    if (
+      data.indexOf(`-----BEGIN ${CERT_LABELS.host}-----`) >= 0 ||
+      data.indexOf(`-----BEGIN ${CERT_LABELS.ca}-----`) >= 0
+    )
+      bad("holds a non-user certificate");
     bad("no user certificate");
   }
-  const certBlock = dearmor(text.slice(certAt));
+  const certBlock = dearmorBytes(data, certAt);
   const cert = certBlock && certBlock.label === CERT_LABELS.user ? decodeCert(certBlock.body) : null;
   if (!cert || cert.kind !== "user") bad("user certificate is malformed");
 
-  const keyAt = text.indexOf(`-----BEGIN ${LABEL_SECRET_KEY}-----`);
+  const keyAt = data.indexOf(`-----BEGIN ${LABEL_SECRET_KEY}-----`);
   if (keyAt < 0) bad("no secret key");
-  const keyBlock = dearmor(text.slice(keyAt));
+  const keyBlock = dearmorBytes(data, keyAt);
   if (!keyBlock || keyBlock.label !== LABEL_SECRET_KEY || keyBlock.body.length !== ED25519_SK_BYTES) {
     if (keyBlock) zero(keyBlock.body);
     bad("secret key is malformed");
@@ -348,12 +356,8 @@ export function formatUserFile(uid: number, osUser: string, cert: UserCert, sk: 
   const head =
     `# mintun user identity (written by \`mintun user add\`; do not edit)\n` +
     `os-user: ${osUser}\nuid: ${uid}\n`;
-  const keyArmor = Buffer.from(armor(LABEL_SECRET_KEY, sk), "latin1");
-  const out = Buffer.concat([
-    Buffer.from(head, "latin1"),
-    Buffer.from(armor(CERT_LABELS.user, cert.raw), "latin1"),
-    keyArmor,
-  ]);
+  const keyArmor = armorBytes(LABEL_SECRET_KEY, sk);
+  const out = Buffer.concat([Buffer.from(head, "latin1"), armorBytes(CERT_LABELS.user, cert.raw), keyArmor]);
   zero(keyArmor);
   return out;
 }
