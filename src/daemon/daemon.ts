@@ -253,6 +253,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
+      d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
