@@ -43,6 +43,7 @@ import {
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
+import { MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
@@ -95,6 +96,8 @@ function readVersion(): string {
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
+  /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
+  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
   private watcher: AddressWatcher | null = null;
   private sampler: NodeJS.Timeout | null = null;
   private closed = false;
@@ -249,6 +252,8 @@ export class Daemon {
     d.timer = setInterval(() => {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
+      tasks.run("memory.trim", () => d.memory.tick(now()));
+      d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
@@ -459,6 +464,7 @@ export class Daemon {
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
         loopDelay: this.loopDelay.stats(),
         api: { ...this.api.limitStats },
+        memory: this.memory.status(),
         dumpable: dumpableNow(),
       },
       connections: {

@@ -1,69 +1,14 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
 import { sumCounters } from "../directory/counters.js";
+import type { MemoryStatus } from "./memory.js";
 import type { LoopDelayStats } from "./loopdelay.js";
 import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
-import type { Peer, Tunnel } from "../tunnel/tunnel.js";
-import { addrToString } from "../wire/addr.js";
-import { fingerprint } from "../wire/cert.js";
+import type { EngineSnapshot, PeerStatus, TunnelStatus } from "../tunnel/snapshot.js";
+
+export type { EngineSnapshot, PeerStatus, RecordProblem, TunnelStatus } from "../tunnel/snapshot.js";
+export { recordProblem } from "../tunnel/snapshot.js";
 import { cidrContains, parseIp } from "../ip/ip.js";
-
-export interface TunnelStatus {
-  peer: string;
-  role: string;
-  state: string;
-  endpoint: string;
-  session: string;
-  ageMs: number;
-  epoch: number;
-  lastRekeyMsAgo: number;
-  lastRxMsAgo: number;
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  rekeys: number;
-  roams: number;
-}
-
-export interface PeerStatus {
-  name: string;
-  key: string | null;
-  ip4: string | null;
-  ip6: string | null;
-  subnets: string[];
-  endpoint: string | null;
-  configured: boolean;
-  record: { keyId: number; expiresInSec: number } | null;
-  /**
-   * Why `record` is null or expired (null when it is usable): "refused" (the last answer did
-   * not verify: `detail` says why, e.g. "certificate wrong-issuer", "record expired"),
-   * "unreachable" (`attempts` requests unanswered), "no-endpoint" (nowhere to ask yet:
-   * waiting for the directory or the peer's first packet), "expired" (the held record ran
-   * out and no newer one came), "pending" (asked once, no answer yet).
-   */
-  recordProblem?: RecordProblem | null;
-  /** the peer's host certificate's notAfter, unix seconds (null: not known yet) */
-  certNotAfter?: number | null;
-  tunnels: number;
-}
-
-export interface RecordProblem {
-  reason: "refused" | "unreachable" | "no-endpoint" | "expired" | "pending";
-  detail: string | null;
-  attempts: number;
-}
-
-/** Why a peer has no usable record (see PeerStatus.recordProblem). */
-export function recordProblem(p: Peer, nowSec: number): RecordProblem | null {
-  const attempts = p.recordReq?.attempts ?? 0;
-  if (p.eph && p.eph.notAfter > nowSec) return null;
-  if (p.recordRefused) return { reason: "refused", detail: p.recordRefused, attempts };
-  if (p.eph) return { reason: "expired", detail: null, attempts };
-  if (!p.endpoint) return { reason: "no-endpoint", detail: null, attempts };
-  if (attempts > 1) return { reason: "unreachable", detail: null, attempts };
-  return { reason: "pending", detail: null, attempts };
-}
 
 /** Result of the last SIGHUP reload. */
 export interface ReloadStatus {
@@ -93,6 +38,8 @@ export interface DaemonInfo {
   loopDelay?: LoopDelayStats;
   /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
   api?: { connsRefused: number; requestsLimited: number };
+  /** process.memoryUsage() in bytes, and the C heap trims (src/daemon/memory.ts) */
+  memory?: MemoryStatus;
   /**
    * prctl(PR_GET_DUMPABLE) of the daemon process: 0 = no core dump, no same-uid
    * /proc/PID/mem or ptrace (set at start by src/daemon/main.ts); null without the addon
@@ -101,33 +48,16 @@ export interface DaemonInfo {
 }
 
 export interface Status {
-  host: {
-    name: string;
-    key: string;
-    ip4: string | null;
-    ip6: string | null;
-    subnets: string[];
-    /** the host certificate's and the CA's notAfter, unix seconds */
-    certNotAfter?: number;
-    caNotAfter?: number;
-  };
+  host: EngineSnapshot["host"];
   listen: string;
   tun: string;
   uptimeSec: number;
-  ephemeral: { keyId: number; expiresInSec: number }[];
+  ephemeral: EngineSnapshot["ephemeral"];
   tunnels: TunnelStatus[];
   peers: PeerStatus[];
   drops: Record<string, number>;
   events: Record<string, number>;
-  dos: {
-    puzzling: boolean;
-    difficulty: number;
-    maxDifficultyReached: number;
-    offeredCreatesPerSec: number;
-    /** offered creations since start */
-    offeredCreates?: number;
-    sources: number;
-  };
+  dos: EngineSnapshot["dos"];
   devices: Record<string, unknown>;
   daemon?: DaemonInfo;
   /** per-user connections (present when a Daemon builds the status) */
@@ -165,26 +95,6 @@ export interface NamesStatus {
   gateway: { forward: boolean; masquerade: boolean };
 }
 
-function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
-  return {
-    peer: t.peer.name,
-    role: t.role,
-    state: t.state,
-    endpoint: addrToString(t.endpoint),
-    session: t.sessionId,
-    ageMs: now - t.createdAt,
-    epoch: t.cur?.number ?? -1,
-    lastRekeyMsAgo: t.lastRekeyAt ? now - t.lastRekeyAt : -1,
-    lastRxMsAgo: now - t.lastRx,
-    rxPackets: t.rxPackets,
-    rxBytes: t.rxBytes,
-    txPackets: t.txPackets,
-    txBytes: t.txBytes,
-    rekeys: t.rekeys,
-    roams: t.roams,
-  };
-}
-
 export function buildStatus(
   e: Engine,
   now: number,
@@ -199,49 +109,18 @@ export function buildStatus(
     counters?: { drops: Record<string, number>; events: Record<string, number> };
   },
 ): Status {
-  const hc = e.opts.hostCert;
-  const peers = [...e.peers.values(), ...e.unresolved.values()];
-  const nowSec = now / 1000;
+  const snap = e.snapshot(now);
   return {
-    host: {
-      name: hc.name,
-      key: fingerprint(hc.publicKey),
-      ip4: hc.ip4,
-      ip6: hc.ip6,
-      subnets: hc.subnets,
-      certNotAfter: hc.notAfter,
-      caNotAfter: e.opts.ca.notAfter,
-    },
+    host: snap.host,
     listen: extra.listen,
     tun: extra.tun,
     uptimeSec: Math.round((now - extra.startedAt) / 1000),
-    ephemeral: e.eph
-      .list()
-      .map((k) => ({ keyId: k.keyId, expiresInSec: Math.round((k.notAfter - now) / 1000) })),
-    tunnels: peers.flatMap((p) => p.tunnels.map((t) => tunnelStatus(t, now))),
-    peers: peers.map((p) => ({
-      name: p.name,
-      key: p.hostCert ? fingerprint(p.hostCert.publicKey) : null,
-      ip4: p.hostCert?.ip4 ?? null,
-      ip6: p.hostCert?.ip6 ?? null,
-      subnets: p.hostCert?.subnets ?? [],
-      endpoint: p.endpoint ? addrToString(p.endpoint) : null,
-      configured: p.configured,
-      record: p.eph ? { keyId: p.eph.keyId, expiresInSec: Math.round(p.eph.notAfter - nowSec) } : null,
-      recordProblem: recordProblem(p, nowSec),
-      certNotAfter: p.hostCert?.notAfter ?? null,
-      tunnels: p.tunnels.length,
-    })),
-    drops: sumCounters(e.drops, extra.counters?.drops ?? {}),
-    events: sumCounters(e.events, extra.counters?.events ?? {}),
-    dos: {
-      puzzling: e.load.puzzling,
-      difficulty: e.load.difficulty,
-      maxDifficultyReached: e.load.maxReached,
-      offeredCreatesPerSec: e.load.rate,
-      offeredCreates: e.load.offered,
-      sources: e.buckets.size,
-    },
+    ephemeral: snap.ephemeral,
+    tunnels: snap.tunnels,
+    peers: snap.peers,
+    drops: sumCounters(snap.drops, extra.counters?.drops ?? {}),
+    events: sumCounters(snap.events, extra.counters?.events ?? {}),
+    dos: snap.dos,
     devices: extra.devices,
     ...(extra.daemon ? { daemon: extra.daemon } : {}),
     ...(extra.connections ? { connections: extra.connections } : {}),
