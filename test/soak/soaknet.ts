@@ -85,6 +85,7 @@ export interface DaemonFigures {
   /** C heap trims (once a minute) and the RSS they gave back (status daemon.memory) */
   trims: number;
   trimmedMiB: number;
+  trimMaxMs: number;
   /** V8 heap in use at the end (not after a GC) */
   heapUsedMiB: number;
 }
@@ -302,6 +303,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         events: { ...(st?.events ?? {}) },
         trims: st?.daemon?.memory?.trims ?? -1,
         trimmedMiB: (st?.daemon?.memory?.trimmedBytes ?? 0) / 1048576,
+        trimMaxMs: st?.daemon?.memory?.trimMaxMs ?? -1,
         heapUsedMiB: (st?.daemon?.memory?.heapUsed ?? 0) / 1048576,
       };
     });
@@ -376,7 +378,7 @@ export function formatSoak(r: SoakResult): string {
     lines.push(
       `daemon ${f.name}: ${f.exited ? `EXITED (${f.exited})` : "running"}, RSS after warm-up ${f.rssStartMiB.toFixed(1)} MiB, ` +
         `max ${f.rssMaxMiB.toFixed(1)}, end ${f.rssEndMiB.toFixed(1)} (V8 heap used ${f.heapUsedMiB.toFixed(1)}; ` +
-        `${f.trims} trims gave back ${f.trimmedMiB.toFixed(1)} MiB); unexpected errors ${f.unexpectedErrors}`,
+        `${f.trims} trims gave back ${f.trimmedMiB.toFixed(1)} MiB, longest ${f.trimMaxMs} ms); unexpected errors ${f.unexpectedErrors}`,
     );
   lines.push(`largest RSS growth after warm-up: ${r.rssGrowthMiB.toFixed(1)} MiB`);
   return lines.join("\n");
