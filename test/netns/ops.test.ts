@@ -270,7 +270,9 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
     expect(r.error).toMatch(/a\.yaml:\d+ \(tunnel\.rekeySecs\): unknown key/);
     expect(s.peers.map((p) => p.name).sort()).toEqual(["b", "c"]); // the running config stays
     expect(d.a!.proc.running).toBe(true);
-    expect((await pingStats(topo.host("a").ns, O4.b!, { count: 2, interval: 0.05 })).received).toBe(2);
+    expect(
+      (await pingStats(topo.host("a").ns, O4.b!, { count: 2, interval: 0.05, waitAll: true })).received,
+    ).toBe(2);
     const st = await cliA("status");
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/REFUSED: .*rekeySecs/);
