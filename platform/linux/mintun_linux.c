@@ -975,6 +975,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 #include "peercred.h"
 #include "lockfile.h"
 #include "dumpable.h"
+#include "notify.h"
 #include "memtrim.h"
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1012,6 +1013,7 @@ static napi_value init(napi_env env, napi_value exports) {
   peercred_init(env, exports); /* peercred.c */
   lockfile_init(env, exports); /* lockfile.c */
   dumpable_init(env, exports); /* dumpable.c */
+  notify_init(env, exports);   /* notify.c */
   memtrim_init(env, exports);  /* memtrim.c */
   return exports;
 }

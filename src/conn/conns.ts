@@ -20,6 +20,7 @@
  */
 import type { UserCert } from "../wire/cert.js";
 import { CONN_ID_MAX, CONN_PEER_OPENED } from "../wire/conn.js";
+import { walkV6, type V6Upper } from "../ip/ip.js";
 
 export const CONN_OPEN = 0;
 export const CONN_DENIED = 1;
@@ -60,14 +61,8 @@ const ICMP = 1;
 const ICMP6 = 58;
 const TCP = 6;
 const UDP = 17;
-/** IPv6 extension headers walked to reach the transport header (RFC 8200 section 4) */
-const V6_HOP_BY_HOP = 0;
-const V6_ROUTING = 43;
-const V6_FRAGMENT = 44;
-const V6_AH = 51;
-const V6_DEST_OPTS = 60;
-/** more headers than this in one packet: refused as malformed */
-const V6_MAX_EXT_HEADERS = 8;
+/** scratch of the IPv6 extension header walk (single-threaded) */
+const v6w: V6Upper = { proto: 0, l4: 0, frag: 0, fragId: 0 };
 
 /**
  * Parse the flow of the IPv4/IPv6 packet at buf[off, off+len) into f. False for
@@ -108,35 +103,11 @@ export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch)
     f.family = 6;
     f.srcOff = off + 8;
     f.dstOff = off + 24;
-    l4 = off + 40;
-    for (let n = 0; ; n++) {
-      if (
-        proto !== V6_HOP_BY_HOP &&
-        proto !== V6_ROUTING &&
-        proto !== V6_FRAGMENT &&
-        proto !== V6_AH &&
-        proto !== V6_DEST_OPTS
-      )
-        break;
-      if (n >= V6_MAX_EXT_HEADERS || l4 + 8 > end) return false;
-      const next = buf[l4]!;
-      if (proto === V6_FRAGMENT) {
-        const fo = buf.readUInt16BE(l4 + 2);
-        const later = (fo & 0xfff8) !== 0;
-        if (later || (fo & 1) !== 0) {
-          f.frag = later ? FRAG_LATER : FRAG_FIRST;
-          f.fragId = buf.readUInt32BE(l4 + 4);
-        }
-        proto = next;
-        l4 += 8;
-        if (later) break; // what follows is the middle of the payload, not a header
-        continue;
-      }
-      const hlen = proto === V6_AH ? (buf[l4 + 1]! + 2) * 4 : (buf[l4 + 1]! + 1) * 8;
-      if (l4 + hlen > end) return false;
-      proto = next;
-      l4 += hlen;
-    }
+    if (!walkV6(buf, off, end, v6w)) return false;
+    proto = v6w.proto;
+    l4 = v6w.l4;
+    f.frag = v6w.frag;
+    f.fragId = v6w.fragId;
   } else return false;
   f.proto = proto;
   f.sport = 0;
@@ -166,6 +137,39 @@ export function isTcpSyn(buf: Buffer, off: number, len: number, f: FlowScratch):
     f.l4Off + 14 <= off + len &&
     (buf[f.l4Off + 13]! & 0x12) === 0x02
   );
+}
+
+/** Conn.tcpClose bits: the local side sent FIN, the remote side sent FIN, either sent RST. */
+export const TCP_FIN_LOCAL = 1;
+export const TCP_FIN_REMOTE = 2;
+export const TCP_RST = 4;
+
+/**
+ * Notes the FIN and RST flags of a TCP packet of c's flow (f from parseFlow), so status can
+ * show flows the kernels closed as closed while the entry waits for its idle timeout. A SYN
+ * without ACK starts over (a new socket on the same tuple). One byte read per TCP packet.
+ */
+export function noteTcpClose(
+  c: Conn,
+  buf: Buffer,
+  off: number,
+  len: number,
+  f: FlowScratch,
+  fromLocal: boolean,
+): void {
+  if (f.proto !== TCP || f.frag === FRAG_LATER || f.l4Off + 14 > off + len) return;
+  const flags = buf[f.l4Off + 13]!;
+  if ((flags & 0x12) === 0x02) c.tcpClose = 0;
+  else if ((flags & 0x05) !== 0)
+    c.tcpClose |=
+      ((flags & 0x04) !== 0 ? TCP_RST : 0) |
+      ((flags & 0x01) !== 0 ? (fromLocal ? TCP_FIN_LOCAL : TCP_FIN_REMOTE) : 0);
+}
+
+/** "closed" (RST, or FIN both ways), "closing" (FIN one way) or null (open as far as TCP shows). */
+export function tcpCloseState(c: Conn): "closed" | "closing" | null {
+  if ((c.tcpClose & TCP_RST) !== 0 || (c.tcpClose & 3) === 3) return "closed";
+  return c.tcpClose !== 0 ? "closing" : null;
 }
 
 /**
@@ -243,6 +247,8 @@ export class Conn {
   txPackets = 0;
   deniedAt = 0;
   denyReason = 0;
+  /** TCP: FIN/RST seen (TCP_FIN_LOCAL | TCP_FIN_REMOTE | TCP_RST; noteTcpClose) */
+  tcpClose = 0;
   lastDenySent = 0;
   /** mine: copy of the first packet, kept until answered (to build a reject if denied) */
   probe: Buffer | null = null;

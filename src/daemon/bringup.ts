@@ -13,7 +13,7 @@ import type { Logger } from "../log.js";
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
-import type { EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
+import type { DirectoryHooks, EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { parseIp6 } from "../ip/ip.js";
 import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
@@ -150,6 +150,7 @@ export function engineOptions(
     now: () => number;
     events: EventRing;
     onRotated: () => void;
+    dirHooks: DirectoryHooks;
   },
 ): EngineOptions {
   const { udp, now, events } = x;
@@ -160,6 +161,8 @@ export function engineOptions(
     hostSecretKey: x.sk,
     ephemeralLifetimeMs: config.ephemeral.lifetimeSec * 1000,
     minFirstPacket: config.ephemeral.minFirstPacket,
+    maxReplayRecords: config.ephemeral.replayRecords,
+    maxReplayPerHost: config.ephemeral.replayPerHost,
     ...reloadableOptions(config),
     solver: new WorkerSolver(now),
     endpoints: () =>
@@ -171,6 +174,7 @@ export function engineOptions(
     identity: x.identity,
     policy: x.policy,
     onEphemeralRotated: x.onRotated,
+    directory: x.dirHooks,
   };
 }
 

@@ -21,7 +21,7 @@ import { ApiServer } from "../api/server.js";
 import type { Conn } from "../conn/conns.js";
 
 import { TICK_MS } from "../tunnel/constants.js";
-import { Engine } from "../tunnel/engine.js";
+import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
 import type { HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
 import type { TunDevice } from "../net/tun.js";
@@ -178,6 +178,7 @@ export class Daemon {
     const events = new EventRing();
     const out = new BatchOutput(udp, tun);
     let directory: Directory | null = null;
+    const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const engine = new Engine(
       engineOptions(config, {
         ca,
@@ -190,6 +191,7 @@ export class Daemon {
         now,
         events,
         onRotated: () => directory?.ephemeralRotated(now()),
+        dirHooks,
       }),
       out,
       now(),
@@ -199,7 +201,7 @@ export class Daemon {
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
-          ? await Directory.start(config, engine, log.child("directory"), now)
+          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now)
           : null;
     } catch (e) {
       engine.close(now());
@@ -251,6 +253,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
+      d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
@@ -448,6 +451,7 @@ export class Daemon {
       tun: this.tun.name,
       startedAt: this.startedAt,
       devices: { tun: this.tun.stats(), udp: this.udp.stats() },
+      counters: this.directory?.counters(),
       daemon: {
         pid: process.pid,
         version: this.version,

@@ -124,6 +124,11 @@ export interface NativeAddon {
   /** prctl(PR_GET_DUMPABLE): 0 not dumpable, 1 dumpable, 2 dumpable readable by root only */
   getDumpable(): number;
   /**
+   * One datagram to an AF_UNIX datagram socket (a path, or "@name" abstract), sent from this
+   * process (platform/linux/notify.c): sd_notify without a helper program. Throws the errno name.
+   */
+  notifySend(path: string, message: Uint8Array): void;
+  /**
    * glibc malloc_trim(0) (platform/linux/memtrim.c): freed C heap pages in every arena go
    * back to the kernel. True when something was released; false without glibc.
    */

@@ -55,9 +55,11 @@ import { type Policy } from "../conn/policy.js";
 import {
   type Output,
   type ReloadableOptions,
+  type DirectoryHooks,
   type EngineOptions,
   type DosOptions,
   CONN_DATA_HEADER_BYTES,
+  DEFAULT_REPLAY_PER_HOST,
   DOS_DEFAULTS,
 } from "./options.js";
 
@@ -122,16 +124,8 @@ export abstract class EngineBase {
   readonly userKeys: UserKeyCache;
   policy: Policy | null;
   identity: ConnIdentity | null;
-  /**
-   * Directory hooks (src/directory/), null when no directory is configured:
-   * a TUN packet with no route (copied by the hook if it keeps it), a
-   * DIR_REQUEST/DIR_RESPONSE frame from an authenticated tunnel, and a tunnel
-   * we created becoming established.
-   */
-  onMiss: ((buf: Buffer, off: number, len: number, now: number) => void) | null = null;
-  onDirFrame: ((t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number) => void) | null =
-    null;
-  onTunnelUp: ((t: Tunnel, now: number) => void) | null = null;
+  /** the directory's hooks (options.ts DirectoryHooks), fixed at construction */
+  readonly dirHooks: DirectoryHooks;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
     this.hostSk = Buffer.alloc(opts.hostSecretKey.length);
@@ -145,6 +139,7 @@ export abstract class EngineBase {
     this.certs = new CertCache(opts.ca);
     this.userKeys = new UserKeyCache(opts.ca, this.hostX, this.hostPk);
     this.policy = opts.policy ?? null;
+    this.dirHooks = opts.directory ?? {};
     this.identity = opts.identity ?? null;
     const dos = { ...DOS_DEFAULTS, ...opts.dos };
     this.dos = dos;
@@ -167,6 +162,7 @@ export abstract class EngineBase {
       minFirstPacket: opts.minFirstPacket,
       endpoints: opts.endpoints,
       maxReplayRecords: opts.maxReplayRecords ?? 100_000,
+      maxReplayPerHost: opts.maxReplayPerHost ?? DEFAULT_REPLAY_PER_HOST,
     });
     const k = this.eph.rotate(now);
     this.events.ephemeralRotations++;

@@ -84,14 +84,10 @@ export function newDrops() {
     staleSource: 0,
     /** creation refused: the creator's host holds its share of the tunnel table, none unconfirmed */
     hostShareFull: 0,
+    /** creation refused: the creator's host used its share of the ephemeral key's replay record */
+    replayShareFull: 0,
     /** inner packets of a creation retry (RETRY frame) that were already delivered: not again */
     retryDuplicate: 0,
-    /** directory answers whose record did not verify or did not answer the question (refused) */
-    dirBadRecord: 0,
-    /** directory requests over the sending host's rate (directory role) */
-    dirRateLimited: 0,
-    /** directory requests refused: malformed, unverifiable registration, store full (directory role) */
-    dirRefused: 0,
   };
 }
 export type Drops = ReturnType<typeof newDrops>;
@@ -148,23 +144,6 @@ export function newEvents() {
     /** user authenticators that needed an X25519 (first connection of a user) vs a cached key */
     userAuthFull: 0,
     userAuthCached: 0,
-    /** directory client: lookups sent, answered from cache, records learned, not found, failed */
-    dirLookups: 0,
-    dirCacheHits: 0,
-    dirRecordsLearned: 0,
-    dirNotFound: 0,
-    dirLookupFailures: 0,
-    /** directory client: registrations sent / acknowledged; directories that did not answer */
-    dirRegistrations: 0,
-    dirRegistered: 0,
-    dirTimeouts: 0,
-    /** directory client: stalled tunnels whose peer was looked up again (both ends moved) */
-    dirRelookups: 0,
-    /** directory client: stalled tunnels closed because the peer's key is younger (it restarted) */
-    dirStaleTunnels: 0,
-    /** directory role: requests answered, registrations stored */
-    dirRequestsServed: 0,
-    dirRecordsStored: 0,
   };
 }
 export type Events = ReturnType<typeof newEvents>;

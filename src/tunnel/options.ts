@@ -10,6 +10,7 @@ import { type PuzzleSolver } from "../dos/solver.js";
 import { type ConnIdentity } from "../conn/conns.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { type Policy } from "../conn/policy.js";
+import type { Tunnel } from "./tunnel.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {
@@ -36,7 +37,10 @@ export interface EngineOptions {
    * REPLY, or never meant to) is closed after this long instead of idleTimeoutMs.
    */
   unconfirmedTimeoutMs?: number;
+  /** creator keys (T_I) remembered per ephemeral key, all hosts; default 100 000 */
   maxReplayRecords?: number;
+  /** one creator host's share of them; default DEFAULT_REPLAY_PER_HOST */
+  maxReplayPerHost?: number;
   /** underlay endpoints to publish in ephemeral certificates */
   endpoints: () => { ip: string; port: number }[];
   logger?: Logger;
@@ -60,6 +64,23 @@ export interface EngineOptions {
    * (off the event loop); absent: an InlineSolver (tests, tools: synchronous).
    */
   solver?: PuzzleSolver;
+  /** the directory's hooks (DirectoryHooks); absent: no directory */
+  directory?: DirectoryHooks;
+}
+
+/**
+ * The directory's entry points into the engine (src/directory/), passed at construction
+ * in EngineOptions.directory. The record belongs to whoever builds the engine (the
+ * daemon, a test); the directory fills its slots when it starts. An empty slot, or one
+ * that returns false, leaves the packet to the engine: counted as noRoute / badFrames.
+ */
+export interface DirectoryHooks {
+  /** a TUN packet with no route (the hook copies what it keeps); true: taken */
+  miss?: (buf: Buffer, off: number, len: number, now: number) => boolean;
+  /** a DIR_REQUEST or DIR_RESPONSE frame from an authenticated tunnel; true: taken */
+  frame?: (t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number) => boolean;
+  /** a tunnel this host created became established */
+  tunnelUp?: (t: Tunnel, now: number) => void;
 }
 
 /** The options a reload (SIGHUP) changes on a running engine: Engine.reconfigure. */
@@ -80,7 +101,8 @@ export interface ConnInfo {
   /** "out": uid of the local socket that opened it (also when it runs as the host); null: none found */
   ownerUid: number | null;
   session: string;
-  state: "open" | "denied";
+  /** closing / closed: a TCP flow whose FIN (one way / both ways) or RST passed; kept until idle */
+  state: "open" | "closing" | "closed" | "denied";
   denyReason: string | null;
   openedAt: number;
   lastUsed: number;
@@ -122,6 +144,8 @@ export const PROBE_BODY = Buffer.from([1]);
 
 /** Default share of the tunnel table for one peer host. */
 export const DEFAULT_MAX_PER_HOST = 64;
+/** One creator host's share of an ephemeral key's replay record (docs/PROTOCOL.md 5e). */
+export const DEFAULT_REPLAY_PER_HOST = 1024;
 /** Default life of an accepted tunnel its creator never confirmed (2 × CREATE_TIMEOUT_MS). */
 export const DEFAULT_UNCONFIRMED_TIMEOUT_MS = 10_000;
 

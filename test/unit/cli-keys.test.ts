@@ -32,6 +32,7 @@ const mode = (f: string) => fs.statSync(path.join(dir, f)).mode & 0o777;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-cli-"));
+  fs.mkdirSync(path.join(dir, "keys"), { mode: 0o700 }); // keygen does not create directories
 });
 afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });

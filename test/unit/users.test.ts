@@ -62,6 +62,7 @@ async function ok(argv: string[]) {
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-users-"));
+  fs.mkdirSync(path.join(dir, "keys"), { mode: 0o700 }); // keygen does not create directories
   fs.writeFileSync(path.join(dir, "passwd"), PASSWD);
   await ok(["ca", "init", "--dir", "ca", "--name", "acme-ca"]);
   await ok(["ca", "init", "--dir", "ca2", "--name", "other-ca"]);

@@ -10,7 +10,8 @@ import {
 import { zero } from "../../crypto/sodium.js";
 import { CertError, MintunError } from "../../errors.js";
 import { fingerprint, verifyCert } from "../../wire/cert.js";
-import { resolvePath, type Command } from "../cli.js";
+import { EXIT_FAILURE, resolvePath, type Command, type Io } from "../cli.js";
+import { JSON_FLAG, printJson } from "./common.js";
 
 export const checkConfig: Command = {
   path: ["check-config"],
@@ -20,12 +21,31 @@ export const checkConfig: Command = {
     "Without --syntax-only, also reads the CA, host key and certificate and checks that\n" +
     "they belong together and verify now.",
   positionals: [{ name: "FILE", help: "config file", required: true }],
-  flags: [{ name: "syntax-only", type: "boolean", help: "do not read the key and certificate files" }],
+  flags: [
+    { name: "syntax-only", type: "boolean", help: "do not read the key and certificate files" },
+    {
+      ...JSON_FLAG,
+      help: "print JSON: {ok: true, ...summary} or, on a config error, {ok: false, code, error}",
+    },
+  ],
   run(args, io) {
     const file = resolvePath(io, args.positionals[0]!);
+    if (!args.bool("json")) return check(file, args.bool("syntax-only"), io, false);
+    try {
+      return check(file, args.bool("syntax-only"), io, true);
+    } catch (e) {
+      if (!(e instanceof MintunError)) throw e;
+      printJson(io, { file, ok: false, code: e.code, error: e.message });
+      return EXIT_FAILURE;
+    }
+  },
+};
+
+function check(file: string, syntaxOnly: boolean, io: Io, json: boolean): number {
+  {
     const c = loadConfig(file);
     const notes: string[] = [];
-    if (!args.bool("syntax-only")) {
+    if (!syntaxOnly) {
       // name the config key in file errors
       const keyed = <T>(key: string, f: () => T): T => {
         try {
@@ -93,6 +113,23 @@ export const checkConfig: Command = {
       notes.push(`acting as the host besides root: ${c.users.asHost.join(", ")}`);
     const hp = (x: { host: string; port: number } | null) =>
       x ? `${x.host.includes(":") ? `[${x.host}]` : x.host}:${x.port}` : "off";
+    if (json) {
+      printJson(io, {
+        file,
+        ok: true,
+        notes,
+        peers: c.peers.length,
+        listen: hp({ host: c.listen.address, port: c.listen.port }),
+        tun: c.tun.name,
+        metrics: hp(c.metrics.listen),
+        web: hp(c.web.listen),
+        log: c.log.level,
+        directories: c.directories.length,
+        directoryRole: c.directory ? { store: c.directory.store } : null,
+        restartKeys: RESTART_KEYS,
+      });
+      return 0;
+    }
     io.stdout(
       `${file}: ok\n` +
         notes.map((n) => `  ${n}\n`).join("") +
@@ -101,5 +138,6 @@ export const checkConfig: Command = {
         `  ${c.directories.length} directories, directory role ${c.directory ? `on (store ${c.directory.store})` : "off"}\n` +
         `  keys that need a restart when changed: ${RESTART_KEYS.join(", ")}\n`,
     );
-  },
-};
+    return 0;
+  }
+}

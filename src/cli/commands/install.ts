@@ -158,6 +158,7 @@ export const install: Command = {
     { name: "root", type: "string", metavar: "DIR", default: "/", help: "stage everything under DIR" },
     { name: "node", type: "string", metavar: "PATH", help: "node binary for ExecStart (default: this one)" },
     { name: "dry-run", type: "boolean", help: "print what would be done and change nothing" },
+    { name: "json", type: "boolean", help: "print the actions (done, or planned with --dry-run) as JSON" },
   ],
   run(args, io) {
     const prefix = args.string("prefix")!;
@@ -172,6 +173,17 @@ export const install: Command = {
       node: args.string("node") ?? process.execPath,
     });
     const dry = args.bool("dry-run");
+    if (args.bool("json")) {
+      const done = plan.map((x) => ({
+        kind: x.kind,
+        path: x.path,
+        ...(x.from ? { from: x.from } : {}),
+        ...(x.mode !== undefined ? { mode: x.mode.toString(8).padStart(4, "0") } : {}),
+        result: dry ? "planned" : applyAction(x),
+      }));
+      io.stdout(JSON.stringify({ dryRun: dry, prefix, actions: done }, null, 2) + "\n");
+      return;
+    }
     for (const x of plan) io.stdout(`${dry ? "would " : ""}${dry ? describe(x) : applyAction(x)}\n`);
     io.stdout(
       `${dry ? "dry run: nothing changed. " : ""}next: create keys and certificates (docs/OPERATIONS.md), edit ` +

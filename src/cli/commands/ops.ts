@@ -13,7 +13,8 @@ import type { ReloadStatus, Status, WhoisAnswer, WhoisConn } from "../../daemon/
 import { MintunError, UsageError } from "../../errors.js";
 import { parseIp } from "../../ip/ip.js";
 import { EXIT_FAILURE, type Command, type Io } from "../cli.js";
-import { bytes, SOCKET_FLAG, table } from "./status.js";
+import { SOCKET_FLAG, table } from "./status.js";
+import { bytes, recordText } from "../format.js";
 
 const JSON_FLAG = { name: "json", type: "boolean", help: "print JSON" } as const;
 
@@ -40,7 +41,7 @@ export function formatPeers(s: Status): string {
         [p.ip4, p.ip6, ...p.subnets].filter(Boolean).join(" ") || "-",
         p.endpoint ?? "-",
         p.key ?? "-",
-        p.record ? `key ${p.record.keyId} (${p.record.expiresInSec}s)` : "not fetched",
+        recordText(p),
         bytes(rx),
         bytes(tx),
       ];
@@ -221,15 +222,32 @@ export function resolveTarget(
   return { address, w };
 }
 
-function runPing(args: string[], io: Io): Promise<number> {
+/** The summary lines of iputils ping: "3 packets transmitted, 3 received", "rtt min/avg/max/mdev = ..." */
+export function parsePingSummary(out: string): {
+  transmitted: number | null;
+  received: number | null;
+  rttMs: { min: number; avg: number; max: number; mdev: number } | null;
+} {
+  const c = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
+  const r = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(out);
+  return {
+    transmitted: c ? Number(c[1]) : null,
+    received: c ? Number(c[2]) : null,
+    rttMs: r ? { min: Number(r[1]), avg: Number(r[2]), max: Number(r[3]), mdev: Number(r[4]) } : null,
+  };
+}
+
+/** Runs ping; its output goes to io as it comes, or (capture) is returned whole. */
+function runPing(args: string[], io: Io, capture = false): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const c = spawn("ping", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
     c.stdout.setEncoding("utf8");
     c.stderr.setEncoding("utf8");
-    c.stdout.on("data", (d: string) => io.stdout(d));
-    c.stderr.on("data", (d: string) => io.stderr(d));
+    c.stdout.on("data", (d: string) => (capture ? (out += d) : io.stdout(d)));
+    c.stderr.on("data", (d: string) => (capture ? (out += d) : io.stderr(d)));
     c.on("error", (e) => reject(new MintunError("ENOPING", `cannot run ping: ${e.message}`, { cause: e })));
-    c.on("close", (code) => resolve(code ?? EXIT_FAILURE));
+    c.on("close", (code) => resolve({ code: code ?? EXIT_FAILURE, out }));
   });
 }
 
@@ -254,6 +272,10 @@ export const ping: Command = {
     },
     { name: "timeout", type: "number", metavar: "SEC", default: 2, min: 1, max: 60, help: "wait per reply" },
     { name: "ipv6", type: "boolean", help: "use the peer's overlay IPv6 address" },
+    {
+      ...JSON_FLAG,
+      help: "print one JSON object at the end (ping's counts and round-trip times, the tunnels)",
+    },
   ],
   async run(args, io) {
     const socket = args.string("socket")!;
@@ -266,8 +288,9 @@ export const ping: Command = {
       host,
       args.bool("ipv6") ? 6 : null,
     );
-    io.stdout(`mintun ping ${w.name}${w.kind === "self" ? " (this host)" : ""} at ${address}\n`);
-    const code = await runPing(
+    const json = args.bool("json");
+    if (!json) io.stdout(`mintun ping ${w.name}${w.kind === "self" ? " (this host)" : ""} at ${address}\n`);
+    const { code, out } = await runPing(
       [
         "-n",
         "-c",
@@ -279,10 +302,26 @@ export const ping: Command = {
         address,
       ],
       io,
+      json,
     );
-    if (w.kind === "peer") {
-      const after = whoisOf(await getStatus(socket), address);
-      const ts = after?.tunnels ?? [];
+    const tunnels = w.kind === "peer" ? (whoisOf(await getStatus(socket), address)?.tunnels ?? []) : [];
+    if (json) {
+      io.stdout(
+        JSON.stringify(
+          {
+            host: w.name,
+            self: w.kind === "self",
+            address,
+            ...parsePingSummary(out),
+            tunnels,
+            ok: code === 0,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+    } else if (w.kind === "peer") {
+      const ts = tunnels;
       io.stdout(
         ts.length
           ? ts

@@ -25,6 +25,11 @@ export const LAZY_COMMANDS: readonly LazyCommand[] = [
   ),
   lazy("ca sign-user", "issue a user certificate", async () => (await import("./ca.js")).caSignUser),
   lazy(
+    "ca revoke",
+    "revoke a host or user (its key or one certificate) in the CA's signed revocation list",
+    async () => (await import("./revoke.js")).caRevoke,
+  ),
+  lazy(
     "keygen",
     "generate an Ed25519 key pair: FILE (secret, 0600) and its .pub",
     async () => (await import("./keys.js")).keygen,
