@@ -72,7 +72,7 @@ export interface DirectoryClientOptions {
   registerRefreshMs?: number;
 }
 
-export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy";
+export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy" | "revoked";
 export type LookupResult =
   { ok: true; record: VerifiedRecord; peer: Peer } | { ok: false; reason: LookupFailure };
 export type LookupCallback = (r: LookupResult) => void;
@@ -190,7 +190,8 @@ export class DirectoryClient {
       if (c && c.expiresAt - EXPIRY_SLACK_MS > now) {
         this.engine.events.dirCacheHits++;
         const peer = this.engine.learnRecord(c.hostCert, c.eph, c.endpoint, now);
-        cb({ ok: true, record: c, peer });
+        if (peer) cb({ ok: true, record: c, peer });
+        else cb({ ok: false, reason: "revoked" });
         return;
       }
       const neg = this.negative.get(key);
@@ -543,7 +544,7 @@ export class DirectoryClient {
     this.engine.events.dirRecordsLearned++;
     const peer = this.engine.learnRecord(rec.hostCert, rec.eph, rec.endpoint, now);
     this.log.log("debug", "record from directory", { query: f.key, host: rec.name });
-    for (const w of f.waiters) w({ ok: true, record: rec, peer });
+    for (const w of f.waiters) w(peer ? { ok: true, record: rec, peer } : { ok: false, reason: "revoked" });
   }
 
   private addNegative(key: string, until: number): void {

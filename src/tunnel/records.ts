@@ -96,10 +96,36 @@ export abstract class Records extends Connections {
     for (const s of cert.subnets) this.routes.add(s, p);
   }
 
-  protected peerForCert(cert: HostCert, src: Buffer, srcOff: number): Peer {
+  /**
+   * A verified certificate of a known peer (HELLO, record, directory): when it is newer
+   * than the cached one (later notBefore; or the cached one no longer valid) it replaces
+   * it: routes follow its addresses and subnets, and open connections are judged again
+   * under its groups. An older certificate never replaces a newer one, so a renewal that
+   * removed a group cannot be undone by presenting the previous certificate.
+   */
+  protected renewHost(p: Peer, cert: HostCert, now: number): void {
+    const old = p.hostCert;
+    if (!old || old.raw.equals(cert.raw)) return;
+    const nowSec = Math.floor(now / 1000);
+    const oldUsable = nowSec >= old.notBefore && nowSec < old.notAfter && !this.revocation?.revoked(old);
+    if (oldUsable && cert.notBefore <= old.notBefore) return;
+    this.learnHost(p, cert);
+    this.events.peerCertsRenewed++;
+    this.log.log("info", "peer certificate renewed", {
+      peer: p.name,
+      notAfter: new Date(cert.notAfter * 1000).toISOString(),
+      groups: cert.groups.join(",") || "-",
+    });
+    this.rejudge(now);
+  }
+
+  protected peerForCert(cert: HostCert, src: Buffer, srcOff: number, now: number): Peer {
     const key = cert.publicKey.latin1Slice(0, 32);
     let p = this.peers.get(key);
-    if (p) return p;
+    if (p) {
+      this.renewHost(p, cert, now);
+      return p;
+    }
     // a configured peer waiting for its record, with this name
     p = this.unresolved.get(cert.name);
     if (p) this.unresolved.delete(cert.name);
@@ -219,11 +245,15 @@ export abstract class Records extends Connections {
     zero(peer.recordReq!.q.secretKey);
     peer.recordReq = null;
     peer.recordFetchedAt = now;
+    if (this.revocation?.revoked(cert)) {
+      this.drops.revoked++;
+      return;
+    }
     if (!known) {
       this.unresolved.delete(peer.name);
       this.learnHost(peer, cert);
       this.peers.set(cert.publicKey.latin1Slice(0, 32), peer);
-    }
+    } else this.renewHost(peer, cert, now);
     this.setEph(peer, eph);
     this.events.recordsLearned++;
     this.log.log("debug", "record learned", { peer: peer.name, keyId: eph.keyId });
@@ -260,9 +290,14 @@ export abstract class Records extends Connections {
    * host's routes, its ephemeral key and endpoint; queued packets are sent
    * (0-RTT creation). An existing peer keeps its tunnels and their endpoints.
    */
-  learnRecord(cert: HostCert, eph: EphemeralCert, endpoint: Buffer, now: number): Peer {
+  learnRecord(cert: HostCert, eph: EphemeralCert, endpoint: Buffer, now: number): Peer | null {
+    if (this.revocation?.revoked(cert)) {
+      this.drops.revoked++;
+      return null;
+    }
     const key = cert.publicKey.latin1Slice(0, 32);
     let p = this.peers.get(key);
+    if (p) this.renewHost(p, cert, now);
     if (!p) {
       p = this.unresolved.get(cert.name);
       if (p && !p.anyName) this.unresolved.delete(cert.name);
