@@ -7,7 +7,8 @@ import * as crypto from "node:crypto";
 import * as dns from "node:dns/promises";
 import * as fs from "node:fs";
 import type * as http from "node:http";
-import { publicKeyOf, readCert, readSecretKey } from "../store/keyfile.js";
+import { publicKeyOf, readCert, readRevocation, readSecretKey } from "../store/keyfile.js";
+import { RevocationIndex, verifyRevocation, type RevocationList } from "../wire/revocation.js";
 import { equal, zero } from "../crypto/sodium.js";
 import {
   type Config,
@@ -191,8 +192,11 @@ export class Daemon {
 
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    // connection policy and the user store: refused files stop the start (typed errors)
+    // connection policy, revocation list and the user store: refused files stop the start
     const policy = config.policy ? loadPolicy(config.policy) : null;
+    const revocation = config.trust.revocationList
+      ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
+      : null;
     const store = UserStore.load(usersDir(config.stateDir));
     const identity = new DaemonIdentity(
       // no cache: a cached answer would hand a socket's identity to the next socket on its tuple
@@ -285,6 +289,13 @@ export class Daemon {
       now(),
     );
     zero(sk);
+    if (revocation) {
+      engine.setRevocation(new RevocationIndex(revocation), now());
+      if (engine.revocation!.revoked(hostCert))
+        log.log("error", "this host's own certificate is revoked: peers will refuse it", {
+          list: config.trust.revocationList,
+        });
+    }
     for (const p of peers) engine.addPeer(p, now());
     try {
       directory =
@@ -591,12 +602,16 @@ export class Daemon {
     let next: Config;
     let peers: ResolvedPeer[];
     let policy: Policy | null;
+    let revList: RevocationList | null;
     let store: UserStore;
     try {
       next = loadConfig(this.config.file);
       peers = await resolvePeers(next);
       // a refused policy or user store refuses the reload: the running ones stay
       policy = next.policy ? loadPolicy(next.policy) : null;
+      revList = next.trust.revocationList
+        ? loadRevocationList(next.trust.revocationList, this.engine.opts.ca, Math.floor(at / 1000), log)
+        : null;
       store = UserStore.load(usersDir(this.config.stateDir));
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
@@ -633,6 +648,19 @@ export class Daemon {
         applied.push(`${key} ${key.endsWith("Sec") ? v / 1000 : v}`);
       }
     this.engine.policy = policy;
+    // the revocation list: a newer file replaces the list in force (tunnels and connections
+    // of newly revoked hosts and users close at once); a list a directory gave us that is
+    // newer than the file stays; no trust.revocationList: none
+    const curRev = this.engine.revocation;
+    if (revList && (!curRev || revList.number > curRev.number)) {
+      this.engine.setRevocation(new RevocationIndex(revList), this.now());
+      applied.push(`revocationList #${revList.number} (${revList.entries.length} entries)`);
+    } else if (revList && curRev && revList.number < curRev.number)
+      applied.push(`revocationList: kept #${curRev.number}, newer than the file's #${revList.number}`);
+    else if (!revList && curRev) {
+      this.engine.setRevocation(null, this.now());
+      applied.push("revocationList none");
+    }
     applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");
     if (this.identity) {
       this.identity.setStore(
@@ -800,4 +828,26 @@ function dumpableNow(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Reads the revocation list file and checks it is the CA's (CertError otherwise: the start
+ * or the reload is refused). A list past its nextUpdate is used, with a warning: an old
+ * list still revokes what it names.
+ */
+function loadRevocationList(file: string, ca: CaCert, nowSec: number, log: Logger): RevocationList {
+  const list = readRevocation(file);
+  const v = verifyRevocation(list, ca);
+  if (!v.ok)
+    throw new CertError(
+      "EBADREVOCATION",
+      `${file}: revocation list does not verify against the CA: ${v.reason}`,
+    );
+  if (nowSec >= list.nextUpdate)
+    log.log("warn", "revocation list is past its next update: ask the CA for a newer one", {
+      file,
+      number: list.number,
+      nextUpdate: new Date(list.nextUpdate * 1000).toISOString(),
+    });
+  return list;
 }

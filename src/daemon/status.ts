@@ -87,6 +87,18 @@ export interface Status {
     sources: number;
   };
   devices: Record<string, unknown>;
+  /**
+   * The revocation list in force (trust.revocationList or a newer one from a directory):
+   * its number, when the CA issued it and wants the next one (stale: past that), entries;
+   * null when none
+   */
+  revocation?: {
+    number: number;
+    issued: string;
+    nextUpdate: string;
+    stale: boolean;
+    entries: number;
+  } | null;
   daemon?: DaemonInfo;
   /** per-user connections (present when a Daemon builds the status) */
   connections?: ConnectionsStatus;
@@ -188,6 +200,15 @@ export function buildStatus(
       sources: e.buckets.size,
     },
     devices: extra.devices,
+    revocation: e.revocation
+      ? {
+          number: e.revocation.list.number,
+          issued: new Date(e.revocation.list.issued * 1000).toISOString(),
+          nextUpdate: new Date(e.revocation.list.nextUpdate * 1000).toISOString(),
+          stale: nowSec >= e.revocation.list.nextUpdate,
+          entries: e.revocation.list.entries.length,
+        }
+      : null,
     ...(extra.daemon ? { daemon: extra.daemon } : {}),
     ...(extra.connections ? { connections: extra.connections } : {}),
   };

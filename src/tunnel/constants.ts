@@ -102,5 +102,10 @@ export const DIR_REGISTER_REFRESH_MS = 10_000;
 export const DIR_STALL_MS = 3_000;
 /** At most one re-lookup per stalled peer this often. */
 export const DIR_RELOOKUP_MS = 2_000;
+/**
+ * Each directory is asked this often for a revocation list newer than the host's: a list
+ * installed on a directory reaches every host within this (plus a round trip per 1 KiB).
+ */
+export const DIR_REVOCATION_POLL_MS = 10_000;
 /** Cached records with less than this left are looked up again. */
 export const DIR_EXPIRY_SLACK_MS = 5_000;

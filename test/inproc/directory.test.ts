@@ -208,7 +208,7 @@ describe("directory in-process", () => {
     w.dir.engine.onDirFrame = (t, type, buf, off, len, now) => {
       if (type !== FrameType.DirRequest) return;
       const m = decodeDirRequest(buf, off, len);
-      if (!m || m.op === "register") return;
+      if (!m || m.op === "register" || m.op === "revocation") return;
       const r: DirResponse = { op: m.op, id: m.id, status: "ok", record: forged[next++ % forged.length]![1] };
       w.dir.engine.sendFrame(t, FrameType.DirResponse, encodeDirResponse(r), now);
     };

@@ -61,6 +61,7 @@ describe("parseConfig", () => {
       metrics: { listen: null },
       web: { listen: null },
       policy: null,
+      trust: { revocationList: null },
       users: { unmapped: "deny", asHost: [] },
       dns: { listen: null, domain: "mesh." },
       gateway: { forward: false, masquerade: false, lanInterface: null },
