@@ -624,11 +624,23 @@ export class Daemon {
     }
     const old = this.config;
     const restart: string[] = restartRequired(old, next);
+    const applied: string[] = [];
     for (const k of ["ca", "host.cert"] as const) {
       const f = k === "ca" ? next.ca : next.host.cert;
-      if (!restart.includes(k) && fileDigest(f) !== this.fileDigests[k]) restart.push(`${k} (file content)`);
+      if (restart.includes(k)) continue;
+      const digest = fileDigest(f);
+      if (digest === this.fileDigests[k]) continue;
+      // a renewed host certificate (same key, same addresses) is applied: peers get it in a
+      // CERT frame now and in every later HELLO and record; the directories get it with a
+      // new registration
+      const why = k === "host.cert" ? this.renewOwnCert(f, at) : "the CA needs a restart";
+      if (why === null) {
+        this.fileDigests[k] = digest;
+        applied.push(
+          `host.cert renewed (valid until ${new Date(this.engine.opts.hostCert.notAfter * 1000).toISOString()})`,
+        );
+      } else restart.push(`${k} (file content: ${why})`);
     }
-    const applied: string[] = [];
     if (!this.logLevelOverride && next.log.level !== old.log.level) {
       log.setLevel(next.log.level);
       applied.push(`log.level ${next.log.level}`);
@@ -725,6 +737,20 @@ export class Daemon {
       log.log("warn", "changed keys need a restart and were left unchanged", { keys: restart });
     this.notifier.notify({ READY: "1", STATUS: this.statusLine() });
     return this.lastReload;
+  }
+
+  /** Reads a changed host certificate file and hands it to the engine; why not, or null. */
+  private renewOwnCert(file: string, now: number): string | null {
+    let cert;
+    try {
+      cert = readCert(file);
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
+    }
+    if (cert.kind !== "host") return `a ${cert.kind} certificate`;
+    const why = this.engine.setHostCert(cert, now);
+    if (why === null) this.directory?.client?.register(now);
+    return why;
   }
 
   /** Idempotent. Resolves when the STOPPING=1 notification has been sent. */

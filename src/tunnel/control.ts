@@ -79,6 +79,9 @@ export abstract class Control extends Create {
       case FrameType.ConnOpen:
         this.onConnOpen(t, buf, off, len, now);
         return;
+      case FrameType.Cert:
+        this.onPeerCert(t, buf, off, len, now);
+        return;
       case FrameType.ConnDeny:
         this.onConnDeny(t, buf, off, len, now);
         return;

@@ -119,6 +119,47 @@ export abstract class Records extends Connections {
     this.rejudge(now);
   }
 
+  /**
+   * CERT frame: the peer's renewed host certificate, inside its authenticated tunnel. It
+   * must verify (CA, validity, not revoked) and carry the tunnel peer's key; then it
+   * replaces the cached one if newer (renewHost). Else counted in drops.badRecord.
+   */
+  protected onPeerCert(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    const known = t.peer.hostCert;
+    const v = this.certs.verifyHost(Buffer.from(buf.subarray(off, off + len)), Math.floor(now / 1000));
+    if (!known || !v.ok || !equal(v.cert.publicKey, known.publicKey)) {
+      if (!v.ok && v.reason === "revoked") this.drops.revoked++;
+      else this.drops.badRecord++;
+      return;
+    }
+    this.renewHost(t.peer, v.cert, now);
+  }
+
+  /**
+   * This host's own renewed certificate (reload): same key and the same addresses and
+   * subnets (those need a restart), verified against the CA. It goes into every later
+   * HELLO and record answer, and a CERT frame tells every established tunnel's peer now.
+   * Returns why not, or null.
+   */
+  setHostCert(cert: HostCert, now: number): string | null {
+    const old = this.opts.hostCert;
+    if (!equal(cert.publicKey, old.publicKey)) return "another key (needs a restart)";
+    if (cert.ip4 !== old.ip4 || cert.ip6 !== old.ip6 || cert.subnets.join() !== old.subnets.join())
+      return "other addresses or subnets (needs a restart)";
+    const v = verifyCert(cert, this.opts.ca, Math.floor(now / 1000));
+    if (!v.ok) return `does not verify: ${v.reason}`;
+    if (old.raw.equals(cert.raw)) return null;
+    this.opts.hostCert = cert;
+    for (const p of this.peers.values())
+      for (const t of p.tunnels)
+        if (t.state === "established") this.sendControl(t, FrameType.Cert, cert.raw, now);
+    this.out.flush();
+    this.log.log("info", "own certificate renewed", {
+      notAfter: new Date(cert.notAfter * 1000).toISOString(),
+    });
+    return null;
+  }
+
   protected peerForCert(cert: HostCert, src: Buffer, srcOff: number, now: number): Peer {
     const key = cert.publicKey.latin1Slice(0, 32);
     let p = this.peers.get(key);
