@@ -69,6 +69,12 @@ describe("parseConfig", () => {
     expect(c.tunnel).toEqual(DEFAULTS.tunnel);
   });
 
+  it("trust.revocationList: a path relative to the config file; unknown trust keys refused", () => {
+    const c = parseConfig(`${MIN}trust:\n  revocationList: revoked.crl\n`, "/etc/mintun/host.yaml");
+    expect(c.trust).toEqual({ revocationList: "/etc/mintun/revoked.crl" });
+    expect(() => parseConfig(`${MIN}trust:\n  crl: x\n`, "/etc/mintun/host.yaml")).toThrow(/crl/);
+  });
+
   it("parses a full config", () => {
     const c = parseConfig(
       `${MIN}listen: "[::]:7001"
