@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 say() { echo "[setup] $*"; }
 
-# systemd: systemd-notify (sd_notify for mintund) and systemd-analyze (unit checks);
+# systemd: systemd-analyze (unit checks; mintund sends sd_notify itself);
 # chromium: the headless browser of the web view test (driven by playwright-core);
 # etcd-server: the etcd the shared-directory test starts (test/netns/directory-etcd.test.ts)
 PKGS=(iproute2 iputils-ping iperf3 curl tcpdump python3 procps psmisc kmod systemd chromium nftables conntrack etcd-server)

@@ -1,15 +1,37 @@
 /**
  * The pino implementation of `Logger` (src/log.ts): JSON lines, one child per component,
  * levels shared by every child, fields named like key material redacted.
+ *
+ * Each key appears once per line. pino writes a child's bindings after its parent's without
+ * merging them, and a call's fields after both: a `c` in the base and again in a child gave
+ * `"c":"mintund",...,"c":"engine"`. So `c` is bound once, on a child of a root that has none
+ * (a child of a child takes the root again: the innermost component names the line), and a
+ * field that would repeat a key of the line (level, time, c, msg) is written as `<name>_`.
  */
 import { pino, type Logger as PinoLogger } from "pino";
 import { RANK, REDACTED_FIELDS, type Level, type LogSink, type Logger } from "./log.js";
 
+/** Keys every line has; a field of the same name is renamed `<name>_`. */
+const LINE_KEYS = ["level", "time", "c", "msg"] as const;
+
+function withoutLineKeys(fields: Record<string, unknown>): Record<string, unknown> {
+  if (!LINE_KEYS.some((k) => Object.prototype.hasOwnProperty.call(fields, k))) return fields;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields))
+    out[(LINE_KEYS as readonly string[]).includes(k) ? `${k}_` : k] = v;
+  return out;
+}
+
 class PinoAdapter implements Logger {
+  private readonly p: PinoLogger;
   constructor(
     private readonly state: { rank: number; level: Level },
-    private readonly p: PinoLogger,
-  ) {}
+    /** the pino root, without a component binding */
+    private readonly root: PinoLogger,
+    component: string,
+  ) {
+    this.p = root.child({ c: component });
+  }
 
   enabled(level: Level): boolean {
     return RANK[level] <= this.state.rank;
@@ -17,12 +39,12 @@ class PinoAdapter implements Logger {
 
   log(level: Level, msg: string, fields?: Record<string, unknown>): void {
     if (!this.enabled(level)) return;
-    if (fields) this.p[level](fields, msg);
+    if (fields) this.p[level](withoutLineKeys(fields), msg);
     else this.p[level](msg);
   }
 
   child(component: string): Logger {
-    return new PinoAdapter(this.state, this.p.child({ c: component }));
+    return new PinoAdapter(this.state, this.root, component);
   }
 
   setLevel(level: Level): void {
@@ -43,7 +65,7 @@ export function createLogger(level: Level, sink?: LogSink): Logger {
   const p = pino(
     {
       level: "debug", // filtering happens in PinoAdapter.enabled (shared, reloadable)
-      base: { c: "mintund" },
+      base: null, // no pid/hostname; the component is bound per child (PinoAdapter)
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: {
@@ -53,5 +75,5 @@ export function createLogger(level: Level, sink?: LogSink): Logger {
     },
     sink ?? pino.destination({ dest: 2, sync: true }),
   );
-  return new PinoAdapter({ rank: RANK[level], level }, p);
+  return new PinoAdapter({ rank: RANK[level], level }, p, "mintund");
 }

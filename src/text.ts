@@ -15,12 +15,31 @@ export function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
-/** The closest candidate within a small edit distance, or null. */
+/**
+ * Edit distance where swapping two neighbouring characters counts as one edit (optimal
+ * string alignment): "jsno" is one edit from "json", as the typist sees it.
+ */
+export function typoDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** The closest candidate within a small edit distance (a swap of neighbours is one edit), or null. */
 export function suggest(word: string, candidates: Iterable<string>): string | null {
   let best: string | null = null;
   let bestD = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
   for (const c of candidates) {
-    const d = levenshtein(word, c);
+    const d = typoDistance(word, c);
     if (d <= bestD && (best === null || d < bestD)) {
       best = c;
       bestD = d;

@@ -975,6 +975,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 #include "peercred.h"
 #include "lockfile.h"
 #include "dumpable.h"
+#include "notify.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1011,6 +1012,7 @@ static napi_value init(napi_env env, napi_value exports) {
   peercred_init(env, exports); /* peercred.c */
   lockfile_init(env, exports); /* lockfile.c */
   dumpable_init(env, exports); /* dumpable.c */
+  notify_init(env, exports);   /* notify.c */
   return exports;
 }
 

@@ -5,6 +5,10 @@
  *   --flag                          boolean flags (no value; "--flag=true|false" also accepted)
  *   --                              everything after it is positional
  *   -h, --help                      handled by the runner before parsing
+ *   -                               a positional or value like any other ("-" = stdin/stdout)
+ *
+ * A flag with `env` takes that environment variable's value when it is not given
+ * (MINTUN_SOCKET for --socket), before its default.
  *
  * Unknown flags, missing values, repeated flags, bad numbers and missing required
  * flags or positionals throw UsageError (exit code 2).
@@ -23,6 +27,8 @@ export interface FlagSpec {
   metavar?: string;
   required?: boolean;
   default?: string | number | boolean;
+  /** Environment variable used when the flag is not given (before `default`). */
+  env?: string;
   /** For number flags: inclusive bounds. */
   min?: number;
   max?: number;
@@ -105,6 +111,7 @@ export function parseArgs(
   argv: readonly string[],
   flags: readonly FlagSpec[],
   positionals: readonly PositionalSpec[] = [],
+  env: Readonly<Record<string, string | undefined>> = {},
 ): ParsedArgs {
   const byName = new Map(flags.map((f) => [f.name, f]));
   const values = new Map<string, FlagValue>();
@@ -142,6 +149,15 @@ export function parseArgs(
   }
   for (const f of flags) {
     if (values.has(f.name)) continue;
+    const fromEnv = f.env !== undefined ? env[f.env] : undefined;
+    if (fromEnv !== undefined && fromEnv !== "") {
+      try {
+        values.set(f.name, convert(f, fromEnv));
+      } catch (e) {
+        throw new UsageError(`$${f.env} (for --${f.name}): ${(e as Error).message}`);
+      }
+      continue;
+    }
     if (f.required) throw new UsageError(`missing required flag --${f.name}`);
     if (f.default !== undefined) values.set(f.name, f.default);
   }

@@ -1,12 +1,18 @@
 /**
- * Entry point of the `mintun` CLI (bin/mintun imports this file; importing it runs the
- * CLI). Tests and other tools use runCli from ./cli.js with their own Io.
+ * Entry point of the `mintun` CLI (bin/mintun imports the bundle built from this file,
+ * dist/cli-bundle/mintun.js, or dist/cli/main.js when there is no bundle; importing it
+ * runs the CLI). Commands are loaded lazily from commands/table.ts. Tests and other
+ * tools use runCli from ./cli.js with their own Io.
  */
 import { processIo, registerCommand, registeredCommands, runCli } from "./cli.js";
-import { COMMANDS } from "./commands/index.js";
+import { LAZY_COMMANDS } from "./commands/table.js";
+import { packageVersion } from "../version.js";
 
 export { registerCommand, runCli };
 
-for (const c of COMMANDS) if (!registeredCommands().includes(c)) registerCommand(c);
+for (const c of LAZY_COMMANDS)
+  if (!registeredCommands().some((r) => r.path.join(" ") === c.path.join(" "))) registerCommand(c);
 
-process.exitCode = await runCli(process.argv.slice(2), processIo());
+process.exitCode = await runCli(process.argv.slice(2), processIo(), registeredCommands(), {
+  version: () => packageVersion(import.meta.url),
+});

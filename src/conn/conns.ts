@@ -168,6 +168,39 @@ export function isTcpSyn(buf: Buffer, off: number, len: number, f: FlowScratch):
   );
 }
 
+/** Conn.tcpClose bits: the local side sent FIN, the remote side sent FIN, either sent RST. */
+export const TCP_FIN_LOCAL = 1;
+export const TCP_FIN_REMOTE = 2;
+export const TCP_RST = 4;
+
+/**
+ * Notes the FIN and RST flags of a TCP packet of c's flow (f from parseFlow), so status can
+ * show flows the kernels closed as closed while the entry waits for its idle timeout. A SYN
+ * without ACK starts over (a new socket on the same tuple). One byte read per TCP packet.
+ */
+export function noteTcpClose(
+  c: Conn,
+  buf: Buffer,
+  off: number,
+  len: number,
+  f: FlowScratch,
+  fromLocal: boolean,
+): void {
+  if (f.proto !== TCP || f.frag === FRAG_LATER || f.l4Off + 14 > off + len) return;
+  const flags = buf[f.l4Off + 13]!;
+  if ((flags & 0x12) === 0x02) c.tcpClose = 0;
+  else if ((flags & 0x05) !== 0)
+    c.tcpClose |=
+      ((flags & 0x04) !== 0 ? TCP_RST : 0) |
+      ((flags & 0x01) !== 0 ? (fromLocal ? TCP_FIN_LOCAL : TCP_FIN_REMOTE) : 0);
+}
+
+/** "closed" (RST, or FIN both ways), "closing" (FIN one way) or null (open as far as TCP shows). */
+export function tcpCloseState(c: Conn): "closed" | "closing" | null {
+  if ((c.tcpClose & TCP_RST) !== 0 || (c.tcpClose & 3) === 3) return "closed";
+  return c.tcpClose !== 0 ? "closing" : null;
+}
+
 /**
  * A UDP connection opened here is looked up again (is it still the same socket?) when
  * its last check is this old: a socket that replaced another on the same tuple is
@@ -243,6 +276,8 @@ export class Conn {
   txPackets = 0;
   deniedAt = 0;
   denyReason = 0;
+  /** TCP: FIN/RST seen (TCP_FIN_LOCAL | TCP_FIN_REMOTE | TCP_RST; noteTcpClose) */
+  tcpClose = 0;
   lastDenySent = 0;
   /** mine: copy of the first packet, kept until answered (to build a reject if denied) */
   probe: Buffer | null = null;

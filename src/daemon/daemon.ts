@@ -4,12 +4,11 @@
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
 import * as crypto from "node:crypto";
-import * as dns from "node:dns/promises";
 import * as fs from "node:fs";
 import type * as http from "node:http";
-import { publicKeyOf, readCert, readRevocation, readSecretKey } from "../store/keyfile.js";
+import { readCert, readRevocation } from "../store/keyfile.js";
 import { RevocationIndex, verifyRevocation, type RevocationList } from "../wire/revocation.js";
-import { equal, zero } from "../crypto/sodium.js";
+import { zero } from "../crypto/sodium.js";
 import {
   type Config,
   type LogLevel,
@@ -17,23 +16,36 @@ import {
   loadConfig,
   restartRequired,
 } from "../config/config.js";
-import { ConfigError, CertError, MintunError } from "../errors.js";
+import { CertError, MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
 import type { Conn } from "../conn/conns.js";
 
-import { LinuxRouteManager, type RouteManager } from "../net/route.js";
-import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
-import { LinuxUdp, type UdpBind } from "../net/udp.js";
 import { TICK_MS } from "../tunnel/constants.js";
-import { Engine } from "../tunnel/engine.js";
-import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
-import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
-import { BatchOutput } from "./output.js";
-import { AddressWatcher } from "../net/watch.js";
+import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
+import type { CaCert, HostCert } from "../wire/cert.js";
+import type { RouteManager } from "../net/route.js";
+import type { TunDevice } from "../net/tun.js";
+import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
+import { BatchOutput } from "./output.js";
+import {
+  engineOptions,
+  loadAccess,
+  loadHostKeys,
+  openDevices,
+  overlayRoutes,
+  reloadableOptions,
+  resolvePeers,
+  type DaemonDeps,
+  type ResolvedPeer,
+} from "./bringup.js";
+
+export type { DaemonDeps };
+import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
+import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
@@ -41,7 +53,6 @@ import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
-import { LinuxIdentityLookup } from "../net/identity.js";
 import { UserStore, usersDir } from "../store/users.js";
 import type { Policy } from "../conn/policy.js";
 import { loadPolicy } from "../store/policy-file.js";
@@ -56,7 +67,6 @@ import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
-import { WorkerSolver } from "./puzzle-worker.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -65,19 +75,6 @@ export const API_RESOLVE_PER_SEC = 2;
 export const SAMPLE_MS = 1000;
 /** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
 export const SUBNET_SYNC_MS = 1000;
-
-export interface DaemonDeps {
-  openTun?: (name: string) => TunDevice;
-  bindUdp?: (address: string, port: number) => UdpBind;
-  routes?: RouteManager;
-  now?: () => number;
-  /** sd_notify (READY=1 after the TUN is up, RELOADING=1, STOPPING=1) */
-  notifier?: Notifier;
-  /** a --log-level given on the command line wins over log.level, also on reload */
-  logLevelOverride?: LogLevel;
-}
-
-type ResolvedPeer = { name: string; endpoint: Buffer; cert?: HostCert };
 
 const fileDigest = (f: string): string => {
   try {
@@ -130,6 +127,8 @@ export class Daemon {
   private lock: DaemonLock | null = null;
   /** guarded tasks: unexpected errors are counted and logged, the daemon goes on (tasks.ts) */
   readonly tasks: TaskGuard;
+  /** event-loop delay (loopdelay.ts), status daemon.loopDelay */
+  private readonly loopDelay = new LoopDelay();
 
   private constructor(
     public config: Config,
@@ -165,126 +164,37 @@ export class Daemon {
 
   private static async startLocked(config: Config, log: Logger, deps: DaemonDeps): Promise<Daemon> {
     const now = deps.now ?? Date.now;
-    const ca = readCert(config.ca);
-    if (ca.kind !== "ca")
-      throw new CertError(
-        "ECERTKIND",
-        `${config.ca}: expected a CA certificate, found a ${ca.kind} certificate`,
-      );
-    const hostCert = readCert(config.host.cert);
-    if (hostCert.kind !== "host")
-      throw new CertError(
-        "ECERTKIND",
-        `${config.host.cert}: expected a host certificate, found a ${hostCert.kind} certificate`,
-      );
-    const sk = readSecretKey(config.host.key);
-    if (!equal(publicKeyOf(sk), hostCert.publicKey))
-      throw new CertError(
-        "EKEYMISMATCH",
-        `${config.host.key} is not the key of the certificate ${config.host.cert}`,
-      );
-    const v = verifyCert(hostCert, ca as CaCert, Math.floor(now() / 1000));
-    if (!v.ok)
-      throw new CertError(
-        "ECERTINVALID",
-        `${config.host.cert}: certificate does not verify against ${config.ca}: ${v.reason}`,
-      );
-
+    const { ca, hostCert, sk } = loadHostKeys(config, Math.floor(now() / 1000));
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    // connection policy, revocation list and the user store: refused files stop the start
-    const policy = config.policy ? loadPolicy(config.policy) : null;
+    // connection policy and the user store: refused files stop the start (typed errors)
+    const { policy, identity } = loadAccess(config, hostCert, ca, log, now);
     const revocation = config.trust.revocationList
       ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
       : null;
-    const store = UserStore.load(usersDir(config.stateDir));
-    const identity = new DaemonIdentity(
-      // no cache: a cached answer would hand a socket's identity to the next socket on its tuple
-      new LinuxIdentityLookup({ ttlMs: 0 }),
-      config.users.unmapped,
-      log.child("identity"),
-    );
-    identity.setOwnAddresses(hostCert.ip4, hostCert.ip6);
-    identity.setStore(
-      store,
-      config.users.unmapped,
-      Math.floor(now() / 1000),
-      ca as CaCert,
-      config.users.asHost,
-    );
-    for (const e of store.errors)
-      log.log("error", "user store entry skipped", { file: e.file, error: e.message });
-    store.clear();
-
     const st = selfTest(now());
     if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
 
-    const routes = deps.routes ?? new LinuxRouteManager();
-    const udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(
-      config.listen.address,
-      config.listen.port,
-    );
-    let tun: TunDevice;
-    try {
-      tun = (deps.openTun ?? ((name) => LinuxTun.open({ name })))(config.tun.name);
-    } catch (e) {
-      udp.close();
-      throw e;
-    }
-    try {
-      const hc = hostCert as HostCert;
-      const addresses = [hc.ip4 ? `${hc.ip4}/32` : null, hc.ip6 ? `${hc.ip6}/128` : null].filter(
-        (x): x is string => x !== null,
-      );
-      const rts = overlayRoutes(config, hc);
-      if (routes.bringUp) {
-        await routes.bringUp(tun.name, {
-          mtu: config.tun.mtu,
-          txqueuelen: TUN_TX_QUEUE_LEN,
-          addresses,
-          routes: rts,
-        });
-      } else {
-        await routes.setMtu(tun.name, config.tun.mtu);
-        await routes.setTxQueueLen?.(tun.name, TUN_TX_QUEUE_LEN);
-        for (const a of addresses) await routes.addAddress(tun.name, a);
-        await routes.setUp(tun.name);
-        for (const r of rts) await routes.addRoute(tun.name, r);
-      }
-    } catch (e) {
-      tun.close();
-      udp.close();
-      throw e;
-    }
-
+    const { routes, udp, tun } = await openDevices(config, deps, hostCert);
     const listenIp = config.listen.address;
     const events = new EventRing();
     const out = new BatchOutput(udp, tun);
     let directory: Directory | null = null;
+    const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const engine = new Engine(
-      {
-        ca: ca as CaCert,
-        hostCert: hostCert as HostCert,
-        hostSecretKey: sk,
-        ephemeralLifetimeMs: config.ephemeral.lifetimeSec * 1000,
-        minFirstPacket: config.ephemeral.minFirstPacket,
-        rekeyAfterMs: config.tunnel.rekeySec * 1000,
-        keepaliveMs: config.tunnel.keepaliveSec * 1000,
-        idleTimeoutMs: config.tunnel.idleTimeoutSec * 1000,
-        maxTunnels: config.tunnel.maxTunnels,
-        maxPerHost: config.tunnel.maxPerHost,
-        unconfirmedTimeoutMs: config.tunnel.unconfirmedTimeoutSec * 1000,
-        solver: new WorkerSolver(now),
-        endpoints: () =>
-          listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
-        logger: log.child("engine"),
-        routeSource: (dst, out) => native().routeSource(dst, out),
-        dos: config.dos,
-        onEvent: (kind, fields) => events.push(now(), kind, fields),
+      engineOptions(config, {
+        ca,
+        hostCert,
+        sk,
         identity,
         policy,
-        onEphemeralRotated: () => directory?.ephemeralRotated(now()),
-      },
+        udp,
+        log,
+        now,
+        events,
+        onRotated: () => directory?.ephemeralRotated(now()),
+        dirHooks,
+      }),
       out,
       now(),
     );
@@ -300,7 +210,7 @@ export class Daemon {
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
-          ? await Directory.start(config, engine, log.child("directory"), now)
+          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now)
           : null;
     } catch (e) {
       engine.close(now());
@@ -548,6 +458,7 @@ export class Daemon {
       tun: this.tun.name,
       startedAt: this.startedAt,
       devices: { tun: this.tun.stats(), udp: this.udp.stats() },
+      counters: this.directory?.counters(),
       daemon: {
         pid: process.pid,
         version: this.version,
@@ -557,6 +468,7 @@ export class Daemon {
         web: this.servers.find((s) => s.what === "web")?.url ?? null,
         reload: this.lastReload,
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
+        loopDelay: this.loopDelay.stats(),
         api: { ...this.api.limitStats },
         dumpable: dumpableNow(),
       },
@@ -645,21 +557,19 @@ export class Daemon {
       log.setLevel(next.log.level);
       applied.push(`log.level ${next.log.level}`);
     }
-    const o = this.engine.opts;
-    const timers: [string, keyof typeof o, number][] = [
-      ["tunnel.rekeySec", "rekeyAfterMs", next.tunnel.rekeySec * 1000],
-      ["tunnel.keepaliveSec", "keepaliveMs", next.tunnel.keepaliveSec * 1000],
-      ["tunnel.idleTimeoutSec", "idleTimeoutMs", next.tunnel.idleTimeoutSec * 1000],
-      ["tunnel.maxTunnels", "maxTunnels", next.tunnel.maxTunnels],
-      ["tunnel.maxPerHost", "maxPerHost", next.tunnel.maxPerHost],
-      ["tunnel.unconfirmedTimeoutSec", "unconfirmedTimeoutMs", next.tunnel.unconfirmedTimeoutSec * 1000],
-    ];
-    for (const [key, field, v] of timers)
-      if (o[field] !== v) {
-        (o as unknown as Record<string, number>)[field] = v;
-        applied.push(`${key} ${key.endsWith("Sec") ? v / 1000 : v}`);
-      }
-    this.engine.policy = policy;
+    const units: Record<string, [string, number]> = {
+      rekeyAfterMs: ["tunnel.rekeySec", 1000],
+      keepaliveMs: ["tunnel.keepaliveSec", 1000],
+      idleTimeoutMs: ["tunnel.idleTimeoutSec", 1000],
+      maxTunnels: ["tunnel.maxTunnels", 1],
+      maxPerHost: ["tunnel.maxPerHost", 1],
+      unconfirmedTimeoutMs: ["tunnel.unconfirmedTimeoutSec", 1000],
+    };
+    const opts = reloadableOptions(next);
+    for (const k of this.engine.reconfigure(opts, policy)) {
+      const [key, unit] = units[k]!;
+      applied.push(`${key} ${(opts[k] ?? 0) / unit}`);
+    }
     // the revocation list: a newer file replaces the list in force (tunnels and connections
     // of newly revoked hosts and users close at once); a list a directory gave us that is
     // newer than the file stays; no trust.revocationList: none
@@ -673,7 +583,6 @@ export class Daemon {
       this.engine.setRevocation(null, this.now());
       applied.push("revocationList none");
     }
-    applied.push(next.policy ? `policy ${next.policy} (${policy?.rules.length ?? 0} rules)` : "policy none");
     if (this.identity) {
       this.identity.setStore(
         store,
@@ -766,6 +675,7 @@ export class Daemon {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.loopDelay.close();
     if (this.sampler) clearInterval(this.sampler);
     if (this.subnetTimer) clearInterval(this.subnetTimer);
     this.subnetRoutes?.close();
@@ -791,60 +701,6 @@ function httpUrl(host: string, srv: http.Server, p: string): string {
   const a = srv.address();
   const port = a && typeof a === "object" ? a.port : 0;
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}${p}`;
-}
-
-/** The configured peers with their endpoints resolved (DNS) and pinned certificates read. */
-export async function resolvePeers(config: Config): Promise<ResolvedPeer[]> {
-  const peers: ResolvedPeer[] = [];
-  for (const [i, p] of config.peers.entries()) {
-    let ip = p.endpoint.host;
-    if (!isIpv4(ip) && !ip.includes(":")) {
-      try {
-        ip = (await dns.lookup(ip)).address;
-      } catch (e) {
-        throw new ConfigError(
-          `cannot resolve '${p.endpoint.host}'`,
-          config.file,
-          undefined,
-          `peers[${i}].endpoint`,
-          { cause: e },
-        );
-      }
-    }
-    const ep = tryEncodeAddr(ip, p.endpoint.port);
-    if (!ep)
-      throw new ConfigError(
-        `bad endpoint '${ip}:${p.endpoint.port}'`,
-        config.file,
-        undefined,
-        `peers[${i}].endpoint`,
-      );
-    const pc = p.cert ? readCert(p.cert) : undefined;
-    if (pc && pc.kind !== "host") throw new CertError("ECERTKIND", `${p.cert}: not a host certificate`);
-    peers.push({ name: p.name, endpoint: ep, cert: pc as HostCert | undefined });
-  }
-  return peers;
-}
-
-/** Routes into the TUN: configured, or the /16 and /64 around our own overlay addresses. */
-export function overlayRoutes(config: Config, hc: HostCert): string[] {
-  if (config.tun.routes.length > 0) return config.tun.routes;
-  const r: string[] = [];
-  if (hc.ip4) {
-    const p = hc.ip4.split(".");
-    r.push(`${p[0]}.${p[1]}.0.0/16`);
-  }
-  // the first four groups of the expanded address form the /64
-  if (hc.ip6) r.push(`${expand6(hc.ip6).slice(0, 4).join(":")}::/64`);
-  return r;
-}
-
-function expand6(ip: string): string[] {
-  const [h, t] = ip.split("::");
-  const head = h ? h.split(":") : [];
-  const tail = t !== undefined && t ? t.split(":") : [];
-  const mid = ip.includes("::") ? Array<string>(8 - head.length - tail.length).fill("0") : [];
-  return [...head, ...mid, ...tail];
 }
 
 /** prctl(PR_GET_DUMPABLE) of this process, or null when the native addon is not there. */

@@ -1,5 +1,5 @@
 /**
- * mintund entry point: `mintund --config FILE [--log-level L]`.
+ * mintund entry point: `mintund --config FILE [--log-level L]`, `mintund --version`.
  * Exit codes: 0 clean stop, 1 start-up error (printed as one line), 2 usage,
  * 3 (EXIT_RUNNING) another mintund serves the same api.socket (it is left untouched),
  * 70 invariant break (daemon/tasks.ts).
@@ -14,16 +14,18 @@ import { Daemon } from "./daemon.js";
 import { SystemdNotifier } from "./notify.js";
 import { errorFields } from "./tasks.js";
 import { EXIT_RUNNING } from "./lock.js";
+import { packageVersion } from "../version.js";
 import { native } from "../net/native.js";
 
 const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
+       mintund --version | --help
 
 Runs the mintun daemon: opens the TUN device, the UDP socket and the local API
 socket named in the config file. One daemon per API socket: a second start
 with the same api.socket exits with status 3 and leaves the first alone.
 Stop with SIGTERM or SIGINT; SIGHUP re-reads the config file (peers, tunnel
 timers, routes, log level; a bad file is refused and the running config stays). Under systemd, readiness is reported with
-sd_notify through the systemd-notify program (the unit needs NotifyAccess=all).
+sd_notify sent from this process ($NOTIFY_SOCKET; the unit has NotifyAccess=main).
 A --log-level given here wins over log.level in the file, also on reload.`;
 
 function parse(argv: string[]): { config: string; level?: LogLevel } | null {
@@ -40,6 +42,9 @@ function parse(argv: string[]): { config: string; level?: LogLevel } | null {
       const l = val();
       if (!l || !LOG_LEVELS.includes(l as LogLevel)) return null;
       level = l as LogLevel;
+    } else if ((k === "--version" || k === "-V") && argv.length === 1) {
+      process.stdout.write(`mintund ${packageVersion(import.meta.url)} (node ${process.version})\n`);
+      process.exit(0);
     } else if (k === "--help" || k === "-h") {
       process.stdout.write(USAGE + "\n");
       process.exit(0);

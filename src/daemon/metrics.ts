@@ -147,6 +147,18 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
         c.inc({ task }, v);
     },
   );
+  counter(
+    "mintun_loop_stalls_total",
+    "seconds in which the event loop was held longer than the bound (ms), by bound",
+    ["over_ms"],
+    (c) => {
+      const l = o().status.daemon?.loopDelay;
+      if (!l) return;
+      c.inc({ over_ms: "50" }, l.over50ms);
+      c.inc({ over_ms: "200" }, l.over200ms);
+      c.inc({ over_ms: "1000" }, l.over1000ms);
+    },
+  );
   counter("mintun_rekeys_total", "tunnel rekeys completed", [], (c) => c.inc(o().status.events.rekeys ?? 0));
   counter("mintun_roams_total", "tunnel endpoint changes (a peer migrated to a new address)", [], (c) =>
     c.inc(o().status.events.roams ?? 0),

@@ -1,20 +1,19 @@
 /**
  * sd_notify(3) for mintund: READY=1, RELOADING=1, STOPPING=1, STATUS=...
  *
- * Node has no AF_UNIX datagram sockets, so the message is sent by the
- * `systemd-notify` program (package systemd), one spawn per state change (a
- * handful per daemon lifetime, never on a data path). The PID caveat: the
- * datagram comes from the systemd-notify process, not from mintund, so the
- * unit needs `NotifyAccess=all` (systemd/mintund.service has it), and every
- * message carries `MAINPID=<our pid>` (`--pid`) so that systemd attributes it
- * to the daemon even though the sender has already exited.
+ * The message is one datagram to $NOTIFY_SOCKET sent from mintund's own process through the
+ * native addon (platform/linux/notify.c: Node's dgram has no AF_UNIX sockets). systemd reads
+ * the sender's pid from the socket credentials, so the unit uses `NotifyAccess=main`: no
+ * other process of the service can claim readiness (with the former systemd-notify helper
+ * the datagram came from a child and the unit needed NotifyAccess=all). MAINPID=<pid> is
+ * still sent (systemd accepts it from the main process; harmless).
  *
- * Messages are sent in order (a promise chain); `flush()` waits for the last
- * one, which `close()` does before the process exits. Without $NOTIFY_SOCKET
- * (not started by systemd) every call is a no-op.
+ * Sends are synchronous and non-blocking (MSG_DONTWAIT), in call order; `flush()` resolves
+ * at once (kept for callers that wait before exiting). A failure is logged once as a warning.
+ * Without $NOTIFY_SOCKET (not started by systemd) every call is a no-op.
  */
-import { spawn } from "node:child_process";
 import type { Logger } from "../log.js";
+import { native } from "../net/native.js";
 
 export interface Notifier {
   /** State assignments, e.g. { READY: "1", STATUS: "3 peers" }. */
@@ -25,22 +24,26 @@ export interface Notifier {
 
 export const nullNotifier: Notifier = { notify: () => {}, flush: () => Promise.resolve() };
 
-/** Formats state as systemd-notify arguments; newlines are not allowed in values. */
-export function notifyArgs(pid: number, state: Record<string, string>): string[] {
+/** Longest value sent (STATUS= is a human line; systemd shows it in `systemctl status`). */
+const MAX_VALUE_CHARS = 400;
+
+/** The datagram: MAINPID first, then KEY=value lines; newlines in values become spaces. */
+export function notifyMessage(pid: number, state: Record<string, string>): string {
   return [
-    `--pid=${pid}`,
-    ...Object.entries(state).map(([k, v]) => `${k}=${v.replace(/[\r\n]+/g, " ").slice(0, 400)}`),
-  ];
+    `MAINPID=${pid}`,
+    ...Object.entries(state).map(([k, v]) => `${k}=${v.replace(/[\r\n]+/g, " ").slice(0, MAX_VALUE_CHARS)}`),
+  ].join("\n");
 }
 
+export type DatagramSend = (path: string, message: Uint8Array) => void;
+
 export class SystemdNotifier implements Notifier {
-  private chain: Promise<void> = Promise.resolve();
   private warned = false;
 
   constructor(
     private readonly socket: string,
     private readonly log: Logger,
-    private readonly program = "systemd-notify",
+    private readonly send: DatagramSend = (p, m) => native().notifySend(p, m),
     private readonly pid = process.pid,
   ) {}
 
@@ -51,36 +54,23 @@ export class SystemdNotifier implements Notifier {
   }
 
   notify(state: Record<string, string>): void {
-    const args = notifyArgs(this.pid, state);
-    this.chain = this.chain.then(() => this.send(args));
+    const msg = notifyMessage(this.pid, state);
+    try {
+      this.send(this.socket, Buffer.from(msg, "utf8"));
+      this.log.log("debug", "sd_notify", { message: msg });
+    } catch (e) {
+      if (!this.warned)
+        this.log.log("warn", "sd_notify failed", {
+          socket: this.socket,
+          code: (e as NodeJS.ErrnoException).code,
+          why: (e as Error).message,
+          message: msg,
+        });
+      this.warned = true;
+    }
   }
 
   flush(): Promise<void> {
-    return this.chain;
-  }
-
-  private send(args: string[]): Promise<void> {
-    return new Promise((resolve) => {
-      let stderr = "";
-      const c = spawn(this.program, args, {
-        env: { ...process.env, NOTIFY_SOCKET: this.socket },
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      c.stderr.setEncoding("utf8");
-      c.stderr.on("data", (d: string) => (stderr += d.slice(0, 1000)));
-      const fail = (why: string) => {
-        if (!this.warned) this.log.log("warn", "sd_notify failed", { why, args });
-        this.warned = true;
-      };
-      c.on("error", (e) => {
-        fail(`${this.program}: ${e.message}`);
-        resolve();
-      });
-      c.on("close", (code) => {
-        if (code !== 0) fail(`${this.program} exited ${code}: ${stderr.trim()}`);
-        else this.log.log("debug", "sd_notify", { args });
-        resolve();
-      });
-    });
+    return Promise.resolve();
   }
 }

@@ -1,40 +1,13 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
+import { sumCounters } from "../directory/counters.js";
+import type { LoopDelayStats } from "./loopdelay.js";
 import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
-import type { Tunnel } from "../tunnel/tunnel.js";
-import { addrToString } from "../wire/addr.js";
-import { fingerprint } from "../wire/cert.js";
+import type { EngineSnapshot, PeerStatus, TunnelStatus } from "../tunnel/snapshot.js";
+
+export type { EngineSnapshot, PeerStatus, RecordProblem, TunnelStatus } from "../tunnel/snapshot.js";
+export { recordProblem } from "../tunnel/snapshot.js";
 import { cidrContains, parseIp } from "../ip/ip.js";
-
-export interface TunnelStatus {
-  peer: string;
-  role: string;
-  state: string;
-  endpoint: string;
-  session: string;
-  ageMs: number;
-  epoch: number;
-  lastRekeyMsAgo: number;
-  lastRxMsAgo: number;
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  rekeys: number;
-  roams: number;
-}
-
-export interface PeerStatus {
-  name: string;
-  key: string | null;
-  ip4: string | null;
-  ip6: string | null;
-  subnets: string[];
-  endpoint: string | null;
-  configured: boolean;
-  record: { keyId: number; expiresInSec: number } | null;
-  tunnels: number;
-}
 
 /** Result of the last SIGHUP reload. */
 export interface ReloadStatus {
@@ -60,6 +33,8 @@ export interface DaemonInfo {
   reload: ReloadStatus | null;
   /** unexpected errors caught by the task guard (daemon/tasks.ts), per task; 0 in a healthy daemon */
   unexpectedErrors?: { total: number; byTask: Record<string, number> };
+  /** event-loop delay: largest since start and in the last second, seconds with a stall over 50/200/1000 ms (loopdelay.ts) */
+  loopDelay?: LoopDelayStats;
   /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
   api?: { connsRefused: number; requestsLimited: number };
   /**
@@ -70,22 +45,16 @@ export interface DaemonInfo {
 }
 
 export interface Status {
-  host: { name: string; key: string; ip4: string | null; ip6: string | null; subnets: string[] };
+  host: EngineSnapshot["host"];
   listen: string;
   tun: string;
   uptimeSec: number;
-  ephemeral: { keyId: number; expiresInSec: number }[];
+  ephemeral: EngineSnapshot["ephemeral"];
   tunnels: TunnelStatus[];
   peers: PeerStatus[];
   drops: Record<string, number>;
   events: Record<string, number>;
-  dos: {
-    puzzling: boolean;
-    difficulty: number;
-    maxDifficultyReached: number;
-    offeredCreatesPerSec: number;
-    sources: number;
-  };
+  dos: EngineSnapshot["dos"];
   devices: Record<string, unknown>;
   /**
    * The revocation list in force (trust.revocationList or a newer one from a directory):
@@ -135,26 +104,6 @@ export interface NamesStatus {
   gateway: { forward: boolean; masquerade: boolean };
 }
 
-function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
-  return {
-    peer: t.peer.name,
-    role: t.role,
-    state: t.state,
-    endpoint: addrToString(t.endpoint),
-    session: t.sessionId,
-    ageMs: now - t.createdAt,
-    epoch: t.cur?.number ?? -1,
-    lastRekeyMsAgo: t.lastRekeyAt ? now - t.lastRekeyAt : -1,
-    lastRxMsAgo: now - t.lastRx,
-    rxPackets: t.rxPackets,
-    rxBytes: t.rxBytes,
-    txPackets: t.txPackets,
-    txBytes: t.txBytes,
-    rekeys: t.rekeys,
-    roams: t.roams,
-  };
-}
-
 export function buildStatus(
   e: Engine,
   now: number,
@@ -165,47 +114,29 @@ export function buildStatus(
     devices: Record<string, unknown>;
     daemon?: DaemonInfo;
     connections?: ConnectionsStatus;
+    /** counters other modules keep (the directory's), summed by key with the engine's */
+    counters?: { drops: Record<string, number>; events: Record<string, number> };
   },
 ): Status {
-  const hc = e.opts.hostCert;
-  const peers = [...e.peers.values(), ...e.unresolved.values()];
-  const nowSec = now / 1000;
+  const snap = e.snapshot(now);
   return {
-    host: { name: hc.name, key: fingerprint(hc.publicKey), ip4: hc.ip4, ip6: hc.ip6, subnets: hc.subnets },
+    host: snap.host,
     listen: extra.listen,
     tun: extra.tun,
     uptimeSec: Math.round((now - extra.startedAt) / 1000),
-    ephemeral: e.eph
-      .list()
-      .map((k) => ({ keyId: k.keyId, expiresInSec: Math.round((k.notAfter - now) / 1000) })),
-    tunnels: peers.flatMap((p) => p.tunnels.map((t) => tunnelStatus(t, now))),
-    peers: peers.map((p) => ({
-      name: p.name,
-      key: p.hostCert ? fingerprint(p.hostCert.publicKey) : null,
-      ip4: p.hostCert?.ip4 ?? null,
-      ip6: p.hostCert?.ip6 ?? null,
-      subnets: p.hostCert?.subnets ?? [],
-      endpoint: p.endpoint ? addrToString(p.endpoint) : null,
-      configured: p.configured,
-      record: p.eph ? { keyId: p.eph.keyId, expiresInSec: Math.round(p.eph.notAfter - nowSec) } : null,
-      tunnels: p.tunnels.length,
-    })),
-    drops: { ...e.drops },
-    events: { ...e.events },
-    dos: {
-      puzzling: e.load.puzzling,
-      difficulty: e.load.difficulty,
-      maxDifficultyReached: e.load.maxReached,
-      offeredCreatesPerSec: e.load.rate,
-      sources: e.buckets.size,
-    },
+    ephemeral: snap.ephemeral,
+    tunnels: snap.tunnels,
+    peers: snap.peers,
+    drops: sumCounters(snap.drops, extra.counters?.drops ?? {}),
+    events: sumCounters(snap.events, extra.counters?.events ?? {}),
+    dos: snap.dos,
     devices: extra.devices,
     revocation: e.revocation
       ? {
           number: e.revocation.list.number,
           issued: new Date(e.revocation.list.issued * 1000).toISOString(),
           nextUpdate: new Date(e.revocation.list.nextUpdate * 1000).toISOString(),
-          stale: nowSec >= e.revocation.list.nextUpdate,
+          stale: now / 1000 >= e.revocation.list.nextUpdate,
           entries: e.revocation.list.entries.length,
         }
       : null,

@@ -1,8 +1,8 @@
 /**
  * Directory client: registers this host's service record with every configured
  * directory and looks up other hosts' records by overlay address, subnet or
- * name. Without I/O or timers of its own: it is driven by the engine's hooks
- * (`onMiss`, `onDirFrame`, `onTunnelUp`), by `tick(now)` on the daemon's
+ * name. Without I/O or timers of its own: it is driven by the engine's directory
+ * hooks (`miss`, `frame`, `tunnelUp`: tunnel/options.ts DirectoryHooks), by `tick(now)` on the daemon's
  * coarse timer, and by `lookup(query, now, cb)`. Its messages travel as
  * DIR_REQUEST / DIR_RESPONSE frames inside ordinary tunnels to the directories,
  * sent through the engine.
@@ -35,10 +35,11 @@
  * Every record is verified here (record.ts) before it is used; a record that
  * fails is counted (`drops.dirBadRecord`) and the next directory is asked.
  */
+import { newDirDrops, newDirEvents } from "./counters.js";
 import { equal, randomBytes } from "../crypto/sodium.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import * as C from "../tunnel/constants.js";
-import type { Engine } from "../tunnel/engine.js";
+import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
@@ -138,6 +139,9 @@ export interface DirectoryClientStatus {
 }
 
 export class DirectoryClient {
+  /** this client's counters (status and metrics show them beside the engine's) */
+  readonly drops = newDirDrops();
+  readonly events = newDirEvents();
   readonly dirs: DirState[];
   private readonly byId = new Map<number, Inflight>();
   private readonly byKey = new Map<string, Inflight>();
@@ -188,10 +192,16 @@ export class DirectoryClient {
     }));
   }
 
-  /** Attach to the engine's hooks (the daemon dispatches DIR_REQUEST to a server, if any). */
-  attach(): void {
-    this.engine.onMiss = (buf, off, len, now) => this.onMiss(buf, off, len, now);
-    this.engine.onTunnelUp = (t, now) => this.onTunnelUp(t, now);
+  /**
+   * Fill the engine's directory hooks (the record given to the engine at construction):
+   * misses and established tunnels come here; DIR_RESPONSE frames are dispatched by role.ts.
+   */
+  attach(hooks: DirectoryHooks): void {
+    hooks.miss = (buf, off, len, now) => {
+      this.onMiss(buf, off, len, now);
+      return true;
+    };
+    hooks.tunnelUp = (t, now) => this.onTunnelUp(t, now);
   }
 
   // ------------------------------------------------------------------ public API
@@ -211,7 +221,7 @@ export class DirectoryClient {
     if (!fresh) {
       const c = this.cache.get(key);
       if (c && c.expiresAt - EXPIRY_SLACK_MS > now) {
-        this.engine.events.dirCacheHits++;
+        this.events.dirCacheHits++;
         const peer = this.engine.learnRecord(c.hostCert, c.eph, c.endpoint, now);
         if (peer) cb({ ok: true, record: c, peer });
         else cb({ ok: false, reason: "revoked" });
@@ -236,7 +246,7 @@ export class DirectoryClient {
     const inf: Inflight = { id, key, q, dir: this.pickDir(), sentAt: now, tried: 1, waiters: [cb] };
     this.byId.set(id, inf);
     this.byKey.set(key, inf);
-    this.engine.events.dirLookups++;
+    this.events.dirLookups++;
     this.send(inf.dir, this.requestOf(inf), now);
   }
 
@@ -294,7 +304,7 @@ export class DirectoryClient {
 
   /** A TUN packet to an address no peer owns: look its owner up, holding the packet meanwhile. */
   onMiss(buf: Buffer, off: number, len: number, now: number): void {
-    const drops = this.engine.drops;
+    const drops = this.drops;
     const v = buf[off]! >> 4;
     const ip = v === 4 ? formatIp4(buf, off + 16) : formatIp6(buf, off + 24);
     const q: LookupQuery = { op: "address", ip };
@@ -335,7 +345,7 @@ export class DirectoryClient {
     }
     this.misses.delete(key);
     if (!r.ok) {
-      this.engine.drops.noRoute += pend.length;
+      this.drops.noRoute += pend.length;
       return;
     }
     const now = this.answerNow;
@@ -362,7 +372,7 @@ export class DirectoryClient {
     const i = this.dirIndex(t.peer);
     const m = i >= 0 ? decodeDirResponse(buf, off, len) : null;
     if (!m) {
-      this.engine.drops.badFrames++;
+      this.drops.badFrames++;
       return;
     }
     this.answerNow = now;
@@ -378,7 +388,7 @@ export class DirectoryClient {
         d.registeredKeyId = keyId;
         d.registeredAt = now;
         d.observed = m.observed;
-        this.engine.events.dirRegistered++;
+        this.events.dirRegistered++;
         if (first)
           this.log.log("info", "registered with directory", {
             directory: t.peer.name,
@@ -402,7 +412,7 @@ export class DirectoryClient {
       case "ok": {
         const c = verifyRecord(m.record, f.q, this.opts.ca, this.engine.hostPk, Math.floor(now / 1000));
         if (!c.ok) {
-          this.engine.drops.dirBadRecord++;
+          this.drops.dirBadRecord++;
           this.rlog.log(now, "warn", "dir-bad-record", "directory record refused", () => ({
             directory: t.peer.name,
             query: f.key,
@@ -502,7 +512,7 @@ export class DirectoryClient {
       r.got = 0;
     }
     if (!r.buf || m.number !== r.number || m.total !== r.buf.length || m.offset !== r.got) {
-      if (r.buf || m.number <= have) this.engine.events.dirRevocationRefused++;
+      if (r.buf || m.number <= have) this.events.dirRevocationRefused++;
       d.rev = null;
       return;
     }
@@ -516,14 +526,14 @@ export class DirectoryClient {
     const list = decodeRevocation(r.buf);
     const ok = list !== null && verifyRevocation(list, this.opts.ca).ok && list.number > have;
     if (!list || !ok) {
-      this.engine.events.dirRevocationRefused++;
+      this.events.dirRevocationRefused++;
       this.rlog.log(now, "warn", "dir-revocation", "revocation list from directory refused", () => ({
         directory: t.peer.name,
         reason: !list ? "malformed" : list.number <= have ? "not newer" : "not signed by the CA",
       }));
       return;
     }
-    this.engine.events.dirRevocationFetched++;
+    this.events.dirRevocationFetched++;
     this.engine.setRevocation(new RevocationIndex(list), now);
     this.log.log("info", "revocation list from directory installed", {
       directory: t.peer.name,
@@ -587,7 +597,7 @@ export class DirectoryClient {
     if (!t || !t.canSend) return; // the tunnel is being made; onTunnelUp registers
     const id = this.newId();
     d.reg = { id, sentAt: now, keyId: k.keyId };
-    this.engine.events.dirRegistrations++;
+    this.events.dirRegistrations++;
     this.engine.sendFrame(
       t,
       FrameType.DirRequest,
@@ -606,7 +616,7 @@ export class DirectoryClient {
     const d = this.dirs[i]!;
     d.failures++;
     d.registeredKeyId = null; // register again once a new tunnel is up
-    this.engine.events.dirTimeouts++;
+    this.events.dirTimeouts++;
     if (this.preferred === i && this.dirs.length > 1) this.preferred = (i + 1) % this.dirs.length;
     for (const t of d.peer.tunnels.slice()) this.engine.closeTunnel(t, now, "directory-timeout");
     d.peer.eph = null; // fetch its record again: a restarted directory has a new ephemeral key
@@ -630,7 +640,7 @@ export class DirectoryClient {
   private fail(f: Inflight, now: number, why: LookupFailure): void {
     this.byId.delete(f.id);
     this.byKey.delete(f.key);
-    if (why !== "notFound") this.engine.events.dirLookupFailures++;
+    if (why !== "notFound") this.events.dirLookupFailures++;
     // a brief negative entry also for unavailable answers: no lookup storm while the directories are down
     this.addNegative(f.key, now + (why === "notFound" ? NEGATIVE_TTL_MS : DIR_TIMEOUT_MS));
     for (const w of f.waiters) w({ ok: false, reason: why });
@@ -638,7 +648,7 @@ export class DirectoryClient {
 
   private finish(f: Inflight, now: number, rec: VerifiedRecord | null): void {
     if (!rec) {
-      this.engine.events.dirNotFound++;
+      this.events.dirNotFound++;
       this.fail(f, now, "notFound");
       return;
     }
@@ -647,7 +657,7 @@ export class DirectoryClient {
     this.negative.delete(f.key);
     if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(f.key, rec);
-    this.engine.events.dirRecordsLearned++;
+    this.events.dirRecordsLearned++;
     const peer = this.engine.learnRecord(rec.hostCert, rec.eph, rec.endpoint, now);
     this.log.log("debug", "record from directory", { query: f.key, host: rec.name });
     for (const w of f.waiters) w(peer ? { ok: true, record: rec, peer } : { ok: false, reason: "revoked" });
@@ -676,7 +686,7 @@ export class DirectoryClient {
       if (now - (this.relooked.get(k) ?? -Infinity) < RELOOKUP_MS) continue;
       if (this.relooked.size >= this.maxCached) this.relooked.delete(this.relooked.keys().next().value!);
       this.relooked.set(k, now);
-      this.engine.events.dirRelookups++;
+      this.events.dirRelookups++;
       const q: LookupQuery =
         hc.ip4 !== null
           ? { op: "address", ip: hc.ip4 }
@@ -700,7 +710,7 @@ export class DirectoryClient {
           // one 0-RTT with the fresh record. (A live peer that only receives costs at most one
           // re-creation per key rotation.)
           if (r.record.eph.notBefore * 1000 > cur.createdAt) {
-            this.engine.events.dirStaleTunnels++;
+            this.events.dirStaleTunnels++;
             this.engine.closeTunnel(cur, this.answerNow, "stalled-peer-rekeyed");
           }
         },

@@ -4,9 +4,10 @@
  * hooks, and the coarse tick. The daemon calls `tick`, `addressChanged`,
  * `ephemeralRotated`, `state` and `close`; everything else is here.
  */
+import { sumCounters } from "./counters.js";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log.js";
-import type { Engine } from "../tunnel/engine.js";
+import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import { tryEncodeAddr } from "../wire/addr.js";
 import { FrameType } from "../wire/frames.js";
 import { DirectoryClient, type DirectoryClientStatus } from "./client.js";
@@ -25,7 +26,17 @@ export class Directory {
     private readonly now: () => number,
   ) {}
 
-  static async start(config: Config, engine: Engine, log: Logger, now: () => number): Promise<Directory> {
+  /**
+   * `hooks`: the record the engine got at construction (EngineOptions.directory); the
+   * directory fills it.
+   */
+  static async start(
+    config: Config,
+    engine: Engine,
+    hooks: DirectoryHooks,
+    log: Logger,
+    now: () => number,
+  ): Promise<Directory> {
     let server: DirectoryServer | null = null;
     const dc = config.directory;
     if (dc?.serve) {
@@ -61,17 +72,27 @@ export class Directory {
         },
         now(),
       );
-      client.attach();
+      client.attach(hooks);
     }
     const srv = server;
     const cli = client;
     if (srv || cli)
-      engine.onDirFrame = (t, type, buf, off, len, at) => {
+      hooks.frame = (t, type, buf, off, len, at) => {
         if (type === FrameType.DirRequest && srv) srv.onRequest(t, buf, off, len, at);
         else if (type === FrameType.DirResponse && cli) cli.onResponse(t, buf, off, len, at);
-        else engine.drops.badFrames++;
+        else return false;
+        return true;
       };
     return new Directory(client, server, now);
+  }
+
+  /** The client's and the server's counters, summed by key (status adds the engine's). */
+  counters(): { drops: Record<string, number>; events: Record<string, number> } {
+    const parts = [this.client, this.server].filter((x) => x !== null);
+    return {
+      drops: sumCounters(...parts.map((p) => p.drops)),
+      events: sumCounters(...parts.map((p) => p.events)),
+    };
   }
 
   tick(now: number): void {

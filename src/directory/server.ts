@@ -15,6 +15,7 @@
  * Per host key, two token buckets bound the work a host can cause: one for
  * registrations, one for lookups (over the rate: RATE_LIMITED, counted).
  */
+import { newDirDrops, newDirEvents } from "./counters.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import type { Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
@@ -45,6 +46,9 @@ interface Bucket {
 }
 
 export class DirectoryServer {
+  /** the role's counters (status and metrics show them beside the engine's) */
+  readonly drops = newDirDrops();
+  readonly events = newDirEvents();
   private readonly buckets = new Map<string, Bucket>();
   private readonly log: Logger;
   private readonly rlog: RateLimitedLog;
@@ -79,13 +83,13 @@ export class DirectoryServer {
   onRequest(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
     const m = decodeDirRequest(buf, off, len);
     const hc = t.peer.hostCert;
-    const drops = this.engine.drops;
+    const drops = this.drops;
     if (!m || !hc) {
       drops.dirRefused++;
       return;
     }
     const reply = (r: DirResponse): void => {
-      this.engine.events.dirRequestsServed++;
+      this.events.dirRequestsServed++;
       this.engine.sendFrame(t, FrameType.DirResponse, encodeDirResponse(r), this.o.clock());
     };
     if (!this.take(hc.publicKey.toString("hex"), m.op === "register", now)) {
@@ -119,7 +123,7 @@ export class DirectoryServer {
         this.o.store.put(rec, now),
         (res) => {
           if (res === "ok") {
-            this.engine.events.dirRecordsStored++;
+            this.events.dirRecordsStored++;
             this.log.log("debug", "registered", { host: rec.name, observed: `${a.ip}:${a.port}` });
             reply({ op: "register", id: m.id, status: "ok", observed });
           } else if (res === "older") {
@@ -150,7 +154,7 @@ export class DirectoryServer {
         reply({ op: m.op, id: m.id, status: "refused" });
         return;
       }
-      this.engine.events.dirRevocationServed++;
+      this.events.dirRevocationServed++;
       reply({
         op: m.op,
         id: m.id,

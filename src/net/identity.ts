@@ -16,8 +16,8 @@
  * Only TCP (6) and UDP (17) flows have owners; other protocols give null.
  */
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { isIPv4, isIPv6 } from "node:net";
 import { PlatformError } from "../errors.js";
+import { parseIp4, parseIp6 } from "../ip/ip.js";
 import { native, toPlatformError, type NativeAddon } from "./native.js";
 
 export const PROTO_TCP = 6;
@@ -54,41 +54,12 @@ export const IDENTITY_CACHE_MAX = 4_096;
 /** Address bytes (4 or 16) of a validated flow address; EINVAL otherwise. */
 export function ipBytes(ip: string, family: 4 | 6): Buffer {
   if (typeof ip !== "string") throw new PlatformError("EINVAL", "flow address must be a string");
-  if (family === 4) {
-    if (!isIPv4(ip)) throw new PlatformError("EINVAL", `bad IPv4 address ${JSON.stringify(ip)}`);
-    return Buffer.from(ip.split(".").map(Number));
-  }
-  if (!isIPv6(ip) || ip.includes("%"))
-    throw new PlatformError("EINVAL", `bad IPv6 address ${JSON.stringify(ip)}`);
-  let s = ip;
-  const dot = s.indexOf(".");
-  if (dot >= 0) {
-    // embedded IPv4 in the last 32 bits ("::ffff:1.2.3.4" -> "::ffff:102:304")
-    const c = s.lastIndexOf(":");
-    const v = s
-      .slice(c + 1)
-      .split(".")
-      .map(Number);
-    s = `${s.slice(0, c + 1)}${((v[0]! << 8) | v[1]!).toString(16)}:${((v[2]! << 8) | v[3]!).toString(16)}`;
-  }
-  const words = new Array<number>(8).fill(0);
-  const gap = s.indexOf("::");
-  const head = (gap >= 0 ? s.slice(0, gap) : s).split(":").filter((h) => h !== "");
-  const tail =
-    gap >= 0
-      ? s
-          .slice(gap + 2)
-          .split(":")
-          .filter((h) => h !== "")
-      : [];
-  head.forEach((h, i) => (words[i] = parseInt(h, 16)));
-  tail.forEach((h, i) => (words[8 - tail.length + i] = parseInt(h, 16)));
-  const out = Buffer.alloc(16);
-  words.forEach((w, i) => out.writeUInt16BE(w, i * 2));
-  return out;
+  const b = family === 4 ? parseIp4(ip) : parseIp6(ip);
+  if (!b) throw new PlatformError("EINVAL", `bad IPv${family} address ${JSON.stringify(ip)}`);
+  return b;
 }
 
-function checkFlow(flow: FlowKey): void {
+export function checkFlow(flow: FlowKey): void {
   if (flow === null || typeof flow !== "object") throw new PlatformError("EINVAL", "flow must be an object");
   if (!Number.isInteger(flow.proto) || flow.proto < 0 || flow.proto > 255)
     throw new PlatformError("EINVAL", `bad protocol ${String(flow.proto)}`);
@@ -123,7 +94,7 @@ export interface SocketEntry {
   v6only?: boolean;
 }
 
-const TCP_LISTEN = 0x0a;
+export const TCP_LISTEN = 0x0a;
 
 function isZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -135,7 +106,7 @@ function isZero(b: Buffer): boolean {
  * in both spellings the socket may use: `l4`/`r4` (IPv4 flows) and `l6`/`r6` (IPv6, or the
  * v4-mapped form of an IPv4 flow).
  */
-function bestMatch(
+export function bestMatch(
   flow: FlowKey,
   l: Buffer,
   r: Buffer,
@@ -497,59 +468,5 @@ function readdirSafe(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
-  }
-}
-
-// ---------- fake ----------
-
-/**
- * In-memory socket table for tests and the in-process network: register sockets as the
- * kernel would hold them; lookup applies the same rules as the Linux class.
- */
-export class FakeIdentityLookup implements IdentityLookup {
-  private readonly socks = new Map<number, SocketEntry>();
-  private nextInode = 1000;
-
-  /** Register a socket (addresses as strings; "" or omitted remote = listener / unconnected). */
-  addSocket(s: {
-    proto: number;
-    family: 4 | 6;
-    local: string;
-    lport: number;
-    remote?: string;
-    rport?: number;
-    listen?: boolean;
-    uid: number;
-    inode?: number;
-    v6only?: boolean;
-  }): number {
-    const inode = s.inode ?? this.nextInode++;
-    const any = s.family === 4 ? "0.0.0.0" : "::";
-    this.socks.set(inode, {
-      proto: s.proto,
-      family: s.family,
-      local: ipBytes(s.local || any, s.family),
-      lport: s.lport,
-      remote: ipBytes(s.remote || any, s.family),
-      rport: s.rport ?? 0,
-      state: s.listen ? TCP_LISTEN : s.proto === PROTO_UDP ? 7 : 1,
-      uid: s.uid,
-      inode,
-      v6only: s.v6only,
-    });
-    return inode;
-  }
-
-  removeSocket(inode: number): void {
-    this.socks.delete(inode);
-  }
-
-  lookup(flow: FlowKey): Identity | null {
-    checkFlow(flow);
-    if (flow.proto !== PROTO_TCP && flow.proto !== PROTO_UDP) return null;
-    const l = ipBytes(flow.local, flow.family);
-    const r = ipBytes(flow.remote, flow.family);
-    const s = bestMatch(flow, l, r, this.socks.values());
-    return s && s.inode !== 0 ? { uid: s.uid, inode: s.inode, source: "fake" } : null;
   }
 }

@@ -123,6 +123,11 @@ export interface NativeAddon {
   setDumpable(on: boolean): void;
   /** prctl(PR_GET_DUMPABLE): 0 not dumpable, 1 dumpable, 2 dumpable readable by root only */
   getDumpable(): number;
+  /**
+   * One datagram to an AF_UNIX datagram socket (a path, or "@name" abstract), sent from this
+   * process (platform/linux/notify.c): sd_notify without a helper program. Throws the errno name.
+   */
+  notifySend(path: string, message: Uint8Array): void;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;
 }

@@ -13,8 +13,8 @@ export interface RouteManager {
   addAddress(dev: string, cidr: string): Promise<void>;
   setMtu(dev: string, mtu: number): Promise<void>;
   setUp(dev: string): Promise<void>;
-  /** `ip link set dev DEV txqueuelen N` (optional: RouteManagers written before it may lack it) */
-  setTxQueueLen?(dev: string, qlen: number): Promise<void>;
+  /** `ip link set dev DEV txqueuelen N` */
+  setTxQueueLen(dev: string, qlen: number): Promise<void>;
   /** add (or replace) a route to cidr through dev */
   addRoute(dev: string, cidr: string): Promise<void>;
   delRoute(dev: string, cidr: string): Promise<void>;
@@ -23,9 +23,10 @@ export interface RouteManager {
   /**
    * Bring a TUN up in one step: MTU, queue length, addresses, link up, routes, in that
    * order. The Linux implementation runs one `ip -batch` process instead of one per
-   * setting (daemon start-up time is part of the time to the first packet).
+   * setting (daemon start-up time is part of the time to the first packet). The daemon's
+   * one bring-up path.
    */
-  bringUp?(
+  bringUp(
     dev: string,
     cfg: { mtu: number; txqueuelen?: number; addresses: string[]; routes: string[] },
   ): Promise<void>;

@@ -220,6 +220,15 @@ function fileError(e: unknown, file: string, what: string): CertError {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === "ENOENT") return new CertError("ENOENT", `${what} '${file}' does not exist`, { cause: e });
   if (code === "EACCES") return new CertError("EACCES", `cannot read ${what} '${file}': permission denied`);
+  if (code === "ENOTDIR")
+    return new CertError(
+      "ENOENT",
+      `${what} '${file}' does not exist (a part of its path is not a directory)`,
+      {
+        cause: e,
+      },
+    );
+  if (code === "EISDIR") return new CertError("ENOTFILE", `${what} '${file}' is a directory`, { cause: e });
   return new CertError("EIO", `cannot read ${what} '${file}': ${(e as Error).message}`, { cause: e });
 }
 
@@ -237,6 +246,14 @@ export function readSecretKey(file: string): Buffer {
         `by group or others (run: chmod 600 '${file}')`,
     );
   });
+  return parseSecretKey(data, file);
+}
+
+/**
+ * Parses an armored secret key (a file's bytes or standard input, named `file` in errors);
+ * zeroes `data`. The public half must be the one derived from the seed.
+ */
+export function parseSecretKey(data: Buffer, file: string): Buffer {
   const parsed = dearmorBytes(data);
   zero(data);
   if (!parsed || parsed.label !== LABEL_SECRET_KEY || parsed.body.length !== ED25519_SK_BYTES) {
@@ -449,6 +466,11 @@ export function readBundle(file: string): Bundle {
         `enrolment bundle '${file}' holds a secret key but is readable by others (chmod 600 '${file}')`,
       );
   });
+  return parseBundle(data, file);
+}
+
+/** Parses an enrolment bundle (a file's bytes or standard input, named `file` in errors); zeroes `data`. */
+export function parseBundle(data: Buffer, file: string): Bundle {
   // three armored blocks, parsed from the bytes (the secret key never becomes a string)
   const blocks: ArmorBlock[] = [];
   let count = 0;

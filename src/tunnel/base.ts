@@ -56,6 +56,8 @@ import { type Cert } from "../wire/cert.js";
 import { type RevocationIndex } from "../wire/revocation.js";
 import {
   type Output,
+  type ReloadableOptions,
+  type DirectoryHooks,
   type EngineOptions,
   type DosOptions,
   CONN_DATA_HEADER_BYTES,
@@ -129,16 +131,8 @@ export abstract class EngineBase {
   revocation: RevocationIndex | null = null;
   policy: Policy | null;
   identity: ConnIdentity | null;
-  /**
-   * Directory hooks (src/directory/), null when no directory is configured:
-   * a TUN packet with no route (copied by the hook if it keeps it), a
-   * DIR_REQUEST/DIR_RESPONSE frame from an authenticated tunnel, and a tunnel
-   * we created becoming established.
-   */
-  onMiss: ((buf: Buffer, off: number, len: number, now: number) => void) | null = null;
-  onDirFrame: ((t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number) => void) | null =
-    null;
-  onTunnelUp: ((t: Tunnel, now: number) => void) | null = null;
+  /** the directory's hooks (options.ts DirectoryHooks), fixed at construction */
+  readonly dirHooks: DirectoryHooks;
 
   constructor(opts: EngineOptions, out: Output, now: number) {
     this.hostSk = Buffer.alloc(opts.hostSecretKey.length);
@@ -153,6 +147,7 @@ export abstract class EngineBase {
     this.certs = new CertCache(opts.ca, undefined, revoked);
     this.userKeys = new UserKeyCache(opts.ca, this.hostX, this.hostPk, undefined, revoked);
     this.policy = opts.policy ?? null;
+    this.dirHooks = opts.directory ?? {};
     this.identity = opts.identity ?? null;
     const dos = { ...DOS_DEFAULTS, ...opts.dos };
     this.dos = dos;
@@ -196,6 +191,23 @@ export abstract class EngineBase {
     const kp = dhKeyPair();
     this.reply = { kp, at: now };
     return kp;
+  }
+
+  /**
+   * A reload: new timers and table limits (applied from the next tick on; nothing
+   * already open is closed by a lower limit) and the connection policy. Returns the
+   * option names that changed.
+   */
+  reconfigure(next: ReloadableOptions, policy: Policy | null): (keyof ReloadableOptions)[] {
+    const changed: (keyof ReloadableOptions)[] = [];
+    const o = this.opts as ReloadableOptions;
+    for (const k of Object.keys(next) as (keyof ReloadableOptions)[])
+      if (o[k] !== next[k]) {
+        o[k] = next[k] as number;
+        changed.push(k);
+      }
+    this.policy = policy;
+    return changed;
   }
 
   setOutput(out: Output): void {

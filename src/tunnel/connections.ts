@@ -24,7 +24,9 @@ import {
   FlowScratch,
   keyOfWire,
   parseFlow,
+  noteTcpClose,
   recheckDue,
+  tcpCloseState,
   FRAG_FIRST,
   FRAG_LATER,
   type LocalUser,
@@ -49,15 +51,27 @@ import { type ConnInfo, CONN_DATA_HEADER_BYTES } from "./options.js";
 import { EngineBase } from "./base.js";
 
 export abstract class Connections extends EngineBase {
-  /** Established or replying tunnel: find or open the packet's connection and send it (copies). */
-  protected sendOnConn(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+  /**
+   * Established or replying tunnel: find or open the packet's connection and send it (copies).
+   * `looked`: the data path already parsed this packet into this.flow and looked its
+   * connection up (the result, null: none), so neither happens twice.
+   */
+  protected sendOnConn(
+    t: Tunnel,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    looked?: Conn | null,
+  ): void {
     const f = this.flow;
-    if (!parseFlow(buf, off, len, f)) {
+    if (looked === undefined && !parseFlow(buf, off, len, f)) {
       this.drops.tunMalformed++;
       return;
     }
-    const c = this.connForOut(t.peer, buf, off, len, f, now);
+    const c = this.connForOut(t.peer, buf, off, len, f, now, looked);
     if (c === null) return;
+    if (c.proto === 6) noteTcpClose(c, buf, off, len, f, true);
     let open = c.mine && !c.acked && c.txPackets < CONN_OPEN_REPEAT ? this.openBody(t, c) : null;
     const dataLen = CONN_DATA_HEADER_BYTES + len;
     if (
@@ -88,6 +102,7 @@ export abstract class Connections extends EngineBase {
     len: number,
     f: FlowScratch,
     now: number,
+    looked?: Conn | null,
   ): Conn | null {
     const ct = (peer.conns ??= new ConnTable());
     if (f.frag === FRAG_LATER) {
@@ -99,7 +114,7 @@ export abstract class Connections extends EngineBase {
       }
       return fc;
     }
-    let c = ct.lookupOut(buf, f);
+    let c = looked !== undefined ? looked : ct.lookupOut(buf, f);
     let who: LocalUser | null | "deny" | undefined;
     if (c !== null && recheckDue(c, buf, off, len, f, now)) {
       // a new TCP socket (SYN) or a UDP socket that may have replaced another on this tuple
@@ -237,6 +252,7 @@ export abstract class Connections extends EngineBase {
     }
     c.rxPackets++;
     c.lastUsed = now;
+    if (c.proto === 6) noteTcpClose(c, buf, p, len - CONN_ID_BYTES, f, false);
     this.out.writeTun(buf, p, len - CONN_ID_BYTES);
   }
 
@@ -549,7 +565,7 @@ export abstract class Connections extends EngineBase {
           : null,
       ownerUid: c.mine && c.ownerUid >= 0 ? c.ownerUid : null,
       session: c.sessionId || (p.sendTunnel()?.sessionId ?? ""),
-      state: c.state === CONN_OPEN ? "open" : "denied",
+      state: c.state === CONN_OPEN ? (tcpCloseState(c) ?? "open") : "denied",
       denyReason: c.state === CONN_OPEN ? null : (DENY_REASON_NAMES[c.denyReason] ?? String(c.denyReason)),
       openedAt: c.openedAt,
       lastUsed: c.lastUsed,

@@ -109,8 +109,7 @@ export abstract class Control extends Create {
         return;
       case FrameType.DirRequest:
       case FrameType.DirResponse:
-        if (this.onDirFrame !== null) this.onDirFrame(t, type, buf, off, len, now);
-        else this.drops.badFrames++;
+        if (!this.dirHooks.frame?.(t, type, buf, off, len, now)) this.drops.badFrames++;
         return;
       default:
         this.drops.badFrames++;

@@ -92,12 +92,6 @@ export function newDrops() {
     hostShareFull: 0,
     /** inner packets of a creation retry (RETRY frame) that were already delivered: not again */
     retryDuplicate: 0,
-    /** directory answers whose record did not verify or did not answer the question (refused) */
-    dirBadRecord: 0,
-    /** directory requests over the sending host's rate (directory role) */
-    dirRateLimited: 0,
-    /** directory requests refused: malformed, unverifiable registration, store full (directory role) */
-    dirRefused: 0,
   };
 }
 export type Drops = ReturnType<typeof newDrops>;
@@ -168,29 +162,6 @@ export function newEvents() {
     /** user authenticators that needed an X25519 (first connection of a user) vs a cached key */
     userAuthFull: 0,
     userAuthCached: 0,
-    /** directory client: lookups sent, answered from cache, records learned, not found, failed */
-    dirLookups: 0,
-    dirCacheHits: 0,
-    dirRecordsLearned: 0,
-    dirNotFound: 0,
-    dirLookupFailures: 0,
-    /** directory client: registrations sent / acknowledged; directories that did not answer */
-    dirRegistrations: 0,
-    dirRegistered: 0,
-    dirTimeouts: 0,
-    /** directory client: stalled tunnels whose peer was looked up again (both ends moved) */
-    dirRelookups: 0,
-    /** directory client: stalled tunnels closed because the peer's key is younger (it restarted) */
-    dirStaleTunnels: 0,
-    /** directory role: requests answered, registrations stored */
-    dirRequestsServed: 0,
-    dirRecordsStored: 0,
-    /** directory role: revocation list chunks served */
-    dirRevocationServed: 0,
-    /** directory client: newer revocation lists fetched from a directory and installed */
-    dirRevocationFetched: 0,
-    /** directory client: revocation lists from a directory refused (not the CA's, malformed, not newer) */
-    dirRevocationRefused: 0,
   };
 }
 export type Events = ReturnType<typeof newEvents>;

@@ -47,7 +47,7 @@ import {
   staleKey,
 } from "./keys.js";
 import { Epoch, Peer, Tunnel, type QueuedPacket } from "./tunnel.js";
-import { parseFlow } from "../conn/conns.js";
+import { parseFlow, type Conn } from "../conn/conns.js";
 import { connBinding } from "../conn/auth.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { MAX_PENDING_PER_PEER } from "./options.js";
@@ -69,12 +69,13 @@ export abstract class Create extends Accept {
 
   /**
    * Send path for packets that cannot be sealed in place: no tunnel yet, or
-   * still creating. Copies what it keeps.
+   * still creating, or a connection still to open. Copies what it keeps.
+   * `looked`: see sendOnConn (the data path parsed the flow and looked it up).
    */
-  sendSlow(peer: Peer, buf: Buffer, off: number, len: number, now: number): void {
+  sendSlow(peer: Peer, buf: Buffer, off: number, len: number, now: number, looked?: Conn | null): void {
     let t = peer.sendTunnel();
     if (t && t.canSend) {
-      this.sendOnConn(t, buf, off, len, now);
+      this.sendOnConn(t, buf, off, len, now, looked);
       return;
     }
     const nowSec = Math.floor(now / 1000);
@@ -397,7 +398,7 @@ export abstract class Create extends Accept {
       t.lastRekeyAt = now;
       this.onAuthenticated(t, src, srcOff, len, now);
       this.log.log("info", "tunnel established", { peer: t.peer.name, rttMs: now - t.createdAt });
-      this.onTunnelUp?.(t, now);
+      this.dirHooks.tunnelUp?.(t, now);
       this.opts.onEvent?.("tunnel-established", { peer: t.peer.name, ms: now - t.createdAt });
       this.deliverFrames(t, this.frames.reset(buf, ptOff, plainLen), now);
       // confirm: our first packet under the new key lets the responder stop sending REPLY

@@ -12,11 +12,17 @@ import { EngineCore } from "./timers.js";
 import { onTunBatch } from "./inside.js";
 import type { PacketBatch, UdpBatch } from "./io.js";
 import { onUdpBatch } from "./outside.js";
+import { snapshotOf, type EngineSnapshot } from "./snapshot.js";
 
 export * from "./options.js";
 export { EngineCore } from "./timers.js";
 
 export class Engine extends EngineCore {
+  /** The engine's state as plain data (status, metrics, web view): snapshot.ts. */
+  snapshot(now: number): EngineSnapshot {
+    return snapshotOf(this, now);
+  }
+
   /** A batch read from the TUN (send path, inside.ts). */
   handleTunBatch(b: PacketBatch, now: number): void {
     this.batchSeq++;

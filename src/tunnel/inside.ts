@@ -14,7 +14,15 @@
  * subarray views sodium-native needs.
  */
 import type { PacketBatch } from "./io.js";
-import { CONN_OPEN, CONN_OPEN_REPEAT, FRAG_NONE, parseFlow, recheckDue } from "../conn/conns.js";
+import {
+  CONN_OPEN,
+  CONN_OPEN_REPEAT,
+  FRAG_NONE,
+  noteTcpClose,
+  parseFlow,
+  recheckDue,
+  type Conn,
+} from "../conn/conns.js";
 import { CONN_DATA_HEADER_BYTES } from "./options.js";
 import type { EngineCore as Engine } from "./timers.js";
 
@@ -49,14 +57,13 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
     if (peer === undefined) {
       // 224.0.0.0/4 and ff00::/8: kernel chatter, not an unroutable unicast
       if ((v === 4 && buf[off + 16]! >= 224) || (v === 6 && buf[off + 24] === 0xff)) drops.tunMulticast++;
-      else if (engine.onMiss !== null)
-        engine.onMiss(buf, off, len, now); // directory lookup (copies)
-      else drops.noRoute++;
+      else if (!engine.dirHooks.miss?.(buf, off, len, now)) drops.noRoute++; // directory lookup (copies)
       continue;
     }
     // the packet's connection, if it has one that needs no OPEN any more
     const t = peer.sendTunnel();
     const ct = peer.conns;
+    let looked: Conn | null | undefined; // parsed and looked up here: not again on the slow path
     if (
       t !== null &&
       ct !== null &&
@@ -72,10 +79,12 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
         (c.acked || !c.mine || c.txPackets >= CONN_OPEN_REPEAT) &&
         !recheckDue(c, buf, off, len, f, now) // a new socket on the tuple is identified on the slow path
       ) {
+        if (c.proto === 6) noteTcpClose(c, buf, off, len, f, true); // FIN/RST: status shows it closed
         engine.sealConn(t, c, buf, off, len, now);
         continue;
       }
+      looked = c;
     }
-    engine.sendSlow(peer, buf, off, len, now);
+    engine.sendSlow(peer, buf, off, len, now, looked);
   }
 }

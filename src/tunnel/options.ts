@@ -10,6 +10,7 @@ import { type PuzzleSolver } from "../dos/solver.js";
 import { type ConnIdentity } from "../conn/conns.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { type Policy } from "../conn/policy.js";
+import type { Tunnel } from "./tunnel.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {
@@ -60,7 +61,30 @@ export interface EngineOptions {
    * (off the event loop); absent: an InlineSolver (tests, tools: synchronous).
    */
   solver?: PuzzleSolver;
+  /** the directory's hooks (DirectoryHooks); absent: no directory */
+  directory?: DirectoryHooks;
 }
+
+/**
+ * The directory's entry points into the engine (src/directory/), passed at construction
+ * in EngineOptions.directory. The record belongs to whoever builds the engine (the
+ * daemon, a test); the directory fills its slots when it starts. An empty slot, or one
+ * that returns false, leaves the packet to the engine: counted as noRoute / badFrames.
+ */
+export interface DirectoryHooks {
+  /** a TUN packet with no route (the hook copies what it keeps); true: taken */
+  miss?: (buf: Buffer, off: number, len: number, now: number) => boolean;
+  /** a DIR_REQUEST or DIR_RESPONSE frame from an authenticated tunnel; true: taken */
+  frame?: (t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number) => boolean;
+  /** a tunnel this host created became established */
+  tunnelUp?: (t: Tunnel, now: number) => void;
+}
+
+/** The options a reload (SIGHUP) changes on a running engine: Engine.reconfigure. */
+export type ReloadableOptions = Pick<
+  EngineOptions,
+  "rekeyAfterMs" | "keepaliveMs" | "idleTimeoutMs" | "maxTunnels" | "maxPerHost" | "unconfirmedTimeoutMs"
+>;
 
 /** One connection as whois reports it (both ends). */
 export interface ConnInfo {
@@ -74,7 +98,8 @@ export interface ConnInfo {
   /** "out": uid of the local socket that opened it (also when it runs as the host); null: none found */
   ownerUid: number | null;
   session: string;
-  state: "open" | "denied";
+  /** closing / closed: a TCP flow whose FIN (one way / both ways) or RST passed; kept until idle */
+  state: "open" | "closing" | "closed" | "denied";
   denyReason: string | null;
   openedAt: number;
   lastUsed: number;

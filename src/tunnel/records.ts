@@ -28,12 +28,20 @@ import {
 import { AEAD_TAG_BYTES, RECORD_REQUEST_BYTES, RECORD_RETRY_MS } from "./constants.js";
 import { recordKey } from "./keys.js";
 import { Peer, Tunnel } from "./tunnel.js";
+import type { Conn } from "../conn/conns.js";
 import { type PeerConfig, PROBE_BODY } from "./options.js";
 import { Connections } from "./connections.js";
 
 export abstract class Records extends Connections {
   /** an inner packet for a peer without a usable tunnel (create.ts) */
-  abstract sendSlow(peer: Peer, buf: Buffer, off: number, len: number, now: number): void;
+  abstract sendSlow(
+    peer: Peer,
+    buf: Buffer,
+    off: number,
+    len: number,
+    now: number,
+    looked?: Conn | null,
+  ): void;
   /** a verified record arrived for a peer in stall recovery (timers.ts) */
   protected abstract recoverCreate(p: Peer, now: number): void;
 
@@ -275,6 +283,13 @@ export abstract class Records extends Connections {
     const nameOk = cert.name === peer.name || (peer.anyName && !known && !equal(cert.publicKey, this.hostPk));
     if (!vc.ok || !ve.ok || !nameOk || (known && !equal(known.publicKey, cert.publicKey))) {
       this.drops.badRecord++;
+      peer.recordRefused = !vc.ok
+        ? `certificate ${vc.reason}`
+        : !ve.ok
+          ? `record ${ve.reason}`
+          : !nameOk
+            ? `certificate names '${cert.name}'`
+            : "a different host key";
       this.rlog.log(now, "warn", "bad-record", "record refused", () => ({
         peer: peer.name,
         cert: vc.ok ? "ok" : vc.reason,
@@ -288,8 +303,10 @@ export abstract class Records extends Connections {
     peer.recordFetchedAt = now;
     if (this.revocation?.revoked(cert)) {
       this.drops.revoked++;
+      peer.recordRefused = "host revoked";
       return;
     }
+    peer.recordRefused = null;
     if (!known) {
       this.unresolved.delete(peer.name);
       this.learnHost(peer, cert);

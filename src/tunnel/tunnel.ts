@@ -269,6 +269,8 @@ export class Peer {
   /** the record request in flight: its TID and our one-time key (secret zeroed when answered or replaced) */
   recordReq: { tid: string; sentAt: number; attempts: number; q: DhKeyPair } | null = null;
   recordFetchedAt = 0;
+  /** why the last record answered was refused (records.ts; null once one is accepted): for status */
+  recordRefused: string | null = null;
   lastSeen = 0;
   /** connections with this host (src/conn/conns.ts), both directions, over any of its tunnels */
   conns: ConnTable | null = null;

@@ -50,4 +50,15 @@ export class FakeRouteManager implements RouteManager {
   flush(dev: string): Promise<void> {
     return this.record({ op: "flush", dev });
   }
+  /** The settings one by one, in LinuxRouteManager.bringUp's order. */
+  async bringUp(
+    dev: string,
+    cfg: { mtu: number; txqueuelen?: number; addresses: string[]; routes: string[] },
+  ): Promise<void> {
+    await this.setMtu(dev, cfg.mtu);
+    if (cfg.txqueuelen !== undefined) await this.setTxQueueLen(dev, cfg.txqueuelen);
+    for (const a of cfg.addresses) await this.addAddress(dev, a);
+    await this.setUp(dev);
+    for (const r of cfg.routes) await this.addRoute(dev, r);
+  }
 }

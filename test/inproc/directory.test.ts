@@ -35,8 +35,10 @@ function world(): World {
   const ca = makeCa();
   const dir = net.addHost(ca, "dir", "192.0.2.10", 7000, "10.77.0.100", null);
   const server = new DirectoryServer(dir.engine, { store: new MemoryStore(100), clock: () => net.now });
-  dir.engine.onDirFrame = (t, type, buf, off, len, now) => {
-    if (type === FrameType.DirRequest) server.onRequest(t, buf, off, len, now);
+  dir.dirHooks.frame = (t, type, buf, off, len, now) => {
+    if (type !== FrameType.DirRequest) return false;
+    server.onRequest(t, buf, off, len, now);
+    return true;
   };
   return { net, ca, dir, server, clients: new Map() };
 }
@@ -48,9 +50,11 @@ function addClientHost(w: World, name: string, ip: string, ip4: string, dirs: Si
     { directories: dirs.map((d) => d.addr), ca: w.ca.cert, clock: () => w.net.now },
     w.net.now,
   );
-  c.attach();
-  h.engine.onDirFrame = (t, type, buf, off, len, now) => {
-    if (type === FrameType.DirResponse) c.onResponse(t, buf, off, len, now);
+  c.attach(h.dirHooks);
+  h.dirHooks.frame = (t, type, buf, off, len, now) => {
+    if (type !== FrameType.DirResponse) return false;
+    c.onResponse(t, buf, off, len, now);
+    return true;
   };
   w.clients.set(h, c);
   return h;
@@ -91,7 +95,7 @@ describe("directory in-process", () => {
     }
     const got = b.take();
     expect(got.some((p) => p.subarray(20).toString() === "hello b")).toBe(true);
-    expect(a.engine.events.dirLookups).toBe(1);
+    expect(w.clients.get(a)!.events.dirLookups).toBe(1);
     expect(a.engine.events.zeroRttPackets).toBeGreaterThanOrEqual(1);
     // lookups by name and by address, verified
     const pr = ca.resolve({ op: "name", name: "b" });
@@ -108,10 +112,10 @@ describe("directory in-process", () => {
       await flushAsync();
     }
     // no host owns it (address query), no gateway's subnet holds it (subnet query)
-    expect(a.engine.events.dirNotFound).toBe(2);
-    const lookups = a.engine.events.dirLookups;
+    expect(w.clients.get(a)!.events.dirNotFound).toBe(2);
+    const lookups = w.clients.get(a)!.events.dirLookups;
     a.send(ipv4("10.77.0.1", "10.77.0.99", "nobody"));
-    expect(a.engine.events.dirLookups).toBe(lookups); // the second packet cost no lookup
+    expect(w.clients.get(a)!.events.dirLookups).toBe(lookups); // the second packet cost no lookup
   });
 
   it("a config reload (setPeers) keeps the directory and its tunnel", async () => {
@@ -142,10 +146,10 @@ describe("directory in-process", () => {
     for (const t of pb.tunnels.slice()) a.engine.closeTunnel(t, w.net.now, "test");
     a.engine.routes.removeValue(pb);
     a.engine.peers.delete(pb.hostCert!.publicKey.latin1Slice(0, 32));
-    const lookups = a.engine.events.dirLookups;
+    const lookups = w.clients.get(a)!.events.dirLookups;
     a.send(ipv4("10.77.0.1", "10.77.0.2", "two"));
-    expect(a.engine.events.dirLookups).toBe(lookups); // answered from the cache
-    expect(a.engine.events.dirCacheHits).toBe(1);
+    expect(w.clients.get(a)!.events.dirLookups).toBe(lookups); // answered from the cache
+    expect(w.clients.get(a)!.events.dirCacheHits).toBe(1);
     w.net.run();
     expect(b.take().some((p) => p.subarray(20).toString() === "two")).toBe(true); // 0-RTT, first packet
   });
@@ -156,8 +160,8 @@ describe("directory in-process", () => {
     const b = addClientHost(w, "b", "192.0.2.2", "10.77.0.2", [w.dir]);
     await step(w, 1000);
     for (let i = 0; i < 20; i++) a.send(ipv4("10.77.0.1", "10.77.0.2", `p${i}`));
-    expect(a.engine.events.dirLookups).toBe(1);
-    expect(a.engine.drops.queueFull).toBe(4); // 16 held per target
+    expect(w.clients.get(a)!.events.dirLookups).toBe(1);
+    expect(w.clients.get(a)!.drops.queueFull).toBe(4); // 16 held per target
     for (let i = 0; i < 5; i++) {
       w.net.run();
       await flushAsync();
@@ -205,12 +209,13 @@ describe("directory in-process", () => {
     ];
     // the directory now lies: every lookup is answered with the next forgery
     let next = 0;
-    w.dir.engine.onDirFrame = (t, type, buf, off, len, now) => {
-      if (type !== FrameType.DirRequest) return;
+    w.dir.dirHooks.frame = (t, type, buf, off, len, now) => {
+      if (type !== FrameType.DirRequest) return false;
       const m = decodeDirRequest(buf, off, len);
-      if (!m || m.op === "register" || m.op === "revocation") return;
+      if (!m || m.op === "register" || m.op === "revocation") return true;
       const r: DirResponse = { op: m.op, id: m.id, status: "ok", record: forged[next++ % forged.length]![1] };
       w.dir.engine.sendFrame(t, FrameType.DirResponse, encodeDirResponse(r), now);
+      return true;
     };
     const ca = w.clients.get(a)!;
     const results: LookupResult[] = [];
@@ -224,10 +229,10 @@ describe("directory in-process", () => {
       results.push(await p);
     }
     console.log(
-      `forged records: ${forged.map((f) => f[0]).join(", ")} -> dirBadRecord=${a.engine.drops.dirBadRecord}`,
+      `forged records: ${forged.map((f) => f[0]).join(", ")} -> dirBadRecord=${w.clients.get(a)!.drops.dirBadRecord}`,
     );
     expect(results.every((r) => !r.ok && r.reason === "badRecord")).toBe(true);
-    expect(a.engine.drops.dirBadRecord).toBe(forged.length);
+    expect(w.clients.get(a)!.drops.dirBadRecord).toBe(forged.length);
     // nothing was learned: no route to b, no peer at the forged endpoint
     expect(a.engine.routes.lookup4(0x0a4d0002)).toBeUndefined();
     expect([...a.engine.peers.values()].some((p) => p.name === "b")).toBe(false);
@@ -245,7 +250,7 @@ describe("directory in-process", () => {
     }
     const r = await p;
     expect(r.ok).toBe(true);
-    expect(a.engine.drops.dirBadRecord).toBe(0);
+    expect(w.clients.get(a)!.drops.dirBadRecord).toBe(0);
   });
 
   it("falls back to the next directory when the first does not answer", async () => {
@@ -278,9 +283,11 @@ describe("directory in-process", () => {
       { directories: [w.dir.addr], ca: w.ca.cert, clock: () => w.net.now },
       w.net.now,
     );
-    c.attach();
-    gw.engine.onDirFrame = (t, type, buf, off, len, now) => {
-      if (type === FrameType.DirResponse) c.onResponse(t, buf, off, len, now);
+    c.attach(gw.dirHooks);
+    gw.dirHooks.frame = (t, type, buf, off, len, now) => {
+      if (type !== FrameType.DirResponse) return false;
+      c.onResponse(t, buf, off, len, now);
+      return true;
     };
     w.clients.set(gw, c);
     await step(w, 1000);
@@ -309,9 +316,9 @@ describe("directory in-process", () => {
       w.net.run();
       await flushAsync();
     }
-    console.log(`registration flood: dirRateLimited ${w.dir.engine.drops.dirRateLimited} of 30`);
-    expect(w.dir.engine.drops.dirRateLimited).toBeGreaterThanOrEqual(15);
-    expect(w.dir.engine.events.dirRecordsStored).toBeLessThanOrEqual(12);
+    console.log(`registration flood: dirRateLimited ${w.server.drops.dirRateLimited} of 30`);
+    expect(w.server.drops.dirRateLimited).toBeGreaterThanOrEqual(15);
+    expect(w.server.events.dirRecordsStored).toBeLessThanOrEqual(12);
   });
 });
 function fieldsOf(e: import("../../src/wire/cert.js").EphemeralCert) {
@@ -356,7 +363,7 @@ describe("directory answers are hints, not authority", () => {
       a.send(ipv4("10.77.0.1", "10.77.0.2", `more ${i}`));
       await step(w, 500);
     }
-    expect(a.engine.events.dirRelookups).toBeGreaterThanOrEqual(1);
+    expect(w.clients.get(a)!.events.dirRelookups).toBeGreaterThanOrEqual(1);
     expect(a.engine.events.endpointProbes).toBeGreaterThanOrEqual(1);
     expect(addrToString(tb.endpoint)).toBe("192.0.2.2:7000");
     // b really is somewhere else and the directory knows: b answers the probe from there, a follows

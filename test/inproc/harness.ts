@@ -8,7 +8,7 @@ import { signKeyPair } from "../../src/crypto/sodium.js";
 import type { CaCert, HostCert } from "../../src/wire/cert.js";
 import { signCert } from "../../src/wire/cert.js";
 import { ADDR_BYTES, addrToString, tryEncodeAddr } from "../../src/wire/addr.js";
-import { Engine, type EngineOptions, type Output } from "../../src/tunnel/engine.js";
+import { Engine, type DirectoryHooks, type EngineOptions, type Output } from "../../src/tunnel/engine.js";
 import { onDatagram } from "../../src/tunnel/outside.js";
 
 export interface Ca {
@@ -68,6 +68,8 @@ export interface Datagram {
 
 export class SimHost implements Output {
   readonly engine: Engine;
+  /** the engine's directory hooks (EngineOptions.directory): a test's directory fills them */
+  readonly dirHooks: DirectoryHooks = {};
   readonly tunOut: Buffer[] = [];
   constructor(
     readonly net: SimNet,
@@ -92,6 +94,7 @@ export class SimHost implements Output {
         idleTimeoutMs: 180_000,
         maxTunnels: 1000,
         endpoints: () => [{ ip: a[0]!, port: Number(a[1]) }],
+        directory: this.dirHooks,
         ...opts,
       },
       this,

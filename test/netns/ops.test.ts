@@ -18,6 +18,7 @@ import {
   startDaemon,
   writeConfig,
   MINTUN,
+  MINTUND,
   type DaemonSpec,
   type HostFiles,
   type RunningDaemon,
@@ -31,6 +32,8 @@ const METRICS = "127.0.0.1:9477";
 interface NotifyRec {
   t: number;
   msg: string;
+  /** the sender's pid from SCM_CREDENTIALS */
+  pid: number | null;
   addr: string;
   route: string;
 }
@@ -51,8 +54,6 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
           .split("\n")
           .filter(Boolean)
           .map((l) => JSON.parse(l) as NotifyRec)
-          // systemd-notify follows each message with a BARRIER=1 (it waits until the manager has read it)
-          .filter((n) => n.msg !== "BARRIER=1")
       : [];
   const cli = (...args: string[]) => topo.host("a").ns.exec("node", [MINTUN, ...args]);
   const cliA = (...args: string[]) => cli(...args, "--socket", d.a!.socket);
@@ -118,6 +119,8 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
       what: "READY=1 on the notify socket",
     });
     expect(ready.msg).toMatch(new RegExp(`^MAINPID=${d.a!.proc.pid}$`, "m"));
+    // sent by mintund itself (the credentials name its pid): the unit can use NotifyAccess=main
+    expect(ready.pid).toBe(d.a!.proc.pid);
     expect(ready.msg).toMatch(/^STATUS=.*peers/m);
     // taken when the datagram arrived: the addresses and routes were already there
     expect(ready.addr).toContain(`${O4.a}/32`);
@@ -213,6 +216,24 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
         expect(h.stdout, c).toMatch(/^usage: mintun /);
       }
       expect((await cli("peers", "--bogus")).code).toBe(2);
+      // MINTUN_SOCKET stands for --socket; ping --json ends with one object
+      const envSt = await topo.host("a").ns.exec("node", [MINTUN, "status", "--json"], {
+        env: { ...process.env, MINTUN_SOCKET: d.a!.socket },
+      });
+      expect(envSt.code, envSt.stderr).toBe(0);
+      expect((JSON.parse(envSt.stdout) as Status).host.name).toBe("a");
+      const pj = await cliA("ping", "b", "--count", "2", "--interval-ms", "50", "--json");
+      expect(pj.code, pj.stderr).toBe(0);
+      expect(JSON.parse(pj.stdout)).toMatchObject({
+        host: "b",
+        address: O4.b,
+        transmitted: 2,
+        received: 2,
+        ok: true,
+      });
+      const v = await topo.host("a").ns.exec("node", [MINTUND, "--version"]);
+      expect(v.code).toBe(0);
+      expect(v.stdout).toMatch(/^mintund 0\.1\.0 \(node v\d+/);
       const down = await cli("status", "--socket", path.join(work, "nothing.sock"));
       expect(down.code).toBe(1);
       expect(down.stderr).toMatch(/not running/);

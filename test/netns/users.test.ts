@@ -31,6 +31,7 @@ import {
   execOk,
   pingStats,
   startHttpServer,
+  waitFor,
   type Netns,
   type OsUser,
   type Proc,
@@ -286,6 +287,16 @@ rules:
     expect(outa.session).toBe(inb.session);
     expect(await sessionsWith("a", "b")).toContain(outa.session);
     await h.proc.stop();
+    // the kernels closed the flow (FIN both ways): both ends show it closed while the entry
+    // waits for its idle timeout (it was "open" until the idle sweep before)
+    for (const [on, target, mine] of [
+      ["a", `${O4.b}:${PORT}`, (c: WhoisConn) => c.local === `${O4.a}:${h.port}`],
+      ["b", `${O4.a}:${h.port}`, (c: WhoisConn) => c.remote === `${O4.a}:${h.port}`],
+    ] as const)
+      await waitFor(
+        async () => ((await whois(on, target)).conns ?? []).find(mine)?.state === "closed" || null,
+        { timeoutMs: 5000, what: `${on} to show the closed flow as closed` },
+      );
   });
 
   it("bob's curl is refused at once: a synthesized RST, curl exit 7 (Connection refused)", async () => {

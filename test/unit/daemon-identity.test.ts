@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { FlowScratch, parseFlow } from "../../src/conn/conns.js";
-import { FakeIdentityLookup } from "../../src/net/identity.js";
+import { FakeIdentityLookup } from "../fakes/identity.js";
 import type { UserIdentity, UserStore } from "../../src/store/users.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { DaemonIdentity } from "../../src/daemon/identity.js";

@@ -13,7 +13,8 @@ import {
   FlowScratch,
   parseFlow,
 } from "../../src/conn/conns.js";
-import { FakeIdentityLookup, type IdentityLookup } from "../../src/net/identity.js";
+import type { IdentityLookup } from "../../src/net/identity.js";
+import { FakeIdentityLookup } from "../fakes/identity.js";
 import { PlatformError } from "../../src/errors.js";
 import { DaemonIdentity, resolveAsHost, type OsAccounts } from "../../src/daemon/identity.js";
 import { nullLogger } from "../../src/log.js";

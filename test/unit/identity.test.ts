@@ -4,12 +4,11 @@
  * /proc/net forced) in a child process inside a fresh network namespace, with sockets
  * owned by root and by uid 65534. Plus the cache, the /proc/net parser and the fallback.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  FakeIdentityLookup,
   IdentityCache,
   LinuxIdentityLookup,
   ipBytes,
@@ -19,9 +18,10 @@ import {
   type FlowKey,
 } from "../../src/net/identity.js";
 import { PlatformError } from "../../src/errors.js";
+import { FakeIdentityLookup } from "../fakes/identity.js";
 import { runCases, type CaseResult } from "../tools/native/compliance.js";
 import { fakeIdentityHarness, identityCases } from "../tools/native/identity-child.js";
-import { Netns, ROOT, canRunReal, outcome } from "../tools/native/netns.js";
+import { Netns, ROOT, canRunReal, outcome, runChild } from "../tools/native/netns.js";
 
 const ADDON = join(ROOT, "platform/linux/build/Release/mintun_linux.node");
 const SRCS = ["mintun_linux.c", "tun_offload.c", "tun_offload.h", "sockdiag.c", "sockdiag.h"].map((f) =>
@@ -43,30 +43,6 @@ function build(): void {
   );
 }
 
-function runChild(ns: Netns): Promise<Map<string, CaseResult>> {
-  return new Promise((resolve) => {
-    execFile(
-      "ip",
-      ["netns", "exec", ns.name, process.execPath, CHILD, "real"],
-      { timeout: 110_000, killSignal: "SIGKILL", maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        const map = new Map<string, CaseResult>();
-        try {
-          const line = stdout.trim().split("\n").pop() ?? "";
-          for (const r of (JSON.parse(line) as { results: CaseResult[] }).results) map.set(r.name, r);
-        } catch {
-          map.set("child", {
-            name: "child",
-            ok: false,
-            error: `no JSON (${String(err)}): ${stdout} ${stderr}`,
-          });
-        }
-        resolve(map);
-      },
-    );
-  });
-}
-
 describe("IdentityLookup compliance: FakeIdentityLookup", () => {
   for (const c of identityCases.filter((c) => !c.realOnly))
     it(c.name, async () => {
@@ -76,14 +52,14 @@ describe("IdentityLookup compliance: FakeIdentityLookup", () => {
 });
 
 describe.skipIf(!canRunReal)("IdentityLookup compliance: LinuxIdentityLookup in a network namespace", () => {
-  const ns = new Netns("id");
+  let ns: Netns | undefined;
   let results: Map<string, CaseResult> | undefined;
   beforeAll(async () => {
     build();
-    ns.create();
-    results = await runChild(ns);
+    ns = await Netns.create("id");
+    results = await runChild(ns!, "real", 110_000, { js: CHILD });
   }, 150_000);
-  afterAll(() => ns.destroy());
+  afterAll(() => ns?.destroy());
 
   const procNames = identityCases
     .filter((c) => !c.notProc && !c.name.startsWith("sockLookup"))

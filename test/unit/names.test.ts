@@ -560,7 +560,7 @@ describe("mintun resolve (CLI against a real API server with an async handler)",
       expect(ok.code).toBe(0);
       expect(ok.stdout).toContain("ip4:      10.77.0.9\n");
       expect(ok.stdout).toContain("subnets:  192.168.77.0/24\n");
-      expect(ok.stdout).toContain("(120s)");
+      expect(ok.stdout).toContain("(in 2m)");
       expect(ok.stdout).toContain("from:     the directory");
       const js = await run(["resolve", "gw", "--json", "--socket", sock]);
       expect(JSON.parse(js.stdout)).toMatchObject({

@@ -14,10 +14,9 @@ import { installPlan, applyAction, rewriteUnit } from "../../src/cli/commands/in
 import { parseConfig, restartRequired } from "../../src/config/config.js";
 import { EventRing, PeerTotals, TrafficHistory } from "../../src/daemon/history.js";
 import { createRegistry, METRIC_NAMES, type Observation } from "../../src/daemon/metrics.js";
-import { notifyArgs, SystemdNotifier } from "../../src/daemon/notify.js";
 import { whois, type Status } from "../../src/daemon/status.js";
 import { ConfigError } from "../../src/errors.js";
-import { nullLogger, RateLimitedLog } from "../../src/log.js";
+import { RateLimitedLog } from "../../src/log.js";
 import { createLogger } from "../../src/log-pino.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -153,38 +152,6 @@ describe("whois", () => {
     expect(whois(STATUS, "172.16.0.1")).toBeNull();
     expect(whois(STATUS, "fd78::1")).toBeNull();
     expect(whois(STATUS, "garbage")).toBeNull();
-  });
-});
-
-describe("sd_notify", () => {
-  it("formats state as systemd-notify arguments with MAINPID, without newlines", () => {
-    expect(notifyArgs(42, { READY: "1", STATUS: "two\nlines" })).toEqual([
-      "--pid=42",
-      "READY=1",
-      "STATUS=two lines",
-    ]);
-  });
-
-  it("sends messages in order through the program, and reports a missing program once", async () => {
-    const out = path.join(dir, "notify.out");
-    const prog = path.join(dir, "fake-notify");
-    fs.writeFileSync(prog, `#!/bin/sh\necho "$NOTIFY_SOCKET $*" >> ${out}\n`, { mode: 0o755 });
-    const n = new SystemdNotifier("/run/test.sock", nullLogger, prog, 7);
-    n.notify({ READY: "1" });
-    n.notify({ RELOADING: "1" });
-    n.notify({ STOPPING: "1" });
-    await n.flush();
-    expect(fs.readFileSync(out, "utf8")).toBe(
-      "/run/test.sock --pid=7 READY=1\n/run/test.sock --pid=7 RELOADING=1\n/run/test.sock --pid=7 STOPPING=1\n",
-    );
-    const lines: string[] = [];
-    const log = createLogger("debug", { write: (l) => void lines.push(l) });
-    const bad = new SystemdNotifier("/x", log, path.join(dir, "no-such-program"));
-    bad.notify({ READY: "1" });
-    bad.notify({ READY: "1" });
-    await bad.flush();
-    expect(lines.filter((l) => l.includes("sd_notify failed"))).toHaveLength(1);
-    expect(SystemdNotifier.fromEnv(nullLogger, {})).not.toBeInstanceOf(SystemdNotifier);
   });
 });
 
@@ -408,7 +375,7 @@ describe.skipIf(!hasAnalyze)("systemd units (systemd-analyze verify)", () => {
     const text = fs.readFileSync(path.join(ROOT, "systemd/mintund.service"), "utf8");
     for (const k of [
       "Type=notify",
-      "NotifyAccess=all",
+      "NotifyAccess=main",
       "ExecReload=/bin/kill -HUP $MAINPID",
       "RuntimeDirectory=mintun",
     ])

@@ -10,7 +10,7 @@ import type { TunDevice } from "../../src/net/tun.js";
 import { ADDR_LEN, addrKey, decodeAddr, encodeAddr, type UdpBatch, type UdpBind } from "../../src/net/udp.js";
 import { FakeNetwork } from "../fakes/udp.js";
 import { fakeUdpHarness, runCases, udpCases, type CaseResult } from "../tools/native/compliance.js";
-import { Netns, VethPair, buildNative, canRunReal, outcome } from "../tools/native/netns.js";
+import { Netns, VethPair, buildNative, runChild, canRunReal, outcome } from "../tools/native/netns.js";
 import { vethFlows } from "../tools/native/veth.js";
 
 describe("UdpBind compliance: FakeUdp", () => {
@@ -23,18 +23,18 @@ describe("UdpBind compliance: FakeUdp", () => {
 });
 
 describe.skipIf(!canRunReal)("UdpBind compliance: LinuxUdp in a network namespace", () => {
-  const ns = new Netns("udp");
+  let ns: Netns | undefined;
   let results: Map<string, CaseResult> | undefined;
   let perm: Map<string, CaseResult> | undefined;
 
   beforeAll(async () => {
     buildNative();
-    ns.create();
-    results = await ns.runChild("udp");
-    perm = await ns.runChild("perm");
+    ns = await Netns.create("udp");
+    results = await runChild(ns!, "udp");
+    perm = await runChild(ns!, "perm");
   }, 120_000);
 
-  afterAll(() => ns.destroy());
+  afterAll(() => ns?.destroy());
 
   for (const c of udpCases) {
     it(c.name, () => {
@@ -53,17 +53,17 @@ describe.skipIf(!canRunReal)("UdpBind compliance: LinuxUdp in a network namespac
 });
 
 describe.skipIf(!canRunReal)("LinuxUdp GSO/GRO over a veth pair between two namespaces", () => {
-  const pair = new VethPair();
+  let pair: VethPair | undefined;
   let rx: Map<string, CaseResult> | undefined;
   let tx: Map<string, CaseResult> | undefined;
 
   beforeAll(async () => {
     buildNative();
-    pair.create();
-    ({ rx, tx } = await pair.run());
+    pair = await VethPair.create();
+    ({ rx, tx } = await pair!.run());
   }, 120_000);
 
-  afterAll(() => pair.destroy());
+  afterAll(() => pair?.destroy());
 
   for (const f of vethFlows) {
     it(f.name, () => {

@@ -62,6 +62,7 @@ async function ok(argv: string[]) {
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-users-"));
+  fs.mkdirSync(path.join(dir, "keys"), { mode: 0o700 }); // keygen does not create directories
   fs.writeFileSync(path.join(dir, "passwd"), PASSWD);
   await ok(["ca", "init", "--dir", "ca", "--name", "acme-ca"]);
   await ok(["ca", "init", "--dir", "ca2", "--name", "other-ca"]);
@@ -294,12 +295,11 @@ describe("mintun user add / list / remove", () => {
     const both = await run(["user", "list", "--state", "s", "--config", "c"]);
     expect(both.code).toBe(2);
     expect(both.stderr).toContain("only one of --state and --config");
-    const help = await runCli(["user", "--help"], {
-      stdout: () => {},
-      stderr: () => {},
-      now: () => NOW_MS,
-      cwd: dir,
-    });
+    const help = await runCli(
+      ["user", "--help"],
+      { stdout: () => {}, stderr: () => {}, now: () => NOW_MS, cwd: dir },
+      COMMANDS,
+    );
     expect(help).toBe(0);
     for (const w of ["add", "remove", "list"])
       expect(COMMANDS.some((c) => c.path.join(" ") === `user ${w}`)).toBe(true);

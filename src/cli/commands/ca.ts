@@ -2,7 +2,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError, UsageError } from "../../errors.js";
-import { writeBundle, writeCert, writeSecretKey } from "../../store/keyfile.js";
+import {
+  CERT_LABELS,
+  LABEL_SECRET_KEY,
+  armor,
+  writeBundle,
+  writeCert,
+  writeSecretKey,
+} from "../../store/keyfile.js";
 import { signKeyPair, zero } from "../../crypto/sodium.js";
 import {
   fingerprint,
@@ -19,7 +26,12 @@ import type { ParsedArgs } from "../args.js";
 import {
   CLOCK_SKEW_SEC,
   FORCE_FLAG,
+  JSON_FLAG,
   KEY_PUB_FLAGS,
+  caFlag,
+  printJson,
+  requireDir,
+  writeCertArg,
   SECONDS_PER_DAY,
   iso,
   loadCa,
@@ -47,12 +59,15 @@ function checkGroups(groups: string[]): string[] {
 export const caInit: Command = {
   path: ["ca", "init"],
   summary: "create an organisation CA: DIR/ca.key (secret, 0600) and DIR/ca.crt",
-  description: "Keep ca.key offline: it signs every host and user certificate.",
+  description:
+    "Keep ca.key offline: it signs every host and user certificate. DIR is created (0700) when\n" +
+    "it does not exist; it is what other commands take as --ca.",
   flags: [
     { name: "dir", type: "string", metavar: "DIR", required: true, help: "directory for ca.key and ca.crt" },
     { name: "name", type: "string", metavar: "NAME", default: "mintun-ca", help: "CA name" },
     daysFlag(3650),
     FORCE_FLAG,
+    JSON_FLAG,
   ],
   run(args, io) {
     const dir = resolvePath(io, args.requireString("dir"));
@@ -81,6 +96,15 @@ export const caInit: Command = {
       );
       writeSecretKey(keyFile, kp.secretKey, { force });
       writeCert(certFile, cert, { force });
+      if (args.bool("json"))
+        return printJson(io, {
+          name,
+          fingerprint: fingerprint(cert.publicKey),
+          notBefore: iso(cert.notBefore),
+          notAfter: iso(cert.notAfter),
+          certFile,
+          keyFile,
+        });
       io.stdout(
         `created CA '${name}' (fingerprint ${fingerprint(cert.publicKey)}), valid until ${iso(cert.notAfter)}\n` +
           `  certificate: ${certFile}\n  secret key:  ${keyFile} (keep it offline)\n`,
@@ -108,7 +132,7 @@ const SIGN_DEFAULT_DAYS = 365;
 /** Shortest validity --seconds accepts (tests of expiry use tens of seconds). */
 const MIN_VALID_SECONDS = 10;
 
-/** after the kind's own flags: validity, output file, --force */
+/** after the kind's own flags: validity, output file, --force, --json */
 const SIGN_TAIL_FLAGS = [
   {
     name: "days",
@@ -128,12 +152,19 @@ const SIGN_TAIL_FLAGS = [
       "validity in seconds instead of --days (short-lived certificates, e.g. for tests); " +
       "notBefore is still now - 5 min",
   },
-  { name: "out", type: "string", metavar: "FILE", required: true, help: "certificate file to write" },
+  {
+    name: "out",
+    type: "string",
+    metavar: "FILE",
+    required: true,
+    help: "certificate (or bundle) file to write, in an existing directory; '-' for stdout",
+  },
   FORCE_FLAG,
+  { ...JSON_FLAG, help: "print what was written as JSON" },
 ] as const;
 
 const SIGN_COMMON_FLAGS = [
-  { name: "ca", type: "string", metavar: "DIR", required: true, help: "CA directory (ca.key, ca.crt)" },
+  caFlag("the CA that signs: its directory (ca.key, ca.crt) or its ca.crt file (ca.key beside it)", true),
   { name: "name", type: "string", metavar: "NAME", required: true, help: "subject name" },
   ...KEY_PUB_FLAGS,
   { name: "groups", type: "list", metavar: "a,b", help: "comma-separated groups" },
@@ -158,10 +189,19 @@ function signAndWrite(
 ): void {
   const name = checkName(args.requireString("name"));
   const groups = checkGroups(args.list("groups"));
-  const out = resolvePath(io, args.requireString("out"));
+  const outArg = args.requireString("out");
+  const toStdout = outArg === "-";
+  const out = toStdout ? "-" : resolvePath(io, outArg);
   const force = args.bool("force");
-  if (!force && fs.existsSync(out))
-    throw new CertError("EEXIST", `'${out}' already exists (use --force to overwrite)`);
+  const json = args.bool("json");
+  if (toStdout && json) throw new UsageError("--json and --out - both print on stdout: give one");
+  if (toStdout && bundle && io.stdoutIsTty)
+    throw new UsageError("a bundle holds a secret key: not printed on a terminal (pipe it, or --out FILE)");
+  if (!toStdout) {
+    requireDir(out);
+    if (!force && fs.existsSync(out))
+      throw new CertError("EEXIST", `'${out}' already exists (use --force to overwrite)`);
+  }
   if (bundle && (args.string("key-pub") !== undefined || args.string("key") !== undefined))
     throw new UsageError("--bundle makes a new key for the host: give no --key-pub or --key");
   // a bundle carries a fresh secret key for the host, made here
@@ -169,7 +209,7 @@ function signAndWrite(
   const publicKey = kp ? kp.publicKey : subjectPublicKey(args, io);
   let ca: ReturnType<typeof loadCa>;
   try {
-    ca = loadCa(resolvePath(io, args.requireString("ca")), io);
+    ca = loadCa(io, args.requireString("ca"));
   } catch (e) {
     if (kp) zero(kp.secretKey);
     throw e;
@@ -186,19 +226,45 @@ function signAndWrite(
       make({ name, publicKey, groups, notBefore, notAfter, issuer: ca.cert.publicKey }),
       ca.secretKey,
     );
-    if (kp) {
+    const summary = {
+      kind: cert.kind,
+      name,
+      fingerprint: fingerprint(publicKey),
+      notBefore: iso(cert.notBefore),
+      notAfter: iso(cert.notAfter),
+      ca: fingerprint(ca.cert.publicKey),
+      out: toStdout ? null : out,
+      bundle: kp !== null,
+    };
+    if (kp && toStdout) {
+      const parts = [
+        armor(LABEL_SECRET_KEY, kp.secretKey),
+        armor(CERT_LABELS[cert.kind], cert.raw),
+        armor(CERT_LABELS[ca.cert.kind], ca.cert.raw),
+      ].join("");
+      const text = Buffer.from(parts, "latin1");
+      if (io.stdoutBytes) io.stdoutBytes(text);
+      else io.stdout(parts);
+      zero(text);
+    } else if (toStdout) {
+      writeCertArg(io, "-", cert, force);
+    } else if (kp) {
       writeBundle(out, { secretKey: kp.secretKey, cert, ca: ca.cert }, { force });
-      io.stdout(
-        `wrote enrolment bundle ${out} (secret, 0600): a new key, the ${what} certificate and the CA certificate\n` +
-          `  name: ${name}, key fingerprint ${fingerprint(publicKey)}, valid until ${iso(cert.notAfter)}\n` +
-          `  on the host: mintun enrol ${path.basename(out)}  (then delete the bundle)\n`,
-      );
+      if (json) printJson(io, summary);
+      else
+        io.stdout(
+          `wrote enrolment bundle ${out} (secret, 0600): a new key, the ${what} certificate and the CA certificate\n` +
+            `  name: ${name}, key fingerprint ${fingerprint(publicKey)}, valid until ${iso(cert.notAfter)}\n` +
+            `  on the host: mintun enrol ${path.basename(out)}  (then delete the bundle)\n`,
+        );
     } else {
       writeCert(out, cert, { force });
-      io.stdout(
-        `wrote ${what} certificate ${out}\n  name: ${name}, key fingerprint ${fingerprint(publicKey)}, ` +
-          `valid until ${iso(cert.notAfter)}\n`,
-      );
+      if (json) printJson(io, summary);
+      else
+        io.stdout(
+          `wrote ${what} certificate ${out}\n  name: ${name}, key fingerprint ${fingerprint(publicKey)}, ` +
+            `valid until ${iso(cert.notAfter)}\n`,
+        );
     }
   } finally {
     zero(ca.secretKey);
@@ -208,7 +274,7 @@ function signAndWrite(
 
 export const caSignHost: Command = {
   path: ["ca", "sign-host"],
-  summary: "issue a host certificate",
+  summary: "issue a host certificate (or with --bundle an enrolment bundle)",
   description:
     "With --bundle, a new key pair is made for the host and --out gets one file (0600) with its\n" +
     "secret key, the certificate and the CA certificate: copy it to the host and run\n" +

@@ -1,27 +1,33 @@
 /** `mintun cert show`. */
-import { CertError } from "../../errors.js";
-import { readCert } from "../../store/keyfile.js";
 import { fingerprint, verifyCert, type Cert } from "../../wire/cert.js";
-import { resolvePath, type Command } from "../cli.js";
-import { iso, nowSec } from "./common.js";
+import type { Command } from "../cli.js";
+import { UsageError } from "../../errors.js";
+import { duration } from "../format.js";
+import { caFlag, iso, loadCaCert, nowSec, readCertArg } from "./common.js";
 
 export const certShow: Command = {
   path: ["cert", "show"],
   summary: "print a certificate; verify it against a CA with --ca",
-  positionals: [{ name: "FILE", help: "certificate file", required: true }],
+  failure: "the certificate does not verify against --ca, or a file is missing or malformed",
+  examples: [
+    "mintun cert show /etc/mintun/host.crt --ca /etc/mintun/ca.crt",
+    "mintun cert show - --json < web.crt",
+  ],
+  positionals: [{ name: "FILE", help: "certificate file ('-': read it from stdin)", required: true }],
   flags: [
     { name: "json", type: "boolean", help: "print JSON instead of text" },
-    { name: "ca", type: "string", metavar: "FILE", help: "CA certificate to verify against" },
+    caFlag("verify against this CA: its directory or its ca.crt file"),
   ],
   run(args, io) {
-    const cert = readCert(resolvePath(io, args.positionals[0]!));
+    if (args.positionals[0] === "-" && args.string("ca") === "-")
+      throw new UsageError("FILE and --ca cannot both be '-' (stdin)");
+    const cert = readCertArg(io, args.positionals[0]!);
     const now = nowSec(io);
     const caPath = args.string("ca");
     let verification: string | null = null;
     let ok = true;
     if (caPath !== undefined) {
-      const ca = readCert(resolvePath(io, caPath));
-      if (ca.kind !== "ca") throw new CertError("EWRONGKIND", `'${caPath}' is a ${ca.kind} cert, not a CA`);
+      const ca = loadCaCert(io, caPath);
       const v = verifyCert(cert, ca, now);
       ok = v.ok;
       verification = v.ok ? `ok (CA ${fingerprint(ca.publicKey)})` : `FAILED: ${v.reason}`;
@@ -66,7 +72,10 @@ export function formatCert(cert: Cert, now: number): string {
   }
   rows.push(["groups", cert.groups.length ? cert.groups.join(", ") : "-"]);
   rows.push(["not before", iso(cert.notBefore) + (now < cert.notBefore ? " (NOT YET VALID)" : "")]);
-  rows.push(["not after", iso(cert.notAfter) + (now >= cert.notAfter ? " (EXPIRED)" : "")]);
+  rows.push([
+    "not after",
+    iso(cert.notAfter) + (now >= cert.notAfter ? " (EXPIRED)" : ` (in ${duration(cert.notAfter - now)})`),
+  ]);
   rows.push([
     "issuer",
     cert.issuer.equals(cert.publicKey)

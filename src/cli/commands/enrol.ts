@@ -2,11 +2,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CertError } from "../../errors.js";
-import { publicKeyOf, readBundle, writeCert, writeSecretKey } from "../../store/keyfile.js";
+import { parseBundle, publicKeyOf, readBundle, writeCert, writeSecretKey } from "../../store/keyfile.js";
 import { zero } from "../../crypto/sodium.js";
 import { fingerprint, verifyCert, type CaCert } from "../../wire/cert.js";
 import { resolvePath, type Command } from "../cli.js";
-import { FORCE_FLAG, iso, nowSec } from "./common.js";
+import { FORCE_FLAG, JSON_FLAG, iso, nowSec, printJson, readStdin } from "./common.js";
 
 export const enrol: Command = {
   path: ["enrol"],
@@ -14,17 +14,25 @@ export const enrol: Command = {
   description:
     "FILE comes from 'mintun ca sign-host --bundle'. The certificate must verify against the CA\n" +
     "certificate in the bundle and belong to its secret key; nothing is written otherwise, and\n" +
-    "nothing is overwritten without --force. A mintund config then names the three files.",
-  positionals: [{ name: "FILE", help: "enrolment bundle", required: true }],
+    "nothing is overwritten without --force. A mintund config then names the three files.\n" +
+    "DIR is created (0700) when it does not exist, as 'ca init --dir' does: it is the one\n" +
+    "directory the command fills (keygen and ca sign-* refuse a missing directory instead).",
+  examples: [
+    "mintun enrol web.bundle",
+    "mintun ca sign-host --bundle --out - ... | ssh root@web mintun enrol -",
+  ],
+  positionals: [{ name: "FILE", help: "enrolment bundle ('-': read it from stdin)", required: true }],
   flags: [
     { name: "dir", type: "string", metavar: "DIR", default: "/etc/mintun", help: "where the files go" },
     FORCE_FLAG,
+    JSON_FLAG,
   ],
   run(args, io) {
-    const file = resolvePath(io, args.positionals[0]!);
+    const arg = args.positionals[0]!;
+    const file = arg === "-" ? "<stdin>" : resolvePath(io, arg);
     const dir = resolvePath(io, args.requireString("dir"));
     const force = args.bool("force");
-    const b = readBundle(file);
+    const b = arg === "-" ? parseBundle(readStdin(io), file) : readBundle(file);
     try {
       if (!publicKeyOf(b.secretKey).equals(b.cert.publicKey))
         throw new CertError("EMISMATCH", `'${file}': the secret key does not belong to the certificate`);
@@ -46,6 +54,16 @@ export const enrol: Command = {
       const addrs = [c.kind === "host" ? c.ip4 : null, c.kind === "host" ? c.ip6 : null]
         .filter(Boolean)
         .join(" ");
+      if (args.bool("json"))
+        return printJson(io, {
+          name: c.name,
+          ip4: c.kind === "host" ? c.ip4 : null,
+          ip6: c.kind === "host" ? c.ip6 : null,
+          fingerprint: fingerprint(c.publicKey),
+          notAfter: iso(c.notAfter),
+          ca: { name: b.ca.name, fingerprint: fingerprint(b.ca.publicKey) },
+          wrote: out,
+        });
       io.stdout(
         `enrolled host '${c.name}' ${addrs}, key fingerprint ${fingerprint(c.publicKey)}, valid until ${iso(c.notAfter)}\n` +
           `  CA '${b.ca.name}' (fingerprint ${fingerprint(b.ca.publicKey)})\n` +

@@ -1,6 +1,7 @@
 /**
- * The command table. Adding a command is one entry here (the order is the order in
- * `mintun --help`).
+ * The command table with every module loaded (tests use it). Adding a command is one
+ * entry here and one in table.ts (the lazy table bin/mintun runs from; same order, the
+ * order in `mintun --help`; test/unit/cli-habits.test.ts checks they agree).
  */
 import type { Command } from "../cli.js";
 import { caInit, caSignHost, caSignUser } from "./ca.js";
@@ -9,7 +10,8 @@ import { caRevoke } from "./revoke.js";
 import { enrol } from "./enrol.js";
 import { keygen, pubkey } from "./keys.js";
 import { install } from "./install.js";
-import { checkConfig, peers, ping, reload, whois } from "./ops.js";
+import { checkConfig } from "./check-config.js";
+import { peers, ping, reload, whois } from "./ops.js";
 import { resolve } from "./resolve.js";
 import { status } from "./status.js";
 import { USER_COMMANDS } from "./users.js";

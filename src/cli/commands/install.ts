@@ -8,9 +8,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { MintunError, UsageError } from "../../errors.js";
 import { resolvePath, type Command } from "../cli.js";
+import { packageRoot } from "../../version.js";
 
 export interface Action {
   kind: "mkdir" | "copy" | "write" | "symlink";
@@ -158,11 +158,14 @@ export const install: Command = {
     { name: "root", type: "string", metavar: "DIR", default: "/", help: "stage everything under DIR" },
     { name: "node", type: "string", metavar: "PATH", help: "node binary for ExecStart (default: this one)" },
     { name: "dry-run", type: "boolean", help: "print what would be done and change nothing" },
+    { name: "json", type: "boolean", help: "print the actions (done, or planned with --dry-run) as JSON" },
   ],
   run(args, io) {
     const prefix = args.string("prefix")!;
     if (!path.isAbsolute(prefix)) throw new UsageError(`--prefix must be an absolute path, got '${prefix}'`);
-    const source = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
+    const source = packageRoot(import.meta.url);
+    if (!source)
+      throw new MintunError("ENOSOURCE", "cannot find the mintun tree (package.json) this command runs from");
     const plan = installPlan({
       source,
       prefix,
@@ -170,6 +173,17 @@ export const install: Command = {
       node: args.string("node") ?? process.execPath,
     });
     const dry = args.bool("dry-run");
+    if (args.bool("json")) {
+      const done = plan.map((x) => ({
+        kind: x.kind,
+        path: x.path,
+        ...(x.from ? { from: x.from } : {}),
+        ...(x.mode !== undefined ? { mode: x.mode.toString(8).padStart(4, "0") } : {}),
+        result: dry ? "planned" : applyAction(x),
+      }));
+      io.stdout(JSON.stringify({ dryRun: dry, prefix, actions: done }, null, 2) + "\n");
+      return;
+    }
     for (const x of plan) io.stdout(`${dry ? "would " : ""}${dry ? describe(x) : applyAction(x)}\n`);
     io.stdout(
       `${dry ? "dry run: nothing changed. " : ""}next: create keys and certificates (docs/OPERATIONS.md), edit ` +

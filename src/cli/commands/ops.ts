@@ -1,7 +1,7 @@
 /**
  * Operator commands that talk to the running daemon or check its inputs:
- * `mintun peers`, `mintun whois ADDR[:PORT]`, `mintun ping HOST`, `mintun reload`,
- * `mintun check-config FILE`.
+ * `mintun peers`, `mintun whois ADDR[:PORT]`, `mintun ping HOST`, `mintun reload`
+ * (`mintun check-config FILE` is in check-config.ts).
  *
  * Exit codes (shell-friendly, as everywhere in mintun): 0 success; 1 failure
  * (daemon not reachable, address unknown, no ping reply, config invalid);
@@ -9,22 +9,12 @@
  */
 import { spawn } from "node:child_process";
 import { apiCall } from "../../api/client.js";
-import { loadConfig, RESTART_KEYS } from "../../config/config.js";
-import { hostRights } from "../../conn/policy.js";
-import { loadPolicy } from "../../store/policy-file.js";
-import {
-  publicKeyOf,
-  readCert as readCertFile,
-  readSecretKey as readSecretKeyFile,
-} from "../../store/keyfile.js";
-import { zero } from "../../crypto/sodium.js";
 import type { ReloadStatus, Status, WhoisAnswer, WhoisConn } from "../../daemon/status.js";
-import { whois as whoisOf } from "../../daemon/status.js";
-import { CertError, MintunError, UsageError } from "../../errors.js";
-import { fingerprint, verifyCert } from "../../wire/cert.js";
+import { MintunError, UsageError } from "../../errors.js";
 import { parseIp } from "../../ip/ip.js";
-import { EXIT_FAILURE, resolvePath, type Command, type Io } from "../cli.js";
-import { bytes, SOCKET_FLAG, table } from "./status.js";
+import { EXIT_FAILURE, type Command, type Io } from "../cli.js";
+import { SOCKET_FLAG, table } from "./status.js";
+import { bytes, recordText } from "../format.js";
 
 const JSON_FLAG = { name: "json", type: "boolean", help: "print JSON" } as const;
 
@@ -51,7 +41,7 @@ export function formatPeers(s: Status): string {
         [p.ip4, p.ip6, ...p.subnets].filter(Boolean).join(" ") || "-",
         p.endpoint ?? "-",
         p.key ?? "-",
-        p.record ? `key ${p.record.keyId} (${p.record.expiresInSec}s)` : "not fetched",
+        recordText(p),
         bytes(rx),
         bytes(tx),
       ];
@@ -205,6 +195,7 @@ export const reload: Command = {
 
 /** Resolves a peer name or overlay address to { address, owner } from the status. */
 export function resolveTarget(
+  whoisOf: (s: Status, address: string) => WhoisAnswer | null,
   s: Status,
   host: string,
   family: 4 | 6 | null,
@@ -231,15 +222,32 @@ export function resolveTarget(
   return { address, w };
 }
 
-function runPing(args: string[], io: Io): Promise<number> {
+/** The summary lines of iputils ping: "3 packets transmitted, 3 received", "rtt min/avg/max/mdev = ..." */
+export function parsePingSummary(out: string): {
+  transmitted: number | null;
+  received: number | null;
+  rttMs: { min: number; avg: number; max: number; mdev: number } | null;
+} {
+  const c = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
+  const r = /= ([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(out);
+  return {
+    transmitted: c ? Number(c[1]) : null,
+    received: c ? Number(c[2]) : null,
+    rttMs: r ? { min: Number(r[1]), avg: Number(r[2]), max: Number(r[3]), mdev: Number(r[4]) } : null,
+  };
+}
+
+/** Runs ping; its output goes to io as it comes, or (capture) is returned whole. */
+function runPing(args: string[], io: Io, capture = false): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const c = spawn("ping", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
     c.stdout.setEncoding("utf8");
     c.stderr.setEncoding("utf8");
-    c.stdout.on("data", (d: string) => io.stdout(d));
-    c.stderr.on("data", (d: string) => io.stderr(d));
+    c.stdout.on("data", (d: string) => (capture ? (out += d) : io.stdout(d)));
+    c.stderr.on("data", (d: string) => (capture ? (out += d) : io.stderr(d)));
     c.on("error", (e) => reject(new MintunError("ENOPING", `cannot run ping: ${e.message}`, { cause: e })));
-    c.on("close", (code) => resolve(code ?? EXIT_FAILURE));
+    c.on("close", (code) => resolve({ code: code ?? EXIT_FAILURE, out }));
   });
 }
 
@@ -264,13 +272,25 @@ export const ping: Command = {
     },
     { name: "timeout", type: "number", metavar: "SEC", default: 2, min: 1, max: 60, help: "wait per reply" },
     { name: "ipv6", type: "boolean", help: "use the peer's overlay IPv6 address" },
+    {
+      ...JSON_FLAG,
+      help: "print one JSON object at the end (ping's counts and round-trip times, the tunnels)",
+    },
   ],
   async run(args, io) {
     const socket = args.string("socket")!;
     const host = args.positionals[0]!;
-    const { address, w } = resolveTarget(await getStatus(socket), host, args.bool("ipv6") ? 6 : null);
-    io.stdout(`mintun ping ${w.name}${w.kind === "self" ? " (this host)" : ""} at ${address}\n`);
-    const code = await runPing(
+    // the owner lookup is loaded for ping only (whois asks the daemon)
+    const { whois: whoisOf } = await import("../../daemon/status.js");
+    const { address, w } = resolveTarget(
+      whoisOf,
+      await getStatus(socket),
+      host,
+      args.bool("ipv6") ? 6 : null,
+    );
+    const json = args.bool("json");
+    if (!json) io.stdout(`mintun ping ${w.name}${w.kind === "self" ? " (this host)" : ""} at ${address}\n`);
+    const { code, out } = await runPing(
       [
         "-n",
         "-c",
@@ -282,10 +302,26 @@ export const ping: Command = {
         address,
       ],
       io,
+      json,
     );
-    if (w.kind === "peer") {
-      const after = whoisOf(await getStatus(socket), address);
-      const ts = after?.tunnels ?? [];
+    const tunnels = w.kind === "peer" ? (whoisOf(await getStatus(socket), address)?.tunnels ?? []) : [];
+    if (json) {
+      io.stdout(
+        JSON.stringify(
+          {
+            host: w.name,
+            self: w.kind === "self",
+            address,
+            ...parsePingSummary(out),
+            tunnels,
+            ok: code === 0,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+    } else if (w.kind === "peer") {
+      const ts = tunnels;
       io.stdout(
         ts.length
           ? ts
@@ -295,97 +331,5 @@ export const ping: Command = {
       );
     }
     return code === 0 ? 0 : EXIT_FAILURE;
-  },
-};
-
-export const checkConfig: Command = {
-  path: ["check-config"],
-  summary: "validate a mintund config file (and the key and certificate files it names)",
-  description:
-    "Errors name the file, the line, the key and what was expected; exit 1 on any error.\n" +
-    "Without --syntax-only, also reads the CA, host key and certificate and checks that\n" +
-    "they belong together and verify now.",
-  positionals: [{ name: "FILE", help: "config file", required: true }],
-  flags: [{ name: "syntax-only", type: "boolean", help: "do not read the key and certificate files" }],
-  run(args, io) {
-    const file = resolvePath(io, args.positionals[0]!);
-    const c = loadConfig(file);
-    const notes: string[] = [];
-    if (!args.bool("syntax-only")) {
-      // name the config key in file errors
-      const keyed = <T>(key: string, f: () => T): T => {
-        try {
-          return f();
-        } catch (e) {
-          if (e instanceof MintunError)
-            throw new CertError(e.code, `${file} (${key}): ${e.message}`, { cause: e });
-          throw e;
-        }
-      };
-      const readCert = (key: string, f: string) => keyed(key, () => readCertFile(f));
-      const readSecretKey = (key: string, f: string) => keyed(key, () => readSecretKeyFile(f));
-      const ca = readCert("ca", c.ca);
-      if (ca.kind !== "ca")
-        throw new CertError("ECERTKIND", `${c.ca} (ca): expected a CA certificate, got ${ca.kind}`);
-      const hc = readCert("host.cert", c.host.cert);
-      if (hc.kind !== "host")
-        throw new CertError(
-          "ECERTKIND",
-          `${c.host.cert} (host.cert): expected a host certificate, got ${hc.kind}`,
-        );
-      const sk = readSecretKey("host.key", c.host.key);
-      const pk = publicKeyOf(sk);
-      zero(sk);
-      if (!pk.equals(hc.publicKey))
-        throw new CertError("EKEYMISMATCH", `${c.host.key} (host.key) is not the key of ${c.host.cert}`);
-      const v = verifyCert(hc, ca, Math.floor(io.now() / 1000));
-      if (!v.ok)
-        throw new CertError(
-          "ECERTINVALID",
-          `${c.host.cert} (host.cert) does not verify against ${c.ca}: ${v.reason}`,
-        );
-      const days = Math.floor((hc.notAfter - io.now() / 1000) / 86400);
-      notes.push(`host '${hc.name}' (${fingerprint(hc.publicKey)}), certificate valid ${days} more days`);
-      if (days < 30) notes.push(`warning: the host certificate expires in ${days} days`);
-      for (const [i, p] of c.peers.entries())
-        if (p.cert && readCert(`peers[${i}].cert`, p.cert).kind !== "host")
-          throw new CertError("ECERTKIND", `${p.cert} (peers[${i}].cert): not a host certificate`);
-    }
-    // the policy file is checked in every mode (it is configuration, not a secret)
-    if (c.policy) {
-      const pol = loadPolicy(c.policy);
-      notes.push(
-        `policy ${c.policy}: ${pol.rules.length} rules, default ${pol.default}; users without an identity run as ${c.users.unmapped === "host" ? "the host" : "nobody (refused)"}`,
-      );
-      if (c.users.unmapped === "host") {
-        const hr = hostRights(pol);
-        const what = hr.rules
-          .map((r) => `rules[${r.index}] (line ${r.line}${r.name ? `, "${r.name}"` : ""})`)
-          .concat(hr.byDefault ? ["the default (allow)"] : []);
-        if (what.length > 0)
-          notes.push(
-            `warning: users.unmapped is host and the policy grants host rights (${what.join(", ")}): ` +
-              `every OS user without an identity, and every flow whose owner is not proven, gets them ` +
-              `(set users.unmapped: deny and list services in users.asHost)`,
-          );
-      }
-    } else if (c.users.unmapped === "host")
-      notes.push(
-        "warning: users.unmapped is host: every OS user without an identity, and every flow whose owner " +
-          "is not proven, acts as this host wherever a peer's policy grants host rights " +
-          "(set users.unmapped: deny and list services in users.asHost)",
-      );
-    if (c.users.asHost.length > 0)
-      notes.push(`acting as the host besides root: ${c.users.asHost.join(", ")}`);
-    const hp = (x: { host: string; port: number } | null) =>
-      x ? `${x.host.includes(":") ? `[${x.host}]` : x.host}:${x.port}` : "off";
-    io.stdout(
-      `${file}: ok\n` +
-        notes.map((n) => `  ${n}\n`).join("") +
-        `  ${c.peers.length} peers, listen ${hp({ host: c.listen.address, port: c.listen.port })}, tun ${c.tun.name}, ` +
-        `metrics ${hp(c.metrics.listen)}, web ${hp(c.web.listen)}, log ${c.log.level}\n` +
-        `  ${c.directories.length} directories, directory role ${c.directory ? `on (store ${c.directory.store})` : "off"}\n` +
-        `  keys that need a restart when changed: ${RESTART_KEYS.join(", ")}\n`,
-    );
   },
 };

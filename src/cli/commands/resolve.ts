@@ -9,6 +9,7 @@ import type { NameAnswer } from "../../names/names.js";
 import { UsageError } from "../../errors.js";
 import { EXIT_FAILURE, type Command } from "../cli.js";
 import { SOCKET_FLAG } from "./status.js";
+import { duration } from "../format.js";
 
 const SOURCE: Record<NameAnswer["source"], string> = {
   self: "this host",
@@ -24,7 +25,10 @@ export function formatResolve(a: NameAnswer, now: number): string {
     ["ip6", a.ip6 ?? "-"],
     ["subnets", a.subnets.length ? a.subnets.join(" ") : "-"],
     ["key", a.key],
-    ["expires", `${new Date(a.expiresAt).toISOString()} (${left}s)`],
+    [
+      "expires",
+      `${new Date(a.expiresAt).toISOString()} (${left >= 0 ? `in ${duration(left)}` : `${duration(-left)} ago`})`,
+    ],
     ["from", SOURCE[a.source]],
   ];
   return rows.map(([k, v]) => `${(k + ":").padEnd(9)} ${v}\n`).join("");

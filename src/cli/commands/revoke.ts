@@ -16,7 +16,7 @@ import {
 } from "../../wire/revocation.js";
 import { resolvePath, type Command, type Io } from "../cli.js";
 import type { ParsedArgs } from "../args.js";
-import { SECONDS_PER_DAY, iso, loadCa, nowSec } from "./common.js";
+import { SECONDS_PER_DAY, caFlag, caPaths, iso, loadCa, nowSec } from "./common.js";
 
 /** Default file name of the list in the CA directory. */
 export const REVOCATION_FILE = "revoked.crl";
@@ -90,7 +90,7 @@ export const caRevoke: Command = {
     "re-issued (new number and next-update). Hosts load it from trust.revocationList (reloads on\n" +
     "SIGHUP) and receive newer lists through the directory; see docs/OPERATIONS.md.",
   flags: [
-    { name: "ca", type: "string", metavar: "DIR", required: true, help: "CA directory (ca.key, ca.crt)" },
+    caFlag("the CA that signs the list: its directory (ca.key, ca.crt) or its ca.crt file", true),
     {
       name: "host-cert",
       type: "string",
@@ -128,12 +128,13 @@ export const caRevoke: Command = {
     { name: "json", type: "boolean", help: "print JSON instead of text" },
   ],
   run(args, io) {
-    const caDir = resolvePath(io, args.requireString("ca"));
+    const caArg = args.requireString("ca");
+    const caDir = path.dirname(caPaths(io, caArg).certFile);
     const out =
       args.string("out") !== undefined
         ? resolvePath(io, args.string("out")!)
         : path.join(caDir, REVOCATION_FILE);
-    const ca = loadCa(caDir, io);
+    const ca = loadCa(io, caArg);
     try {
       const now = nowSec(io);
       let old: RevocationList | null = null;

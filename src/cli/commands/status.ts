@@ -3,6 +3,7 @@ import { apiCall } from "../../api/client.js";
 import type { Status } from "../../daemon/status.js";
 import type { Command, Io } from "../cli.js";
 import type { FlagSpec } from "../args.js";
+import { ago, bytes, duration, durationMs, keyIdHex, recordText } from "../format.js";
 
 export const DEFAULT_SOCKET = "/run/mintun/mintund.sock";
 
@@ -11,22 +12,11 @@ export const SOCKET_FLAG: FlagSpec = {
   type: "string",
   metavar: "PATH",
   default: DEFAULT_SOCKET,
+  env: "MINTUN_SOCKET",
   help: "the daemon's API socket (api.socket in its config)",
 };
 
-export function bytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
-
-function ago(ms: number): string {
-  if (ms < 0) return "-";
-  if (ms < 1000) return `${ms}ms`;
-  if (ms < 120_000) return `${Math.round(ms / 1000)}s`;
-  return `${Math.round(ms / 60_000)}m`;
-}
+export { bytes };
 
 export function table(rows: string[][]): string {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
@@ -38,23 +28,24 @@ export function table(rows: string[][]): string {
 export function formatStatus(s: Status): string {
   const h = s.host;
   let o = `host ${h.name} (key ${h.key})  ${[h.ip4, h.ip6, ...h.subnets].filter(Boolean).join(" ")}\n`;
-  o += `listen ${s.listen}  tun ${s.tun}  up ${s.uptimeSec}s  ephemeral keys: ${s.ephemeral
-    .map((k) => `${k.keyId} (${k.expiresInSec}s left)`)
+  o += `listen ${s.listen}  tun ${s.tun}  up ${duration(s.uptimeSec)}  ephemeral keys: ${s.ephemeral
+    .map((k) => `${keyIdHex(k.keyId)} (${duration(k.expiresInSec)} left)`)
     .join(", ")}\n\n`;
   o += `tunnels: ${s.tunnels.length}\n`;
   if (s.tunnels.length > 0)
     o += table([
-      ["PEER", "ROLE", "STATE", "ENDPOINT", "EPOCH", "RX", "TX", "LAST RX", "REKEYED", "SESSION"],
+      ["PEER", "ROLE", "STATE", "ENDPOINT", "AGE", "EPOCH", "RX", "TX", "LAST RX", "REKEYED", "SESSION"],
       ...s.tunnels.map((t) => [
         t.peer,
         t.role,
         t.state,
         t.endpoint,
+        durationMs(t.ageMs),
         String(t.epoch),
         `${t.rxPackets} pkts/${bytes(t.rxBytes)}`,
         `${t.txPackets} pkts/${bytes(t.txBytes)}`,
         ago(t.lastRxMsAgo),
-        ago(t.lastRekeyMsAgo),
+        t.lastRekeyMsAgo < 0 ? "never" : ago(t.lastRekeyMsAgo),
         t.session,
       ]),
     ]);
@@ -67,7 +58,7 @@ export function formatStatus(s: Status): string {
         p.key ?? "-",
         [p.ip4, p.ip6, ...p.subnets].filter(Boolean).join(" ") || "-",
         p.endpoint ?? "-",
-        p.record ? `key ${p.record.keyId}, ${p.record.expiresInSec}s left` : "not fetched",
+        recordText(p),
       ]),
     ]);
   const c = s.connections;

@@ -22,7 +22,7 @@ import {
 } from "../../store/users.js";
 import { resolvePath, type Command, type Io } from "../cli.js";
 import type { FlagSpec, ParsedArgs } from "../args.js";
-import { FORCE_FLAG, iso, nowSec } from "./common.js";
+import { FORCE_FLAG, JSON_FLAG, caFlag, iso, loadCaCert, nowSec, printJson } from "./common.js";
 import { table } from "./status.js";
 
 /** What the commands take from the system; tests inject their own. */
@@ -48,12 +48,7 @@ const STATE_FLAGS: FlagSpec[] = [
   },
 ];
 
-const CA_FLAG: FlagSpec = {
-  name: "ca",
-  type: "string",
-  metavar: "FILE",
-  help: "CA certificate the user certificate must verify against",
-};
+const CA_FLAG: FlagSpec = caFlag("the CA the user certificate must verify against: its directory or ca.crt");
 
 function storeDir(args: ParsedArgs, io: Io): string {
   const state = args.string("state");
@@ -74,11 +69,7 @@ function requireRoot(deps: UserCommandDeps, what: string): void {
     );
 }
 
-function readCa(io: Io, file: string): CaCert {
-  const ca = readCert(resolvePath(io, file));
-  if (ca.kind !== "ca") throw new CertError("EWRONGKIND", `'${file}' is a ${ca.kind} cert, not a CA`);
-  return ca;
-}
+const readCa = (io: Io, arg: string): CaCert => loadCaCert(io, arg);
 
 function status(now: number, notBefore: number, notAfter: number): string {
   return now >= notAfter ? "EXPIRED" : now < notBefore ? "NOT-YET-VALID" : "ok";
@@ -101,6 +92,7 @@ export function userCommands(deps: UserCommandDeps): Command[] {
       CA_FLAG,
       ...STATE_FLAGS,
       { ...FORCE_FLAG, help: "replace an existing identity of this OS user" },
+      JSON_FLAG,
     ],
     run(args, io) {
       requireRoot(deps, "add");
@@ -144,12 +136,24 @@ export function userCommands(deps: UserCommandDeps): Command[] {
           { uid: pw.uid, osUser: pw.name, cert, secretKey: sk },
           { force: args.bool("force") },
         );
-        io.stdout(
-          `OS user ${pw.name} (uid ${pw.uid}) now connects as user '${cert.name}'` +
-            `${cert.groups.length ? ` (groups ${cert.groups.join(", ")})` : ""}\n` +
-            `  key fingerprint ${fingerprint(cert.publicKey)}, valid until ${iso(cert.notAfter)}, ${verified}\n` +
-            `  wrote ${file} (0600)\n`,
-        );
+        if (args.bool("json"))
+          printJson(io, {
+            uid: pw.uid,
+            osUser: pw.name,
+            name: cert.name,
+            groups: cert.groups,
+            fingerprint: fingerprint(cert.publicKey),
+            notAfter: iso(cert.notAfter),
+            verifiedBy: caArg !== undefined ? fingerprint(cert.issuer) : null,
+            file,
+          });
+        else
+          io.stdout(
+            `OS user ${pw.name} (uid ${pw.uid}) now connects as user '${cert.name}'` +
+              `${cert.groups.length ? ` (groups ${cert.groups.join(", ")})` : ""}\n` +
+              `  key fingerprint ${fingerprint(cert.publicKey)}, valid until ${iso(cert.notAfter)}, ${verified}\n` +
+              `  wrote ${file} (0600)\n`,
+          );
         const store = UserStore.load(dir);
         try {
           const others = store
@@ -173,7 +177,7 @@ export function userCommands(deps: UserCommandDeps): Command[] {
       "OS_USER is looked up in /etc/passwd; a user that no longer exists there is found by the\n" +
       "name recorded in the store.",
     positionals: [{ name: "OS_USER", help: "local user name (or uid)", required: true }],
-    flags: [...STATE_FLAGS],
+    flags: [...STATE_FLAGS, JSON_FLAG],
     run(args, io) {
       requireRoot(deps, "remove");
       const osName = args.positionals[0]!;
@@ -190,6 +194,7 @@ export function userCommands(deps: UserCommandDeps): Command[] {
       const removed = uids.filter((uid) => removeUser(dir, uid));
       if (removed.length === 0)
         throw new MintunError("ENOENT", `OS user '${osName}' has no user identity in '${dir}'`);
+      if (args.bool("json")) return printJson(io, { osUser: osName, removedUids: removed, dir });
       for (const uid of removed)
         io.stdout(`removed the user identity of ${osName} (uid ${uid}) from ${dir}\n`);
     },

@@ -13,7 +13,6 @@ import { isIPv4 } from "node:net";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import {
-  FakeIdentityLookup,
   LinuxIdentityLookup,
   PROTO_TCP,
   PROTO_UDP,
@@ -22,6 +21,7 @@ import {
   type IdentityLookup,
 } from "../../../src/net/identity.js";
 import { PlatformError } from "../../../src/errors.js";
+import { FakeIdentityLookup } from "../../fakes/identity.js";
 import { native } from "../../../src/net/native.js";
 import { check, runCases, type Case, type CaseResult } from "./compliance.js";
 

@@ -1,12 +1,15 @@
 /**
- * Helpers for the vitest compliance suites: build the addon and the child, create and
- * delete a throwaway network namespace, run child.js inside it and parse its JSON.
+ * Helpers for the vitest compliance suites: build the addon and the child, run child.js
+ * inside a namespace (test/netns/lib.ts Netns) and parse its JSON.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CaseResult } from "./compliance.js";
+import { Netns } from "../../netns/lib.js";
+
+export { Netns };
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const ADDON = join(ROOT, "platform/linux/build/Release/mintun_linux.node");
@@ -40,57 +43,29 @@ export function buildNative(): void {
   );
 }
 
-export class Netns {
-  readonly name: string;
-  constructor(tag: string) {
-    this.name = `mtc-${process.pid}-${tag}`;
-  }
-
-  create(): void {
-    this.destroy();
-    execFileSync("ip", ["netns", "add", this.name], { stdio: "pipe" });
-    execFileSync("ip", ["-n", this.name, "link", "set", "lo", "up"], { stdio: "pipe" });
-  }
-
-  /** idempotent */
-  destroy(): void {
-    try {
-      execFileSync("ip", ["netns", "del", this.name], { stdio: "pipe" });
-    } catch {
-      // did not exist
-    }
-  }
-
-  /** Run child.js <mode> in the namespace; resolves with its results, keyed by case name. */
-  runChild(
-    mode: string,
-    timeoutMs = 55_000,
-    opts: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
-  ): Promise<Map<string, CaseResult>> {
-    return new Promise((resolve) => {
-      execFile(
-        "ip",
-        ["netns", "exec", this.name, process.execPath, CHILD_JS, mode, ...(opts.args ?? [])],
-        { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, env: opts.env ?? process.env },
-        (err, stdout, stderr) => {
-          const map = new Map<string, CaseResult>();
-          const line = stdout.trim().split("\n").pop() ?? "";
-          try {
-            for (const r of (JSON.parse(line) as { results: CaseResult[] }).results) map.set(r.name, r);
-          } catch {
-            map.set("child", {
-              name: "child",
-              ok: false,
-              error: `no JSON (${String(err)}): ${stdout} ${stderr}`,
-            });
-          }
-          if (err && !map.has("child"))
-            map.set("child", { name: "child", ok: false, error: `${String(err)}: ${stderr}` });
-          resolve(map);
-        },
-      );
-    });
-  }
+/**
+ * Run `node <js> <mode> [args]` inside namespace `ns` (one of test/netns/lib.ts, the one
+ * namespace helper of the suite); resolves with the child's results, keyed by case name.
+ */
+export function runChild(
+  ns: Netns,
+  mode: string,
+  timeoutMs = 55_000,
+  opts: { args?: string[]; env?: NodeJS.ProcessEnv; js?: string } = {},
+): Promise<Map<string, CaseResult>> {
+  return new Promise((resolve) => {
+    execFile(
+      "ip",
+      ["netns", "exec", ns.name, process.execPath, opts.js ?? CHILD_JS, mode, ...(opts.args ?? [])],
+      { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 16 << 20, env: opts.env ?? process.env },
+      (err, stdout, stderr) => {
+        const map = parseResults(stdout, `${String(err)}: ${stderr}`);
+        if (err && !map.has("child"))
+          map.set("child", { name: "child", ok: false, error: `${String(err)}: ${stderr}` });
+        resolve(map);
+      },
+    );
+  });
 }
 
 /**
@@ -99,14 +74,15 @@ export class Netns {
  * deletes the pair.
  */
 export class VethPair {
-  readonly a = new Netns("va");
-  readonly b = new Netns("vb");
+  private constructor(
+    readonly a: Netns,
+    readonly b: Netns,
+  ) {}
 
-  create(): void {
-    this.a.create();
-    this.b.create();
-    const a = this.a.name;
-    const b = this.b.name;
+  static async create(): Promise<VethPair> {
+    const p = new VethPair(await Netns.create("va"), await Netns.create("vb"));
+    const a = p.a.name;
+    const b = p.b.name;
     for (const args of [
       ["-n", a, "link", "add", "mtcv0", "type", "veth", "peer", "name", "mtcv0", "netns", b],
       ["-n", a, "addr", "add", "10.203.0.1/24", "dev", "mtcv0"],
@@ -119,12 +95,13 @@ export class VethPair {
       ["-n", a, "route", "add", "10.203.0.3/32", "dev", "mtcv0", "mtu", "lock", "1280"],
     ])
       execFileSync("ip", args, { stdio: "pipe" });
+    return p;
   }
 
   /** idempotent */
-  destroy(): void {
-    this.a.destroy();
-    this.b.destroy();
+  async destroy(): Promise<void> {
+    await this.a.destroy();
+    await this.b.destroy();
   }
 
   /** child.js veth-rx in b (until it prints "ready"), then veth-tx in a; both results. */
@@ -145,7 +122,7 @@ export class VethPair {
     c.stderr.on("data", (d: Buffer) => (err += d.toString()));
     const exited = new Promise<void>((res) => c.on("exit", () => res()));
     await ready;
-    const tx = await this.a.runChild("veth-tx");
+    const tx = await runChild(this.a, "veth-tx");
     await exited;
     clearTimeout(kill);
     return { rx: parseResults(out, err), tx };

@@ -1,0 +1,236 @@
+/**
+ * The daemon's start-up steps, in the order Daemon.start runs them: the host's keys
+ * and certificates, the access control (policy, user store, identity mapper), the
+ * devices (UDP socket, TUN with its addresses and routes: one bring-up path) and the
+ * engine's options. Each step fails with a typed error and leaves nothing open.
+ */
+import * as dns from "node:dns/promises";
+import { publicKeyOf, readCert, readSecretKey } from "../store/keyfile.js";
+import { equal } from "../crypto/sodium.js";
+import type { Config } from "../config/config.js";
+import { ConfigError, CertError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { LinuxRouteManager, type RouteManager } from "../net/route.js";
+import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
+import { LinuxUdp, type UdpBind } from "../net/udp.js";
+import type { DirectoryHooks, EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
+import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
+import { parseIp6 } from "../ip/ip.js";
+import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
+import { native } from "../net/native.js";
+import type { EventRing } from "./history.js";
+import { DaemonIdentity } from "./identity.js";
+import { LinuxIdentityLookup } from "../net/identity.js";
+import { UserStore, usersDir } from "../store/users.js";
+import type { Policy } from "../conn/policy.js";
+import { loadPolicy } from "../store/policy-file.js";
+import { WorkerSolver } from "./puzzle-worker.js";
+import type { LogLevel } from "../config/config.js";
+import type { Notifier } from "./notify.js";
+
+export interface DaemonDeps {
+  openTun?: (name: string) => TunDevice;
+  bindUdp?: (address: string, port: number) => UdpBind;
+  routes?: RouteManager;
+  now?: () => number;
+  /** sd_notify (READY=1 after the TUN is up, RELOADING=1, STOPPING=1) */
+  notifier?: Notifier;
+  /** a --log-level given on the command line wins over log.level, also on reload */
+  logLevelOverride?: LogLevel;
+}
+
+export type ResolvedPeer = { name: string; endpoint: Buffer; cert?: HostCert };
+
+/** The CA, this host's certificate and its secret key (the caller zeroes it), all checked. */
+export function loadHostKeys(config: Config, nowSec: number): { ca: CaCert; hostCert: HostCert; sk: Buffer } {
+  const ca = readCert(config.ca);
+  if (ca.kind !== "ca")
+    throw new CertError(
+      "ECERTKIND",
+      `${config.ca}: expected a CA certificate, found a ${ca.kind} certificate`,
+    );
+  const hostCert = readCert(config.host.cert);
+  if (hostCert.kind !== "host")
+    throw new CertError(
+      "ECERTKIND",
+      `${config.host.cert}: expected a host certificate, found a ${hostCert.kind} certificate`,
+    );
+  const sk = readSecretKey(config.host.key);
+  if (!equal(publicKeyOf(sk), hostCert.publicKey))
+    throw new CertError(
+      "EKEYMISMATCH",
+      `${config.host.key} is not the key of the certificate ${config.host.cert}`,
+    );
+  const v = verifyCert(hostCert, ca as CaCert, nowSec);
+  if (!v.ok)
+    throw new CertError(
+      "ECERTINVALID",
+      `${config.host.cert}: certificate does not verify against ${config.ca}: ${v.reason}`,
+    );
+
+  return { ca: ca as CaCert, hostCert: hostCert as HostCert, sk };
+}
+
+/** The connection policy and the identity mapper with the user store loaded. */
+export function loadAccess(
+  config: Config,
+  hostCert: HostCert,
+  ca: CaCert,
+  log: Logger,
+  now: () => number,
+): { policy: Policy | null; identity: DaemonIdentity } {
+  // connection policy and the user store: refused files stop the start (typed errors)
+  const policy = config.policy ? loadPolicy(config.policy) : null;
+  const store = UserStore.load(usersDir(config.stateDir));
+  const identity = new DaemonIdentity(
+    // no cache: a cached answer would hand a socket's identity to the next socket on its tuple
+    new LinuxIdentityLookup({ ttlMs: 0 }),
+    config.users.unmapped,
+    log.child("identity"),
+  );
+  identity.setOwnAddresses(hostCert.ip4, hostCert.ip6);
+  identity.setStore(store, config.users.unmapped, Math.floor(now() / 1000), ca, config.users.asHost);
+  for (const e of store.errors)
+    log.log("error", "user store entry skipped", { file: e.file, error: e.message });
+  store.clear();
+
+  return { policy, identity };
+}
+
+/** The UDP socket and the TUN, brought up with its addresses and routes (closed again on failure). */
+export async function openDevices(
+  config: Config,
+  deps: DaemonDeps,
+  hostCert: HostCert,
+): Promise<{ routes: RouteManager; udp: UdpBind; tun: TunDevice }> {
+  const routes = deps.routes ?? new LinuxRouteManager();
+  const udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(
+    config.listen.address,
+    config.listen.port,
+  );
+  let tun: TunDevice;
+  try {
+    tun = (deps.openTun ?? ((name) => LinuxTun.open({ name })))(config.tun.name);
+  } catch (e) {
+    udp.close();
+    throw e;
+  }
+  try {
+    const hc = hostCert;
+    const addresses = [hc.ip4 ? `${hc.ip4}/32` : null, hc.ip6 ? `${hc.ip6}/128` : null].filter(
+      (x): x is string => x !== null,
+    );
+    const rts = overlayRoutes(config, hc);
+    await routes.bringUp(tun.name, {
+      mtu: config.tun.mtu,
+      txqueuelen: TUN_TX_QUEUE_LEN,
+      addresses,
+      routes: rts,
+    });
+  } catch (e) {
+    tun.close();
+    udp.close();
+    throw e;
+  }
+
+  return { routes, udp, tun };
+}
+
+/** The engine's options from the config and what the earlier steps made. */
+export function engineOptions(
+  config: Config,
+  x: {
+    ca: CaCert;
+    hostCert: HostCert;
+    sk: Buffer;
+    identity: DaemonIdentity;
+    policy: Policy | null;
+    udp: UdpBind;
+    log: Logger;
+    now: () => number;
+    events: EventRing;
+    onRotated: () => void;
+    dirHooks: DirectoryHooks;
+  },
+): EngineOptions {
+  const { udp, now, events } = x;
+  const listenIp = config.listen.address;
+  return {
+    ca: x.ca,
+    hostCert: x.hostCert,
+    hostSecretKey: x.sk,
+    ephemeralLifetimeMs: config.ephemeral.lifetimeSec * 1000,
+    minFirstPacket: config.ephemeral.minFirstPacket,
+    ...reloadableOptions(config),
+    solver: new WorkerSolver(now),
+    endpoints: () =>
+      listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
+    logger: x.log.child("engine"),
+    routeSource: (dst, out) => native().routeSource(dst, out),
+    dos: config.dos,
+    onEvent: (kind, fields) => events.push(now(), kind, fields),
+    identity: x.identity,
+    policy: x.policy,
+    onEphemeralRotated: x.onRotated,
+    directory: x.dirHooks,
+  };
+}
+
+/** The engine options a reload applies (Engine.reconfigure): timers and table limits. */
+export function reloadableOptions(config: Config): ReloadableOptions {
+  return {
+    rekeyAfterMs: config.tunnel.rekeySec * 1000,
+    keepaliveMs: config.tunnel.keepaliveSec * 1000,
+    idleTimeoutMs: config.tunnel.idleTimeoutSec * 1000,
+    maxTunnels: config.tunnel.maxTunnels,
+    maxPerHost: config.tunnel.maxPerHost,
+    unconfirmedTimeoutMs: config.tunnel.unconfirmedTimeoutSec * 1000,
+  };
+}
+
+/** The configured peers with their endpoints resolved (DNS) and pinned certificates read. */
+export async function resolvePeers(config: Config): Promise<ResolvedPeer[]> {
+  const peers: ResolvedPeer[] = [];
+  for (const [i, p] of config.peers.entries()) {
+    let ip = p.endpoint.host;
+    if (!isIpv4(ip) && !ip.includes(":")) {
+      try {
+        ip = (await dns.lookup(ip)).address;
+      } catch (e) {
+        throw new ConfigError(
+          `cannot resolve '${p.endpoint.host}'`,
+          config.file,
+          undefined,
+          `peers[${i}].endpoint`,
+          { cause: e },
+        );
+      }
+    }
+    const ep = tryEncodeAddr(ip, p.endpoint.port);
+    if (!ep)
+      throw new ConfigError(
+        `bad endpoint '${ip}:${p.endpoint.port}'`,
+        config.file,
+        undefined,
+        `peers[${i}].endpoint`,
+      );
+    const pc = p.cert ? readCert(p.cert) : undefined;
+    if (pc && pc.kind !== "host") throw new CertError("ECERTKIND", `${p.cert}: not a host certificate`);
+    peers.push({ name: p.name, endpoint: ep, cert: pc as HostCert | undefined });
+  }
+  return peers;
+}
+
+/** Routes into the TUN: configured, or the /16 and /64 around our own overlay addresses. */
+export function overlayRoutes(config: Config, hc: HostCert): string[] {
+  if (config.tun.routes.length > 0) return config.tun.routes;
+  const r: string[] = [];
+  if (hc.ip4) {
+    const p = hc.ip4.split(".");
+    r.push(`${p[0]}.${p[1]}.0.0/16`);
+  }
+  // the first four groups of the expanded address form the /64
+  const b6 = hc.ip6 ? parseIp6(hc.ip6) : null;
+  if (b6) r.push(`${[0, 2, 4, 6].map((o) => b6.readUInt16BE(o).toString(16)).join(":")}::/64`);
+  return r;
+}

@@ -1,0 +1,244 @@
+/**
+ * Attacks on tunnel creation played from another namespace against real
+ * mintund daemons (issue 15), each with its figure:
+ *
+ * - duplicate delivery: an on-path attacker x reads the CREATEs a sends (a
+ *   capture of a's link; TID and key id are in the clear) and answers each new
+ *   creation with a forged PUZZLE from b's address, before b's REPLY arrives
+ *   (a delay router holds every packet between the two sides 150 ms). A real
+ *   application on a sends UDP datagrams with unique ids, the first ones 0-RTT;
+ *   a real application on b counts deliveries per id. The creator's retry
+ *   (CREATE_SOLVED) resends the 0-RTT datagrams: before the RETRY frame b
+ *   delivered them twice.
+ * - table exhaustion: one authenticated host x (a scripted client holding a
+ *   real host key, test/tools/table-flood.mjs) creates tunnels to b and never
+ *   confirms one; host c (the same client, confirming) then counts the tunnels
+ *   it can still create, and a real daemon a pings b over a new tunnel. Before
+ *   the per-host share, x's half-open tunnels filled b's table for 180 s.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  createLan,
+  createRoutedPair,
+  firstPingMs,
+  startCapture,
+  waitListening,
+  type Capture,
+  type Topology,
+} from "./lib.js";
+import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
+
+const TOOLS = fileURLToPath(new URL("../tools/", import.meta.url));
+const root = process.getuid?.() === 0;
+
+/** UDP receiver: one line per datagram received on ADDR:PORT (its payload). */
+const RECEIVER = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    d, _ = s.recvfrom(2048)
+    print(d.decode(errors="replace"), flush=True)
+`;
+/** UDP sender: ids FIRST..LAST, one datagram each, GAP_MS apart, from one socket. */
+const SENDER = `
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[3]), int(sys.argv[4]) + 1):
+    s.sendto(("dgram-%03d" % i).encode() + b"." * 100, (sys.argv[1], int(sys.argv[2])))
+    time.sleep(int(sys.argv[5]) / 1000)
+print("sent", flush=True)
+`;
+
+describe.skipIf(!root)("forged PUZZLE against a creation carrying 0-RTT data (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  let cap: Capture | null = null;
+  const d: Record<string, RunningDaemon> = {};
+
+  afterAll(async () => {
+    await cap?.stop().catch(() => undefined);
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("every datagram the application sent is delivered exactly once", async () => {
+    topo = await createRoutedPair({ a: ["a", "x"], b: ["b"], delayMs: 150 });
+    const pki = makePki();
+    work = pki.dir;
+    const bIp = topo.host("b").addr4;
+    d.b = await startDaemon(
+      work,
+      {
+        host: makeHost(pki, "b", "10.77.0.2", null),
+        ns: topo.host("b").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+      },
+      false,
+    );
+    d.a = await startDaemon(work, {
+      host: makeHost(pki, "a", "10.77.0.1", null),
+      ns: topo.host("a").ns,
+      caFile: pki.caFile,
+      listen: "0.0.0.0:7000",
+      peers: [{ name: "b", endpoint: `${bIp}:7000` }],
+    });
+    await waitRecords(d.a);
+    // x, on a's link, sends as b: it holds b's address without answering ARP for it
+    const xs = topo.host("x").ns;
+    for (const [k, v] of [
+      ["all.arp_ignore", 8],
+      ["eth0.arp_ignore", 8],
+      ["all.arp_announce", 2],
+      ["eth0.arp_announce", 2],
+    ] as const)
+      await xs.sysctl(`net.ipv4.conf.${k}`, v);
+    await xs.ip("addr", "add", `${bIp}/32`, "dev", "eth0");
+    const file = path.join(work, "a.pcap");
+    cap = await startCapture(topo.host("a").ns, "eth0", file, `udp and dst host ${bIp}`);
+    const forger = xs.spawn("node", [
+      path.join(TOOLS, "forge-puzzle.mjs"),
+      file,
+      topo.host("a").addr4,
+      bIp,
+      "7000",
+      "6",
+      "8",
+    ]);
+    const recv = topo.host("b").ns.spawn("python3", ["-c", RECEIVER, "10.77.0.2", "9000"]);
+    await waitListening(topo.host("b").ns, 9000, "u", recv);
+    const before = { a: await d.a.status(), b: await d.b.status() };
+    // ids 0-9 leave within 100 ms, before any REPLY can arrive (300 ms round trip): 0-RTT
+    const send = (first: number, last: number) =>
+      topo
+        .host("a")
+        .ns.execOk("python3", ["-c", SENDER, "10.77.0.2", "9000", String(first), String(last), "10"]);
+    await send(0, 9);
+    await new Promise((r) => setTimeout(r, 1500));
+    // ids 10-19 over the established tunnel
+    await send(10, 19);
+    await new Promise((r) => setTimeout(r, 1000));
+    await forger.exited;
+    const after = { a: await d.a.status(), b: await d.b.status() };
+    await recv.stop();
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 20; i++) counts.set(`dgram-${String(i).padStart(3, "0")}`, 0);
+    for (const line of recv.readLog().split("\n")) {
+      const id = line.slice(0, 9);
+      if (counts.has(id)) counts.set(id, counts.get(id)! + 1);
+    }
+    const hist = new Map<number, number>();
+    for (const n of counts.values()) hist.set(n, (hist.get(n) ?? 0) + 1);
+    const diff = (h: "a" | "b", o: "drops" | "events", k: string) =>
+      (after[h][o][k] ?? 0) - (before[h][o][k] ?? 0);
+    const forged = JSON.parse(forger.readLog().trim().split("\n").pop()!) as {
+      attempts: number;
+      sent: number;
+    };
+    console.log(
+      `duplicate delivery: forged PUZZLEs ${forged.sent} for ${forged.attempts} creations; deliveries per datagram: ` +
+        [...hist.entries()]
+          .sort((x, y) => x[0] - y[0])
+          .map(([n, k]) => `${k} datagrams ${n}x`)
+          .join(", ") +
+        `; a: puzzlesSolved +${diff("a", "events", "puzzlesSolved")}, zeroRttPackets +${diff("a", "events", "zeroRttPackets")}; ` +
+        `b: retryDuplicate +${diff("b", "drops", "retryDuplicate")}`,
+    );
+    // the attack happened: a solved the forged puzzle and resent its 0-RTT data ...
+    expect(forged.attempts).toBeGreaterThanOrEqual(1);
+    expect(diff("a", "events", "puzzlesSolved")).toBeGreaterThanOrEqual(1);
+    // ... and every datagram reached the application exactly once (before the RETRY frame,
+    // ee37db2: 4 of 20 twice)
+    expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+    expect(diff("b", "drops", "retryDuplicate")).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+});
+
+describe.skipIf(!root)("one host fills its share of the tunnel table (netns)", () => {
+  let topo: Topology;
+  let work: string;
+  const d: Record<string, RunningDaemon> = {};
+
+  afterAll(async () => {
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it("another host still creates every tunnel it tries", async () => {
+    topo = await createLan({ hosts: ["b", "x", "c", "a"] });
+    const pki = makePki();
+    work = pki.dir;
+    const bIp = topo.host("b").addr4;
+    // b's table: 100 tunnels (each host's share is the default tunnel.maxPerHost, 64)
+    d.b = await startDaemon(
+      work,
+      {
+        host: makeHost(pki, "b", "10.77.0.2", null),
+        ns: topo.host("b").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+        extra: "tunnel:\n  maxTunnels: 100\n",
+      },
+      false,
+    );
+    const x = makeHost(pki, "x", "10.77.0.66", null);
+    const c = makeHost(pki, "c", "10.77.0.3", null);
+    const flood = (h: typeof x, mode: string, n: number) =>
+      topo
+        .host(h.name)
+        .ns.execOk(
+          "node",
+          [
+            path.join(TOOLS, "table-flood.mjs"),
+            pki.caFile,
+            h.key,
+            h.cert,
+            "b",
+            bIp,
+            "7000",
+            mode,
+            String(n),
+            "20",
+          ],
+          { timeoutMs: 30_000 },
+        )
+        .then((r) => JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, number>);
+    const hold = await flood(x, "hold", 150);
+    const mid = await d.b.status();
+    const held = mid.tunnels.filter((t) => t.peer === "x" && t.state !== "closed").length;
+    const made = await flood(c, "create", 20);
+    // a real daemon and a real ping: a new tunnel from a third host
+    d.a = await startDaemon(work, {
+      host: makeHost(pki, "a", "10.77.0.1", null),
+      ns: topo.host("a").ns,
+      caFile: pki.caFile,
+      listen: "0.0.0.0:7000",
+      peers: [{ name: "b", endpoint: `${bIp}:7000` }],
+    });
+    const pingMs = await firstPingMs(topo.host("a").ns, "10.77.0.2", { intervalMs: 100, timeoutMs: 5000 })
+      .then((r) => r.ms)
+      .catch(() => null);
+    const st = await d.b.status();
+    console.log(
+      `table exhaustion: x created ${hold.opened} tunnels (REPLYs dropped ${hold.repliesDropped}), b holds ${held} of x's; ` +
+        `c then created ${made.established} of ${made.opened}; a's first ping ${pingMs === null ? "lost" : `${pingMs.toFixed(0)} ms`}; ` +
+        `b: tableFull ${st.drops.tableFull ?? 0}, hostShareFull ${st.drops.hostShareFull ?? 0}, ` +
+        `unconfirmedReplaced ${st.events.unconfirmedReplaced ?? 0}`,
+    );
+    expect(hold.opened).toBe(150);
+    // before the per-host share (ee37db2): x held all 100, c created 0 of 10 in 20 s, a's ping was lost
+    expect(made.opened).toBe(20);
+    expect(made.established).toBe(20);
+    expect(pingMs).not.toBeNull();
+    expect(held).toBeLessThanOrEqual(64);
+    expect(st.drops.tableFull ?? 0).toBe(0);
+  }, 60_000);
+});
