@@ -976,6 +976,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 #include "lockfile.h"
 #include "dumpable.h"
 #include "notify.h"
+#include "memtrim.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1013,6 +1014,7 @@ static napi_value init(napi_env env, napi_value exports) {
   lockfile_init(env, exports); /* lockfile.c */
   dumpable_init(env, exports); /* dumpable.c */
   notify_init(env, exports);   /* notify.c */
+  memtrim_init(env, exports);  /* memtrim.c */
   return exports;
 }
 

@@ -17,6 +17,8 @@ export const RESTART_KEYS = [
   "tun.mtu",
   "ephemeral.lifetimeSec",
   "ephemeral.minFirstPacket",
+  "ephemeral.replayRecords",
+  "ephemeral.replayPerHost",
   "dos",
   "api.socket",
   "state",
@@ -53,6 +55,14 @@ const RESTART_FIELDS: Record<
   "ephemeral.minFirstPacket": {
     get: (c) => c.ephemeral.minFirstPacket,
     keep: (e, o) => void (e.ephemeral = { ...e.ephemeral, minFirstPacket: o.ephemeral.minFirstPacket }),
+  },
+  "ephemeral.replayRecords": {
+    get: (c) => c.ephemeral.replayRecords,
+    keep: (e, o) => void (e.ephemeral = { ...e.ephemeral, replayRecords: o.ephemeral.replayRecords }),
+  },
+  "ephemeral.replayPerHost": {
+    get: (c) => c.ephemeral.replayPerHost,
+    keep: (e, o) => void (e.ephemeral = { ...e.ephemeral, replayPerHost: o.ephemeral.replayPerHost }),
   },
   dos: { get: (c) => c.dos, keep: (e, o) => void (e.dos = o.dos) },
   "api.socket": {

@@ -55,7 +55,11 @@ export interface Config {
   listen: { address: string; port: number };
   /** peerSubnets: route the subnets listed in verified peer certificates into the TUN (default true) */
   tun: { name: string; mtu: number; routes: string[]; peerSubnets: boolean };
-  ephemeral: { lifetimeSec: number; minFirstPacket: number };
+  /**
+   * replayRecords: creator keys remembered per ephemeral key (its replay record);
+   * replayPerHost: one creator host's share of them
+   */
+  ephemeral: { lifetimeSec: number; minFirstPacket: number; replayRecords: number; replayPerHost: number };
   /**
    * maxPerHost: tunnels one peer host may hold (its share of maxTunnels);
    * unconfirmedTimeoutSec: life of an accepted tunnel its creator never confirmed
@@ -122,7 +126,7 @@ export interface Config {
 export const DEFAULTS = {
   listen: { address: "0.0.0.0", port: 7000 },
   tun: { name: "mintun0", mtu: 1400 },
-  ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
+  ephemeral: { lifetimeSec: 300, minFirstPacket: 256, replayRecords: 100_000, replayPerHost: 1024 },
   tunnel: {
     rekeySec: 120,
     keepaliveSec: 25,
@@ -155,6 +159,8 @@ export const LIMITS = {
   // values are minutes (docs/OPERATIONS.md "Timers")
   lifetimeSec: [10, 86_400],
   minFirstPacket: [64, 1400],
+  replayRecords: [16, 10_000_000],
+  replayPerHost: [1, 10_000_000],
   rekeySec: [5, 86_400],
   keepaliveSec: [0, 3600],
   idleTimeoutSec: [3, 86_400],

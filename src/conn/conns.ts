@@ -20,6 +20,7 @@
  */
 import type { UserCert } from "../wire/cert.js";
 import { CONN_ID_MAX, CONN_PEER_OPENED } from "../wire/conn.js";
+import { walkV6, type V6Upper } from "../ip/ip.js";
 
 export const CONN_OPEN = 0;
 export const CONN_DENIED = 1;
@@ -60,14 +61,8 @@ const ICMP = 1;
 const ICMP6 = 58;
 const TCP = 6;
 const UDP = 17;
-/** IPv6 extension headers walked to reach the transport header (RFC 8200 section 4) */
-const V6_HOP_BY_HOP = 0;
-const V6_ROUTING = 43;
-const V6_FRAGMENT = 44;
-const V6_AH = 51;
-const V6_DEST_OPTS = 60;
-/** more headers than this in one packet: refused as malformed */
-const V6_MAX_EXT_HEADERS = 8;
+/** scratch of the IPv6 extension header walk (single-threaded) */
+const v6w: V6Upper = { proto: 0, l4: 0, frag: 0, fragId: 0 };
 
 /**
  * Parse the flow of the IPv4/IPv6 packet at buf[off, off+len) into f. False for
@@ -108,35 +103,11 @@ export function parseFlow(buf: Buffer, off: number, len: number, f: FlowScratch)
     f.family = 6;
     f.srcOff = off + 8;
     f.dstOff = off + 24;
-    l4 = off + 40;
-    for (let n = 0; ; n++) {
-      if (
-        proto !== V6_HOP_BY_HOP &&
-        proto !== V6_ROUTING &&
-        proto !== V6_FRAGMENT &&
-        proto !== V6_AH &&
-        proto !== V6_DEST_OPTS
-      )
-        break;
-      if (n >= V6_MAX_EXT_HEADERS || l4 + 8 > end) return false;
-      const next = buf[l4]!;
-      if (proto === V6_FRAGMENT) {
-        const fo = buf.readUInt16BE(l4 + 2);
-        const later = (fo & 0xfff8) !== 0;
-        if (later || (fo & 1) !== 0) {
-          f.frag = later ? FRAG_LATER : FRAG_FIRST;
-          f.fragId = buf.readUInt32BE(l4 + 4);
-        }
-        proto = next;
-        l4 += 8;
-        if (later) break; // what follows is the middle of the payload, not a header
-        continue;
-      }
-      const hlen = proto === V6_AH ? (buf[l4 + 1]! + 2) * 4 : (buf[l4 + 1]! + 1) * 8;
-      if (l4 + hlen > end) return false;
-      proto = next;
-      l4 += hlen;
-    }
+    if (!walkV6(buf, off, end, v6w)) return false;
+    proto = v6w.proto;
+    l4 = v6w.l4;
+    f.frag = v6w.frag;
+    f.fragId = v6w.fragId;
   } else return false;
   f.proto = proto;
   f.sport = 0;

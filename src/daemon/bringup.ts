@@ -161,6 +161,8 @@ export function engineOptions(
     hostSecretKey: x.sk,
     ephemeralLifetimeMs: config.ephemeral.lifetimeSec * 1000,
     minFirstPacket: config.ephemeral.minFirstPacket,
+    maxReplayRecords: config.ephemeral.replayRecords,
+    maxReplayPerHost: config.ephemeral.replayPerHost,
     ...reloadableOptions(config),
     solver: new WorkerSolver(now),
     endpoints: () =>

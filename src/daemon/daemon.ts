@@ -45,6 +45,7 @@ import {
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
+import { MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
@@ -97,6 +98,8 @@ function readVersion(): string {
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
+  /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
+  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
   private watcher: AddressWatcher | null = null;
   private sampler: NodeJS.Timeout | null = null;
   private closed = false;
@@ -261,6 +264,8 @@ export class Daemon {
     d.timer = setInterval(() => {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
+      tasks.run("memory.trim", () => d.memory.tick(now()));
+      d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
@@ -419,8 +424,9 @@ export class Daemon {
   /** One consistent reading of the state for metrics and the web view. */
   observe(): Observation {
     const status = this.status();
-    const { perPeer, all } = this.totals.update(status.tunnels);
+    const { perPeer, all } = this.totals.update(status.tunnels, new Set(status.peers.map((p) => p.name)));
     return {
+      now: this.now(),
       status,
       perPeer,
       all,
@@ -470,6 +476,7 @@ export class Daemon {
         unexpectedErrors: { total: this.tasks.total, byTask: { ...this.tasks.errors } },
         loopDelay: this.loopDelay.stats(),
         api: { ...this.api.limitStats },
+        memory: this.memory.status(),
         dumpable: dumpableNow(),
       },
       connections: {

@@ -12,6 +12,8 @@
  *                      seconds whose largest delay exceeded 50 / 200 / 1000 ms
  *
  * A stall longer than a second is one fold (the fold itself waits for the loop).
+ * The probe is the only timer of its own (50 wake-ups a second, microseconds
+ * each); the fold runs on the daemon's coarse tick (`tick`).
  */
 import { performance } from "node:perf_hooks";
 
@@ -29,8 +31,8 @@ export interface LoopDelayStats {
 
 export class LoopDelay {
   private readonly probe: NodeJS.Timeout;
-  private readonly timer: NodeJS.Timeout;
   private last = performance.now();
+  private lastFold = this.last;
   /** largest lateness of the probe timer since the last fold, ms */
   private max = 0;
   private readonly s: LoopDelayStats = {
@@ -44,8 +46,11 @@ export class LoopDelay {
   constructor() {
     this.probe = setInterval(() => this.sample(), RESOLUTION_MS);
     this.probe.unref();
-    this.timer = setInterval(() => this.fold(), FOLD_MS);
-    this.timer.unref();
+  }
+
+  /** On the daemon's coarse tick: fold once a second. */
+  tick(): void {
+    if (performance.now() - this.lastFold >= FOLD_MS) this.fold();
   }
 
   private sample(): void {
@@ -58,6 +63,7 @@ export class LoopDelay {
   /** Take the last second into the counters (the pending lateness of the probe included). */
   fold(): void {
     this.sample();
+    this.lastFold = this.last;
     const ms = Math.round(Math.max(0, this.max) * 10) / 10;
     this.max = 0;
     this.s.lastSecMaxMs = ms;
@@ -72,7 +78,6 @@ export class LoopDelay {
   }
 
   close(): void {
-    clearInterval(this.timer);
     clearInterval(this.probe);
   }
 }

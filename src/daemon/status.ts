@@ -1,5 +1,6 @@
 /** Snapshot of the daemon's state for `mintun status` (JSON-serialisable). */
 import { sumCounters } from "../directory/counters.js";
+import type { MemoryStatus } from "./memory.js";
 import type { LoopDelayStats } from "./loopdelay.js";
 import type { DirectoryStatus } from "../directory/role.js";
 import type { ConnInfo, Engine } from "../tunnel/engine.js";
@@ -37,6 +38,8 @@ export interface DaemonInfo {
   loopDelay?: LoopDelayStats;
   /** local API limits per caller: connections refused (ELIMIT), requests refused (ERATELIMIT) */
   api?: { connsRefused: number; requestsLimited: number };
+  /** process.memoryUsage() in bytes, and the C heap trims (src/daemon/memory.ts) */
+  memory?: MemoryStatus;
   /**
    * prctl(PR_GET_DUMPABLE) of the daemon process: 0 = no core dump, no same-uid
    * /proc/PID/mem or ptrace (set at start by src/daemon/main.ts); null without the addon

@@ -28,6 +28,7 @@ export const TASKS = [
   "udp.batch",
   "address.change",
   "reload",
+  "memory.trim",
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 

@@ -210,3 +210,70 @@ export function cidrContains(cidr: string | ParsedCidr, ip: string | Uint8Array)
   const mask = (0xff << (8 - rest)) & 0xff;
   return (c.bytes[full]! & mask) === (a[full]! & mask) ? c.prefix : -1;
 }
+
+/** IPv6 extension headers walked to reach the upper-layer header (RFC 8200 section 4) */
+const V6_HOP_BY_HOP = 0;
+const V6_ROUTING = 43;
+const V6_FRAGMENT = 44;
+const V6_AH = 51;
+const V6_DEST_OPTS = 60;
+/** more extension headers than this in one packet: refused as malformed (no real packet has them) */
+export const V6_MAX_EXT_HEADERS = 8;
+
+/** Where an IPv6 packet's upper-layer header is (walkV6); `frag` as in conn/conns.ts FRAG_*. */
+export interface V6Upper {
+  /** the upper-layer protocol after the extension headers */
+  proto: number;
+  /** offset of the upper-layer header in the buffer */
+  l4: number;
+  /** 0: not a fragment (or an atomic one), 1: the first fragment, 2: a later one (no upper-layer header) */
+  frag: 0 | 1 | 2;
+  /** the fragment header's identification (frag !== 0) */
+  fragId: number;
+}
+
+/**
+ * Walk the extension headers (hop-by-hop, routing, destination options, fragment, AH) of
+ * the IPv6 packet at buf[off, end) to its upper-layer header, into `out`. False when the
+ * chain runs past `end` or holds more than V6_MAX_EXT_HEADERS headers. A later fragment
+ * stops the walk after its fragment header (what follows is payload, not a header).
+ * The one walk of the code base: the flow parser (conn/conns.ts) and the reject path
+ * (reject.ts) both use it.
+ */
+export function walkV6(buf: Buffer, off: number, end: number, out: V6Upper): boolean {
+  let proto = buf[off + 6]!;
+  let l4 = off + IPV6_HEADER;
+  out.frag = 0;
+  out.fragId = 0;
+  for (let n = 0; ; n++) {
+    if (
+      proto !== V6_HOP_BY_HOP &&
+      proto !== V6_ROUTING &&
+      proto !== V6_FRAGMENT &&
+      proto !== V6_AH &&
+      proto !== V6_DEST_OPTS
+    )
+      break;
+    if (n >= V6_MAX_EXT_HEADERS || l4 + 8 > end) return false;
+    const next = buf[l4]!;
+    if (proto === V6_FRAGMENT) {
+      const fo = buf.readUInt16BE(l4 + 2);
+      const later = (fo & 0xfff8) !== 0;
+      if (later || (fo & 1) !== 0) {
+        out.frag = later ? 2 : 1;
+        out.fragId = buf.readUInt32BE(l4 + 4);
+      }
+      proto = next;
+      l4 += 8;
+      if (later) break;
+      continue;
+    }
+    const hlen = proto === V6_AH ? (buf[l4 + 1]! + 2) * 4 : (buf[l4 + 1]! + 1) * 8;
+    if (l4 + hlen > end) return false;
+    proto = next;
+    l4 += hlen;
+  }
+  out.proto = proto;
+  out.l4 = l4;
+  return true;
+}

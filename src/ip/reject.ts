@@ -45,6 +45,7 @@
  *                            13 flags  14 window=0  16 checksum  18 urgent=0
  *   ICMP / ICMPv6 error (8)  0 type  1 code  2 checksum  4 unused=0  8 quoted packet
  */
+import { walkV6, type V6Upper } from "./ip.js";
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
@@ -75,15 +76,6 @@ export const ICMP4_MAX_BYTES = 576;
 export const ICMP6_MAX_BYTES = 1280;
 const REPLY_TTL = 64;
 
-/** IPv6 extension headers walked to find the upper-layer protocol */
-const V6_HOP_BY_HOP = 0;
-const V6_ROUTING = 43;
-const V6_FRAGMENT = 44;
-const V6_AH = 51;
-const V6_DEST_OPTS = 60;
-/** bounded walk: no real packet has more extension headers than this */
-const V6_MAX_EXT_HEADERS = 8;
-
 /** One's complement sum of bytes [off, off+len) added to `sum` (not folded). */
 export function sumWords(buf: Buffer, off: number, len: number, sum = 0): number {
   const end = off + len;
@@ -98,6 +90,9 @@ export function foldChecksum(sum: number): number {
   while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
   return ~sum & 0xffff;
 }
+
+/** scratch of the IPv6 extension header walk (single-threaded) */
+const v6w: V6Upper = { proto: 0, l4: 0, frag: 0, fragId: 0 };
 
 /** Parsed facts about the offending packet; null from parse() when malformed. */
 interface Offending {
@@ -133,30 +128,9 @@ function parse(pkt: Buffer, off: number, len: number): Offending | null {
     let zero = true;
     for (let i = 8; i < 24 && zero; i++) zero = pkt[off + i]! === 0;
     if (zero) return null; // unspecified source
-    // walk the extension headers to the upper-layer protocol
-    let next = pkt[off + 6]!;
-    let at = IP6_HDR;
-    for (let n = 0; n < V6_MAX_EXT_HEADERS; n++) {
-      if (
-        next !== V6_HOP_BY_HOP &&
-        next !== V6_ROUTING &&
-        next !== V6_DEST_OPTS &&
-        next !== V6_FRAGMENT &&
-        next !== V6_AH
-      )
-        return { version: 6, pktLen: total, proto: next, l4: at };
-      if (at + 8 > total) return null;
-      let hl: number;
-      if (next === V6_FRAGMENT) {
-        if ((pkt.readUInt16BE(off + at + 2) & 0xfff8) !== 0) return null; // a later fragment
-        hl = 8;
-      } else if (next === V6_AH) hl = (pkt[off + at + 1]! + 2) * 4;
-      else hl = (pkt[off + at + 1]! + 1) * 8;
-      next = pkt[off + at]!;
-      at += hl;
-      if (at > total) return null;
-    }
-    return null; // too many extension headers
+    // the upper-layer protocol after the extension headers; a later fragment has none
+    if (!walkV6(pkt, off, off + total, v6w) || v6w.frag === 2) return null;
+    return { version: 6, pktLen: total, proto: v6w.proto, l4: v6w.l4 - off };
   }
   return null;
 }

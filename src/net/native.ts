@@ -128,6 +128,11 @@ export interface NativeAddon {
    * process (platform/linux/notify.c): sd_notify without a helper program. Throws the errno name.
    */
   notifySend(path: string, message: Uint8Array): void;
+  /**
+   * glibc malloc_trim(0) (platform/linux/memtrim.c): freed C heap pages in every arena go
+   * back to the kernel. True when something was released; false without glibc.
+   */
+  mallocTrim(): boolean;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;
 }
@@ -139,7 +144,7 @@ const ADDON_REL = join("platform", "linux", "build", "Release", "mintun_linux.no
  * both two levels below the package root; other build layouts are found by walking up.
  * MINTUN_NATIVE overrides the path.
  */
-function addonPath(): string {
+export function addonPath(): string {
   const override = process.env.MINTUN_NATIVE;
   if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));

@@ -173,10 +173,12 @@ export abstract class Accept extends Records {
       this.drops.createHello++;
       return;
     }
-    if (this.eph.remember(k, tI) !== "ok") {
+    const seen = this.eph.remember(k, tI, cert.publicKey);
+    if (seen !== "ok") {
       zero(ck1);
       zero(k0);
-      this.drops.createReplay++;
+      if (seen === "hostFull") this.drops.replayShareFull++;
+      else this.drops.createReplay++;
       return;
     }
     // verified: allocate state, within this host's share of the table

@@ -61,6 +61,7 @@ import {
   type EngineOptions,
   type DosOptions,
   CONN_DATA_HEADER_BYTES,
+  DEFAULT_REPLAY_PER_HOST,
   DOS_DEFAULTS,
 } from "./options.js";
 
@@ -170,6 +171,7 @@ export abstract class EngineBase {
       minFirstPacket: opts.minFirstPacket,
       endpoints: opts.endpoints,
       maxReplayRecords: opts.maxReplayRecords ?? 100_000,
+      maxReplayPerHost: opts.maxReplayPerHost ?? DEFAULT_REPLAY_PER_HOST,
     });
     const k = this.eph.rotate(now);
     this.events.ephemeralRotations++;

@@ -90,6 +90,8 @@ export function newDrops() {
     staleSource: 0,
     /** creation refused: the creator's host holds its share of the tunnel table, none unconfirmed */
     hostShareFull: 0,
+    /** creation refused: the creator's host used its share of the ephemeral key's replay record */
+    replayShareFull: 0,
     /** inner packets of a creation retry (RETRY frame) that were already delivered: not again */
     retryDuplicate: 0,
   };

@@ -8,7 +8,11 @@
  * The replay record is the set of creator per-tunnel keys (T_I) seen under
  * that ephemeral key: a replayed CREATE carries a T_I already seen. Bounded:
  * when full, further creations under that key are refused (counted) until the
- * next rotation, which the engine then forces early.
+ * next rotation, which the engine then forces early. Each creator host (by
+ * its verified host key) has a share of it, `maxReplayPerHost`: a host past
+ * its share gets its further creations under that key refused, so one host
+ * (a member, or a stolen host key, creating from many source addresses)
+ * cannot fill the record and lock the others out until the key expires.
  */
 import { dh, dhKeyPair, edPkToX, zero } from "../crypto/sodium.js";
 import { signEphemeral, type EphemeralCert } from "../wire/cert.js";
@@ -23,6 +27,8 @@ export interface EphKey {
   notAfter: number;
   createdAt: number;
   seen: Set<string>;
+  /** entries of `seen` per creator host key (its share) */
+  seenPerHost: Map<string, number>;
   /** ss = DH(e, host key) per creator host, so repeat creators cost no second DH; erased with the key */
   ss: Map<string, Buffer>;
 }
@@ -34,6 +40,7 @@ export interface EphemeralOptions {
   minFirstPacket: number;
   endpoints: () => { ip: string; port: number }[];
   maxReplayRecords: number;
+  maxReplayPerHost: number;
 }
 
 export class EphemeralKeys {
@@ -85,6 +92,7 @@ export class EphemeralKeys {
       notAfter: now + lifeSec * 1000,
       createdAt: now,
       seen: new Set(),
+      seenPerHost: new Map(),
       ss: new Map(),
     };
     this.keys.push(k);
@@ -114,11 +122,18 @@ export class EphemeralKeys {
     return false;
   }
 
-  /** Record a creator key under an ephemeral key. False when replayed or the record is full. */
-  remember(k: EphKey, tI: Buffer): "ok" | "replay" | "full" {
+  /**
+   * Record a creator key under an ephemeral key, for the creator host `hostPk`.
+   * "replay": seen before; "full": the record is full; "hostFull": that host's share is.
+   */
+  remember(k: EphKey, tI: Buffer, hostPk: Buffer): "ok" | "replay" | "full" | "hostFull" {
     const s = tI.latin1Slice(0, tI.length);
     if (k.seen.has(s)) return "replay";
     if (k.seen.size >= this.opts.maxReplayRecords) return "full";
+    const h = hostPk.latin1Slice(0, hostPk.length);
+    const n = k.seenPerHost.get(h) ?? 0;
+    if (n >= this.opts.maxReplayPerHost) return "hostFull";
+    k.seenPerHost.set(h, n + 1);
     k.seen.add(s);
     return "ok";
   }
@@ -153,6 +168,7 @@ export class EphemeralKeys {
 function erase(k: EphKey): void {
   zero(k.secretKey);
   k.seen.clear();
+  k.seenPerHost.clear();
   for (const v of k.ss.values()) zero(v);
   k.ss.clear();
 }

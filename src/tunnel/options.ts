@@ -37,7 +37,10 @@ export interface EngineOptions {
    * REPLY, or never meant to) is closed after this long instead of idleTimeoutMs.
    */
   unconfirmedTimeoutMs?: number;
+  /** creator keys (T_I) remembered per ephemeral key, all hosts; default 100 000 */
   maxReplayRecords?: number;
+  /** one creator host's share of them; default DEFAULT_REPLAY_PER_HOST */
+  maxReplayPerHost?: number;
   /** underlay endpoints to publish in ephemeral certificates */
   endpoints: () => { ip: string; port: number }[];
   logger?: Logger;
@@ -141,6 +144,8 @@ export const PROBE_BODY = Buffer.from([1]);
 
 /** Default share of the tunnel table for one peer host. */
 export const DEFAULT_MAX_PER_HOST = 64;
+/** One creator host's share of an ephemeral key's replay record (docs/PROTOCOL.md 5e). */
+export const DEFAULT_REPLAY_PER_HOST = 1024;
 /** Default life of an accepted tunnel its creator never confirmed (2 × CREATE_TIMEOUT_MS). */
 export const DEFAULT_UNCONFIRMED_TIMEOUT_MS = 10_000;
 

@@ -9,16 +9,20 @@ import {
   CREATE_OFFSET_KEY_ID,
   CREATE_OFFSET_PUB,
   PacketType,
+  RECORD_AD_BYTES,
   STALE_AD_BYTES,
+  decodeRecordRequest,
   encodePuzzle,
+  encodeRecordResponse,
   encodeStale,
   tidKey,
 } from "../../src/wire/packet.js";
 import { aeadSeal, dh, dhKeyPair } from "../../src/crypto/sodium.js";
-import { staleKey } from "../../src/tunnel/keys.js";
+import { recordKey, staleKey } from "../../src/tunnel/keys.js";
+import { signEphemeral } from "../../src/wire/cert.js";
 import { PuzzleIssuer } from "../../src/dos/puzzle.js";
 import { tryEncodeAddr } from "../../src/wire/addr.js";
-import { ipv4, makeCa, SimNet, type Datagram, type SimHost } from "./harness.js";
+import { ipv4, makeCa, makeHostCert, SimNet, type Datagram, type SimHost } from "./harness.js";
 
 function pair(bOpts = {}) {
   const net = new SimNet();
@@ -243,6 +247,172 @@ describe("tunnel table shares", () => {
     // c's confirmed tunnel stays
     const bc = [...b.engine.peers.values()].find((p) => p.name === "c")!;
     expect(bc.sendTunnel()?.state).toBe("established");
+  });
+});
+
+describe("duplicated, replayed and reordered copies", () => {
+  /** The network delivers every datagram twice, the copy after everything queued behind it. */
+  function duplicating(net: SimNet): void {
+    const copies = new WeakSet<Datagram>();
+    net.filter = (d) => {
+      if (!copies.has(d)) {
+        const c = { from: Buffer.from(d.from), to: Buffer.from(d.to), data: Buffer.from(d.data) };
+        copies.add(c);
+        net.queue.push(c);
+      }
+      return true;
+    };
+  }
+
+  it("record fetch, creation with 0-RTT data, REPLY and DATA all twice: each inner packet once, one tunnel", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null);
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null);
+    duplicating(net);
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    net.run();
+    const sent = ["0rtt-1", "0rtt-2", "0rtt-3"];
+    for (const m of sent) a.send(ipv4("10.77.0.1", "10.77.0.2", m));
+    net.run();
+    for (const m of ["data-1", "data-2", "data-3"]) a.send(ipv4("10.77.0.1", "10.77.0.2", m));
+    net.run();
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual([...sent, "data-1", "data-2", "data-3"]);
+    // a duplicated RECORD_REQUEST is answered again (stateless, never larger than the request)
+    const count = (t: number) => net.log.filter((d) => d.data[8] === t).length;
+    expect(count(PacketType.RecordRequest)).toBe(2);
+    expect(count(PacketType.RecordResponse)).toBe(4);
+    expect(net.log.filter((d) => d.data[8] === PacketType.Reply).length).toBeGreaterThanOrEqual(2);
+    expect(a.engine.events.recordsLearned).toBeLessThanOrEqual(2);
+    expect(a.engine.events.tunnelsCreated).toBe(1);
+    expect(b.engine.events.tunnelsAccepted).toBe(1);
+    // the copies died at the replay windows (k0's for CREATEs, the epoch's for DATA)
+    expect(b.engine.drops.replay).toBeGreaterThanOrEqual(6);
+    expect(a.engine.peers.values().next().value!.sendTunnel()!.state).toBe("established");
+  });
+
+  it("a forged PUZZLE delivered twice: the creator solves it once, the data arrives once", () => {
+    const { net, a, b } = pair();
+    sendFirst(a);
+    const create = observedCreate(net, a);
+    const p = forgedPuzzle(create, 4, net.now);
+    net.queue.unshift(p, { ...p, data: Buffer.from(p.data) });
+    net.run();
+    net.advance(2000);
+    expect(a.engine.events.puzzlesSolved).toBe(1);
+    expect(deliveries(b)).toBe(1);
+  });
+});
+
+describe("forged and replayed RECORD_RESPONSE", () => {
+  it("an on-path forger seals answers to the request's public key: refused; the genuine one is learned once", () => {
+    const net = new SimNet();
+    const ca = makeCa();
+    const a = net.addHost(ca, "a", "192.0.2.1", 7000, "10.77.0.1", null);
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null);
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    const req = net.queue.find((d) => d.data[8] === PacketType.RecordRequest)!;
+    const r = decodeRecordRequest(req.data, 0, req.data.length)!;
+    const nowSec = Math.floor(net.now / 1000);
+    /** A RECORD_RESPONSE the forger seals to the request's Q with a key of its own. */
+    const forge = (host: Buffer, eph: Buffer): Datagram => {
+      const kp = dhKeyPair();
+      const m = encodeRecordResponse(r.tid, kp.publicKey, host, eph, req.data.length)!;
+      const key = recordKey(dh(kp.secretKey, r.pub)!, m.subarray(0, 8), r.pub, kp.publicKey);
+      const nonce = Buffer.concat([Buffer.alloc(4), m.subarray(8, 16)]);
+      aeadSeal(
+        m.subarray(RECORD_AD_BYTES),
+        m.subarray(RECORD_AD_BYTES, m.length - 16),
+        m.subarray(0, RECORD_AD_BYTES),
+        nonce,
+        key,
+      );
+      return { from: req.to, to: req.from, data: m };
+    };
+    const ephFor = (hostKey: Buffer, sk: Buffer) =>
+      signEphemeral(
+        {
+          hostKey,
+          keyId: 1,
+          publicKey: dhKeyPair().publicKey,
+          notBefore: nowSec - 1,
+          notAfter: nowSec + 300,
+          endpoints: [{ ip: "198.51.100.9", port: 7000 }],
+          protocolVersion: 1,
+          minFirstPacket: 256,
+        },
+        sk,
+      ).raw;
+    // a host "b" of another CA, with its own (valid) ephemeral certificate
+    const other = makeHostCert(makeCa("other-ca"), "b", "10.77.0.2", null);
+    const mallory = makeHostCert(ca, "mallory", "10.77.0.66", null); // a member of the organisation
+    const forged = [
+      forge(other.cert.raw, ephFor(other.cert.publicKey, other.sk)),
+      // b's real (public) certificate with an ephemeral key b never signed
+      forge(b.cert.raw, ephFor(mallory.cert.publicKey, mallory.sk)),
+      // another member's genuine record under b's name
+      forge(mallory.cert.raw, ephFor(mallory.cert.publicKey, mallory.sk)),
+    ];
+    net.queue.unshift(...forged);
+    net.run();
+    expect(a.engine.drops.badRecord).toBe(3);
+    expect(a.engine.events.recordsLearned).toBe(1); // the genuine answer, after the forgeries
+    const genuine = net.log.find((d) => d.data[8] === PacketType.RecordResponse && d.from.equals(b.addr))!;
+    // replayed (no request pending) and duplicated forgeries: nothing
+    net.queue.push({ ...genuine, data: Buffer.from(genuine.data) }, ...forged);
+    net.run();
+    expect(a.engine.events.recordsLearned).toBe(1);
+    expect(a.engine.drops.badRecord).toBe(7);
+    a.send(ipv4("10.77.0.1", "10.77.0.2", "hello"));
+    net.run();
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual(["hello"]);
+  });
+});
+
+describe("replay record shares", () => {
+  /**
+   * x (a member, or a stolen host key) creates tunnel after tunnel under b's current
+   * ephemeral key and never confirms one; c fetched b's record before and creates next,
+   * under the same key. b remembers every creator key (T_I) under that key to refuse
+   * replays: 40 at most here, each host's share 10 (replayShare = 40: no share).
+   */
+  function flood(replayShare: number) {
+    const net = new SimNet();
+    const ca = makeCa();
+    const b = net.addHost(ca, "b", "192.0.2.2", 7000, "10.77.0.2", null, {
+      maxReplayRecords: 40,
+      maxReplayPerHost: replayShare,
+    });
+    const x = net.addHost(ca, "x", "192.0.2.66", 7000, "10.77.0.66", null);
+    const c = net.addHost(ca, "c", "192.0.2.3", 7000, "10.77.0.3", null);
+    x.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    c.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    net.run();
+    net.filter = (d) => !(d.to.equals(x.addr) && d.data[8] === PacketType.Reply);
+    const px = [...x.engine.peers.values()][0]!;
+    for (let i = 0; i < 50; i++) {
+      const t = x.engine.openTunnel(px, net.now)!;
+      net.run();
+      x.engine.closeTunnel(t, net.now, "test");
+    }
+    c.send(ipv4("10.77.0.3", "10.77.0.2", "from c"));
+    net.run();
+    return { b, got: b.take().map((p) => p.subarray(20).toString()) };
+  }
+
+  it("one host cannot fill an ephemeral key's replay record: another host still creates under that key", () => {
+    const { b, got } = flood(10);
+    expect(got).toEqual(["from c"]);
+    expect(b.engine.drops.replayShareFull).toBe(40);
+    expect(b.engine.drops.createReplay).toBe(0);
+    expect(b.engine.eph.current!.seen.size).toBe(11);
+  });
+
+  it("without a share (the defence off) the same flood locks the other host out", () => {
+    const { b, got } = flood(40);
+    expect(got).toEqual([]);
+    expect(b.engine.drops.createReplay).toBe(11);
+    expect(b.engine.drops.replayShareFull).toBe(0);
   });
 });
 

@@ -133,7 +133,7 @@ describe.skipIf(process.getuid?.() !== 0)("forged PUZZLEs while another tunnel c
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it("no ping gap above 200 ms; puzzles above the cap are counted drops", async () => {
+  it("the creator's event loop and a ping on another tunnel never wait; puzzles above the cap are counted drops", async () => {
     await firstPingMs(topo.host("a").ns, "10.77.0.3", { intervalMs: 50 });
     // b's daemon goes away: a's creations towards b stay in "creating" (5 s each), visible on the wire
     await d.b!.stop();
@@ -157,6 +157,7 @@ describe.skipIf(process.getuid?.() !== 0)("forged PUZZLEs while another tunnel c
       String(SECONDS),
       "24,255,20",
     ]);
+    await forger.waitForLog(/^ready/m, 10_000);
     // traffic towards b keeps a creating tunnels (a new TID each 5-s creation timeout)
     const toB = topo.host("a").ns.spawn("ping", ["-n", "-i", "0.5", "10.77.0.2"]);
     const before = await d.a!.status();
@@ -193,7 +194,9 @@ describe.skipIf(process.getuid?.() !== 0)("forged PUZZLEs while another tunnel c
     // ... the harder ones dropped and counted, two per attempt
     expect(diff("puzzleTooHard", "drops")).toBeGreaterThanOrEqual(2 * out.attempts);
     expect(p.received).toBe(p.sent);
-    expect(maxRtt).toBeLessThan(200);
+    // the ping is the end-to-end view (on the loop: 2967 ms); at load 12 on 2 cores one
+    // reply took 219 ms while a's loop delay stayed at 59 ms: the bound is for the stall
+    expect(maxRtt).toBeLessThan(500);
     // the solver thread works; the daemon's loop never waits for it (solving on the loop: 2948 ms;
     // the bound leaves room for a loaded 2-core machine, where the fixed daemon saw up to 152 ms)
     expect(stalls).toBe(0);

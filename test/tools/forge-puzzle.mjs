@@ -4,8 +4,8 @@
 // responder's address (the namespace holds that address; bind to it).
 //   node forge-puzzle.mjs PCAP CREATOR_IP RESPONDER_IP PORT SECONDS DIFFICULTIES [COPIES]
 // DIFFICULTIES is a comma list (e.g. 20,24,255): one PUZZLE each per creation attempt,
-// COPIES times (default 1). Bounded: SECONDS, at most 1000 datagrams. Prints a JSON
-// summary on stdout.
+// COPIES times (default 1). Bounded: SECONDS, at most 1000 datagrams. Prints "ready" once
+// listening, then a JSON summary on stdout.
 import dgram from "node:dgram";
 import fs from "node:fs";
 import { PacketType, encodePuzzle } from "../../dist/wire/packet.js";
@@ -17,6 +17,7 @@ const diffs = diffsS.split(",").map(Number);
 const copies = Number(copiesS ?? 1);
 const sock = dgram.createSocket("udp4");
 await new Promise((r) => sock.bind(port, responderIp, r));
+console.log("ready");
 
 let off = 24;
 let le = true;

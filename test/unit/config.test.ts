@@ -33,7 +33,7 @@ describe("parseConfig", () => {
       host: { key: "/etc/mintun/host.key", cert: "/etc/mintun/host.crt" },
       listen: { address: "0.0.0.0", port: 7000 },
       tun: { name: "mintun0", mtu: 1400, routes: [], peerSubnets: true },
-      ephemeral: { lifetimeSec: 300, minFirstPacket: 256 },
+      ephemeral: { lifetimeSec: 300, minFirstPacket: 256, replayRecords: 100_000, replayPerHost: 1024 },
       tunnel: {
         rekeySec: 120,
         keepaliveSec: 25,

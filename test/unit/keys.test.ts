@@ -269,13 +269,15 @@ describe("key erasure", () => {
       minFirstPacket: 256,
       endpoints: () => [{ ip: "192.0.2.1", port: 7000 }],
       maxReplayRecords: 10,
+      maxReplayPerHost: 10,
     });
     const t0 = 1_700_000_000_000;
     const k1 = eph.rotate(t0);
     const s1 = k1.secretKey;
     const s1copy = Buffer.from(s1);
-    expect(eph.remember(k1, Buffer.alloc(32, 1))).toBe("ok");
-    expect(eph.remember(k1, Buffer.alloc(32, 1))).toBe("replay");
+    const creator = Buffer.alloc(32, 9);
+    expect(eph.remember(k1, Buffer.alloc(32, 1), creator)).toBe("ok");
+    expect(eph.remember(k1, Buffer.alloc(32, 1), creator)).toBe("replay");
     // half a lifetime: a second key is made, the first is still live and intact
     expect(eph.tick(t0 + lifetimeMs / 2)).toBe(true);
     const k2 = eph.current!;
@@ -288,6 +290,7 @@ describe("key erasure", () => {
     eph.tick(k1.notAfter);
     expect(isZero(s1)).toBe(true);
     expect(k1.seen.size).toBe(0);
+    expect(k1.seenPerHost.size).toBe(0);
     expect(eph.get(k1.keyId, k1.notAfter)).toBeUndefined();
     expect(eph.list()).not.toContain(k1);
     expect(isZero(k2.secretKey)).toBe(false);
@@ -307,14 +310,41 @@ describe("key erasure", () => {
       minFirstPacket: 256,
       endpoints: () => [],
       maxReplayRecords: 2,
+      maxReplayPerHost: 2,
     });
     const k = eph.rotate(1_700_000_000_000);
-    expect(eph.remember(k, Buffer.alloc(32, 1))).toBe("ok");
-    expect(eph.remember(k, Buffer.alloc(32, 2))).toBe("ok");
-    expect(eph.remember(k, Buffer.alloc(32, 3))).toBe("full");
+    const creator = Buffer.alloc(32, 9);
+    expect(eph.remember(k, Buffer.alloc(32, 1), creator)).toBe("ok");
+    expect(eph.remember(k, Buffer.alloc(32, 2), creator)).toBe("ok");
+    expect(eph.remember(k, Buffer.alloc(32, 3), creator)).toBe("full");
     expect(eph.isReplay(k, Buffer.alloc(32, 3))).toBe(false);
     expect(eph.tick(1_700_000_000_001)).toBe(true);
     expect(eph.current).not.toBe(k);
+  });
+
+  it("EphemeralKeys.remember: each creator host has a share of the record; past it only that host is refused", () => {
+    const host = signKeyPair();
+    const eph = new EphemeralKeys({
+      hostPublicKey: host.publicKey,
+      hostSecretKey: host.secretKey,
+      lifetimeMs: 300_000,
+      minFirstPacket: 256,
+      endpoints: () => [],
+      maxReplayRecords: 10,
+      maxReplayPerHost: 3,
+    });
+    const k = eph.rotate(1_700_000_000_000);
+    const x = Buffer.alloc(32, 0xee);
+    const c = Buffer.alloc(32, 0xcc);
+    for (let i = 1; i <= 3; i++) expect(eph.remember(k, Buffer.alloc(32, i), x)).toBe("ok");
+    expect(eph.remember(k, Buffer.alloc(32, 4), x)).toBe("hostFull");
+    // a replay is still a replay, and a refused key is not recorded
+    expect(eph.remember(k, Buffer.alloc(32, 1), x)).toBe("replay");
+    expect(eph.isReplay(k, Buffer.alloc(32, 4))).toBe(false);
+    expect(eph.remember(k, Buffer.alloc(32, 5), c)).toBe("ok");
+    expect(k.seen.size).toBe(4);
+    // the record is not full: no early rotation
+    expect(eph.tick(1_700_000_000_001)).toBe(false);
   });
 
   it("engine: closing a tunnel zeroes its keys; engine.close zeroes ephemeral and host X25519 secrets", () => {
