@@ -16,6 +16,7 @@ import { Reader } from "./values.js";
 import {
   type Section,
   readAccess,
+  readTrust,
   readDirectories,
   readDirectoryServe,
   readDns,
@@ -72,6 +73,7 @@ const TOP_KEYS = [
   "metrics",
   "web",
   "policy",
+  "trust",
   "users",
   "dns",
   "gateway",
@@ -110,6 +112,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const { api, stateDir, level } = readLocal(c, env);
   const { metrics, web } = readViews(c);
   const { policy, users } = readAccess(c);
+  const trust = readTrust(c);
   const dns = readDns(c);
   const gateway = readGateway(c);
   const directories = readDirectories(c);
@@ -133,6 +136,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     metrics,
     web,
     policy,
+    trust,
     users,
     dns,
     gateway,

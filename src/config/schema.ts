@@ -101,6 +101,12 @@ export interface Config {
   /** Connection policy file (docs/IDENTITY.md); null = every authenticated host may reach everything. */
   policy: string | null;
   /**
+   * Trust beyond the CA certificate. revocationList: the CA's signed revocation list
+   * (`mintun ca revoke`); read at start and on every reload (a newer list from a
+   * directory is kept over an older file); null = none (the default).
+   */
+  trust: { revocationList: string | null };
+  /**
    * Per-user connections (docs/IDENTITY.md): what flows of OS users without an entry in
    * the user store, and flows whose owner is not proven, run as (default deny); asHost:
    * OS users and groups (names or numeric ids, "@group" or "group:NAME" for a group)

@@ -289,6 +289,17 @@ export function readAccess(c: Section): Pick<Config, "policy" | "users"> {
   return { policy, users: { unmapped, asHost } };
 }
 
+/** `trust`: the revocation list file */
+export function readTrust(c: Section): Config["trust"] {
+  const r: Reader = c.r;
+  const { top } = c;
+  const tm = r.map(top.get("trust")?.value ?? null, "trust", ["revocationList"]);
+  const rl = tm.get("revocationList");
+  const revocationList =
+    rl && !r.isMissing(rl.value) ? r.path(rl.value, "trust.revocationList", rl.key) : null;
+  return { revocationList };
+}
+
 /** `dns`: the name server for overlay names */
 export function readDns(c: Section): Config["dns"] {
   const r: Reader = c.r;

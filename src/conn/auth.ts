@@ -50,7 +50,7 @@ export function connAuth(k: Buffer, bind: Buffer, buf: Buffer, off: number, end:
 
 export type UserVerdict =
   | { ok: true; cert: UserCert; k: Buffer; cached: boolean }
-  | { ok: false; reason: VerifyFailure | "malformed" | "not-user" | "bad-key" };
+  | { ok: false; reason: VerifyFailure | "malformed" | "not-user" | "bad-key" | "revoked" };
 
 /**
  * Receiver side: verified user certificates with their K_u, keyed by the exact
@@ -66,6 +66,8 @@ export class UserKeyCache {
     private readonly hostX: Buffer,
     private readonly hostPk: Buffer,
     private readonly max = 4096,
+    /** the current revocation list's verdict (engine.revocation); checked on every use */
+    private readonly revoked: (cert: UserCert) => boolean = () => false,
   ) {}
 
   lookup(raw: Buffer, nowSec: number): UserVerdict {
@@ -77,6 +79,7 @@ export class UserKeyCache {
         zero(hit.k);
         return { ok: false, reason: nowSec < hit.cert.notBefore ? "not-yet-valid" : "expired" };
       }
+      if (this.revoked(hit.cert)) return { ok: false, reason: "revoked" };
       this.hits++;
       return { ok: true, cert: hit.cert, k: hit.k, cached: true };
     }
@@ -86,6 +89,7 @@ export class UserKeyCache {
     if (cert.kind !== "user") return { ok: false, reason: "not-user" };
     const v = verifyCert(cert, this.ca, nowSec);
     if (!v.ok) return v;
+    if (this.revoked(cert)) return { ok: false, reason: "revoked" };
     const ux = edPkToX(cert.publicKey);
     const d = ux ? dh(this.hostX, ux) : null;
     if (!d) return { ok: false, reason: "bad-key" };

@@ -6,6 +6,8 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import type * as http from "node:http";
+import { readCert, readRevocation } from "../store/keyfile.js";
+import { RevocationIndex, verifyRevocation, type RevocationList } from "../wire/revocation.js";
 import { zero } from "../crypto/sodium.js";
 import {
   type Config,
@@ -14,7 +16,7 @@ import {
   loadConfig,
   restartRequired,
 } from "../config/config.js";
-import { MintunError } from "../errors.js";
+import { CertError, MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
@@ -22,7 +24,7 @@ import type { Conn } from "../conn/conns.js";
 
 import { TICK_MS } from "../tunnel/constants.js";
 import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
-import type { HostCert } from "../wire/cert.js";
+import type { CaCert, HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
 import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
@@ -170,6 +172,9 @@ export class Daemon {
     const peers = await resolvePeers(config);
     // connection policy and the user store: refused files stop the start (typed errors)
     const { policy, identity } = loadAccess(config, hostCert, ca, log, now);
+    const revocation = config.trust.revocationList
+      ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
+      : null;
     const st = selfTest(now());
     if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
 
@@ -197,6 +202,13 @@ export class Daemon {
       now(),
     );
     zero(sk);
+    if (revocation) {
+      engine.setRevocation(new RevocationIndex(revocation), now());
+      if (engine.revocation!.revoked(hostCert))
+        log.log("error", "this host's own certificate is revoked: peers will refuse it", {
+          list: config.trust.revocationList,
+        });
+    }
     for (const p of peers) engine.addPeer(p, now());
     try {
       directory =
@@ -509,12 +521,16 @@ export class Daemon {
     let next: Config;
     let peers: ResolvedPeer[];
     let policy: Policy | null;
+    let revList: RevocationList | null;
     let store: UserStore;
     try {
       next = loadConfig(this.config.file);
       peers = await resolvePeers(next);
       // a refused policy or user store refuses the reload: the running ones stay
       policy = next.policy ? loadPolicy(next.policy) : null;
+      revList = next.trust.revocationList
+        ? loadRevocationList(next.trust.revocationList, this.engine.opts.ca, Math.floor(at / 1000), log)
+        : null;
       store = UserStore.load(usersDir(this.config.stateDir));
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
@@ -527,11 +543,23 @@ export class Daemon {
     }
     const old = this.config;
     const restart: string[] = restartRequired(old, next);
+    const applied: string[] = [];
     for (const k of ["ca", "host.cert"] as const) {
       const f = k === "ca" ? next.ca : next.host.cert;
-      if (!restart.includes(k) && fileDigest(f) !== this.fileDigests[k]) restart.push(`${k} (file content)`);
+      if (restart.includes(k)) continue;
+      const digest = fileDigest(f);
+      if (digest === this.fileDigests[k]) continue;
+      // a renewed host certificate (same key, same addresses) is applied: peers get it in a
+      // CERT frame now and in every later HELLO and record; the directories get it with a
+      // new registration
+      const why = k === "host.cert" ? this.renewOwnCert(f, at) : "the CA needs a restart";
+      if (why === null) {
+        this.fileDigests[k] = digest;
+        applied.push(
+          `host.cert renewed (valid until ${new Date(this.engine.opts.hostCert.notAfter * 1000).toISOString()})`,
+        );
+      } else restart.push(`${k} (file content: ${why})`);
     }
-    const applied: string[] = [];
     if (!this.logLevelOverride && next.log.level !== old.log.level) {
       log.setLevel(next.log.level);
       applied.push(`log.level ${next.log.level}`);
@@ -548,6 +576,19 @@ export class Daemon {
     for (const k of this.engine.reconfigure(opts, policy)) {
       const [key, unit] = units[k]!;
       applied.push(`${key} ${(opts[k] ?? 0) / unit}`);
+    }
+    // the revocation list: a newer file replaces the list in force (tunnels and connections
+    // of newly revoked hosts and users close at once); a list a directory gave us that is
+    // newer than the file stays; no trust.revocationList: none
+    const curRev = this.engine.revocation;
+    if (revList && (!curRev || revList.number > curRev.number)) {
+      this.engine.setRevocation(new RevocationIndex(revList), this.now());
+      applied.push(`revocationList #${revList.number} (${revList.entries.length} entries)`);
+    } else if (revList && curRev && revList.number < curRev.number)
+      applied.push(`revocationList: kept #${curRev.number}, newer than the file's #${revList.number}`);
+    else if (!revList && curRev) {
+      this.engine.setRevocation(null, this.now());
+      applied.push("revocationList none");
     }
     if (this.identity) {
       this.identity.setStore(
@@ -614,6 +655,20 @@ export class Daemon {
     return this.lastReload;
   }
 
+  /** Reads a changed host certificate file and hands it to the engine; why not, or null. */
+  private renewOwnCert(file: string, now: number): string | null {
+    let cert;
+    try {
+      cert = readCert(file);
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
+    }
+    if (cert.kind !== "host") return `a ${cert.kind} certificate`;
+    const why = this.engine.setHostCert(cert, now);
+    if (why === null) this.directory?.client?.register(now);
+    return why;
+  }
+
   /** Idempotent. Resolves when the STOPPING=1 notification has been sent. */
   async stop(): Promise<void> {
     if (this.closed) return;
@@ -662,4 +717,26 @@ function dumpableNow(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Reads the revocation list file and checks it is the CA's (CertError otherwise: the start
+ * or the reload is refused). A list past its nextUpdate is used, with a warning: an old
+ * list still revokes what it names.
+ */
+function loadRevocationList(file: string, ca: CaCert, nowSec: number, log: Logger): RevocationList {
+  const list = readRevocation(file);
+  const v = verifyRevocation(list, ca);
+  if (!v.ok)
+    throw new CertError(
+      "EBADREVOCATION",
+      `${file}: revocation list does not verify against the CA: ${v.reason}`,
+    );
+  if (nowSec >= list.nextUpdate)
+    log.log("warn", "revocation list is past its next update: ask the CA for a newer one", {
+      file,
+      number: list.number,
+      nextUpdate: new Date(list.nextUpdate * 1000).toISOString(),
+    });
+  return list;
 }

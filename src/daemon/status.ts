@@ -59,6 +59,18 @@ export interface Status {
   events: Record<string, number>;
   dos: EngineSnapshot["dos"];
   devices: Record<string, unknown>;
+  /**
+   * The revocation list in force (trust.revocationList or a newer one from a directory):
+   * its number, when the CA issued it and wants the next one (stale: past that), entries;
+   * null when none
+   */
+  revocation?: {
+    number: number;
+    issued: string;
+    nextUpdate: string;
+    stale: boolean;
+    entries: number;
+  } | null;
   daemon?: DaemonInfo;
   /** per-user connections (present when a Daemon builds the status) */
   connections?: ConnectionsStatus;
@@ -122,6 +134,15 @@ export function buildStatus(
     events: sumCounters(snap.events, extra.counters?.events ?? {}),
     dos: snap.dos,
     devices: extra.devices,
+    revocation: e.revocation
+      ? {
+          number: e.revocation.list.number,
+          issued: new Date(e.revocation.list.issued * 1000).toISOString(),
+          nextUpdate: new Date(e.revocation.list.nextUpdate * 1000).toISOString(),
+          stale: now / 1000 >= e.revocation.list.nextUpdate,
+          entries: e.revocation.list.entries.length,
+        }
+      : null,
     ...(extra.daemon ? { daemon: extra.daemon } : {}),
     ...(extra.connections ? { connections: extra.connections } : {}),
   };

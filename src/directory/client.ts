@@ -43,7 +43,19 @@ import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrEqual, addrToString } from "../wire/addr.js";
 import type { CaCert } from "../wire/cert.js";
-import { type DirEndpoint, type DirRequest, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
+import {
+  type DirEndpoint,
+  type DirRequest,
+  type DirResponse,
+  decodeDirResponse,
+  encodeDirRequest,
+} from "../wire/directory.js";
+import {
+  RevocationIndex,
+  decodeRevocation,
+  verifyRevocation,
+  type RevocationList,
+} from "../wire/revocation.js";
 import { FrameType } from "../wire/frames.js";
 import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from "./record.js";
@@ -71,9 +83,13 @@ export interface DirectoryClientOptions {
   maxInflight?: number;
   /** registration refresh interval (config registration.refreshSec); default REGISTER_REFRESH_MS */
   registerRefreshMs?: number;
+  /** how often each directory is asked for a newer revocation list; default DIR_REVOCATION_POLL_MS */
+  revocationPollMs?: number;
+  /** a newer revocation list from a directory was verified and installed in the engine */
+  onRevocation?: (list: RevocationList, now: number) => void;
 }
 
-export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy";
+export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy" | "revoked";
 export type LookupResult =
   { ok: true; record: VerifiedRecord; peer: Peer } | { ok: false; reason: LookupFailure };
 export type LookupCallback = (r: LookupResult) => void;
@@ -90,6 +106,9 @@ interface DirState {
   observed: DirEndpoint | null;
   lastAnswerAt: number;
   failures: number;
+  /** revocation list fetch in progress (chunks of the signed list) */
+  rev: { id: number; sentAt: number; number: number; buf: Buffer | null; got: number } | null;
+  lastRevPoll: number;
 }
 
 interface Inflight {
@@ -141,6 +160,7 @@ export class DirectoryClient {
   private readonly maxPacketsPerTarget: number;
   private readonly maxInflight: number;
   private readonly registerRefreshMs: number;
+  private readonly revocationPollMs: number;
 
   constructor(
     readonly engine: Engine,
@@ -154,6 +174,7 @@ export class DirectoryClient {
     this.maxPacketsPerTarget = opts.maxPacketsPerTarget ?? 16;
     this.maxInflight = opts.maxInflight ?? 4096;
     this.registerRefreshMs = opts.registerRefreshMs ?? REGISTER_REFRESH_MS;
+    this.revocationPollMs = opts.revocationPollMs ?? C.DIR_REVOCATION_POLL_MS;
     this.nextId = randomBytes(4).readUInt32BE(0);
     this.dirs = opts.directories.map((endpoint, i) => ({
       label: `directory-${i}`,
@@ -166,6 +187,8 @@ export class DirectoryClient {
       observed: null,
       lastAnswerAt: 0,
       failures: 0,
+      rev: null,
+      lastRevPoll: 0,
     }));
   }
 
@@ -200,7 +223,8 @@ export class DirectoryClient {
       if (c && c.expiresAt - EXPIRY_SLACK_MS > now) {
         this.events.dirCacheHits++;
         const peer = this.engine.learnRecord(c.hostCert, c.eph, c.endpoint, now);
-        cb({ ok: true, record: c, peer });
+        if (peer) cb({ ok: true, record: c, peer });
+        else cb({ ok: false, reason: "revoked" });
         return;
       }
       const neg = this.negative.get(key);
@@ -378,6 +402,10 @@ export class DirectoryClient {
       }
       return;
     }
+    if (m.op === "revocation") {
+      this.onRevocation(d, t, m, now);
+      return;
+    }
     const f = this.byId.get(m.id);
     if (!f || f.dir !== i || f.q.op !== m.op) return; // stale or unexpected answer
     switch (m.status) {
@@ -428,12 +456,91 @@ export class DirectoryClient {
       if (t?.canSend) this.flushOutbox(d, t, now);
       else if (d.outbox.length > 0 || d.registeredKeyId === null) this.engine.openTunnel(d.peer, now);
       this.registerWith(i, now);
+      if (d.rev && now - d.rev.sentAt >= DIR_TIMEOUT_MS) d.rev = null;
+      if (!d.rev && t?.canSend && now - d.lastRevPoll >= this.revocationPollMs) {
+        d.lastRevPoll = now;
+        this.askRevocation(d, t, 0, now);
+      }
     }
     if (now - this.lastStallCheck >= 1000) {
       this.lastStallCheck = now;
       this.checkStalled(now);
       this.sweep(now);
     }
+  }
+
+  // ------------------------------------------------------------------ revocation list
+
+  /**
+   * Ask a directory for a revocation list newer than ours (chunk at `offset`). Polled every
+   * revocationPollMs per directory; a fetch runs chunk after chunk, one request in flight.
+   */
+  private askRevocation(d: DirState, t: Tunnel, offset: number, now: number): void {
+    const have = this.engine.revocation?.number ?? 0;
+    const id = this.newId();
+    if (offset === 0) d.rev = { id, sentAt: now, number: 0, buf: null, got: 0 };
+    else if (d.rev) {
+      d.rev.id = id;
+      d.rev.sentAt = now;
+    }
+    this.engine.sendFrame(
+      t,
+      FrameType.DirRequest,
+      encodeDirRequest({ op: "revocation", id, have, offset }),
+      now,
+    );
+  }
+
+  /**
+   * A REVOCATION answer. The chunks are assembled; the whole list must decode, be signed by
+   * our CA and carry a higher number than the one in force (a directory can withhold a list,
+   * never forge, replay an older one, or take an entry back). Then the engine applies it
+   * at once (engine.setRevocation) and onRevocation tells the daemon.
+   */
+  private onRevocation(d: DirState, t: Tunnel, m: DirResponse, now: number): void {
+    const r = d.rev;
+    if (!r || r.id !== m.id) return; // stale answer
+    if (!("chunk" in m)) {
+      d.rev = null; // nothing newer (or busy): ask again at the next poll
+      return;
+    }
+    // m is the OK answer of a REVOCATION request from here on
+    const have = this.engine.revocation?.number ?? 0;
+    if (m.offset === 0) {
+      r.number = m.number;
+      r.buf = m.number > have ? Buffer.alloc(m.total) : null;
+      r.got = 0;
+    }
+    if (!r.buf || m.number !== r.number || m.total !== r.buf.length || m.offset !== r.got) {
+      if (r.buf || m.number <= have) this.events.dirRevocationRefused++;
+      d.rev = null;
+      return;
+    }
+    m.chunk.copy(r.buf, m.offset);
+    r.got += m.chunk.length;
+    if (r.got < r.buf.length) {
+      this.askRevocation(d, t, r.got, now);
+      return;
+    }
+    d.rev = null;
+    const list = decodeRevocation(r.buf);
+    const ok = list !== null && verifyRevocation(list, this.opts.ca).ok && list.number > have;
+    if (!list || !ok) {
+      this.events.dirRevocationRefused++;
+      this.rlog.log(now, "warn", "dir-revocation", "revocation list from directory refused", () => ({
+        directory: t.peer.name,
+        reason: !list ? "malformed" : list.number <= have ? "not newer" : "not signed by the CA",
+      }));
+      return;
+    }
+    this.events.dirRevocationFetched++;
+    this.engine.setRevocation(new RevocationIndex(list), now);
+    this.log.log("info", "revocation list from directory installed", {
+      directory: t.peer.name,
+      number: list.number,
+      entries: list.entries.length,
+    });
+    this.opts.onRevocation?.(list, now);
   }
 
   // ------------------------------------------------------------------ internals
@@ -553,7 +660,7 @@ export class DirectoryClient {
     this.events.dirRecordsLearned++;
     const peer = this.engine.learnRecord(rec.hostCert, rec.eph, rec.endpoint, now);
     this.log.log("debug", "record from directory", { query: f.key, host: rec.name });
-    for (const w of f.waiters) w({ ok: true, record: rec, peer });
+    for (const w of f.waiters) w(peer ? { ok: true, record: rec, peer } : { ok: false, reason: "revoked" });
   }
 
   private addNegative(key: string, until: number): void {

@@ -40,6 +40,12 @@ export function newDirEvents() {
     /** directory role: requests answered, registrations stored */
     dirRequestsServed: 0,
     dirRecordsStored: 0,
+    /** directory role: revocation list chunks served */
+    dirRevocationServed: 0,
+    /** directory client: newer revocation lists fetched from a directory and installed */
+    dirRevocationFetched: 0,
+    /** directory client: revocation lists from a directory refused (not the CA's, malformed, not newer) */
+    dirRevocationRefused: 0,
   };
 }
 export type DirEvents = ReturnType<typeof newDirEvents>;

@@ -21,7 +21,7 @@ import type { Engine } from "../tunnel/engine.js";
 import type { Tunnel } from "../tunnel/tunnel.js";
 import { decodeAddrRecord } from "../wire/addr.js";
 import { decodeEphemeral, verifyCert, verifyEphemeral } from "../wire/cert.js";
-import { type DirResponse, decodeDirRequest, encodeDirResponse } from "../wire/directory.js";
+import { type DirResponse, decodeDirRequest, encodeDirResponse, revChunkLength } from "../wire/directory.js";
 import { FrameType } from "../wire/frames.js";
 import { type RecordStore, type StoredRecord, makeRecord } from "./store.js";
 
@@ -140,14 +140,41 @@ export class DirectoryServer {
       );
       return;
     }
-    const q = m.op === "name" ? this.o.store.byName(m.name, now) : this.o.store.byAddress(m.ip, m.op, now);
+    if (m.op === "revocation") {
+      // the newest revocation list this directory holds (its own trust.revocationList, or a
+      // newer one it fetched), in chunks; hosts verify it against the CA themselves
+      const list = this.engine.revocation?.list ?? null;
+      if (!list || list.number <= m.have) {
+        reply({ op: m.op, id: m.id, status: "notFound" });
+        return;
+      }
+      const n = revChunkLength(list.raw.length, m.offset);
+      if (n === 0) {
+        drops.dirRefused++;
+        reply({ op: m.op, id: m.id, status: "refused" });
+        return;
+      }
+      this.events.dirRevocationServed++;
+      reply({
+        op: m.op,
+        id: m.id,
+        status: "ok",
+        number: list.number,
+        total: list.raw.length,
+        offset: m.offset,
+        chunk: list.raw.subarray(m.offset, m.offset + n),
+      });
+      return;
+    }
+    const op = m.op;
+    const q = op === "name" ? this.o.store.byName(m.name, now) : this.o.store.byAddress(m.ip, op, now);
     this.run(
       q,
       (r: StoredRecord | null) =>
         reply(
           r
-            ? { op: m.op, id: m.id, status: "ok", record: { host: r.host, eph: r.eph, observed: r.observed } }
-            : { op: m.op, id: m.id, status: "notFound" },
+            ? { op, id: m.id, status: "ok", record: { host: r.host, eph: r.eph, observed: r.observed } }
+            : { op, id: m.id, status: "notFound" },
         ),
       () => reply({ op: m.op, id: m.id, status: "unavailable" }),
     );

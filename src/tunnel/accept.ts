@@ -148,7 +148,10 @@ export abstract class Accept extends Records {
     if (!hello || !v || !v.ok || equal(v.cert.publicKey, this.hostPk)) {
       zero(ck1);
       zero(k0);
-      this.drops.createHello++;
+      if (v && !v.ok && v.reason === "revoked") {
+        this.drops.revoked++;
+        this.events.tunnelsRevoked++;
+      } else this.drops.createHello++;
       this.rlog.log(now, "warn", "create-hello", "creation refused: certificate", () => ({
         from: addrToString(src, srcOff),
         reason: !v ? "malformed" : !v.ok ? v.reason : "our own key",
@@ -179,7 +182,7 @@ export abstract class Accept extends Records {
       return;
     }
     // verified: allocate state, within this host's share of the table
-    const peer = this.peerForCert(cert, src, srcOff);
+    const peer = this.peerForCert(cert, src, srcOff, now);
     if (!this.takeHostShare(peer, now)) {
       zero(ck1);
       zero(k0);

@@ -52,6 +52,8 @@ import { Conn, FlowScratch, type ConnIdentity } from "../conn/conns.js";
 import { UserKeyCache } from "../conn/auth.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { type Policy } from "../conn/policy.js";
+import { type Cert } from "../wire/cert.js";
+import { type RevocationIndex } from "../wire/revocation.js";
 import {
   type Output,
   type ReloadableOptions,
@@ -122,6 +124,12 @@ export abstract class EngineBase {
   readonly flow = new FlowScratch();
   protected readonly flowIn = new FlowScratch();
   readonly userKeys: UserKeyCache;
+  /**
+   * The CA's revocation list in force (trust.revocationList, or a newer one from the
+   * directory): checked at creation (HELLO, records), at CONN_OPEN, and by the tick on
+   * every peer and connection; installed by setRevocation (timers.ts).
+   */
+  revocation: RevocationIndex | null = null;
   policy: Policy | null;
   identity: ConnIdentity | null;
   /** the directory's hooks (options.ts DirectoryHooks), fixed at construction */
@@ -136,8 +144,9 @@ export abstract class EngineBase {
     this.rlog = new RateLimitedLog(this.log);
     this.hostPk = opts.hostCert.publicKey;
     this.hostX = edSkToX(this.hostSk);
-    this.certs = new CertCache(opts.ca);
-    this.userKeys = new UserKeyCache(opts.ca, this.hostX, this.hostPk);
+    const revoked = (c: Cert) => this.revocation !== null && this.revocation.revoked(c);
+    this.certs = new CertCache(opts.ca, undefined, revoked);
+    this.userKeys = new UserKeyCache(opts.ca, this.hostX, this.hostPk, undefined, revoked);
     this.policy = opts.policy ?? null;
     this.dirHooks = opts.directory ?? {};
     this.identity = opts.identity ?? null;
@@ -374,6 +383,8 @@ export abstract class EngineBase {
     if (t.state === "closed") return;
     for (const e of [t.cur, t.prev, t.next, t.move]) if (e) this.tids.delete(e.tid);
     if (t.movePending) this.tids.delete(t.movePending.tid);
+    if (t.crossMove) this.tids.delete(t.crossMove.tid);
+    if (t.crossEp) this.tids.delete(t.crossEp.tid);
     this.tids.delete(t.tid);
     t.eraseAll();
     const i = t.peer.tunnels.indexOf(t);
@@ -387,6 +398,14 @@ export abstract class EngineBase {
   /** Make `e` current; the old current epoch stays receivable for a grace period. */
   switchEpoch(t: Tunnel, e: Epoch, now: number): void {
     const moved = e === t.move;
+    if (t.crossEp !== e) this.dropCrossMove(t);
+    if (!moved && t.movePending) {
+      // a rekey: the peer may have moved meanwhile (under the move of the epoch we leave);
+      // keep that TID receivable for the grace period (crossEpoch)
+      t.crossMove = t.movePending;
+      t.crossUntil = now + OLD_EPOCH_GRACE_MS;
+      t.movePending = null;
+    }
     if (t.prev) this.retireEpoch(t, t.prev);
     t.prev = t.cur;
     t.prevUntil = now + OLD_EPOCH_GRACE_MS;
@@ -438,6 +457,55 @@ export abstract class EngineBase {
         : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number);
     t.movePending = null; // its chain key now lives (copied) in the epoch and was zeroed here
     return t.move;
+  }
+
+  /**
+   * A rekey and a move crossed: the peer moved (under the move epoch of the epoch we
+   * rekeyed away from) before it saw our rekey, or after answering it. The crossing epoch
+   * is made here on first use of its TID (like moveEpoch, before the AEAD check: nothing
+   * else changes); followCross switches to it once a packet under it verified.
+   */
+  crossEpoch(t: Tunnel, now: number): Epoch | null {
+    if (t.crossEp) return t.crossEp;
+    const p = t.crossMove;
+    if (!p) return null;
+    const k = moveKeys(p.ck);
+    const tid = Buffer.from(p.tid, "latin1");
+    t.crossEp =
+      t.role === "initiator"
+        ? new Epoch(tid, k.i2r, k.r2i, p.ck, now, p.number)
+        : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number);
+    t.crossMove = null; // its chain key now lives (copied) in the epoch
+    return t.crossEp;
+  }
+
+  /**
+   * An authenticated packet under the crossing move epoch: the move wins over our rekey.
+   * The epoch becomes current as a move (the rekeyed epoch stays receivable for the grace
+   * period, its own pending move is dropped), so both ends end on the same epoch instead
+   * of each on one the other does not hold.
+   */
+  followCross(t: Tunnel, e: Epoch, now: number): void {
+    if (t.crossEp !== e) return;
+    t.crossEp = null;
+    if (t.move) this.retireEpoch(t, t.move);
+    this.dropPendingMove(t);
+    t.move = e;
+    this.events.rekeyMoveCrossed++;
+    this.switchEpoch(t, e, now);
+  }
+
+  protected dropCrossMove(t: Tunnel): void {
+    const p = t.crossMove;
+    const e = t.crossEp;
+    const tid = p?.tid ?? e?.tid;
+    if (tid === undefined) return;
+    if (t.cur?.tid !== tid && t.prev?.tid !== tid && t.next?.tid !== tid && t.move?.tid !== tid)
+      this.tids.delete(tid);
+    if (p) zero(p.ck);
+    e?.erase();
+    t.crossMove = null;
+    t.crossEp = null;
   }
 
   protected dropPendingMove(t: Tunnel): void {

@@ -9,7 +9,7 @@
 import { decodeCert, verifyCert, type CaCert, type HostCert, type VerifyFailure } from "../wire/cert.js";
 
 export type HostVerdict =
-  { ok: true; cert: HostCert } | { ok: false; reason: VerifyFailure | "malformed" | "not-host" };
+  { ok: true; cert: HostCert } | { ok: false; reason: VerifyFailure | "malformed" | "not-host" | "revoked" };
 
 export class CertCache {
   private readonly map = new Map<string, HostCert>();
@@ -19,6 +19,8 @@ export class CertCache {
   constructor(
     private readonly ca: CaCert,
     private readonly max = 4096,
+    /** the current revocation list's verdict (engine.revocation); checked on every use */
+    private readonly revoked: (cert: HostCert) => boolean = () => false,
   ) {}
 
   verifyHost(raw: Buffer, nowSec: number): HostVerdict {
@@ -29,6 +31,7 @@ export class CertCache {
         this.map.delete(key);
         return { ok: false, reason: nowSec < hit.notBefore ? "not-yet-valid" : "expired" };
       }
+      if (this.revoked(hit)) return { ok: false, reason: "revoked" };
       this.hits++;
       return { ok: true, cert: hit };
     }
@@ -38,6 +41,7 @@ export class CertCache {
     if (cert.kind !== "host") return { ok: false, reason: "not-host" };
     const v = verifyCert(cert, this.ca, nowSec);
     if (!v.ok) return v;
+    if (this.revoked(cert)) return { ok: false, reason: "revoked" };
     if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
     this.map.set(key, cert);
     return { ok: true, cert };

@@ -320,7 +320,8 @@ export abstract class Connections extends EngineBase {
       if (!v.ok) {
         reason = DenyReason.BadCert;
         why = v.reason;
-        this.drops.connBadCert++;
+        if (v.reason === "revoked") this.drops.revoked++;
+        else this.drops.connBadCert++;
       } else if (
         !t.connBind ||
         !equal(
@@ -472,13 +473,24 @@ export abstract class Connections extends EngineBase {
    */
   protected expireUserConns(peer: Peer, ct: ConnTable, now: number): void {
     const nowSec = now / 1000;
+    const rev = this.revocation;
     for (const c of [...ct.byKey.values()]) {
       if (c.state !== CONN_OPEN) continue;
       const cert = c.mine ? c.localCert : (c.peerUser?.cert ?? null);
-      if (cert === null || (nowSec < cert.notAfter && nowSec >= cert.notBefore)) continue;
-      this.drops.connCertExpired++;
+      if (cert === null) continue;
+      const revoked = rev !== null && rev.revoked(cert);
+      if (!revoked && nowSec < cert.notAfter && nowSec >= cert.notBefore) continue;
+      if (revoked) this.drops.connRevoked++;
+      else this.drops.connCertExpired++;
       if (c.mine) ct.remove(c);
-      else this.resetTheirs(peer, c, DenyReason.BadCert, "user certificate expired", now);
+      else
+        this.resetTheirs(
+          peer,
+          c,
+          DenyReason.BadCert,
+          revoked ? "user revoked" : "user certificate expired",
+          now,
+        );
     }
   }
 

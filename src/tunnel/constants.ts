@@ -24,8 +24,25 @@ export const REKEY_AFTER_PACKETS = 2 ** 40;
 export const REJECT_AFTER_PACKETS = 2 ** 48;
 
 export const DEFAULT_REKEY_AFTER_TIME_MS = 120_000;
-/** A key epoch is refused for sending this long after it should have been replaced. */
+/**
+ * Hard limit of a key epoch with the default schedule: both ends refuse it (send and
+ * receive) and close the tunnel once it is this old. With another tunnel.rekeySec the
+ * limit is rekeyAfter + REJECT_MARGIN_MS (rejectAfterMs()).
+ */
 export const REJECT_AFTER_TIME_MS = 180_000;
+/** How much longer than its rekey time an epoch may live: REJECT_AFTER_TIME - DEFAULT_REKEY_AFTER_TIME = 60 s. */
+export const REJECT_MARGIN_MS = REJECT_AFTER_TIME_MS - DEFAULT_REKEY_AFTER_TIME_MS;
+/**
+ * The responder starts a rekey of its own this long after the initiator should have:
+ * normally the initiator's comes first (no crossing REKEYs); a peer that never rekeys
+ * still gets its keys replaced, then refused at the hard limit.
+ */
+export const RESPONDER_REKEY_DELAY_MS = 15_000;
+
+/** The hard limit of a key epoch for a rekey schedule: rekeyAfter + REJECT_MARGIN_MS. */
+export function rejectAfterMs(rekeyAfterMs: number): number {
+  return rekeyAfterMs + REJECT_MARGIN_MS;
+}
 /** Old key epoch still accepted on receive after a switch (reordering, in-flight packets). */
 export const OLD_EPOCH_GRACE_MS = 10_000;
 /** Control frames (rekey, close) are resent until acknowledged, every this long. */
@@ -85,5 +102,10 @@ export const DIR_REGISTER_REFRESH_MS = 10_000;
 export const DIR_STALL_MS = 3_000;
 /** At most one re-lookup per stalled peer this often. */
 export const DIR_RELOOKUP_MS = 2_000;
+/**
+ * Each directory is asked this often for a revocation list newer than the host's: a list
+ * installed on a directory reaches every host within this (plus a round trip per 1 KiB).
+ */
+export const DIR_REVOCATION_POLL_MS = 10_000;
 /** Cached records with less than this left are looked up again. */
 export const DIR_EXPIRY_SLACK_MS = 5_000;

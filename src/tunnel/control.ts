@@ -79,6 +79,9 @@ export abstract class Control extends Create {
       case FrameType.ConnOpen:
         this.onConnOpen(t, buf, off, len, now);
         return;
+      case FrameType.Cert:
+        this.onPeerCert(t, buf, off, len, now);
+        return;
       case FrameType.ConnDeny:
         this.onConnDeny(t, buf, off, len, now);
         return;
@@ -113,17 +116,32 @@ export abstract class Control extends Create {
     }
   }
 
+  /**
+   * Rekey, started by either end when its own limit is reached (the initiator at
+   * tunnel.rekeySec or REKEY_AFTER_PACKETS, the responder RESPONDER_REKEY_DELAY_MS later):
+   *
+   *   starter   --REKEY(seq, A')-->    answerer: B' fresh, next epoch from DH(b', A'),
+   *             <--REKEY_ACK(seq, B')--          receivable in `next` until used
+   *   starter: derives the same epoch, switches sending at once (KEEPALIVE announces it)
+   *   answerer: switches when the first packet under the new TID arrives
+   *
+   * Crossing REKEYs (both limits at once): the initiator's wins — the responder abandons
+   * its own and answers; the initiator ignores the responder's (it will answer ours).
+   * Epoch keys are by role (i2r / r2i), whoever started.
+   */
   startRekey(t: Tunnel, now: number): void {
-    if (t.rekey || t.role !== "initiator" || t.state !== "established") return;
+    if (t.rekey || t.state !== "established") return;
     const kp = dhKeyPair();
     t.rekey = { seq: ++t.rekeySeq, kp, sentAt: now, firstSentAt: now };
+    if (t.role === "responder") this.events.responderRekeys++;
     this.sendControl(t, FrameType.Rekey, encodeRekey(t.rekey.seq, kp.publicKey), now);
   }
 
   protected onRekey(t: Tunnel, seq: number, pub: Buffer, now: number): void {
-    if (t.role !== "responder") {
-      this.drops.badFrames++;
-      return;
+    if (t.rekey) {
+      if (t.role === "initiator") return; // ours wins; the peer answers it
+      zero(t.rekey.kp.secretKey); // theirs wins
+      t.rekey = null;
     }
     if (t.lastRekeyAck && t.lastRekeyAck.seq === seq) {
       this.sendControl(t, FrameType.RekeyAck, t.lastRekeyAck.body, now);
@@ -141,7 +159,10 @@ export abstract class Control extends Create {
     const nk = deriveRekey(base.ck, d);
     zero(d);
     if (t.next) this.retireEpoch(t, t.next);
-    t.next = new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
+    t.next =
+      t.role === "initiator"
+        ? new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1)
+        : new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
     this.tids.set(t.next.tid, t);
     const body = encodeRekey(seq, kp.publicKey);
     t.lastRekeyAck = { seq, body };
@@ -161,10 +182,13 @@ export abstract class Control extends Create {
     const base = t.cur!;
     const nk = deriveRekey(base.ck, d);
     zero(d);
-    const e = new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1);
+    const e =
+      t.role === "initiator"
+        ? new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1)
+        : new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
     this.tids.set(e.tid, t);
     this.switchEpoch(t, e, now);
-    // announce the new epoch at once so the responder switches too
+    // announce the new epoch at once so the peer switches too
     this.sendControl(t, FrameType.Keepalive, null, now);
   }
 }

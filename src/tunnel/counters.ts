@@ -69,6 +69,12 @@ export function newDrops() {
     connPolicyReset: 0,
     /** open connection whose user certificate expired (refused, or identified afresh if opened here) */
     connCertExpired: 0,
+    /** CREATE (HELLO), record or CONN_OPEN whose host or user certificate is revoked (trust.revocationList) */
+    revoked: 0,
+    /** open connection closed because its user (key or certificate) was revoked */
+    connRevoked: 0,
+    /** packet under a key epoch past its hard limit (rekey time + 60 s, or 2^48 packets): refused */
+    keyExpired: 0,
     /**
      * CREATE_SOLVED with a stale, forged, insufficient or reused solution; or a PUZZLE for no
      * creation of ours, another key id, a second one per attempt, or not from the CREATE's address
@@ -119,6 +125,20 @@ export function newEvents() {
     stallRecoveries: 0,
     /** older established tunnels of a peer closed because a newer one with it was established */
     tunnelsSuperseded: 0,
+    /** tunnels closed because the peer's host certificate expired (or its CA did) */
+    tunnelsCertExpired: 0,
+    /** tunnels closed (or refused at creation) because the peer's host is revoked */
+    tunnelsRevoked: 0,
+    /** tunnels closed because their key epoch reached the hard limit (no rekey in time) */
+    tunnelsKeyExpired: 0,
+    /** a peer's renewed host certificate replaced the cached one (routes, groups re-judged) */
+    peerCertsRenewed: 0,
+    /** rekeys this host started as the tunnel's responder (its own limit reached first) */
+    responderRekeys: 0,
+    /** a packet under the peer's move epoch of the epoch just rekeyed away: the move wins */
+    rekeyMoveCrossed: 0,
+    /** revocation lists installed (file at start or reload, or a newer one from the directory) */
+    revocationLists: 0,
     ephemeralRotations: 0,
     puzzlesSent: 0,
     puzzlesSolved: 0,

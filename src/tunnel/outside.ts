@@ -10,7 +10,7 @@
  */
 import type { UdpBatch } from "./io.js";
 import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
-import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
+import { AEAD_TAG_BYTES, HEADER_BYTES, rejectAfterMs } from "./constants.js";
 import type { EngineCore as Engine } from "./timers.js";
 
 const ADDR_REC = 20;
@@ -73,9 +73,17 @@ function onData(
           ? t.move
           : t.next !== null && t.next.tid === tid
             ? t.next
-            : t.prev;
+            : (t.crossMove !== null && t.crossMove.tid === tid) ||
+                (t.crossEp !== null && t.crossEp.tid === tid)
+              ? engine.crossEpoch(t, now)
+              : t.prev;
   if (e === null || e.tid !== tid) {
     drops.noKey++;
+    return;
+  }
+  // both ends refuse an epoch past its hard limit (the tick closes its tunnel)
+  if (now - e.startedAt >= rejectAfterMs(engine.opts.rekeyAfterMs)) {
+    drops.keyExpired++;
     return;
   }
   const n = readCounter(buf, off);
@@ -100,6 +108,9 @@ function onData(
   } else if (e === t.next || e === t.move) {
     // the peer rekeyed or moved: follow it
     engine.switchEpoch(t, e, now);
+  } else if (e === t.crossEp) {
+    // the peer moved while our rekey was in flight: follow the move (base.ts followCross)
+    engine.followCross(t, e, now);
   }
   engine.onAuthenticated(t, src, srcOff, len, now, e === t.cur);
   engine.deliverFrames(t, engine.frames.reset(buf, ptOff, plainLen), now);

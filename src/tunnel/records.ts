@@ -104,10 +104,77 @@ export abstract class Records extends Connections {
     for (const s of cert.subnets) this.routes.add(s, p);
   }
 
-  protected peerForCert(cert: HostCert, src: Buffer, srcOff: number): Peer {
+  /**
+   * A verified certificate of a known peer (HELLO, record, directory): when it is newer
+   * than the cached one (later notBefore; or the cached one no longer valid) it replaces
+   * it: routes follow its addresses and subnets, and open connections are judged again
+   * under its groups. An older certificate never replaces a newer one, so a renewal that
+   * removed a group cannot be undone by presenting the previous certificate.
+   */
+  protected renewHost(p: Peer, cert: HostCert, now: number): void {
+    const old = p.hostCert;
+    if (!old || old.raw.equals(cert.raw)) return;
+    const nowSec = Math.floor(now / 1000);
+    const oldUsable = nowSec >= old.notBefore && nowSec < old.notAfter && !this.revocation?.revoked(old);
+    if (oldUsable && cert.notBefore <= old.notBefore) return;
+    this.learnHost(p, cert);
+    this.events.peerCertsRenewed++;
+    this.log.log("info", "peer certificate renewed", {
+      peer: p.name,
+      notAfter: new Date(cert.notAfter * 1000).toISOString(),
+      groups: cert.groups.join(",") || "-",
+    });
+    this.rejudge(now);
+  }
+
+  /**
+   * CERT frame: the peer's renewed host certificate, inside its authenticated tunnel. It
+   * must verify (CA, validity, not revoked) and carry the tunnel peer's key; then it
+   * replaces the cached one if newer (renewHost). Else counted in drops.badRecord.
+   */
+  protected onPeerCert(t: Tunnel, buf: Buffer, off: number, len: number, now: number): void {
+    const known = t.peer.hostCert;
+    const v = this.certs.verifyHost(Buffer.from(buf.subarray(off, off + len)), Math.floor(now / 1000));
+    if (!known || !v.ok || !equal(v.cert.publicKey, known.publicKey)) {
+      if (!v.ok && v.reason === "revoked") this.drops.revoked++;
+      else this.drops.badRecord++;
+      return;
+    }
+    this.renewHost(t.peer, v.cert, now);
+  }
+
+  /**
+   * This host's own renewed certificate (reload): same key and the same addresses and
+   * subnets (those need a restart), verified against the CA. It goes into every later
+   * HELLO and record answer, and a CERT frame tells every established tunnel's peer now.
+   * Returns why not, or null.
+   */
+  setHostCert(cert: HostCert, now: number): string | null {
+    const old = this.opts.hostCert;
+    if (!equal(cert.publicKey, old.publicKey)) return "another key (needs a restart)";
+    if (cert.ip4 !== old.ip4 || cert.ip6 !== old.ip6 || cert.subnets.join() !== old.subnets.join())
+      return "other addresses or subnets (needs a restart)";
+    const v = verifyCert(cert, this.opts.ca, Math.floor(now / 1000));
+    if (!v.ok) return `does not verify: ${v.reason}`;
+    if (old.raw.equals(cert.raw)) return null;
+    this.opts.hostCert = cert;
+    for (const p of this.peers.values())
+      for (const t of p.tunnels)
+        if (t.state === "established") this.sendControl(t, FrameType.Cert, cert.raw, now);
+    this.out.flush();
+    this.log.log("info", "own certificate renewed", {
+      notAfter: new Date(cert.notAfter * 1000).toISOString(),
+    });
+    return null;
+  }
+
+  protected peerForCert(cert: HostCert, src: Buffer, srcOff: number, now: number): Peer {
     const key = cert.publicKey.latin1Slice(0, 32);
     let p = this.peers.get(key);
-    if (p) return p;
+    if (p) {
+      this.renewHost(p, cert, now);
+      return p;
+    }
     // a configured peer waiting for its record, with this name
     p = this.unresolved.get(cert.name);
     if (p) this.unresolved.delete(cert.name);
@@ -234,12 +301,17 @@ export abstract class Records extends Connections {
     zero(peer.recordReq!.q.secretKey);
     peer.recordReq = null;
     peer.recordFetchedAt = now;
+    if (this.revocation?.revoked(cert)) {
+      this.drops.revoked++;
+      peer.recordRefused = "host revoked";
+      return;
+    }
     peer.recordRefused = null;
     if (!known) {
       this.unresolved.delete(peer.name);
       this.learnHost(peer, cert);
       this.peers.set(cert.publicKey.latin1Slice(0, 32), peer);
-    }
+    } else this.renewHost(peer, cert, now);
     this.setEph(peer, eph);
     this.events.recordsLearned++;
     this.log.log("debug", "record learned", { peer: peer.name, keyId: eph.keyId });
@@ -276,9 +348,14 @@ export abstract class Records extends Connections {
    * host's routes, its ephemeral key and endpoint; queued packets are sent
    * (0-RTT creation). An existing peer keeps its tunnels and their endpoints.
    */
-  learnRecord(cert: HostCert, eph: EphemeralCert, endpoint: Buffer, now: number): Peer {
+  learnRecord(cert: HostCert, eph: EphemeralCert, endpoint: Buffer, now: number): Peer | null {
+    if (this.revocation?.revoked(cert)) {
+      this.drops.revoked++;
+      return null;
+    }
     const key = cert.publicKey.latin1Slice(0, 32);
     let p = this.peers.get(key);
+    if (p) this.renewHost(p, cert, now);
     if (!p) {
       p = this.unresolved.get(cert.name);
       if (p && !p.anyName) this.unresolved.delete(cert.name);

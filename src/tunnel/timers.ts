@@ -14,8 +14,14 @@ import {
   PROBE_RETRY_MS,
   PROBE_TRIES,
   RECOVERY_TIMEOUT_MS,
+  REJECT_AFTER_PACKETS,
   REKEY_AFTER_PACKETS,
+  REPLY_KEY_LIFETIME_MS,
+  RESPONDER_REKEY_DELAY_MS,
+  rejectAfterMs,
 } from "./constants.js";
+import { type HostCert } from "../wire/cert.js";
+import { type RevocationIndex } from "../wire/revocation.js";
 import { Peer, Tunnel } from "./tunnel.js";
 import { DEFAULT_UNCONFIRMED_TIMEOUT_MS } from "./options.js";
 import { Control } from "./control.js";
@@ -34,8 +40,14 @@ export class EngineCore extends Control {
       this.events.ephemeralRotations++;
       this.opts.onEphemeralRotated?.(this.eph.current!.cert);
     }
+    // the responder's reply key lives REPLY_KEY_LIFETIME_MS, whether or not another tunnel comes
+    if (this.reply && now - this.reply.at >= REPLY_KEY_LIFETIME_MS) {
+      zero(this.reply.kp.secretKey);
+      this.reply = null;
+    }
     const nowSec = now / 1000;
     for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      if (p.hostCert && this.checkPeerCert(p, p.hostCert, now)) continue;
       const inUse = p.sendTunnel();
       for (const t of p.tunnels.slice()) this.tickTunnel(t, now, t === inUse);
       if (p.recovering !== 0 && now - p.recovering >= RECOVERY_TIMEOUT_MS) p.recovering = 0;
@@ -78,14 +90,28 @@ export class EngineCore extends Control {
           return;
         }
         if (t.prev && now >= t.prevUntil) this.retireEpoch(t, t.prev);
+        if ((t.crossMove || t.crossEp) && now >= t.crossUntil) this.dropCrossMove(t);
+        // hard limit: an epoch nobody replaced in time is refused by both ends (outside.ts)
+        // and its tunnel closed; the next packet creates a fresh one
+        if (
+          now - t.cur!.startedAt >= rejectAfterMs(this.opts.rekeyAfterMs) ||
+          t.cur!.sendCounter >= REJECT_AFTER_PACKETS
+        ) {
+          this.events.tunnelsKeyExpired++;
+          this.closeTunnel(t, now, "key-expired");
+          return;
+        }
         if (t.rekey && now - t.rekey.sentAt >= CONTROL_RETRANSMIT_MS) {
           t.rekey.sentAt = now;
           this.sendControl(t, FrameType.Rekey, encodeRekey(t.rekey.seq, t.rekey.kp.publicKey), now);
         }
+        // either end rekeys when its own limit is reached; the responder's comes later so
+        // that normally the initiator's REKEY is the only one
         if (
-          t.role === "initiator" &&
           t.state === "established" &&
-          (now - t.lastRekeyAt >= this.opts.rekeyAfterMs || t.cur!.sendCounter >= REKEY_AFTER_PACKETS)
+          (now - t.lastRekeyAt >=
+            this.opts.rekeyAfterMs + (t.role === "responder" ? RESPONDER_REKEY_DELAY_MS : 0) ||
+            t.cur!.sendCounter >= REKEY_AFTER_PACKETS)
         )
           this.startRekey(t, now);
         if (this.opts.keepaliveMs > 0 && now - t.lastTx >= this.opts.keepaliveMs) {
@@ -189,6 +215,63 @@ export class EngineCore extends Control {
     if (!p.eph || !p.hostCert || !p.endpoint || p.eph.notAfter <= Math.floor(now / 1000)) return;
     const nt = this.startCreate(p, now);
     if (nt) this.sendCreate(nt, null, now);
+  }
+
+  /**
+   * Certificate lifecycle of a known peer (every tick, and at once from setRevocation):
+   * when its host certificate expired (or the CA's did) or it is revoked, every tunnel
+   * with it is closed (CLOSE sent, counted: events.tunnelsCertExpired / tunnelsRevoked)
+   * and its connections dropped. A configured peer keeps its name and address: its
+   * record is fetched again, and a renewed certificate (same key) brings it back
+   * (records.ts renewHost); a peer learned from its own creation is forgotten.
+   * Returns true when the peer was dropped from the tables (skip it this tick).
+   */
+  protected checkPeerCert(p: Peer, cert: HostCert, now: number): boolean {
+    const nowSec = now / 1000;
+    const revoked = this.revocation !== null && this.revocation.revoked(cert);
+    if (!revoked && nowSec >= cert.notBefore && nowSec < cert.notAfter && nowSec < this.opts.ca.notAfter)
+      return false;
+    const reason = revoked ? "revoked" : "cert-expired";
+    if (p.tunnels.length > 0) {
+      for (const t of p.tunnels.slice()) {
+        if (t.state === "established") this.sendControl(t, FrameType.Close, Buffer.from([0]), now);
+        if (revoked) this.events.tunnelsRevoked++;
+        else this.events.tunnelsCertExpired++;
+        this.closeTunnel(t, now, reason);
+      }
+      this.log.log(
+        "warn",
+        revoked ? "peer host revoked: tunnels closed" : "peer certificate expired: tunnels closed",
+        {
+          peer: p.name,
+          notAfter: new Date(cert.notAfter * 1000).toISOString(),
+        },
+      );
+    }
+    if (p.conns !== null && p.conns.byKey.size > 0) p.conns.clear();
+    p.eph = null; // a record (with a renewed certificate) must be fetched before a new tunnel
+    if (!p.configured) {
+      this.routes.removeValue(p);
+      this.peers.delete(cert.publicKey.latin1Slice(0, 32));
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Install a verified revocation list (the caller checked it is the CA's and newer) and
+   * apply it at once: tunnels of revoked hosts closed, connections of revoked users
+   * refused (drops.connRevoked). Later creations, records and CONN_OPENs are checked
+   * against it (certcache.ts, conn/auth.ts, records.ts).
+   */
+  setRevocation(idx: RevocationIndex | null, now: number): void {
+    this.revocation = idx;
+    if (idx) this.events.revocationLists++;
+    for (const p of [...this.peers.values(), ...this.unresolved.values()]) {
+      if (p.hostCert && this.checkPeerCert(p, p.hostCert, now)) continue;
+      if (p.conns !== null) this.expireUserConns(p, p.conns, now);
+    }
+    this.out.flush();
   }
 
   /** Send CLOSE on every tunnel (best effort) and erase all secrets. */

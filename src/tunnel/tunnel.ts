@@ -134,6 +134,15 @@ export class Tunnel {
   move: Epoch | null = null;
   /** the move epoch before first use: its TID (registered) and chain key only */
   movePending: { tid: string; ck: Buffer; number: number } | null = null;
+  /**
+   * The pending move of the epoch a rekey just replaced, kept receivable until
+   * `crossUntil` (OLD_EPOCH_GRACE_MS): if the peer moved while our rekey was in flight,
+   * its packets come under this TID and we follow the move (base.ts crossEpoch).
+   */
+  crossMove: { tid: string; ck: Buffer; number: number } | null = null;
+  /** the crossing move epoch, made on first use (before the AEAD check; followed only after it) */
+  crossEp: Epoch | null = null;
+  crossUntil = 0;
   migrations = 0;
   /** local source address last used towards the peer (from the route-source probe) */
   src: Buffer | null = null;
@@ -231,6 +240,10 @@ export class Tunnel {
     this.move?.erase();
     if (this.movePending) zero(this.movePending.ck);
     this.movePending = null;
+    if (this.crossMove) zero(this.crossMove.ck);
+    this.crossMove = null;
+    this.crossEp?.erase();
+    this.crossEp = null;
     if (this.rekey) zero(this.rekey.kp.secretKey);
     this.rekey = null;
     this.cur = this.prev = this.next = this.move = null;

@@ -16,6 +16,8 @@
  *                       gateway whose certificate lists the longest subnet holding it
  *   op 3 SUBNET       family | address: only gateways (a certified subnet holds it)
  *   op 4 NAME         nameLen (u8, 1..63) | name (ASCII, certificate name rules)
+ *   op 5 REVOCATION   have (u32: the number of the host's revocation list, 0 none) |
+ *                       offset (u32: byte offset of the chunk wanted)
  *
  * DIR_RESPONSE body:
  *
@@ -26,6 +28,9 @@
  *
  *   status 0 OK         REGISTER: endpoint (the address the directory observed)
  *                       lookups:  record
+ *                       REVOCATION: number (u32) | total (u32, bytes of the signed list) |
+ *                         offset (u32) | chunk (min(REV_CHUNK_BYTES, total - offset) bytes);
+ *                         NOT_FOUND when the directory holds no list newer than `have`
  *   status 1 NOT_FOUND, 2 REFUSED, 3 RATE_LIMITED, 4 UNAVAILABLE: no payload
  *
  *   record   = hostLen (u16) | host certificate | ephLen (u16) | ephemeral certificate | endpoint
@@ -37,14 +42,17 @@
  * limits; decoders never throw and return null.
  */
 import { CERT_MAX_SIZE, CERT_MIN_SIZE, EPH_MAX_SIZE, EPH_MIN_SIZE, isValidName } from "./cert.js";
+import { REV_MAX_SIZE, REV_MIN_SIZE } from "./revocation.js";
 import { bytesToIpv6, formatIp4, parseIp } from "../ip/ip.js";
 
 export const DIR_VERSION = 1;
 
-export const DirOp = { Register: 1, Address: 2, Subnet: 3, Name: 4 } as const;
-export type DirOpName = "register" | "address" | "subnet" | "name";
-const OP_NAMES: readonly (DirOpName | null)[] = [null, "register", "address", "subnet", "name"];
-const OP_CODES: Record<DirOpName, number> = { register: 1, address: 2, subnet: 3, name: 4 };
+export const DirOp = { Register: 1, Address: 2, Subnet: 3, Name: 4, Revocation: 5 } as const;
+export type DirOpName = "register" | "address" | "subnet" | "name" | "revocation";
+const OP_NAMES: readonly (DirOpName | null)[] = [null, "register", "address", "subnet", "name", "revocation"];
+const OP_CODES: Record<DirOpName, number> = { register: 1, address: 2, subnet: 3, name: 4, revocation: 5 };
+/** Bytes of a revocation list per REVOCATION answer (a 4096-entry list takes 133 answers). */
+export const REV_CHUNK_BYTES = 1024;
 
 export const DirStatus = { Ok: 0, NotFound: 1, Refused: 2, RateLimited: 3, Unavailable: 4 } as const;
 export type DirStatusName = "ok" | "notFound" | "refused" | "rateLimited" | "unavailable";
@@ -73,7 +81,8 @@ export interface DirEndpoint {
 export type DirRequest =
   | { op: "register"; id: number; eph: Buffer }
   | { op: "address" | "subnet"; id: number; ip: string }
-  | { op: "name"; id: number; name: string };
+  | { op: "name"; id: number; name: string }
+  | { op: "revocation"; id: number; have: number; offset: number };
 
 /** A record as carried: raw certificates (verified by whoever uses them) and the observed endpoint. */
 export interface WireRecord {
@@ -85,7 +94,16 @@ export interface WireRecord {
 export type DirResponse =
   | { op: DirOpName; id: number; status: Exclude<DirStatusName, "ok"> }
   | { op: "register"; id: number; status: "ok"; observed: DirEndpoint | null }
-  | { op: "address" | "subnet" | "name"; id: number; status: "ok"; record: WireRecord };
+  | { op: "address" | "subnet" | "name"; id: number; status: "ok"; record: WireRecord }
+  | {
+      op: "revocation";
+      id: number;
+      status: "ok";
+      number: number;
+      total: number;
+      offset: number;
+      chunk: Buffer;
+    };
 
 // ------------------------------------------------------------------ endpoints and addresses
 
@@ -137,6 +155,8 @@ export function dirRequestSize(r: DirRequest): number {
       return DIR_REQUEST_HEADER_BYTES + (r.ip.includes(":") ? 17 : 5);
     case "name":
       return DIR_REQUEST_HEADER_BYTES + 1 + r.name.length;
+    case "revocation":
+      return DIR_REQUEST_HEADER_BYTES + 8;
   }
 }
 
@@ -165,6 +185,10 @@ export function encodeDirRequestInto(r: DirRequest, buf: Buffer, off: number): n
       buf[o++] = r.name.length;
       buf.write(r.name, o, "ascii");
       return o + r.name.length;
+    case "revocation":
+      buf.writeUInt32BE(r.have >>> 0, o);
+      buf.writeUInt32BE(r.offset >>> 0, o + 4);
+      return o + 8;
   }
 }
 
@@ -201,7 +225,17 @@ export function decodeDirRequest(buf: Buffer, off: number, len: number): DirRequ
       const name = buf.toString("latin1", o + 1, end);
       return isValidName(name) ? { op, id, name } : null;
     }
+    case "revocation":
+      if (o + 8 !== end) return null;
+      return { op, id, have: buf.readUInt32BE(o), offset: buf.readUInt32BE(o + 4) };
   }
+}
+
+/** Length of the chunk at `offset` of a list of `total` bytes (0: no such chunk). */
+export function revChunkLength(total: number, offset: number): number {
+  if (total < REV_MIN_SIZE || total > REV_MAX_SIZE || offset >= total || offset % REV_CHUNK_BYTES !== 0)
+    return 0;
+  return Math.min(REV_CHUNK_BYTES, total - offset);
 }
 
 // ------------------------------------------------------------------ responses
@@ -209,6 +243,7 @@ export function decodeDirRequest(buf: Buffer, off: number, len: number): DirRequ
 export function dirResponseSize(r: DirResponse): number {
   if (r.status !== "ok") return DIR_RESPONSE_HEADER_BYTES;
   if ("observed" in r) return DIR_RESPONSE_HEADER_BYTES + endpointSize(r.observed);
+  if ("chunk" in r) return DIR_RESPONSE_HEADER_BYTES + 12 + r.chunk.length;
   const rec = r.record;
   return DIR_RESPONSE_HEADER_BYTES + 4 + rec.host.length + rec.eph.length + endpointSize(rec.observed);
 }
@@ -221,6 +256,14 @@ export function encodeDirResponseInto(r: DirResponse, buf: Buffer, off: number):
   const o = off + DIR_RESPONSE_HEADER_BYTES;
   if (r.status !== "ok") return o;
   if ("observed" in r) return writeEndpoint(buf, o, r.observed);
+  if ("chunk" in r) {
+    if (revChunkLength(r.total, r.offset) !== r.chunk.length) throw new RangeError("revocation chunk");
+    buf.writeUInt32BE(r.number >>> 0, o);
+    buf.writeUInt32BE(r.total, o + 4);
+    buf.writeUInt32BE(r.offset, o + 8);
+    r.chunk.copy(buf, o + 12);
+    return o + 12 + r.chunk.length;
+  }
   const { host, eph, observed } = r.record;
   if (host.length < CERT_MIN_SIZE || host.length > CERT_MAX_SIZE) throw new RangeError("host cert size");
   if (eph.length < EPH_MIN_SIZE || eph.length > EPH_MAX_SIZE) throw new RangeError("eph size");
@@ -252,6 +295,22 @@ export function decodeDirResponse(buf: Buffer, off: number, len: number): DirRes
   if (op === "register") {
     const observed = readEndpoint(buf, o, end);
     return observed === undefined ? null : { op, id, status, observed };
+  }
+  if (op === "revocation") {
+    if (o + 12 > end) return null;
+    const total = buf.readUInt32BE(o + 4);
+    const offset = buf.readUInt32BE(o + 8);
+    const n = revChunkLength(total, offset);
+    if (n === 0 || o + 12 + n !== end) return null;
+    return {
+      op,
+      id,
+      status,
+      number: buf.readUInt32BE(o),
+      total,
+      offset,
+      chunk: Buffer.from(buf.subarray(o + 12, end)),
+    };
   }
   if (o + 2 > end) return null;
   const hl = buf.readUInt16BE(o);

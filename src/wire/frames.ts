@@ -21,6 +21,8 @@
  *   PROBE     15  empty; the receiver answers at once with a KEEPALIVE (stall probe)
  *   RETRY     7   n × (TID (8) | counter (8)): earlier CREATEs that carried the next
  *                 CONN_DATA (only in CREATE / CREATE_SOLVED; src/tunnel/retry.ts)
+ *   CERT      8   the sender's renewed host certificate (same key; wire/cert.ts): the
+ *                 receiver verifies it and replaces its cached one (tunnel/records.ts)
  *   KEEPALIVE 16  empty
  *   REKEY     17  seq u32 | new X25519 pub (32)
  *   REKEY_ACK 18  seq u32 | new X25519 pub (32)
@@ -40,6 +42,7 @@ export const FrameType = {
   ConnReset: 6,
   Probe: 15,
   Retry: 7,
+  Cert: 8,
   Keepalive: 16,
   Rekey: 17,
   RekeyAck: 18,

@@ -9,7 +9,8 @@ import { signKeyPair } from "../../src/crypto/sodium.js";
 import { DirectoryClient, type LookupResult } from "../../src/directory/client.js";
 import { DirectoryServer } from "../../src/directory/server.js";
 import { MemoryStore } from "../../src/directory/store.js";
-import { EPH_OFFSET_HOST_KEY, signEphemeral } from "../../src/wire/cert.js";
+import { EPH_OFFSET_HOST_KEY, signCert, signEphemeral, type HostCert } from "../../src/wire/cert.js";
+import { RevocationIndex, signRevocation } from "../../src/wire/revocation.js";
 import {
   type DirResponse,
   type WireRecord,
@@ -212,7 +213,7 @@ describe("directory in-process", () => {
     w.dir.dirHooks.frame = (t, type, buf, off, len, now) => {
       if (type !== FrameType.DirRequest) return false;
       const m = decodeDirRequest(buf, off, len);
-      if (!m || m.op === "register") return true;
+      if (!m || m.op === "register" || m.op === "revocation") return true;
       const r: DirResponse = { op: m.op, id: m.id, status: "ok", record: forged[next++ % forged.length]![1] };
       w.dir.engine.sendFrame(t, FrameType.DirResponse, encodeDirResponse(r), now);
       return true;
@@ -376,5 +377,81 @@ describe("directory answers are hints, not authority", () => {
     }
     expect(addrToString(tb.endpoint)).toBe("192.0.2.22:7000");
     expect(tb.state).toBe("established");
+  });
+
+  it("a host's renewed certificate (reload) is registered again: the directory serves the new one", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    await step(w, 1000);
+    const old = a.engine.opts.hostCert;
+    expect((await w.server.store.byName("a", w.net.now))?.host.equals(old.raw)).toBe(true);
+    const nowSec = Math.floor(w.net.now / 1000);
+    const renewed = signCert(
+      { ...old, groups: ["renewed"], notBefore: nowSec - 10, notAfter: nowSec + 86400 },
+      w.ca.sk,
+    ) as HostCert;
+    expect(a.engine.setHostCert(renewed, w.net.now)).toBeNull();
+    w.clients.get(a)!.register(w.net.now); // what the daemon's reload does
+    await step(w, 500);
+    expect((await w.server.store.byName("a", w.net.now))?.host.equals(renewed.raw)).toBe(true);
+    expect(w.dir.engine.events.peerCertsRenewed).toBe(1); // the directory's tunnel peer too (CERT frame)
+  });
+
+  it("revocation lists through the directory: a newer one is installed, a forged or older one refused", async () => {
+    const w = world();
+    const a = addClientHost(w, "a", "192.0.2.1", "10.77.0.1", [w.dir]);
+    const b = addClientHost(w, "b", "192.0.2.2", "10.77.0.2", [w.dir]);
+    await step(w, 1000);
+    const nowSec = Math.floor(w.net.now / 1000);
+    const list = (number: number, sk: Buffer, issuer: Buffer, n = 0) =>
+      signRevocation(
+        {
+          number,
+          issued: nowSec,
+          nextUpdate: nowSec + 3600,
+          issuer,
+          entries: [
+            { kind: "host" as const, value: b.engine.opts.hostCert.publicKey },
+            // padding entries: a list of several 1-KiB chunks
+            ...Array.from({ length: n }, (_, i) => ({
+              kind: "user" as const,
+              value: Buffer.alloc(32, i + 1),
+            })),
+          ],
+        },
+        sk,
+      );
+    w.dir.engine.setRevocation(new RevocationIndex(list(5, w.ca.sk, w.ca.cert.publicKey, 100)), w.net.now);
+    await step(w, 10_500, 250);
+    const ca = w.clients.get(a)!;
+    expect(ca.events.dirRevocationFetched).toBe(1);
+    expect(a.engine.revocation?.number).toBe(5);
+    expect(a.engine.revocation?.list.raw.length).toBeGreaterThan(3 * 1024); // several chunks
+    // the directory now lies: a list of another CA with a higher number, then an older one of ours
+    const other = signKeyPair();
+    const lies = [list(9, other.secretKey, other.publicKey), list(4, w.ca.sk, w.ca.cert.publicKey)];
+    let n = 0;
+    w.dir.dirHooks.frame = (t, type, buf, off, len, now) => {
+      if (type !== FrameType.DirRequest) return false;
+      const m = decodeDirRequest(buf, off, len);
+      if (m?.op !== "revocation") return false;
+      const l = lies[n++ % 2]!;
+      const chunk = l.raw.subarray(m.offset, m.offset + Math.min(1024, l.raw.length - m.offset));
+      const r: DirResponse = {
+        op: "revocation",
+        id: m.id,
+        status: "ok",
+        number: l.number,
+        total: l.raw.length,
+        offset: m.offset,
+        chunk,
+      };
+      w.dir.engine.sendFrame(t, FrameType.DirResponse, encodeDirResponse(r), now);
+      return true;
+    };
+    await step(w, 21_000, 250);
+    expect(ca.events.dirRevocationRefused).toBeGreaterThanOrEqual(2);
+    expect(a.engine.revocation?.number).toBe(5);
+    expect(ca.events.dirRevocationFetched).toBe(1);
   });
 });

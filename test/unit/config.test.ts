@@ -61,11 +61,18 @@ describe("parseConfig", () => {
       metrics: { listen: null },
       web: { listen: null },
       policy: null,
+      trust: { revocationList: null },
       users: { unmapped: "deny", asHost: [] },
       dns: { listen: null, domain: "mesh." },
       gateway: { forward: false, masquerade: false, lanInterface: null },
     });
     expect(c.tunnel).toEqual(DEFAULTS.tunnel);
+  });
+
+  it("trust.revocationList: a path relative to the config file; unknown trust keys refused", () => {
+    const c = parseConfig(`${MIN}trust:\n  revocationList: revoked.crl\n`, "/etc/mintun/host.yaml");
+    expect(c.trust).toEqual({ revocationList: "/etc/mintun/revoked.crl" });
+    expect(() => parseConfig(`${MIN}trust:\n  crl: x\n`, "/etc/mintun/host.yaml")).toThrow(/crl/);
   });
 
   it("parses a full config", () => {

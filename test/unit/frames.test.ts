@@ -38,6 +38,7 @@ describe("frame constants", () => {
       ConnReset: 6,
       Probe: 15,
       Retry: 7,
+      Cert: 8,
       Keepalive: 16,
       Rekey: 17,
       RekeyAck: 18,

@@ -84,6 +84,11 @@ export function formatStatus(s: Status): string {
     if (n.gateway.forward) o += `gateway: forwarding${n.gateway.masquerade ? ", masquerade" : ""}\n`;
   }
   o += directoryLines(s);
+  const rv = s.revocation;
+  if (rv)
+    o +=
+      `revocation list #${rv.number}: ${rv.entries} revoked, issued ${rv.issued}, next update ${rv.nextUpdate}` +
+      `${rv.stale ? " (STALE: ask the CA for a newer list)" : ""}\n`;
   const d = s.daemon;
   if (d) {
     o += `\ndaemon: pid ${d.pid}, version ${d.version}, config ${d.config}, log ${d.logLevel}`;
