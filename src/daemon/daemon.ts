@@ -407,8 +407,9 @@ export class Daemon {
   /** One consistent reading of the state for metrics and the web view. */
   observe(): Observation {
     const status = this.status();
-    const { perPeer, all } = this.totals.update(status.tunnels);
+    const { perPeer, all } = this.totals.update(status.tunnels, new Set(status.peers.map((p) => p.name)));
     return {
+      now: this.now(),
       status,
       perPeer,
       all,

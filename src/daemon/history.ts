@@ -60,9 +60,19 @@ function add(a: Counts, b: Counts): void {
 export class PeerTotals {
   private readonly live = new Map<string, TunnelCounts>();
   private readonly retired = new Map<string, Counts>();
+  /** counts of peers that are gone (kept so that the overall totals never go down) */
+  private readonly forgotten = zeroCounts();
 
-  /** Feed the current tunnels; returns totals per peer (retired + live) and overall. */
-  update(tunnels: readonly TunnelCounts[]): { perPeer: Map<string, Counts>; all: Counts } {
+  /**
+   * Feed the current tunnels; returns totals per peer (retired + live) and overall. With
+   * `peers` (the names the daemon knows now), the totals of a peer that is gone and has no
+   * tunnel are forgotten, so per-peer series end with the peer (bounded cardinality); the
+   * overall totals keep them.
+   */
+  update(
+    tunnels: readonly TunnelCounts[],
+    peers?: ReadonlySet<string>,
+  ): { perPeer: Map<string, Counts>; all: Counts } {
     const seen = new Set<string>();
     for (const t of tunnels) {
       const id = `${t.peer}\u0000${t.session}`;
@@ -76,6 +86,12 @@ export class PeerTotals {
         add(r, t);
         this.live.delete(id);
       }
+    if (peers)
+      for (const [peer, r] of this.retired)
+        if (!peers.has(peer)) {
+          add(this.forgotten, r);
+          this.retired.delete(peer);
+        }
     const perPeer = new Map<string, Counts>();
     for (const [peer, r] of this.retired) perPeer.set(peer, { ...r });
     for (const t of this.live.values()) {
@@ -84,6 +100,7 @@ export class PeerTotals {
       add(c, t);
     }
     const all = zeroCounts();
+    add(all, this.forgotten);
     for (const c of perPeer.values()) add(all, c);
     return { perPeer, all };
   }

@@ -8,6 +8,7 @@
  * docs/PERFORMANCE.md "Soak". Every TRIM_INTERVAL_MS the coarse timer calls `tick`,
  * which trims once and remembers what it gave back (RSS before minus after).
  */
+import { performance } from "node:perf_hooks";
 
 /** How often the C heap is trimmed (a call takes about 1 ms; 13 ms after tens of MiB were freed). */
 export const TRIM_INTERVAL_MS = 60_000;
@@ -22,11 +23,14 @@ export interface MemoryStatus {
   /** malloc_trim calls, and RSS they gave back in all (bytes) */
   trims: number;
   trimmedBytes: number;
+  /** the longest trim so far, ms (the event loop waits for it) */
+  trimMaxMs: number;
 }
 
 export class MemoryTrim {
   trims = 0;
   trimmedBytes = 0;
+  trimMaxMs = 0;
   private last: number;
 
   /** `trim` releases freed C heap memory (the addon's mallocTrim); `rss` reads the current RSS. */
@@ -44,7 +48,9 @@ export class MemoryTrim {
     if (now - this.last < this.intervalMs && now >= this.last) return;
     this.last = now;
     const before = this.rss();
+    const t0 = performance.now();
     this.trim();
+    this.trimMaxMs = Math.max(this.trimMaxMs, Math.round((performance.now() - t0) * 100) / 100);
     this.trims++;
     this.trimmedBytes += Math.max(0, before - this.rss());
   }
@@ -59,6 +65,7 @@ export class MemoryTrim {
       arrayBuffers: m.arrayBuffers,
       trims: this.trims,
       trimmedBytes: this.trimmedBytes,
+      trimMaxMs: this.trimMaxMs,
     };
   }
 }

@@ -11,8 +11,12 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { PlatformError } from "../errors.js";
 import type { Counts } from "./history.js";
 import type { Status } from "./status.js";
+import type { TunStats } from "../net/tun.js";
+import type { UdpStats } from "../net/udp.js";
 
 export interface Observation {
+  /** when it was read (ms): timestamps of tunnels are derived from their ages */
+  now?: number;
   status: Status;
   perPeer: Map<string, Counts>;
   all: Counts;
@@ -37,18 +41,32 @@ export const METRIC_NAMES = [
   "mintun_peer_tx_bytes_total",
   "mintun_peer_rx_packets_total",
   "mintun_peer_tx_packets_total",
+  "mintun_peer_certificate_expiry_timestamp_seconds",
+  "mintun_peer_last_handshake_timestamp_seconds",
+  "mintun_peer_last_rekey_timestamp_seconds",
+  "mintun_certificate_expiry_timestamp_seconds",
   "mintun_drops_total",
   "mintun_events_total",
+  "mintun_unexpected_errors_total",
+  "mintun_loop_stalls_total",
   "mintun_rekeys_total",
   "mintun_roams_total",
-  "mintun_device_stat_total",
+  "mintun_device_bytes_total",
+  "mintun_device_packets_total",
+  "mintun_device_errors_total",
+  "mintun_device_dropped_packets_total",
+  "mintun_device_offload_messages_total",
+  "mintun_device_offload_segments_total",
+  "mintun_device_offload_fallbacks_total",
   "mintun_dos_puzzling",
-  "mintun_dos_puzzle_difficulty",
-  "mintun_dos_offered_creates_per_second",
+  "mintun_dos_puzzle_difficulty_bits",
+  "mintun_dos_offered_creates_total",
   "mintun_dos_sources",
   "mintun_config_reloads_total",
   "mintun_config_last_reload_successful",
   "mintun_directories",
+  "mintun_directory_up",
+  "mintun_directory_last_answer_timestamp_seconds",
   "mintun_directory_cached_records",
   "mintun_directory_records",
   "mintun_dns_responses_total",
@@ -60,6 +78,39 @@ export const METRIC_NAMES = [
 const DNS_RCODES = ["noerror", "nxdomain", "servfail", "refused", "notimp", "formerr"] as const;
 
 const TUNNEL_STATES = ["creating", "replying", "established", "closed"];
+
+/** "unknownTid" -> "unknown_tid", "no-record" -> "no_record": label values in snake_case. */
+export function snake(s: string): string {
+  return s
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/[^A-Za-z0-9]+/g, "_")
+    .toLowerCase();
+}
+
+/**
+ * Where each device counter goes (one metric per meaning): bytes, packets, errors, dropped
+ * packets and offload work, each with its own unit, told apart by labels.
+ */
+type DeviceCounter = readonly [metric: string, label: "direction" | "reason" | "kind" | null, value: string];
+export const DEVICE_COUNTERS: Readonly<Record<keyof TunStats | keyof UdpStats, DeviceCounter>> = {
+  rxBytes: ["mintun_device_bytes_total", "direction", "rx"],
+  txBytes: ["mintun_device_bytes_total", "direction", "tx"],
+  rxPackets: ["mintun_device_packets_total", "direction", "rx"],
+  txPackets: ["mintun_device_packets_total", "direction", "tx"],
+  rxErrors: ["mintun_device_errors_total", "direction", "rx"],
+  txErrors: ["mintun_device_errors_total", "direction", "tx"],
+  txDropped: ["mintun_device_dropped_packets_total", "reason", "tx_dropped"],
+  txSrcGone: ["mintun_device_dropped_packets_total", "reason", "source_address_gone"],
+  rxGsoPackets: ["mintun_device_offload_messages_total", "kind", "rx_gso"],
+  rxGsoSegments: ["mintun_device_offload_segments_total", "kind", "rx_gso"],
+  txCoalesced: ["mintun_device_offload_messages_total", "kind", "tx_coalesced"],
+  txCoalescedSegments: ["mintun_device_offload_segments_total", "kind", "tx_coalesced"],
+  gsoMessages: ["mintun_device_offload_messages_total", "kind", "tx_gso"],
+  gsoSegments: ["mintun_device_offload_segments_total", "kind", "tx_gso"],
+  rxGroMessages: ["mintun_device_offload_messages_total", "kind", "rx_gro"],
+  rxGroSegments: ["mintun_device_offload_segments_total", "kind", "rx_gro"],
+  gsoFallbacks: ["mintun_device_offload_fallbacks_total", null, ""],
+};
 
 /** A registry whose collectors call `observe()` (cached for 200 ms, so one scrape reads the state once). */
 export function createRegistry(observe: () => Observation, withDefaults = true): Registry {
@@ -120,6 +171,7 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   gauge("mintun_ephemeral_keys", "own ephemeral keys currently published or still accepted", [], (g) =>
     g.set(o().status.ephemeral.length),
   );
+  const nowSec = () => (o().now ?? Date.now()) / 1000;
   const dirs = [
     ["rx_bytes", "rxBytes", "inner bytes received through tunnels"],
     ["tx_bytes", "txBytes", "inner bytes sent through tunnels"],
@@ -128,23 +180,72 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   ] as const;
   for (const [n, k, help] of dirs) {
     counter(`mintun_${n}_total`, `${help}, all peers`, [], (c) => c.inc(o().all[k]));
-    counter(`mintun_peer_${n}_total`, `${help}, per peer`, ["peer"], (c) => {
+    counter(`mintun_peer_${n}_total`, `${help}, per peer (series end when the peer goes)`, ["peer"], (c) => {
       for (const [peer, v] of o().perPeer) c.inc({ peer }, v[k]);
     });
   }
+  gauge(
+    "mintun_certificate_expiry_timestamp_seconds",
+    "when this host's certificate (kind host) and the CA certificate (kind ca) expire, unix seconds",
+    ["kind"],
+    (g) => {
+      const h = o().status.host;
+      if (h.certNotAfter !== undefined) g.set({ kind: "host" }, h.certNotAfter);
+      if (h.caNotAfter !== undefined) g.set({ kind: "ca" }, h.caNotAfter);
+    },
+  );
+  gauge(
+    "mintun_peer_certificate_expiry_timestamp_seconds",
+    "when each peer's host certificate expires, unix seconds (peers whose certificate is known)",
+    ["peer"],
+    (g) => {
+      for (const p of o().status.peers)
+        if (typeof p.certNotAfter === "number") g.set({ peer: p.name }, p.certNotAfter);
+    },
+  );
+  gauge(
+    "mintun_peer_last_handshake_timestamp_seconds",
+    "when the newest tunnel to each peer was created, unix seconds (peers with a tunnel)",
+    ["peer"],
+    (g) => {
+      const by = new Map<string, number>();
+      for (const t of o().status.tunnels)
+        by.set(t.peer, Math.max(by.get(t.peer) ?? 0, nowSec() - t.ageMs / 1000));
+      for (const [peer, at] of by) g.set({ peer }, Math.round(at));
+    },
+  );
+  gauge(
+    "mintun_peer_last_rekey_timestamp_seconds",
+    "when a tunnel to each peer last rekeyed, unix seconds (peers with a rekeyed tunnel)",
+    ["peer"],
+    (g) => {
+      const by = new Map<string, number>();
+      for (const t of o().status.tunnels)
+        if (t.lastRekeyMsAgo >= 0)
+          by.set(t.peer, Math.max(by.get(t.peer) ?? 0, nowSec() - t.lastRekeyMsAgo / 1000));
+      for (const [peer, at] of by) g.set({ peer }, Math.round(at));
+    },
+  );
   counter("mintun_drops_total", "datagrams and packets dropped, by reason", ["reason"], (c) => {
-    for (const [reason, v] of Object.entries(o().status.drops)) c.inc({ reason }, v);
+    for (const [reason, v] of Object.entries(o().status.drops)) c.inc({ reason: snake(reason) }, v);
   });
-  counter("mintun_events_total", "protocol events, by kind", ["event"], (c) => {
-    for (const [event, v] of Object.entries(o().status.events)) c.inc({ event }, v);
-  });
+  // rekeys and roams have their own counters (one metric per meaning)
+  counter(
+    "mintun_events_total",
+    "protocol events, by kind (rekeys and roams: their own counters)",
+    ["event"],
+    (c) => {
+      for (const [event, v] of Object.entries(o().status.events))
+        if (event !== "rekeys" && event !== "roams") c.inc({ event: snake(event) }, v);
+    },
+  );
   counter(
     "mintun_unexpected_errors_total",
     "unexpected errors caught in a periodic task or a data-path batch (a bug; the daemon went on), by task",
     ["task"],
     (c) => {
       for (const [task, v] of Object.entries(o().status.daemon?.unexpectedErrors?.byTask ?? {}))
-        c.inc({ task }, v);
+        c.inc({ task: snake(task) }, v);
     },
   );
   counter(
@@ -163,22 +264,56 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   counter("mintun_roams_total", "tunnel endpoint changes (a peer migrated to a new address)", [], (c) =>
     c.inc(o().status.events.roams ?? 0),
   );
-  counter("mintun_device_stat_total", "TUN and UDP device counters", ["device", "stat"], (c) => {
-    for (const [device, st] of Object.entries(o().status.devices))
-      for (const [stat, v] of Object.entries((st ?? {}) as Record<string, unknown>))
-        if (typeof v === "number") c.inc({ device, stat }, v);
-  });
+  const deviceHelp: Record<string, [string, string[]]> = {
+    mintun_device_bytes_total: [
+      "bytes through the TUN and UDP devices, by direction",
+      ["device", "direction"],
+    ],
+    mintun_device_packets_total: [
+      "packets through the TUN and UDP devices, by direction",
+      ["device", "direction"],
+    ],
+    mintun_device_errors_total: [
+      "read and write errors of the devices, by direction",
+      ["device", "direction"],
+    ],
+    mintun_device_dropped_packets_total: [
+      "packets the devices did not send, by reason",
+      ["device", "reason"],
+    ],
+    mintun_device_offload_messages_total: [
+      "offload super-packets: TUN GSO reads and coalesced writes, UDP GSO sends and GRO receives, by kind",
+      ["device", "kind"],
+    ],
+    mintun_device_offload_segments_total: [
+      "packets carried inside those super-packets, by kind",
+      ["device", "kind"],
+    ],
+    mintun_device_offload_fallbacks_total: [
+      "times the kernel refused UDP GSO and packets went again without it",
+      ["device"],
+    ],
+  };
+  for (const [name, [help, labels]] of Object.entries(deviceHelp))
+    counter(name, help, labels, (c) => {
+      for (const [device, st] of Object.entries(o().status.devices))
+        for (const [stat, v] of Object.entries((st ?? {}) as Record<string, unknown>)) {
+          const m = (DEVICE_COUNTERS as Record<string, DeviceCounter | undefined>)[stat];
+          if (!m || m[0] !== name || typeof v !== "number") continue;
+          c.inc(m[1] ? { device, [m[1]]: m[2] } : { device }, v);
+        }
+    });
   gauge("mintun_dos_puzzling", "1 while creations must carry a solved puzzle (under load)", [], (g) =>
     g.set(o().status.dos?.puzzling ? 1 : 0),
   );
-  gauge("mintun_dos_puzzle_difficulty", "current puzzle difficulty, bits", [], (g) =>
+  gauge("mintun_dos_puzzle_difficulty_bits", "current puzzle difficulty", [], (g) =>
     g.set(o().status.dos?.difficulty ?? 0),
   );
-  gauge(
-    "mintun_dos_offered_creates_per_second",
-    "tunnel creations offered per second (load meter)",
+  counter(
+    "mintun_dos_offered_creates_total",
+    "tunnel creations offered to the load meter (CREATEs for unknown tunnels past the cheap checks)",
     [],
-    (g) => g.set(o().status.dos?.offeredCreatesPerSec ?? 0),
+    (c) => c.inc(o().status.dos?.offeredCreates ?? 0),
   );
   gauge("mintun_dos_sources", "underlay sources with a rate-limit bucket", [], (g) =>
     g.set(o().status.dos?.sources ?? 0),
@@ -190,7 +325,26 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
     (g) => {
       const by: Record<string, number> = { "no-record": 0, connecting: 0, up: 0 };
       for (const d of o().status.directory?.client?.directories ?? []) by[d.state]!++;
-      for (const [state, n] of Object.entries(by)) g.set({ state }, n);
+      for (const [state, n] of Object.entries(by)) g.set({ state: snake(state) }, n);
+    },
+  );
+  gauge(
+    "mintun_directory_up",
+    "1 for each configured directory that is up, 0 otherwise",
+    ["directory"],
+    (g) => {
+      for (const d of o().status.directory?.client?.directories ?? [])
+        g.set({ directory: d.name ?? d.endpoint }, d.state === "up" ? 1 : 0);
+    },
+  );
+  gauge(
+    "mintun_directory_last_answer_timestamp_seconds",
+    "when each directory last answered, unix seconds (directories that answered)",
+    ["directory"],
+    (g) => {
+      for (const d of o().status.directory?.client?.directories ?? [])
+        if (d.lastAnswerMsAgo !== null)
+          g.set({ directory: d.name ?? d.endpoint }, Math.round(nowSec() - d.lastAnswerMsAgo / 1000));
     },
   );
   gauge("mintun_directory_cached_records", "verified records from directories held in the cache", [], (g) =>
@@ -219,7 +373,7 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
     ["result"],
     (c) => {
       for (const [result, v] of Object.entries(o().status.names?.lookups ?? {}))
-        if (result !== "lookups") c.inc({ result }, v);
+        if (result !== "lookups") c.inc({ result: snake(result) }, v);
     },
   );
   gauge("mintun_peer_subnet_routes", "TUN routes for subnets in peers' certificates", [], (g) =>

@@ -18,6 +18,8 @@ export class LoadMeter {
   private count = 0;
   /** offered creations per second, last complete second */
   rate = 0;
+  /** offered creations since start (a counter: rates are PromQL's job) */
+  offered = 0;
   puzzling = false;
   difficulty = 0;
   private calmSince = 0;
@@ -32,6 +34,7 @@ export class LoadMeter {
   offer(now: number): void {
     this.roll(now);
     this.count++;
+    this.offered++;
     // react within the second: do not wait for the bucket to close under a sudden flood
     if (!this.puzzling && this.count > this.opts.highPerSec) this.update(now, this.count);
   }

@@ -43,6 +43,8 @@ export interface PeerStatus {
    * out and no newer one came), "pending" (asked once, no answer yet).
    */
   recordProblem?: RecordProblem | null;
+  /** the peer's host certificate's notAfter, unix seconds (null: not known yet) */
+  certNotAfter?: number | null;
   tunnels: number;
 }
 
@@ -64,7 +66,16 @@ export function recordProblem(p: Peer, nowSec: number): RecordProblem | null {
 }
 
 export interface EngineSnapshot {
-  host: { name: string; key: string; ip4: string | null; ip6: string | null; subnets: string[] };
+  host: {
+    name: string;
+    key: string;
+    ip4: string | null;
+    ip6: string | null;
+    subnets: string[];
+    /** the host certificate's and the CA's notAfter, unix seconds */
+    certNotAfter?: number;
+    caNotAfter?: number;
+  };
   ephemeral: { keyId: number; expiresInSec: number }[];
   tunnels: TunnelStatus[];
   peers: PeerStatus[];
@@ -75,6 +86,8 @@ export interface EngineSnapshot {
     difficulty: number;
     maxDifficultyReached: number;
     offeredCreatesPerSec: number;
+    /** offered creations since start */
+    offeredCreates?: number;
     sources: number;
   };
 }
@@ -84,7 +97,15 @@ export function snapshotOf(e: EngineCore, now: number): EngineSnapshot {
   const peers = [...e.peers.values(), ...e.unresolved.values()];
   const nowSec = now / 1000;
   return {
-    host: { name: hc.name, key: fingerprint(hc.publicKey), ip4: hc.ip4, ip6: hc.ip6, subnets: hc.subnets },
+    host: {
+      name: hc.name,
+      key: fingerprint(hc.publicKey),
+      ip4: hc.ip4,
+      ip6: hc.ip6,
+      subnets: hc.subnets,
+      certNotAfter: hc.notAfter,
+      caNotAfter: e.opts.ca.notAfter,
+    },
     ephemeral: e.eph
       .list()
       .map((k) => ({ keyId: k.keyId, expiresInSec: Math.round((k.notAfter - now) / 1000) })),
@@ -99,6 +120,7 @@ export function snapshotOf(e: EngineCore, now: number): EngineSnapshot {
       configured: p.configured,
       record: p.eph ? { keyId: p.eph.keyId, expiresInSec: Math.round(p.eph.notAfter - nowSec) } : null,
       recordProblem: recordProblem(p, nowSec),
+      certNotAfter: p.hostCert?.notAfter ?? null,
       tunnels: p.tunnels.length,
     })),
     drops: { ...e.drops },
@@ -108,6 +130,7 @@ export function snapshotOf(e: EngineCore, now: number): EngineSnapshot {
       difficulty: e.load.difficulty,
       maxDifficultyReached: e.load.maxReached,
       offeredCreatesPerSec: e.load.rate,
+      offeredCreates: e.load.offered,
       sources: e.buckets.size,
     },
   };

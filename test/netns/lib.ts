@@ -860,6 +860,14 @@ export interface PingOptions {
   size?: number; // payload bytes (-s)
   dontFragment?: boolean; // -M do
   waitS?: number; // -W, default 2
+  /**
+   * Wait for every reply (up to count * interval + waitS): iputils ping with -c alone stops
+   * listening twice the largest round trip after its last request once one reply came
+   * (-W counts only while none came), so a reply a few ms later than the others is
+   * reported lost although it arrived (the kernel's IcmpInEchoReps counts it). With this,
+   * ping runs with -w (deadline) and only replies to the first `count` requests count.
+   */
+  waitAll?: boolean;
 }
 
 /** `ping -n -c count -i interval addr` (v4 or v6 by address) inside ns. */
@@ -868,6 +876,8 @@ export async function pingStats(ns: Netns, addr: string, opts: PingOptions = {})
   const interval = opts.interval ?? 0.05;
   const waitS = opts.waitS ?? 2;
   const args = ["-n", "-c", String(count), "-i", String(interval), "-W", String(waitS)];
+  const deadline = Math.ceil(count * interval + waitS);
+  if (opts.waitAll) args.push("-w", String(deadline));
   if (opts.size !== undefined) args.push("-s", String(opts.size));
   if (opts.dontFragment) args.push("-M", "do");
   args.push(addr);
@@ -875,11 +885,13 @@ export async function pingStats(ns: Netns, addr: string, opts: PingOptions = {})
   const r = await ns.exec("ping", args, { timeoutMs });
   const m = r.stdout.match(/(\d+) packets transmitted, (\d+) received/);
   if (!m) throw new Error(`ping ${addr} in ${ns.name}: no summary\n${r.stdout}\n${r.stderr}`);
-  const rtts = [...r.stdout.matchAll(/^\d+ bytes from .*icmp_seq=\d+.* time=([\d.]+) ms$/gm)]
+  const replies = [...r.stdout.matchAll(/^\d+ bytes from .*icmp_seq=(\d+).* time=([\d.]+) ms$/gm)]
     .filter((x) => !x[0].includes("DUP!"))
-    .map((x) => Number(x[1]));
-  const sent = Number(m[1]);
-  const received = Number(m[2]);
+    // with -w, ping sends beyond count while replies are outstanding: those do not count
+    .filter((x) => !opts.waitAll || Number(x[1]) <= count);
+  const rtts = replies.map((x) => Number(x[2]));
+  const sent = opts.waitAll ? count : Number(m[1]);
+  const received = opts.waitAll ? new Set(replies.map((x) => x[1])).size : Number(m[2]);
   return {
     sent,
     received,

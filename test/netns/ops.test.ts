@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { METRIC_NAMES } from "../../src/daemon/metrics.js";
 import type { Status } from "../../src/daemon/status.js";
+import { lintExposition } from "../tools/prom-lint.js";
 import { createLan, pingStats, sleep, waitFor, type Proc, type Topology } from "./lib.js";
 import {
   makeHost,
@@ -135,12 +136,20 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
     await sleep(300); // let the 200 ms scrape cache expire
     const text = await scrape();
     for (const n of METRIC_NAMES) expect(text, n).toMatch(new RegExp(`^# TYPE ${n} `, "m"));
+    // a real daemon's exposition parses and follows the naming rules (test/tools/prom-lint.ts)
+    expect(lintExposition(text).problems).toEqual([]);
+    expect(metric(text, "mintun_certificate_expiry_timestamp_seconds", 'kind="host"')).toBeGreaterThan(
+      Date.now() / 1000,
+    );
+    expect(metric(text, "mintun_peer_last_handshake_timestamp_seconds", 'peer="b"')).toBeLessThanOrEqual(
+      Date.now() / 1000 + 1,
+    );
     expect(text).toMatch(/^process_cpu_seconds_total /m); // prom-client's process metrics
     expect(metric(text, "mintun_tunnels", 'state="established"')).toBeGreaterThanOrEqual(1);
     expect(metric(text, "mintun_peer_tx_bytes_total", 'peer="b"')).toBeGreaterThan(0);
     expect(metric(text, "mintun_peer_rx_packets_total", 'peer="b"')).toBeGreaterThanOrEqual(5);
     expect(metric(text, "mintun_tx_packets_total")).toBeGreaterThanOrEqual(5);
-    expect(metric(text, "mintun_events_total", 'event="tunnelsCreated"')).toBeGreaterThanOrEqual(1);
+    expect(metric(text, "mintun_events_total", 'event="tunnels_created"')).toBeGreaterThanOrEqual(1);
     expect(metric(text, "mintun_drops_total", 'reason="auth"')).not.toBeNull();
     expect(metric(text, "mintun_info", 'host="a",version="0.1.0"')).toBe(1);
     console.log(
@@ -261,7 +270,10 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
     expect(s.peers.map((p) => p.name).sort()).toEqual(["b", "c"]);
     const t1 = s.tunnels.find((t) => t.session === t0.session);
     expect(t1?.state).toBe("established");
-    expect((await pingStats(topo.host("a").ns, O4.b!, { count: 3, interval: 0.05 })).received).toBe(3);
+    // waitAll: right after the reload a reply can come a few ms late (lib.ts pingStats)
+    expect(
+      (await pingStats(topo.host("a").ns, O4.b!, { count: 3, interval: 0.05, waitAll: true })).received,
+    ).toBe(3);
     expect((await d.a!.status()).tunnels.find((t) => t.session === t0.session)?.rxPackets).toBeGreaterThan(
       t0.rxPackets,
     );
@@ -288,7 +300,9 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
     expect(r.error).toMatch(/a\.yaml:\d+ \(tunnel\.rekeySecs\): unknown key/);
     expect(s.peers.map((p) => p.name).sort()).toEqual(["b", "c"]); // the running config stays
     expect(d.a!.proc.running).toBe(true);
-    expect((await pingStats(topo.host("a").ns, O4.b!, { count: 2, interval: 0.05 })).received).toBe(2);
+    expect(
+      (await pingStats(topo.host("a").ns, O4.b!, { count: 2, interval: 0.05, waitAll: true })).received,
+    ).toBe(2);
     const st = await cliA("status");
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/REFUSED: .*rekeySecs/);
@@ -304,7 +318,12 @@ describe.skipIf(process.getuid?.() !== 0)("operations: readiness, metrics, reloa
   it("sends STOPPING=1 on SIGTERM and exits 0", async () => {
     await d.a!.stop();
     expect(d.a!.proc.exitStatus?.code).toBe(0);
-    const msgs = notes().map((n) => n.msg);
-    expect(msgs.at(-1)).toMatch(/^STOPPING=1$/m);
+    // sent before the exit; the listener records it after its `ip` calls, so wait (bounded)
+    const stop = await waitFor(() => notes().find((n) => /^STOPPING=1$/m.test(n.msg)), {
+      timeoutMs: 5000,
+      what: "STOPPING=1 on the notify socket",
+    });
+    expect(notes().at(-1)).toEqual(stop); // the last message
+    expect(stop.pid).toBe(d.a!.proc.pid);
   });
 });

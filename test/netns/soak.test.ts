@@ -37,6 +37,7 @@ describe.skipIf(process.getuid?.() !== 0)(
       for (const d of r.daemons) {
         expect(d.exited, `daemon ${d.name}`).toBeNull();
         expect(d.unexpectedErrors, `daemon ${d.name} unexpected errors`).toBe(0);
+        expect(d.trims, `daemon ${d.name} C heap trims (once a minute)`).toBeGreaterThanOrEqual(1);
       }
       // every shortened timer fired at least 10 times (per daemon where it runs once per daemon)
       const per = (name: string, k: string): number => r.daemons.find((d) => d.name === name)!.events[k] ?? 0;

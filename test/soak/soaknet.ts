@@ -82,6 +82,12 @@ export interface DaemonFigures {
   rssMaxMiB: number;
   unexpectedErrors: number;
   events: Record<string, number>;
+  /** C heap trims (once a minute) and the RSS they gave back (status daemon.memory) */
+  trims: number;
+  trimmedMiB: number;
+  trimMaxMs: number;
+  /** V8 heap in use at the end (not after a GC) */
+  heapUsedMiB: number;
 }
 
 export interface SoakResult {
@@ -295,6 +301,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         rssMaxMiB: s.max,
         unexpectedErrors: st?.daemon?.unexpectedErrors?.total ?? -1,
         events: { ...(st?.events ?? {}) },
+        trims: st?.daemon?.memory?.trims ?? -1,
+        trimmedMiB: (st?.daemon?.memory?.trimmedBytes ?? 0) / 1048576,
+        trimMaxMs: st?.daemon?.memory?.trimMaxMs ?? -1,
+        heapUsedMiB: (st?.daemon?.memory?.heapUsed ?? 0) / 1048576,
       };
     });
     const sum = (names: string[], k: string): number =>
@@ -367,7 +377,8 @@ export function formatSoak(r: SoakResult): string {
   for (const f of r.daemons)
     lines.push(
       `daemon ${f.name}: ${f.exited ? `EXITED (${f.exited})` : "running"}, RSS after warm-up ${f.rssStartMiB.toFixed(1)} MiB, ` +
-        `max ${f.rssMaxMiB.toFixed(1)}, end ${f.rssEndMiB.toFixed(1)}; unexpected errors ${f.unexpectedErrors}`,
+        `max ${f.rssMaxMiB.toFixed(1)}, end ${f.rssEndMiB.toFixed(1)} (V8 heap used ${f.heapUsedMiB.toFixed(1)}; ` +
+        `${f.trims} trims gave back ${f.trimmedMiB.toFixed(1)} MiB, longest ${f.trimMaxMs} ms); unexpected errors ${f.unexpectedErrors}`,
     );
   lines.push(`largest RSS growth after warm-up: ${r.rssGrowthMiB.toFixed(1)} MiB`);
   return lines.join("\n");

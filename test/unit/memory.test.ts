@@ -96,6 +96,7 @@ describe("MemoryTrim", () => {
     expect(m.trimmedBytes).toBe(20);
     const s = m.status();
     expect(s.trims).toBe(2);
+    expect(s.trimMaxMs).toBeGreaterThanOrEqual(0);
     expect(s.rss).toBeGreaterThan(0);
     expect(s.heapUsed).toBeGreaterThan(0);
   });
