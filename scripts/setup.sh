@@ -37,13 +37,24 @@ if [ -f package-lock.json ]; then
   # npm writes node_modules/.package-lock.json after every install
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "npm ci"
+    # package-lock.json is the repository's, never rewritten here: a copy is compared after
+    lock_copy=$(mktemp)
+    cp package-lock.json "$lock_copy"
     # npm 11 writes lock files without the other platforms' optional packages (rollup's
     # native binaries) and then refuses them in `npm ci` ("Missing: @rollup/rollup-... from
-    # lock file"); install from the same lock with `npm install` in that case
+    # lock file"); install from the same lock with `npm install --no-save` in that case
+    # (without --no-save npm install would rewrite package-lock.json)
     if ! npm ci --no-audit --no-fund </dev/null; then
-      say "npm ci refused the lock file; npm install with it instead"
-      npm install --no-audit --no-fund </dev/null
+      say "npm ci refused the lock file; npm install --no-save with it instead"
+      npm install --no-save --no-audit --no-fund </dev/null
     fi
+    if ! cmp -s package-lock.json "$lock_copy"; then
+      say "error: npm changed package-lock.json; restored it (the change is in $lock_copy.npm)"
+      cp package-lock.json "$lock_copy.npm"
+      cp "$lock_copy" package-lock.json
+      exit 1
+    fi
+    rm -f "$lock_copy"
   else
     say "node_modules up to date"
   fi

@@ -68,6 +68,7 @@ import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
+import { packageVersion } from "../version.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -85,15 +86,9 @@ const fileDigest = (f: string): string => {
   }
 };
 
+/** the version of the tree this runs from (dist/, or a bundle in the Debian package) */
 function readVersion(): string {
-  try {
-    const pj = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-      version?: string;
-    };
-    return pj.version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
+  return packageVersion(import.meta.url);
 }
 
 export class Daemon {

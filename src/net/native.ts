@@ -137,20 +137,21 @@ export interface NativeAddon {
   readonly MAX_BATCH: number;
 }
 
-const ADDON_REL = join("platform", "linux", "build", "Release", "mintun_linux.node");
+const ADDON_FILE = "mintun_linux.node";
+const ADDON_REL = join("platform", "linux", "build", "Release", ADDON_FILE);
 
 /**
  * Find the addon from this file's location: src/net/native.ts and dist/net/native.js are
- * both two levels below the package root; other build layouts are found by walking up.
- * MINTUN_NATIVE overrides the path.
+ * both two levels below the package root; other build layouts are found by walking up, where
+ * the addon may also sit as a plain mintun_linux.node (the Debian package: /usr/lib/mintun/,
+ * one level above the bundles, scripts/package.sh). MINTUN_NATIVE overrides the path.
  */
 export function addonPath(): string {
   const override = process.env.MINTUN_NATIVE;
   if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    const p = join(dir, ADDON_REL);
-    if (existsSync(p)) return p;
+    for (const p of [join(dir, ADDON_REL), join(dir, ADDON_FILE)]) if (existsSync(p)) return p;
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
