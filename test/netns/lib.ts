@@ -866,6 +866,7 @@ export interface PingOptions {
    * (-W counts only while none came), so a reply a few ms later than the others is
    * reported lost although it arrived (the kernel's IcmpInEchoReps counts it). With this,
    * ping runs with -w (deadline) and only replies to the first `count` requests count.
+   * Default true (a CI run lost "1 of 2" this way in directory.test.ts); false: plain -c.
    */
   waitAll?: boolean;
 }
@@ -875,9 +876,10 @@ export async function pingStats(ns: Netns, addr: string, opts: PingOptions = {})
   const count = opts.count ?? 10;
   const interval = opts.interval ?? 0.05;
   const waitS = opts.waitS ?? 2;
+  const waitAll = opts.waitAll ?? true;
   const args = ["-n", "-c", String(count), "-i", String(interval), "-W", String(waitS)];
   const deadline = Math.ceil(count * interval + waitS);
-  if (opts.waitAll) args.push("-w", String(deadline));
+  if (waitAll) args.push("-w", String(deadline));
   if (opts.size !== undefined) args.push("-s", String(opts.size));
   if (opts.dontFragment) args.push("-M", "do");
   args.push(addr);
@@ -888,10 +890,10 @@ export async function pingStats(ns: Netns, addr: string, opts: PingOptions = {})
   const replies = [...r.stdout.matchAll(/^\d+ bytes from .*icmp_seq=(\d+).* time=([\d.]+) ms$/gm)]
     .filter((x) => !x[0].includes("DUP!"))
     // with -w, ping sends beyond count while replies are outstanding: those do not count
-    .filter((x) => !opts.waitAll || Number(x[1]) <= count);
+    .filter((x) => !waitAll || Number(x[1]) <= count);
   const rtts = replies.map((x) => Number(x[2]));
-  const sent = opts.waitAll ? count : Number(m[1]);
-  const received = opts.waitAll ? new Set(replies.map((x) => x[1])).size : Number(m[2]);
+  const sent = waitAll ? count : Number(m[1]);
+  const received = waitAll ? new Set(replies.map((x) => x[1])).size : Number(m[2]);
   return {
     sent,
     received,
