@@ -4,8 +4,11 @@
  * devices (UDP socket, TUN with its addresses and routes: one bring-up path) and the
  * engine's options. Each step fails with a typed error and leaves nothing open.
  */
+import * as crypto from "node:crypto";
 import * as dns from "node:dns/promises";
-import { publicKeyOf, readCert, readSecretKey } from "../store/keyfile.js";
+import * as fs from "node:fs";
+import { publicKeyOf, readCert, readRevocation, readSecretKey } from "../store/keyfile.js";
+import { verifyRevocation, type RevocationList } from "../wire/revocation.js";
 import { equal } from "../crypto/sodium.js";
 import type { Config } from "../config/config.js";
 import { ConfigError, CertError } from "../errors.js";
@@ -235,4 +238,44 @@ export function overlayRoutes(config: Config, hc: HostCert): string[] {
   const b6 = hc.ip6 ? parseIp6(hc.ip6) : null;
   if (b6) r.push(`${[0, 2, 4, 6].map((o) => b6.readUInt16BE(o).toString(16)).join(":")}::/64`);
   return r;
+}
+
+/** sha256 of a file (reload: did the CA or host certificate file change?), "unreadable" when it cannot be read. */
+export const fileDigest = (f: string): string => {
+  try {
+    return crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
+  } catch {
+    return "unreadable";
+  }
+};
+
+/** prctl(PR_GET_DUMPABLE) of this process, or null when the native addon is not there. */
+export function dumpableNow(): number | null {
+  try {
+    return native().getDumpable();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads the revocation list file and checks it is the CA's (CertError otherwise: the start
+ * or the reload is refused). A list past its nextUpdate is used, with a warning: an old
+ * list still revokes what it names.
+ */
+export function loadRevocationList(file: string, ca: CaCert, nowSec: number, log: Logger): RevocationList {
+  const list = readRevocation(file);
+  const v = verifyRevocation(list, ca);
+  if (!v.ok)
+    throw new CertError(
+      "EBADREVOCATION",
+      `${file}: revocation list does not verify against the CA: ${v.reason}`,
+    );
+  if (nowSec >= list.nextUpdate)
+    log.log("warn", "revocation list is past its next update: ask the CA for a newer one", {
+      file,
+      number: list.number,
+      nextUpdate: new Date(list.nextUpdate * 1000).toISOString(),
+    });
+  return list;
 }

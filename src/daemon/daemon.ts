@@ -3,11 +3,9 @@
  * the UDP socket, sets addresses and routes, wires the engine to them, runs
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
-import * as crypto from "node:crypto";
-import * as fs from "node:fs";
 import type * as http from "node:http";
-import { readCert, readRevocation } from "../store/keyfile.js";
-import { RevocationIndex, verifyRevocation, type RevocationList } from "../wire/revocation.js";
+import { readCert } from "../store/keyfile.js";
+import { RevocationIndex, type RevocationList } from "../wire/revocation.js";
 import { zero } from "../crypto/sodium.js";
 import {
   type Config,
@@ -16,7 +14,7 @@ import {
   loadConfig,
   restartRequired,
 } from "../config/config.js";
-import { CertError, MintunError } from "../errors.js";
+import { MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
@@ -40,6 +38,9 @@ import {
   resolvePeers,
   type DaemonDeps,
   type ResolvedPeer,
+  dumpableNow,
+  fileDigest,
+  loadRevocationList,
 } from "./bringup.js";
 
 export type { DaemonDeps };
@@ -77,14 +78,6 @@ export const API_RESOLVE_PER_SEC = 2;
 export const SAMPLE_MS = 1000;
 /** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
 export const SUBNET_SYNC_MS = 1000;
-
-const fileDigest = (f: string): string => {
-  try {
-    return crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
-  } catch {
-    return "unreadable";
-  }
-};
 
 /** the version of the tree this runs from (dist/, or a bundle in the Debian package) */
 function readVersion(): string {
@@ -703,35 +696,4 @@ function httpUrl(host: string, srv: http.Server, p: string): string {
   const a = srv.address();
   const port = a && typeof a === "object" ? a.port : 0;
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}${p}`;
-}
-
-/** prctl(PR_GET_DUMPABLE) of this process, or null when the native addon is not there. */
-function dumpableNow(): number | null {
-  try {
-    return native().getDumpable();
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Reads the revocation list file and checks it is the CA's (CertError otherwise: the start
- * or the reload is refused). A list past its nextUpdate is used, with a warning: an old
- * list still revokes what it names.
- */
-function loadRevocationList(file: string, ca: CaCert, nowSec: number, log: Logger): RevocationList {
-  const list = readRevocation(file);
-  const v = verifyRevocation(list, ca);
-  if (!v.ok)
-    throw new CertError(
-      "EBADREVOCATION",
-      `${file}: revocation list does not verify against the CA: ${v.reason}`,
-    );
-  if (nowSec >= list.nextUpdate)
-    log.log("warn", "revocation list is past its next update: ask the CA for a newer one", {
-      file,
-      number: list.number,
-      nextUpdate: new Date(list.nextUpdate * 1000).toISOString(),
-    });
-  return list;
 }

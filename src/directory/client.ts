@@ -42,25 +42,30 @@ import * as C from "../tunnel/constants.js";
 import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrEqual, addrToString } from "../wire/addr.js";
-import type { CaCert } from "../wire/cert.js";
-import {
-  type DirEndpoint,
-  type DirRequest,
-  type DirResponse,
-  decodeDirResponse,
-  encodeDirRequest,
-} from "../wire/directory.js";
-import {
-  RevocationIndex,
-  decodeRevocation,
-  verifyRevocation,
-  type RevocationList,
-} from "../wire/revocation.js";
+import { type DirRequest, type DirResponse, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
+import { RevocationIndex, decodeRevocation, verifyRevocation } from "../wire/revocation.js";
 import { FrameType } from "../wire/frames.js";
 import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from "./record.js";
 
 export type { LookupQuery, VerifiedRecord } from "./record.js";
+export type {
+  DirectoryClientOptions,
+  DirectoryClientStatus,
+  LookupCallback,
+  LookupFailure,
+  LookupResult,
+} from "./client-types.js";
+import {
+  MAX_OUTBOX,
+  type DirState,
+  type DirectoryClientOptions,
+  type DirectoryClientStatus,
+  type Inflight,
+  type LookupCallback,
+  type LookupFailure,
+  type LookupResult,
+} from "./client-types.js";
 
 // the timing constants live with the other protocol constants
 export const DIR_TIMEOUT_MS = C.DIR_TIMEOUT_MS;
@@ -69,74 +74,6 @@ export const REGISTER_REFRESH_MS = C.DIR_REGISTER_REFRESH_MS;
 export const STALL_MS = C.DIR_STALL_MS;
 export const RELOOKUP_MS = C.DIR_RELOOKUP_MS;
 const EXPIRY_SLACK_MS = C.DIR_EXPIRY_SLACK_MS;
-
-export interface DirectoryClientOptions {
-  /** 20-byte endpoint records of the directories, in order of preference */
-  directories: Buffer[];
-  ca: CaCert;
-  /** the clock of the Promise API (`resolve`); the core takes `now` */
-  clock: () => number;
-  logger?: Logger;
-  maxCached?: number;
-  maxPendingTargets?: number;
-  maxPacketsPerTarget?: number;
-  maxInflight?: number;
-  /** registration refresh interval (config registration.refreshSec); default REGISTER_REFRESH_MS */
-  registerRefreshMs?: number;
-  /** how often each directory is asked for a newer revocation list; default DIR_REVOCATION_POLL_MS */
-  revocationPollMs?: number;
-  /** a newer revocation list from a directory was verified and installed in the engine */
-  onRevocation?: (list: RevocationList, now: number) => void;
-}
-
-export type LookupFailure = "notFound" | "unavailable" | "badRecord" | "noDirectory" | "busy" | "revoked";
-export type LookupResult =
-  { ok: true; record: VerifiedRecord; peer: Peer } | { ok: false; reason: LookupFailure };
-export type LookupCallback = (r: LookupResult) => void;
-
-interface DirState {
-  label: string;
-  endpoint: Buffer;
-  peer: Peer;
-  /** encoded request bodies waiting for the tunnel (bounded) */
-  outbox: Buffer[];
-  reg: { id: number; sentAt: number; keyId: number } | null;
-  registeredKeyId: number | null;
-  registeredAt: number;
-  observed: DirEndpoint | null;
-  lastAnswerAt: number;
-  failures: number;
-  /** revocation list fetch in progress (chunks of the signed list) */
-  rev: { id: number; sentAt: number; number: number; buf: Buffer | null; got: number } | null;
-  lastRevPoll: number;
-}
-
-interface Inflight {
-  id: number;
-  key: string;
-  q: LookupQuery;
-  dir: number;
-  sentAt: number;
-  tried: number;
-  waiters: LookupCallback[];
-}
-
-const MAX_OUTBOX = 64;
-
-export interface DirectoryClientStatus {
-  directories: {
-    endpoint: string;
-    name: string | null;
-    state: "no-record" | "connecting" | "up";
-    registered: boolean;
-    observed: string | null;
-    lastAnswerMsAgo: number | null;
-  }[];
-  cachedRecords: number;
-  negative: number;
-  inflight: number;
-  pendingTargets: number;
-}
 
 export class DirectoryClient {
   /** this client's counters (status and metrics show them beside the engine's) */

@@ -102,3 +102,22 @@ describe("layers (dependency-cruiser)", () => {
     },
   );
 });
+
+describe("file size", () => {
+  it("no source file under src/ is over 700 lines (split by layer before it grows)", () => {
+    const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "src");
+    const over: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith(".ts")) {
+          const lines = fs.readFileSync(p, "utf8").split("\n").length - 1;
+          if (lines > 700) over.push(`${path.relative(root, p)}: ${lines}`);
+        }
+      }
+    };
+    walk(root);
+    expect(over).toEqual([]);
+  });
+});
