@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { formatIp6, ipv4ToNumber, numberToIpv4, parseIp4, parseIp6 } from "../../src/ip/ip.js";
 import { flightsBefore, readIp4, readUdp } from "./pcap.js";
 
 export const DELAY_ROUTER_PY = fileURLToPath(new URL("../tools/delay-router.py", import.meta.url));
@@ -405,44 +406,18 @@ export const NS_PREFIX = `${RUN_TAG}-`;
 
 // ------------------------------------------------------------------ addressing
 
+// the one IP module (src/ip/ip.ts) parses and formats; only the subnet arithmetic is here
 function parse4(a: string): number {
-  const p = a.split(".").map(Number);
-  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
-    throw new Error(`bad IPv4 ${a}`);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-}
-function format4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+  if (!parseIp4(a)) throw new Error(`bad IPv4 ${a}`);
+  return ipv4ToNumber(a);
 }
 function parse6(a: string): bigint {
-  const [head, tail] = a.includes("::") ? a.split("::") : [a, undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  if (groups.length !== 8) throw new Error(`bad IPv6 ${a}`);
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  const b = parseIp6(a);
+  if (!b) throw new Error(`bad IPv6 ${a}`);
+  return BigInt(`0x${b.toString("hex")}`);
 }
 function format6(n: bigint): string {
-  const g: number[] = [];
-  for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+  return formatIp6(Buffer.from(n.toString(16).padStart(32, "0"), "hex"));
 }
 
 interface Subnet {
@@ -461,7 +436,7 @@ function subnet(cidr: string): Subnet {
   }
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   const net = (parse4(addr) & mask) >>> 0;
-  return { prefix, size: 1n << BigInt(32 - prefix), hostAddr: (i) => format4((net + i) >>> 0) };
+  return { prefix, size: 1n << BigInt(32 - prefix), hostAddr: (i) => numberToIpv4((net + i) >>> 0) };
 }
 
 // ------------------------------------------------------------------ topologies
