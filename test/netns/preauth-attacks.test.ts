@@ -33,37 +33,13 @@ import {
   type Capture,
   type Topology,
 } from "./lib.js";
+import { RECEIVER, SENDER, countDeliveries } from "./deliveries.js";
 import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
 
 const TOOLS = fileURLToPath(new URL("../tools/", import.meta.url));
 const root = process.getuid?.() === 0;
 /** b's ephemeral.replayPerHost (of replayRecords 300); 300 turns the share off */
 const REPLAY_PER_HOST = 100;
-
-/** UDP receiver: one line per datagram received on ADDR:PORT (its payload). */
-const RECEIVER = `
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-while True:
-    d, _ = s.recvfrom(2048)
-    print(d.decode(errors="replace"), flush=True)
-`;
-/**
- * UDP sender, one socket: ids 0-9 10 ms apart (they leave before any REPLY: 0-RTT), 1.5 s
- * later ids 10-19 (over the established tunnel); the socket stays open 1 s more. A flow
- * whose socket is gone when the creator resends it (after the puzzle) has no proven owner
- * and is refused locally (users.unmapped deny, docs/IDENTITY.md): the sender stays.
- */
-const SENDER = `
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(20):
-    s.sendto(("dgram-%03d" % i).encode() + b"." * 100, (sys.argv[1], int(sys.argv[2])))
-    time.sleep(1.5 if i == 9 else 0.01)
-time.sleep(1)
-print("sent", flush=True)
-`;
 
 describe.skipIf(!root)("forged PUZZLE against a creation carrying 0-RTT data (netns)", () => {
   let topo: Topology;
@@ -132,14 +108,7 @@ describe.skipIf(!root)("forged PUZZLE against a creation carrying 0-RTT data (ne
     await forger.exited;
     const after = { a: await d.a.status(), b: await d.b.status() };
     await recv.stop();
-    const counts = new Map<string, number>();
-    for (let i = 0; i < 20; i++) counts.set(`dgram-${String(i).padStart(3, "0")}`, 0);
-    for (const line of recv.readLog().split("\n")) {
-      const id = line.slice(0, 9);
-      if (counts.has(id)) counts.set(id, counts.get(id)! + 1);
-    }
-    const hist = new Map<number, number>();
-    for (const n of counts.values()) hist.set(n, (hist.get(n) ?? 0) + 1);
+    const { counts, hist } = countDeliveries(recv.readLog());
     const diff = (h: "a" | "b", o: "drops" | "events", k: string) =>
       (after[h][o][k] ?? 0) - (before[h][o][k] ?? 0);
     const forged = JSON.parse(forger.readLog().trim().split("\n").pop()!) as {

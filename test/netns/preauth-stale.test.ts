@@ -24,31 +24,10 @@ import {
   type Capture,
   type Topology,
 } from "./lib.js";
+import { RECEIVER, SENDER, countDeliveries } from "./deliveries.js";
 import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
 
 const FORGE = fileURLToPath(new URL("../tools/forge-stale.mjs", import.meta.url));
-
-const RECEIVER = `
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-while True:
-    d, _ = s.recvfrom(2048)
-    print(d.decode(errors="replace"), flush=True)
-`;
-/**
- * UDP sender, one socket: ids 0-9 10 ms apart (0-RTT), 1.5 s later ids 10-19; the socket
- * stays open 1 s more (a resent flow whose socket is gone has no proven owner and is refused
- * locally: users.unmapped deny).
- */
-const SENDER = `
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(20):
-    s.sendto(("dgram-%03d" % i).encode() + b"." * 100, (sys.argv[1], int(sys.argv[2])))
-    time.sleep(1.5 if i == 9 else 0.01)
-time.sleep(1)
-`;
 
 describe.skipIf(process.getuid?.() !== 0)(
   "forged STALE against a creation carrying 0-RTT data (netns)",
@@ -140,14 +119,7 @@ describe.skipIf(process.getuid?.() !== 0)(
       await forger.exited;
       const after = { a: await d.a.status(), b: await d.b.status() };
       await recv.stop();
-      const counts = new Map<string, number>();
-      for (let i = 0; i < 20; i++) counts.set(`dgram-${String(i).padStart(3, "0")}`, 0);
-      for (const line of recv.readLog().split("\n")) {
-        const id = line.slice(0, 9);
-        if (counts.has(id)) counts.set(id, counts.get(id)! + 1);
-      }
-      const hist = new Map<number, number>();
-      for (const n of counts.values()) hist.set(n, (hist.get(n) ?? 0) + 1);
+      const { counts, hist } = countDeliveries(recv.readLog());
       const diff = (h: "a" | "b", o: "drops" | "events", k: string) =>
         (after[h][o][k] ?? 0) - (before[h][o][k] ?? 0);
       const forged = JSON.parse(forger.readLog().trim().split("\n").pop()!) as {
