@@ -5,7 +5,7 @@
  * applies the policy; re-judging after a reload; whois.
  */
 import { equal } from "../crypto/sodium.js";
-import { type UserCert, fingerprint } from "../wire/cert.js";
+import { type HostCert, type UserCert, fingerprint } from "../wire/cert.js";
 import { FrameType, writeFrame } from "../wire/frames.js";
 import { REPLY_AD_BYTES } from "../wire/packet.js";
 import {
@@ -44,7 +44,7 @@ import {
   readConnOpen,
   writeConnOpen,
 } from "../wire/conn.js";
-import { evaluate } from "../conn/policy.js";
+import { evaluate, type Policy } from "../conn/policy.js";
 import { synthReject } from "../ip/reject.js";
 import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type ConnInfo, CONN_DATA_HEADER_BYTES } from "./options.js";
@@ -347,16 +347,7 @@ export abstract class Connections extends EngineBase {
     c.peerUser = user;
     c.sessionId = t.sessionId;
     if (reason === 0 && this.policy !== null) {
-      const hc = peer.hostCert!;
-      const me = this.opts.hostCert;
-      const d = evaluate(this.policy, {
-        user: user ? { name: user.cert.name, groups: user.cert.groups } : undefined,
-        host: { name: hc.name, groups: hc.groups },
-        dstHost: me.name,
-        dstGroups: me.groups,
-        proto: o.proto,
-        dport: o.proto === 6 || o.proto === 17 ? o.dport : undefined,
-      });
+      const d = this.judge(this.policy, peer.hostCert!, user?.cert ?? null, o.proto, o.dport);
       if (d.action === "deny") {
         reason = DenyReason.Policy;
         why = d.reason;
@@ -387,6 +378,19 @@ export abstract class Connections extends EngineBase {
       });
   }
 
+  /** The policy's answer for a connection of `host` (and `user`) to this host's `dport`. */
+  private judge(policy: Policy, host: HostCert, user: UserCert | null, proto: number, dport: number) {
+    const me = this.opts.hostCert;
+    return evaluate(policy, {
+      user: user ? { name: user.name, groups: user.groups } : undefined,
+      host: { name: host.name, groups: host.groups },
+      dstHost: me.name,
+      dstGroups: me.groups,
+      proto,
+      dport: proto === 6 || proto === 17 ? dport : undefined,
+    });
+  }
+
   /**
    * After a reload, judge every open connection again.
    *   theirs (the peer opened it): the current policy, as at its OPEN. No longer allowed:
@@ -406,7 +410,6 @@ export abstract class Connections extends EngineBase {
     let kept = 0;
     let reset = 0;
     let reidentified = 0;
-    const me = this.opts.hostCert;
     for (const peer of this.peers.values()) {
       const ct = peer.conns;
       if (ct === null) continue;
@@ -426,15 +429,7 @@ export abstract class Connections extends EngineBase {
           kept++;
           continue;
         }
-        const u = c.peerUser;
-        const d = evaluate(this.policy, {
-          user: u ? { name: u.cert.name, groups: u.cert.groups } : undefined,
-          host: { name: hc.name, groups: hc.groups },
-          dstHost: me.name,
-          dstGroups: me.groups,
-          proto: c.proto,
-          dport: c.proto === 6 || c.proto === 17 ? c.lport : undefined,
-        });
+        const d = this.judge(this.policy, hc, c.peerUser?.cert ?? null, c.proto, c.lport);
         if (d.action === "allow") {
           kept++;
           continue;
