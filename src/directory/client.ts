@@ -347,7 +347,15 @@ export class DirectoryClient {
     if (!f || f.dir !== i || f.q.op !== m.op) return; // stale or unexpected answer
     switch (m.status) {
       case "ok": {
-        const c = verifyRecord(m.record, f.q, this.opts.ca, this.engine.hostPk, Math.floor(now / 1000));
+        const c = verifyRecord(
+          m.record,
+          f.q,
+          this.opts.ca,
+          this.engine.hostPk,
+          Math.floor(now / 1000),
+          undefined,
+          this.dirs.find((d) => d.observed)?.observed?.ip ?? null,
+        );
         if (!c.ok) {
           this.drops.dirBadRecord++;
           this.rlog.log(now, "warn", "dir-bad-record", "directory record refused", () => ({
