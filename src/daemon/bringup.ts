@@ -17,6 +17,7 @@ import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
 import { localEndpoints } from "../net/localaddrs.js";
+import { isRelayAddr } from "../wire/addr.js";
 import type { DirectoryHooks, EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { parseIp6 } from "../ip/ip.js";
@@ -176,7 +177,8 @@ export function engineOptions(
         addrs: [x.hostCert.ip4, x.hostCert.ip6].filter((a): a is string => a !== null),
       }),
     logger: x.log.child("engine"),
-    routeSource: (dst, out) => native().routeSource(dst, out),
+    // a relayed path (wire/addr.ts relayAddr) has no kernel route: never probed
+    routeSource: (dst, out) => !isRelayAddr(dst) && native().routeSource(dst, out),
     dos: config.dos,
     onEvent: (kind, fields) => events.push(now(), kind, fields),
     identity: x.identity,

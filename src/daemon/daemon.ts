@@ -28,6 +28,7 @@ import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
 import { BatchOutput } from "./output.js";
+import { RelayingOutput } from "../directory/relaypath.js";
 import {
   engineOptions,
   loadAccess,
@@ -169,7 +170,7 @@ export class Daemon {
     const { routes, udp, tun } = await openDevices(config, deps, hostCert);
     const listenIp = config.listen.address;
     const events = new EventRing();
-    const out = new BatchOutput(udp, tun);
+    const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const engine = new Engine(
@@ -201,7 +202,7 @@ export class Daemon {
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
-          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now)
+          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now, out)
           : null;
     } catch (e) {
       engine.close(now());

@@ -16,12 +16,19 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { curlTimed, startHttpServer, waitFor } from "./lib.js";
+import { captureContains, curlTimed, firstPingMs, startCapture, startHttpServer, waitFor } from "./lib.js";
 import { createNatNet, type NatNet, type NatSite } from "./natnet.js";
 import { makeHost, makePki, directoriesYaml, startBare, type Pki, type RunningDaemon } from "./mintun.js";
 import type { Status } from "../../src/daemon/status.js";
 
-const O4: Record<string, string> = { dir: "10.77.0.100", a1: "10.77.0.1", a2: "10.77.0.2", b1: "10.77.0.3" };
+const O4: Record<string, string> = {
+  dir: "10.77.0.100",
+  a1: "10.77.0.1",
+  a2: "10.77.0.2",
+  b1: "10.77.0.3",
+  p1: "10.77.0.4",
+};
+const DELAY_MS = 25;
 const root = process.getuid?.() === 0;
 
 /** One NAT world: the directory on the public side, hosts behind their sites' NATs. */
@@ -32,8 +39,14 @@ class World {
   d: Record<string, RunningDaemon> = {};
   etc: string[] = [];
 
-  async up(sites: NatSite[], delayMs: number, dirExtra = "", hostExtra = ""): Promise<void> {
-    this.net = await createNatNet({ sites, public: ["dir"], delayMs });
+  async up(
+    sites: NatSite[],
+    delayMs: number,
+    dirExtra = "",
+    hostExtra = "",
+    pub: string[] = [],
+  ): Promise<void> {
+    this.net = await createNatNet({ sites, public: ["dir", ...pub], delayMs });
     this.pki = makePki();
     this.www = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-www-"));
     fs.writeFileSync(path.join(this.www, "f"), Buffer.alloc(32 * 1024, 7));
@@ -45,31 +58,27 @@ class World {
       this.net.host("dir").ns,
       "directory:\n  serve: true\n  store: file\n" + dirExtra,
     );
-    for (const s of sites)
-      for (const h of s.hosts) {
-        const ns = this.net.host(h).ns;
-        this.d[h] = await startBare(
-          this.pki.dir,
-          this.pki,
-          makeHost(this.pki, h, O4[h]!, null),
-          ns,
-          directoriesYaml(dirIp) + "dns:\n  listen: overlay\n  domain: mesh.\n" + hostExtra,
-        );
-        const etc = path.join("/etc/netns", ns.name);
-        fs.mkdirSync(etc, { recursive: true });
-        this.etc.push(etc);
-        fs.writeFileSync(
-          path.join(etc, "resolv.conf"),
-          `nameserver ${O4[h]}\noptions timeout:1 attempts:2\n`,
-        );
-        await startHttpServer(ns, this.www, 8080);
-      }
-    for (const s of sites)
-      for (const h of s.hosts)
-        await waitFor(async () => (await this.d[h]!.status()).directory?.client?.directories[0]?.registered, {
-          timeoutMs: 15_000,
-          what: `${h} registered`,
-        });
+    const hosts = [...sites.flatMap((s) => s.hosts), ...pub];
+    for (const h of hosts) {
+      const ns = this.net.host(h).ns;
+      this.d[h] = await startBare(
+        this.pki.dir,
+        this.pki,
+        makeHost(this.pki, h, O4[h]!, null),
+        ns,
+        directoriesYaml(dirIp) + "dns:\n  listen: overlay\n  domain: mesh.\n" + hostExtra,
+      );
+      const etc = path.join("/etc/netns", ns.name);
+      fs.mkdirSync(etc, { recursive: true });
+      this.etc.push(etc);
+      fs.writeFileSync(path.join(etc, "resolv.conf"), `nameserver ${O4[h]}\noptions timeout:1 attempts:2\n`);
+      await startHttpServer(ns, this.www, 8080);
+    }
+    for (const h of hosts)
+      await waitFor(async () => (await this.d[h]!.status()).directory?.client?.directories[0]?.registered, {
+        timeoutMs: 15_000,
+        what: `${h} registered`,
+      });
   }
 
   status(h: string): Promise<Status> {
@@ -106,3 +115,117 @@ describe.skipIf(!root)("NAT traversal: two hosts behind the same NAT (netns, nft
     expect(await w.tunnelEndpoint("a2", "a1")).toBe(`${w.net.host("a1").addr4}:7000`);
   }, 30_000);
 });
+
+describe.skipIf(!root)(
+  "NAT traversal: separate endpoint-independent NATs (netns, nftables, 25 ms each way)",
+  () => {
+    const w = new World();
+    beforeAll(
+      () =>
+        w.up(
+          [
+            { name: "a", nat: "ei", hosts: ["a1"] },
+            { name: "b", nat: "ei", hosts: ["b1"] },
+          ],
+          DELAY_MS,
+          "relay:\n  serve: true\n",
+          "",
+          ["p1"],
+        ),
+      120_000,
+    );
+    afterAll(() => w.down());
+
+    it("finds the direct path through both NATs by rendezvous; curl by name works both ways", async () => {
+      // a public host first (no rendezvous needed), then the NATed one (punched)
+      const direct = await firstPingMs(w.net.host("a1").ns, O4.p1!, { timeoutMs: 10_000 });
+      const punched = await firstPingMs(w.net.host("a1").ns, O4.b1!, { timeoutMs: 10_000 });
+      console.log(
+        `NAT first reply (${DELAY_MS} ms each way, lookup + creation): public host ${direct.ms.toFixed(0)} ms, ` +
+          `behind an endpoint-independent NAT (punched) ${punched.ms.toFixed(0)} ms`,
+      );
+      const bPublic = `${w.net.router("b").addr4}:`;
+      expect((await w.tunnelEndpoint("a1", "b1"))?.startsWith(bPublic)).toBe(true); // direct, through b's NAT
+      expect((await w.tunnelEndpoint("b1", "a1"))?.startsWith(`${w.net.router("a").addr4}:`)).toBe(true);
+      const sd = await w.status("dir");
+      expect(sd.events.rdvSent).toBeGreaterThanOrEqual(1);
+      expect((await w.status("b1")).events.punchesSent).toBeGreaterThanOrEqual(1);
+      expect((await w.status("a1")).events.natRelayFallbacks ?? 0).toBe(0);
+      for (const [x, y] of [
+        ["a1", "b1"],
+        ["b1", "a1"],
+      ] as const) {
+        const c = await curlTimed(w.net.host(x).ns, `http://${y}.mesh:8080/f`, { maxTimeS: 10 });
+        expect(c.code, `curl ${x} -> ${y}.mesh ${c.stderr}`).toBe(200);
+      }
+      expect(sd.directory?.relay?.hosts.length ?? 0).toBe(0); // nothing relayed
+    }, 60_000);
+  },
+);
+
+describe.skipIf(!root)(
+  "NAT traversal: symmetric NATs, the directory relays (netns, nftables, 25 ms each way)",
+  () => {
+    const w = new World();
+    beforeAll(
+      () =>
+        w.up(
+          [
+            { name: "a", nat: "sym", hosts: ["a1"] },
+            { name: "b", nat: "sym", hosts: ["b1"] },
+          ],
+          DELAY_MS,
+          "relay:\n  serve: true\n",
+          "tunnel:\n  keepaliveSec: 2\n",
+        ),
+      120_000,
+    );
+    afterAll(() => w.down());
+
+    it("relays sealed datagrams (no plaintext, no inner addresses at the relay), then moves to direct when the NATs allow", async () => {
+      const relayed = await firstPingMs(w.net.host("a1").ns, O4.b1!, { timeoutMs: 10_000 });
+      console.log(
+        `NAT first reply, symmetric NATs (relayed, ${DELAY_MS} ms each way): ${relayed.ms.toFixed(0)} ms`,
+      );
+      expect((await w.tunnelEndpoint("a1", "b1"))?.startsWith("relay:")).toBe(true);
+      expect((await w.tunnelEndpoint("b1", "a1"))?.startsWith("relay:")).toBe(true);
+      // what the relay sees: a capture in its namespace while a marker file crosses
+      const marker = Buffer.from("MINTUN-PLAINTEXT-MARKER-".repeat(4));
+      fs.writeFileSync(path.join(w.www, "m"), Buffer.concat(Array.from({ length: 64 }, () => marker)));
+      const pcap = path.join(w.pki.dir, "relay.pcap");
+      const cap = await startCapture(w.net.host("dir").ns, "eth0", pcap);
+      const c = await curlTimed(w.net.host("a1").ns, "http://b1.mesh:8080/m", { maxTimeS: 10 });
+      const c2 = await curlTimed(w.net.host("b1").ns, "http://a1.mesh:8080/f", { maxTimeS: 10 });
+      await cap.stop();
+      expect(c.code, c.stderr).toBe(200);
+      expect(c2.code, c2.stderr).toBe(200);
+      expect(fs.statSync(pcap).size).toBeGreaterThan(64 * marker.length); // the file did cross the relay
+      expect(captureContains(pcap, marker.subarray(0, 24))).toBe(false);
+      for (const ip of [O4.a1!, O4.b1!]) {
+        expect(captureContains(pcap, Buffer.from(ip.split(".").map(Number))), `inner ${ip}`).toBe(false);
+      }
+      const sd = await w.status("dir");
+      const hosts = sd.directory?.relay?.hosts ?? [];
+      expect(hosts.map((h) => h.name).sort()).toEqual(["a1", "b1"]);
+      expect(hosts.every((h) => h.bytes > 0 && h.packets > 0)).toBe(true);
+      expect(sd.events.relayPackets).toBeGreaterThan(0);
+      const sa = await w.status("a1");
+      expect(sa.events.natRelayFallbacks).toBeGreaterThanOrEqual(1);
+      // the NATs turn endpoint-independent: the next rendezvous finds the direct path
+      await w.net.setNat("a", "ei");
+      await w.net.setNat("b", "ei");
+      const moved = await waitFor(
+        async () => {
+          await curlTimed(w.net.host("a1").ns, "http://b1.mesh:8080/f", { maxTimeS: 5 });
+          const e = await w.tunnelEndpoint("a1", "b1");
+          return e && !e.startsWith("relay:") ? e : null;
+        },
+        { timeoutMs: 40_000, intervalMs: 1000, what: "a1's tunnel to b1 moves to the direct path" },
+      );
+      expect(moved.startsWith(`${w.net.router("b").addr4}:`)).toBe(true);
+      const c3 = await curlTimed(w.net.host("a1").ns, "http://b1.mesh:8080/f", { maxTimeS: 10 });
+      expect(c3.code, c3.stderr).toBe(200);
+      expect((await w.status("a1")).events.natUpgrades).toBeGreaterThanOrEqual(1);
+    }, 120_000);
+  },
+);
