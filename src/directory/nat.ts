@@ -4,10 +4,10 @@
  *
  * Notices come only inside the authenticated tunnel to a configured directory. A PUNCH
  * notice makes the host send PUNCH datagrams (16 bytes) to the peer's candidates: now and
- * in PUNCH_ROUNDS - 1 later ticks, at most PUNCH_MAX_PER_NOTICE datagrams per notice and
- * notices at NOTICE_PER_SEC (burst NOTICE_BURST) — so a lying directory can make a host
- * send at most 8 x 16 bytes per notice it sends (a notice in its tunnel packet is larger),
- * and at most NOTICE_BURST + NOTICE_PER_SEC/s of them: no amplification, and only a trickle
+ * in PUNCH_ROUNDS - 1 later ticks, at most as many bytes of them as the tunnel packet that
+ * carried the notice (NOTICE_PACKET_OVERHEAD; never more than PUNCH_MAX_PER_NOTICE), and
+ * notices at NOTICE_PER_SEC (burst NOTICE_BURST) — so a lying directory cannot amplify
+ * through a host, and gets only a trickle (at most 128 B per notice, 10 notices/s) sent
  * towards any address it names.
  *
  * Per peer (bounded, MAX_PEERS) the agent keeps the candidates and the relay path (a
@@ -33,10 +33,16 @@ import type { Engine } from "../tunnel/engine.js";
 import type { Peer } from "../tunnel/tunnel.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import { addrToString, isRelayAddr, relayAddr, tryEncodeAddr } from "../wire/addr.js";
-import { decodeNotice } from "../wire/nat.js";
+import { PUNCH_BYTES, decodeNotice } from "../wire/nat.js";
 
 export const PUNCH_ROUNDS = 3;
 export const PUNCH_MAX_PER_NOTICE = 8;
+/**
+ * Bytes around a notice in its tunnel packet: header 16 + frame header 3 + AEAD tag 16.
+ * A notice makes at most floor((its length + this) / PUNCH_BYTES) punches (and at most
+ * PUNCH_MAX_PER_NOTICE): never more bytes than the datagram that carried it.
+ */
+export const NOTICE_PACKET_OVERHEAD = 35;
 export const NOTICE_PER_SEC = 10;
 export const NOTICE_BURST = 20;
 export const RETRY_AFTER_MS = 300;
@@ -164,7 +170,8 @@ export class NatAgent {
     if (n.kind === "punch") {
       this.events.natPunchNotices++;
       if (cands.length > 0 && this.jobs.length < MAX_PUNCH_JOBS) {
-        const job = { to: cands, left: PUNCH_MAX_PER_NOTICE, rounds: PUNCH_ROUNDS };
+        const budget = Math.floor((len + NOTICE_PACKET_OVERHEAD) / PUNCH_BYTES);
+        const job = { to: cands, left: Math.min(PUNCH_MAX_PER_NOTICE, budget), rounds: PUNCH_ROUNDS };
         this.punch(job, now);
         if (job.rounds > 0 && job.left > 0) this.jobs.push(job);
       }
