@@ -49,7 +49,7 @@ import { TaskGuard } from "./tasks.js";
 import { MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
-import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
+import { EventRing, PeerHistory, PeerTotals, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
@@ -74,10 +74,12 @@ import { packageVersion } from "../version.js";
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
 
-/** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
+/** Samples for the web view's chart, once a second on the coarse tick (when metrics or the web view are on). */
 export const SAMPLE_MS = 1000;
 /** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
 export const SUBNET_SYNC_MS = 1000;
+/** Connection groups (peer, direction, users) the web view lists at most. */
+export const WEB_CONN_GROUPS = 200;
 
 /** the version of the tree this runs from (dist/, or a bundle in the Debian package) */
 function readVersion(): string {
@@ -89,12 +91,14 @@ export class Daemon {
   /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
   private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
   private watcher: AddressWatcher | null = null;
-  private sampler: NodeJS.Timeout | null = null;
+  /** metrics or the web view are on: the tick samples the per-peer history every SAMPLE_MS */
+  private observing = false;
   private closed = false;
   readonly startedAt: number;
   readonly version = readVersion();
   readonly events: EventRing;
-  readonly traffic = new TrafficHistory();
+  /** per-peer throughput for the web view's chart (bounded: history.ts) */
+  readonly history = new PeerHistory(600, 32, SAMPLE_MS / 1000);
   private readonly totals = new PeerTotals();
   private readonly servers: { what: string; srv: http.Server; url: string }[] = [];
   private notifier: Notifier = nullNotifier;
@@ -253,6 +257,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
+      if (d.observing) tasks.run("sampler", () => d.sampleIfDue(now()));
       d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
@@ -383,11 +388,14 @@ export class Daemon {
       const srv = await serveWeb(
         {
           state: () => ({
+            now: this.now(),
             status: this.status(),
-            traffic: this.traffic.list(),
             events: this.events.list(),
-            reload: this.lastReload,
+            conns: this.engine.connGroups(WEB_CONN_GROUPS),
+            users: this.identity?.certs() ?? [],
           }),
+          history: () => this.history.list(),
+          onError: (e) => this.tasks.fail("web.request", e),
         },
         w.host,
         w.port,
@@ -395,18 +403,17 @@ export class Daemon {
       this.servers.push({ what: "web", srv, url: httpUrl(w.host, srv, "/") });
     }
     if (m || w) {
-      this.sample();
-      this.sampler = setInterval(
-        this.tasks.wrap("sampler", () => this.sample()),
-        SAMPLE_MS,
-      );
-      this.sampler.unref();
+      this.observing = true;
+      this.sampleIfDue(this.now());
     }
   }
 
-  private sample(): void {
+  /** From the coarse tick: one history sample per SAMPLE_MS. */
+  private sampleIfDue(now: number): void {
+    const last = this.history.lastAt;
+    if (last !== null && now - last < SAMPLE_MS && now >= last) return;
     const o = this.observe();
-    this.traffic.sample(this.now(), o.all, o.status.tunnels.length);
+    this.history.sample(now, o.perPeer, o.all);
   }
 
   /** One consistent reading of the state for metrics and the web view. */
@@ -421,6 +428,7 @@ export class Daemon {
       reloads: { ...this.reloadCount, lastOk: this.lastReload?.ok ?? true },
       startedAt: this.startedAt,
       version: this.version,
+      users: this.identity?.certs() ?? [],
     };
   }
 
@@ -671,7 +679,6 @@ export class Daemon {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
-    if (this.sampler) clearInterval(this.sampler);
     if (this.subnetTimer) clearInterval(this.subnetTimer);
     this.subnetRoutes?.close();
     this.dns?.close();
