@@ -46,7 +46,7 @@ import {
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
-import { MemoryTrim } from "./memory.js";
+import { majorGc, MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerHistory, PeerTotals, type Counts } from "./history.js";
@@ -88,8 +88,8 @@ function readVersion(): string {
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
-  /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
-  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
+  /** a full GC and a C heap trim once a minute on the coarse timer (memory.ts: RSS stays flat) */
+  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now(), { collect: majorGc() });
   private watcher: AddressWatcher | null = null;
   /** metrics or the web view are on: the tick samples the per-peer history every SAMPLE_MS */
   private observing = false;
