@@ -78,8 +78,6 @@ export const API_RESOLVE_PER_SEC = 2;
 export const SAMPLE_MS = 1000;
 /** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
 export const SUBNET_SYNC_MS = 1000;
-/** Connection groups (peer, direction, users) the web view lists at most. */
-export const WEB_CONN_GROUPS = 200;
 
 /** the version of the tree this runs from (dist/, or a bundle in the Debian package) */
 function readVersion(): string {
@@ -91,14 +89,12 @@ export class Daemon {
   /** a full GC and a C heap trim once a minute on the coarse timer (memory.ts: RSS stays flat) */
   private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now(), { collect: majorGc() });
   private watcher: AddressWatcher | null = null;
-  /** metrics or the web view are on: the tick samples the per-peer history every SAMPLE_MS */
-  private observing = false;
   private closed = false;
   readonly startedAt: number;
   readonly version = readVersion();
   readonly events: EventRing;
-  /** per-peer throughput for the web view's chart (bounded: history.ts) */
-  readonly history = new PeerHistory(600, 32, SAMPLE_MS / 1000);
+  /** per-peer throughput for the web view's chart (bounded: history.ts); null: metrics and web off */
+  history: PeerHistory | null = null;
   private readonly totals = new PeerTotals();
   private readonly servers: { what: string; srv: http.Server; url: string }[] = [];
   private notifier: Notifier = nullNotifier;
@@ -257,7 +253,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
-      if (d.observing) tasks.run("sampler", () => d.sampleIfDue(now()));
+      if (d.history?.due(now())) tasks.run("sampler", () => d.sample());
       d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
@@ -391,10 +387,10 @@ export class Daemon {
             now: this.now(),
             status: this.status(),
             events: this.events.list(),
-            conns: this.engine.connGroups(WEB_CONN_GROUPS),
+            conns: this.engine.connGroups(200), // at most 200 groups listed
             users: this.identity?.certs() ?? [],
           }),
-          history: () => this.history.list(),
+          history: () => this.history!.list(),
           onError: (e) => this.tasks.fail("web.request", e),
         },
         w.host,
@@ -402,18 +398,15 @@ export class Daemon {
       );
       this.servers.push({ what: "web", srv, url: httpUrl(w.host, srv, "/") });
     }
-    if (m || w) {
-      this.observing = true;
-      this.sampleIfDue(this.now());
-    }
+    if (!m && !w) return;
+    this.history = new PeerHistory(600, 32, SAMPLE_MS / 1000);
+    this.sample();
   }
 
-  /** From the coarse tick: one history sample per SAMPLE_MS. */
-  private sampleIfDue(now: number): void {
-    const last = this.history.lastAt;
-    if (last !== null && now - last < SAMPLE_MS && now >= last) return;
+  /** One history sample, from the coarse tick once it is due (every SAMPLE_MS). */
+  private sample(): void {
     const o = this.observe();
-    this.history.sample(now, o.perPeer, o.all);
+    this.history?.sample(this.now(), o.perPeer, o.all);
   }
 
   /** One consistent reading of the state for metrics and the web view. */

@@ -184,9 +184,10 @@ export class PeerHistory {
     }
   }
 
-  /** When the last sample was taken (ms), or null before the first. */
-  get lastAt(): number | null {
-    return this.last?.t ?? null;
+  /** Is a sample due at `now` (ms): none yet, intervalSec since the last, or the clock went back? */
+  due(now: number): boolean {
+    const t = this.last?.t;
+    return t === undefined || now - t >= this.intervalSec * 1000 || now < t;
   }
 
   list(): HistoryData {

@@ -108,6 +108,9 @@ describe("PeerHistory", () => {
     expect(h.list().peers[1]!.rx).toEqual([null, 100, 0]);
     h.sample(5000, new Map([["b", c(9000)]]), c(9000)); // same time: no sample
     expect(h.list().t).toHaveLength(3);
+    // due once a second (intervalSec 1), and again when the clock went back
+    expect([h.due(5999), h.due(6000), h.due(4000)]).toEqual([false, true, true]);
+    expect(new PeerHistory().due(0)).toBe(true);
   });
   it("keeps at most maxPeers series; a peer that goes loses its series", () => {
     const h = new PeerHistory(10, 2);
