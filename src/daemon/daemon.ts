@@ -47,10 +47,10 @@ import {
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
-import { MemoryTrim } from "./memory.js";
+import { majorGc, MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
-import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
+import { EventRing, PeerHistory, PeerTotals, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
@@ -75,7 +75,7 @@ import { packageVersion } from "../version.js";
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
 
-/** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
+/** Samples for the web view's chart, once a second on the coarse tick (when metrics or the web view are on). */
 export const SAMPLE_MS = 1000;
 /** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
 export const SUBNET_SYNC_MS = 1000;
@@ -87,15 +87,15 @@ function readVersion(): string {
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
-  /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
-  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
+  /** a full GC and a C heap trim once a minute on the coarse timer (memory.ts: RSS stays flat) */
+  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now(), { collect: majorGc() });
   private watcher: AddressWatcher | null = null;
-  private sampler: NodeJS.Timeout | null = null;
   private closed = false;
   readonly startedAt: number;
   readonly version = readVersion();
   readonly events: EventRing;
-  readonly traffic = new TrafficHistory();
+  /** per-peer throughput for the web view's chart (bounded: history.ts); null: metrics and web off */
+  history: PeerHistory | null = null;
   private readonly totals = new PeerTotals();
   private readonly servers: { what: string; srv: http.Server; url: string }[] = [];
   private notifier: Notifier = nullNotifier;
@@ -254,6 +254,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
+      if (d.history?.due(now())) tasks.run("sampler", () => d.sample());
       d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
@@ -384,30 +385,29 @@ export class Daemon {
       const srv = await serveWeb(
         {
           state: () => ({
+            now: this.now(),
             status: this.status(),
-            traffic: this.traffic.list(),
             events: this.events.list(),
-            reload: this.lastReload,
+            conns: this.engine.connGroups(200), // at most 200 groups listed
+            users: this.identity?.certs() ?? [],
           }),
+          history: () => this.history!.list(),
+          onError: (e) => this.tasks.fail("web.request", e),
         },
         w.host,
         w.port,
       );
       this.servers.push({ what: "web", srv, url: httpUrl(w.host, srv, "/") });
     }
-    if (m || w) {
-      this.sample();
-      this.sampler = setInterval(
-        this.tasks.wrap("sampler", () => this.sample()),
-        SAMPLE_MS,
-      );
-      this.sampler.unref();
-    }
+    if (!m && !w) return;
+    this.history = new PeerHistory(600, 32, SAMPLE_MS / 1000);
+    this.sample();
   }
 
+  /** One history sample, from the coarse tick once it is due (every SAMPLE_MS). */
   private sample(): void {
     const o = this.observe();
-    this.traffic.sample(this.now(), o.all, o.status.tunnels.length);
+    this.history?.sample(this.now(), o.perPeer, o.all);
   }
 
   /** One consistent reading of the state for metrics and the web view. */
@@ -422,6 +422,7 @@ export class Daemon {
       reloads: { ...this.reloadCount, lastOk: this.lastReload?.ok ?? true },
       startedAt: this.startedAt,
       version: this.version,
+      users: this.identity?.certs() ?? [],
     };
   }
 
@@ -672,7 +673,6 @@ export class Daemon {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
-    if (this.sampler) clearInterval(this.sampler);
     if (this.subnetTimer) clearInterval(this.subnetTimer);
     this.subnetRoutes?.close();
     this.dns?.close();

@@ -105,6 +105,7 @@ function onData(
     // the creator uses the new key: creation is confirmed
     t.state = "established";
     t.establishedAt = now;
+    t.rttMs = now - t.createdAt;
     t.eraseAccept();
     engine.onConfirmed(t, now);
   } else if (e === t.next || e === t.move) {
