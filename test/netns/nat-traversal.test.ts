@@ -23,8 +23,10 @@ import {
   firstPingMs,
   iperf3,
   startCapture,
+  sleep,
   startHttpServer,
   waitFor,
+  waitListening,
 } from "./lib.js";
 import { createNatNet, type NatNet, type NatSite } from "./natnet.js";
 import {
@@ -130,7 +132,8 @@ class World {
     await this.net?.topo.cleanup();
     for (const e of this.etc) fs.rmSync(e, { recursive: true, force: true });
     if (this.www) fs.rmSync(this.www, { recursive: true, force: true });
-    if (this.pki) fs.rmSync(this.pki.dir, { recursive: true, force: true });
+    if (this.pki && !process.env.MINTUN_KEEP_LOGS) fs.rmSync(this.pki.dir, { recursive: true, force: true });
+    else if (this.pki) console.log(`logs kept in ${this.pki.dir}`);
   }
 }
 
@@ -277,3 +280,70 @@ describe.skipIf(!root)(
     }, 120_000);
   },
 );
+
+// one line every 50 ms; prints "ok N MAXMS" if every line came back in order (MAXMS: the longest round trip)
+const echoServer = (ip: string): string => `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("${ip}", 9000)); s.listen(1)
+c, _ = s.accept()
+while True:
+    d = c.recv(4096)
+    if not d: break
+    c.sendall(d)
+`;
+const echoClient = (ip: string): string => `
+import socket, sys, time
+n = int(sys.argv[1]); c = socket.create_connection(("${ip}", 9000), timeout=20)
+f = c.makefile("rb"); worst = 0
+for i in range(n):
+    t = time.time(); c.sendall(b"line %d\\n" % i)
+    if f.readline() != b"line %d\\n" % i: print("mismatch", i); sys.exit(1)
+    worst = max(worst, time.time() - t); time.sleep(0.05)
+print("ok", n, int(worst * 1000))
+`;
+
+describe.skipIf(!root)("NAT traversal: the laptop roams from one NAT to another (netns, nftables)", () => {
+  const w = new World();
+  beforeAll(
+    () =>
+      w.up(
+        [
+          { name: "a", nat: "ei", hosts: ["a1"] },
+          { name: "b", nat: "ei", hosts: ["b1"] },
+          { name: "c", nat: "ei", hosts: [] },
+        ],
+        DELAY_MS,
+        "relay:\n  serve: true\n",
+      ),
+    120_000,
+  );
+  afterAll(() => w.down());
+
+  it("a TCP session to the NATed host continues across the roam", async () => {
+    const a = w.net.host("a1").ns;
+    const b = w.net.host("b1").ns;
+    await w.net.attach("c", "a1", "eth1", 1); // the second network, not used yet
+    const server = b.spawn("python3", ["-c", echoServer(O4.b1!)]);
+    await waitListening(b, 9000, "t", server);
+    const session = a.exec("python3", ["-c", echoClient(O4.b1!), "100"], { timeoutMs: 60_000 });
+    await sleep(3000);
+    const before = await w.endpointSoon("b1", "a1");
+    expect(before.startsWith(`${w.net.router("a").addr4}:`)).toBe(true);
+    // leave network a (link down: its routes go), join network c
+    await a.ip("link", "set", "eth0", "down");
+    await a.ip("route", "replace", "default", "via", "192.168.3.254", "dev", "eth1");
+    const s = await session;
+    await server.stop();
+    const after = await w.endpointSoon("b1", "a1");
+    const st = await w.status("a1");
+    console.log(
+      `NAT roam: TCP session ${s.stdout.trim()} (lines, longest round trip ms); b1's endpoint for a1 ${before} -> ${after}; ` +
+        `a1 migrations ${st.events.migrations}, relay fallbacks ${st.events.natRelayFallbacks}, upgrades ${st.events.natUpgrades}`,
+    );
+    expect(s.code, s.stdout + s.stderr).toBe(0);
+    expect(s.stdout).toMatch(/^ok 100/);
+    // b1 follows a1 to network c's NAT (directly, or for a while through the relay)
+    expect(after.startsWith(`${w.net.router("c").addr4}:`) || after.startsWith("relay:")).toBe(true);
+  }, 90_000);
+});

@@ -33,6 +33,8 @@ export interface NatNet {
   host(name: string): Host;
   /** replace a site's NAT rules (and forget its mappings) */
   setNat(site: string, kind: NatKind): Promise<void>;
+  /** plug host `h` into `site`'s LAN too, as `dev` with address .<n>: a second network to roam to */
+  attach(site: string, h: string, dev: string, n: number): Promise<string>;
 }
 
 export async function natRules(kind: NatKind): Promise<string[]> {
@@ -87,6 +89,17 @@ export async function createNatNet(opts: {
     topo,
     router: (site) => topo.host(`n${site}`),
     host: (name) => topo.host(name),
+    async attach(site, h, dev, n) {
+      const si = opts.sites.findIndex((s) => s.name === site);
+      const sw = topo.switches.find((x) => x.name.endsWith(`-sw${site}`));
+      if (si < 0 || !sw) throw new Error(`no site ${site}`);
+      const ns = topo.host(h).ns;
+      await plug(sw, `p-${h}-${dev}`, ns, dev, 1500);
+      const a = `192.168.${si + 1}.${n}`;
+      await addrUp(ns, dev, a, 24, `fd02:${si + 1}::${n}`, 64);
+      await waitLinkReady(ns, dev);
+      return a;
+    },
     async setNat(site, kind) {
       const r = topo.host(`n${site}`);
       await r.ns.execOk("nft", ["flush ruleset"]);
