@@ -19,10 +19,11 @@
  *   (REPLY from anywhere: established; the endpoint is where the REPLY came from)
  *
  * Established tunnels:
- *   relayed --every UPGRADE_EVERY_MS--> look the peer up again (fresh: the directory sends
- *              new notices with current candidates to both) and probe its direct
- *              candidates; an authenticated answer from one moves the tunnel there
- *              (the mobility rule: only authenticated packets move endpoints)
+ *   relayed --after UPGRADE_SCHEDULE_MS[i]--> look the peer up again (fresh: the directory sends
+ *              new notices with current candidates to both); on the notice, probe the
+ *              peer's direct candidates (the peer punched towards us meanwhile); an
+ *              authenticated answer from one moves the tunnel there (the mobility rule:
+ *              only authenticated packets move endpoints)
  *   direct, relay known, sending but silent FALLBACK_STALL_MS --> probe through the relay
  *              (at most every FALLBACK_EVERY_MS); the answer moves the tunnel to the relay
  *
@@ -47,7 +48,14 @@ export const NOTICE_PER_SEC = 10;
 export const NOTICE_BURST = 20;
 export const RETRY_AFTER_MS = 300;
 export const RELAY_AFTER_MS = 600;
-export const UPGRADE_EVERY_MS = 5_000;
+/**
+ * Delays before the attempts to leave the relay for a direct path (the last repeats). The
+ * gap of 35 s after the second attempt matters: a probe that a NAT did not let in leaves an
+ * unanswered conntrack entry on that NAT (Linux keeps one 30 s, and every further probe
+ * renews it), and while it stands the peer's punches towards us get another public port.
+ * Letting it expire once is what makes the attempt after a roam succeed.
+ */
+export const UPGRADE_SCHEDULE_MS = [5_000, 5_000, 35_000, 60_000] as const;
 export const FALLBACK_STALL_MS = 2_500;
 export const FALLBACK_EVERY_MS = 2_000;
 export const MAX_PEERS = 1_024;
@@ -64,6 +72,10 @@ interface PeerNat {
   tid: string;
   retried: number;
   lastUpgrade: number;
+  /** last direct probe sent (at most one per 2 s from notices) */
+  lastProbe: number;
+  /** attempts to leave the relay since the tunnel went there (UPGRADE_SCHEDULE_MS index) */
+  upgrades: number;
   lastFallback: number;
   /** the established tunnel's path at the last tick (null: none yet) */
   relayed: boolean | null;
@@ -155,6 +167,8 @@ export class NatAgent {
         tid: "",
         retried: 0,
         lastUpgrade: now,
+        upgrades: 0,
+        lastProbe: 0,
         lastFallback: 0,
         relayed: null,
       };
@@ -178,7 +192,8 @@ export class NatAgent {
     } else this.events.natPeerNotices++;
     // a relayed tunnel to this peer: try the fresh direct candidates (upgrade)
     const t = this.engine.peers.get(key)?.sendTunnel();
-    if (t && t.state === "established" && isRelayAddr(t.endpoint)) this.probeDirect(pn, key, now);
+    if (t && t.state === "established" && isRelayAddr(t.endpoint) && now - pn.lastProbe >= 2_000)
+      this.probeDirect(pn, key, now);
   }
 
   private punch(job: PunchJob, now: number): void {
@@ -193,7 +208,7 @@ export class NatAgent {
   private probeDirect(pn: PeerNat, key: string, now: number): void {
     const t = this.engine.peers.get(key)?.sendTunnel();
     if (!t) return;
-    pn.lastUpgrade = now;
+    pn.lastProbe = now;
     for (const c of pn.cands.slice(0, 2)) this.engine.probeEndpoint(t, c, now);
   }
 
@@ -247,10 +262,17 @@ export class NatAgent {
           }),
         );
       }
+      if (relayed && pn.relayed !== true) {
+        pn.upgrades = 0;
+        pn.lastUpgrade = now;
+      }
       pn.relayed = relayed;
       if (relayed) {
-        if (now - pn.lastUpgrade >= UPGRADE_EVERY_MS) {
-          this.probeDirect(pn, key, now);
+        const wait = UPGRADE_SCHEDULE_MS[Math.min(pn.upgrades, UPGRADE_SCHEDULE_MS.length - 1)]!;
+        if (now - pn.lastUpgrade >= wait) {
+          pn.upgrades++;
+          pn.lastUpgrade = now;
+          // probes go out when the notice comes back: by then the peer has punched
           this.relook(p, now);
         }
       } else if (
