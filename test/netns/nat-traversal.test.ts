@@ -54,7 +54,8 @@ const O4: Record<string, string> = {
   b1: "10.77.0.3",
   p1: "10.77.0.4",
 };
-const DELAY_MS = 25;
+/** each way between sites; MINTUN_NAT_DELAY_MS=0 measures the relay without the delay router's pace */
+const DELAY_MS = Number(process.env.MINTUN_NAT_DELAY_MS ?? 25);
 const root = process.getuid?.() === 0;
 
 /** One NAT world: the directory on the public side, hosts behind their sites' NATs. */
@@ -195,6 +196,25 @@ describe.skipIf(!root)(
         expect(c.code, `curl ${x} -> ${y}.mesh ${c.stderr}`).toBe(200);
       }
       expect(sd.directory?.relay?.hosts.length ?? 0).toBe(0); // nothing relayed
+    }, 60_000);
+
+    it("the direct path dies (both NATs turn symmetric): the tunnel moves to the relay and carries on", async () => {
+      expect((await w.endpointSoon("a1", "b1")).startsWith("relay:")).toBe(false);
+      await w.net.setNat("a", "sym");
+      await w.net.setNat("b", "sym");
+      const t0 = Date.now();
+      const relayed = await waitFor(
+        async () => {
+          await curlTimed(w.net.host("a1").ns, "http://b1.mesh:8080/f", { maxTimeS: 3 });
+          const [ea, eb] = [await w.tunnelEndpoint("a1", "b1"), await w.tunnelEndpoint("b1", "a1")];
+          return ea?.startsWith("relay:") && eb?.startsWith("relay:") ? ea : null;
+        },
+        { timeoutMs: 40_000, intervalMs: 500, what: "the tunnel a1-b1 on the relay" },
+      );
+      console.log(`NAT: direct path dead -> ${relayed} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const c = await curlTimed(w.net.host("a1").ns, "http://b1.mesh:8080/f", { maxTimeS: 10 });
+      expect(c.code, c.stderr).toBe(200);
+      expect((await w.status("a1")).events.natToRelay).toBeGreaterThanOrEqual(1);
     }, 60_000);
   },
 );
