@@ -11,7 +11,8 @@
 #   /usr/lib/mintun/node_modules/            production dependencies only (package-lock.json
 #                                            entries without dev/devOptional; sodium-native
 #                                            with this architecture's prebuild only)
-#   /usr/lib/mintun/package.json             name + version (mintun --version) + type module
+#   /usr/lib/mintun/package.json             name + version (mintun --version) + type module,
+#                                            packaging: "deb" (`mintun install` says it has nothing to do)
 #   /usr/lib/systemd/system/mintund{,@}.service   the units of systemd/, paths rewritten
 #   /etc/mintun/mintund.yaml.example         conffile (config/host.yaml)
 #   /usr/share/doc/mintun/                   copyright, README, docs, config examples
@@ -69,7 +70,7 @@ EOF
 install -m 0644 "$ADDON" "$LIB/mintun_linux.node"
 node -e '
 const p = require("./package.json");
-const out = { name: p.name, version: p.version, private: true, type: "module", license: p.license };
+const out = { name: p.name, version: p.version, private: true, type: "module", license: p.license, packaging: "deb" };
 process.stdout.write(JSON.stringify(out, null, 2) + "\n");' >"$LIB/package.json"
 
 say "production dependencies (package-lock.json, no dev)"

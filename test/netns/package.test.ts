@@ -137,6 +137,18 @@ describe.skipIf(process.getuid?.() !== 0)(
       expect(dhelp.stdout).toMatch(/^usage: mintund /m);
       expect(exec(mintun, ["--version"]).stdout).toContain(`mintun ${version}`);
       expect(exec(mintund, ["--version"]).stdout).toContain(`mintund ${version}`);
+      // `mintun install` from the package: nothing to do, and it says why (before: "dist is missing: run npm ci")
+      const inst = exec(mintun, ["install"]);
+      expect(inst.status).toBe(0);
+      expect(inst.stdout).toMatch(
+        /^nothing to install: this mintun was installed by the Debian package 'mintun'/,
+      );
+      expect(inst.stdout).toContain("systemctl daemon-reload && systemctl enable --now mintund");
+      expect(inst.stdout + inst.stderr).not.toMatch(/npm ci|missing/);
+      const staged = exec(mintun, ["install", "--root", path.join(tmp, "stage")]);
+      expect(staged.status).toBe(1);
+      expect(staged.stderr).toMatch(/Debian package's \(\/usr\/lib\/mintun\): it cannot be copied/);
+      expect(fs.existsSync(path.join(tmp, "stage"))).toBe(false);
       // the packaged example config is refused only for what an operator must fill in (key files)
       const cc = exec(mintun, ["check-config", path.join(root, "etc/mintun/mintund.yaml.example")]);
       expect(cc.stdout + cc.stderr).not.toMatch(/Cannot find module|ERR_MODULE_NOT_FOUND|ENATIVE/);
