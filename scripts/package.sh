@@ -5,7 +5,7 @@
 #
 # Layout (docs/OPERATIONS.md "Debian package"):
 #   /usr/bin/mintun, /usr/sbin/mintund      sh wrappers: exec /usr/bin/node on the bundles
-#   /usr/lib/mintun/cli/mintun.js (+chunks)  the CLI bundle (scripts/bundle-cli.mjs)
+#   /usr/lib/mintun/cli/mintun.cjs           the CLI bundle, one CommonJS file (scripts/bundle-cli.mjs)
 #   /usr/lib/mintun/daemon/mintund.js (+chunks)  the daemon bundle (src/daemon/main.ts)
 #   /usr/lib/mintun/mintun_linux.node        the native addon (found by src/net/native.ts)
 #   /usr/lib/mintun/node_modules/            production dependencies only (package-lock.json
@@ -97,14 +97,16 @@ find "$LIB/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '
 find "$LIB/node_modules" -type d -empty -delete
 
 say "wrappers, units, /etc/mintun, docs"
-for w in "usr/bin/mintun cli/mintun.js" "usr/sbin/mintund daemon/mintund.js"; do
+for w in "usr/bin/mintun cli/mintun.cjs" "usr/sbin/mintund daemon/mintund.js"; do
   set -- $w
   cat >"$P/$1" <<EOF
 #!/bin/sh
 # ${1##*/} from the Debian package mintun: the bundle in ../lib/mintun (found from this
-# file, so the tree also runs unpacked elsewhere), run by the system's Node.js (>= 20)
-d=\$(dirname "\$(readlink -f "\$0")")/../lib/mintun
-exec node "\$d/$2" "\$@"
+# file, so the tree also runs unpacked elsewhere), run by the system's Node.js (>= 20);
+# readlink and dirname (two more processes) only when reached through a symlink
+case \$0 in */*) d=\${0%/*} ;; *) d=. ;; esac
+[ -L "\$0" ] && d=\$(dirname "\$(readlink -f "\$0")")
+exec node "\$d/../lib/mintun/$2" "\$@"
 EOF
   chmod 0755 "$P/$1"
 done

@@ -81,7 +81,7 @@ describe.skipIf(process.getuid?.() !== 0)(
       for (const f of [
         "/usr/bin/mintun",
         "/usr/sbin/mintund",
-        "/usr/lib/mintun/cli/mintun.js",
+        "/usr/lib/mintun/cli/mintun.cjs",
         "/usr/lib/mintun/daemon/mintund.js",
         "/usr/lib/mintun/mintun_linux.node",
         "/usr/lib/systemd/system/mintund.service",
