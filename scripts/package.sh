@@ -97,8 +97,7 @@ find "$LIB/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '
 find "$LIB/node_modules" -type d -empty -delete
 
 say "wrappers, units, /etc/mintun, docs"
-for w in "usr/bin/mintun cli/mintun.cjs" "usr/sbin/mintund daemon/mintund.js"; do
-  set -- $w
+wrapper() { # FILE BUNDLE [LINE]
   cat >"$P/$1" <<EOF
 #!/bin/sh
 # ${1##*/} from the Debian package mintun: the bundle in ../lib/mintun (found from this
@@ -106,10 +105,14 @@ for w in "usr/bin/mintun cli/mintun.cjs" "usr/sbin/mintund daemon/mintund.js"; d
 # readlink and dirname (two more processes) only when reached through a symlink
 case \$0 in */*) d=\${0%/*} ;; *) d=. ;; esac
 [ -L "\$0" ] && d=\$(dirname "\$(readlink -f "\$0")")
-exec node "\$d/../lib/mintun/$2" "\$@"
+${3:-}exec node "\$d/../lib/mintun/$2" "\$@"
 EOF
   chmod 0755 "$P/$1"
-done
+}
+# node reads NODE_EXTRA_CA_CERTS at every start (50-80 ms); the CLI makes no TLS connection
+wrapper usr/bin/mintun cli/mintun.cjs "unset NODE_EXTRA_CA_CERTS # the CLI makes no TLS connection
+"
+wrapper usr/sbin/mintund daemon/mintund.js
 for u in systemd/mintund.service systemd/mintund@.service; do
   sed -e 's#/usr/bin/node /opt/mintun/bin/mintund#/usr/sbin/mintund#g' \
     -e 's#/usr/bin/node /opt/mintun/bin/mintun#/usr/bin/mintun#g' \

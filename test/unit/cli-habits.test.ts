@@ -423,11 +423,18 @@ describe("bin/mintun as a process (bundled as npm run build does)", () => {
         const r = spawnSync(path.join(root, "bin/mintun"), ["status"], {
           encoding: "utf8",
           cwd: root,
-          env: { ...env, MINTUN_SOCKET: sock, NODE_OPTIONS: `--require ${hook}` },
+          // node would read (here: fail to read) this CA bundle at start; the CLI drops it
+          env: {
+            ...env,
+            MINTUN_SOCKET: sock,
+            NODE_OPTIONS: `--require ${hook}`,
+            NODE_EXTRA_CA_CERTS: path.join(root, "no-such-ca.pem"),
+          },
           timeout: 20_000,
         });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(`mintun: mintund is not running (no API socket at ${sock})\n`);
+        expect(r.stderr).not.toMatch(/extra certs/);
         return JSON.parse(/^LOADED (.*)$/m.exec(r.stderr)![1]!) as {
           esm: string[];
           files: string[];
