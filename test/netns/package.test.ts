@@ -8,7 +8,7 @@
  * ROOT/usr, so the README's `export PATH="$PWD/bin:$PATH"` names the package's bin/,
  * and ROOT/usr/sbin (mintund) is first on PATH. No repository file is on PATH.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -24,6 +24,18 @@ function run(cmd: string, args: string[], timeout = 60_000): string {
       `${cmd} ${args.join(" ")}: ${r.error?.message ?? `exit ${r.status}`}\n${r.stdout}${r.stderr}`,
     );
   return r.stdout;
+}
+
+/**
+ * The package build, without blocking the test worker's event loop: a minute or more of
+ * spawnSync under load starves vitest's worker RPC ("Timeout calling onTaskUpdate").
+ */
+function runAsync(cmd: string, args: string[], timeout: number): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { encoding: "utf8", timeout, cwd: REPO, maxBuffer: 64 << 20 }, (e, stdout, stderr) =>
+      e ? reject(new Error(`${cmd} ${args.join(" ")}: ${e.message}\n${stdout}${stderr}`)) : resolve(stdout),
+    ),
+  );
 }
 
 /** The npm packages a production install has: package-lock.json entries that are not dev-only. */
@@ -48,7 +60,7 @@ describe.skipIf(process.getuid?.() !== 0)(
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-pkgtest-"));
       deb =
         process.env.MINTUN_DEB ??
-        run("bash", ["scripts/package.sh", tmp], BUILD_MS).trim().split("\n").pop()!;
+        (await runAsync("bash", ["scripts/package.sh", tmp], BUILD_MS)).trim().split("\n").pop()!;
       root = path.join(tmp, "root");
       fs.mkdirSync(path.join(root, "var/lib/dpkg/info"), { recursive: true });
       fs.mkdirSync(path.join(root, "var/lib/dpkg/updates"), { recursive: true });
