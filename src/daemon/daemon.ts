@@ -3,6 +3,7 @@
  * the UDP socket, sets addresses and routes, wires the engine to them, runs
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
+import * as fs from "node:fs";
 import type * as http from "node:http";
 import { readCert } from "../store/keyfile.js";
 import { RevocationIndex, type RevocationList } from "../wire/revocation.js";
@@ -45,7 +46,7 @@ import {
 
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
-import { TaskGuard } from "./tasks.js";
+import { TaskGuard, errorFields } from "./tasks.js";
 import { MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
@@ -70,6 +71,7 @@ import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
 import { packageVersion } from "../version.js";
+import { onStartupDone, startupDone, startupMark, startupMarks } from "../startup.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -156,6 +158,7 @@ export class Daemon {
   private static async startLocked(config: Config, log: Logger, deps: DaemonDeps): Promise<Daemon> {
     const now = deps.now ?? Date.now;
     const { ca, hostCert, sk } = loadHostKeys(config, Math.floor(now() / 1000));
+    startupMark("keys");
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
     // connection policy and the user store: refused files stop the start (typed errors)
@@ -165,8 +168,10 @@ export class Daemon {
       : null;
     const st = selfTest(now());
     if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
+    startupMark("checks");
 
     const { routes, udp, tun } = await openDevices(config, deps, hostCert);
+    startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
     const out = new BatchOutput(udp, tun);
@@ -198,6 +203,7 @@ export class Daemon {
         });
     }
     for (const p of peers) engine.addPeer(p, now());
+    startupMark("engine");
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
@@ -277,6 +283,8 @@ export class Daemon {
     });
     // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
     d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
+    startupMark("ready");
+    onStartupDone(() => d.startupReport());
     return d;
   }
 
@@ -427,6 +435,29 @@ export class Daemon {
   /** Per-peer totals that survive closed tunnels (what the metrics export). */
   peerTotals(): Map<string, Counts> {
     return this.totals.update(this.status().tunnels).perPeer;
+  }
+
+  private startupReported = false;
+
+  /**
+   * The start-up trace (src/startup.ts), once: when the first tunnel is up, or at stop.
+   * Debug log line `startup`; with MINTUN_STARTUP_TRACE=FILE also one JSON line appended
+   * to FILE (test/bench/run.sh reads them; docs/PERFORMANCE.md "Start-up").
+   */
+  startupReport(): void {
+    if (this.startupReported) return;
+    this.startupReported = true;
+    startupDone();
+    const { origin, marks } = startupMarks();
+    this.log.log("debug", "startup", { origin, ...marks });
+    const file = process.env.MINTUN_STARTUP_TRACE;
+    if (!file) return;
+    const line = JSON.stringify({ host: this.engine.opts.hostCert.name, origin, ...marks }) + "\n";
+    try {
+      fs.appendFileSync(file, line, { mode: 0o644 });
+    } catch (e) {
+      this.log.log("warn", "cannot write the start-up trace", { file, ...errorFields(e) });
+    }
   }
 
   statusLine(): string {
@@ -668,6 +699,7 @@ export class Daemon {
   /** Idempotent. */
   close(): void {
     if (this.closed) return;
+    this.startupReport();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
