@@ -56,6 +56,7 @@ import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
+import { RecordCache } from "./records.js";
 import { UserStore, usersDir } from "../store/users.js";
 import type { Policy } from "../conn/policy.js";
 import { loadPolicy } from "../store/policy-file.js";
@@ -103,6 +104,8 @@ export class Daemon {
   private logLevelOverride: LogLevel | undefined;
   private routes: RouteManager | null = null;
   private identity: DaemonIdentity | null = null;
+  /** configured peers' records on disk (records.ts) */
+  records: RecordCache | null = null;
   private fileDigests: Record<string, string> = {};
   private reloadChain: Promise<unknown> = Promise.resolve();
   lastReload: ReloadStatus | null = null;
@@ -161,16 +164,40 @@ export class Daemon {
     startupMark("keys");
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    // connection policy and the user store: refused files stop the start (typed errors)
-    const { policy, identity } = loadAccess(config, hostCert, ca, log, now);
-    const revocation = config.trust.revocationList
-      ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
-      : null;
-    const st = selfTest(now());
-    if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
+    // The devices are opened first and their addresses and routes set by `ip` while the
+    // checks below run (start-up time, docs/PERFORMANCE.md); a refused check closes them.
+    const opening = openDevices(config, deps, hostCert);
+    let access: { policy: Policy | null; identity: DaemonIdentity } | null = null;
+    let revocation: RevocationList | null;
+    try {
+      // connection policy and the user store: refused files stop the start (typed errors)
+      access = loadAccess(config, hostCert, ca, log, now);
+      revocation = config.trust.revocationList
+        ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
+        : null;
+      const st = selfTest(now());
+      if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
+    } catch (e) {
+      access?.identity.close();
+      await opening.then(
+        (dev) => {
+          dev.tun.close();
+          dev.udp.close();
+        },
+        () => undefined,
+      );
+      throw e;
+    }
+    const { policy, identity } = access;
     startupMark("checks");
-
-    const { routes, udp, tun } = await openDevices(config, deps, hostCert);
+    let devices: Awaited<typeof opening>;
+    try {
+      devices = await opening;
+    } catch (e) {
+      identity.close();
+      throw e;
+    }
+    const { routes, udp, tun } = devices;
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
@@ -203,6 +230,9 @@ export class Daemon {
         });
     }
     for (const p of peers) engine.addPeer(p, now());
+    // the records learned in the last run, verified again: the first CREATE needs no fetch
+    const records = RecordCache.forState(config.stateDir, log.child("records"));
+    records.install(engine, peers, ca as CaCert, now());
     startupMark("engine");
     try {
       directory =
@@ -221,6 +251,7 @@ export class Daemon {
     d.notifier = deps.notifier ?? nullNotifier;
     d.logLevelOverride = deps.logLevelOverride;
     d.routes = routes;
+    d.records = records;
     d.identity = identity;
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
@@ -259,6 +290,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
+      tasks.run("records.sync", () => records.sync(engine.peers.values()));
       d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
@@ -712,6 +744,11 @@ export class Daemon {
     for (const s of this.servers) {
       s.srv.close();
       s.srv.closeAllConnections();
+    }
+    try {
+      this.records?.sync(this.engine.peers.values());
+    } catch (e) {
+      this.tasks.fail("records.sync", e);
     }
     this.engine.close(this.now());
     this.identity?.close();
