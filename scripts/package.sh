@@ -16,8 +16,9 @@
 #   /usr/lib/systemd/system/mintund{,@}.service   the units of systemd/, paths rewritten
 #   /etc/mintun/mintund.yaml.example         conffile (config/host.yaml)
 #   /usr/share/doc/mintun/                   copyright, README, docs, config examples
-# Bundles keep npm packages external: pino starts its transports as worker threads from
-# files and sodium-native loads its prebuild beside its own index.js, so they stay files.
+# The CLI bundle keeps npm packages external; the daemon bundle takes in those of its start
+# path (pino, yaml, dns-packet, sodium-native's JS; scripts/bundle-daemon.mjs). Both load
+# node_modules/ for the rest (sodium-native's prebuild, prom-client, etcd3).
 # No maintainer scripts: after `dpkg -i`, `systemctl daemon-reload` (docs/OPERATIONS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,21 +52,11 @@ mkdir -p "$P/DEBIAN" "$P/usr/bin" "$P/usr/sbin" "$LIB" "$DOC/examples" "$P/usr/l
 say "bundles (esbuild): cli, daemon"
 node --input-type=module - "$LIB" <<'EOF'
 import * as path from "node:path";
-import { buildSync } from "esbuild";
 import { bundleCli } from "./scripts/bundle-cli.mjs";
+import { bundleDaemon } from "./scripts/bundle-daemon.mjs";
 const lib = process.argv[2];
 bundleCli(path.join(lib, "cli"));
-buildSync({
-  entryPoints: { mintund: "src/daemon/main.ts" },
-  outdir: path.join(lib, "daemon"),
-  bundle: true,
-  splitting: true, // metrics, web view and etcd are imported on first use
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  packages: "external",
-  logLevel: "warning",
-});
+await bundleDaemon(path.join(lib, "daemon")); // the same bundle as bin/mintund's
 EOF
 install -m 0644 "$ADDON" "$LIB/mintun_linux.node"
 node -e '
