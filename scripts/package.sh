@@ -5,18 +5,20 @@
 #
 # Layout (docs/OPERATIONS.md "Debian package"):
 #   /usr/bin/mintun, /usr/sbin/mintund      sh wrappers: exec /usr/bin/node on the bundles
-#   /usr/lib/mintun/cli/mintun.js (+chunks)  the CLI bundle (scripts/bundle-cli.mjs)
+#   /usr/lib/mintun/cli/mintun.cjs           the CLI bundle, one CommonJS file (scripts/bundle-cli.mjs)
 #   /usr/lib/mintun/daemon/mintund.js (+chunks)  the daemon bundle (src/daemon/main.ts)
 #   /usr/lib/mintun/mintun_linux.node        the native addon (found by src/net/native.ts)
 #   /usr/lib/mintun/node_modules/            production dependencies only (package-lock.json
 #                                            entries without dev/devOptional; sodium-native
 #                                            with this architecture's prebuild only)
-#   /usr/lib/mintun/package.json             name + version (mintun --version) + type module
+#   /usr/lib/mintun/package.json             name + version (mintun --version) + type module,
+#                                            packaging: "deb" (`mintun install` says it has nothing to do)
 #   /usr/lib/systemd/system/mintund{,@}.service   the units of systemd/, paths rewritten
 #   /etc/mintun/mintund.yaml.example         conffile (config/host.yaml)
 #   /usr/share/doc/mintun/                   copyright, README, docs, config examples
-# Bundles keep npm packages external: pino starts its transports as worker threads from
-# files and sodium-native loads its prebuild beside its own index.js, so they stay files.
+# The CLI bundle keeps npm packages external; the daemon bundle takes in those of its start
+# path (pino, yaml, dns-packet, sodium-native's JS; scripts/bundle-daemon.mjs). Both load
+# node_modules/ for the rest (sodium-native's prebuild, prom-client, etcd3).
 # No maintainer scripts: after `dpkg -i`, `systemctl daemon-reload` (docs/OPERATIONS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,26 +52,16 @@ mkdir -p "$P/DEBIAN" "$P/usr/bin" "$P/usr/sbin" "$LIB" "$DOC/examples" "$P/usr/l
 say "bundles (esbuild): cli, daemon"
 node --input-type=module - "$LIB" <<'EOF'
 import * as path from "node:path";
-import { buildSync } from "esbuild";
 import { bundleCli } from "./scripts/bundle-cli.mjs";
+import { bundleDaemon } from "./scripts/bundle-daemon.mjs";
 const lib = process.argv[2];
 bundleCli(path.join(lib, "cli"));
-buildSync({
-  entryPoints: { mintund: "src/daemon/main.ts" },
-  outdir: path.join(lib, "daemon"),
-  bundle: true,
-  splitting: true, // metrics, web view and etcd are imported on first use
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  packages: "external",
-  logLevel: "warning",
-});
+await bundleDaemon(path.join(lib, "daemon")); // the same bundle as bin/mintund's
 EOF
 install -m 0644 "$ADDON" "$LIB/mintun_linux.node"
 node -e '
 const p = require("./package.json");
-const out = { name: p.name, version: p.version, private: true, type: "module", license: p.license };
+const out = { name: p.name, version: p.version, private: true, type: "module", license: p.license, packaging: "deb" };
 process.stdout.write(JSON.stringify(out, null, 2) + "\n");' >"$LIB/package.json"
 
 say "production dependencies (package-lock.json, no dev)"
@@ -96,17 +88,22 @@ find "$LIB/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '
 find "$LIB/node_modules" -type d -empty -delete
 
 say "wrappers, units, /etc/mintun, docs"
-for w in "usr/bin/mintun cli/mintun.js" "usr/sbin/mintund daemon/mintund.js"; do
-  set -- $w
+wrapper() { # FILE BUNDLE [LINE]
   cat >"$P/$1" <<EOF
 #!/bin/sh
 # ${1##*/} from the Debian package mintun: the bundle in ../lib/mintun (found from this
-# file, so the tree also runs unpacked elsewhere), run by the system's Node.js (>= 20)
-d=\$(dirname "\$(readlink -f "\$0")")/../lib/mintun
-exec node "\$d/$2" "\$@"
+# file, so the tree also runs unpacked elsewhere), run by the system's Node.js (>= 20);
+# readlink and dirname (two more processes) only when reached through a symlink
+case \$0 in */*) d=\${0%/*} ;; *) d=. ;; esac
+[ -L "\$0" ] && d=\$(dirname "\$(readlink -f "\$0")")
+${3:-}exec node "\$d/../lib/mintun/$2" "\$@"
 EOF
   chmod 0755 "$P/$1"
-done
+}
+# node reads NODE_EXTRA_CA_CERTS at every start (50-80 ms); the CLI makes no TLS connection
+wrapper usr/bin/mintun cli/mintun.cjs "unset NODE_EXTRA_CA_CERTS # the CLI makes no TLS connection
+"
+wrapper usr/sbin/mintund daemon/mintund.js
 for u in systemd/mintund.service systemd/mintund@.service; do
   sed -e 's#/usr/bin/node /opt/mintun/bin/mintund#/usr/sbin/mintund#g' \
     -e 's#/usr/bin/node /opt/mintun/bin/mintun#/usr/bin/mintun#g' \

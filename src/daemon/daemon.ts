@@ -3,17 +3,12 @@
  * the UDP socket, sets addresses and routes, wires the engine to them, runs
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
+import * as fs from "node:fs";
 import type * as http from "node:http";
 import { readCert } from "../store/keyfile.js";
 import { RevocationIndex, type RevocationList } from "../wire/revocation.js";
 import { zero } from "../crypto/sodium.js";
-import {
-  type Config,
-  type LogLevel,
-  effectiveConfig,
-  loadConfig,
-  restartRequired,
-} from "../config/config.js";
+import { type Config, type LogLevel, effectiveConfig, restartRequired } from "../config/config.js";
 import { MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
@@ -35,10 +30,8 @@ import {
   loadHostKeys,
   openDevices,
   overlayRoutes,
-  reloadableOptions,
   resolvePeers,
   type DaemonDeps,
-  type ResolvedPeer,
   dumpableNow,
   fileDigest,
   loadRevocationList,
@@ -46,8 +39,15 @@ import {
 
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
-import { TaskGuard } from "./tasks.js";
+import { TaskGuard, errorFields } from "./tasks.js";
 import { majorGc, MemoryTrim } from "./memory.js";
+import {
+  applyRevocation,
+  applyTunnelOptions,
+  readReloadInputs,
+  syncOverlayRoutes,
+  type ReloadInputs,
+} from "./reload.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
 import { EventRing, PeerHistory, PeerTotals, type Counts } from "./history.js";
@@ -56,21 +56,16 @@ import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
-import { UserStore, usersDir } from "../store/users.js";
+import { RecordCache } from "./records.js";
 import type { Policy } from "../conn/policy.js";
-import { loadPolicy } from "../store/policy-file.js";
-import {
-  directoryAddresses,
-  directoryNames,
-  inOverlay,
-  NameService,
-  type NameAnswer,
-} from "../names/names.js";
+import { directoryAddresses, directoryNames, NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
-import { DnsServer, dnsListenAddrs } from "../names/server.js";
+import type { DnsServer } from "../names/server.js";
+import { startDns } from "./dns.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
 import { packageVersion } from "../version.js";
+import { onStartupDone, startupDone, startupMark, startupMarks } from "../startup.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -102,6 +97,8 @@ export class Daemon {
   private logLevelOverride: LogLevel | undefined;
   private routes: RouteManager | null = null;
   private identity: DaemonIdentity | null = null;
+  /** configured peers' records on disk (records.ts) */
+  records: RecordCache | null = null;
   private fileDigests: Record<string, string> = {};
   private reloadChain: Promise<unknown> = Promise.resolve();
   lastReload: ReloadStatus | null = null;
@@ -157,17 +154,44 @@ export class Daemon {
   private static async startLocked(config: Config, log: Logger, deps: DaemonDeps): Promise<Daemon> {
     const now = deps.now ?? Date.now;
     const { ca, hostCert, sk } = loadHostKeys(config, Math.floor(now() / 1000));
+    startupMark("keys");
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    // connection policy and the user store: refused files stop the start (typed errors)
-    const { policy, identity } = loadAccess(config, hostCert, ca, log, now);
-    const revocation = config.trust.revocationList
-      ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
-      : null;
-    const st = selfTest(now());
-    if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
-
-    const { routes, udp, tun } = await openDevices(config, deps, hostCert);
+    // The devices are opened first and their addresses and routes set by `ip` while the
+    // checks below run (start-up time, docs/PERFORMANCE.md); a refused check closes them.
+    const opening = openDevices(config, deps, hostCert);
+    let access: { policy: Policy | null; identity: DaemonIdentity } | null = null;
+    let revocation: RevocationList | null;
+    try {
+      // connection policy and the user store: refused files stop the start (typed errors)
+      access = loadAccess(config, hostCert, ca, log, now);
+      revocation = config.trust.revocationList
+        ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
+        : null;
+      const st = selfTest(now());
+      if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
+    } catch (e) {
+      access?.identity.close();
+      await opening.then(
+        (dev) => {
+          dev.tun.close();
+          dev.udp.close();
+        },
+        () => undefined,
+      );
+      throw e;
+    }
+    const { policy, identity } = access;
+    startupMark("checks");
+    let devices: Awaited<typeof opening>;
+    try {
+      devices = await opening;
+    } catch (e) {
+      identity.close();
+      throw e;
+    }
+    const { routes, udp, tun } = devices;
+    startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
     const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
@@ -199,6 +223,10 @@ export class Daemon {
         });
     }
     for (const p of peers) engine.addPeer(p, now());
+    // the records learned in the last run, verified again: the first CREATE needs no fetch
+    const records = RecordCache.forState(config.stateDir, log.child("records"));
+    records.install(engine, peers, ca as CaCert, now());
+    startupMark("engine");
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
@@ -216,6 +244,7 @@ export class Daemon {
     d.notifier = deps.notifier ?? nullNotifier;
     d.logLevelOverride = deps.logLevelOverride;
     d.routes = routes;
+    d.records = records;
     d.identity = identity;
     d.fileDigests = { ca: fileDigest(config.ca), "host.cert": fileDigest(config.host.cert) };
     api.handle("status", () => d.status());
@@ -255,6 +284,7 @@ export class Daemon {
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
       if (d.history?.due(now())) tasks.run("sampler", () => d.sample());
+      tasks.run("records.sync", () => records.sync(engine.peers.values()));
       d.loopDelay.tick();
     }, TICK_MS);
     d.timer.unref();
@@ -279,6 +309,8 @@ export class Daemon {
     });
     // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
     d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
+    startupMark("ready");
+    onStartupDone(() => d.startupReport());
     return d;
   }
 
@@ -294,32 +326,7 @@ export class Daemon {
       hc.subnets,
       this.log.child("gateway"),
     );
-    const l = this.config.dns.listen;
-    if (l) {
-      const srv = new DnsServer(
-        {
-          domain: this.config.dns.domain,
-          resolve: (n) => this.names.resolve(n),
-          // overlay addresses: known hosts, else the directory; elsewhere only an exact owner
-          reverse: async (ip) =>
-            inOverlay(overlayRoutes(this.config, hc), hc, ip)
-              ? this.names.reverse(ip)
-              : (this.names.nameOf(ip) ?? undefined),
-          now: this.now,
-          counters: this.dnsCounters,
-        },
-        this.log.child("dns"),
-      );
-      const addrs = dnsListenAddrs(l, hc);
-      if (addrs.length === 0)
-        this.log.log("warn", "dns.listen is overlay but the host certificate has no overlay address", {});
-      await srv.listen(addrs);
-      this.dns = srv;
-      this.log.log("info", "DNS for overlay names", {
-        domain: this.config.dns.domain,
-        listen: srv.addresses(),
-      });
-    }
+    this.dns = await startDns(() => this.config, hc, this.names, this.now, this.dnsCounters, this.log);
     // tun.peerSubnets is read at every sync: a reload turns it on or off
     const sr = new PeerSubnetRoutes(
       this.tun.name,
@@ -431,6 +438,29 @@ export class Daemon {
     return this.totals.update(this.status().tunnels).perPeer;
   }
 
+  private startupReported = false;
+
+  /**
+   * The start-up trace (src/startup.ts), once: when the first tunnel is up, or at stop.
+   * Debug log line `startup`; with MINTUN_STARTUP_TRACE=FILE also one JSON line appended
+   * to FILE (test/bench/run.sh reads them; docs/PERFORMANCE.md "Start-up").
+   */
+  startupReport(): void {
+    if (this.startupReported) return;
+    this.startupReported = true;
+    startupDone();
+    const { origin, marks } = startupMarks();
+    this.log.log("debug", "startup", { origin, ...marks });
+    const file = process.env.MINTUN_STARTUP_TRACE;
+    if (!file) return;
+    const line = JSON.stringify({ host: this.engine.opts.hostCert.name, origin, ...marks }) + "\n";
+    try {
+      fs.appendFileSync(file, line, { mode: 0o644 });
+    } catch (e) {
+      this.log.log("warn", "cannot write the start-up trace", { file, ...errorFields(e) });
+    }
+  }
+
   statusLine(): string {
     let established = 0;
     for (const t of this.status().tunnels) if (t.state === "established") established++;
@@ -508,20 +538,9 @@ export class Daemon {
       MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n),
       STATUS: "reloading configuration",
     });
-    let next: Config;
-    let peers: ResolvedPeer[];
-    let policy: Policy | null;
-    let revList: RevocationList | null;
-    let store: UserStore;
+    let inputs: ReloadInputs;
     try {
-      next = loadConfig(this.config.file);
-      peers = await resolvePeers(next);
-      // a refused policy or user store refuses the reload: the running ones stay
-      policy = next.policy ? loadPolicy(next.policy) : null;
-      revList = next.trust.revocationList
-        ? loadRevocationList(next.trust.revocationList, this.engine.opts.ca, Math.floor(at / 1000), log)
-        : null;
-      store = UserStore.load(usersDir(this.config.stateDir));
+      inputs = await readReloadInputs(this.config.file, this.config.stateDir, this.engine, at, log);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.lastReload = { ok: false, at, error, restartRequired: [], applied: [] };
@@ -531,6 +550,7 @@ export class Daemon {
       this.notifier.notify({ READY: "1", STATUS: this.statusLine() });
       return this.lastReload;
     }
+    const { next, peers, policy, revList, store } = inputs;
     const old = this.config;
     const restart: string[] = restartRequired(old, next);
     const applied: string[] = [];
@@ -554,32 +574,8 @@ export class Daemon {
       log.setLevel(next.log.level);
       applied.push(`log.level ${next.log.level}`);
     }
-    const units: Record<string, [string, number]> = {
-      rekeyAfterMs: ["tunnel.rekeySec", 1000],
-      keepaliveMs: ["tunnel.keepaliveSec", 1000],
-      idleTimeoutMs: ["tunnel.idleTimeoutSec", 1000],
-      maxTunnels: ["tunnel.maxTunnels", 1],
-      maxPerHost: ["tunnel.maxPerHost", 1],
-      unconfirmedTimeoutMs: ["tunnel.unconfirmedTimeoutSec", 1000],
-    };
-    const opts = reloadableOptions(next);
-    for (const k of this.engine.reconfigure(opts, policy)) {
-      const [key, unit] = units[k]!;
-      applied.push(`${key} ${(opts[k] ?? 0) / unit}`);
-    }
-    // the revocation list: a newer file replaces the list in force (tunnels and connections
-    // of newly revoked hosts and users close at once); a list a directory gave us that is
-    // newer than the file stays; no trust.revocationList: none
-    const curRev = this.engine.revocation;
-    if (revList && (!curRev || revList.number > curRev.number)) {
-      this.engine.setRevocation(new RevocationIndex(revList), this.now());
-      applied.push(`revocationList #${revList.number} (${revList.entries.length} entries)`);
-    } else if (revList && curRev && revList.number < curRev.number)
-      applied.push(`revocationList: kept #${curRev.number}, newer than the file's #${revList.number}`);
-    else if (!revList && curRev) {
-      this.engine.setRevocation(null, this.now());
-      applied.push("revocationList none");
-    }
+    applied.push(...applyTunnelOptions(this.engine, next, policy));
+    applied.push(...applyRevocation(this.engine, revList, this.now()));
     if (this.identity) {
       this.identity.setStore(
         store,
@@ -603,23 +599,11 @@ export class Daemon {
       applied.push(
         `peers${pr.added.map((n) => ` +${n}`).join("")}${pr.removed.map((n) => ` -${n}`).join("")}`,
       );
-    const hc = this.engine.opts.hostCert;
-    const before = new Set(overlayRoutes(old, hc));
-    const after = new Set(overlayRoutes(next, hc));
     const routeErrors: string[] = [];
     if (this.routes) {
-      for (const r of after)
-        if (!before.has(r))
-          await this.routes.addRoute(this.tun.name, r).then(
-            () => applied.push(`route +${r}`),
-            (e: unknown) => routeErrors.push(`add ${r}: ${String(e)}`),
-          );
-      for (const r of before)
-        if (!after.has(r))
-          await this.routes.delRoute(this.tun.name, r).then(
-            () => applied.push(`route -${r}`),
-            (e: unknown) => routeErrors.push(`del ${r}: ${String(e)}`),
-          );
+      const r = await syncOverlayRoutes(this.routes, this.tun.name, old, next, this.engine.opts.hostCert);
+      applied.push(...r.applied);
+      routeErrors.push(...r.errors);
     }
     // the effective config: the new one, except what needs a restart (config.ts RESTART_FIELDS)
     this.config = effectiveConfig(old, next);
@@ -670,6 +654,7 @@ export class Daemon {
   /** Idempotent. */
   close(): void {
     if (this.closed) return;
+    this.startupReport();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
@@ -681,6 +666,11 @@ export class Daemon {
     for (const s of this.servers) {
       s.srv.close();
       s.srv.closeAllConnections();
+    }
+    try {
+      this.records?.sync(this.engine.peers.values());
+    } catch (e) {
+      this.tasks.fail("records.sync", e);
     }
     this.engine.close(this.now());
     this.identity?.close();

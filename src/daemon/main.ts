@@ -16,6 +16,7 @@ import { errorFields } from "./tasks.js";
 import { EXIT_RUNNING } from "./lock.js";
 import { packageVersion } from "../version.js";
 import { native } from "../net/native.js";
+import { startupMark, startupMarkProcess } from "../startup.js";
 
 const USAGE = `usage: mintund --config FILE [--log-level error|warn|info|debug]
        mintund --version | --help
@@ -54,6 +55,8 @@ function parse(argv: string[]): { config: string; level?: LogLevel } | null {
 }
 
 async function main(): Promise<number> {
+  startupMarkProcess();
+  startupMark("modules");
   const args = parse(process.argv.slice(2));
   if (!args) {
     process.stderr.write(USAGE + "\n");
@@ -62,6 +65,7 @@ async function main(): Promise<number> {
   let daemon: Daemon;
   const cfg = loadConfig(args.config);
   const log = createLogger(args.level ?? cfg.log.level);
+  startupMark("config");
   // before any key is read: no core dump, no /proc/PID/mem or ptrace for same-uid processes
   // (prctl PR_SET_DUMPABLE 0 and RLIMIT_CORE 0; the systemd units also set LimitCORE=0)
   try {

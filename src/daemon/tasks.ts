@@ -30,6 +30,7 @@ export const TASKS = [
   "reload",
   "memory.trim",
   "web.request",
+  "records.sync",
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 

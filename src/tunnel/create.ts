@@ -52,6 +52,7 @@ import { connBinding } from "../conn/auth.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { MAX_PENDING_PER_PEER } from "./options.js";
 import { Accept } from "./accept.js";
+import { startupMark } from "../startup.js";
 
 export abstract class Create extends Accept {
   /** Start creating a tunnel without data (HELLO only), when the peer's record is known. */
@@ -233,6 +234,7 @@ export abstract class Create extends Accept {
       this.events.zeroRttPackets++;
     }
     this.events.createSent++;
+    startupMark("create");
     this.out.sendUdp(b, 0, size, t.endpoint, 0);
     return n;
   }
@@ -413,6 +415,7 @@ export abstract class Create extends Accept {
       t.cur.replay.accept(n);
       t.eraseCreate();
       t.state = "established";
+      startupMark("first-tunnel");
       this.prepareMove(t, now);
       t.establishedAt = now;
       t.lastRekeyAt = now;

@@ -12,6 +12,7 @@ import type { UdpBatch } from "./io.js";
 import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
 import { AEAD_TAG_BYTES, HEADER_BYTES, rejectAfterMs } from "./constants.js";
 import type { EngineCore as Engine } from "./timers.js";
+import { startupMark } from "../startup.js";
 
 const ADDR_REC = 20;
 
@@ -104,6 +105,7 @@ function onData(
   if (t.state === "replying" && e === t.cur) {
     // the creator uses the new key: creation is confirmed
     t.state = "established";
+    startupMark("first-tunnel");
     t.establishedAt = now;
     t.rttMs = now - t.createdAt;
     t.eraseAccept();

@@ -31,6 +31,7 @@ import { Peer, Tunnel } from "./tunnel.js";
 import type { Conn } from "../conn/conns.js";
 import { type PeerConfig, PROBE_BODY } from "./options.js";
 import { Connections } from "./connections.js";
+import { startupMark } from "../startup.js";
 
 export abstract class Records extends Connections {
   /** an inner packet for a peer without a usable tunnel (create.ts) */
@@ -314,6 +315,7 @@ export abstract class Records extends Connections {
     } else this.renewHost(peer, cert, now);
     this.setEph(peer, eph);
     this.events.recordsLearned++;
+    startupMark("record");
     this.log.log("debug", "record learned", { peer: peer.name, keyId: eph.keyId });
     this.flushPending(peer, now);
     if (peer.recovering !== 0) this.recoverCreate(peer, now);

@@ -3,6 +3,7 @@
 # two namespaces on a veth, b already running, then a is launched and pings b's overlay
 # address every 10 ms as soon as its route exists. Prints the route and first-reply times.
 #   sudo test/bench/startup.sh [REPS]      (needs npm run build)
+# STARTUP_NODE_OPTS: node flags for a, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" (profile.sh-style)
 set -u
 cd "$(dirname "$0")/../.."
 REPS=${1:-3}
@@ -36,12 +37,13 @@ PIDS+=($!)
 sleep 1.5
 for r in $(seq "$REPS"); do
   t0=$(date +%s%N)
-  ip netns exec $A node bin/mintund --config $W/a.yaml >$W/a.log 2>&1 &
+  ip netns exec $A env MINTUN_STARTUP_TRACE=$W/trace-a.jsonl node ${STARTUP_NODE_OPTS:-} bin/mintund --config $W/a.yaml >$W/a.log 2>&1 &
   pa=$!; PIDS+=($pa)
   for i in $(seq 2000); do ip -n $A route get 10.77.0.2 >/dev/null 2>&1 && break; sleep 0.005; done
   tr=$(date +%s%N)
   ts=$(ip netns exec $A timeout 10 ping -D -n -i 0.01 10.77.0.2 2>/dev/null | sed -n '/bytes from/{s/^\[\([0-9.]*\)\].*/\1/p;q}')
   echo "run $r: route after $(((tr - t0) / 1000000)) ms, first reply after $(awk -v ts="$ts" -v t0="$t0" 'BEGIN{printf "%.0f", ts*1000 - t0/1e6}') ms"
   kill $pa; wait $pa 2>/dev/null
+  [ -s $W/trace-a.jsonl ] && echo "  trace (ms since process start): $(tail -1 $W/trace-a.jsonl)"
   sleep 0.5
 done
