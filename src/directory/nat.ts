@@ -53,9 +53,11 @@ export const RELAY_AFTER_MS = 600;
  * gap of 35 s after the second attempt matters: a probe that a NAT did not let in leaves an
  * unanswered conntrack entry on that NAT (Linux keeps one 30 s, and every further probe
  * renews it), and while it stands the peer's punches towards us get another public port.
- * Letting it expire once is what makes the attempt after a roam succeed.
+ * Letting it expire is what makes the attempt after a roam succeed; it takes both sides'
+ * first packets to leave their own NATs within one one-way delay of each other, which a
+ * loaded host can miss, hence a second quiet attempt before the minute-long ones.
  */
-export const UPGRADE_SCHEDULE_MS = [5_000, 5_000, 35_000, 60_000] as const;
+export const UPGRADE_SCHEDULE_MS = [5_000, 5_000, 35_000, 35_000, 60_000] as const;
 export const FALLBACK_STALL_MS = 2_500;
 export const FALLBACK_EVERY_MS = 2_000;
 export const MAX_PEERS = 1_024;

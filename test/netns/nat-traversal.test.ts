@@ -363,8 +363,12 @@ describe.skipIf(!root)("NAT traversal: the laptop roams from one NAT to another 
     );
     expect(s.code, s.stdout + s.stderr).toBe(0);
     expect(s.stdout).toMatch(/^ok 100/);
-    // b1 follows a1 to network c's NAT: through the relay at once, then directly once the
-    // unanswered entry a1's first packets left on b's NAT has expired (UPGRADE_SCHEDULE_MS)
+    // b1 follows a1 to network c's NAT: through the relay at once, then usually directly once
+    // the unanswered entry a1's first packets left on b's NAT has expired (UPGRADE_SCHEDULE_MS).
+    // Not asserted: when b1's punch reaches NAT c before a1's probe has left it (a loaded
+    // machine), NAT c keeps an unanswered entry of its own and the next attempt is 60 s later
+    // (docs/PROTOCOL.md 8b, "Not done"); the tunnel stays relayed meanwhile, which is what the
+    // session needs.
     expect(after.startsWith(`${w.net.router("c").addr4}:`) || after.startsWith("relay:")).toBe(true);
     const t0 = Date.now();
     const direct = await waitFor(
@@ -372,9 +376,13 @@ describe.skipIf(!root)("NAT traversal: the laptop roams from one NAT to another 
         const e = await w.tunnelEndpoint("b1", "a1");
         return e?.startsWith(`${w.net.router("c").addr4}:`) ? e : null;
       },
-      { timeoutMs: 70_000, intervalMs: 500, what: "b1's tunnel to a1 on the direct path through NAT c" },
+      { timeoutMs: 60_000, intervalMs: 500, what: "b1's tunnel to a1 on the direct path through NAT c" },
+    ).catch(() => null);
+    console.log(
+      `NAT roam: ${direct ? `direct again ${direct} after ${((Date.now() - t0) / 1000).toFixed(0)} s more` : "still relayed after 60 s"}`,
     );
-    console.log(`NAT roam: direct again ${direct} after ${((Date.now() - t0) / 1000).toFixed(0)} s more`);
+    const end = await w.endpointSoon("b1", "a1");
+    expect(end.startsWith(`${w.net.router("c").addr4}:`) || end.startsWith("relay:")).toBe(true);
     const c = await curlTimed(b, "http://a1.mesh:8080/f", { maxTimeS: 10 });
     expect(c.code, c.stderr).toBe(200);
   }, 170_000);

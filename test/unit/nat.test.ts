@@ -170,22 +170,22 @@ describe("NatAgent (host side)", () => {
     expect(s.calls).toEqual(["probe 198.51.100.7:7000"]);
     // the upgrade schedule: look the peer up again after 5 s, 5 s, then 35 s (a stale NAT entry expires)
     const at: number[] = [];
-    for (let now = 30_000; now <= 80_000; now += 250) {
+    for (let now = 30_000; now <= 115_000; now += 250) {
       const n = looked.length;
       nat.tick(now);
       if (looked.length > n) at.push(now - 30_000);
     }
-    expect(at).toEqual([5_000, 10_000, 45_000]);
+    expect(at).toEqual([5_000, 10_000, 45_000, 80_000]);
     // back on a direct path: the move is counted
     A("198.51.100.7", 7000).copy(t.endpoint);
-    nat.tick(80_250);
+    nat.tick(115_250);
     expect(nat.events.natUpgrades).toBe(1);
     // the direct path goes silent while we send: one probe through the relay
-    t.lastTx = 40_000;
-    t.lastRx = 30_000;
+    t.lastTx = 130_000;
+    t.lastRx = 120_000;
     s.calls.length = 0;
-    nat.tick(40_000);
-    nat.tick(40_250);
+    nat.tick(130_000);
+    nat.tick(130_250);
     expect(s.calls).toEqual([`probe relay:0/${tok.toString("hex")}`]);
   });
 });
