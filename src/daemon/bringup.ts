@@ -16,6 +16,8 @@ import type { Logger } from "../log.js";
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
+import { localEndpoints } from "../net/localaddrs.js";
+import { isRelayAddr } from "../wire/addr.js";
 import type { DirectoryHooks, EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { parseIp6 } from "../ip/ip.js";
@@ -168,10 +170,15 @@ export function engineOptions(
     maxReplayPerHost: config.ephemeral.replayPerHost,
     ...reloadableOptions(config),
     solver: new WorkerSolver(now),
+    // signed candidates: the listen address, or on a wildcard the host's own addresses (NAT traversal)
     endpoints: () =>
-      listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
+      localEndpoints(listenIp, udp.localPort, {
+        devs: [config.tun.name],
+        addrs: [x.hostCert.ip4, x.hostCert.ip6].filter((a): a is string => a !== null),
+      }),
     logger: x.log.child("engine"),
-    routeSource: (dst, out) => native().routeSource(dst, out),
+    // a relayed path (wire/addr.ts relayAddr) has no kernel route: never probed
+    routeSource: (dst, out) => !isRelayAddr(dst) && native().routeSource(dst, out),
     dos: config.dos,
     onEvent: (kind, fields) => events.push(now(), kind, fields),
     identity: x.identity,

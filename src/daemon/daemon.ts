@@ -23,6 +23,7 @@ import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
 import { BatchOutput } from "./output.js";
+import { RelayingOutput } from "../directory/relaypath.js";
 import {
   engineOptions,
   loadAccess,
@@ -193,7 +194,7 @@ export class Daemon {
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
-    const out = new BatchOutput(udp, tun);
+    const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const engine = new Engine(
@@ -229,7 +230,7 @@ export class Daemon {
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
-          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now)
+          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now, out)
           : null;
     } catch (e) {
       engine.close(now());

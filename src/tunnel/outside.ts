@@ -20,6 +20,8 @@ export function onUdpBatch(engine: Engine, b: UdpBatch, now: number): void {
   const buf = b.buf;
   const addrs = b.addrs;
   for (let i = 0; i < b.count; i++) {
+    // 0: taken before the engine (a datagram the relay forwarded: src/directory/relaypath.ts)
+    if (b.lens[i] === 0) continue;
     onDatagram(engine, buf, i * b.slotSize + b.headroom, b.lens[i]!, addrs, i * ADDR_REC, now);
   }
 }

@@ -146,6 +146,15 @@ function directoryLines(s: Status): string {
   }
   if (dir.server)
     o += `directory role: store ${dir.server.store}, ${dir.server.records} records, ${dir.server.hosts} hosts seen\n`;
+  const r = dir.relay;
+  if (r) {
+    o += `relay: ${r.pairs} pairs, limit ${r.bytesPerSec} B/s per host (burst ${r.burstBytes})\n`;
+    if (r.hosts.length > 0)
+      o += table([
+        ["RELAYED FOR", "PACKETS", "BYTES", "DROPPED"],
+        ...r.hosts.map((h) => [h.name, String(h.packets), String(h.bytes), String(h.dropped)]),
+      ]);
+  }
   return o;
 }
 
