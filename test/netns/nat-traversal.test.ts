@@ -182,12 +182,28 @@ describe.skipIf(!root)(
           `behind an endpoint-independent NAT (punched) ${punched.ms.toFixed(0)} ms`,
       );
       const bPublic = `${w.net.router("b").addr4}:`;
-      expect((await w.endpointSoon("a1", "b1")).startsWith(bPublic)).toBe(true); // direct, through b's NAT
-      expect((await w.endpointSoon("b1", "a1")).startsWith(`${w.net.router("a").addr4}:`)).toBe(true);
+      const aPublic = `${w.net.router("a").addr4}:`;
+      // direct, through both NATs. On a loaded machine (CI: the delay router is a userspace
+      // process on the same two cores) the punch can miss the creator's 600 ms deadline: the
+      // tunnel then starts on the relay and must move to the direct path on the next attempt
+      // (5 s later); either way it has to end direct, found by punching.
+      const t0 = Date.now();
+      await waitFor(
+        async () => {
+          const [ea, eb] = [await w.tunnelEndpoint("a1", "b1"), await w.tunnelEndpoint("b1", "a1")];
+          return ea?.startsWith(bPublic) && eb?.startsWith(aPublic) ? true : null;
+        },
+        { timeoutMs: 40_000, intervalMs: 100, what: "the tunnel a1-b1 on the direct path through both NATs" },
+      );
+      const sa = await w.status("a1");
+      const fellBack = sa.events.natRelayFallbacks ?? 0;
+      console.log(
+        `NAT: direct after ${Date.now() - t0} ms more; relay fallbacks ${fellBack}, upgrades ${sa.events.natUpgrades ?? 0}`,
+      );
+      if (fellBack > 0) expect(sa.events.natUpgrades ?? 0).toBeGreaterThanOrEqual(1);
       const sd = await w.status("dir");
       expect(sd.events.rdvSent).toBeGreaterThanOrEqual(1);
       expect((await w.status("b1")).events.punchesSent).toBeGreaterThanOrEqual(1);
-      expect((await w.status("a1")).events.natRelayFallbacks ?? 0).toBe(0);
       for (const [x, y] of [
         ["a1", "b1"],
         ["b1", "a1"],
@@ -195,8 +211,8 @@ describe.skipIf(!root)(
         const c = await curlTimed(w.net.host(x).ns, `http://${y}.mesh:8080/f`, { maxTimeS: 10 });
         expect(c.code, `curl ${x} -> ${y}.mesh ${c.stderr}`).toBe(200);
       }
-      expect(sd.directory?.relay?.hosts.length ?? 0).toBe(0); // nothing relayed
-    }, 60_000);
+      if (fellBack === 0) expect(sd.directory?.relay?.hosts.length ?? 0).toBe(0); // nothing relayed
+    }, 90_000);
 
     it("the direct path dies (both NATs turn symmetric): the tunnel moves to the relay and carries on", async () => {
       expect((await w.endpointSoon("a1", "b1")).startsWith("relay:")).toBe(false);
