@@ -47,8 +47,11 @@ export function startupMark(step: StartupStep, at = performance.now()): void {
 }
 
 /** The marks so far, in step order, plus the wall-clock time of the process start. */
-export function startupMarks(): { origin: number; marks: Partial<Record<StartupStep, number>> } {
-  const out: Partial<Record<StartupStep, number>> = {};
+export function startupMarks(): {
+  origin: number;
+  marks: Partial<Record<StartupStep | "launch", number>>;
+} {
+  const out: Partial<Record<StartupStep | "launch", number>> = {};
   for (const s of STARTUP_STEPS) {
     const v = marks.get(s);
     if (v !== undefined) out[s] = v;

@@ -481,6 +481,9 @@ export class Daemon {
     this.startupReported = true;
     startupDone();
     const { origin, marks } = startupMarks();
+    // MINTUN_STARTUP_LAUNCH_MS: when the caller launched us (epoch ms), as a negative mark
+    const launchMs = Number(process.env.MINTUN_STARTUP_LAUNCH_MS);
+    if (Number.isFinite(launchMs) && launchMs > 0 && launchMs <= origin) marks.launch = launchMs - origin;
     this.log.log("debug", "startup", { origin, ...marks });
     const file = process.env.MINTUN_STARTUP_TRACE;
     if (!file) return;
