@@ -496,8 +496,11 @@ export class Daemon {
   }
 
   statusLine(): string {
+    // counted on the engine, not through status(): sent at start, where a first full status
+    // (every section built and compiled once) cost tens of ms before READY
     let established = 0;
-    for (const t of this.status().tunnels) if (t.state === "established") established++;
+    for (const p of this.engine.peers.values())
+      for (const t of p.tunnels) if (t.state === "established") established++;
     const r = this.lastReload;
     return (
       `${established} tunnels established, ${this.engine.peers.size + this.engine.unresolved.size} peers` +
