@@ -95,6 +95,11 @@ if [ -n "${RESULTS_DIR:-}" ] && [ -d "$RESULTS_DIR" ]; then
   case $AB_PEER_HOST in 10.201.0.3 | 10.201.0.4) mode=relay ;; *) mode=direct ;; esac
   export MINTUN_STARTUP_TRACE=$RESULTS_DIR/startup-trace-$mode.jsonl MINTUN_STARTUP_LAUNCH_MS=$LAUNCH_MS
 fi
+# NODE_EXTRA_CA_CERTS (set on the bench machine's shell, not by the systemd units) makes
+# node read and parse that CA bundle before any of our code runs: ~40 ms CPU at every
+# start, for TLS the daemon does not do here (only an etcd directory store uses TLS). The
+# daemon runs as under systemd, without it; MINTUN_BENCH_KEEP_ENV=1 keeps it.
+[ "${MINTUN_BENCH_KEEP_ENV:-0}" = 1 ] || unset NODE_EXTRA_CA_CERTS
 # MINTUN_BENCH_NODE_OPTS: extra node flags, e.g. --cpu-prof (used by profile.sh)
 # shellcheck disable=SC2086
 exec "$NODE" ${MINTUN_BENCH_NODE_OPTS:-} "$REPO/bin/mintund" --config "$CONF"
