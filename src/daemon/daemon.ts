@@ -274,6 +274,12 @@ export class Daemon {
     });
     // resolve may spend the host's directory lookups: a small rate per uid
     api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")), { perUidPerSec: API_RESOLVE_PER_SEC });
+    // the readers first: a packet already queued on the TUN (the route is up) or a record
+    // answer on the socket is handled while the API socket and the rest are set up
+    d.directory = directory;
+    const tasks = d.tasks;
+    tun.start(tasks.wrap("tun.batch", (b) => engine.handleTunBatch(b, now())));
+    udp.start(tasks.wrap("udp.batch", (b) => engine.handleUdpBatch(b, now())));
     try {
       await api.listen();
       await d.startObservers();
@@ -282,10 +288,6 @@ export class Daemon {
       d.close();
       throw e;
     }
-    const tasks = d.tasks;
-    tun.start(tasks.wrap("tun.batch", (b) => engine.handleTunBatch(b, now())));
-    udp.start(tasks.wrap("udp.batch", (b) => engine.handleUdpBatch(b, now())));
-    d.directory = directory;
     d.timer = setInterval(() => {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
