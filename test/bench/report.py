@@ -158,6 +158,11 @@ def startup_breakdown(rdir, p):
             p(f"| {lab} (`{s}`) | {fmt(at)} | {fmt(took) if took is not None else '-'} |")
             if s not in ("launch",) + net:
                 prev = at
+        cpu = [r["cpu"] for r in rows if isinstance(r.get("cpu"), (int, float))]
+        if cpu:
+            p(f"\nCPU time (user + system, all threads) from the process start to its first tunnel: "
+              f"median {fmt(statistics.median(cpu))} ms (n={len(cpu)}; less sensitive to the machine's load "
+              "than the wall times above).")
         ct = [r["first-tunnel"] - r["create"] for r in rows
               if isinstance(r.get("create"), (int, float)) and isinstance(r.get("first-tunnel"), (int, float))]
         if ct:
