@@ -71,10 +71,14 @@ export function onStartupDone(cb: () => void): void {
   else onFirstTunnel = cb;
 }
 
-/** Stop noting (the daemon stops before any tunnel came up). */
-export function startupDone(): void {
+let reported = false;
+/** Stop noting; true the first time only (the trace is reported once per process). */
+export function startupDone(): boolean {
   open = false;
   onFirstTunnel = null;
+  if (reported) return false;
+  reported = true;
+  return true;
 }
 
 /** The node and entry marks: Node's bootstrap and bin/mintund's own start (globalThis.mintunEntryMs). */

@@ -3,11 +3,9 @@
  * the UDP socket, sets addresses and routes, wires the engine to them, runs
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
-import * as fs from "node:fs";
 import type * as http from "node:http";
 import { readCert } from "../store/keyfile.js";
 import { RevocationIndex, type RevocationList } from "../wire/revocation.js";
-import { zero } from "../crypto/sodium.js";
 import {
   type Config,
   type LogLevel,
@@ -16,25 +14,23 @@ import {
   restartRequired,
 } from "../config/config.js";
 import { MintunError } from "../errors.js";
-import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
 import type { Conn } from "../conn/conns.js";
 
 import { TICK_MS } from "../tunnel/constants.js";
 import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
-import type { CaCert, HostCert } from "../wire/cert.js";
+import type { HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
 import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
-import { BatchOutput } from "./output.js";
 import {
-  engineOptions,
-  loadAccess,
+  checkAndOpen,
   loadHostKeys,
-  openDevices,
+  makeEngine,
   overlayRoutes,
+  reportStartup,
   reloadableOptions,
   resolvePeers,
   type DaemonDeps,
@@ -46,7 +42,7 @@ import {
 
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
-import { TaskGuard, errorFields } from "./tasks.js";
+import { TaskGuard } from "./tasks.js";
 import { MemoryTrim } from "./memory.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
@@ -56,7 +52,7 @@ import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
-import { RecordCache } from "./records.js";
+import type { RecordCache } from "./records.js";
 import { UserStore, usersDir } from "../store/users.js";
 import type { Policy } from "../conn/policy.js";
 import { loadPolicy } from "../store/policy-file.js";
@@ -72,7 +68,7 @@ import { DnsServer, dnsListenAddrs } from "../names/server.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
 import { packageVersion } from "../version.js";
-import { onStartupDone, startupDone, startupMark, startupMarks } from "../startup.js";
+import { onStartupDone, startupMark } from "../startup.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -164,75 +160,22 @@ export class Daemon {
     startupMark("keys");
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    // The devices are opened first and their addresses and routes set by `ip` while the
-    // checks below run (start-up time, docs/PERFORMANCE.md); a refused check closes them.
-    const opening = openDevices(config, deps, hostCert);
-    let access: { policy: Policy | null; identity: DaemonIdentity } | null = null;
-    let revocation: RevocationList | null;
-    try {
-      // connection policy and the user store: refused files stop the start (typed errors)
-      access = loadAccess(config, hostCert, ca, log, now);
-      revocation = config.trust.revocationList
-        ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
-        : null;
-      const st = selfTest(now());
-      if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
-    } catch (e) {
-      access?.identity.close();
-      await opening.then(
-        (dev) => {
-          dev.tun.close();
-          dev.udp.close();
-        },
-        () => undefined,
-      );
-      throw e;
-    }
-    const { policy, identity } = access;
-    startupMark("checks");
-    let devices: Awaited<typeof opening>;
-    try {
-      devices = await opening;
-    } catch (e) {
-      identity.close();
-      throw e;
-    }
-    const { routes, udp, tun } = devices;
+    const { policy, identity, revocation, routes, udp, tun } = await checkAndOpen(
+      config,
+      deps,
+      { ca, hostCert },
+      log,
+      now,
+    );
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
-    const out = new BatchOutput(udp, tun);
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
-    const engine = new Engine(
-      engineOptions(config, {
-        ca,
-        hostCert,
-        sk,
-        identity,
-        policy,
-        udp,
-        log,
-        now,
-        events,
-        onRotated: () => directory?.ephemeralRotated(now()),
-        dirHooks,
-      }),
-      out,
-      now(),
-    );
-    zero(sk);
-    if (revocation) {
-      engine.setRevocation(new RevocationIndex(revocation), now());
-      if (engine.revocation!.revoked(hostCert))
-        log.log("error", "this host's own certificate is revoked: peers will refuse it", {
-          list: config.trust.revocationList,
-        });
-    }
-    for (const p of peers) engine.addPeer(p, now());
-    // the records learned in the last run, verified again: the first CREATE needs no fetch
-    const records = RecordCache.forState(config.stateDir, log.child("records"));
-    records.install(engine, peers, ca as CaCert, now());
+    const { engine, records } = makeEngine(config, {
+      ...{ ca, hostCert, sk, identity, policy, revocation, udp, tun, log, now, events, peers, dirHooks },
+      onRotated: () => directory?.ephemeralRotated(now()),
+    });
     startupMark("engine");
     try {
       directory =
@@ -318,7 +261,8 @@ export class Daemon {
     // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
     d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
     startupMark("ready");
-    onStartupDone(() => d.startupReport());
+    // the start-up trace, once: when the first tunnel is up, or at stop (close)
+    onStartupDone(() => reportStartup(log, hostCert.name));
     return d;
   }
 
@@ -469,32 +413,6 @@ export class Daemon {
   /** Per-peer totals that survive closed tunnels (what the metrics export). */
   peerTotals(): Map<string, Counts> {
     return this.totals.update(this.status().tunnels).perPeer;
-  }
-
-  private startupReported = false;
-
-  /**
-   * The start-up trace (src/startup.ts), once: when the first tunnel is up, or at stop.
-   * Debug log line `startup`; with MINTUN_STARTUP_TRACE=FILE also one JSON line appended
-   * to FILE (test/bench/run.sh reads them; docs/PERFORMANCE.md "Start-up").
-   */
-  startupReport(): void {
-    if (this.startupReported) return;
-    this.startupReported = true;
-    startupDone();
-    const { origin, marks } = startupMarks();
-    // MINTUN_STARTUP_LAUNCH_MS: when the caller launched us (epoch ms), as a negative mark
-    const launchMs = Number(process.env.MINTUN_STARTUP_LAUNCH_MS);
-    if (Number.isFinite(launchMs) && launchMs > 0 && launchMs <= origin) marks.launch = launchMs - origin;
-    this.log.log("debug", "startup", { origin, ...marks });
-    const file = process.env.MINTUN_STARTUP_TRACE;
-    if (!file) return;
-    const line = JSON.stringify({ host: this.engine.opts.hostCert.name, origin, ...marks }) + "\n";
-    try {
-      fs.appendFileSync(file, line, { mode: 0o644 });
-    } catch (e) {
-      this.log.log("warn", "cannot write the start-up trace", { file, ...errorFields(e) });
-    }
   }
 
   statusLine(): string {
@@ -739,7 +657,7 @@ export class Daemon {
   /** Idempotent. */
   close(): void {
     if (this.closed) return;
-    this.startupReport();
+    reportStartup(this.log, this.engine.opts.hostCert.name);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
@@ -753,11 +671,7 @@ export class Daemon {
       s.srv.close();
       s.srv.closeAllConnections();
     }
-    try {
-      this.records?.sync(this.engine.peers.values());
-    } catch (e) {
-      this.tasks.fail("records.sync", e);
-    }
+    this.tasks.run("records.sync", () => this.records?.sync(this.engine.peers.values()));
     this.engine.close(this.now());
     this.identity?.close();
     void this.directory?.close();
