@@ -5,14 +5,7 @@
  */
 import type * as http from "node:http";
 import { readCert } from "../store/keyfile.js";
-import { RevocationIndex, type RevocationList } from "../wire/revocation.js";
-import {
-  type Config,
-  type LogLevel,
-  effectiveConfig,
-  loadConfig,
-  restartRequired,
-} from "../config/config.js";
+import { type Config, type LogLevel, effectiveConfig, restartRequired } from "../config/config.js";
 import { MintunError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
@@ -31,40 +24,36 @@ import {
   makeEngine,
   overlayRoutes,
   reportStartup,
-  reloadableOptions,
   resolvePeers,
   type DaemonDeps,
-  type ResolvedPeer,
   dumpableNow,
   fileDigest,
-  loadRevocationList,
 } from "./bringup.js";
 
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
 import { TaskGuard } from "./tasks.js";
-import { MemoryTrim } from "./memory.js";
+import { majorGc, MemoryTrim } from "./memory.js";
+import {
+  applyRevocation,
+  applyTunnelOptions,
+  readReloadInputs,
+  syncOverlayRoutes,
+  type ReloadInputs,
+} from "./reload.js";
 import { LoopDelay } from "./loopdelay.js";
 import { DaemonLock } from "./lock.js";
-import { EventRing, PeerTotals, TrafficHistory, type Counts } from "./history.js";
+import { EventRing, PeerHistory, PeerTotals, type Counts } from "./history.js";
 import type { Observation } from "./metrics.js";
 import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
 import type { RecordCache } from "./records.js";
-import { UserStore, usersDir } from "../store/users.js";
-import type { Policy } from "../conn/policy.js";
-import { loadPolicy } from "../store/policy-file.js";
-import {
-  directoryAddresses,
-  directoryNames,
-  inOverlay,
-  NameService,
-  type NameAnswer,
-} from "../names/names.js";
+import { directoryAddresses, directoryNames, NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
-import { DnsServer, dnsListenAddrs } from "../names/server.js";
+import type { DnsServer } from "../names/server.js";
+import { startDns } from "./dns.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
 import { packageVersion } from "../version.js";
@@ -73,7 +62,7 @@ import { onStartupDone, startupMark } from "../startup.js";
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
 
-/** Samples for the web view's plot and the per-peer metrics, once a second (when either is on). */
+/** Samples for the web view's chart, once a second on the coarse tick (when metrics or the web view are on). */
 export const SAMPLE_MS = 1000;
 /** How often the TUN routes for peers' subnets are compared with the peers' certificates. */
 export const SUBNET_SYNC_MS = 1000;
@@ -85,15 +74,15 @@ function readVersion(): string {
 
 export class Daemon {
   private timer: NodeJS.Timeout | null = null;
-  /** C heap trimmed once a minute on the coarse timer (memory.ts: RSS stays flat) */
-  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now());
+  /** a full GC and a C heap trim once a minute on the coarse timer (memory.ts: RSS stays flat) */
+  private readonly memory = new MemoryTrim(() => native().mallocTrim(), Date.now(), { collect: majorGc() });
   private watcher: AddressWatcher | null = null;
-  private sampler: NodeJS.Timeout | null = null;
   private closed = false;
   readonly startedAt: number;
   readonly version = readVersion();
   readonly events: EventRing;
-  readonly traffic = new TrafficHistory();
+  /** per-peer throughput for the web view's chart (bounded: history.ts); null: metrics and web off */
+  history: PeerHistory | null = null;
   private readonly totals = new PeerTotals();
   private readonly servers: { what: string; srv: http.Server; url: string }[] = [];
   private notifier: Notifier = nullNotifier;
@@ -235,6 +224,7 @@ export class Daemon {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
+      if (d.history?.due(now())) tasks.run("sampler", () => d.sample());
       tasks.run("records.sync", () => records.sync(engine.peers.values()));
       d.loopDelay.tick();
     }, TICK_MS);
@@ -278,32 +268,7 @@ export class Daemon {
       hc.subnets,
       this.log.child("gateway"),
     );
-    const l = this.config.dns.listen;
-    if (l) {
-      const srv = new DnsServer(
-        {
-          domain: this.config.dns.domain,
-          resolve: (n) => this.names.resolve(n),
-          // overlay addresses: known hosts, else the directory; elsewhere only an exact owner
-          reverse: async (ip) =>
-            inOverlay(overlayRoutes(this.config, hc), hc, ip)
-              ? this.names.reverse(ip)
-              : (this.names.nameOf(ip) ?? undefined),
-          now: this.now,
-          counters: this.dnsCounters,
-        },
-        this.log.child("dns"),
-      );
-      const addrs = dnsListenAddrs(l, hc);
-      if (addrs.length === 0)
-        this.log.log("warn", "dns.listen is overlay but the host certificate has no overlay address", {});
-      await srv.listen(addrs);
-      this.dns = srv;
-      this.log.log("info", "DNS for overlay names", {
-        domain: this.config.dns.domain,
-        listen: srv.addresses(),
-      });
-    }
+    this.dns = await startDns(() => this.config, hc, this.names, this.now, this.dnsCounters, this.log);
     // tun.peerSubnets is read at every sync: a reload turns it on or off
     const sr = new PeerSubnetRoutes(
       this.tun.name,
@@ -369,30 +334,29 @@ export class Daemon {
       const srv = await serveWeb(
         {
           state: () => ({
+            now: this.now(),
             status: this.status(),
-            traffic: this.traffic.list(),
             events: this.events.list(),
-            reload: this.lastReload,
+            conns: this.engine.connGroups(200), // at most 200 groups listed
+            users: this.identity?.certs() ?? [],
           }),
+          history: () => this.history!.list(),
+          onError: (e) => this.tasks.fail("web.request", e),
         },
         w.host,
         w.port,
       );
       this.servers.push({ what: "web", srv, url: httpUrl(w.host, srv, "/") });
     }
-    if (m || w) {
-      this.sample();
-      this.sampler = setInterval(
-        this.tasks.wrap("sampler", () => this.sample()),
-        SAMPLE_MS,
-      );
-      this.sampler.unref();
-    }
+    if (!m && !w) return;
+    this.history = new PeerHistory(600, 32, SAMPLE_MS / 1000);
+    this.sample();
   }
 
+  /** One history sample, from the coarse tick once it is due (every SAMPLE_MS). */
   private sample(): void {
     const o = this.observe();
-    this.traffic.sample(this.now(), o.all, o.status.tunnels.length);
+    this.history?.sample(this.now(), o.perPeer, o.all);
   }
 
   /** One consistent reading of the state for metrics and the web view. */
@@ -407,6 +371,7 @@ export class Daemon {
       reloads: { ...this.reloadCount, lastOk: this.lastReload?.ok ?? true },
       startedAt: this.startedAt,
       version: this.version,
+      users: this.identity?.certs() ?? [],
     };
   }
 
@@ -495,20 +460,9 @@ export class Daemon {
       MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n),
       STATUS: "reloading configuration",
     });
-    let next: Config;
-    let peers: ResolvedPeer[];
-    let policy: Policy | null;
-    let revList: RevocationList | null;
-    let store: UserStore;
+    let inputs: ReloadInputs;
     try {
-      next = loadConfig(this.config.file);
-      peers = await resolvePeers(next);
-      // a refused policy or user store refuses the reload: the running ones stay
-      policy = next.policy ? loadPolicy(next.policy) : null;
-      revList = next.trust.revocationList
-        ? loadRevocationList(next.trust.revocationList, this.engine.opts.ca, Math.floor(at / 1000), log)
-        : null;
-      store = UserStore.load(usersDir(this.config.stateDir));
+      inputs = await readReloadInputs(this.config.file, this.config.stateDir, this.engine, at, log);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       this.lastReload = { ok: false, at, error, restartRequired: [], applied: [] };
@@ -518,6 +472,7 @@ export class Daemon {
       this.notifier.notify({ READY: "1", STATUS: this.statusLine() });
       return this.lastReload;
     }
+    const { next, peers, policy, revList, store } = inputs;
     const old = this.config;
     const restart: string[] = restartRequired(old, next);
     const applied: string[] = [];
@@ -541,32 +496,8 @@ export class Daemon {
       log.setLevel(next.log.level);
       applied.push(`log.level ${next.log.level}`);
     }
-    const units: Record<string, [string, number]> = {
-      rekeyAfterMs: ["tunnel.rekeySec", 1000],
-      keepaliveMs: ["tunnel.keepaliveSec", 1000],
-      idleTimeoutMs: ["tunnel.idleTimeoutSec", 1000],
-      maxTunnels: ["tunnel.maxTunnels", 1],
-      maxPerHost: ["tunnel.maxPerHost", 1],
-      unconfirmedTimeoutMs: ["tunnel.unconfirmedTimeoutSec", 1000],
-    };
-    const opts = reloadableOptions(next);
-    for (const k of this.engine.reconfigure(opts, policy)) {
-      const [key, unit] = units[k]!;
-      applied.push(`${key} ${(opts[k] ?? 0) / unit}`);
-    }
-    // the revocation list: a newer file replaces the list in force (tunnels and connections
-    // of newly revoked hosts and users close at once); a list a directory gave us that is
-    // newer than the file stays; no trust.revocationList: none
-    const curRev = this.engine.revocation;
-    if (revList && (!curRev || revList.number > curRev.number)) {
-      this.engine.setRevocation(new RevocationIndex(revList), this.now());
-      applied.push(`revocationList #${revList.number} (${revList.entries.length} entries)`);
-    } else if (revList && curRev && revList.number < curRev.number)
-      applied.push(`revocationList: kept #${curRev.number}, newer than the file's #${revList.number}`);
-    else if (!revList && curRev) {
-      this.engine.setRevocation(null, this.now());
-      applied.push("revocationList none");
-    }
+    applied.push(...applyTunnelOptions(this.engine, next, policy));
+    applied.push(...applyRevocation(this.engine, revList, this.now()));
     if (this.identity) {
       this.identity.setStore(
         store,
@@ -590,23 +521,11 @@ export class Daemon {
       applied.push(
         `peers${pr.added.map((n) => ` +${n}`).join("")}${pr.removed.map((n) => ` -${n}`).join("")}`,
       );
-    const hc = this.engine.opts.hostCert;
-    const before = new Set(overlayRoutes(old, hc));
-    const after = new Set(overlayRoutes(next, hc));
     const routeErrors: string[] = [];
     if (this.routes) {
-      for (const r of after)
-        if (!before.has(r))
-          await this.routes.addRoute(this.tun.name, r).then(
-            () => applied.push(`route +${r}`),
-            (e: unknown) => routeErrors.push(`add ${r}: ${String(e)}`),
-          );
-      for (const r of before)
-        if (!after.has(r))
-          await this.routes.delRoute(this.tun.name, r).then(
-            () => applied.push(`route -${r}`),
-            (e: unknown) => routeErrors.push(`del ${r}: ${String(e)}`),
-          );
+      const r = await syncOverlayRoutes(this.routes, this.tun.name, old, next, this.engine.opts.hostCert);
+      applied.push(...r.applied);
+      routeErrors.push(...r.errors);
     }
     // the effective config: the new one, except what needs a restart (config.ts RESTART_FIELDS)
     this.config = effectiveConfig(old, next);
@@ -661,7 +580,6 @@ export class Daemon {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
-    if (this.sampler) clearInterval(this.sampler);
     if (this.subnetTimer) clearInterval(this.subnetTimer);
     this.subnetRoutes?.close();
     this.dns?.close();

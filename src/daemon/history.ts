@@ -1,7 +1,7 @@
 /**
  * Bounded histories for the web view and the metrics, sampled off the data
- * path (once per second, from an unref'd timer, and on scrape): recent
- * engine events, per-second traffic, and per-peer byte/packet totals that
+ * path (once per second on the daemon's coarse tick, and on scrape): recent
+ * engine events, per-peer throughput, and per-peer byte/packet totals that
  * stay monotonic when tunnels close (a closed tunnel's last sampled counters
  * are kept in the peer's "retired" sum; at most one sample interval of a
  * closing tunnel's traffic is not counted).
@@ -106,42 +106,98 @@ export class PeerTotals {
   }
 }
 
-export interface TrafficSample {
-  /** wall clock, ms */
-  t: number;
-  /** per second over the interval since the previous sample */
-  rxBps: number;
-  txBps: number;
-  rxPps: number;
-  txPps: number;
-  tunnels: number;
+/** Per-second rates of one series (bytes/s); null where there was no sample for it. */
+export interface RateSeries {
+  rx: (number | null)[];
+  tx: (number | null)[];
 }
 
-/** Per-second traffic rates, the last `capacity` samples, oldest first. */
-export class TrafficHistory {
-  private readonly ring: TrafficSample[] = [];
-  private last: { t: number; c: Counts } | null = null;
+/** What /history.json serves: columns for the chart, one time axis shared by every series. */
+export interface HistoryData {
+  /** sample times, unix seconds */
+  t: number[];
+  /** all peers together (bytes/s) */
+  total: RateSeries;
+  /** one per peer (at most `maxPeers`, in the order they were first seen) */
+  peers: ({ peer: string } & RateSeries)[];
+  /** peers with traffic that had no room in the history (counted in `total` only) */
+  omittedPeers: number;
+  /** seconds between samples, and how many are kept */
+  intervalSec: number;
+  capacity: number;
+}
 
-  constructor(readonly capacity = 300) {}
+/**
+ * Bounded history of per-peer throughput for the web view's chart, sampled from the
+ * per-peer totals (PeerTotals) on the daemon's coarse tick. Memory: `capacity` sample
+ * times plus rx and tx rates for the total and for at most `maxPeers` peers, i.e. at most
+ * capacity × (3 + 2 × maxPeers) numbers (600 × 67 × 8 B ≈ 320 KiB with the defaults). A
+ * peer that goes (no longer in the totals) loses its series; peers beyond `maxPeers` are in
+ * the total only.
+ */
+export class PeerHistory {
+  private readonly t: number[] = [];
+  private readonly total: RateSeries = { rx: [], tx: [] };
+  private readonly series = new Map<string, RateSeries>();
+  private omitted = new Set<string>();
+  private last: { t: number; all: Counts; perPeer: Map<string, Counts> } | null = null;
 
-  sample(t: number, totals: Counts, tunnels: number): void {
+  constructor(
+    readonly capacity = 600,
+    readonly maxPeers = 32,
+    readonly intervalSec = 1,
+  ) {}
+
+  /** One sample at `t` (ms) from monotonic totals; the first one only sets the baseline. */
+  sample(t: number, perPeer: ReadonlyMap<string, Counts>, all: Counts): void {
     const prev = this.last;
-    this.last = { t, c: { ...totals } };
+    this.last = { t, all: { ...all }, perPeer: new Map([...perPeer].map(([k, v]) => [k, { ...v }])) };
     if (!prev || t <= prev.t) return;
     const dt = (t - prev.t) / 1000;
-    const rate = (k: keyof Counts) => Math.max(0, (totals[k] - prev.c[k]) / dt);
-    this.ring.push({
-      t,
-      rxBps: rate("rxBytes"),
-      txBps: rate("txBytes"),
-      rxPps: rate("rxPackets"),
-      txPps: rate("txPackets"),
-      tunnels,
-    });
-    if (this.ring.length > this.capacity) this.ring.shift();
+    const rate = (now: number, before: number) => Math.max(0, (now - before) / dt);
+    for (const peer of this.series.keys()) if (!perPeer.has(peer)) this.series.delete(peer);
+    this.omitted = new Set([...this.omitted].filter((p) => perPeer.has(p)));
+    this.t.push(Math.round(t / 1000));
+    this.total.rx.push(rate(all.rxBytes, prev.all.rxBytes));
+    this.total.tx.push(rate(all.txBytes, prev.all.txBytes));
+    for (const [peer, c] of perPeer) {
+      let s = this.series.get(peer);
+      if (!s) {
+        if (this.series.size >= this.maxPeers) {
+          this.omitted.add(peer);
+          continue;
+        }
+        const pad = () => new Array<number | null>(this.t.length - 1).fill(null);
+        this.series.set(peer, (s = { rx: pad(), tx: pad() }));
+        this.omitted.delete(peer);
+      }
+      const b = prev.perPeer.get(peer);
+      s.rx.push(b ? rate(c.rxBytes, b.rxBytes) : null);
+      s.tx.push(b ? rate(c.txBytes, b.txBytes) : null);
+    }
+    if (this.t.length > this.capacity) {
+      this.t.shift();
+      for (const s of [this.total, ...this.series.values()]) {
+        s.rx.shift();
+        s.tx.shift();
+      }
+    }
   }
 
-  list(): TrafficSample[] {
-    return this.ring.slice();
+  /** Is a sample due at `now` (ms): none yet, intervalSec since the last, or the clock went back? */
+  due(now: number): boolean {
+    const t = this.last?.t;
+    return t === undefined || now - t >= this.intervalSec * 1000 || now < t;
+  }
+
+  list(): HistoryData {
+    return {
+      t: this.t.slice(),
+      total: { rx: this.total.rx.slice(), tx: this.total.tx.slice() },
+      peers: [...this.series].map(([peer, s]) => ({ peer, rx: s.rx.slice(), tx: s.tx.slice() })),
+      omittedPeers: this.omitted.size,
+      intervalSec: this.intervalSec,
+      capacity: this.capacity,
+    };
   }
 }

@@ -36,6 +36,15 @@ export interface IdentityStats {
   lookupUs: number;
 }
 
+/** A local user's certificate: who, and when it expires (unix seconds). */
+export interface UserCertInfo {
+  uid: number;
+  osUser: string;
+  /** the certificate's user name */
+  name: string;
+  notAfter: number;
+}
+
 export class DaemonIdentity implements ConnIdentity {
   private users = new Map<number, LocalUser>();
   private asHostUids = new Set<number>();
@@ -115,6 +124,16 @@ export class DaemonIdentity implements ConnIdentity {
 
   get size(): number {
     return this.users.size;
+  }
+
+  /** The local users' certificates (metrics, web view): one per user in the store. */
+  certs(): UserCertInfo[] {
+    return [...this.users.values()].map((u) => ({
+      uid: u.uid,
+      osUser: u.osUser,
+      name: u.cert.name,
+      notAfter: u.cert.notAfter,
+    }));
   }
 
   identify(f: FlowScratch, buf: Buffer): LocalUser | null | "deny" {

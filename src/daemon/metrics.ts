@@ -8,8 +8,9 @@
  */
 import * as http from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import { PlatformError } from "../errors.js";
+import { listen } from "./listen.js";
 import type { Counts } from "./history.js";
+import type { UserCertInfo } from "./identity.js";
 import type { Status } from "./status.js";
 import type { TunStats } from "../net/tun.js";
 import type { UdpStats } from "../net/udp.js";
@@ -23,6 +24,8 @@ export interface Observation {
   reloads: { ok: number; failed: number; lastOk: boolean };
   startedAt: number;
   version: string;
+  /** the local users' certificates (user store), when the daemon has one */
+  users?: readonly UserCertInfo[];
 }
 
 /** Names of every mintun-specific metric (tests and docs check them). */
@@ -45,6 +48,7 @@ export const METRIC_NAMES = [
   "mintun_peer_last_handshake_timestamp_seconds",
   "mintun_peer_last_rekey_timestamp_seconds",
   "mintun_certificate_expiry_timestamp_seconds",
+  "mintun_user_certificate_expiry_timestamp_seconds",
   "mintun_drops_total",
   "mintun_events_total",
   "mintun_unexpected_errors_total",
@@ -201,6 +205,14 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
     (g) => {
       for (const p of o().status.peers)
         if (typeof p.certNotAfter === "number") g.set({ peer: p.name }, p.certNotAfter);
+    },
+  );
+  gauge(
+    "mintun_user_certificate_expiry_timestamp_seconds",
+    "when each local user's certificate (user store) expires, unix seconds (series end when the user is removed)",
+    ["user", "uid"],
+    (g) => {
+      for (const u of o().users ?? []) g.set({ user: u.name, uid: String(u.uid) }, u.notAfter);
     },
   );
   gauge(
@@ -412,21 +424,4 @@ export async function serveMetrics(reg: Registry, host: string, port: number): P
   });
   await listen(srv, host, port, "metrics");
   return srv;
-}
-
-/** Listen or reject with a readable error. */
-export function listen(srv: http.Server, host: string, port: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onErr = (e: Error) =>
-      reject(
-        new PlatformError("ELISTEN", `cannot listen for ${what} on ${host}:${port}: ${e.message}`, {
-          cause: e,
-        }),
-      );
-    srv.once("error", onErr);
-    srv.listen(port, host, () => {
-      srv.off("error", onErr);
-      resolve();
-    });
-  });
 }

@@ -29,6 +29,7 @@ export const TASKS = [
   "address.change",
   "reload",
   "memory.trim",
+  "web.request",
   "records.sync",
 ] as const;
 export type TaskName = (typeof TASKS)[number];

@@ -47,7 +47,7 @@ import {
 import { evaluate, type Policy } from "../conn/policy.js";
 import { synthReject } from "../ip/reject.js";
 import { formatIp4, formatIp6 } from "../ip/ip.js";
-import { type ConnInfo, CONN_DATA_HEADER_BYTES } from "./options.js";
+import { type ConnGroup, type ConnInfo, CONN_DATA_HEADER_BYTES } from "./options.js";
 import { EngineBase } from "./base.js";
 
 export abstract class Connections extends EngineBase {
@@ -567,6 +567,46 @@ export abstract class Connections extends EngineBase {
       rxPackets: c.rxPackets,
       txPackets: c.txPackets,
     };
+  }
+
+  /**
+   * Connections grouped by peer, direction, local user and peer user (web view); at most
+   * `max` groups, the connections of further groups counted in `omitted`.
+   */
+  connGroups(max: number): { groups: ConnGroup[]; omitted: number } {
+    const by = new Map<string, ConnGroup>();
+    let omitted = 0;
+    for (const p of this.peers.values()) {
+      const ct = p.conns;
+      if (ct === null) continue;
+      for (const c of ct.byKey.values()) {
+        const localUser = c.mine && c.localUid !== null ? (c.localName ?? String(c.localUid)) : null;
+        const peerUser = c.peerUser?.cert.name ?? null;
+        const key = `${p.name}\u0000${c.mine ? "out" : "in"}\u0000${localUser ?? ""}\u0000${peerUser ?? ""}`;
+        let g = by.get(key);
+        if (!g) {
+          if (by.size >= max) {
+            omitted++;
+            continue;
+          }
+          g = {
+            peer: p.name,
+            direction: c.mine ? "out" : "in",
+            localUser,
+            peerUser,
+            peerUserNotAfter: c.peerUser?.cert.notAfter ?? null,
+            open: 0,
+            closed: 0,
+            denied: 0,
+          };
+          by.set(key, g);
+        }
+        if (c.state !== CONN_OPEN) g.denied++;
+        else if (tcpCloseState(c) === "closed") g.closed++;
+        else g.open++;
+      }
+    }
+    return { groups: [...by.values()], omitted };
   }
 
   /** Every connection (status). */

@@ -175,6 +175,7 @@ export abstract class Control extends Create {
     const d = dh(r.kp.secretKey, pub);
     zero(r.kp.secretKey);
     t.rekey = null;
+    if (r.sentAt === r.firstSentAt) t.rttMs = now - r.sentAt; // not retransmitted: one round trip
     if (!d) {
       this.drops.badFrames++;
       return;

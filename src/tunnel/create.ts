@@ -399,6 +399,7 @@ export abstract class Create extends Accept {
       this.prepareMove(t, now);
       t.establishedAt = now;
       t.lastRekeyAt = now;
+      t.rttMs = now - t.createdAt;
       this.onAuthenticated(t, src, srcOff, len, now);
       this.log.log("info", "tunnel established", { peer: t.peer.name, rttMs: now - t.createdAt });
       this.dirHooks.tunnelUp?.(t, now);

@@ -110,6 +110,22 @@ export interface ConnInfo {
   txPackets: number;
 }
 
+/** Connections counted by who holds them (the web view's "connections by user"). */
+export interface ConnGroup {
+  peer: string;
+  direction: "in" | "out";
+  /** out: the local user it runs as (null: the host identity) */
+  localUser: string | null;
+  /** in: the peer's user (certificate name; null: the peer's host identity) */
+  peerUser: string | null;
+  /** the peer user's certificate notAfter, unix seconds (null: none) */
+  peerUserNotAfter: number | null;
+  open: number;
+  /** TCP flows the kernel closed (FIN both ways or RST), kept until idle */
+  closed: number;
+  denied: number;
+}
+
 export interface DosOptions {
   /** CREATE / RECORD_REQUEST per second per source address (IPv6: per /64) */
   perSourcePerSec: number;

@@ -105,6 +105,7 @@ function onData(
     t.state = "established";
     startupMark("first-tunnel");
     t.establishedAt = now;
+    t.rttMs = now - t.createdAt;
     t.eraseAccept();
     engine.onConfirmed(t, now);
   } else if (e === t.next || e === t.move) {

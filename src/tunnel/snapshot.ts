@@ -24,7 +24,14 @@ export interface TunnelStatus {
   txBytes: number;
   rekeys: number;
   roams: number;
+  /** last round-trip sample in ms (Tunnel.rttMs: handshake, then answered rekeys); -1: none */
+  rttMs: number;
+  /** how packets reach the peer: "direct" (to its endpoint); "relayed" is kept for relays */
+  path: TunnelPath;
 }
+
+/** The way a tunnel's datagrams take; relays (not built yet) will add "relayed". */
+export type TunnelPath = "direct" | "relayed";
 
 export interface PeerStatus {
   name: string;
@@ -153,5 +160,8 @@ function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
     txBytes: t.txBytes,
     rekeys: t.rekeys,
     roams: t.roams,
+    rttMs: t.rttMs,
+    // every tunnel sends to the peer's own endpoint today; a relayed tunnel will say so here
+    path: "direct",
   };
 }

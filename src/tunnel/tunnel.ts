@@ -168,6 +168,12 @@ export class Tunnel {
   probe: { rxAt: number; sentAt: number; sent: number } | null = null;
   lastRekeyAt = 0;
   establishedAt = 0;
+  /**
+   * Last round-trip sample, ms (-1: none yet): the creation handshake (initiator: CREATE to
+   * REPLY; responder: REPLY to the first packet under the new key), then each rekey the
+   * initiator of it saw answered without a retransmission. Status and the web view only.
+   */
+  rttMs = -1;
   rxPackets = 0;
   rxBytes = 0;
   txPackets = 0;

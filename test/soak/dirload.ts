@@ -102,7 +102,7 @@ try {
     const srv = st.directory?.server;
     const row =
       `t ${Math.round((Date.now() - t0) / 1000)} s rss ${MiB(m?.rss)} heapUsed ${MiB(m?.heapUsed)} ` +
-      `heapTotal ${MiB(m?.heapTotal)} external ${MiB(m?.external)} arrayBuffers ${MiB(m?.arrayBuffers)} MiB, trims ${m?.trims ?? "-"} (${MiB(m?.trimmedBytes)} MiB back); ` +
+      `heapTotal ${MiB(m?.heapTotal)} external ${MiB(m?.external)} arrayBuffers ${MiB(m?.arrayBuffers)} MiB, trims ${m?.trims ?? "-"} (${MiB(m?.trimmedBytes)} MiB back), gcs ${m?.gcs ?? "-"} (max ${m?.gcMaxMs ?? "-"} ms); ` +
       `stored ${st.events?.dirRecordsStored ?? "?"} served ${st.events?.dirRequestsServed ?? "?"} ` +
       `records ${srv?.records ?? "?"} tunnels ${st.tunnels.length}`;
     rows.push(row);

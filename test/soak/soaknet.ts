@@ -86,8 +86,14 @@ export interface DaemonFigures {
   trims: number;
   trimmedMiB: number;
   trimMaxMs: number;
+  /** full GCs run before the trims, and the longest (ms) */
+  gcs: number;
+  gcMaxMs: number;
   /** V8 heap in use at the end (not after a GC) */
   heapUsedMiB: number;
+  /** median RSS of the first and of the last fifth of the samples after warm-up (the trend) */
+  rssFirstFifthMiB: number;
+  rssLastFifthMiB: number;
 }
 
 export interface SoakResult {
@@ -120,6 +126,14 @@ function rssMiB(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** Median of the first or last fifth of a series (at least one sample); 0 when empty. */
+export function fifthMedian(xs: readonly number[], which: "first" | "last"): number {
+  if (xs.length === 0) return 0;
+  const n = Math.max(1, Math.floor(xs.length / 5));
+  const part = [...(which === "first" ? xs.slice(0, n) : xs.slice(xs.length - n))].sort((a, b) => a - b);
+  return part[Math.floor(part.length / 2)]!;
 }
 
 /** Largest interval between consecutive replies of `ping -D` output, and how many exceed 1 s. */
@@ -248,8 +262,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
 
     // sampler
     const warmupMs = Math.min(60_000, (dur * 1000) / 4);
-    const rss = new Map<string, { start: number | null; end: number; max: number }>();
-    for (const x of daemons) rss.set(x.n, { start: null, end: 0, max: 0 });
+    const rss = new Map<string, { start: number | null; end: number; max: number; samples: number[] }>();
+    for (const x of daemons) rss.set(x.n, { start: null, end: 0, max: 0, samples: [] });
     const last = new Map<string, Status>();
     const t0 = Date.now();
     let nextReport = t0 + 60_000;
@@ -265,6 +279,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
           if (since >= warmupMs) {
             if (s.start === null) s.start = r;
             s.max = Math.max(s.max, r);
+            s.samples.push(r);
           }
         }
         try {
@@ -281,7 +296,12 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
               .map((x) => {
                 const s = rss.get(x.n)!;
                 const st = last.get(x.n);
-                return `${x.n} ${x.d.proc.running ? "up" : "EXITED"} rss ${s.end.toFixed(1)} MiB unexpected ${st?.daemon?.unexpectedErrors?.total ?? "?"}`;
+                const m = st?.daemon?.memory;
+                const mib = (n: number | undefined): string => ((n ?? 0) / 1048576).toFixed(1);
+                return (
+                  `${x.n} ${x.d.proc.running ? "up" : "EXITED"} rss ${s.end.toFixed(1)} MiB ` +
+                  `(heap ${mib(m?.heapUsed)}, external ${mib(m?.external)}) unexpected ${st?.daemon?.unexpectedErrors?.total ?? "?"}`
+                );
               })
               .join(", "),
         );
@@ -304,7 +324,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         trims: st?.daemon?.memory?.trims ?? -1,
         trimmedMiB: (st?.daemon?.memory?.trimmedBytes ?? 0) / 1048576,
         trimMaxMs: st?.daemon?.memory?.trimMaxMs ?? -1,
+        gcs: st?.daemon?.memory?.gcs ?? -1,
+        gcMaxMs: st?.daemon?.memory?.gcMaxMs ?? -1,
         heapUsedMiB: (st?.daemon?.memory?.heapUsed ?? 0) / 1048576,
+        rssFirstFifthMiB: fifthMedian(s.samples, "first"),
+        rssLastFifthMiB: fifthMedian(s.samples, "last"),
       };
     });
     const sum = (names: string[], k: string): number =>
@@ -378,7 +402,9 @@ export function formatSoak(r: SoakResult): string {
     lines.push(
       `daemon ${f.name}: ${f.exited ? `EXITED (${f.exited})` : "running"}, RSS after warm-up ${f.rssStartMiB.toFixed(1)} MiB, ` +
         `max ${f.rssMaxMiB.toFixed(1)}, end ${f.rssEndMiB.toFixed(1)} (V8 heap used ${f.heapUsedMiB.toFixed(1)}; ` +
-        `${f.trims} trims gave back ${f.trimmedMiB.toFixed(1)} MiB, longest ${f.trimMaxMs} ms); unexpected errors ${f.unexpectedErrors}`,
+        `${f.trims} trims gave back ${f.trimmedMiB.toFixed(1)} MiB, longest ${f.trimMaxMs} ms; ` +
+        `${f.gcs} full GCs, longest ${f.gcMaxMs} ms); RSS median first fifth ${f.rssFirstFifthMiB.toFixed(1)}, ` +
+        `last fifth ${f.rssLastFifthMiB.toFixed(1)} MiB; unexpected errors ${f.unexpectedErrors}`,
     );
   lines.push(`largest RSS growth after warm-up: ${r.rssGrowthMiB.toFixed(1)} MiB`);
   return lines.join("\n");

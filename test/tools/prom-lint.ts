@@ -15,7 +15,7 @@ export interface Family {
 }
 
 /** Labels whose values are names from outside (hosts, peers, versions): any text. */
-const FREE_LABELS = new Set(["host", "peer", "version", "directory"]);
+const FREE_LABELS = new Set(["host", "peer", "version", "directory", "user"]);
 
 export function lintExposition(text: string, prefix = "mintun_"): { problems: string[]; families: Family[] } {
   const families = parsePrometheusTextFormat(text) as Family[];

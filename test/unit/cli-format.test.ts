@@ -77,6 +77,8 @@ const STATUS: Status = {
       txBytes: 400,
       rekeys: 0,
       roams: 0,
+      rttMs: 1,
+      path: "direct",
     },
   ],
   peers: [

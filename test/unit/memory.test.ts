@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { MemoryTrim, TRIM_INTERVAL_MS } from "../../src/daemon/memory.js";
+import { GC_EVERY_TRIMS, MemoryTrim, TRIM_INTERVAL_MS } from "../../src/daemon/memory.js";
 import { addonPath } from "../../src/net/native.js";
 
 const ADDON = addonPath();
@@ -86,7 +86,7 @@ describe("MemoryTrim", () => {
         return true;
       },
       0,
-      () => rss,
+      { rss: () => rss },
     );
     for (let t = 0; t < TRIM_INTERVAL_MS; t += 250) m.tick(t);
     expect(calls).toBe(0);
@@ -103,14 +103,64 @@ describe("MemoryTrim", () => {
 
   it("a clock that steps back trims at once rather than never", () => {
     let calls = 0;
-    const m = new MemoryTrim(
-      () => (calls++, true),
-      1_000_000,
-      () => 0,
-    );
+    const m = new MemoryTrim(() => (calls++, true), 1_000_000, { rss: () => 0 });
     m.tick(10);
     expect(calls).toBe(1);
     m.tick(20);
     expect(calls).toBe(1);
+  });
+});
+
+const BUILT = path.resolve("dist/daemon/memory.js"); // the built module (npm run build)
+
+describe("majorGc: a full collection without --expose-gc at start", () => {
+  it.skipIf(!fs.existsSync(BUILT))(
+    "frees old-generation garbage that V8 leaves alone below its first limit",
+    () => {
+      // a child started without --expose-gc, like the daemon: Buffers that lived long enough
+      // to be promoted, then dropped, keep their backing stores until a major GC
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-majorgc-"));
+      const script = path.join(dir, "gc.mjs");
+      fs.writeFileSync(
+        script,
+        `const { majorGc } = await import(${JSON.stringify(BUILT)});
+const MiB = () => process.memoryUsage().arrayBuffers / 1048576;
+const gc = majorGc();
+let keep = [];
+for (let i = 0; i < 4000; i++) keep.push(Buffer.allocUnsafeSlow(2048));
+await new Promise((r) => setTimeout(r, 50));
+const held = MiB();
+keep = null;
+await new Promise((r) => setTimeout(r, 50));
+const dropped = MiB();
+gc();
+await new Promise((r) => setTimeout(r, 300)); // backing stores are released after the sweep
+console.log(JSON.stringify({ type: typeof gc, held, dropped, after: MiB() }));
+`,
+      );
+      try {
+        const out = JSON.parse(
+          execFileSync(process.execPath, [script], { encoding: "utf8" }).trim().split("\n").pop()!,
+        ) as { type: string; held: number; dropped: number; after: number };
+        expect(out.type, JSON.stringify(out)).toBe("function");
+        expect(out.dropped, JSON.stringify(out)).toBeGreaterThan(6); // 8 MiB dead, still counted
+        expect(out.after, JSON.stringify(out)).toBeLessThan(2); // collected
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it("MemoryTrim runs the collection before every GC_EVERY_TRIMS-th trim and reports its pause", () => {
+    const order: string[] = [];
+    const m = new MemoryTrim(() => (order.push("trim"), true), 0, {
+      rss: () => 0,
+      collect: () => void order.push("gc"),
+    });
+    for (let t = 0; t <= 2 * GC_EVERY_TRIMS * TRIM_INTERVAL_MS; t += 250) m.tick(t);
+    const once = [...Array<string>(GC_EVERY_TRIMS - 1).fill("trim"), "gc", "trim"];
+    expect(order).toEqual([...once, ...once]);
+    expect(m.status().gcs).toBe(2);
+    expect(m.status().gcMaxMs).toBeGreaterThanOrEqual(0);
   });
 });

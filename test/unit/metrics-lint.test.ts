@@ -34,6 +34,8 @@ function tunnel(peer: string, session: string, ageMs: number, lastRekeyMsAgo: nu
     txBytes: 400,
     rekeys: 1,
     roams: 0,
+    rttMs: 1,
+    path: "direct",
   };
 }
 
@@ -110,7 +112,9 @@ function status(peers: string[], tunnels: TunnelStatus[]): Status {
   };
 }
 
-function observation(s: Status, totals: PeerTotals): Observation {
+const ALICE = { uid: 1000, osUser: "alice", name: "alice", notAfter: 1_870_000_000 };
+
+function observation(s: Status, totals: PeerTotals, users: Observation["users"] = [ALICE]): Observation {
   const { perPeer, all } = totals.update(s.tunnels, new Set(s.peers.map((p) => p.name)));
   return {
     now: NOW,
@@ -120,6 +124,7 @@ function observation(s: Status, totals: PeerTotals): Observation {
     reloads: { ok: 1, failed: 0, lastOk: true },
     startedAt: NOW - 5000,
     version: "0.1.0",
+    users,
   };
 }
 
@@ -231,6 +236,26 @@ describe("metrics by Prometheus conventions", () => {
     expect(value(families, "mintun_directory_last_answer_timestamp_seconds", { directory: "dir1" })).toBe(
       NOW / 1000 - 2,
     );
+  });
+
+  it("user certificate expiry: one series per local user, gone when the user is removed", async () => {
+    const s = status(["gw"], []);
+    const bob = { uid: 1001, osUser: "bob", name: "bob.smith", notAfter: 1_860_000_000 };
+    const two = await scrape(observation(s, new PeerTotals(), [ALICE, bob]));
+    expect(two.problems).toEqual([]);
+    expect(
+      value(two.families, "mintun_user_certificate_expiry_timestamp_seconds", { user: "alice", uid: "1000" }),
+    ).toBe(1_870_000_000);
+    expect(
+      value(two.families, "mintun_user_certificate_expiry_timestamp_seconds", {
+        user: "bob.smith",
+        uid: "1001",
+      }),
+    ).toBe(1_860_000_000);
+    const one = await scrape(observation(s, new PeerTotals(), [ALICE]));
+    expect(one.text).not.toMatch(/bob/);
+    const none = await scrape(observation(s, new PeerTotals(), []));
+    expect(none.text).not.toMatch(/mintun_user_certificate_expiry_timestamp_seconds\{/);
   });
 
   it("per-peer series end when the peer goes; the overall totals do not go down", async () => {

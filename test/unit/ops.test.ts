@@ -12,7 +12,7 @@ import { runCli, type Io } from "../../src/cli/cli.js";
 import { COMMANDS } from "../../src/cli/commands/index.js";
 import { installPlan, applyAction, rewriteUnit } from "../../src/cli/commands/install.js";
 import { parseConfig, restartRequired } from "../../src/config/config.js";
-import { EventRing, PeerTotals, TrafficHistory } from "../../src/daemon/history.js";
+import { EventRing, PeerHistory, PeerTotals } from "../../src/daemon/history.js";
 import { createRegistry, METRIC_NAMES, type Observation } from "../../src/daemon/metrics.js";
 import { whois, type Status } from "../../src/daemon/status.js";
 import { ConfigError } from "../../src/errors.js";
@@ -60,19 +60,80 @@ describe("PeerTotals", () => {
   });
 });
 
-describe("TrafficHistory", () => {
-  it("turns totals into per-second rates, bounded", () => {
-    const h = new TrafficHistory(2);
-    const c = (b: number) => ({ rxBytes: b, txBytes: b / 2, rxPackets: b / 100, txPackets: 0 });
-    h.sample(0, c(0), 1);
-    expect(h.list()).toEqual([]);
-    h.sample(2000, c(2000), 1);
-    expect(h.list()[0]).toMatchObject({ t: 2000, rxBps: 1000, txBps: 500, rxPps: 10, tunnels: 1 });
-    h.sample(3000, c(5000), 1);
-    h.sample(4000, c(5000), 0);
-    expect(h.list().map((s) => s.rxBps)).toEqual([3000, 0]);
-    h.sample(4000, c(9000), 0); // same time: ignored
-    expect(h.list()).toHaveLength(2);
+describe("PeerHistory", () => {
+  const c = (rx: number, tx = rx / 2) => ({ rxBytes: rx, txBytes: tx, rxPackets: 0, txPackets: 0 });
+  it("turns per-peer totals into per-second rates on one time axis, bounded", () => {
+    const h = new PeerHistory(3, 2);
+    h.sample(0, new Map([["b", c(0)]]), c(0));
+    expect(h.list().t).toEqual([]); // the first sample is the baseline
+    h.sample(2000, new Map([["b", c(2000)]]), c(2000));
+    expect(h.list()).toMatchObject({
+      t: [2],
+      total: { rx: [1000], tx: [500] },
+      peers: [{ peer: "b", rx: [1000] }],
+    });
+    // c appears: no rate for it in its first sample, null before it
+    h.sample(
+      3000,
+      new Map([
+        ["b", c(5000)],
+        ["c", c(10)],
+      ]),
+      c(5010),
+    );
+    h.sample(
+      4000,
+      new Map([
+        ["b", c(5000)],
+        ["c", c(110)],
+      ]),
+      c(5110),
+    );
+    const l = h.list();
+    expect(l.t).toEqual([2, 3, 4]);
+    expect(l.peers).toEqual([
+      { peer: "b", rx: [1000, 3000, 0], tx: [500, 1500, 0] },
+      { peer: "c", rx: [null, null, 100], tx: [null, null, 50] },
+    ]);
+    // capacity 3: the oldest sample goes from every series
+    h.sample(
+      5000,
+      new Map([
+        ["b", c(6000)],
+        ["c", c(110)],
+      ]),
+      c(6110),
+    );
+    expect(h.list().t).toEqual([3, 4, 5]);
+    expect(h.list().peers[1]!.rx).toEqual([null, 100, 0]);
+    h.sample(5000, new Map([["b", c(9000)]]), c(9000)); // same time: no sample
+    expect(h.list().t).toHaveLength(3);
+    // due once a second (intervalSec 1), and again when the clock went back
+    expect([h.due(5999), h.due(6000), h.due(4000)]).toEqual([false, true, true]);
+    expect(new PeerHistory().due(0)).toBe(true);
+  });
+  it("keeps at most maxPeers series; a peer that goes loses its series", () => {
+    const h = new PeerHistory(10, 2);
+    const three = new Map([
+      ["a", c(0)],
+      ["b", c(0)],
+      ["c", c(0)],
+    ]);
+    h.sample(0, three, c(0));
+    h.sample(1000, three, c(0));
+    expect(h.list().peers.map((p) => p.peer)).toEqual(["a", "b"]);
+    expect(h.list().omittedPeers).toBe(1);
+    h.sample(
+      2000,
+      new Map([
+        ["b", c(0)],
+        ["c", c(0)],
+      ]),
+      c(0),
+    ); // a gone: c gets its place
+    expect(h.list().peers.map((p) => p.peer)).toEqual(["b", "c"]);
+    expect(h.list().omittedPeers).toBe(0);
+    expect(h.list().peers[1]!.rx).toEqual([null, 0]);
   });
 });
 
@@ -99,6 +160,8 @@ const STATUS: Status = {
       txBytes: 400,
       rekeys: 2,
       roams: 1,
+      rttMs: 1,
+      path: "direct",
     },
   ],
   peers: [
