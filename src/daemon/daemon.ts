@@ -230,16 +230,21 @@ export class Daemon {
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
-    // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT)
-    d.watcher = new AddressWatcher(
-      tasks.wrap("address.change", (addrs: string[]) => {
-        const n = engine.migrate(now());
-        directory?.addressChanged(now());
-        log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
-      }),
-      { exclude: [tun.name] },
-    );
-    d.watcher.start();
+    // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT). Its
+    // `ip monitor` child (~20 ms of CPU to spawn) starts just after READY, behind the I/O
+    // already queued (a first packet), not before it.
+    setImmediate(() => {
+      if (d.closed) return;
+      d.watcher = new AddressWatcher(
+        tasks.wrap("address.change", (addrs: string[]) => {
+          const n = engine.migrate(now());
+          directory?.addressChanged(now());
+          log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
+        }),
+        { exclude: [tun.name] },
+      );
+      d.watcher.start();
+    });
     events.push(now(), "daemon-ready", { host: hostCert.name, tun: tun.name, peers: peers.length });
     log.log("info", "mintund ready", {
       host: hostCert.name,
