@@ -5,13 +5,14 @@
 #
 # Layout (docs/OPERATIONS.md "Debian package"):
 #   /usr/bin/mintun, /usr/sbin/mintund      sh wrappers: exec /usr/bin/node on the bundles
-#   /usr/lib/mintun/cli/mintun.js (+chunks)  the CLI bundle (scripts/bundle-cli.mjs)
+#   /usr/lib/mintun/cli/mintun.cjs           the CLI bundle, one CommonJS file (scripts/bundle-cli.mjs)
 #   /usr/lib/mintun/daemon/mintund.js (+chunks)  the daemon bundle (src/daemon/main.ts)
 #   /usr/lib/mintun/mintun_linux.node        the native addon (found by src/net/native.ts)
 #   /usr/lib/mintun/node_modules/            production dependencies only (package-lock.json
 #                                            entries without dev/devOptional; sodium-native
 #                                            with this architecture's prebuild only)
-#   /usr/lib/mintun/package.json             name + version (mintun --version) + type module
+#   /usr/lib/mintun/package.json             name + version (mintun --version) + type module,
+#                                            packaging: "deb" (`mintun install` says it has nothing to do)
 #   /usr/lib/systemd/system/mintund{,@}.service   the units of systemd/, paths rewritten
 #   /etc/mintun/mintund.yaml.example         conffile (config/host.yaml)
 #   /usr/share/doc/mintun/                   copyright, README, docs, config examples
@@ -60,7 +61,7 @@ EOF
 install -m 0644 "$ADDON" "$LIB/mintun_linux.node"
 node -e '
 const p = require("./package.json");
-const out = { name: p.name, version: p.version, private: true, type: "module", license: p.license };
+const out = { name: p.name, version: p.version, private: true, type: "module", license: p.license, packaging: "deb" };
 process.stdout.write(JSON.stringify(out, null, 2) + "\n");' >"$LIB/package.json"
 
 say "production dependencies (package-lock.json, no dev)"
@@ -87,17 +88,22 @@ find "$LIB/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '
 find "$LIB/node_modules" -type d -empty -delete
 
 say "wrappers, units, /etc/mintun, docs"
-for w in "usr/bin/mintun cli/mintun.js" "usr/sbin/mintund daemon/mintund.js"; do
-  set -- $w
+wrapper() { # FILE BUNDLE [LINE]
   cat >"$P/$1" <<EOF
 #!/bin/sh
 # ${1##*/} from the Debian package mintun: the bundle in ../lib/mintun (found from this
-# file, so the tree also runs unpacked elsewhere), run by the system's Node.js (>= 20)
-d=\$(dirname "\$(readlink -f "\$0")")/../lib/mintun
-exec node "\$d/$2" "\$@"
+# file, so the tree also runs unpacked elsewhere), run by the system's Node.js (>= 20);
+# readlink and dirname (two more processes) only when reached through a symlink
+case \$0 in */*) d=\${0%/*} ;; *) d=. ;; esac
+[ -L "\$0" ] && d=\$(dirname "\$(readlink -f "\$0")")
+${3:-}exec node "\$d/../lib/mintun/$2" "\$@"
 EOF
   chmod 0755 "$P/$1"
-done
+}
+# node reads NODE_EXTRA_CA_CERTS at every start (50-80 ms); the CLI makes no TLS connection
+wrapper usr/bin/mintun cli/mintun.cjs "unset NODE_EXTRA_CA_CERTS # the CLI makes no TLS connection
+"
+wrapper usr/sbin/mintund daemon/mintund.js
 for u in systemd/mintund.service systemd/mintund@.service; do
   sed -e 's#/usr/bin/node /opt/mintun/bin/mintund#/usr/sbin/mintund#g' \
     -e 's#/usr/bin/node /opt/mintun/bin/mintun#/usr/bin/mintun#g' \

@@ -1,5 +1,5 @@
 /*
- * tun_offload: TSO/USO split on TUN read, TCP coalescing (GRO) on TUN write.
+ * tun_offload: TSO/USO split on TUN read, TCP and UDP coalescing (GRO) on TUN write.
  * See tun_offload.h for the contract and docs/ARCHITECTURE.md ("TUN offloads").
  *
  * Read.  readv(fd, [virtio_net_hdr 10 B][slot][scratch tail]): an ordinary packet lands in
@@ -298,8 +298,14 @@ int64_t tun_offload_read(int fd, uint8_t* buf, uint32_t slot, uint32_t head, uin
 typedef struct {
   uint32_t l4off, hl, plen; /* IP header length, all headers, payload length */
   int v6, tcp;              /* tcp: TCP with a parseable header (flow key valid) */
+  int udp;                  /* udp: UDP with a consistent length field (flow key valid) */
   int eligible;             /* may join a run */
 } pinfo_t;
+
+/* UDP segments per super-packet: the kernel's UDP_MAX_SEGMENTS was 64 before 6.9 */
+#define UDP_MAX_RUN 64
+/* set when the kernel refused a UDP_L4 super-packet (before 6.2): UDP is not coalesced again */
+static int udp_gso_refused;
 
 typedef struct {
   int first, last;      /* packet indices; chained through next[] */
@@ -314,14 +320,29 @@ static void classify(const uint8_t* p, uint32_t len, pinfo_t* pi) {
   memset(pi, 0, sizeof *pi);
   if (len < 20) return;
   uint32_t l4off;
+  uint8_t proto;
   if ((p[0] >> 4) == 4) {
     l4off = (uint32_t)(p[0] & 15) * 4;
-    if (l4off < 20 || p[9] != PROTO_TCP || (get16(p + 6) & 0x3fff) || get16(p + 2) != len) return;
+    proto = p[9];
+    if (l4off < 20 || (proto != PROTO_TCP && proto != PROTO_UDP) || (get16(p + 6) & 0x3fff) || get16(p + 2) != len)
+      return;
   } else if ((p[0] >> 4) == 6) {
-    if (len < 40 || p[6] != PROTO_TCP || (uint32_t)get16(p + 4) + 40 != len) return;
+    if (len < 40) return;
+    proto = p[6];
+    if ((proto != PROTO_TCP && proto != PROTO_UDP) || (uint32_t)get16(p + 4) + 40 != len) return;
     l4off = 40;
     pi->v6 = 1;
   } else {
+    return;
+  }
+  if (proto == PROTO_UDP) {
+    /* a datagram whose UDP length matches the IP length: may join a run of its flow */
+    if (l4off + 8 > len || get16(p + l4off + 4) != len - l4off) return;
+    pi->udp = 1;
+    pi->l4off = l4off;
+    pi->hl = l4off + 8;
+    pi->plen = len - pi->hl;
+    pi->eligible = pi->plen > 0 && !udp_gso_refused;
     return;
   }
   if (l4off + 20 > len) return;
@@ -336,7 +357,7 @@ static void classify(const uint8_t* p, uint32_t len, pinfo_t* pi) {
 }
 
 static int same_flow(const uint8_t* a, const uint8_t* b, const pinfo_t* ia, const pinfo_t* ib) {
-  if (ia->v6 != ib->v6 || ia->l4off != ib->l4off) return 0;
+  if (ia->v6 != ib->v6 || ia->l4off != ib->l4off || ia->udp != ib->udp) return 0;
   if (ia->v6 ? memcmp(a + 8, b + 8, 32) : memcmp(a + 12, b + 12, 8)) return 0;
   return memcmp(a + ia->l4off, b + ib->l4off, 4) == 0;
 }
@@ -348,6 +369,18 @@ static int can_append(const run_t* r, const uint8_t* first, const pinfo_t* fi, c
   if (li->plen != r->gsz || bi->plen > r->gsz) return 0; /* only the last may be short */
   if (r->bytes + bi->plen > TUN_MAX_SUPER) return 0;
   const uint8_t *ft = first + fi->l4off, *bt = b + bi->l4off;
+  if (fi->udp) {
+    /* headers byte-identical but IPv4 length/ID(+1)/checksum and UDP length/checksum:
+     * the kernel's UDP GSO makes exactly these segments again */
+    if (r->nseg >= UDP_MAX_RUN || r->bytes + bi->plen - fi->l4off > 0xffff) return 0;
+    if (fi->v6) {
+      if (memcmp(first, b, 4) || memcmp(first + 6, b + 6, 34)) return 0;
+    } else {
+      if (memcmp(first, b, 2) || memcmp(first + 6, b + 6, 4) || memcmp(first + 12, b + 12, fi->l4off - 12)) return 0;
+      if (get16(b + 4) != (uint16_t)(get16(last + 4) + 1)) return 0;
+    }
+    return memcmp(ft, bt, 4) == 0;
+  }
   if (get32(bt + 4) != r->next_seq) return 0;
   if (fi->v6) {
     if (memcmp(first, b, 4) || memcmp(first + 6, b + 6, 34)) return 0;
@@ -399,23 +432,25 @@ static void write_run(int fd, const uint8_t* buf, const uint32_t* offs, const ui
   }
   const uint8_t* lastp = buf + offs[r->last];
   uint8_t* th = out + fi->l4off;
-  th[13] = (uint8_t)((th[13] & ~TCP_PSH) | (lastp[info[r->last].l4off + 13] & TCP_PSH));
+  if (fi->udp) put16(th + 4, (uint16_t)(len - fi->l4off));
+  else th[13] = (uint8_t)((th[13] & ~TCP_PSH) | (lastp[info[r->last].l4off + 13] & TCP_PSH));
   if (fi->v6) {
     put16(out + 4, (uint16_t)(len - 40));
   } else {
     put16(out + 2, (uint16_t)len);
     ipv4_header_csum(out, fi->l4off);
   }
-  uint16_t ps = fold(pseudo_sum(out, fi->v6, PROTO_TCP, len - fi->l4off)); /* not complemented */
-  memcpy(th + 16, &ps, 2);
+  uint8_t proto = fi->udp ? PROTO_UDP : PROTO_TCP;
+  uint16_t ps = fold(pseudo_sum(out, fi->v6, proto, len - fi->l4off)); /* not complemented */
+  memcpy(th + (fi->udp ? 6 : 16), &ps, 2);
   struct virtio_net_hdr h;
   memset(&h, 0, sizeof h);
   h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-  h.gso_type = fi->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+  h.gso_type = fi->udp ? VIRTIO_NET_HDR_GSO_UDP_L4 : fi->v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
   h.hdr_len = (uint16_t)fi->hl;
   h.gso_size = (uint16_t)r->gsz;
   h.csum_start = (uint16_t)fi->l4off;
-  h.csum_offset = 16;
+  h.csum_offset = fi->udp ? 6 : 16;
   memcpy(scratch, &h, TUN_VNET_HDR_LEN);
   ssize_t n;
   do n = write(fd, scratch, TUN_VNET_HDR_LEN + len);
@@ -431,6 +466,7 @@ static void write_run(int fd, const uint8_t* buf, const uint32_t* offs, const ui
     res[0] += r->nseg;
     return;
   }
+  if (fi->udp && errno == EINVAL) udp_gso_refused = 1; /* a kernel without UDP_L4 on TUN */
   for (int k = r->first; k >= 0; k = next[k]) account_plain(write_plain(fd, buf + offs[k], lens[k]), lens[k], res, written);
 }
 
@@ -454,7 +490,7 @@ uint32_t tun_offload_write(int fd, const uint8_t* buf, const uint32_t* offs, con
       next[k] = -1;
       run_t* hit = NULL;
       int hit_slot = -1;
-      if (pi->tcp) {
+      if (pi->tcp || pi->udp) {
         for (int j = nopen - 1; j >= 0; j--) {
           run_t* r = &runs[open_idx[j]];
           if (same_flow(buf + o[r->first], p, &info[r->first], pi)) {
@@ -472,7 +508,7 @@ uint32_t tun_offload_write(int fd, const uint8_t* buf, const uint32_t* offs, con
         hit->bytes += pi->plen;
         hit->next_seq += pi->plen;
         hit->inner_bytes += l[k];
-        if (pi->plen < hit->gsz || (p[pi->l4off + 13] & TCP_PSH)) hit->open = 0;
+        if (pi->plen < hit->gsz || (pi->tcp && (p[pi->l4off + 13] & TCP_PSH))) hit->open = 0;
         continue;
       }
       if (hit) { /* same flow, cannot follow: close that run to keep the flow in order */
@@ -486,7 +522,7 @@ uint32_t tun_offload_write(int fd, const uint8_t* buf, const uint32_t* offs, con
       r->gsz = pi->plen;
       r->next_seq = pi->tcp ? get32(p + pi->l4off + 4) + pi->plen : 0;
       r->inner_bytes = l[k];
-      r->open = pi->eligible && !(p[pi->l4off + 13] & TCP_PSH);
+      r->open = pi->eligible && (pi->udp || !(p[pi->l4off + 13] & TCP_PSH));
       if (r->open) {
         if (nopen == OPEN_RUNS) { /* forget the oldest open run */
           runs[open_idx[0]].open = 0;

@@ -1,6 +1,6 @@
 /**
- * Entry point of the `mintun` CLI (bin/mintun imports the bundle built from this file,
- * dist/cli-bundle/mintun.js, or dist/cli/main.js when there is no bundle; importing it
+ * Entry point of the `mintun` CLI (bin/mintun runs the bundle built from this file,
+ * dist/cli-bundle/mintun.cjs, or dist/cli/main.js when there is no bundle; importing it
  * runs the CLI). Commands are loaded lazily from commands/table.ts. Tests and other
  * tools use runCli from ./cli.js with their own Io.
  */
@@ -13,6 +13,9 @@ export { registerCommand, runCli };
 for (const c of LAZY_COMMANDS)
   if (!registeredCommands().some((r) => r.path.join(" ") === c.path.join(" "))) registerCommand(c);
 
-process.exitCode = await runCli(process.argv.slice(2), processIo(), registeredCommands(), {
+// no top-level await: the bundle is CommonJS (scripts/bundle-cli.mjs)
+void runCli(process.argv.slice(2), processIo(), registeredCommands(), {
   version: () => packageVersion(import.meta.url),
+}).then((code) => {
+  process.exitCode = code;
 });

@@ -19,6 +19,7 @@ import {
   readTrust,
   readDirectories,
   readDirectoryServe,
+  readRelay,
   readDns,
   readGateway,
   readIdentity,
@@ -79,6 +80,7 @@ const TOP_KEYS = [
   "gateway",
   "directories",
   "directory",
+  "relay",
 ];
 
 /** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
@@ -117,6 +119,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const gateway = readGateway(c);
   const directories = readDirectories(c);
   const directory = readDirectoryServe(c);
+  const relay = readRelay(c, directory);
   return {
     file,
     ca,
@@ -130,6 +133,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     peers,
     directories,
     directory,
+    relay,
     api,
     stateDir,
     log: { level },

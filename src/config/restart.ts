@@ -28,6 +28,7 @@ export const RESTART_KEYS = [
   "gateway",
   "directories",
   "directory",
+  "relay",
   "registration",
 ] as const;
 
@@ -82,6 +83,7 @@ const RESTART_FIELDS: Record<
   gateway: { get: (c) => c.gateway, keep: (e, o) => void (e.gateway = o.gateway) },
   directories: { get: (c) => c.directories, keep: (e, o) => void (e.directories = o.directories) },
   directory: { get: (c) => c.directory, keep: (e, o) => void (e.directory = o.directory) },
+  relay: { get: (c) => c.relay, keep: (e, o) => void (e.relay = o.relay) },
   registration: { get: (c) => c.registration, keep: (e, o) => void (e.registration = o.registration) },
 };
 

@@ -40,6 +40,16 @@ export interface DirectoryServeConfig {
   lookupPerSec: number;
 }
 
+/** The relay (issue 17; docs/OPERATIONS.md "Running a relay"): a directory that forwards sealed datagrams. */
+export interface RelayConfig {
+  serve: boolean;
+  /** per sending host: sustained bytes per second and burst */
+  bytesPerSec: number;
+  burstBytes: number;
+  /** host pairs with a relay token (least recently used evicted beyond) */
+  maxPairs: number;
+}
+
 export interface DirectoryEntry {
   /** IP literal and port of a directory (its identity is learned from its record) */
   endpoint: HostPort;
@@ -90,6 +100,8 @@ export interface Config {
   directories: DirectoryEntry[];
   /** this daemon serves as a directory (null: it does not) */
   directory: DirectoryServeConfig | null;
+  /** relay for hosts that cannot reach each other directly (null: none) */
+  relay: RelayConfig | null;
   api: { socket: string };
   /** YAML key "state". */
   stateDir: string;
@@ -150,6 +162,7 @@ export const DEFAULTS = {
   log: { level: "info" as LogLevel },
   dns: { domain: "mesh." },
   directory: { maxRecords: 100_000, registerPerSec: 1, lookupPerSec: 200, etcdPrefix: "/mintun/directory/" },
+  relay: { bytesPerSec: 1_000_000, burstBytes: 2_000_000, maxPairs: 10_000 },
 } as const;
 
 /** Numeric bounds (inclusive). */
@@ -178,4 +191,7 @@ export const LIMITS = {
   maxRecords: [1, 10_000_000],
   registerPerSec: [1, 1000],
   lookupPerSec: [1, 1_000_000],
+  bytesPerSec: [1_000, 10_000_000_000],
+  burstBytes: [1_500, 10_000_000_000],
+  maxPairs: [1, 10_000_000],
 } as const satisfies Record<string, readonly [number, number]>;

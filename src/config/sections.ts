@@ -16,6 +16,7 @@ import {
   type Config,
   type DirectoryEntry,
   type DirectoryServeConfig,
+  type RelayConfig,
   type EtcdConfig,
   type HostPort,
   type LogLevel,
@@ -511,4 +512,39 @@ export function readDirectoryServe(c: Section): DirectoryServeConfig | null {
       };
   }
   return directory;
+}
+
+/**
+ * `relay`: forwarding sealed datagrams between registered hosts (issue 17). A relay is a
+ * directory in this version (it forwards to the endpoints of the hosts' tunnels to it),
+ * so `relay.serve: true` needs `directory.serve: true`.
+ */
+export function readRelay(c: Section, directory: DirectoryServeConfig | null): RelayConfig | null {
+  const r: Reader = c.r;
+  const e = c.top.get("relay");
+  if (!e || r.isMissing(e.value)) return null;
+  const m = r.map(e.value, "relay", ["serve", "bytesPerSec", "burstBytes", "maxPairs"]);
+  const se = m.get("serve");
+  const serve = se && !r.isMissing(se.value) ? readBool(r, se.value, "relay.serve") : false;
+  const int = (k: "bytesPerSec" | "burstBytes" | "maxPairs"): number => {
+    const x = m.get(k);
+    return x && !r.isMissing(x.value) ? r.int(x.value, `relay.${k}`, x.key, LIMITS[k]) : DEFAULTS.relay[k];
+  };
+  const cfg: RelayConfig = {
+    serve,
+    bytesPerSec: int("bytesPerSec"),
+    burstBytes: int("burstBytes"),
+    maxPairs: int("maxPairs"),
+  };
+  if (serve && !directory?.serve)
+    r.fail("relay.serve needs directory.serve: true (a relay is a directory)", se!.value, "relay.serve");
+  if (cfg.burstBytes < cfg.bytesPerSec / 10) {
+    const be = m.get("burstBytes");
+    r.fail(
+      `expected relay.burstBytes at least a tenth of bytesPerSec (${cfg.bytesPerSec / 10}), got ${cfg.burstBytes}`,
+      be ? be.value : e.value,
+      "relay.burstBytes",
+    );
+  }
+  return cfg;
 }

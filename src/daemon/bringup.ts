@@ -17,8 +17,10 @@ import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
 import { Engine, type DirectoryHooks, type EngineOptions, type ReloadableOptions } from "../tunnel/engine.js";
-import { BatchOutput } from "./output.js";
+import type { Output } from "../tunnel/engine.js";
 import { RecordCache } from "./records.js";
+import { localEndpoints } from "../net/localaddrs.js";
+import { isRelayAddr } from "../wire/addr.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { parseIp6 } from "../ip/ip.js";
 import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
@@ -174,10 +176,15 @@ export function engineOptions(
     maxReplayPerHost: config.ephemeral.replayPerHost,
     ...reloadableOptions(config),
     solver: new WorkerSolver(now),
+    // signed candidates: the listen address, or on a wildcard the host's own addresses (NAT traversal)
     endpoints: () =>
-      listenIp === "0.0.0.0" || listenIp === "::" ? [] : [{ ip: listenIp, port: udp.localPort }],
+      localEndpoints(listenIp, udp.localPort, {
+        devs: [config.tun.name],
+        addrs: [x.hostCert.ip4, x.hostCert.ip6].filter((a): a is string => a !== null),
+      }),
     logger: x.log.child("engine"),
-    routeSource: (dst, out) => native().routeSource(dst, out),
+    // a relayed path (wire/addr.ts relayAddr) has no kernel route: never probed
+    routeSource: (dst, out) => !isRelayAddr(dst) && native().routeSource(dst, out),
     dos: config.dos,
     onEvent: (kind, fields) => events.push(now(), kind, fields),
     identity: x.identity,
@@ -369,12 +376,13 @@ export function makeEngine(
   config: Config,
   x: Parameters<typeof engineOptions>[1] & {
     revocation: RevocationList | null;
-    tun: TunDevice;
+    /** the engine's output (BatchOutput, wrapped for relayed paths: directory/relaypath.ts) */
+    out: Output;
     peers: ResolvedPeer[];
   },
 ): { engine: Engine; records: RecordCache } {
   const { now, log, hostCert } = x;
-  const engine = new Engine(engineOptions(config, x), new BatchOutput(x.udp, x.tun), now());
+  const engine = new Engine(engineOptions(config, x), x.out, now());
   zero(x.sk);
   if (x.revocation) {
     engine.setRevocation(new RevocationIndex(x.revocation), now());

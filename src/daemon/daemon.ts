@@ -18,6 +18,8 @@ import type { RouteManager } from "../net/route.js";
 import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
+import { BatchOutput } from "./output.js";
+import { RelayingOutput } from "../directory/relaypath.js";
 import {
   checkAndOpen,
   loadHostKeys,
@@ -159,17 +161,18 @@ export class Daemon {
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
+    const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const { engine, records } = makeEngine(config, {
-      ...{ ca, hostCert, sk, identity, policy, revocation, udp, tun, log, now, events, peers, dirHooks },
+      ...{ ca, hostCert, sk, identity, policy, revocation, udp, out, log, now, events, peers, dirHooks },
       onRotated: () => directory?.ephemeralRotated(now()),
     });
     startupMark("engine");
     try {
       directory =
         config.directory?.serve || config.directories.length > 0
-          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now)
+          ? await Directory.start(config, engine, dirHooks, log.child("directory"), now, out)
           : null;
     } catch (e) {
       engine.close(now());

@@ -73,6 +73,10 @@ export const METRIC_NAMES = [
   "mintun_directory_last_answer_timestamp_seconds",
   "mintun_directory_cached_records",
   "mintun_directory_records",
+  "mintun_relay_pairs",
+  "mintun_relay_bytes_total",
+  "mintun_relay_packets_total",
+  "mintun_relay_dropped_packets_total",
   "mintun_dns_responses_total",
   "mintun_dns_dropped_total",
   "mintun_name_lookups_total",
@@ -365,6 +369,25 @@ export function createRegistry(observe: () => Observation, withDefaults = true):
   gauge("mintun_directory_records", "records stored by this directory (directory role)", [], (g) =>
     g.set(o().status.directory?.server?.records ?? 0),
   );
+  gauge("mintun_relay_pairs", "host pairs holding a relay token (relay role)", [], (g) =>
+    g.set(o().status.directory?.relay?.pairs ?? 0),
+  );
+  for (const [name, help, field] of [
+    ["mintun_relay_bytes_total", "bytes this relay forwarded, by sending host (the 20 largest)", "bytes"],
+    [
+      "mintun_relay_packets_total",
+      "datagrams this relay forwarded, by sending host (the 20 largest)",
+      "packets",
+    ],
+    [
+      "mintun_relay_dropped_packets_total",
+      "datagrams this relay refused, by sending host (rate, no peer)",
+      "dropped",
+    ],
+  ] as const)
+    counter(name, help, ["host"], (c) => {
+      for (const h of o().status.directory?.relay?.hosts ?? []) c.inc({ host: h.name }, h[field]);
+    });
   counter("mintun_dns_responses_total", "DNS answers for overlay names, by rcode", ["rcode"], (c) => {
     const k = o().status.names?.dns.counters ?? {};
     for (const rcode of DNS_RCODES) c.inc({ rcode }, k[rcode] ?? 0);

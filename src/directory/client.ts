@@ -44,6 +44,7 @@ import type { Peer, Tunnel } from "../tunnel/tunnel.js";
 import { addrEqual, addrToString } from "../wire/addr.js";
 import { type DirRequest, type DirResponse, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
 import { RevocationIndex, decodeRevocation, verifyRevocation } from "../wire/revocation.js";
+import type { HostCert } from "../wire/cert.js";
 import { FrameType } from "../wire/frames.js";
 import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type LookupQuery, type VerifiedRecord, queryKey, verifyRecord } from "./record.js";
@@ -211,6 +212,23 @@ export class DirectoryClient {
     return this.cache.values();
   }
 
+  /** Index of the configured directory whose peer this is, or -1. */
+  directoryIndex(p: Peer): number {
+    return this.dirs.findIndex((d) => d.peer === p);
+  }
+
+  /** The configured endpoints of the directories, by index (20-byte records). */
+  directoryEndpoints(): Buffer[] {
+    return this.dirs.map((d) => d.endpoint);
+  }
+
+  /** Look a peer up again, fresh (NAT traversal: the directory answers with new notices too). */
+  relook(p: Peer, now: number): void {
+    const hc = p.hostCert;
+    if (!hc) return;
+    this.lookup(peerQuery(hc), now, () => undefined, true);
+  }
+
   isDirectoryPeer(p: Peer): boolean {
     for (const d of this.dirs) if (d.peer === p) return true;
     return false;
@@ -347,7 +365,15 @@ export class DirectoryClient {
     if (!f || f.dir !== i || f.q.op !== m.op) return; // stale or unexpected answer
     switch (m.status) {
       case "ok": {
-        const c = verifyRecord(m.record, f.q, this.opts.ca, this.engine.hostPk, Math.floor(now / 1000));
+        const c = verifyRecord(
+          m.record,
+          f.q,
+          this.opts.ca,
+          this.engine.hostPk,
+          Math.floor(now / 1000),
+          undefined,
+          this.dirs.find((d) => d.observed)?.observed?.ip ?? null,
+        );
         if (!c.ok) {
           this.drops.dirBadRecord++;
           this.rlog.log(now, "warn", "dir-bad-record", "directory record refused", () => ({
@@ -624,14 +650,8 @@ export class DirectoryClient {
       if (this.relooked.size >= this.maxCached) this.relooked.delete(this.relooked.keys().next().value!);
       this.relooked.set(k, now);
       this.events.dirRelookups++;
-      const q: LookupQuery =
-        hc.ip4 !== null
-          ? { op: "address", ip: hc.ip4 }
-          : hc.ip6 !== null
-            ? { op: "address", ip: hc.ip6 }
-            : { op: "name", name: hc.name };
       this.lookup(
-        q,
+        peerQuery(hc),
         now,
         (r) => {
           if (!r.ok || !equal(r.record.hostCert.publicKey, hc.publicKey)) return;
@@ -661,4 +681,10 @@ export class DirectoryClient {
     for (const [k, until] of this.negative) if (until <= now) this.negative.delete(k);
     for (const [k, at] of this.relooked) if (now - at > 60_000) this.relooked.delete(k);
   }
+}
+
+/** The question that finds a known host again: its address, else its name. */
+function peerQuery(hc: HostCert): LookupQuery {
+  if (hc.ip4 !== null) return { op: "address", ip: hc.ip4 };
+  return hc.ip6 !== null ? { op: "address", ip: hc.ip6 } : { op: "name", name: hc.name };
 }

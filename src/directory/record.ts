@@ -30,7 +30,10 @@ export interface VerifiedRecord {
   eph: EphemeralCert;
   /** the underlay address the directory saw the host register from (unsigned hint) */
   observed: DirEndpoint | null;
-  /** where to send: the observed endpoint, else the first one the host published (20-byte record) */
+  /**
+   * where to send: the observed endpoint, else the first one the host published (20-byte
+   * record); a published one of the same family when the host is behind our own NAT
+   */
   endpoint: Buffer;
   /** ms: when the ephemeral certificate expires (the record is usable until then) */
   expiresAt: number;
@@ -76,6 +79,7 @@ export function verifyRecord(
   selfKey: Buffer,
   nowSec: number,
   expectKey?: Buffer,
+  selfObservedIp?: string | null,
 ): RecordCheck {
   const cert = decodeCert(w.host);
   const eph = decodeEphemeral(w.eph);
@@ -89,7 +93,15 @@ export function verifyRecord(
   if (q && !certAnswers(cert, q)) return { ok: false, reason: "wrong-answer", detail: cert.name };
   if (expectKey && !equal(expectKey, cert.publicKey)) return { ok: false, reason: "wrong-host" };
   let endpoint: Buffer | null = null;
-  if (w.observed) endpoint = tryEncodeAddr(w.observed.ip, w.observed.port);
+  // behind the same NAT as we are (the directory saw both of us at one public address):
+  // its own published address, signed, reaches it; the NAT's public one usually does not
+  const sameNat = w.observed !== null && selfObservedIp != null && w.observed.ip === selfObservedIp;
+  if (sameNat) {
+    const fam = w.observed!.ip.includes(":") ? ":" : ".";
+    const local = eph.endpoints.find((ep) => ep.ip.includes(fam) && ep.ip !== w.observed!.ip);
+    if (local) endpoint = tryEncodeAddr(local.ip, local.port);
+  }
+  if (!endpoint && w.observed) endpoint = tryEncodeAddr(w.observed.ip, w.observed.port);
   for (const ep of eph.endpoints) {
     if (endpoint) break;
     endpoint = tryEncodeAddr(ep.ip, ep.port);

@@ -13,10 +13,16 @@ import { FrameType } from "../wire/frames.js";
 import { DirectoryClient, type DirectoryClientStatus } from "./client.js";
 import { DirectoryServer } from "./server.js";
 import { FileStore, type RecordStore } from "./store.js";
+import { NatAgent } from "./nat.js";
+import { RelayServer, type RelayStatus } from "./relay.js";
+import { RelayingOutput, relayIn } from "./relaypath.js";
+import { Rendezvous, RENDEZVOUS_DEFAULTS } from "./rendezvous.js";
 
 export interface DirectoryStatus {
   client: DirectoryClientStatus | null;
   server: { store: string; records: number; hosts: number } | null;
+  /** the relay this directory runs (relay.serve), null: none */
+  relay: RelayStatus | null;
 }
 
 export class Directory {
@@ -24,6 +30,9 @@ export class Directory {
     readonly client: DirectoryClient | null,
     readonly server: DirectoryServer | null,
     private readonly now: () => number,
+    readonly relay: RelayServer | null,
+    readonly rendezvous: Rendezvous | null,
+    readonly nat: NatAgent | null,
   ) {}
 
   /**
@@ -36,10 +45,29 @@ export class Directory {
     hooks: DirectoryHooks,
     log: Logger,
     now: () => number,
+    /** the engine's output, when it is a RelayingOutput (relayed paths; absent: none) */
+    relayOut?: RelayingOutput,
   ): Promise<Directory> {
     let server: DirectoryServer | null = null;
+    let relay: RelayServer | null = null;
+    let rendezvous: Rendezvous | null = null;
     const dc = config.directory;
     if (dc?.serve) {
+      if (config.relay?.serve && relayOut) {
+        relay = new RelayServer(
+          engine,
+          relayOut,
+          {
+            bytesPerSec: config.relay.bytesPerSec,
+            burstBytes: config.relay.burstBytes,
+            maxPairs: config.relay.maxPairs,
+            idleMs: 120_000,
+          },
+          log.child("relay"),
+        );
+        log.log("info", "relay on", { bytesPerSec: config.relay.bytesPerSec });
+      }
+      rendezvous = new Rendezvous(engine, relay, RENDEZVOUS_DEFAULTS, log);
       let store: RecordStore;
       if (dc.store === "etcd") {
         // loaded only when configured: the gRPC client is large
@@ -56,6 +84,7 @@ export class Directory {
         logger: log,
         registerPerSec: dc.registerPerSec,
         lookupPerSec: dc.lookupPerSec,
+        rendezvous,
       });
       log.log("info", "directory role on", { store: store.kind, records: store.size() });
     }
@@ -76,19 +105,27 @@ export class Directory {
     }
     const srv = server;
     const cli = client;
+    const nat = cli
+      ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"))
+      : null;
+    if (relayOut && nat) relayOut.agent = nat;
     if (srv || cli)
       hooks.frame = (t, type, buf, off, len, at) => {
         if (type === FrameType.DirRequest && srv) srv.onRequest(t, buf, off, len, at);
         else if (type === FrameType.DirResponse && cli) cli.onResponse(t, buf, off, len, at);
+        else if (type === FrameType.DirNotice && cli && nat)
+          nat.onNotice(cli.directoryIndex(t.peer), buf, off, len, at);
         else return false;
         return true;
       };
-    return new Directory(client, server, now);
+    const rs = relay;
+    if (rs || nat) hooks.udpBatch = (b, at) => relayIn(b, rs, nat, at);
+    return new Directory(client, server, now, relay, rendezvous, nat);
   }
 
   /** The client's and the server's counters, summed by key (status adds the engine's). */
   counters(): { drops: Record<string, number>; events: Record<string, number> } {
-    const parts = [this.client, this.server].filter((x) => x !== null);
+    const parts = [this.client, this.server, this.relay, this.rendezvous, this.nat].filter((x) => x !== null);
     return {
       drops: sumCounters(...parts.map((p) => p.drops)),
       events: sumCounters(...parts.map((p) => p.events)),
@@ -97,8 +134,10 @@ export class Directory {
 
   tick(now: number): void {
     this.server?.tick(now);
+    this.relay?.tick(now);
     if (this.client) {
       this.client.tick(now);
+      this.nat?.tick(now);
       this.client.engine.flushOutput();
     }
   }
@@ -114,7 +153,11 @@ export class Directory {
   }
 
   state(): DirectoryStatus {
-    return { client: this.client?.state(this.now()) ?? null, server: this.server?.state() ?? null };
+    return {
+      client: this.client?.state(this.now()) ?? null,
+      server: this.server?.state() ?? null,
+      relay: this.relay?.state() ?? null,
+    };
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,7 @@ import { decodeEphemeral, verifyCert, verifyEphemeral } from "../wire/cert.js";
 import { type DirResponse, decodeDirRequest, encodeDirResponse, revChunkLength } from "../wire/directory.js";
 import { FrameType } from "../wire/frames.js";
 import { type RecordStore, type StoredRecord, makeRecord } from "./store.js";
+import type { Rendezvous } from "./rendezvous.js";
 
 export interface DirectoryServerOptions {
   store: RecordStore;
@@ -37,6 +38,8 @@ export interface DirectoryServerOptions {
   lookupBurst?: number;
   /** hosts with a rate-limit bucket (bounded; oldest dropped) */
   maxHosts?: number;
+  /** NAT traversal: notices to both hosts when a NATed host is looked up (absent: none) */
+  rendezvous?: Rendezvous | null;
 }
 
 interface Bucket {
@@ -52,7 +55,8 @@ export class DirectoryServer {
   private readonly buckets = new Map<string, Bucket>();
   private readonly log: Logger;
   private readonly rlog: RateLimitedLog;
-  private readonly o: Required<Omit<DirectoryServerOptions, "logger">>;
+  private readonly o: Required<Omit<DirectoryServerOptions, "logger" | "rendezvous">>;
+  private readonly rdv: Rendezvous | null;
   /** requests waiting for the store (bounded: beyond it, UNAVAILABLE) */
   private busy = 0;
   private lastSweep = 0;
@@ -64,6 +68,7 @@ export class DirectoryServer {
   ) {
     this.log = opts.logger ?? nullLogger;
     this.rlog = new RateLimitedLog(this.log);
+    this.rdv = opts.rendezvous ?? null;
     this.o = {
       store: opts.store,
       clock: opts.clock,
@@ -122,6 +127,7 @@ export class DirectoryServer {
       this.run(
         this.o.store.put(rec, now),
         (res) => {
+          if (res === "ok" || res === "older") this.rdv?.registered(hc.publicKey, eph!.endpoints);
           if (res === "ok") {
             this.events.dirRecordsStored++;
             this.log.log("debug", "registered", { host: rec.name, observed: `${a.ip}:${a.port}` });
@@ -170,12 +176,15 @@ export class DirectoryServer {
     const q = op === "name" ? this.o.store.byName(m.name, now) : this.o.store.byAddress(m.ip, op, now);
     this.run(
       q,
-      (r: StoredRecord | null) =>
+      (r: StoredRecord | null) => {
+        // notices first: the requester holds the relay token before it holds the record
+        if (r) this.rdv?.onLookup(t, r, this.o.clock());
         reply(
           r
             ? { op, id: m.id, status: "ok", record: { host: r.host, eph: r.eph, observed: r.observed } }
             : { op, id: m.id, status: "notFound" },
-        ),
+        );
+      },
       () => reply({ op: m.op, id: m.id, status: "unavailable" }),
     );
   }
@@ -222,6 +231,7 @@ export class DirectoryServer {
 
   tick(now: number): void {
     this.o.store.tick(now);
+    this.rdv?.tick(now);
     if (now - this.lastSweep < 10_000) return;
     this.lastSweep = now;
     for (const [k, b] of this.buckets) if (now - b.at > 60_000) this.buckets.delete(k);

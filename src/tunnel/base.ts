@@ -113,6 +113,12 @@ export abstract class EngineBase {
   /** incremented per batch / tick: the route-source probe runs once per tunnel per batch */
   protected batchSeq = 0;
   protected readonly srcScratch = Buffer.alloc(ADDR_BYTES);
+  /**
+   * The epoch of the last DATA packet that opened (outside.ts): a packet under the same TID
+   * reuses its TID string instead of making one (no allocation per packet). Only the string
+   * is reused: the table lookup and every check still run per packet.
+   */
+  rxTidHint: Epoch | null = null;
   readonly certs: CertCache;
   readonly buckets: SourceBuckets;
   readonly load: LoadMeter;
@@ -251,10 +257,19 @@ export abstract class EngineBase {
     );
   }
 
+  /** The 12-byte nonce of the packet at off: 4 zero bytes, then its type byte and counter. */
   setNonceFrom(buf: Buffer, off: number): void {
+    // byte stores: Buffer.copy costs more than the 12 bytes it moves (small packets)
     const n = this.nonce;
-    n.writeUInt32BE(0, 0);
-    buf.copy(n, 4, off + 8, off + 16);
+    n[0] = n[1] = n[2] = n[3] = 0;
+    n[4] = buf[off + 8]!;
+    n[5] = buf[off + 9]!;
+    n[6] = buf[off + 10]!;
+    n[7] = buf[off + 11]!;
+    n[8] = buf[off + 12]!;
+    n[9] = buf[off + 13]!;
+    n[10] = buf[off + 14]!;
+    n[11] = buf[off + 15]!;
   }
 
   /**
@@ -301,7 +316,8 @@ export abstract class EngineBase {
     const e = t.cur!;
     const type = t.sendType;
     const start = pt - (type === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES);
-    e.tidBuf.copy(buf, start);
+    const tb = e.tidBuf;
+    for (let k = 0; k < 8; k++) buf[start + k] = tb[k]!;
     writeTypeCounter(buf, start, type, e.sendCounter++);
     if (type === PacketType.Reply) t.accept!.tR.copy(buf, start + REPLY_OFFSET_PUB);
     this.setNonceFrom(buf, start);
@@ -386,6 +402,7 @@ export abstract class EngineBase {
     if (t.crossMove) this.tids.delete(t.crossMove.tid);
     if (t.crossEp) this.tids.delete(t.crossEp.tid);
     this.tids.delete(t.tid);
+    this.rxTidHint = null; // holds no closed tunnel's epoch
     t.eraseAll();
     const i = t.peer.tunnels.indexOf(t);
     if (i >= 0) t.peer.tunnels.splice(i, 1);
@@ -517,6 +534,7 @@ export abstract class EngineBase {
   }
 
   retireEpoch(t: Tunnel, e: Epoch): void {
+    if (this.rxTidHint === e) this.rxTidHint = null;
     if (e.tid !== t.tid || t.state === "closed") this.tids.delete(e.tid);
     else if (t.cur?.tid !== e.tid && t.next?.tid !== e.tid) this.tids.delete(e.tid);
     e.erase();

@@ -5,6 +5,8 @@
 import { dh, dhKeyPair, zero } from "../crypto/sodium.js";
 import { FrameType, decodeRekey, encodeRekey } from "../wire/frames.js";
 import { PacketType, tidKey } from "../wire/packet.js";
+import { PUNCH_TYPE, encodePunchInto, isPunch, PUNCH_BYTES } from "../wire/nat.js";
+import { randomBytes } from "../crypto/sodium.js";
 import { deriveRekey } from "./keys.js";
 import { Epoch, Tunnel } from "./tunnel.js";
 import { PROBE_BODY } from "./options.js";
@@ -46,9 +48,26 @@ export abstract class Control extends Create {
       case PacketType.RecordResponse:
         this.onRecordResponse(buf, off, len, now);
         return;
+      case PUNCH_TYPE:
+        // a peer opening its NAT towards us (rendezvous): carries nothing, answered with nothing
+        if (isPunch(buf, off, len)) this.events.punchesReceived++;
+        else this.drops.malformed++;
+        return;
       default:
         this.drops.malformed++;
     }
+  }
+
+  /**
+   * NAT traversal (issue 17): one PUNCH (16 bytes, nothing in it) to `endpoint`, so that our
+   * NAT lets the peer's packets from there in. The caller bounds how many (src/directory/nat.ts).
+   */
+  sendPunch(endpoint: Buffer, now: number): void {
+    const b = Buffer.allocUnsafe(PUNCH_BYTES);
+    encodePunchInto(b, 0, randomBytes(8));
+    this.events.punchesSent++;
+    this.out.sendUdp(b, 0, PUNCH_BYTES, endpoint, 0);
+    void now;
   }
 
   protected onControlFrame(
@@ -109,6 +128,7 @@ export abstract class Control extends Create {
         return;
       case FrameType.DirRequest:
       case FrameType.DirResponse:
+      case FrameType.DirNotice:
         if (!this.dirHooks.frame?.(t, type, buf, off, len, now)) this.drops.badFrames++;
         return;
       default:

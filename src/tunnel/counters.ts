@@ -150,6 +150,11 @@ export function newEvents() {
     unconfirmedReplaced: 0,
     /** probes sent to an endpoint a directory returned for a silent tunnel (the tunnel moves only on an authenticated answer) */
     endpointProbes: 0,
+    /** NAT traversal (issue 17): PUNCH datagrams sent (rendezvous) and received (nothing else happens) */
+    punchesSent: 0,
+    punchesReceived: 0,
+    /** creations resent towards another path (a punched NAT, or the relay) */
+    creationRetries: 0,
     /** connections this host opened / accepted / refused by policy or authentication */
     connsOpened: 0,
     connsAccepted: 0,

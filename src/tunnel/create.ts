@@ -96,6 +96,26 @@ export abstract class Create extends Accept {
     this.sendCreate(t, q, now);
   }
 
+  /**
+   * NAT traversal (issue 17): the peer's creation got no REPLY yet; resend what it sent
+   * 0-RTT (each packet naming its earlier sends in a RETRY frame, so nothing is delivered
+   * twice), to `endpoint` when given (the relay, or another candidate) or where it went.
+   * The tunnel's endpoint still moves only on an authenticated packet. False: no creation
+   * in progress.
+   */
+  retryCreation(peer: Peer, endpoint: Buffer | null, now: number): boolean {
+    const t = peer.sendTunnel();
+    if (!t || t.state !== "creating" || !t.create || t.create.solving) return false;
+    if (endpoint) {
+      endpoint.copy(t.endpoint, 0, 0, t.endpoint.length);
+      if (peer.endpoint) endpoint.copy(peer.endpoint, 0, 0, peer.endpoint.length);
+    }
+    this.events.creationRetries++;
+    this.resendQueue(t, t.create.queue, now);
+    this.out.flush();
+    return true;
+  }
+
   protected startCreate(peer: Peer, now: number): Tunnel | null {
     if (this.tunnelCount >= this.opts.maxTunnels) {
       this.drops.tableFull++;

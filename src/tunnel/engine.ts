@@ -33,6 +33,7 @@ export class Engine extends EngineCore {
   /** A batch received from UDP (receive path, outside.ts). */
   handleUdpBatch(b: UdpBatch, now: number): void {
     this.batchSeq++;
+    this.dirHooks.udpBatch?.(b, now);
     onUdpBatch(this, b, now);
     this.out.flush();
   }

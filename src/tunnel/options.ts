@@ -11,6 +11,7 @@ import { type ConnIdentity } from "../conn/conns.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { type Policy } from "../conn/policy.js";
 import type { Tunnel } from "./tunnel.js";
+import type { UdpBatch } from "./io.js";
 
 /** Where the engine's actions go. Buffers passed are valid until `flush()` returns. */
 export interface Output {
@@ -81,6 +82,11 @@ export interface DirectoryHooks {
   frame?: (t: Tunnel, type: number, buf: Buffer, off: number, len: number, now: number) => boolean;
   /** a tunnel this host created became established */
   tunnelUp?: (t: Tunnel, now: number) => void;
+  /**
+   * a received UDP batch, before the engine reads it: relayed datagrams are forwarded or
+   * unwrapped in place (src/directory/relaypath.ts); a slot set to length 0 is skipped
+   */
+  udpBatch?: (b: UdpBatch, now: number) => void;
 }
 
 /** The options a reload (SIGHUP) changes on a running engine: Engine.reconfigure. */

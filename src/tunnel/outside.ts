@@ -20,6 +20,8 @@ export function onUdpBatch(engine: Engine, b: UdpBatch, now: number): void {
   const buf = b.buf;
   const addrs = b.addrs;
   for (let i = 0; i < b.count; i++) {
+    // 0: taken before the engine (a datagram the relay forwarded: src/directory/relaypath.ts)
+    if (b.lens[i] === 0) continue;
     onDatagram(engine, buf, i * b.slotSize + b.headroom, b.lens[i]!, addrs, i * ADDR_REC, now);
   }
 }
@@ -59,7 +61,8 @@ function onData(
     drops.malformed++;
     return;
   }
-  const tid = tidKey(buf, off);
+  const hint = engine.rxTidHint;
+  const tid = hint !== null && sameTid(buf, off, hint.tidBuf) ? hint.tid : tidKey(buf, off);
   const t = engine.tids.get(tid);
   if (t === undefined) {
     drops.unknownTid++;
@@ -99,6 +102,7 @@ function onData(
     return;
   }
   e.replay.accept(n);
+  engine.rxTidHint = e;
   // state changes only from here on
   if (t.state === "replying" && e === t.cur) {
     // the creator uses the new key: creation is confirmed
@@ -117,4 +121,17 @@ function onData(
   }
   engine.onAuthenticated(t, src, srcOff, len, now, e === t.cur);
   engine.deliverFrames(t, engine.frames.reset(buf, ptOff, plainLen), now);
+}
+
+function sameTid(buf: Buffer, off: number, tb: Buffer): boolean {
+  return (
+    buf[off] === tb[0] &&
+    buf[off + 1] === tb[1] &&
+    buf[off + 2] === tb[2] &&
+    buf[off + 3] === tb[3] &&
+    buf[off + 4] === tb[4] &&
+    buf[off + 5] === tb[5] &&
+    buf[off + 6] === tb[6] &&
+    buf[off + 7] === tb[7]
+  );
 }

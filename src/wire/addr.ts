@@ -50,7 +50,28 @@ export function decodeAddrRecord(buf: Buffer, off: number): { ip: string; port: 
   return { ip, port, family: fam };
 }
 
+/**
+ * A relayed path as an endpoint record (issue 17): family RELAY_FAMILY, byte 1 the index of
+ * the directory whose relay carries it, bytes 4..11 the pair's relay token. The engine
+ * treats it as any endpoint (tunnels move to and from it on authenticated packets); the
+ * daemon's output wraps datagrams to it for the relay and never hands it to the kernel.
+ */
+export const RELAY_FAMILY = 0x52;
+
+export function relayAddr(dirIndex: number, token: Buffer): Buffer {
+  const b = Buffer.alloc(ADDR_BYTES);
+  b[0] = RELAY_FAMILY;
+  b[1] = dirIndex;
+  token.copy(b, 4, 0, 8);
+  return b;
+}
+
+export function isRelayAddr(buf: Buffer, off = 0): boolean {
+  return buf[off] === RELAY_FAMILY;
+}
+
 export function addrToString(buf: Buffer, off = 0): string {
+  if (buf[off] === RELAY_FAMILY) return `relay:${buf[off + 1]}/${buf.toString("hex", off + 4, off + 12)}`;
   const a = decodeAddrRecord(buf, off);
   return a.family === 6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
 }

@@ -49,6 +49,8 @@ export const FrameType = {
   Close: 19,
   DirRequest: 20,
   DirResponse: 21,
+  /** directory -> host: rendezvous (wire/nat.ts) */
+  DirNotice: 22,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

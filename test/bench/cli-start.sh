@@ -25,6 +25,10 @@ ip netns exec $NS node bin/mintund --config $W/a.yaml 2>$W/a.log & PID=$!
 for _ in $(seq 100); do [ -S $W/a.sock ] && break; sleep 0.1; done
 [ -S $W/a.sock ] || { echo "mintund did not start:"; cat $W/a.log; exit 1; }
 cmds=("node -e 0")  # the floor: node itself
-for b in "${BINS[@]}"; do cmds+=("node $b status --socket $W/a.sock"); done
+# run as a user does: the program itself (bin/mintun's sh line execs node on the bundle);
+# a BIN ending in .js/.mjs/.cjs (an older tree's entry) is run with node
+for b in "${BINS[@]}"; do
+  case $b in *.js | *.mjs | *.cjs) cmds+=("node $b status --socket $W/a.sock") ;; *) cmds+=("$b status --socket $W/a.sock") ;; esac
+done
 # NODE_EXTRA_CA_CERTS makes node read a CA bundle at start (about 50 ms here): left out
 env -u NODE_EXTRA_CA_CERTS hyperfine -N --warmup 3 --runs "$RUNS" "${cmds[@]}"

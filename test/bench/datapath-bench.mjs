@@ -1,13 +1,14 @@
 // Data-path cost per packet in the protocol core, in process (no syscalls): seal (TUN batch ->
-// sealed datagrams) and open (datagram batch -> inner packets), 1400-byte packets, batches of 64.
-// Usage: npm run build:ts && node test/bench/datapath-bench.mjs [seconds]
+// sealed datagrams) and open (datagram batch -> inner packets), batches of 64 IPv4/UDP packets of
+// LEN bytes (default 1400; 92 = the IP packet of iperf3 -u -l 64, the small-packet bench).
+// Usage: npm run build:ts && node test/bench/datapath-bench.mjs [seconds] [LEN]
 import { tryEncodeAddr } from "../../dist/wire/addr.js";
 import { Engine } from "../../dist/tunnel/engine.js";
 import { onDatagram } from "../../dist/tunnel/outside.js";
 import { NOW as now, host, engineOpts } from "./common.mjs";
 
 const SECONDS = Number(process.argv[2] ?? 3);
-const LEN = 1400;
+const LEN = Number(process.argv[3] ?? 1400);
 const BATCH = 64;
 const addr = { a: tryEncodeAddr("192.0.2.1", 7000), b: tryEncodeAddr("192.0.2.2", 7000) };
 const engines = {};

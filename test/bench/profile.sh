@@ -64,6 +64,14 @@ sleep 0.5
 ip netns exec $NS_A ping -n -q -c 3 -i 0.2 10.202.0.2 >/dev/null 2>&1 || echo "warning: warm-up ping failed" >&2
 timeout $((SECS + 30)) ip netns exec $NS_A iperf3 -c 10.202.0.2 -t "$SECS" "$@" | tee "$PROF_DIR/iperf-client.log" | tail -4
 
+# where packets were lost: UDP counters of both namespaces (iperf3's socket and the
+# daemons'), the TUN devices' counters, the daemons' own counters
+for s in a b; do
+  ns=$([ $s = a ] && echo $NS_A || echo $NS_B)
+  { echo "== $s"; ip netns exec "$ns" grep '^Udp:' /proc/net/snmp; ip -n "$ns" -s link show mtb0 2>/dev/null
+    timeout 5 "$HERE/../../bin/mintun" status --socket "$WORK/cmd/$s.sock" --json 2>/dev/null; echo; } \
+    >"$PROF_DIR/counters-$s.txt" 2>&1 || true
+done
 # SIGTERM the daemons (pids are node's: mintun-cmd.sh execs it); wait for the profiles
 for p in "${PIDS[@]:0:2}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]:0:2}"; do for i in $(seq 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done; done

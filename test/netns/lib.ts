@@ -500,7 +500,7 @@ function checkHostName(h: string): void {
   if (!/^[a-z0-9]{1,10}$/.test(h)) throw new Error(`host name ${JSON.stringify(h)}: use 1-10 of [a-z0-9]`);
 }
 
-async function makeSwitch(topo: Topology, swName: string): Promise<Netns> {
+export async function makeSwitch(topo: Topology, swName: string): Promise<Netns> {
   const sw = await topo.addNs(swName);
   topo.switches.push(sw);
   await sw.ip("link", "add", "br0", "type", "bridge", "stp_state", "0", "mcast_snooping", "0");
@@ -509,7 +509,7 @@ async function makeSwitch(topo: Topology, swName: string): Promise<Netns> {
 }
 
 /** veth: `swPort` in the switch (enslaved to br0), `dev` in the other namespace. */
-async function plug(sw: Netns, swPort: string, other: Netns, dev: string, mtu: number): Promise<void> {
+export async function plug(sw: Netns, swPort: string, other: Netns, dev: string, mtu: number): Promise<void> {
   await sw.ip(
     "link",
     "add",
@@ -530,7 +530,14 @@ async function plug(sw: Netns, swPort: string, other: Netns, dev: string, mtu: n
   await sw.ip("link", "set", swPort, "up");
 }
 
-async function addrUp(ns: Netns, dev: string, a4: string, p4: number, a6: string, p6: number): Promise<void> {
+export async function addrUp(
+  ns: Netns,
+  dev: string,
+  a4: string,
+  p4: number,
+  a6: string,
+  p6: number,
+): Promise<void> {
   await ns.sysctl(`net.ipv6.conf.${dev}.accept_dad`, 0);
   await ns.ip("addr", "add", `${a4}/${p4}`, "dev", dev);
   await ns.ip("-6", "addr", "add", `${a6}/${p6}`, "dev", dev, "nodad");

@@ -8,7 +8,7 @@
  * ROOT/usr, so the README's `export PATH="$PWD/bin:$PATH"` names the package's bin/,
  * and ROOT/usr/sbin (mintund) is first on PATH. No repository file is on PATH.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -24,6 +24,18 @@ function run(cmd: string, args: string[], timeout = 60_000): string {
       `${cmd} ${args.join(" ")}: ${r.error?.message ?? `exit ${r.status}`}\n${r.stdout}${r.stderr}`,
     );
   return r.stdout;
+}
+
+/**
+ * The package build, without blocking the test worker's event loop: a minute or more of
+ * spawnSync under load starves vitest's worker RPC ("Timeout calling onTaskUpdate").
+ */
+function runAsync(cmd: string, args: string[], timeout: number): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { encoding: "utf8", timeout, cwd: REPO, maxBuffer: 64 << 20 }, (e, stdout, stderr) =>
+      e ? reject(new Error(`${cmd} ${args.join(" ")}: ${e.message}\n${stdout}${stderr}`)) : resolve(stdout),
+    ),
+  );
 }
 
 /** The npm packages a production install has: package-lock.json entries that are not dev-only. */
@@ -48,7 +60,7 @@ describe.skipIf(process.getuid?.() !== 0)(
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mintun-pkgtest-"));
       deb =
         process.env.MINTUN_DEB ??
-        run("bash", ["scripts/package.sh", tmp], BUILD_MS).trim().split("\n").pop()!;
+        (await runAsync("bash", ["scripts/package.sh", tmp], BUILD_MS)).trim().split("\n").pop()!;
       root = path.join(tmp, "root");
       fs.mkdirSync(path.join(root, "var/lib/dpkg/info"), { recursive: true });
       fs.mkdirSync(path.join(root, "var/lib/dpkg/updates"), { recursive: true });
@@ -81,7 +93,7 @@ describe.skipIf(process.getuid?.() !== 0)(
       for (const f of [
         "/usr/bin/mintun",
         "/usr/sbin/mintund",
-        "/usr/lib/mintun/cli/mintun.js",
+        "/usr/lib/mintun/cli/mintun.cjs",
         "/usr/lib/mintun/daemon/mintund.js",
         "/usr/lib/mintun/mintun_linux.node",
         "/usr/lib/systemd/system/mintund.service",
@@ -137,6 +149,18 @@ describe.skipIf(process.getuid?.() !== 0)(
       expect(dhelp.stdout).toMatch(/^usage: mintund /m);
       expect(exec(mintun, ["--version"]).stdout).toContain(`mintun ${version}`);
       expect(exec(mintund, ["--version"]).stdout).toContain(`mintund ${version}`);
+      // `mintun install` from the package: nothing to do, and it says why (before: "dist is missing: run npm ci")
+      const inst = exec(mintun, ["install"]);
+      expect(inst.status).toBe(0);
+      expect(inst.stdout).toMatch(
+        /^nothing to install: this mintun was installed by the Debian package 'mintun'/,
+      );
+      expect(inst.stdout).toContain("systemctl daemon-reload && systemctl enable --now mintund");
+      expect(inst.stdout + inst.stderr).not.toMatch(/npm ci|missing/);
+      const staged = exec(mintun, ["install", "--root", path.join(tmp, "stage")]);
+      expect(staged.status).toBe(1);
+      expect(staged.stderr).toMatch(/Debian package's \(\/usr\/lib\/mintun\): it cannot be copied/);
+      expect(fs.existsSync(path.join(tmp, "stage"))).toBe(false);
       // the packaged example config is refused only for what an operator must fill in (key files)
       const cc = exec(mintun, ["check-config", path.join(root, "etc/mintun/mintund.yaml.example")]);
       expect(cc.stdout + cc.stderr).not.toMatch(/Cannot find module|ERR_MODULE_NOT_FOUND|ENATIVE/);

@@ -119,7 +119,7 @@ describe("mintun status and peers text", () => {
     expect(t).toContain("up 364d 23h");
     expect(t).not.toContain("31535958");
     expect(t).toContain("ephemeral keys: deadbeef (4m 10s left)");
-    expect(t).toMatch(/^gw\s+initiator\s+established\s+192\.0\.2\.1:7000\s+2h 3m\s+2\s/m);
+    expect(t).toMatch(/^gw\s+initiator\s+established\s+direct\s+192\.0\.2\.1:7000\s+2h 3m\s+1ms\s+2\s/m);
     expect(t).toMatch(/1\.5s ago\s+never\s+s1$/m);
     expect(t).toMatch(/^gw .*key 0badf00d, 3d left$/m);
     expect(t).toMatch(/^b .*not fetched: refused \(certificate wrong-issuer\)$/m);

@@ -408,6 +408,50 @@ describe("bin/mintun as a process (bundled as npm run build does)", () => {
       const st = mintun(["status"], undefined, { MINTUN_SOCKET: sock });
       expect(st.status).toBe(1);
       expect(st.stderr).toBe(`mintun: mintund is not running (no API socket at ${sock})\n`);
+      // run as a program (bin/mintun's sh line): the CommonJS bundle starts without node's
+      // ESM loader, from V8's code cache made at build time, and a status call loads no npm
+      // package (docs/PERFORMANCE.md "CLI start")
+      const hook = path.join(root, "loaded.cjs");
+      fs.writeFileSync(
+        hook,
+        'process.on("exit", () => process.stderr.write("LOADED " + JSON.stringify({ ' +
+          'esm: process.moduleLoadList.filter((m) => m.includes("esm/loader")), ' +
+          'files: Object.keys(require.cache), cache: globalThis.__mintunCodeCache }) + "\\n"));',
+      );
+      fs.chmodSync(path.join(root, "bin/mintun"), 0o755);
+      const direct = () => {
+        const r = spawnSync(path.join(root, "bin/mintun"), ["status"], {
+          encoding: "utf8",
+          cwd: root,
+          // node would read (here: fail to read) this CA bundle at start; the CLI drops it
+          env: {
+            ...env,
+            MINTUN_SOCKET: sock,
+            NODE_OPTIONS: `--require ${hook}`,
+            NODE_EXTRA_CA_CERTS: path.join(root, "no-such-ca.pem"),
+          },
+          timeout: 20_000,
+        });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`mintun: mintund is not running (no API socket at ${sock})\n`);
+        expect(r.stderr).not.toMatch(/extra certs/);
+        return JSON.parse(/^LOADED (.*)$/m.exec(r.stderr)![1]!) as {
+          esm: string[];
+          files: string[];
+          cache: string;
+        };
+      };
+      const loaded = direct();
+      expect(loaded.esm).toEqual([]);
+      expect(loaded.files).toEqual([hook, path.join(root, "dist/cli-bundle/mintun.cjs")]);
+      expect(loaded.cache).toBe("used");
+      // a cache that does not fit (another node, a damaged file) is ignored: compiled instead
+      const cacheFile = path.join(root, "dist/cli-bundle/mintun-main.cjs.cache");
+      const good = fs.readFileSync(cacheFile);
+      fs.writeFileSync(cacheFile, Buffer.alloc(good.length, 7));
+      expect(direct().cache).toBe("rejected");
+      fs.rmSync(cacheFile);
+      expect(direct().cache).toBe("none");
       expect(mintun(["ca", "init", "--dir", "ca"]).status).toBe(0);
       const b = mintun([
         "ca",

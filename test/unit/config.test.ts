@@ -55,6 +55,7 @@ describe("parseConfig", () => {
       peers: [],
       directories: [],
       directory: null,
+      relay: null,
       api: { socket: "/run/mintun/mintund.sock" },
       stateDir: "/var/lib/mintun",
       log: { level: "info" },
@@ -136,6 +137,36 @@ log: { level: debug }
     const p = err(`${MIN}peers:\n  - name: a\n    endpoint: a.b:1\n    port: 3\n`);
     expect(p.key).toBe("peers[0].port");
     expect(p.line).toBe(8);
+  });
+
+  it("relay: defaults, limits, did-you-mean, and it needs the directory role", () => {
+    const dir = "directory:\n  serve: true\n";
+    expect(parseConfig(`${MIN}${dir}relay:\n  serve: true\n`, FILE).relay).toEqual({
+      serve: true,
+      bytesPerSec: 1_000_000,
+      burstBytes: 2_000_000,
+      maxPairs: 10_000,
+    });
+    expect(
+      parseConfig(`${MIN}${dir}relay:\n  serve: true\n  bytesPerSec: 50000\n`, FILE).relay?.bytesPerSec,
+    ).toBe(50_000);
+    const alone = err(`${MIN}relay:\n  serve: true\n`);
+    expect(alone.key).toBe("relay.serve");
+    expect(alone.line).toBe(6);
+    expect(alone.message).toMatch(/needs directory\.serve: true/);
+    const typo = err(`${MIN}${dir}relay:\n  serve: true\n  bytesPerSecond: 5\n`);
+    expect(typo.key).toBe("relay.bytesPerSecond");
+    expect(typo.line).toBe(9);
+    expect(typo.message).toContain("did you mean 'bytesPerSec'");
+    const low = err(`${MIN}${dir}relay:\n  serve: true\n  bytesPerSec: 10\n`);
+    expect(low.key).toBe("relay.bytesPerSec");
+    expect(low.message).toMatch(/expected .*1000.*got 10/);
+    const burst = err(`${MIN}${dir}relay:\n  serve: true\n  bytesPerSec: 1000000\n  burstBytes: 2000\n`);
+    expect(burst.key).toBe("relay.burstBytes");
+    expect(burst.line).toBe(10);
+    const serve = err(`${MIN}${dir}relay:\n  serve: yes please\n`);
+    expect(serve.message).toMatch(/expected true or false, got/);
+    expect(parseConfig(`${MIN}${dir}relay:\n  serve: false\n`, FILE).relay?.serve).toBe(false);
   });
 
   it("reports missing required keys", () => {

@@ -20,6 +20,8 @@ import {
 } from "../../src/directory/store.js";
 import { certAnswers, verifyRecord } from "../../src/directory/record.js";
 import { cidrContains } from "../../src/ip/ip.js";
+import { addrToString } from "../../src/wire/addr.js";
+import { MAX_LOCAL_CANDIDATES, localEndpoints } from "../../src/net/localaddrs.js";
 import { signEphemeral } from "../../src/wire/cert.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import { makeCa, makeHostCert } from "../inproc/harness.js";
@@ -40,7 +42,13 @@ function err(text: string): string {
 const ca = makeCa();
 const nowSec = Math.floor(Date.now() / 1000);
 
-function rec(name: string, ip4: string | null, subnets: string[] = [], life = 300): StoredRecord {
+function rec(
+  name: string,
+  ip4: string | null,
+  subnets: string[] = [],
+  life = 300,
+  endpoints: { ip: string; port: number }[] = [],
+): StoredRecord {
   const h = makeHostCert(ca, name, ip4, null, { subnets });
   const kp = signKeyPair();
   const eph = signEphemeral(
@@ -50,7 +58,7 @@ function rec(name: string, ip4: string | null, subnets: string[] = [], life = 30
       publicKey: kp.publicKey.subarray(0, 32),
       notBefore: nowSec - 1,
       notAfter: nowSec + life,
-      endpoints: [],
+      endpoints,
       protocolVersion: 1,
       minFirstPacket: 256,
     },
@@ -248,6 +256,73 @@ describe("directory records", () => {
     expect(certAnswers(hc, { op: "subnet", ip: "11.1.2.3" })).toBe(false);
     expect(cidrContains("10.0.0.0/8", "11.0.0.1")).toBe(-1);
     expect(cidrContains("fd00::/8", "fd12::1")).toBe(8);
+  });
+
+  it("same NAT: a host the directory saw at our own public address is reached on its signed local address", () => {
+    const r = rec("b", "10.77.0.2", [], 300, [
+      { ip: "fd02::2", port: 7001 },
+      { ip: "192.168.1.2", port: 7001 },
+    ]);
+    const self = signKeyPair().publicKey;
+    const w = { host: r.host, eph: r.eph, observed: r.observed }; // observed 192.0.2.1:7000
+    const ep = (selfIp: string | null): string => {
+      const v = verifyRecord(w, null, ca.cert, self, nowSec, undefined, selfIp);
+      return v.ok ? addrToString(v.record.endpoint) : v.reason;
+    };
+    expect(ep(null)).toBe("192.0.2.1:7000"); // our own public address unknown: the observed one
+    expect(ep("198.51.100.7")).toBe("192.0.2.1:7000"); // another NAT: the observed one
+    expect(ep("192.0.2.1")).toBe("192.168.1.2:7001"); // ours: its local IPv4 address (same family)
+    const none = rec("c", "10.77.0.3");
+    const v = verifyRecord(
+      { ...w, host: none.host, eph: none.eph },
+      null,
+      ca.cert,
+      self,
+      nowSec,
+      undefined,
+      "192.0.2.1",
+    );
+    expect(v.ok && addrToString(v.record.endpoint)).toBe("192.0.2.1:7000"); // nothing published: observed
+  });
+
+  it("local candidates: own addresses on a wildcard listen, never loopback, link-local, TUN or overlay", () => {
+    const ifs = {
+      lo: [{ address: "127.0.0.1", family: "IPv4", internal: true }],
+      eth0: [
+        { address: "192.168.1.2", family: "IPv4", internal: false },
+        { address: "fe80::1", family: "IPv6", internal: false },
+        { address: "fd02::2", family: "IPv6", internal: false },
+        { address: "169.254.3.3", family: "IPv4", internal: false },
+      ],
+      mt0: [{ address: "10.77.0.2", family: "IPv4", internal: false }],
+      eth1: [
+        { address: "10.77.0.2", family: "IPv4", internal: false },
+        { address: "203.0.113.5", family: "IPv4", internal: false },
+      ],
+    } as unknown as NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+    const src = { interfaces: () => ifs };
+    const skip = { devs: ["mt0"], addrs: ["10.77.0.2"] };
+    expect(localEndpoints("0.0.0.0", 7000, skip, src)).toEqual([
+      { ip: "192.168.1.2", port: 7000 },
+      { ip: "203.0.113.5", port: 7000 },
+    ]);
+    expect(localEndpoints("::", 7000, skip, src).map((e) => e.ip)).toEqual([
+      "192.168.1.2",
+      "203.0.113.5",
+      "fd02::2",
+    ]);
+    expect(localEndpoints("192.168.1.2", 7000, skip, src)).toEqual([{ ip: "192.168.1.2", port: 7000 }]);
+    expect(localEndpoints("0.0.0.0", 0, skip, src)).toEqual([]);
+    const many = {
+      eth0: Array.from({ length: 9 }, (_, i) => ({
+        address: `10.0.0.${i + 1}`,
+        family: "IPv4",
+        internal: false,
+      })),
+    };
+    expect(localEndpoints("0.0.0.0", 1, skip, { interfaces: () => many as never })).toHaveLength(
+      MAX_LOCAL_CANDIDATES,
+    );
   });
 
   it("an etcd that does not answer at start is a typed error naming the endpoints", async () => {

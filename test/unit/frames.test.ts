@@ -45,6 +45,7 @@ describe("frame constants", () => {
       Close: 19,
       DirRequest: 20,
       DirResponse: 21,
+      DirNotice: 22,
     });
     expect(FRAME_HEADER_BYTES).toBe(3);
     expect(HELLO_AUTH_BYTES).toBe(32);

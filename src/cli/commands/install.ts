@@ -9,8 +9,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MintunError, UsageError } from "../../errors.js";
-import { resolvePath, type Command } from "../cli.js";
-import { packageRoot } from "../../version.js";
+import { resolvePath, type Command, type Io } from "../cli.js";
+import type { ParsedArgs } from "../args.js";
+import { packageRoot, packaging } from "../../version.js";
 
 export interface Action {
   kind: "mkdir" | "copy" | "write" | "symlink";
@@ -30,6 +31,9 @@ export interface InstallOptions {
   root: string;
   node: string;
 }
+
+/** Where `mintun install` puts the program unless --prefix says otherwise. */
+const DEFAULT_PREFIX = "/opt/mintun";
 
 /** What the application tree consists of, relative to the source. */
 const APP_PARTS = [
@@ -152,7 +156,7 @@ export const install: Command = {
       name: "prefix",
       type: "string",
       metavar: "DIR",
-      default: "/opt/mintun",
+      default: DEFAULT_PREFIX,
       help: "where the program goes",
     },
     { name: "root", type: "string", metavar: "DIR", default: "/", help: "stage everything under DIR" },
@@ -163,6 +167,7 @@ export const install: Command = {
   run(args, io) {
     const prefix = args.string("prefix")!;
     if (!path.isAbsolute(prefix)) throw new UsageError(`--prefix must be an absolute path, got '${prefix}'`);
+    if (packaging(import.meta.url) === "deb") return debianInstalled(args, io, prefix);
     const source = packageRoot(import.meta.url);
     if (!source)
       throw new MintunError("ENOSOURCE", "cannot find the mintun tree (package.json) this command runs from");
@@ -192,3 +197,31 @@ export const install: Command = {
     );
   },
 };
+
+/**
+ * `mintun install` run from the Debian package: dpkg already did what it does (program,
+ * units, /etc/mintun, the state directory on first start), so there is nothing to copy; say
+ * so and give the next steps. Staging elsewhere (--root, --prefix) needs a source tree.
+ */
+function debianInstalled(args: ParsedArgs, io: Io, prefix: string): void {
+  if (args.string("root") !== "/" || prefix !== DEFAULT_PREFIX)
+    throw new MintunError(
+      "EPACKAGED",
+      "this mintun is the Debian package's (/usr/lib/mintun): it cannot be copied elsewhere with " +
+        "--root or --prefix; run 'mintun install' from a built source tree for that",
+    );
+  if (args.bool("json")) {
+    io.stdout(
+      JSON.stringify({ dryRun: args.bool("dry-run"), packaging: "deb", actions: [] }, null, 2) + "\n",
+    );
+    return;
+  }
+  io.stdout(
+    "nothing to install: this mintun was installed by the Debian package 'mintun' (dpkg -L mintun lists\n" +
+      "its files): the program is in /usr/lib/mintun, mintun and mintund in /usr/bin and /usr/sbin,\n" +
+      "the units in /usr/lib/systemd/system. Next: keys and certificates (docs/OPERATIONS.md), then\n" +
+      "  cp /etc/mintun/mintund.yaml.example /etc/mintun/mintund.yaml   # and edit it\n" +
+      "  mintun check-config /etc/mintun/mintund.yaml\n" +
+      "  systemctl daemon-reload && systemctl enable --now mintund\n",
+  );
+}

@@ -34,13 +34,29 @@ export function formatStatus(s: Status): string {
   o += `tunnels: ${s.tunnels.length}\n`;
   if (s.tunnels.length > 0)
     o += table([
-      ["PEER", "ROLE", "STATE", "ENDPOINT", "AGE", "EPOCH", "RX", "TX", "LAST RX", "REKEYED", "SESSION"],
+      [
+        "PEER",
+        "ROLE",
+        "STATE",
+        "PATH",
+        "ENDPOINT",
+        "AGE",
+        "RTT",
+        "EPOCH",
+        "RX",
+        "TX",
+        "LAST RX",
+        "REKEYED",
+        "SESSION",
+      ],
       ...s.tunnels.map((t) => [
         t.peer,
         t.role,
         t.state,
+        t.path ?? "direct",
         t.endpoint,
         durationMs(t.ageMs),
+        t.rttMs === undefined || t.rttMs < 0 ? "-" : durationMs(t.rttMs),
         String(t.epoch),
         `${t.rxPackets} pkts/${bytes(t.rxBytes)}`,
         `${t.txPackets} pkts/${bytes(t.txBytes)}`,
@@ -130,6 +146,15 @@ function directoryLines(s: Status): string {
   }
   if (dir.server)
     o += `directory role: store ${dir.server.store}, ${dir.server.records} records, ${dir.server.hosts} hosts seen\n`;
+  const r = dir.relay;
+  if (r) {
+    o += `relay: ${r.pairs} pairs, limit ${r.bytesPerSec} B/s per host (burst ${r.burstBytes})\n`;
+    if (r.hosts.length > 0)
+      o += table([
+        ["RELAYED FOR", "PACKETS", "BYTES", "DROPPED"],
+        ...r.hosts.map((h) => [h.name, String(h.packets), String(h.bytes), String(h.dropped)]),
+      ]);
+  }
   return o;
 }
 
