@@ -29,6 +29,8 @@ export type StartupStep = (typeof STARTUP_STEPS)[number];
 
 const NETWORK_STEPS = new Set<StartupStep>(["record", "create", "first-tunnel"]);
 const marks = new Map<StartupStep, number>();
+/** CPU time (user + system, all threads) used until the first tunnel, in ms */
+let cpuAtFirstTunnel: number | null = null;
 let open = true;
 let onFirstTunnel: (() => void) | null = null;
 
@@ -39,6 +41,8 @@ export function startupMark(step: StartupStep, at = performance.now()): void {
   if (NETWORK_STEPS.has(step) && !marks.has("engine")) return;
   marks.set(step, Math.round(at * 10) / 10);
   if (step === "first-tunnel") {
+    const cu = process.cpuUsage();
+    cpuAtFirstTunnel = Math.round((cu.user + cu.system) / 100) / 10;
     open = false;
     const cb = onFirstTunnel;
     onFirstTunnel = null;
@@ -47,12 +51,17 @@ export function startupMark(step: StartupStep, at = performance.now()): void {
 }
 
 /** The marks so far, in step order, plus the wall-clock time of the process start. */
-export function startupMarks(): { origin: number; marks: Partial<Record<StartupStep, number>> } {
-  const out: Partial<Record<StartupStep, number>> = {};
+export function startupMarks(): {
+  origin: number;
+  marks: Partial<Record<StartupStep | "launch" | "cpu", number>>;
+} {
+  const out: Partial<Record<StartupStep | "launch" | "cpu", number>> = {};
   for (const s of STARTUP_STEPS) {
     const v = marks.get(s);
     if (v !== undefined) out[s] = v;
   }
+  // the process's CPU time until its first tunnel (less sensitive to a loaded machine)
+  if (cpuAtFirstTunnel !== null) out.cpu = cpuAtFirstTunnel;
   return { origin: Math.round(performance.timeOrigin), marks: out };
 }
 
@@ -62,10 +71,14 @@ export function onStartupDone(cb: () => void): void {
   else onFirstTunnel = cb;
 }
 
-/** Stop noting (the daemon stops before any tunnel came up). */
-export function startupDone(): void {
+let reported = false;
+/** Stop noting; true the first time only (the trace is reported once per process). */
+export function startupDone(): boolean {
   open = false;
   onFirstTunnel = null;
+  if (reported) return false;
+  reported = true;
+  return true;
 }
 
 /** The node and entry marks: Node's bootstrap and bin/mintund's own start (globalThis.mintunEntryMs). */

@@ -8,17 +8,19 @@ import * as crypto from "node:crypto";
 import * as dns from "node:dns/promises";
 import * as fs from "node:fs";
 import { publicKeyOf, readCert, readRevocation, readSecretKey } from "../store/keyfile.js";
-import { verifyRevocation, type RevocationList } from "../wire/revocation.js";
-import { equal } from "../crypto/sodium.js";
+import { RevocationIndex, verifyRevocation, type RevocationList } from "../wire/revocation.js";
+import { equal, zero } from "../crypto/sodium.js";
 import type { Config } from "../config/config.js";
 import { ConfigError, CertError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { LinuxRouteManager, type RouteManager } from "../net/route.js";
 import { LinuxTun, TUN_TX_QUEUE_LEN, type TunDevice } from "../net/tun.js";
 import { LinuxUdp, type UdpBind } from "../net/udp.js";
+import { Engine, type DirectoryHooks, type EngineOptions, type ReloadableOptions } from "../tunnel/engine.js";
+import type { Output } from "../tunnel/engine.js";
+import { RecordCache } from "./records.js";
 import { localEndpoints } from "../net/localaddrs.js";
 import { isRelayAddr } from "../wire/addr.js";
-import type { DirectoryHooks, EngineOptions, ReloadableOptions } from "../tunnel/engine.js";
 import { isIpv4, tryEncodeAddr } from "../wire/addr.js";
 import { parseIp6 } from "../ip/ip.js";
 import { type CaCert, type HostCert, verifyCert } from "../wire/cert.js";
@@ -32,6 +34,10 @@ import { loadPolicy } from "../store/policy-file.js";
 import { WorkerSolver } from "./puzzle-worker.js";
 import type { LogLevel } from "../config/config.js";
 import type { Notifier } from "./notify.js";
+import { MintunError } from "../errors.js";
+import { selfTest } from "../tunnel/selftest.js";
+import { startupDone, startupMark, startupMarks } from "../startup.js";
+import { errorFields } from "./tasks.js";
 
 export interface DaemonDeps {
   openTun?: (name: string) => TunDevice;
@@ -285,4 +291,108 @@ export function loadRevocationList(file: string, ca: CaCert, nowSec: number, log
       nextUpdate: new Date(list.nextUpdate * 1000).toISOString(),
     });
   return list;
+}
+
+/**
+ * The checks before taking traffic (policy, users, revocation list, protocol self-test),
+ * run while the devices open: the UDP socket and TUN first, then `ip -batch` sets the
+ * TUN's addresses and routes in its own process during the checks (start-up time,
+ * docs/PERFORMANCE.md "Start-up"). A refused check closes what was opened.
+ */
+export async function checkAndOpen(
+  config: Config,
+  deps: DaemonDeps,
+  keys: { ca: CaCert; hostCert: HostCert },
+  log: Logger,
+  now: () => number,
+): Promise<{
+  policy: Policy | null;
+  identity: DaemonIdentity;
+  revocation: RevocationList | null;
+  routes: RouteManager;
+  udp: UdpBind;
+  tun: TunDevice;
+}> {
+  const { ca, hostCert } = keys;
+  const opening = openDevices(config, deps, hostCert);
+  let access: { policy: Policy | null; identity: DaemonIdentity } | null = null;
+  let revocation: RevocationList | null;
+  try {
+    // connection policy and the user store: refused files stop the start (typed errors)
+    access = loadAccess(config, hostCert, ca, log, now);
+    revocation = config.trust.revocationList
+      ? loadRevocationList(config.trust.revocationList, ca, Math.floor(now() / 1000), log)
+      : null;
+    const st = selfTest(now());
+    if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
+  } catch (e) {
+    access?.identity.close();
+    await opening.then(
+      (dev) => {
+        dev.tun.close();
+        dev.udp.close();
+      },
+      () => undefined,
+    );
+    throw e;
+  }
+  startupMark("checks");
+  try {
+    return { ...access, revocation, ...(await opening) };
+  } catch (e) {
+    access.identity.close();
+    throw e;
+  }
+}
+
+/**
+ * The start-up trace (src/startup.ts), once per process: debug line `startup`; with
+ * MINTUN_STARTUP_TRACE=FILE also one JSON line appended to FILE (test/bench/run.sh reads
+ * them; docs/OPERATIONS.md "Logs"). MINTUN_STARTUP_LAUNCH_MS: when the caller launched
+ * us (epoch ms), written as the negative mark `launch`.
+ */
+export function reportStartup(log: Logger, host: string): void {
+  if (!startupDone()) return;
+  const { origin, marks } = startupMarks();
+  const launchMs = Number(process.env.MINTUN_STARTUP_LAUNCH_MS);
+  if (Number.isFinite(launchMs) && launchMs > 0 && launchMs <= origin) marks.launch = launchMs - origin;
+  log.log("debug", "startup", { origin, ...marks });
+  const file = process.env.MINTUN_STARTUP_TRACE;
+  if (!file) return;
+  try {
+    fs.appendFileSync(file, JSON.stringify({ host, origin, ...marks }) + "\n", { mode: 0o644 });
+  } catch (e) {
+    log.log("warn", "cannot write the start-up trace", { file, ...errorFields(e) });
+  }
+}
+
+/**
+ * The engine on the opened devices: the revocation list, the configured peers (their
+ * record requests sent) and the records cached from the last run (records.ts: verified
+ * again, so the first CREATE needs no record round trip). Zeroes `sk` (the engine keeps
+ * its own copy).
+ */
+export function makeEngine(
+  config: Config,
+  x: Parameters<typeof engineOptions>[1] & {
+    revocation: RevocationList | null;
+    /** the engine's output (BatchOutput, wrapped for relayed paths: directory/relaypath.ts) */
+    out: Output;
+    peers: ResolvedPeer[];
+  },
+): { engine: Engine; records: RecordCache } {
+  const { now, log, hostCert } = x;
+  const engine = new Engine(engineOptions(config, x), x.out, now());
+  zero(x.sk);
+  if (x.revocation) {
+    engine.setRevocation(new RevocationIndex(x.revocation), now());
+    if (engine.revocation!.revoked(hostCert))
+      log.log("error", "this host's own certificate is revoked: peers will refuse it", {
+        list: config.trust.revocationList,
+      });
+  }
+  for (const p of x.peers) engine.addPeer(p, now());
+  const records = RecordCache.forState(config.stateDir, log.child("records"));
+  records.install(engine, x.peers, x.ca, now());
+  return { engine, records };
 }

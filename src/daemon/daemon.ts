@@ -3,21 +3,17 @@
  * the UDP socket, sets addresses and routes, wires the engine to them, runs
  * the coarse timer and serves the local API. It implements no protocol logic.
  */
-import * as fs from "node:fs";
 import type * as http from "node:http";
 import { readCert } from "../store/keyfile.js";
-import { RevocationIndex, type RevocationList } from "../wire/revocation.js";
-import { zero } from "../crypto/sodium.js";
 import { type Config, type LogLevel, effectiveConfig, restartRequired } from "../config/config.js";
 import { MintunError } from "../errors.js";
-import { selfTest } from "../tunnel/selftest.js";
 import type { Logger } from "../log.js";
 import { ApiServer } from "../api/server.js";
 import type { Conn } from "../conn/conns.js";
 
 import { TICK_MS } from "../tunnel/constants.js";
 import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
-import type { CaCert, HostCert } from "../wire/cert.js";
+import type { HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
 import type { TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
@@ -25,21 +21,20 @@ import { native } from "../net/native.js";
 import { BatchOutput } from "./output.js";
 import { RelayingOutput } from "../directory/relaypath.js";
 import {
-  engineOptions,
-  loadAccess,
+  checkAndOpen,
   loadHostKeys,
-  openDevices,
+  makeEngine,
   overlayRoutes,
+  reportStartup,
   resolvePeers,
   type DaemonDeps,
   dumpableNow,
   fileDigest,
-  loadRevocationList,
 } from "./bringup.js";
 
 export type { DaemonDeps };
 import { AddressWatcher } from "../net/watch.js";
-import { TaskGuard, errorFields } from "./tasks.js";
+import { TaskGuard } from "./tasks.js";
 import { majorGc, MemoryTrim } from "./memory.js";
 import {
   applyRevocation,
@@ -56,8 +51,7 @@ import { nullNotifier, type Notifier } from "./notify.js";
 import { Directory } from "../directory/role.js";
 import { buildStatus, whois, type NamesStatus, type ReloadStatus, type Status } from "./status.js";
 import { DaemonIdentity } from "./identity.js";
-import { RecordCache } from "./records.js";
-import type { Policy } from "../conn/policy.js";
+import type { RecordCache } from "./records.js";
 import { directoryAddresses, directoryNames, NameService, type NameAnswer } from "../names/names.js";
 import { newDnsCounters, type DnsCounters } from "../names/dns.js";
 import type { DnsServer } from "../names/server.js";
@@ -65,7 +59,7 @@ import { startDns } from "./dns.js";
 import { certifiedSubnets, PeerSubnetRoutes, routeCmdOf, startGateway } from "../gateway/gateway.js";
 import { isValidName } from "../wire/cert.js";
 import { packageVersion } from "../version.js";
-import { onStartupDone, startupDone, startupMark, startupMarks } from "../startup.js";
+import { onStartupDone, startupMark } from "../startup.js";
 
 /** `resolve` calls per second per unprivileged uid (each may cost a directory lookup). */
 export const API_RESOLVE_PER_SEC = 2;
@@ -157,75 +151,23 @@ export class Daemon {
     startupMark("keys");
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    // The devices are opened first and their addresses and routes set by `ip` while the
-    // checks below run (start-up time, docs/PERFORMANCE.md); a refused check closes them.
-    const opening = openDevices(config, deps, hostCert);
-    let access: { policy: Policy | null; identity: DaemonIdentity } | null = null;
-    let revocation: RevocationList | null;
-    try {
-      // connection policy and the user store: refused files stop the start (typed errors)
-      access = loadAccess(config, hostCert, ca, log, now);
-      revocation = config.trust.revocationList
-        ? loadRevocationList(config.trust.revocationList, ca as CaCert, Math.floor(now() / 1000), log)
-        : null;
-      const st = selfTest(now());
-      if (!st.ok) throw new MintunError("ESELFTEST", `protocol self-test failed: ${st.why}`);
-    } catch (e) {
-      access?.identity.close();
-      await opening.then(
-        (dev) => {
-          dev.tun.close();
-          dev.udp.close();
-        },
-        () => undefined,
-      );
-      throw e;
-    }
-    const { policy, identity } = access;
-    startupMark("checks");
-    let devices: Awaited<typeof opening>;
-    try {
-      devices = await opening;
-    } catch (e) {
-      identity.close();
-      throw e;
-    }
-    const { routes, udp, tun } = devices;
+    const { policy, identity, revocation, routes, udp, tun } = await checkAndOpen(
+      config,
+      deps,
+      { ca, hostCert },
+      log,
+      now,
+    );
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
     const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
-    const engine = new Engine(
-      engineOptions(config, {
-        ca,
-        hostCert,
-        sk,
-        identity,
-        policy,
-        udp,
-        log,
-        now,
-        events,
-        onRotated: () => directory?.ephemeralRotated(now()),
-        dirHooks,
-      }),
-      out,
-      now(),
-    );
-    zero(sk);
-    if (revocation) {
-      engine.setRevocation(new RevocationIndex(revocation), now());
-      if (engine.revocation!.revoked(hostCert))
-        log.log("error", "this host's own certificate is revoked: peers will refuse it", {
-          list: config.trust.revocationList,
-        });
-    }
-    for (const p of peers) engine.addPeer(p, now());
-    // the records learned in the last run, verified again: the first CREATE needs no fetch
-    const records = RecordCache.forState(config.stateDir, log.child("records"));
-    records.install(engine, peers, ca as CaCert, now());
+    const { engine, records } = makeEngine(config, {
+      ...{ ca, hostCert, sk, identity, policy, revocation, udp, out, log, now, events, peers, dirHooks },
+      onRotated: () => directory?.ephemeralRotated(now()),
+    });
     startupMark("engine");
     try {
       directory =
@@ -267,6 +209,12 @@ export class Daemon {
     });
     // resolve may spend the host's directory lookups: a small rate per uid
     api.handle("resolve", (p) => d.resolveName(String(p.name ?? "")), { perUidPerSec: API_RESOLVE_PER_SEC });
+    // the readers first: a packet already queued on the TUN (the route is up) or a record
+    // answer on the socket is handled while the API socket and the rest are set up
+    d.directory = directory;
+    const tasks = d.tasks;
+    tun.start(tasks.wrap("tun.batch", (b) => engine.handleTunBatch(b, now())));
+    udp.start(tasks.wrap("udp.batch", (b) => engine.handleUdpBatch(b, now())));
     try {
       await api.listen();
       await d.startObservers();
@@ -275,10 +223,6 @@ export class Daemon {
       d.close();
       throw e;
     }
-    const tasks = d.tasks;
-    tun.start(tasks.wrap("tun.batch", (b) => engine.handleTunBatch(b, now())));
-    udp.start(tasks.wrap("udp.batch", (b) => engine.handleUdpBatch(b, now())));
-    d.directory = directory;
     d.timer = setInterval(() => {
       tasks.run("engine.tick", () => engine.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
@@ -289,16 +233,21 @@ export class Daemon {
     }, TICK_MS);
     d.timer.unref();
     tasks.run("engine.tick", () => engine.tick(now()));
-    // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT)
-    d.watcher = new AddressWatcher(
-      tasks.wrap("address.change", (addrs: string[]) => {
-        const n = engine.migrate(now());
-        directory?.addressChanged(now());
-        log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
-      }),
-      { exclude: [tun.name] },
-    );
-    d.watcher.start();
+    // mobility: when our underlay addresses change, every tunnel moves at once (0-RTT). Its
+    // `ip monitor` child (~20 ms of CPU to spawn) starts just after READY, behind the I/O
+    // already queued (a first packet), not before it.
+    setImmediate(() => {
+      if (d.closed) return;
+      d.watcher = new AddressWatcher(
+        tasks.wrap("address.change", (addrs: string[]) => {
+          const n = engine.migrate(now());
+          directory?.addressChanged(now());
+          log.log("info", "underlay addresses changed", { addresses: addrs, tunnelsMoved: n });
+        }),
+        { exclude: [tun.name] },
+      );
+      d.watcher.start();
+    });
     events.push(now(), "daemon-ready", { host: hostCert.name, tun: tun.name, peers: peers.length });
     log.log("info", "mintund ready", {
       host: hostCert.name,
@@ -310,7 +259,8 @@ export class Daemon {
     // the TUN has its addresses and routes, the sockets are open: now systemd may start dependents
     d.notifier.notify({ READY: "1", STATUS: d.statusLine() });
     startupMark("ready");
-    onStartupDone(() => d.startupReport());
+    // the start-up trace, once: when the first tunnel is up, or at stop (close)
+    onStartupDone(() => reportStartup(log, hostCert.name));
     return d;
   }
 
@@ -438,32 +388,12 @@ export class Daemon {
     return this.totals.update(this.status().tunnels).perPeer;
   }
 
-  private startupReported = false;
-
-  /**
-   * The start-up trace (src/startup.ts), once: when the first tunnel is up, or at stop.
-   * Debug log line `startup`; with MINTUN_STARTUP_TRACE=FILE also one JSON line appended
-   * to FILE (test/bench/run.sh reads them; docs/PERFORMANCE.md "Start-up").
-   */
-  startupReport(): void {
-    if (this.startupReported) return;
-    this.startupReported = true;
-    startupDone();
-    const { origin, marks } = startupMarks();
-    this.log.log("debug", "startup", { origin, ...marks });
-    const file = process.env.MINTUN_STARTUP_TRACE;
-    if (!file) return;
-    const line = JSON.stringify({ host: this.engine.opts.hostCert.name, origin, ...marks }) + "\n";
-    try {
-      fs.appendFileSync(file, line, { mode: 0o644 });
-    } catch (e) {
-      this.log.log("warn", "cannot write the start-up trace", { file, ...errorFields(e) });
-    }
-  }
-
   statusLine(): string {
+    // counted on the engine, not through status(): sent at start, where a first full status
+    // (every section built and compiled once) cost tens of ms before READY
     let established = 0;
-    for (const t of this.status().tunnels) if (t.state === "established") established++;
+    for (const p of this.engine.peers.values())
+      for (const t of p.tunnels) if (t.state === "established") established++;
     const r = this.lastReload;
     return (
       `${established} tunnels established, ${this.engine.peers.size + this.engine.unresolved.size} peers` +
@@ -654,7 +584,7 @@ export class Daemon {
   /** Idempotent. */
   close(): void {
     if (this.closed) return;
-    this.startupReport();
+    reportStartup(this.log, this.engine.opts.hostCert.name);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.loopDelay.close();
@@ -667,11 +597,7 @@ export class Daemon {
       s.srv.close();
       s.srv.closeAllConnections();
     }
-    try {
-      this.records?.sync(this.engine.peers.values());
-    } catch (e) {
-      this.tasks.fail("records.sync", e);
-    }
+    this.tasks.run("records.sync", () => this.records?.sync(this.engine.peers.values()));
     this.engine.close(this.now());
     this.identity?.close();
     void this.directory?.close();

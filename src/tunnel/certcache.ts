@@ -23,6 +23,19 @@ export class CertCache {
     private readonly revoked: (cert: HostCert) => boolean = () => false,
   ) {}
 
+  /**
+   * A host certificate the caller verified against this cache's CA (a peer's record): the
+   * peer's HELLO carries the same bytes, so its first CREATE needs no Ed25519 verification
+   * (issue 19, first packets). Validity and revocation are still checked on every use.
+   */
+  remember(cert: HostCert, ca: CaCert): void {
+    if (ca !== this.ca || cert.kind !== "host") return;
+    const key = cert.raw.latin1Slice(0, cert.raw.length);
+    if (this.map.has(key)) return;
+    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
+    this.map.set(key, cert);
+  }
+
   verifyHost(raw: Buffer, nowSec: number): HostVerdict {
     const key = raw.latin1Slice(0, raw.length);
     const hit = this.map.get(key);

@@ -308,6 +308,7 @@ export abstract class Records extends Connections {
       return;
     }
     peer.recordRefused = null;
+    this.certs.remember(cert, this.opts.ca); // verified above: the peer's HELLO will carry it
     if (!known) {
       this.unresolved.delete(peer.name);
       this.learnHost(peer, cert);

@@ -449,6 +449,26 @@ function certSignatureOk(cert: Cert, key: Buffer): boolean {
 }
 
 /**
+ * The trusted CA's self-signature, verified once per CA object: a CA whose signature
+ * verified is remembered with copies of the bytes the check used (encoding, key,
+ * signature); any of them changed and it is verified again. Every verifyCert checked it
+ * before: one Ed25519 verification more on each certificate check of the creation path
+ * (issue 19, first packets).
+ */
+const caSelfOk = new WeakMap<CaCert, { raw: Buffer; pk: Buffer; sig: Buffer }>();
+function caSelfSignatureOk(ca: CaCert): boolean {
+  const s = caSelfOk.get(ca);
+  if (s && s.raw.equals(ca.raw) && s.pk.equals(ca.publicKey) && s.sig.equals(ca.signature)) return true;
+  if (!certSignatureOk(ca, ca.publicKey)) return false;
+  caSelfOk.set(ca, {
+    raw: Buffer.from(ca.raw),
+    pk: Buffer.from(ca.publicKey),
+    sig: Buffer.from(ca.signature),
+  });
+  return true;
+}
+
+/**
  * Verifies `cert` against the trusted CA certificate at time `nowSec`: the CA must be
  * a valid self-signed CA cert; host and user certs must be issued by the CA's key, carry
  * a valid signature, and lie within both their own and the CA's validity. A CA cert
@@ -463,7 +483,7 @@ export function verifyCert(cert: Cert, ca: CaCert, nowSec: number): VerifyResult
   if (caTime) return { ok: false, reason: caTime === "expired" ? "ca-expired" : "ca-not-yet-valid" };
   const t = inValidity(cert.notBefore, cert.notAfter, nowSec);
   if (t) return { ok: false, reason: t };
-  if (!equal(ca.issuer, ca.publicKey) || !certSignatureOk(ca, ca.publicKey))
+  if (!equal(ca.issuer, ca.publicKey) || !caSelfSignatureOk(ca))
     return { ok: false, reason: "ca-bad-signature" };
   if (cert !== ca && !certSignatureOk(cert, ca.publicKey)) return { ok: false, reason: "bad-signature" };
   return { ok: true };

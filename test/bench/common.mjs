@@ -71,6 +71,9 @@ export function engineOpts(h, extra = {}) {
     idleTimeoutMs: 3_600_000,
     maxTunnels: 1_000_000,
     maxReplayRecords: 10_000_000,
+    // the per-host shares (a DoS bound, issue 7) would cap the one-host runs at 64 tunnels
+    maxPerHost: 1_000_000,
+    maxReplayPerHost: 10_000_000,
     endpoints: () => [],
     // the benchmarks measure the protocol's own cost: no per-source limit, no puzzles
     dos: { perSourcePerSec: 1e9, perSourceBurst: 1e9, puzzleAbovePerSec: 1e9 },

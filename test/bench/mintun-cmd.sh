@@ -39,6 +39,7 @@ sys.exit(0 if peers and all(p.get("record") is not None for p in peers) else 1)'
   exit 0
 fi
 
+LAUNCH_MS=$(date +%s%3N)
 : "${AB_SIDE:?}" "${AB_LOCAL_UNDERLAY:?}" "${AB_LOCAL_PORT:?}" "${AB_PEER_HOST:?}" "${AB_PEER_PORT:?}"
 : "${AB_LOCAL_OVERLAY:?}" "${AB_PEER_OVERLAY:?}" "${AB_WORK:?}"
 mkdir -p "$AB_WORK"
@@ -86,6 +87,19 @@ state: $AB_WORK/state-$AB_SIDE
 log:
   level: $LOG_LEVEL
 EOF
+# The daemon's start-up trace (src/startup.ts), one JSON line per start, for report.py:
+# RESULTS_DIR/startup-trace-direct.jsonl, or -relay.jsonl when the peer is a relay face
+# (anchors.sh's RF_A/RF_B, the +delay scenario). MINTUN_STARTUP_LAUNCH_MS: this script's
+# start, so the trace shows the wrapper's share too.
+if [ -n "${RESULTS_DIR:-}" ] && [ -d "$RESULTS_DIR" ]; then
+  case $AB_PEER_HOST in 10.201.0.3 | 10.201.0.4) mode=relay ;; *) mode=direct ;; esac
+  export MINTUN_STARTUP_TRACE=$RESULTS_DIR/startup-trace-$mode.jsonl MINTUN_STARTUP_LAUNCH_MS=$LAUNCH_MS
+fi
+# NODE_EXTRA_CA_CERTS (set on the bench machine's shell, not by the systemd units) makes
+# node read and parse that CA bundle before any of our code runs: ~40 ms CPU at every
+# start, for TLS the daemon does not do here (only an etcd directory store uses TLS). The
+# daemon runs as under systemd, without it; MINTUN_BENCH_KEEP_ENV=1 keeps it.
+[ "${MINTUN_BENCH_KEEP_ENV:-0}" = 1 ] || unset NODE_EXTRA_CA_CERTS
 # MINTUN_BENCH_NODE_OPTS: extra node flags, e.g. --cpu-prof (used by profile.sh)
 # shellcheck disable=SC2086
 exec "$NODE" ${MINTUN_BENCH_NODE_OPTS:-} "$REPO/bin/mintund" --config "$CONF"

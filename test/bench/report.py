@@ -7,6 +7,7 @@ the rounds and prints: a table of every implementation x metric, mintun's ratio 
 and to every anchor, and the issue's targets with met / not met. SPEC `cmd` is mintun.
 """
 import glob
+import json
 import os
 import re
 import statistics
@@ -104,6 +105,73 @@ def ratio(a, b):
     return f"{a / b:.2f}x"
 
 
+STEPS = ["launch", "node", "entry", "modules", "config", "keys", "checks", "devices", "engine",
+         "ready", "record", "create", "first-tunnel"]
+STEP_LABELS = {
+    "launch": "wrapper (mintun-cmd.sh: ip netns exec, bash) before the node process",
+    "node": "Node's own start (bootstrap)",
+    "entry": "bin/mintund runs",
+    "modules": "daemon bundle and packages loaded",
+    "config": "config parsed, logger",
+    "keys": "CA, host certificate and key read and verified",
+    "checks": "peers, policy, users, protocol self-test",
+    "devices": "UDP socket, TUN, addresses and routes (ip -batch, overlapped with the checks)",
+    "engine": "engine made, peers added (record requests sent, cached records installed)",
+    "ready": "API socket, readers started, READY",
+    "record": "first record answer learned",
+    "create": "first CREATE sent",
+    "first-tunnel": "first tunnel established",
+}
+
+
+def startup_breakdown(rdir, p):
+    """Medians of the daemon's start-up trace (MINTUN_STARTUP_TRACE, test/bench/mintun-cmd.sh):
+    side a, every start of the run, ms since its process started."""
+    for mode, title in (("direct", "LAN"), ("relay", "+delay relay")):
+        f = os.path.join(rdir, f"startup-trace-{mode}.jsonl")
+        if not os.path.exists(f):
+            continue
+        rows = []
+        for line in open(f, errors="replace"):
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if d.get("host") == "mb-a":
+                rows.append(d)
+        if not rows:
+            continue
+        p(f"### mintun start-up breakdown, {title} (side a, median of {len(rows)} starts, "
+          "ms since the node process started)\n")
+        p("| step | at (ms) | step took (ms) |")
+        p("|---|---|---|")
+        prev = 0.0
+        net = ("record", "create", "first-tunnel")
+        for s in STEPS:
+            vals = [r[s] for r in rows if isinstance(r.get(s), (int, float))]
+            if not vals:
+                continue
+            # the network steps: the earliest start (the launch scenario pings at once)
+            at = min(vals) if s in net else statistics.median(vals)
+            took = at - prev if s not in ("launch",) + net else None
+            lab = STEP_LABELS[s] + (" (earliest)" if s in net else "")
+            p(f"| {lab} (`{s}`) | {fmt(at)} | {fmt(took) if took is not None else '-'} |")
+            if s not in ("launch",) + net:
+                prev = at
+        cpu = [r["cpu"] for r in rows if isinstance(r.get("cpu"), (int, float))]
+        if cpu:
+            p(f"\nCPU time (user + system, all threads) from the process start to its first tunnel: "
+              f"median {fmt(statistics.median(cpu))} ms (n={len(cpu)}; less sensitive to the machine's load "
+              "than the wall times above).")
+        ct = [r["first-tunnel"] - r["create"] for r in rows
+              if isinstance(r.get("create"), (int, float)) and isinstance(r.get("first-tunnel"), (int, float))]
+        if ct:
+            p(f"\nfirst CREATE -> tunnel established: median {fmt(statistics.median(ct))} ms "
+              f"(n={len(ct)}); `record`, `create` and `first-tunnel` depend on when the scenario sends "
+              "its first packet (the launch scenario pings as soon as the route exists, the others "
+              "wait for readiness and 1 s).\n")
+
+
 def main():
     rdir, specs = sys.argv[1], sys.argv[2:]
     runs = {}
@@ -191,6 +259,16 @@ def main():
                 p(f"| {lab}: daemon start -> first reply <= 2 RTT + 10 ms ({fmt(lim)} ms) | {fmt(su)} ms "
                   f"| {yes(su <= lim)} |")
         p()
+        # issue 19 items 1 and 4 on the LAN: no slower than wireguard-go in the same run
+        if wg:
+            for k, lab in (("startup_to_first_reply_ms", "LAN: launch -> first reply"),
+                           ("cold_first_ping_ms", "LAN: first ping on a fresh pair"),
+                           ("curl_cold_total_ms", "LAN: curl 10 KiB cold")):
+                a, b = m(mt, k), m(wg, k)
+                if a is not None and b is not None:
+                    p(f"| {lab} <= wireguard-go's ({fmt(b)} ms) | {fmt(a)} ms = {a / b:.2f}x | {yes(a <= b)} |")
+            p()
+        startup_breakdown(rdir, p)
     p("Versions: " + "; ".join(f"{NAMES.get(s, s)}: {info[s].get('version', '?')}" for s in specs if s != "bare"))
     p()
     notes = []

@@ -135,3 +135,17 @@ describe("peer records cached on disk", () => {
     expect(c.install(a2.engine, peers, ca.cert, net.now)).toBe(1);
   });
 });
+
+describe("first packets on a fresh pair", () => {
+  it("a peer's verified record primes the certificate cache: its first HELLO costs no signature check", () => {
+    const { net, a, b } = pair(); // b has asked for a's record
+    a.engine.addPeer({ name: "b", endpoint: b.addr }, net.now);
+    net.run();
+    const misses = b.engine.certs.misses;
+    a.send(ping(1));
+    net.run();
+    expect(b.take().map((p) => p.subarray(20).toString())).toEqual(["seq 1"]);
+    expect(b.engine.certs.misses).toBe(misses); // fails without CertCache.remember
+    expect(b.engine.certs.hits).toBe(1);
+  });
+});

@@ -197,6 +197,17 @@ describe("verifyCert", () => {
     expect(verifyCert(makeHost(), forged, NOW)).toEqual({ ok: false, reason: "ca-bad-signature" });
   });
 
+  it("the CA's self-signature, verified once per CA object, is checked again when its bytes change", () => {
+    const c = makeCa();
+    expect(verifyCert(makeHost(), c, NOW)).toEqual({ ok: true }); // remembered from here on
+    c.raw[CERT_FIXED_SIZE] ^= 1; // the same object, its encoding altered in place
+    expect(verifyCert(makeHost(), c, NOW)).toEqual({ ok: false, reason: "ca-bad-signature" });
+    c.raw[CERT_FIXED_SIZE] ^= 1;
+    expect(verifyCert(makeHost(), c, NOW)).toEqual({ ok: true });
+    c.signature[0] ^= 1;
+    expect(verifyCert(makeHost(), c, NOW)).toEqual({ ok: false, reason: "ca-bad-signature" });
+  });
+
   it("wrong-kind: host cert used as CA, or a different CA cert", () => {
     const h = makeHost();
     expect(verifyCert(h, h as unknown as CaCert, NOW)).toEqual({ ok: false, reason: "wrong-kind" });
