@@ -188,7 +188,7 @@ export class NatAgent {
       if (cands.length > 0 && this.jobs.length < MAX_PUNCH_JOBS) {
         const budget = Math.floor((len + NOTICE_PACKET_OVERHEAD) / PUNCH_BYTES);
         const job = { to: cands, left: Math.min(PUNCH_MAX_PER_NOTICE, budget), rounds: PUNCH_ROUNDS };
-        this.punch(job, now);
+        this.punch(job);
         if (job.rounds > 0 && job.left > 0) this.jobs.push(job);
       }
     } else this.events.natPeerNotices++;
@@ -198,12 +198,12 @@ export class NatAgent {
       this.probeDirect(pn, key, now);
   }
 
-  private punch(job: PunchJob, now: number): void {
+  private punch(job: PunchJob): void {
     job.rounds--;
     for (const c of job.to) {
       if (job.left <= 0) break;
       job.left--;
-      this.engine.sendPunch(c, now);
+      this.engine.sendPunch(c);
     }
   }
 
@@ -216,7 +216,7 @@ export class NatAgent {
 
   tick(now: number): void {
     if (this.jobs.length > 0) {
-      for (const j of this.jobs) this.punch(j, now);
+      for (const j of this.jobs) this.punch(j);
       this.jobs = this.jobs.filter((j) => j.rounds > 0 && j.left > 0);
     }
     for (const [key, pn] of this.peers) {

@@ -2,11 +2,10 @@
  * Control: the dispatch of control packets (everything but DATA) and of control frames
  * inside verified packets, and the rekey exchange (REKEY / REKEY_ACK).
  */
-import { dh, dhKeyPair, zero } from "../crypto/sodium.js";
+import { dh, dhKeyPair, randomBytes, zero } from "../crypto/sodium.js";
 import { FrameType, decodeRekey, encodeRekey } from "../wire/frames.js";
 import { PacketType, tidKey } from "../wire/packet.js";
 import { PUNCH_TYPE, encodePunchInto, isPunch, PUNCH_BYTES } from "../wire/nat.js";
-import { randomBytes } from "../crypto/sodium.js";
 import { deriveRekey } from "./keys.js";
 import { Epoch, Tunnel } from "./tunnel.js";
 import { PROBE_BODY } from "./options.js";
@@ -62,12 +61,11 @@ export abstract class Control extends Create {
    * NAT traversal (issue 17): one PUNCH (16 bytes, nothing in it) to `endpoint`, so that our
    * NAT lets the peer's packets from there in. The caller bounds how many (src/directory/nat.ts).
    */
-  sendPunch(endpoint: Buffer, now: number): void {
+  sendPunch(endpoint: Buffer): void {
     const b = Buffer.allocUnsafe(PUNCH_BYTES);
     encodePunchInto(b, 0, randomBytes(8));
     this.events.punchesSent++;
     this.out.sendUdp(b, 0, PUNCH_BYTES, endpoint, 0);
-    void now;
   }
 
   protected onControlFrame(
