@@ -1,6 +1,11 @@
 // Duplicate-delivery measurement for the pre-authentication attack tests: a real UDP
 // sender with numbered datagrams, a real receiver that logs each one, and the count of
-// deliveries per datagram from the receiver's log.
+// deliveries per datagram from the receiver's log, and the set-up both attacks play on.
+
+import * as fs from "node:fs";
+import type { Status } from "../../src/daemon/status.js";
+import { createRoutedPair, type Capture, type Topology } from "./lib.js";
+import { makeHost, makePki, startDaemon, waitRecords, type Pki, type RunningDaemon } from "./mintun.js";
 
 /** UDP receiver: one line per datagram received on ADDR:PORT (its payload). */
 export const RECEIVER = `
@@ -39,4 +44,63 @@ export function countDeliveries(log: string): { counts: Map<string, number>; his
   const hist = new Map<number, number>();
   for (const n of counts.values()) hist.set(n, (hist.get(n) ?? 0) + 1);
   return { counts, hist };
+}
+
+/** A routed pair with its daemons a and b (startAttackPair). */
+export interface AttackPair {
+  topo: Topology;
+  pki: Pki;
+  work: string;
+  d: Record<string, RunningDaemon>;
+  /** a's status once it holds b's record */
+  records: Status;
+  /** stop `cap` (if any), the daemons, the topology; remove the work directory */
+  cleanup(cap?: Capture | null): Promise<void>;
+}
+
+/**
+ * The attack set-up: a and x on one side of a delay router (`delayMs` each way), b on the
+ * other; b (10.77.0.2, `bExtra` appended to its config) listens on 0.0.0.0:7000 with no
+ * peers, a (10.77.0.1) has b as its peer and holds b's record. On failure it cleans up.
+ */
+export async function startAttackPair(opts: { delayMs: number; bExtra?: string }): Promise<AttackPair> {
+  let topo: Topology | undefined;
+  let work: string | undefined;
+  const d: Record<string, RunningDaemon> = {};
+  const cleanup = async (cap?: Capture | null): Promise<void> => {
+    await cap?.stop().catch(() => undefined);
+    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
+    await topo?.cleanup();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    topo = await createRoutedPair({ a: ["a", "x"], b: ["b"], delayMs: opts.delayMs });
+    const pki = makePki();
+    work = pki.dir;
+    const bIp = topo.host("b").addr4;
+    d.b = await startDaemon(
+      work,
+      {
+        host: makeHost(pki, "b", "10.77.0.2", null),
+        ns: topo.host("b").ns,
+        caFile: pki.caFile,
+        listen: "0.0.0.0:7000",
+        peers: [],
+        ...(opts.bExtra !== undefined ? { extra: opts.bExtra } : {}),
+      },
+      false,
+    );
+    d.a = await startDaemon(work, {
+      host: makeHost(pki, "a", "10.77.0.1", null),
+      ns: topo.host("a").ns,
+      caFile: pki.caFile,
+      listen: "0.0.0.0:7000",
+      peers: [{ name: "b", endpoint: `${bIp}:7000` }],
+    });
+    const records = await waitRecords(d.a);
+    return { topo, pki, work, d, records, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
 }

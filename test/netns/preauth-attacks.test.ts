@@ -24,17 +24,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  createLan,
-  createRoutedPair,
-  firstPingMs,
-  startCapture,
-  waitListening,
-  type Capture,
-  type Topology,
-} from "./lib.js";
-import { RECEIVER, SENDER, countDeliveries } from "./deliveries.js";
-import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
+import { createLan, firstPingMs, startCapture, waitListening, type Capture, type Topology } from "./lib.js";
+import { RECEIVER, SENDER, countDeliveries, startAttackPair, type AttackPair } from "./deliveries.js";
+import { makeHost, makePki, startDaemon, type RunningDaemon } from "./mintun.js";
 
 const TOOLS = fileURLToPath(new URL("../tools/", import.meta.url));
 const root = process.getuid?.() === 0;
@@ -42,42 +34,17 @@ const root = process.getuid?.() === 0;
 const REPLAY_PER_HOST = 100;
 
 describe.skipIf(!root)("forged PUZZLE against a creation carrying 0-RTT data (netns)", () => {
-  let topo: Topology;
-  let work: string;
+  let pair: AttackPair | undefined;
   let cap: Capture | null = null;
-  const d: Record<string, RunningDaemon> = {};
 
   afterAll(async () => {
-    await cap?.stop().catch(() => undefined);
-    for (const x of Object.values(d)) await x.stop().catch(() => undefined);
-    await topo?.cleanup();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
+    await pair?.cleanup(cap);
   });
 
   it("every datagram the application sent is delivered exactly once", async () => {
-    topo = await createRoutedPair({ a: ["a", "x"], b: ["b"], delayMs: 300 });
-    const pki = makePki();
-    work = pki.dir;
+    pair = await startAttackPair({ delayMs: 300 });
+    const { topo, work, d } = pair;
     const bIp = topo.host("b").addr4;
-    d.b = await startDaemon(
-      work,
-      {
-        host: makeHost(pki, "b", "10.77.0.2", null),
-        ns: topo.host("b").ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [],
-      },
-      false,
-    );
-    d.a = await startDaemon(work, {
-      host: makeHost(pki, "a", "10.77.0.1", null),
-      ns: topo.host("a").ns,
-      caFile: pki.caFile,
-      listen: "0.0.0.0:7000",
-      peers: [{ name: "b", endpoint: `${bIp}:7000` }],
-    });
-    await waitRecords(d.a);
     // x, on a's link, sends as b: it holds b's address without answering ARP for it
     const xs = topo.host("x").ns;
     for (const [k, v] of [

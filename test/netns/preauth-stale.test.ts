@@ -12,64 +12,30 @@
  * application on b counts deliveries per datagram: before the RETRY frame
  * (ee37db2) the resent ones were delivered twice.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  createRoutedPair,
-  startCapture,
-  waitFor,
-  waitListening,
-  type Capture,
-  type Topology,
-} from "./lib.js";
-import { RECEIVER, SENDER, countDeliveries } from "./deliveries.js";
-import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
+import { startCapture, waitFor, waitListening, type Capture } from "./lib.js";
+import { RECEIVER, SENDER, countDeliveries, startAttackPair, type AttackPair } from "./deliveries.js";
 
 const FORGE = fileURLToPath(new URL("../tools/forge-stale.mjs", import.meta.url));
 
 describe.skipIf(process.getuid?.() !== 0)(
   "forged STALE against a creation carrying 0-RTT data (netns)",
   () => {
-    let topo: Topology;
-    let work: string;
+    let pair: AttackPair | undefined;
     let cap: Capture | null = null;
-    const d: Record<string, RunningDaemon> = {};
 
     afterAll(async () => {
-      await cap?.stop().catch(() => undefined);
-      for (const x of Object.values(d)) await x.stop().catch(() => undefined);
-      await topo?.cleanup();
-      if (work) fs.rmSync(work, { recursive: true, force: true });
+      await pair?.cleanup(cap);
     });
 
     it("every datagram the application sent is delivered exactly once", async () => {
-      topo = await createRoutedPair({ a: ["a", "x"], b: ["b"], delayMs: 150 });
-      const pki = makePki();
-      work = pki.dir;
+      pair = await startAttackPair({ delayMs: 150, bExtra: "ephemeral:\n  lifetimeSec: 30\n" });
+      const { topo, work, d } = pair;
       const aIp = topo.host("a").addr4;
       const bIp = topo.host("b").addr4;
-      d.b = await startDaemon(
-        work,
-        {
-          host: makeHost(pki, "b", "10.77.0.2", null),
-          ns: topo.host("b").ns,
-          caFile: pki.caFile,
-          listen: "0.0.0.0:7000",
-          peers: [],
-          extra: "ephemeral:\n  lifetimeSec: 30\n",
-        },
-        false,
-      );
-      d.a = await startDaemon(work, {
-        host: makeHost(pki, "a", "10.77.0.1", null),
-        ns: topo.host("a").ns,
-        caFile: pki.caFile,
-        listen: "0.0.0.0:7000",
-        peers: [{ name: "b", endpoint: `${bIp}:7000` }],
-      });
-      const keyOfA = (await waitRecords(d.a)).peers[0]!.record!.keyId;
+      const keyOfA = pair.records.peers[0]!.record!.keyId;
       // a keeps the record it has: b drops a's RECORD_REQUESTs (type 5 at payload byte 8)
       const bs = topo.host("b").ns;
       await bs.execOk("nft", ["add", "table", "ip", "mtrec"]);
