@@ -46,6 +46,25 @@ describe.skipIf(process.getuid?.() !== 0)("certificate lifecycle (netns, real da
   let work: string;
   const d: Record<string, RunningDaemon> = {};
   const files: Record<string, HostFiles> = {};
+  /** b's certificate signed again with the same key, valid for `seconds` (over b.cert) */
+  const signB = (seconds: number) =>
+    mintun(
+      "ca",
+      "sign-host",
+      "--ca",
+      work,
+      "--name",
+      "b",
+      "--key",
+      files.b!.key,
+      "--ip4",
+      O4.b!,
+      "--seconds",
+      String(seconds),
+      "--out",
+      files.b!.cert,
+      "--force",
+    );
 
   beforeAll(async () => {
     topo = await createLan({ hosts: ["dir", "a", "b", "c"] });
@@ -63,24 +82,6 @@ describe.skipIf(process.getuid?.() !== 0)("certificate lifecycle (netns, real da
   it("a peer whose certificate expires while busy: ping stops at notAfter, counted; renewal on reload", async () => {
     const VALID_S = 25;
     const b = files.b!;
-    const signB = (seconds: number) =>
-      mintun(
-        "ca",
-        "sign-host",
-        "--ca",
-        work,
-        "--name",
-        "b",
-        "--key",
-        b.key,
-        "--ip4",
-        O4.b!,
-        "--seconds",
-        String(seconds),
-        "--out",
-        b.cert,
-        "--force",
-      );
     await signB(VALID_S);
     const notAfterMs = JSON.parse(await mintun("cert", "show", b.cert, "--json")).notAfter;
     const expiresAt = Date.parse(notAfterMs);
@@ -108,24 +109,6 @@ describe.skipIf(process.getuid?.() !== 0)("certificate lifecycle (netns, real da
   }, 90_000);
 
   async function lifecycle(expiresAt: number): Promise<void> {
-    const signB = (seconds: number) =>
-      mintun(
-        "ca",
-        "sign-host",
-        "--ca",
-        work,
-        "--name",
-        "b",
-        "--key",
-        files.b!.key,
-        "--ip4",
-        O4.b!,
-        "--seconds",
-        String(seconds),
-        "--out",
-        files.b!.cert,
-        "--force",
-      );
     const na = topo.host("a").ns;
     const left = expiresAt - Date.now();
     expect(left).toBeGreaterThan(5_000);
