@@ -40,7 +40,7 @@ export interface DirectoryServeConfig {
   lookupPerSec: number;
 }
 
-/** The relay (issue 17; docs/OPERATIONS.md "Running a relay"): a directory that forwards sealed datagrams. */
+/** The relay (issue 17; docs/OPERATIONS.md "Running a relay"): a directory or relay host that forwards sealed datagrams. */
 export interface RelayConfig {
   serve: boolean;
   /** per sending host: sustained bytes per second and burst */

@@ -516,10 +516,15 @@ export function readDirectoryServe(c: Section): DirectoryServeConfig | null {
 
 /**
  * `relay`: forwarding sealed datagrams between registered hosts (issue 17). A relay is a
- * directory in this version (it forwards to the endpoints of the hosts' tunnels to it),
- * so `relay.serve: true` needs `directory.serve: true`.
+ * directory, or a relay host that offers itself to its directories (it forwards to the
+ * endpoints of the hosts' tunnels to it, and learns its pairs from a directory), so
+ * `relay.serve: true` needs `directory.serve: true` or a `directories:` list.
  */
-export function readRelay(c: Section, directory: DirectoryServeConfig | null): RelayConfig | null {
+export function readRelay(
+  c: Section,
+  directory: DirectoryServeConfig | null,
+  directories: readonly unknown[] = [],
+): RelayConfig | null {
   const r: Reader = c.r;
   const e = c.top.get("relay");
   if (!e || r.isMissing(e.value)) return null;
@@ -536,8 +541,12 @@ export function readRelay(c: Section, directory: DirectoryServeConfig | null): R
     burstBytes: int("burstBytes"),
     maxPairs: int("maxPairs"),
   };
-  if (serve && !directory?.serve)
-    r.fail("relay.serve needs directory.serve: true (a relay is a directory)", se!.value, "relay.serve");
+  if (serve && !directory?.serve && directories.length === 0)
+    r.fail(
+      "relay.serve needs directory.serve: true or a directories: list (a relay learns its pairs from a directory)",
+      se!.value,
+      "relay.serve",
+    );
   if (cfg.burstBytes < cfg.bytesPerSec / 10) {
     const be = m.get("burstBytes");
     r.fail(
