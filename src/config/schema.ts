@@ -48,6 +48,8 @@ export interface RelayConfig {
   burstBytes: number;
   /** host pairs with a relay token (least recently used evicted beyond) */
   maxPairs: number;
+  /** on a directory that does not relay itself: the relay hosts (certificate names) it may hand pairs to */
+  hosts: string[];
 }
 
 export interface DirectoryEntry {

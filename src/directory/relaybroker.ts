@@ -1,8 +1,10 @@
 /**
  * Relay hosts, directory side (issue 17; docs/PROTOCOL.md 8b "Relay hosts"). A host with
  * `relay: { serve: true }` that is not a directory sends an OFFER notice inside its own
- * authenticated tunnel to the directory (every OFFER_EVERY_MS). When a rendezvous needs a
- * relay and this directory does not serve one itself, the broker picks an offering host:
+ * authenticated tunnel to the directory (every OFFER_EVERY_MS); the directory takes it only
+ * from hosts named in its `relay.hosts` (the certificate name the tunnel proved: being a relay
+ * shows a host who talks to whom, so the operator chooses). When a rendezvous needs a relay
+ * and this directory does not serve one itself, the broker picks an offering host:
  *
  *   - offered within OFFER_TTL_MS, with an established tunnel to this directory now;
  *   - reachable as it is: the address the directory sees its tunnel at is one it signed
@@ -42,6 +44,8 @@ export function newBrokerDrops() {
   return {
     /** DIR_NOTICE frames sent to this directory that are no OFFER (or from a host without a certificate) */
     relayBadOffer: 0,
+    /** offers from hosts not in relay.hosts */
+    relayOfferRefused: 0,
   };
 }
 
@@ -63,6 +67,8 @@ export class RelayBroker {
     private readonly engine: Engine,
     /** whether the host (key, latin1) signed the address its tunnel is seen at */
     private readonly isPublic: (key: string, t: Tunnel) => boolean,
+    /** the relay hosts (certificate names) whose offers are taken (relay.hosts) */
+    private readonly allowed: ReadonlySet<string>,
     private readonly maxHosts = 10_000,
   ) {}
 
@@ -71,6 +77,10 @@ export class RelayBroker {
     const hc = t.peer.hostCert;
     if (!hc || !isOffer(buf, off, len)) {
       this.drops.relayBadOffer++;
+      return;
+    }
+    if (!this.allowed.has(hc.name)) {
+      this.drops.relayOfferRefused++;
       return;
     }
     const k = hc.publicKey.latin1Slice(0, 32);

@@ -77,8 +77,8 @@ export class Directory {
     if (dc?.serve) {
       const rdv = new Rendezvous(engine, relay, RENDEZVOUS_DEFAULTS, log);
       rendezvous = rdv;
-      if (!relay) {
-        broker = new RelayBroker(engine, (k, t) => rdv.isPublic(k, t));
+      if (!relay && config.relay && config.relay.hosts.length > 0) {
+        broker = new RelayBroker(engine, (k, t) => rdv.isPublic(k, t), new Set(config.relay.hosts));
         rdv.broker = broker;
       }
       let store: RecordStore;

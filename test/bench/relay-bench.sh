@@ -34,8 +34,14 @@ PIDS=()
 
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
+  for _ in $(seq 50); do
+    alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   for n in "$A" "$B" "$D" "$R"; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
@@ -99,6 +105,8 @@ for h in dir r1 a b; do
   [ "$h" = dir ] && extra="directory:
   serve: true
   store: file
+relay:
+  hosts: [r1]
 "
   [ "$h" = r1 ] && extra+="relay:
   serve: true

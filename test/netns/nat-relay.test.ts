@@ -76,7 +76,7 @@ describe.skipIf(!root)(
         pki,
         makeHost(pki, "dir", O4.dir!, null),
         net.host("dir").ns,
-        "directory:\n  serve: true\n  store: file\n",
+        "directory:\n  serve: true\n  store: file\nrelay:\n  hosts: [r1]\n",
       );
       const extra: Record<string, string> = {
         r1:

@@ -75,10 +75,10 @@ function stubEngine() {
 }
 
 describe("RelayBroker (directory side)", () => {
-  it("picks an offering host that is public and has a tunnel here, never one of the pair; tells it the pair", () => {
+  it("picks an offering host that is listed, public and has a tunnel here, never one of the pair; tells it the pair", () => {
     const s = stubEngine();
     const pub = new Set<string>();
-    const broker = new RelayBroker(s.engine, (k) => pub.has(k));
+    const broker = new RelayBroker(s.engine, (k) => pub.has(k), new Set(["r1", "r2"]));
     const r1 = s.addPeer("r1", key(7), A("198.51.100.7", 7000));
     const r2 = s.addPeer("r2", key(8), A("198.51.100.8", 7000));
     s.addPeer("a", key(1), A("203.0.113.1", 4000));
@@ -86,6 +86,10 @@ describe("RelayBroker (directory side)", () => {
     broker.onOffer(r1.t as unknown as Tunnel, encodeOffer(), 0, 2, 0);
     broker.onOffer(r2.t as unknown as Tunnel, Buffer.from([1, 4]), 0, 2, 0); // not an offer
     expect(broker.drops.relayBadOffer).toBe(1);
+    const x = s.addPeer("x", key(5), A("198.51.100.5", 7000)); // a member host not in relay.hosts
+    broker.onOffer(x.t as unknown as Tunnel, encodeOffer(), 0, 2, 0);
+    pub.add(key(5).latin1Slice(0, 32));
+    expect(broker.drops.relayOfferRefused).toBe(1);
     expect(broker.pick(key(1), key(2), 0)).toBeNull(); // r1 behind a NAT (not public)
     pub.add(key(7).latin1Slice(0, 32));
     const p = broker.pick(key(1), key(2), 10)!;
