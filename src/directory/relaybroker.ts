@@ -62,6 +62,7 @@ export class RelayBroker {
   private readonly offers = new Map<string, number>();
   private readonly pairs = new Map<string, { relay: string; token: Buffer; at: number }>();
   private lastSweep = 0;
+  private lastNow = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -127,13 +128,18 @@ export class RelayBroker {
   }
 
   tick(now: number): void {
+    this.lastNow = now;
     if (now - this.lastSweep < 10_000) return;
     this.lastSweep = now;
     for (const [k, at] of this.offers) if (now - at > OFFER_TTL_MS) this.offers.delete(k);
     for (const [k, p] of this.pairs) if (now - p.at > BROKER_PAIR_TTL_MS) this.pairs.delete(k);
   }
 
-  state(): { relayHosts: number; pairs: number } {
-    return { relayHosts: this.offers.size, pairs: this.pairs.size };
+  /** relay hosts whose offer is current, and pairs handed to relay hosts (status) */
+  state(): { offering: number; pairs: number } {
+    let offering = 0;
+    const now = this.lastNow;
+    for (const at of this.offers.values()) if (now - at <= OFFER_TTL_MS) offering++;
+    return { offering, pairs: this.pairs.size };
   }
 }

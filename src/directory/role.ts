@@ -26,6 +26,8 @@ export interface DirectoryStatus {
   server: { store: string; records: number; hosts: number } | null;
   /** the relay this directory runs (relay.serve), null: none */
   relay: RelayStatus | null;
+  /** relay hosts this directory hands pairs to (relay.hosts): offering now, pairs handed out; null: none */
+  relayHosts: { offering: number; pairs: number } | null;
 }
 
 export class Directory {
@@ -206,6 +208,7 @@ export class Directory {
       client: this.client?.state(this.now()) ?? null,
       server: this.server?.state() ?? null,
       relay: this.relay?.state() ?? null,
+      relayHosts: this.broker?.state() ?? null,
     };
   }
 

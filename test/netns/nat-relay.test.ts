@@ -142,6 +142,9 @@ describe.skipIf(!root)(
       expect(await endpoint("b1", "r1")).toBe(r1Addr);
       const sdir = await st("dir");
       expect(sdir.directory?.relay ?? null).toBeNull(); // the directory relays nothing
+      expect(sdir.directory?.relayHosts).toEqual({ offering: 1, pairs: 1 });
+      const dtext = await execCmd("node", [MINTUN, "status", "--socket", d.dir!.socket]);
+      expect(dtext.stdout).toMatch(/relay hosts: 1 offering, 1 pairs handed out/);
       expect(sdir.events.relayHostPairs).toBeGreaterThanOrEqual(1);
       expect((await st("a1")).events.viaNotices).toBeGreaterThanOrEqual(1);
 

@@ -99,6 +99,8 @@ describe("RelayBroker (directory side)", () => {
     expect(f).toMatchObject({ to: "r1", type: FrameType.DirNotice });
     const pair = decodePair(f.body, 0, f.body.length)!;
     expect(pair.a.equals(key(1)) && pair.b.equals(key(2)) && pair.token.equals(p.token)).toBe(true);
+    broker.tick(10);
+    expect(broker.state()).toEqual({ offering: 1, pairs: 1 }); // r1 (x's offer was refused)
     // the same pair keeps its relay and token (the relay is told again)
     expect(broker.pick(key(2), key(1), 20)!.token.equals(p.token)).toBe(true);
     expect(s.frames).toHaveLength(2);
