@@ -218,16 +218,6 @@ const wall0 = Date.now();
 while (spentUs - spent0 < SECONDS * 1e6) {
   creations();
   attempts += BATCH;
-  if (process.env.CREATE_BENCH_DEBUG && attempts % (BATCH * 20) === 0)
-    console.error(
-      attempts,
-      b.events.tunnelsAccepted,
-      spentUs,
-      b.load.difficulty,
-      JSON.stringify(Object.fromEntries(Object.entries(creators[0].a.drops).filter(([, v]) => v))),
-      JSON.stringify(Object.fromEntries(Object.entries(creators[0].a.events).filter(([, v]) => v))),
-      creators[0].peer.tunnels.map((t) => t.state),
-    );
   if (spentUs - secStart >= 1e6) {
     perSec.push((b.events.tunnelsAccepted - secAcc) / ((spentUs - secStart) / 1e6));
     secAcc = b.events.tunnelsAccepted;
