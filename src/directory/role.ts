@@ -106,7 +106,9 @@ export class Directory {
     const srv = server;
     const cli = client;
     const nat = cli
-      ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"))
+      ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"), {
+          punchTtl: config.nat.punchTtl,
+        })
       : null;
     if (relayOut && nat) relayOut.agent = nat;
     if (srv || cli)

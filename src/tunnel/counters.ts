@@ -152,6 +152,8 @@ export function newEvents() {
     endpointProbes: 0,
     /** NAT traversal (issue 17): PUNCH datagrams sent (rendezvous) and received (nothing else happens) */
     punchesSent: 0,
+    /** of those, sent with a low TTL (nat.punchTtl: they open our NAT, never reach the peer's) */
+    punchesLowTtl: 0,
     punchesReceived: 0,
     /** creations resent towards another path (a punched NAT, or the relay) */
     creationRetries: 0,
