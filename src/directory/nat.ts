@@ -67,7 +67,7 @@ export const RELAY_AFTER_MS = 600;
  */
 export const UPGRADE_SCHEDULE_MS = [5_000, 5_000, 35_000, 35_000, 60_000] as const;
 /** After the low-TTL punches of an upgrade attempt, the authenticated probes (full TTL). */
-export const PROBE_AFTER_MS = 1_000;
+export const PROBE_AFTER_MS = 2_000;
 /** The default IP TTL / IPv6 hop limit of the first punch round: our NAT is the first router. */
 export const PUNCH_TTL_DEFAULT = 2;
 export const FALLBACK_STALL_MS = 2_500;
@@ -225,7 +225,14 @@ export class NatAgent {
       // the looking-up end opens its own NAT too before it probes (same budget)
       if (upgrade && ttl > 0) this.punch({ to: cands.slice(0, 2), left: budget, rounds: 1, ttl });
     }
-    if (upgrade && now - pn.lastProbe >= 2_000) {
+    // An attempt the peer started (its lookup, not ours: ours set lastUpgrade when it went out)
+    // counts as ours: both ends then keep one schedule, instead of two interleaved ones whose
+    // failed probes renew the unanswered NAT entries just before the other end's attempt.
+    if (upgrade && now - pn.lastUpgrade >= PROBE_AFTER_MS) {
+      pn.upgrades++;
+      pn.lastUpgrade = now;
+    }
+    if (upgrade && now - pn.lastProbe >= PROBE_AFTER_MS) {
       pn.lastProbe = now;
       if (ttl > 0) pn.probeAt = now + PROBE_AFTER_MS;
       else this.probeDirect(pn, key, now);

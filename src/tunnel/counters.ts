@@ -13,6 +13,8 @@ export function newDrops() {
     replay: 0,
     /** AEAD failed */
     auth: 0,
+    /** inner packets larger than a relayed path carries (answered with ICMP too-big locally) */
+    relayTooBig: 0,
     /** frames inside a verified packet did not parse */
     badFrames: 0,
     /** inner source address not allowed for the sending peer */
