@@ -228,6 +228,23 @@ describe("NatAgent (host side)", () => {
     for (let now = 30_250; now <= 32_000; now += 250) nat.tick(now);
     expect(s.calls.filter((c) => c.startsWith("probe"))).toEqual([]);
   });
+
+  it("an attempt the peer started counts as ours: both ends keep one upgrade schedule", () => {
+    const s = stubEngine();
+    const looked: number[] = [];
+    const nat = new NatAgent(s.engine, [DIR], (_p, now) => looked.push(now));
+    const tok = Buffer.alloc(8, 5);
+    s.addPeer("b", key(9), tunnel(relayAddr(0, tok)));
+    // the notice of the creation, then the tunnel is on the relay: attempts would be 5 s, 10 s, 45 s later
+    const peer = notice({ kind: "peer", token: tok, candidates: [{ ip: "198.51.100.7", port: 7000 }] });
+    nat.onNotice(0, peer, 0, peer.length, 0);
+    for (let now = 0; now < 4_000; now += 250) nat.tick(now);
+    // the peer's own first attempt reaches us at 4 s (a PUNCH notice): our next is 5 s after it
+    const punch = notice({ kind: "punch", token: tok, candidates: [{ ip: "198.51.100.7", port: 7000 }] });
+    nat.onNotice(0, punch, 0, punch.length, 4_000);
+    for (let now = 4_000; now <= 60_000; now += 250) nat.tick(now);
+    expect(looked).toEqual([9_000, 44_000]);
+  });
 });
 
 describe("RelayServer (directory side)", () => {
