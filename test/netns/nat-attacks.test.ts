@@ -116,11 +116,18 @@ describe.skipIf(!root)("NAT traversal under attack from another namespace (netns
     const relayB = await w.endpointSoon("b1", "a1");
     expect(relayA.startsWith("relay:")).toBe(true);
     // after the upgrade attempts at 5 s and 10 s (the next is 35 s later): a quiet host
-    await waitFor(async () => ((await w.status("a1")).events.natPeerNotices ?? 0) >= 3, {
-      timeoutMs: 20_000,
-      intervalMs: 500,
-      what: "a1's upgrade attempts",
-    });
+    // (the creation's notice, then two attempts: whichever end started them, both get a notice)
+    await waitFor(
+      async () => {
+        const e = (await w.status("a1")).events;
+        return (e.natPeerNotices ?? 0) + (e.natPunchNotices ?? 0) >= 3;
+      },
+      {
+        timeoutMs: 20_000,
+        intervalMs: 500,
+        what: "a1's upgrade attempts",
+      },
+    );
     await new Promise((r) => setTimeout(r, 2000));
 
     // --- what the observer learned
