@@ -540,7 +540,7 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
-/* udpSend(fd, sockFamily, buf, offs, lens, count, addr, addrOff, res[, gsoLimit]) -> sent.
+/* udpSend(fd, sockFamily, buf, offs, lens, count, addr, addrOff, res[, gsoLimit[, src[, ttl]]]) -> sent.
  * All packets go to the one destination addr[addrOff..+20]; sendmmsg in chunks of 256
  * packets until all are sent or the socket is full.  res[0] += dropped (EAGAIN/ENOBUFS:
  * the rest of the batch), res[1] += other errors (the failing message is skipped),
@@ -555,7 +555,12 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
  * checksum offload, xfrm, ...) GSO is off for good (limit 0); with EMSGSIZE (6.x) or
  * EINVAL (older kernels) -- a segment larger than the route MTU, which a plain send would
  * fragment -- only lengths >= L are excluded (limit L - 1).  Either way the same packets
- * are sent again without GSO at once. */
+ * are sent again without GSO at once.
+ *
+ * ttl (1..255, 0 or absent: the socket's default): every message carries IP_TTL (IPv4, also
+ * v4-mapped on a dual-stack socket) or IPV6_HOPLIMIT (IPv6) as a control message, so the
+ * datagrams die that many routers away (NAT traversal: a punch that opens our own NAT and
+ * never reaches the peer's, src/directory/nat.ts). */
 static int route_source_rec(const uint8_t* dst, uint8_t* out); /* route-source probe, below */
 
 /* Pinned source: one IP_PKTINFO / IPV6_PKTINFO control message telling the kernel which local
@@ -589,9 +594,18 @@ static size_t put_pktinfo(struct cmsghdr* c, int sock_af, const uint8_t* dst, co
   return CMSG_SPACE(sizeof pi6);
 }
 
+/* One IP_TTL / IPV6_HOPLIMIT control message for the destination's family. */
+static size_t put_ttl(struct cmsghdr* c, const uint8_t* dst, int ttl) {
+  c->cmsg_level = dst[0] == 4 ? IPPROTO_IP : IPPROTO_IPV6;
+  c->cmsg_type = dst[0] == 4 ? IP_TTL : IPV6_HOPLIMIT;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &ttl, sizeof ttl);
+  return CMSG_SPACE(sizeof(int));
+}
+
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
+  size_t argc = 12;
+  napi_value argv[12];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t fd, fam, count, aoff, limit = 0;
   uint8_t *buf, *addr, *src = NULL;
@@ -614,6 +628,13 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
         return throw_inval(env, "udpSend: bad source record");
     }
   }
+  uint32_t ttl = 0;
+  if (argc >= 12) {
+    napi_valuetype vt;
+    napi_typeof(env, argv[11], &vt);
+    if (vt != napi_undefined && (!get_u32(env, argv[11], &ttl) || ttl > 255))
+      return throw_inval(env, "udpSend: bad ttl");
+  }
   if (count > noffs || count > nlens || (uint64_t)aoff + ADDR_LEN > alen ||
       (addr[aoff] != 4 && addr[aoff] != 6))
     return throw_inval(env, "udpSend: bad count or address record");
@@ -630,7 +651,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   struct iovec iov[MAX_BATCH];
   uint32_t npk[MAX_BATCH]; /* packets in message j */
   union {
-    char b[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    char b[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } ctl[MAX_BATCH];
   int sock_af = fam == 4 ? AF_INET : AF_INET6;
@@ -661,7 +682,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       h->msg_iovlen = k;
       h->msg_name = &to;
       h->msg_namelen = tolen;
-      if (k > 1 || src) {
+      if (k > 1 || src || ttl) {
         memset(ctl[m].b, 0, sizeof ctl[m].b);
         h->msg_control = ctl[m].b;
         h->msg_controllen = sizeof ctl[m].b;
@@ -676,7 +697,12 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
           used = CMSG_SPACE(sizeof(uint16_t));
           c = CMSG_NXTHDR(h, c);
         }
-        if (src && c) used += put_pktinfo(c, sock_af, addr + aoff, src);
+        if (src && c) {
+          size_t n = put_pktinfo(c, sock_af, addr + aoff, src);
+          used += n;
+          if (n) c = CMSG_NXTHDR(h, c); /* msg_controllen is still the whole buffer here */
+        }
+        if (ttl && c) used += put_ttl(c, addr + aoff, (int)ttl);
         h->msg_controllen = used;
         if (used == 0) h->msg_control = NULL;
       }

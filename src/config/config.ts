@@ -20,6 +20,7 @@ import {
   readDirectories,
   readDirectoryServe,
   readRelay,
+  readNat,
   readDns,
   readGateway,
   readIdentity,
@@ -81,6 +82,7 @@ const TOP_KEYS = [
   "directories",
   "directory",
   "relay",
+  "nat",
 ];
 
 /** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
@@ -120,6 +122,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const directories = readDirectories(c);
   const directory = readDirectoryServe(c);
   const relay = readRelay(c, directory, directories);
+  const nat = readNat(c);
   return {
     file,
     ca,
@@ -134,6 +137,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     directories,
     directory,
     relay,
+    nat,
     api,
     stateDir,
     log: { level },

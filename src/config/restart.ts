@@ -29,6 +29,7 @@ export const RESTART_KEYS = [
   "directories",
   "directory",
   "relay",
+  "nat",
   "registration",
 ] as const;
 
@@ -84,6 +85,7 @@ const RESTART_FIELDS: Record<
   directories: { get: (c) => c.directories, keep: (e, o) => void (e.directories = o.directories) },
   directory: { get: (c) => c.directory, keep: (e, o) => void (e.directory = o.directory) },
   relay: { get: (c) => c.relay, keep: (e, o) => void (e.relay = o.relay) },
+  nat: { get: (c) => c.nat, keep: (e, o) => void (e.nat = o.nat) },
   registration: { get: (c) => c.registration, keep: (e, o) => void (e.registration = o.registration) },
 };
 

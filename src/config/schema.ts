@@ -104,6 +104,11 @@ export interface Config {
   directory: DirectoryServeConfig | null;
   /** relay for hosts that cannot reach each other directly (null: none) */
   relay: RelayConfig | null;
+  /**
+   * NAT traversal (docs/PROTOCOL.md 8b). punchTtl: IP TTL / IPv6 hop limit of the first
+   * punches, enough to leave our own NAT and not reach the peer's (0: full TTL)
+   */
+  nat: { punchTtl: number };
   api: { socket: string };
   /** YAML key "state". */
   stateDir: string;
@@ -165,6 +170,7 @@ export const DEFAULTS = {
   dns: { domain: "mesh." },
   directory: { maxRecords: 100_000, registerPerSec: 1, lookupPerSec: 200, etcdPrefix: "/mintun/directory/" },
   relay: { bytesPerSec: 1_000_000, burstBytes: 2_000_000, maxPairs: 10_000 },
+  nat: { punchTtl: 2 },
 } as const;
 
 /** Numeric bounds (inclusive). */
@@ -196,4 +202,5 @@ export const LIMITS = {
   bytesPerSec: [1_000, 10_000_000_000],
   burstBytes: [1_500, 10_000_000_000],
   maxPairs: [1, 10_000_000],
+  punchTtl: [0, 255],
 } as const satisfies Record<string, readonly [number, number]>;

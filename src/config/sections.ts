@@ -573,3 +573,16 @@ export function readRelay(
   }
   return cfg;
 }
+
+/** `nat`: NAT traversal on this host (docs/PROTOCOL.md 8b "Low-TTL punches"). */
+export function readNat(c: Section): Config["nat"] {
+  const r: Reader = c.r;
+  const m = r.map(c.top.get("nat")?.value ?? null, "nat", ["punchTtl"]);
+  const x = m.get("punchTtl");
+  return {
+    punchTtl:
+      x && !r.isMissing(x.value)
+        ? r.int(x.value, "nat.punchTtl", x.key, LIMITS.punchTtl)
+        : DEFAULTS.nat.punchTtl,
+  };
+}

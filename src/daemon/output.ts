@@ -78,6 +78,18 @@ export class BatchOutput implements Output {
     r.n++;
   }
 
+  /** At once, after what is queued for that endpoint (its order is kept). */
+  sendUdpTtl(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, ttl: number): void {
+    for (let i = 0; i < this.open; i++)
+      if (addrEqual(this.runs[i]!.addr, 0, addr, addrOff)) {
+        this.closeRun(i);
+        break;
+      }
+    if (this.udp.sendTtl) this.udp.sendTtl(buf, off, len, addr, addrOff, ttl);
+    else this.udp.send(buf, off, len, addr, addrOff);
+    this.udpSendCalls++;
+  }
+
   writeTun(buf: Buffer, off: number, len: number): void {
     if (this.tN > 0 && (buf !== this.tBuf || this.tN === MAX_RUN)) this.flushTun();
     if (this.tN === 0) this.tBuf = buf;

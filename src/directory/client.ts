@@ -41,7 +41,7 @@ import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import * as C from "../tunnel/constants.js";
 import type { DirectoryHooks, Engine } from "../tunnel/engine.js";
 import type { Peer, Tunnel } from "../tunnel/tunnel.js";
-import { addrEqual, addrToString } from "../wire/addr.js";
+import { addrEqual, addrToString, isRelayAddr } from "../wire/addr.js";
 import { type DirRequest, type DirResponse, decodeDirResponse, encodeDirRequest } from "../wire/directory.js";
 import { RevocationIndex, decodeRevocation, verifyRevocation } from "../wire/revocation.js";
 import type { HostCert } from "../wire/cert.js";
@@ -637,13 +637,18 @@ export class DirectoryClient {
    * endpoint in a verified record of that same host is still only the
    * directory's observation (unsigned): it is probed, and the tunnel moves only
    * when the peer answers authenticated from there (Engine.probeEndpoint).
+   * Not for a tunnel on a relayed path: the relay follows both ends' directory tunnels
+   * wherever they move, and the way to a direct path is the NAT agent's (nat.ts: low-TTL
+   * punches, then probes). Here, its own direct probes (which count as sends) made a loaded
+   * relayed tunnel look stalled, and the probes of each such lookup, every RELOOKUP_MS,
+   * renewed the unanswered NAT entries that keep the direct path shut.
    */
   private checkStalled(now: number): void {
     for (const p of this.engine.peers.values()) {
       const hc = p.hostCert;
       if (!hc || this.isDirectoryPeer(p)) continue;
       const t = p.sendTunnel();
-      if (!t || t.state !== "established") continue;
+      if (!t || t.state !== "established" || isRelayAddr(t.endpoint)) continue;
       if (now - t.lastRx < STALL_MS || t.lastTx <= t.lastRx || now - t.lastTx > STALL_MS) continue;
       const k = hc.publicKey.latin1Slice(0, 32);
       if (now - (this.relooked.get(k) ?? -Infinity) < RELOOKUP_MS) continue;

@@ -20,10 +20,18 @@
  *
  * Established tunnels:
  *   relayed --after UPGRADE_SCHEDULE_MS[i]--> look the peer up again (fresh: the directory sends
- *              new notices with current candidates to both); on the notice, probe the
- *              peer's direct candidates (the peer punched towards us meanwhile); an
- *              authenticated answer from one moves the tunnel there (the mobility rule:
- *              only authenticated packets move endpoints)
+ *              new notices with current candidates to both); on the notice, both ends send
+ *              low-TTL punches to the other's direct candidates, and PROBE_AFTER_MS later
+ *              probe them; an authenticated answer from one moves the tunnel there (the
+ *              mobility rule: only authenticated packets move endpoints)
+ *
+ * Low-TTL punches (`punchTtl`, default 2; 0: off): a NAT that receives a packet from the
+ * peer before its own host has sent towards the peer keeps an unanswered entry for it
+ * (Linux conntrack: 30 s), and the host's own packets then leave from another public port
+ * the peer does not expect: both ends' first packets must leave their NATs within one
+ * one-way delay of each other, which a loaded host misses. A punch that dies `punchTtl`
+ * routers away opens our NAT and never reaches the peer's, so the order no longer matters
+ * as long as the ends' notices are handled within PROBE_AFTER_MS of each other.
  *   direct, relay known, sending but silent FALLBACK_STALL_MS --> probe through the relay
  *              (at most every FALLBACK_EVERY_MS); the answer moves the tunnel to the relay
  *
@@ -58,6 +66,10 @@ export const RELAY_AFTER_MS = 600;
  * loaded host can miss, hence a second quiet attempt before the minute-long ones.
  */
 export const UPGRADE_SCHEDULE_MS = [5_000, 5_000, 35_000, 35_000, 60_000] as const;
+/** After the low-TTL punches of an upgrade attempt, the authenticated probes (full TTL). */
+export const PROBE_AFTER_MS = 2_000;
+/** The default IP TTL / IPv6 hop limit of the first punch round: our NAT is the first router. */
+export const PUNCH_TTL_DEFAULT = 2;
 export const FALLBACK_STALL_MS = 2_500;
 export const FALLBACK_EVERY_MS = 2_000;
 export const MAX_PEERS = 1_024;
@@ -76,6 +88,8 @@ interface PeerNat {
   lastUpgrade: number;
   /** last direct probe sent (at most one per 2 s from notices) */
   lastProbe: number;
+  /** when the direct probes of an upgrade attempt go out (after the low-TTL punches); 0: none due */
+  probeAt: number;
   /** attempts to leave the relay since the tunnel went there (UPGRADE_SCHEDULE_MS index) */
   upgrades: number;
   lastFallback: number;
@@ -87,6 +101,13 @@ interface PunchJob {
   to: Buffer[];
   left: number;
   rounds: number;
+  /** TTL of the next round (0: the default TTL) */
+  ttl: number;
+}
+
+export interface NatOptions {
+  /** IP TTL / IPv6 hop limit of the first punch round (0: full TTL, no low-TTL punches) */
+  punchTtl: number;
 }
 
 export function newNatEvents() {
@@ -144,6 +165,7 @@ export class NatAgent {
     /** look a peer up again, fresh (the directory answers with new notices) */
     private readonly relook: (p: Peer, now: number) => void,
     log: Logger = nullLogger,
+    private readonly opts: NatOptions = { punchTtl: PUNCH_TTL_DEFAULT },
   ) {
     this.rlog = new RateLimitedLog(log);
   }
@@ -177,19 +199,37 @@ export class NatAgent {
       this.tokens.set(n.token.latin1Slice(0, 8), dir);
       pn.relay = relayAddr(dir, n.token);
     }
+    // a relayed tunnel to this peer: an upgrade attempt (the fresh direct candidates)
+    const t = this.engine.peers.get(key)?.sendTunnel();
+    const upgrade = !!t && t.state === "established" && isRelayAddr(t.endpoint);
+    const ttl = this.opts.punchTtl;
+    const budget = Math.min(PUNCH_MAX_PER_NOTICE, Math.floor((len + NOTICE_PACKET_OVERHEAD) / PUNCH_BYTES));
     if (n.kind === "punch") {
       this.events.natPunchNotices++;
       if (cands.length > 0 && this.jobs.length < MAX_PUNCH_JOBS) {
-        const budget = Math.floor((len + NOTICE_PACKET_OVERHEAD) / PUNCH_BYTES);
-        const job = { to: cands, left: Math.min(PUNCH_MAX_PER_NOTICE, budget), rounds: PUNCH_ROUNDS };
+        // an upgrade with low-TTL punches needs no full-TTL rounds: the probes follow them
+        const rounds = upgrade && ttl > 0 ? 1 : PUNCH_ROUNDS;
+        const job = { to: cands, left: budget, rounds, ttl };
         this.punch(job);
         if (job.rounds > 0 && job.left > 0) this.jobs.push(job);
       }
-    } else this.events.natPeerNotices++;
-    // a relayed tunnel to this peer: try the fresh direct candidates (upgrade)
-    const t = this.engine.peers.get(key)?.sendTunnel();
-    if (t && t.state === "established" && isRelayAddr(t.endpoint) && now - pn.lastProbe >= 2_000)
-      this.probeDirect(pn, key, now);
+    } else {
+      this.events.natPeerNotices++;
+      // the looking-up end opens its own NAT too before it probes (same budget)
+      if (upgrade && ttl > 0) this.punch({ to: cands.slice(0, 2), left: budget, rounds: 1, ttl });
+    }
+    // An attempt the peer started (its lookup, not ours: ours set lastUpgrade when it went out)
+    // counts as ours: both ends then keep one schedule, instead of two interleaved ones whose
+    // failed probes renew the unanswered NAT entries just before the other end's attempt.
+    if (upgrade && now - pn.lastUpgrade >= PROBE_AFTER_MS) {
+      pn.upgrades++;
+      pn.lastUpgrade = now;
+    }
+    if (upgrade && now - pn.lastProbe >= PROBE_AFTER_MS) {
+      pn.lastProbe = now;
+      if (ttl > 0) pn.probeAt = now + PROBE_AFTER_MS;
+      else this.probeDirect(pn, key, now);
+    }
   }
 
   private peerNat(key: string, cands: Buffer[], now: number): PeerNat {
@@ -205,6 +245,7 @@ export class NatAgent {
         lastUpgrade: now,
         upgrades: 0,
         lastProbe: 0,
+        probeAt: 0,
         lastFallback: 0,
         relayed: null,
       };
@@ -231,13 +272,15 @@ export class NatAgent {
     for (const c of job.to) {
       if (job.left <= 0) break;
       job.left--;
-      this.engine.sendPunch(c);
+      this.engine.sendPunch(c, job.ttl);
     }
+    job.ttl = 0; // later rounds: full TTL (the peer's NAT has had time to open towards us)
   }
 
   private probeDirect(pn: PeerNat, key: string, now: number): void {
+    pn.probeAt = 0;
     const t = this.engine.peers.get(key)?.sendTunnel();
-    if (!t) return;
+    if (!t || t.state !== "established" || !isRelayAddr(t.endpoint)) return;
     pn.lastProbe = now;
     for (const c of pn.cands.slice(0, 2)) this.engine.probeEndpoint(t, c, now);
   }
@@ -277,6 +320,7 @@ export class NatAgent {
       }
       if (t.state !== "established") continue;
       pn.at = now;
+      if (pn.probeAt !== 0 && now >= pn.probeAt) this.probeDirect(pn, key, now);
       const relayed = isRelayAddr(t.endpoint);
       if (pn.relayed !== null && relayed !== pn.relayed) {
         if (relayed) this.events.natToRelay++;

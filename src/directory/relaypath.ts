@@ -57,6 +57,11 @@ export class RelayingOutput implements Output {
     this.inner.sendUdp(b, 0, b.length, r.endpoint, 0);
   }
 
+  sendUdpTtl(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, ttl: number): void {
+    if (addr[addrOff] === RELAY_FAMILY || !this.inner.sendUdpTtl) this.sendUdp(buf, off, len, addr, addrOff);
+    else this.inner.sendUdpTtl(buf, off, len, addr, addrOff, ttl);
+  }
+
   writeTun(buf: Buffer, off: number, len: number): void {
     this.inner.writeTun(buf, off, len);
   }

@@ -121,7 +121,9 @@ export class Directory {
     const srv = server;
     const cli = client;
     const nat = cli
-      ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"))
+      ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"), {
+          punchTtl: config.nat.punchTtl,
+        })
       : null;
     const via =
       cli && nat

@@ -57,6 +57,10 @@ export const ICMP_CODE_ADMIN_PROHIBITED = 13;
 export const ICMPV6_DEST_UNREACH = 1;
 /** RFC 4443: communication with destination administratively prohibited */
 export const ICMPV6_CODE_ADMIN_PROHIBITED = 1;
+/** RFC 1191: fragmentation needed and DF set (next-hop MTU in bytes 6-7) */
+export const ICMP_CODE_FRAG_NEEDED = 4;
+/** RFC 4443 3.2: packet too big (MTU in bytes 4-7) */
+export const ICMPV6_PACKET_TOO_BIG = 2;
 
 /** IPv4 ICMP error types that must never be answered with another error */
 const ICMP_ERROR_TYPES = new Set([3, 4, 5, 11, 12]);
@@ -211,24 +215,62 @@ function tcpReset(pkt: Buffer, off: number, o: Offending): Buffer | null {
   return out;
 }
 
-function icmp4Unreachable(pkt: Buffer, off: number, o: Offending): Buffer {
+/**
+ * "Packet too big" for `pkt[off, off+len)`, a packet this host sent that the path cannot
+ * carry (a relayed tunnel path, src/tunnel/inside.ts): ICMP destination unreachable code 4
+ * "fragmentation needed" with next-hop MTU `mtu` (RFC 1191) for IPv4, ICMPv6 type 2
+ * "packet too big" with MTU `mtu` (RFC 4443 3.2) for IPv6, from the packet's destination,
+ * so the local kernel lowers its path MTU towards it and TCP its segment size. Null when
+ * nothing may be answered (as synthReject: malformed, multicast, an ICMP error, a later
+ * fragment).
+ */
+export function synthTooBig(pkt: Buffer, off: number, len: number, mtu: number): Buffer | null {
+  if (!Number.isInteger(off) || !Number.isInteger(len) || off < 0 || len < 0 || off + len > pkt.length)
+    return null;
+  const o = parse(pkt, off, len);
+  if (!o) return null;
+  const ptype = o.l4 < o.pktLen ? pkt[off + o.l4]! : -1;
+  if (o.version === 4) {
+    if (o.proto === IPPROTO_ICMP && (ptype < 0 || ICMP_ERROR_TYPES.has(ptype))) return null;
+    return icmp4Unreachable(pkt, off, o, ICMP_CODE_FRAG_NEEDED, mtu & 0xffff);
+  }
+  if (o.proto === IPPROTO_ICMPV6 && ptype < 128) return null;
+  return icmp6Unreachable(pkt, off, o, ICMPV6_PACKET_TOO_BIG, 0, mtu >>> 0);
+}
+
+function icmp4Unreachable(
+  pkt: Buffer,
+  off: number,
+  o: Offending,
+  code = ICMP_CODE_ADMIN_PROHIBITED,
+  mtu = 0,
+): Buffer {
   // 548 bytes of room always hold the minimum quote (an IP header of at most 60 + 8)
   const quote = Math.min(o.pktLen, ICMP4_MAX_BYTES - IP4_HDR - ICMP_HDR);
   const out = Buffer.alloc(IP4_HDR + ICMP_HDR + quote);
   writeIpHeader(out, pkt, off, 4, IPPROTO_ICMP, 0xc0); // precedence "internetwork control", as Linux
   out[IP4_HDR] = ICMP_DEST_UNREACH;
-  out[IP4_HDR + 1] = ICMP_CODE_ADMIN_PROHIBITED;
+  out[IP4_HDR + 1] = code;
+  out.writeUInt16BE(mtu, IP4_HDR + 6); // next-hop MTU (code 4), else unused (0)
   pkt.copy(out, IP4_HDR + ICMP_HDR, off, off + quote);
   out.writeUInt16BE(foldChecksum(sumWords(out, IP4_HDR, ICMP_HDR + quote)), IP4_HDR + 2);
   return out;
 }
 
-function icmp6Unreachable(pkt: Buffer, off: number, o: Offending): Buffer {
+function icmp6Unreachable(
+  pkt: Buffer,
+  off: number,
+  o: Offending,
+  type = ICMPV6_DEST_UNREACH,
+  code = ICMPV6_CODE_ADMIN_PROHIBITED,
+  mtu = 0,
+): Buffer {
   const quote = Math.min(o.pktLen, ICMP6_MAX_BYTES - IP6_HDR - ICMP_HDR);
   const out = Buffer.alloc(IP6_HDR + ICMP_HDR + quote);
   writeIpHeader(out, pkt, off, 6, IPPROTO_ICMPV6, 0);
-  out[IP6_HDR] = ICMPV6_DEST_UNREACH;
-  out[IP6_HDR + 1] = ICMPV6_CODE_ADMIN_PROHIBITED;
+  out[IP6_HDR] = type;
+  out[IP6_HDR + 1] = code;
+  out.writeUInt32BE(mtu, IP6_HDR + 4); // MTU (packet too big), else unused (0)
   pkt.copy(out, IP6_HDR + ICMP_HDR, off, off + quote);
   const sum = pseudoSum(out, 6, IPPROTO_ICMPV6, ICMP_HDR + quote);
   out.writeUInt16BE(foldChecksum(sumWords(out, IP6_HDR, ICMP_HDR + quote, sum)), IP6_HDR + 2);

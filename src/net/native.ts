@@ -93,6 +93,8 @@ export interface NativeAddon {
     gsoLimit?: number,
     /** 20-byte record of the local address to send from (IP_PKTINFO); res[7] += packets not sent because it is gone */
     src?: Buffer | null,
+    /** 1..255: IP_TTL / IPV6_HOPLIMIT of these datagrams (0 or absent: the socket's default) */
+    ttl?: number,
   ): number;
   /**
    * Owner of the local socket of a TCP (6) / UDP (17) flow: one NETLINK_SOCK_DIAG exact

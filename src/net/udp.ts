@@ -99,6 +99,11 @@ export interface UdpBind {
     src?: Buffer | null,
   ): number;
   send(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number): boolean;
+  /**
+   * One datagram that dies `ttl` routers away (IP TTL / IPv6 hop limit 1..255): a NAT
+   * traversal punch that opens our own NAT without reaching the peer's. Optional.
+   */
+  sendTtl?(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, ttl: number): boolean;
   stats(): UdpStats;
   /** idempotent */
   close(): void;
@@ -346,6 +351,36 @@ export class LinuxUdp implements UdpBind {
     this.one.offs[0] = off;
     this.one.lens[0] = len;
     return this.sendMany(buf, this.one.offs, this.one.lens, 1, addr, addrOff) === 1;
+  }
+
+  sendTtl(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, ttl: number): boolean {
+    if (this.closed) {
+      this.st.txErrors++;
+      return false;
+    }
+    this.one.offs[0] = off;
+    this.one.lens[0] = len;
+    const res = this.res;
+    res.fill(0);
+    const n = native().udpSend(
+      this.fd,
+      this.family,
+      buf,
+      this.one.offs,
+      this.one.lens,
+      1,
+      addr,
+      addrOff,
+      res,
+      0,
+      null,
+      ttl,
+    );
+    this.st.txPackets += n;
+    this.st.txBytes += res[2]!;
+    this.st.txDropped += res[0]!;
+    this.st.txErrors += res[1]!;
+    return n === 1;
   }
 
   stats(): UdpStats {

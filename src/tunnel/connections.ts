@@ -13,6 +13,7 @@ import {
   CONTROL_RETRANSMIT_MS,
   FRAME_HEADER_BYTES,
   MAX_UDP_PAYLOAD_BYTES,
+  RELAYED_MAX_INNER_BYTES,
 } from "./constants.js";
 import { Peer, Tunnel } from "./tunnel.js";
 import {
@@ -45,7 +46,7 @@ import {
   writeConnOpen,
 } from "../wire/conn.js";
 import { evaluate, type Policy } from "../conn/policy.js";
-import { synthReject } from "../ip/reject.js";
+import { synthReject, synthTooBig } from "../ip/reject.js";
 import { formatIp4, formatIp6 } from "../ip/ip.js";
 import { type ConnGroup, type ConnInfo, CONN_DATA_HEADER_BYTES } from "./options.js";
 import { EngineBase } from "./base.js";
@@ -213,6 +214,17 @@ export abstract class Connections extends EngineBase {
   /** Tell the local application at once: TCP RST or ICMP unreachable, as if from the destination. */
   protected rejectLocal(buf: Buffer, off: number, len: number): void {
     const r = synthReject(buf, off, len);
+    if (r) this.out.writeTun(r, 0, r.length);
+  }
+
+  /**
+   * An inner packet too large for a relayed path (RELAYED_MAX_INNER_BYTES): dropped,
+   * counted, and the local kernel told the path MTU (ICMP "too big"), so TCP shrinks its
+   * segments instead of the datagram growing past MAX_UDP_PAYLOAD_BYTES on the relay.
+   */
+  relayTooBig(buf: Buffer, off: number, len: number): void {
+    this.drops.relayTooBig++;
+    const r = synthTooBig(buf, off, len, RELAYED_MAX_INNER_BYTES);
     if (r) this.out.writeTun(r, 0, r.length);
   }
 

@@ -14,6 +14,12 @@ export const REPLY_EXTRA_BYTES = 32;
 
 /** Largest UDP payload we emit: 1500 (Ethernet) - 40 (IPv6) - 8 (UDP). */
 export const MAX_UDP_PAYLOAD_BYTES = 1452;
+/**
+ * Largest inner packet on a relayed path: a relayed datagram carries a 16-byte RELAY header
+ * (wire/nat.ts) and must stay within MAX_UDP_PAYLOAD_BYTES too (IPv6 behind a 1500-byte
+ * MTU): 1452 - 16 (RELAY) - 16 (HEADER) - 7 (CONN_DATA frame header + connection id) - 16 (TAG).
+ */
+export const RELAYED_MAX_INNER_BYTES = 1397;
 /** Default overlay MTU: MAX_UDP_PAYLOAD - HEADER - FRAME_HEADER - TAG = 1417, rounded down. */
 export const DEFAULT_TUN_MTU = 1400;
 

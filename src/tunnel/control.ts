@@ -60,12 +60,17 @@ export abstract class Control extends Create {
   /**
    * NAT traversal (issue 17): one PUNCH (16 bytes, nothing in it) to `endpoint`, so that our
    * NAT lets the peer's packets from there in. The caller bounds how many (src/directory/nat.ts).
+   * `ttl` > 0: the punch dies that many routers away (past our NAT, before the peer's),
+   * where the output can set it (Output.sendUdpTtl); counted in punchesLowTtl too.
    */
-  sendPunch(endpoint: Buffer): void {
+  sendPunch(endpoint: Buffer, ttl = 0): void {
     const b = Buffer.allocUnsafe(PUNCH_BYTES);
     encodePunchInto(b, 0, randomBytes(8));
     this.events.punchesSent++;
-    this.out.sendUdp(b, 0, PUNCH_BYTES, endpoint, 0);
+    if (ttl > 0 && this.out.sendUdpTtl) {
+      this.events.punchesLowTtl++;
+      this.out.sendUdpTtl(b, 0, PUNCH_BYTES, endpoint, 0, ttl);
+    } else this.out.sendUdp(b, 0, PUNCH_BYTES, endpoint, 0);
   }
 
   protected onControlFrame(

@@ -13,6 +13,8 @@ export function newDrops() {
     replay: 0,
     /** AEAD failed */
     auth: 0,
+    /** inner packets larger than a relayed path carries (answered with ICMP too-big locally) */
+    relayTooBig: 0,
     /** frames inside a verified packet did not parse */
     badFrames: 0,
     /** inner source address not allowed for the sending peer */
@@ -152,6 +154,8 @@ export function newEvents() {
     endpointProbes: 0,
     /** NAT traversal (issue 17): PUNCH datagrams sent (rendezvous) and received (nothing else happens) */
     punchesSent: 0,
+    /** of those, sent with a low TTL (nat.punchTtl: they open our NAT, never reach the peer's) */
+    punchesLowTtl: 0,
     punchesReceived: 0,
     /** creations resent towards another path (a punched NAT, or the relay) */
     creationRetries: 0,

@@ -11,7 +11,9 @@
  * first packets carry CONN_OPEN) takes the slow path. Packets with no usable
  * tunnel go to the slow path (record fetch / 0-RTT creation), which copies.
  * Nothing here allocates on the established-tunnel path except the
- * subarray views sodium-native needs.
+ * subarray views sodium-native needs. A tunnel on a relayed path carries inner packets
+ * up to RELAYED_MAX_INNER_BYTES; a larger one is dropped and answered locally with ICMP
+ * "too big" (Connections.relayTooBig).
  */
 import type { PacketBatch } from "./io.js";
 import {
@@ -24,6 +26,8 @@ import {
   type Conn,
 } from "../conn/conns.js";
 import { CONN_DATA_HEADER_BYTES } from "./options.js";
+import { RELAYED_MAX_INNER_BYTES } from "./constants.js";
+import { RELAY_FAMILY } from "../wire/addr.js";
 import type { EngineCore as Engine } from "./timers.js";
 
 export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
@@ -62,6 +66,10 @@ export function onTunBatch(engine: Engine, b: PacketBatch, now: number): void {
     }
     // the packet's connection, if it has one that needs no OPEN any more
     const t = peer.sendTunnel();
+    if (len > RELAYED_MAX_INNER_BYTES && t !== null && t.endpoint[0] === RELAY_FAMILY) {
+      engine.relayTooBig(buf, off, len);
+      continue;
+    }
     const ct = peer.conns;
     let looked: Conn | null | undefined; // parsed and looked up here: not again on the slow path
     if (

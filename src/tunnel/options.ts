@@ -17,6 +17,11 @@ import type { UdpBatch } from "./io.js";
 export interface Output {
   /** src: the local address to send from (mobility pins it per tunnel), or the kernel's choice */
   sendUdp(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, src?: Buffer | null): void;
+  /**
+   * Optional: one datagram with IP TTL / IPv6 hop limit `ttl`, sent now (after what is
+   * queued for that endpoint). Without it, low-TTL punches go with the default TTL.
+   */
+  sendUdpTtl?(buf: Buffer, off: number, len: number, addr: Buffer, addrOff: number, ttl: number): void;
   writeTun(buf: Buffer, off: number, len: number): void;
   flush(): void;
 }

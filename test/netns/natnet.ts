@@ -13,6 +13,9 @@
  * port per destination: a symmetric NAT). The core router is createRouted's delay router
  * (no sch_netem on this kernel): every packet between two sides is held `delayMs` each
  * way, so a1 -> dir and dir -> b1 and a1 -> b1 all take one delay per direction.
+ * With `v6`, the same NATs for IPv6 too (NAT66: nftables `ip6` masquerade on the WAN, the
+ * LANs fd02:<n>::/64 routed by their router): hosts reach the public side over IPv6 from
+ * their router's WAN address.
  * Everything lives in the returned Topology: cleanup() stops the delay router and
  * deletes every namespace (processes killed by PID).
  */
@@ -37,10 +40,16 @@ export interface NatNet {
   attach(site: string, h: string, dev: string, n: number): Promise<string>;
 }
 
-export async function natRules(kind: NatKind): Promise<string[]> {
-  const rules = ["add table ip nat", "add chain ip nat post { type nat hook postrouting priority 100 ; }"];
-  if (kind === "ei") rules.push('add rule ip nat post oifname "eth0" masquerade');
-  if (kind === "sym") rules.push('add rule ip nat post oifname "eth0" masquerade random,fully-random');
+export async function natRules(kind: NatKind, v6 = false): Promise<string[]> {
+  const rules: string[] = [];
+  for (const fam of v6 ? ["ip", "ip6"] : ["ip"]) {
+    rules.push(
+      `add table ${fam} nat`,
+      `add chain ${fam} nat post { type nat hook postrouting priority 100 ; }`,
+    );
+    if (kind === "ei") rules.push(`add rule ${fam} nat post oifname "eth0" masquerade`);
+    if (kind === "sym") rules.push(`add rule ${fam} nat post oifname "eth0" masquerade random,fully-random`);
+  }
   return rules;
 }
 
@@ -48,6 +57,8 @@ export async function createNatNet(opts: {
   sites: NatSite[];
   public: string[];
   delayMs?: number;
+  /** NAT66 as well, hosts routed over IPv6 (default: IPv4 only) */
+  v6?: boolean;
 }): Promise<NatNet> {
   const routers = opts.sites.map((s) => `n${s.name}`);
   const topo = await createRouted({
@@ -58,6 +69,7 @@ export async function createNatNet(opts: {
     for (const [si, site] of opts.sites.entries()) {
       const r = topo.host(`n${site.name}`);
       await r.ns.sysctl("net.ipv4.ip_forward", 1);
+      if (opts.v6) await r.ns.sysctl("net.ipv6.conf.all.forwarding", 1);
       const sw = await makeSwitch(topo, `sw${site.name}`);
       await plug(sw, "p-router", r.ns, "lan", 1500);
       await addrUp(r.ns, "lan", `192.168.${si + 1}.254`, 24, `fd02:${si + 1}::fe`, 64);
@@ -76,10 +88,14 @@ export async function createNatNet(opts: {
         };
         await addrUp(ns, "eth0", host.addr4, 24, host.addr6, 64);
         await ns.ip("route", "add", "default", "via", host.gw4!);
+        if (opts.v6) {
+          host.gw6 = `fd02:${si + 1}::fe`;
+          await ns.ip("-6", "route", "add", "default", "via", host.gw6);
+        }
         topo.hosts[h] = host;
         await waitLinkReady(ns, "eth0");
       }
-      for (const rule of await natRules(site.nat)) await r.ns.execOk("nft", [rule]);
+      for (const rule of await natRules(site.nat, opts.v6)) await r.ns.execOk("nft", [rule]);
     }
   } catch (e) {
     await topo.cleanup().catch(() => undefined);
@@ -103,7 +119,7 @@ export async function createNatNet(opts: {
     async setNat(site, kind) {
       const r = topo.host(`n${site}`);
       await r.ns.execOk("nft", ["flush ruleset"]);
-      for (const rule of await natRules(kind)) await r.ns.execOk("nft", [rule]);
+      for (const rule of await natRules(kind, opts.v6)) await r.ns.execOk("nft", [rule]);
       await r.ns.execOk("conntrack", ["-F"]);
     },
   };

@@ -56,6 +56,7 @@ describe("parseConfig", () => {
       directories: [],
       directory: null,
       relay: null,
+      nat: { punchTtl: 2 },
       api: { socket: "/run/mintun/mintund.sock" },
       stateDir: "/var/lib/mintun",
       log: { level: "info" },

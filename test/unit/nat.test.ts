@@ -11,6 +11,7 @@ import {
   NatAgent,
   NOTICE_BURST,
   PUNCH_MAX_PER_NOTICE,
+  PROBE_AFTER_MS,
   RELAY_AFTER_MS,
   RETRY_AFTER_MS,
 } from "../../src/directory/nat.js";
@@ -57,7 +58,7 @@ function stubEngine() {
   >();
   const engine = {
     peers,
-    sendPunch: (ep: Buffer) => calls.push(`punch ${addrToString(ep)}`),
+    sendPunch: (ep: Buffer, ttl = 0) => calls.push(`punch ${addrToString(ep)}${ttl ? ` ttl ${ttl}` : ""}`),
     probeEndpoint: (_t: unknown, ep: Buffer) => calls.push(`probe ${addrToString(ep)}`),
     retryCreation: (p: { name: string }, ep: Buffer | null) =>
       calls.push(`retry ${p.name} ${ep ? addrToString(ep) : "same"}`),
@@ -102,8 +103,9 @@ describe("NatAgent (host side)", () => {
     const cands = [1, 2, 3, 4].map((i) => ({ ip: `198.51.100.${i}`, port: 4000 + i }));
     const b = notice({ candidates: cands });
     nat.onNotice(0, b, 0, b.length, 0);
-    expect(s.calls).toHaveLength(4); // round 1 at once
+    expect(s.calls).toEqual(cands.map((c) => `punch ${c.ip}:${c.port} ttl 2`)); // round 1 at once, low TTL
     for (let i = 1; i <= 5; i++) nat.tick(i * 250);
+    expect(s.calls.slice(4)).toEqual(["punch 198.51.100.1:4001", "punch 198.51.100.2:4002"]); // then full TTL
     expect(s.calls.every((c) => c.startsWith("punch 198.51.100."))).toBe(true);
     // the notice's DATA packet: 16 header + 3 frame header + notice + 16 tag
     expect(s.calls.length * PUNCH_BYTES).toBeLessThanOrEqual(b.length + 35);
@@ -148,7 +150,7 @@ describe("NatAgent (host side)", () => {
   it("creation: resent once directly, then through the relay; a relayed tunnel probes its direct candidates", () => {
     const s = stubEngine();
     const looked: string[] = [];
-    const nat = new NatAgent(s.engine, [DIR], (p) => looked.push(p.name));
+    const nat = new NatAgent(s.engine, [DIR], (p) => looked.push(p.name), undefined, { punchTtl: 0 });
     const t = tunnel(A("198.51.100.7", 7000), "creating");
     s.addPeer("b", key(9), t);
     const tok = Buffer.alloc(8, 5);
@@ -187,6 +189,61 @@ describe("NatAgent (host side)", () => {
     nat.tick(130_000);
     nat.tick(130_250);
     expect(s.calls).toEqual([`probe relay:0/${tok.toString("hex")}`]);
+  });
+
+  it("an upgrade attempt: low-TTL punches from both ends at once, the probes PROBE_AFTER_MS later", () => {
+    const s = stubEngine();
+    const nat = new NatAgent(s.engine, [DIR], () => undefined);
+    const tok = Buffer.alloc(8, 5);
+    const t = tunnel(relayAddr(0, tok));
+    s.addPeer("b", key(9), t);
+    const cands = [
+      { ip: "198.51.100.7", port: 7000 },
+      { ip: "10.0.0.7", port: 7000 },
+    ];
+    // the looking-up end (PEER): punches its own NAT open, then probes
+    const peer = notice({ kind: "peer", token: tok, candidates: cands });
+    nat.onNotice(0, peer, 0, peer.length, 10_000);
+    expect(s.calls).toEqual(["punch 198.51.100.7:7000 ttl 2", "punch 10.0.0.7:7000 ttl 2"]);
+    nat.tick(10_000 + PROBE_AFTER_MS - 1);
+    expect(s.calls).toHaveLength(2);
+    nat.tick(10_000 + PROBE_AFTER_MS);
+    expect(s.calls.slice(2)).toEqual(["probe 198.51.100.7:7000", "probe 10.0.0.7:7000"]);
+    // the target end (PUNCH): one low-TTL round only (no full-TTL punch that could reach the
+    // peer's NAT before the peer's own packets left it), then the probes
+    s.calls.length = 0;
+    const punch = notice({ kind: "punch", token: tok, candidates: cands });
+    nat.onNotice(0, punch, 0, punch.length, 20_000);
+    for (let now = 20_250; now <= 22_000; now += 250) nat.tick(now);
+    expect(s.calls).toEqual([
+      "punch 198.51.100.7:7000 ttl 2",
+      "punch 10.0.0.7:7000 ttl 2",
+      "probe 198.51.100.7:7000",
+      "probe 10.0.0.7:7000",
+    ]);
+    // the tunnel left the relay before the probes were due: none go out
+    s.calls.length = 0;
+    nat.onNotice(0, peer, 0, peer.length, 30_000);
+    A("198.51.100.7", 7000).copy(t.endpoint);
+    for (let now = 30_250; now <= 32_000; now += 250) nat.tick(now);
+    expect(s.calls.filter((c) => c.startsWith("probe"))).toEqual([]);
+  });
+
+  it("an attempt the peer started counts as ours: both ends keep one upgrade schedule", () => {
+    const s = stubEngine();
+    const looked: number[] = [];
+    const nat = new NatAgent(s.engine, [DIR], (_p, now) => looked.push(now));
+    const tok = Buffer.alloc(8, 5);
+    s.addPeer("b", key(9), tunnel(relayAddr(0, tok)));
+    // the notice of the creation, then the tunnel is on the relay: attempts would be 5 s, 10 s, 45 s later
+    const peer = notice({ kind: "peer", token: tok, candidates: [{ ip: "198.51.100.7", port: 7000 }] });
+    nat.onNotice(0, peer, 0, peer.length, 0);
+    for (let now = 0; now < 4_000; now += 250) nat.tick(now);
+    // the peer's own first attempt reaches us at 4 s (a PUNCH notice): our next is 5 s after it
+    const punch = notice({ kind: "punch", token: tok, candidates: [{ ip: "198.51.100.7", port: 7000 }] });
+    nat.onNotice(0, punch, 0, punch.length, 4_000);
+    for (let now = 4_000; now <= 60_000; now += 250) nat.tick(now);
+    expect(looked).toEqual([9_000, 44_000]);
   });
 });
 

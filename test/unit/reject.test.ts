@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { synthReject } from "../../src/ip/reject.js";
+import { synthReject, synthTooBig } from "../../src/ip/reject.js";
 
 // ------------------------------------------------------------------ reference helpers
 
@@ -465,5 +465,37 @@ describe.skipIf(!tcpdumpPath())("synthReject: tcpdump agrees with the checksums"
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("synthTooBig: the path MTU of a relayed tunnel (ICMP frag needed / ICMPv6 packet too big)", () => {
+  it("IPv4 TCP: type 3 code 4 from the destination, next-hop MTU in bytes 6-7, the packet quoted", () => {
+    const pkt = v4(6, tcp({ seq: 1, ack: 2, flags: ACK | PSH, data: 1360 }));
+    const r = synthTooBig(pkt, 0, pkt.length, 1397)!;
+    expect(r.subarray(12, 16).equals(ip4(B4))).toBe(true);
+    expect(r.subarray(16, 20).equals(ip4(A4))).toBe(true);
+    expect([r[20], r[21], r.readUInt16BE(26)]).toEqual([3, 4, 1397]);
+    expect(verifies(r.subarray(0, 20))).toBe(true);
+    expect(verifies(r.subarray(20))).toBe(true);
+    expect(r.subarray(28).equals(pkt.subarray(0, r.length - 28))).toBe(true);
+  });
+
+  it("IPv6: type 2 code 0, MTU in bytes 4-7, checksum over the pseudo-header, at most 1280 bytes", () => {
+    const pkt = v6(17, udp(1392));
+    const r = synthTooBig(pkt, 0, pkt.length, 1397)!;
+    expect(r.length).toBe(1280);
+    expect([r[6], r[40], r[41], r.readUInt32BE(44)]).toEqual([58, 2, 0, 1397]);
+    expect(r.subarray(8, 24).equals(ip6(B6))).toBe(true);
+    const icmp = r.subarray(40);
+    expect(verifies(Buffer.concat([pseudo6(ip6(B6), ip6(A6), 58, icmp.length), icmp]))).toBe(true);
+  });
+
+  it("nothing for an ICMP error, a later fragment or a malformed packet", () => {
+    const err = Buffer.alloc(8 + 28);
+    err[0] = 3; // destination unreachable
+    expect(synthTooBig(v4(1, err), 0, 20 + err.length, 1397)).toBeNull();
+    const later = v4(17, udp(1392), { frag: 0x2000 | 100 });
+    expect(synthTooBig(later, 0, later.length, 1397)).toBeNull();
+    expect(synthTooBig(Buffer.alloc(10), 0, 10, 1397)).toBeNull();
   });
 });
