@@ -4,6 +4,11 @@
  */
 
 export const PROTOCOL_VERSION = 1;
+/**
+ * The ephemeral certificate's protocol byte of a host that also offers the AES-256-GCM
+ * data suite (docs/PROTOCOL.md "AEAD suites"); 1 = ChaCha20-Poly1305 only.
+ */
+export const PROTOCOL_VERSION_AES_GCM = 2;
 
 // sizes of the wire formats live with their codecs (src/wire/constants.ts)
 export { AEAD_TAG_BYTES, FRAME_HEADER_BYTES, HEADER_BYTES, TID_BYTES } from "../wire/constants.js";

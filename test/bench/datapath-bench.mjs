@@ -1,8 +1,13 @@
 // Data-path cost per packet in the protocol core, in process (no syscalls): seal (TUN batch ->
 // sealed datagrams) and open (datagram batch -> inner packets), batches of 64 IPv4/UDP packets of
 // LEN bytes (default 1400; 92 = the IP packet of iperf3 -u -l 64, the small-packet bench).
-// Usage: npm run build:ts && node test/bench/datapath-bench.mjs [seconds] [LEN]
+// AEAD=aes-256-gcm|chacha20-poly1305 (default chacha20-poly1305) picks the suite both engines
+// prefer; NATIVE=1 seals and opens through the addon's OpenSSL contexts (what the daemon
+// does), NATIVE=0 through libsodium / node:crypto.
+// Usage: npm run build && node test/bench/datapath-bench.mjs [seconds] [LEN]
 import { tryEncodeAddr } from "../../dist/wire/addr.js";
+import { AeadSuite, useNativeAead } from "../../dist/crypto/aead.js";
+import { native } from "../../dist/net/native.js";
 import { Engine } from "../../dist/tunnel/engine.js";
 import { onDatagram } from "../../dist/tunnel/outside.js";
 import { NOW as now, host, engineOpts } from "./common.mjs";
@@ -10,6 +15,13 @@ import { NOW as now, host, engineOpts } from "./common.mjs";
 const SECONDS = Number(process.argv[2] ?? 3);
 const LEN = Number(process.argv[3] ?? 1400);
 const BATCH = 64;
+const SUITE = process.env.AEAD === "aes-256-gcm" ? AeadSuite.Aes256Gcm : AeadSuite.ChaCha20Poly1305;
+if (process.env.NATIVE !== "0")
+  native(); // installs the addon's AEAD
+else useNativeAead(null);
+console.log(
+  `suite ${process.env.AEAD ?? "chacha20-poly1305"}, ${process.env.NATIVE !== "0" ? "addon (OpenSSL EVP)" : "libsodium / node:crypto"}`,
+);
 const addr = { a: tryEncodeAddr("192.0.2.1", 7000), b: tryEncodeAddr("192.0.2.2", 7000) };
 const engines = {};
 const queues = { a: [], b: [] };
@@ -22,7 +34,7 @@ for (const [n, ip] of [
   const h = host(n, ip);
   const other = n === "a" ? "b" : "a";
   engines[n] = new Engine(
-    engineOpts(h, { maxTunnels: 10 }),
+    engineOpts(h, { maxTunnels: 10, aeadSuite: SUITE }),
     {
       sendUdp(buf, off, len) {
         if (capture) capture.push(Buffer.from(buf.subarray(off, off + len)));
@@ -134,3 +146,5 @@ s = Number(process.hrtime.bigint() - t0) / 1e9;
 console.log(
   `open: ${Math.round(opened / s)} packets/s = ${(((s - copyCost / 1e9) / opened) * 1e6).toFixed(2)} µs per packet (test copy excluded); delivered ${tunWrites}`,
 );
+const t0b = [...engines.a.peers.values()][0].sendTunnel();
+if (t0b.suite !== SUITE) throw new Error(`tunnel suite ${t0b.suite}, wanted ${SUITE}`);
