@@ -18,6 +18,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { aeadOpen, aeadSeal, zero } from "./sodium.js";
+import { MintunError } from "../errors.js";
 
 export const AeadSuite = { ChaCha20Poly1305: 1, Aes256Gcm: 2 } as const;
 export type AeadSuite = (typeof AeadSuite)[keyof typeof AeadSuite];
@@ -65,6 +66,8 @@ function nonceFrom(buf: Buffer, start: number): Buffer {
  */
 export class AeadKey {
   private handle: object | null = null;
+  /** after erase() no context is made again (a late use runs as before: on the zeroed key bytes) */
+  private erased = false;
   constructor(
     readonly suite: AeadSuite,
     readonly key: Buffer,
@@ -81,8 +84,14 @@ export class AeadKey {
    */
   seal(buf: Buffer, start: number, pt: number, plainLen: number): void {
     const n = nativeAead;
-    if (n !== null) {
-      if (!n.aeadSeal(this.ctx(n), buf, start, pt - start, plainLen)) throw new Error("aead seal failed");
+    if (n !== null && !this.erased) {
+      // false only for a packet that does not fit its buffer (a caller's bug) or an OpenSSL failure:
+      // never send what could not be sealed
+      if (!n.aeadSeal(this.ctx(n), buf, start, pt - start, plainLen))
+        throw new MintunError(
+          "EAEAD",
+          `AEAD seal failed (${pt - start}+${plainLen}+16 bytes at ${start} of ${buf.length})`,
+        );
       return;
     }
     sealWith(this.suite, this.key, buf, start, pt, plainLen);
@@ -92,7 +101,7 @@ export class AeadKey {
   open(buf: Buffer, start: number, pt: number, cipherLen: number): boolean {
     if (cipherLen < TAG) return false;
     const n = nativeAead;
-    if (n !== null) return n.aeadOpen(this.ctx(n), buf, start, pt - start, cipherLen);
+    if (n !== null && !this.erased) return n.aeadOpen(this.ctx(n), buf, start, pt - start, cipherLen);
     return openWith(this.suite, this.key, buf, start, pt, cipherLen);
   }
 
@@ -100,6 +109,7 @@ export class AeadKey {
   erase(): void {
     const h = this.handle;
     this.handle = null;
+    this.erased = true;
     if (h !== null && nativeAead !== null) nativeAead.aeadFree(h);
   }
 }

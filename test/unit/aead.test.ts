@@ -155,6 +155,59 @@ describe("AEAD suites: forgeries and bad input", () => {
     expect(() => addon.aeadSeal({} as object, b, 0, HDR, 40)).not.toThrow();
   });
 
+  it("the addon's batched calls (bench only) equal the per-packet ones and report each forgery", () => {
+    type Batch = {
+      aeadSealBatch(h: object, b: Buffer, s: Uint32Array, a: Uint32Array, l: Uint32Array, n: number): number;
+      aeadOpenBatch(
+        h: object,
+        b: Buffer,
+        s: Uint32Array,
+        a: Uint32Array,
+        l: Uint32Array,
+        n: number,
+        ok: Uint8Array,
+      ): number;
+    };
+    const x = addon as unknown as NativeAead & Batch;
+    for (const suite of SUITES) {
+      const key = randomBytes(32);
+      const enc = x.aeadKey(suite, key, true);
+      const dec = x.aeadKey(suite, key, false);
+      const SLOT = 200;
+      const slab = randomBytes(SLOT * 4);
+      const one = Buffer.from(slab);
+      const starts = Uint32Array.of(0, SLOT, 2 * SLOT, 3 * SLOT);
+      const ads = new Uint32Array(4).fill(HDR);
+      const lens = Uint32Array.of(0, 1, 100, SLOT - HDR - 16);
+      expect(x.aeadSealBatch(enc, slab, starts, ads, lens, 4)).toBe(4);
+      for (let i = 0; i < 4; i++) expect(x.aeadSeal(enc, one, starts[i]!, HDR, lens[i]!)).toBe(true);
+      expect(slab).toEqual(one);
+      slab[2 * SLOT + HDR] ^= 1; // packet 2 forged
+      const ok = new Uint8Array(4);
+      const clens = lens.map((l) => l + 16);
+      expect(x.aeadOpenBatch(dec, slab, starts, ads, clens, 4, ok)).toBe(3);
+      expect([...ok]).toEqual([1, 1, 0, 1]);
+      // a packet past the end stops the seal batch there; count beyond the arrays is refused
+      expect(x.aeadSealBatch(enc, slab, Uint32Array.of(0, 4 * SLOT), ads, lens, 2)).toBe(1);
+      expect(x.aeadSealBatch(enc, slab, starts, ads, lens, 5)).toBe(0);
+      x.aeadFree(enc);
+      x.aeadFree(dec);
+    }
+  });
+
+  it("erase frees the context once and for all: a late use makes no new one", () => {
+    const key = randomBytes(32);
+    const k = new AeadKey(AeadSuite.Aes256Gcm, key, true);
+    const handle = () => (k as unknown as { handle: object | null }).handle;
+    k.seal(packet(10), 0, HDR, 10);
+    expect(handle()).not.toBeNull();
+    k.erase();
+    expect(handle()).toBeNull();
+    k.seal(packet(10), 0, HDR, 10); // as before suites: runs on the (owner-zeroed) key bytes
+    expect(handle()).toBeNull();
+    expect(() => k.erase()).not.toThrow();
+  });
+
   it("one-shot sealWith / openWith match the keyed contexts", () => {
     for (const suite of SUITES) {
       const key = randomBytes(32);
