@@ -82,6 +82,13 @@ run();
 // seal: how many packets per second the engine seals (header + AEAD in place), sink discards
 capture = null;
 const sinkA = engines.a;
+// CPU time (user + system) beside the wall clock: on a loaded machine the wall clock counts
+// other processes' slices too
+const cpuOf = (c) => {
+  const u = process.cpuUsage(c);
+  return (u.user + u.system) / 1e6;
+};
+let cpu0 = process.cpuUsage();
 let t0 = process.hrtime.bigint();
 let sealed = 0;
 const devnull = { sendUdp() {}, writeTun() {}, flush() {} };
@@ -94,13 +101,19 @@ while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
   }
 }
 let s = Number(process.hrtime.bigint() - t0) / 1e9;
+let cpu = cpuOf(cpu0);
 const fillCost = (() => {
   const t = process.hrtime.bigint();
   for (let k = 0; k < 2000; k++) fill();
   return Number(process.hrtime.bigint() - t) / 1e9 / (2000 * BATCH);
 })();
+const fillCpu = (() => {
+  const c = process.cpuUsage();
+  for (let k = 0; k < 2000; k++) fill();
+  return cpuOf(c) / (2000 * BATCH);
+})();
 console.log(
-  `seal: ${Math.round(sealed / s)} packets/s = ${((s / sealed - fillCost) * 1e6).toFixed(2)} µs per ${LEN}-byte packet (test fill excluded)`,
+  `seal: ${Math.round(sealed / s)} packets/s = ${((s / sealed - fillCost) * 1e6).toFixed(2)} µs per ${LEN}-byte packet (test fill excluded); CPU ${((cpu / sealed - fillCpu) * 1e6).toFixed(2)} µs`,
 );
 
 // open: capture 64 sealed datagrams once, then feed copies into b
@@ -123,11 +136,14 @@ const raddrs = Buffer.alloc(20 * BATCH);
 for (let i = 0; i < BATCH; i++) addr.a.copy(raddrs, i * 20);
 let opened = 0;
 tunWrites = 0;
+cpu0 = process.cpuUsage();
 t0 = process.hrtime.bigint();
 let copyCost = 0;
+let copyCpu = 0;
 while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
   for (let k = 0; k < 50; k++) {
     const c0 = process.hrtime.bigint();
+    const u0 = process.cpuUsage();
     for (let i = 0; i < BATCH; i++) {
       sealedPkts[i].copy(rslab, i * SLOT + HEAD);
       rlens[i] = sealedPkts[i].length;
@@ -135,6 +151,7 @@ while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
     tb.cur.replay.top = -1; // accept the same counters again (benchmark only)
     tb.cur.replay["words"].fill(0);
     copyCost += Number(process.hrtime.bigint() - c0);
+    copyCpu += cpuOf(u0);
     engines.b.handleUdpBatch(
       { buf: rslab, slotSize: SLOT, headroom: HEAD, lens: rlens, count: BATCH, addrs: raddrs },
       now,
@@ -143,8 +160,9 @@ while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
   }
 }
 s = Number(process.hrtime.bigint() - t0) / 1e9;
+cpu = cpuOf(cpu0);
 console.log(
-  `open: ${Math.round(opened / s)} packets/s = ${(((s - copyCost / 1e9) / opened) * 1e6).toFixed(2)} µs per packet (test copy excluded); delivered ${tunWrites}`,
+  `open: ${Math.round(opened / s)} packets/s = ${(((s - copyCost / 1e9) / opened) * 1e6).toFixed(2)} µs per packet (test copy excluded); CPU ${(((cpu - copyCpu) / opened) * 1e6).toFixed(2)} µs; delivered ${tunWrites}`,
 );
 const t0b = [...engines.a.peers.values()][0].sendTunnel();
 if (t0b.suite !== SUITE) throw new Error(`tunnel suite ${t0b.suite}, wanted ${SUITE}`);
