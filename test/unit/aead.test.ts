@@ -222,3 +222,19 @@ describe("AEAD suites: forgeries and bad input", () => {
     }
   });
 });
+
+describe("the suite a host prefers (src/net/cpu.ts)", () => {
+  it("AES-256-GCM only with hardware AES and carry-less multiply", async () => {
+    const { cpuHasAes, preferredAeadSuite } = await import("../../src/net/cpu.js");
+    const x86 = (flags: string) => `processor\t: 0\nflags\t\t: fpu sse2 ${flags} avx2\nbugs\t\t:\n`;
+    expect(cpuHasAes(x86("aes pclmulqdq"))).toBe(true);
+    expect(cpuHasAes(x86("pclmulqdq"))).toBe(false);
+    expect(cpuHasAes(x86("aes"))).toBe(false);
+    expect(cpuHasAes(x86("vaes vpclmulqdq"))).toBe(false); // whole words only
+    expect(cpuHasAes("processor\t: 0\nFeatures\t: fp asimd aes pmull sha1\n")).toBe(true);
+    expect(cpuHasAes("processor\t: 0\nFeatures\t: fp asimd\n")).toBe(false);
+    expect(cpuHasAes("")).toBe(false);
+    expect(preferredAeadSuite(x86("aes pclmulqdq"))).toBe(AeadSuite.Aes256Gcm);
+    expect(preferredAeadSuite("")).toBe(AeadSuite.ChaCha20Poly1305);
+  });
+});
