@@ -105,6 +105,13 @@ export class AeadKey {
     return openWith(this.suite, this.key, buf, start, pt, cipherLen);
   }
 
+  /** Give the cipher context back while the key stays usable (an idle tunnel); made again on use. */
+  release(): void {
+    const h = this.handle;
+    this.handle = null;
+    if (h !== null && nativeAead !== null) nativeAead.aeadFree(h);
+  }
+
   /** Free the cipher context (OpenSSL wipes its key schedule); the key bytes are the owner's. */
   erase(): void {
     const h = this.handle;

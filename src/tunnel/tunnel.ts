@@ -89,6 +89,11 @@ export class Epoch {
     this.rx.erase();
     zero(this.mem.subarray(8, 104));
   }
+  /** give the OpenSSL contexts back (an idle tunnel); the keys stay and make new ones on use */
+  release(): void {
+    this.tx.release();
+    this.rx.release();
+  }
   get suite(): AeadSuite {
     return this.tx.suite;
   }

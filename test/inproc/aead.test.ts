@@ -94,6 +94,23 @@ for (const backend of ["addon", "fallback"] as const)
         expect(tunnelOf(a2).suite).toBe(CHACHA);
       });
 
+    it("an idle tunnel gives its cipher contexts back and makes new ones at the next packet", () => {
+      use();
+      const { net, a, b } = pair(AES, AES);
+      exchange(net, a, b, "1");
+      const handles = (h: SimHost) =>
+        [tunnelOf(h).cur!.tx, tunnelOf(h).cur!.rx].map(
+          (k) => (k as unknown as { handle: object | null }).handle,
+        );
+      if (backend === "addon") expect(handles(a).every((h) => h !== null)).toBe(true);
+      net.advance(11_000); // nothing sent or received for more than AEAD_IDLE_RELEASE_MS (keepalive: 25 s)
+      expect(handles(a)).toEqual([null, null]);
+      expect(handles(b)).toEqual([null, null]);
+      expect(exchange(net, a, b, "2")).toEqual(["a-2", "b-2"]);
+      if (backend === "addon") expect(handles(a).every((h) => h !== null)).toBe(true);
+      expect(a.engine.drops.auth + b.engine.drops.auth).toBe(0);
+    });
+
     it("closing a tunnel frees every cipher context and zeroes the keys", () => {
       use();
       const { net, a, b } = pair(AES, AES);
