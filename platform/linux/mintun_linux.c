@@ -1003,6 +1003,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 #include "dumpable.h"
 #include "notify.h"
 #include "memtrim.h"
+#include "aead.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1041,6 +1042,7 @@ static napi_value init(napi_env env, napi_value exports) {
   dumpable_init(env, exports); /* dumpable.c */
   notify_init(env, exports);   /* notify.c */
   memtrim_init(env, exports);  /* memtrim.c */
+  aead_init(env, exports);     /* aead.c */
   return exports;
 }
 

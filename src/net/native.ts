@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PlatformError } from "../errors.js";
+import { useNativeAead, type NativeAead } from "../crypto/aead.js";
 
 export interface NativePoller {
   start(): void;
@@ -20,7 +21,7 @@ export interface NativePoller {
   close(): void;
 }
 
-export interface NativeAddon {
+export interface NativeAddon extends Partial<NativeAead> {
   /**
    * "" lets the kernel pick the name. offload: open with IFF_VNET_HDR and TSO/USO offloads
    * (platform/linux/tun_offload.c), falling back to a plain TUN; result.offload = flags in effect.
@@ -172,6 +173,10 @@ export function native(): NativeAddon {
   } catch (e) {
     throw new PlatformError("ENATIVE", `cannot load ${path} (run \`npm run build:native\`)`, { cause: e });
   }
+  // the data path's AEAD through node's OpenSSL, one cipher context per key (platform/linux/aead.c)
+  const a = cached;
+  if (a.aeadKey && a.aeadFree && a.aeadSeal && a.aeadOpen)
+    useNativeAead({ aeadKey: a.aeadKey, aeadFree: a.aeadFree, aeadSeal: a.aeadSeal, aeadOpen: a.aeadOpen });
   return cached;
 }
 

@@ -5,6 +5,7 @@
  * once, and REPLY sent. A CREATE under a dead key gets a sealed STALE answer.
  */
 import { dh, equal, randomBytes, zero } from "../crypto/sodium.js";
+import { type AeadSuite } from "../crypto/aead.js";
 import { fingerprint } from "../wire/cert.js";
 import { ADDR_BYTES, addrToString } from "../wire/addr.js";
 import { FrameType, decodeHello } from "../wire/frames.js";
@@ -203,12 +204,13 @@ export abstract class Accept extends Records {
       this.drops.auth++;
       return;
     }
-    const keys = deriveEstablished(ck1, ss, ee);
+    const keys = deriveEstablished(ck1, ss, ee, hello.suite as AeadSuite);
     zero(ee);
     t.connBind = connBinding(ck1);
     zero(ck1);
     t.sessionId = sessionIdOf(keys.ck);
-    t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0);
+    t.suite = hello.suite as AeadSuite;
+    t.cur = new Epoch(buf.subarray(off, off + 8), keys.r2i, keys.i2r, keys.ck, now, 0, t.suite);
     this.prepareMove(t, now);
     t.accept = { k0, replay: new ReplayWindow(), tR: tR.publicKey };
     t.accept.replay.accept(readCounter(buf, off));

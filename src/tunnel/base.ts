@@ -22,6 +22,7 @@
  * Only authenticated, non-replayed packets change tunnel state.
  */
 import { aeadOpen, aeadSeal, dhKeyPair, edSkToX, zero, type DhKeyPair } from "../crypto/sodium.js";
+import { AeadSuite } from "../crypto/aead.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import { ADDR_BYTES, addrEqual, addrToString } from "../wire/addr.js";
 import { FrameIterator, FrameType, writeFrame, writeFrameHeader } from "../wire/frames.js";
@@ -178,6 +179,7 @@ export abstract class EngineBase {
       endpoints: opts.endpoints,
       maxReplayRecords: opts.maxReplayRecords ?? 100_000,
       maxReplayPerHost: opts.maxReplayPerHost ?? DEFAULT_REPLAY_PER_HOST,
+      aesGcm: opts.aeadSuite === AeadSuite.Aes256Gcm,
     });
     const k = this.eph.rotate(now);
     this.events.ephemeralRotations++;
@@ -320,14 +322,7 @@ export abstract class EngineBase {
     for (let k = 0; k < 8; k++) buf[start + k] = tb[k]!;
     writeTypeCounter(buf, start, type, e.sendCounter++);
     if (type === PacketType.Reply) t.accept!.tR.copy(buf, start + REPLY_OFFSET_PUB);
-    this.setNonceFrom(buf, start);
-    aeadSeal(
-      buf.subarray(pt, pt + plainLen + AEAD_TAG_BYTES),
-      buf.subarray(pt, pt + plainLen),
-      buf.subarray(start, pt),
-      this.nonce,
-      e.sendKey,
-    );
+    e.tx.seal(buf, start, pt, plainLen);
     t.lastTx = now;
     this.out.sendUdp(buf, start, pt + plainLen + AEAD_TAG_BYTES - start, t.endpoint, 0, t.src);
   }
@@ -470,8 +465,8 @@ export abstract class EngineBase {
     const tid = Buffer.from(p.tid, "latin1");
     t.move =
       t.role === "initiator"
-        ? new Epoch(tid, k.i2r, k.r2i, p.ck, now, p.number)
-        : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number);
+        ? new Epoch(tid, k.i2r, k.r2i, p.ck, now, p.number, t.suite)
+        : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number, t.suite);
     t.movePending = null; // its chain key now lives (copied) in the epoch and was zeroed here
     return t.move;
   }
@@ -490,8 +485,8 @@ export abstract class EngineBase {
     const tid = Buffer.from(p.tid, "latin1");
     t.crossEp =
       t.role === "initiator"
-        ? new Epoch(tid, k.i2r, k.r2i, p.ck, now, p.number)
-        : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number);
+        ? new Epoch(tid, k.i2r, k.r2i, p.ck, now, p.number, t.suite)
+        : new Epoch(tid, k.r2i, k.i2r, p.ck, now, p.number, t.suite);
     t.crossMove = null; // its chain key now lives (copied) in the epoch
     return t.crossEp;
   }

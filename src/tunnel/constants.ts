@@ -4,6 +4,13 @@
  */
 
 export const PROTOCOL_VERSION = 1;
+/**
+ * The ephemeral certificate's protocol byte of a host that also offers the AES-256-GCM
+ * data suite (docs/PROTOCOL.md "AEAD suites"); 1 = ChaCha20-Poly1305 only.
+ */
+export const PROTOCOL_VERSION_AES_GCM = 2;
+/** A tunnel that neither sent nor received for this long frees its AEAD contexts (crypto/aead.ts). */
+export const AEAD_IDLE_RELEASE_MS = 10_000;
 
 // sizes of the wire formats live with their codecs (src/wire/constants.ts)
 export { AEAD_TAG_BYTES, FRAME_HEADER_BYTES, HEADER_BYTES, TID_BYTES } from "../wire/constants.js";

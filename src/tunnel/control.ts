@@ -184,8 +184,8 @@ export abstract class Control extends Create {
     if (t.next) this.retireEpoch(t, t.next);
     t.next =
       t.role === "initiator"
-        ? new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1)
-        : new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
+        ? new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1, t.suite)
+        : new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1, t.suite);
     this.tids.set(t.next.tid, t);
     const body = encodeRekey(seq, kp.publicKey);
     t.lastRekeyAck = { seq, body };
@@ -208,8 +208,8 @@ export abstract class Control extends Create {
     zero(d);
     const e =
       t.role === "initiator"
-        ? new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1)
-        : new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1);
+        ? new Epoch(nk.tid, nk.i2r, nk.r2i, nk.ck, now, base.number + 1, t.suite)
+        : new Epoch(nk.tid, nk.r2i, nk.i2r, nk.ck, now, base.number + 1, t.suite);
     this.tids.set(e.tid, t);
     this.switchEpoch(t, e, now);
     // announce the new epoch at once so the peer switches too

@@ -5,6 +5,7 @@
  * simultaneous creations).
  */
 import { aeadSeal, dh, dhKeyPair, randomBytes, zero } from "../crypto/sodium.js";
+import { AeadSuite, openWith } from "../crypto/aead.js";
 import { decodeEphemeral, verifyEphemeral } from "../wire/cert.js";
 import { addrEqual } from "../wire/addr.js";
 import { FrameType, encodeHello, writeFrame } from "../wire/frames.js";
@@ -35,6 +36,7 @@ import {
   FRAME_HEADER_BYTES,
   MAX_UDP_PAYLOAD_BYTES,
   OLD_EPOCH_GRACE_MS,
+  PROTOCOL_VERSION_AES_GCM,
 } from "./constants.js";
 import { MAX_DIFFICULTY, PUZZLE_WINDOW_MS } from "../dos/puzzle.js";
 import { NO_SENDS, appendSend } from "./retry.js";
@@ -134,6 +136,11 @@ export abstract class Create extends Accept {
     const { ck1, k0 } = deriveCreate(h0, es);
     zero(es);
     const auth = helloAuth(ck1, ss, tI.publicKey);
+    // AES-256-GCM when we prefer it and the peer's signed ephemeral certificate offers it
+    const suite =
+      this.opts.aeadSuite === AeadSuite.Aes256Gcm && eph.protocolVersion >= PROTOCOL_VERSION_AES_GCM
+        ? AeadSuite.Aes256Gcm
+        : AeadSuite.ChaCha20Poly1305;
     const t = new Tunnel("initiator", tidKeyOf(tid), peer, peer.endpoint!, now);
     t.connBind = connBinding(ck1);
     t.create = {
@@ -142,7 +149,8 @@ export abstract class Create extends Accept {
       ck1,
       k0,
       ss,
-      hello: encodeHello(this.opts.hostCert.raw, auth),
+      hello: encodeHello(this.opts.hostCert.raw, auth, suite),
+      suite,
       counter: 0,
       minSize: Math.max(eph.minFirstPacket, MIN_CREATE_BYTES),
       queue: [],
@@ -401,9 +409,9 @@ export abstract class Create extends Accept {
         this.drops.auth++;
         return;
       }
-      const keys = deriveEstablished(c.ck1, c.ss, ee);
+      const keys = deriveEstablished(c.ck1, c.ss, ee, c.suite);
       zero(ee);
-      if (!this.openInPlace(buf, off, len, REPLY_AD_BYTES, keys.r2i)) {
+      if (!openWith(c.suite, keys.r2i, buf, off, ptOff, len - REPLY_AD_BYTES)) {
         zero(keys.ck);
         zero(keys.i2r);
         zero(keys.r2i);
@@ -411,7 +419,8 @@ export abstract class Create extends Accept {
         return;
       }
       t.sessionId = sessionIdOf(keys.ck);
-      t.cur = new Epoch(buf.subarray(off, off + 8), keys.i2r, keys.r2i, keys.ck, now, 0);
+      t.suite = c.suite;
+      t.cur = new Epoch(buf.subarray(off, off + 8), keys.i2r, keys.r2i, keys.ck, now, 0, c.suite);
       t.cur.replay.accept(n);
       t.eraseCreate();
       t.state = "established";
@@ -437,7 +446,7 @@ export abstract class Create extends Accept {
       this.drops.replay++;
       return;
     }
-    if (!this.openInPlace(buf, off, len, REPLY_AD_BYTES, e.recvKey)) {
+    if (!e.rx.open(buf, off, ptOff, len - REPLY_AD_BYTES)) {
       this.drops.auth++;
       return;
     }

@@ -16,7 +16,7 @@
  */
 import { dh, dhKeyPair, edPkToX, zero } from "../crypto/sodium.js";
 import { signEphemeral, type EphemeralCert } from "../wire/cert.js";
-import { PROTOCOL_VERSION } from "./constants.js";
+import { PROTOCOL_VERSION, PROTOCOL_VERSION_AES_GCM } from "./constants.js";
 
 export interface EphKey {
   keyId: number;
@@ -41,6 +41,8 @@ export interface EphemeralOptions {
   endpoints: () => { ip: string; port: number }[];
   maxReplayRecords: number;
   maxReplayPerHost: number;
+  /** offer the AES-256-GCM suite (protocol byte PROTOCOL_VERSION_AES_GCM) */
+  aesGcm?: boolean;
 }
 
 export class EphemeralKeys {
@@ -79,7 +81,7 @@ export class EphemeralKeys {
         notBefore: nowSec - 1,
         notAfter: nowSec + lifeSec,
         endpoints: this.opts.endpoints().slice(0, 8),
-        protocolVersion: PROTOCOL_VERSION,
+        protocolVersion: this.opts.aesGcm ? PROTOCOL_VERSION_AES_GCM : PROTOCOL_VERSION,
         minFirstPacket: this.opts.minFirstPacket,
       },
       this.opts.hostSecretKey,

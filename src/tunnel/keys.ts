@@ -24,6 +24,7 @@
  * ee, which exists only in the two tunnel endpoints' memory.
  */
 import { hash, zero } from "../crypto/sodium.js";
+import { AeadSuite } from "../crypto/aead.js";
 
 const L_CREATE = Buffer.from("mintun/1 create");
 const L_K0 = Buffer.from("i2r 0");
@@ -35,6 +36,7 @@ const L_TID = Buffer.from("tid");
 const L_MOVE = Buffer.from("move");
 const L_SESSION = Buffer.from("session");
 const L_RECORD = Buffer.from("mintun/1 record");
+const L_AES_GCM = Buffer.from("aes-256-gcm");
 
 /**
  * Key that seals a RECORD_RESPONSE (docs/PROTOCOL.md "Records from the peer
@@ -87,8 +89,19 @@ export interface EpochKeys {
   r2i: Buffer;
 }
 
-export function deriveEstablished(ck1: Buffer, ss: Buffer, ee: Buffer): EpochKeys {
-  const ck = hash([ss, ee], ck1);
+/**
+ * The tunnel secret and epoch-0 keys. The AEAD suite is bound into it (docs/PROTOCOL.md
+ * "AEAD suites"): ck2 = H(ck1; ss | ee) for ChaCha20-Poly1305 (as before suites existed),
+ * H(ck1; ss | ee | "aes-256-gcm") for AES-256-GCM, so the two ends agree on the suite or on
+ * no key at all, and no key is ever used with two ciphers. Rekeys and moves derive from it.
+ */
+export function deriveEstablished(
+  ck1: Buffer,
+  ss: Buffer,
+  ee: Buffer,
+  suite: AeadSuite = AeadSuite.ChaCha20Poly1305,
+): EpochKeys {
+  const ck = hash(suite === AeadSuite.ChaCha20Poly1305 ? [ss, ee] : [ss, ee, L_AES_GCM], ck1);
   return { ck, i2r: hash([L_I2R], ck), r2i: hash([L_R2I], ck) };
 }
 

@@ -3,6 +3,7 @@
  * the directory client, the tests). No code: see base.ts for the engine itself.
  */
 import { type Logger } from "../log.js";
+import { type AeadSuite } from "../crypto/aead.js";
 import { type CaCert, type EphemeralCert, type HostCert } from "../wire/cert.js";
 import { FRAME_HEADER_BYTES } from "./constants.js";
 import { MAX_DIFFICULTY } from "../dos/puzzle.js";
@@ -47,6 +48,13 @@ export interface EngineOptions {
   maxReplayRecords?: number;
   /** one creator host's share of them; default DEFAULT_REPLAY_PER_HOST */
   maxReplayPerHost?: number;
+  /**
+   * The data suite this host prefers (docs/PROTOCOL.md "AEAD suites"): AES-256-GCM is
+   * offered in the ephemeral certificate and chosen when creating a tunnel to a peer that
+   * offers it; ChaCha20-Poly1305 (the default) neither offers nor chooses it. Tunnels
+   * created by peers are accepted with either suite.
+   */
+  aeadSuite?: AeadSuite;
   /** underlay endpoints to publish in ephemeral certificates */
   endpoints: () => { ip: string; port: number }[];
   logger?: Logger;

@@ -97,7 +97,7 @@ function onData(
   }
   const ptOff = off + DATA_AD_BYTES;
   const plainLen = len - DATA_AD_BYTES - AEAD_TAG_BYTES;
-  if (!engine.openInPlace(buf, off, len, DATA_AD_BYTES, e.recvKey)) {
+  if (!e.rx.open(buf, off, ptOff, len - DATA_AD_BYTES)) {
     drops.auth++;
     return;
   }

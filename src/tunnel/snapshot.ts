@@ -4,6 +4,7 @@
  * engine's tables.
  */
 import { addrToString } from "../wire/addr.js";
+import { AEAD_SUITE_NAMES } from "../crypto/aead.js";
 import { fingerprint } from "../wire/cert.js";
 import type { Peer, Tunnel } from "./tunnel.js";
 import type { EngineCore } from "./timers.js";
@@ -14,6 +15,8 @@ export interface TunnelStatus {
   state: string;
   endpoint: string;
   session: string;
+  /** the data suite: "chacha20-poly1305" or "aes-256-gcm" (docs/PROTOCOL.md "AEAD suites") */
+  aead: string;
   ageMs: number;
   epoch: number;
   lastRekeyMsAgo: number;
@@ -150,6 +153,7 @@ function tunnelStatus(t: Tunnel, now: number): TunnelStatus {
     state: t.state,
     endpoint: addrToString(t.endpoint),
     session: t.sessionId,
+    aead: AEAD_SUITE_NAMES[t.suite],
     ageMs: now - t.createdAt,
     epoch: t.cur?.number ?? -1,
     lastRekeyMsAgo: t.lastRekeyAt ? now - t.lastRekeyAt : -1,

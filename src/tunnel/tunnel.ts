@@ -23,6 +23,7 @@
  */
 import type { DhKeyPair } from "../crypto/sodium.js";
 import { zero } from "../crypto/sodium.js";
+import { AeadKey, AeadSuite } from "../crypto/aead.js";
 import type { EphemeralCert, HostCert } from "../wire/cert.js";
 import { PacketType } from "../wire/packet.js";
 import type { ConnTable } from "../conn/conns.js";
@@ -45,6 +46,9 @@ export class Epoch {
   readonly sendKey: Buffer;
   readonly recvKey: Buffer;
   readonly ck: Buffer;
+  /** the send and receive keys with the tunnel's AEAD suite (crypto/aead.ts; contexts made on first use) */
+  readonly tx: AeadKey;
+  readonly rx: AeadKey;
   constructor(
     tid: Buffer,
     sendKey: Buffer,
@@ -52,6 +56,7 @@ export class Epoch {
     ck: Buffer,
     public readonly startedAt: number,
     public readonly number: number,
+    suite: AeadSuite = AeadSuite.ChaCha20Poly1305,
   ) {
     // one backing store instead of four: an idle tunnel is mostly its epoch (docs/PERFORMANCE.md)
     // allocUnsafe takes small buffers from Node's shared pool (no backing store of their own);
@@ -76,9 +81,21 @@ export class Epoch {
     this.recvKey = m.subarray(40, 72);
     this.ck = m.subarray(72, 104);
     this.tid = m.latin1Slice(0, 8);
+    this.tx = new AeadKey(suite, this.sendKey, true);
+    this.rx = new AeadKey(suite, this.recvKey, false);
   }
   erase(): void {
+    this.tx.erase();
+    this.rx.erase();
     zero(this.mem.subarray(8, 104));
+  }
+  /** give the OpenSSL contexts back (an idle tunnel); the keys stay and make new ones on use */
+  release(): void {
+    this.tx.release();
+    this.rx.release();
+  }
+  get suite(): AeadSuite {
+    return this.tx.suite;
   }
 }
 
@@ -101,6 +118,8 @@ export interface CreateState {
   puzzle?: { window: number; difficulty: number; cookie: Buffer; solution: Buffer };
   /** a puzzle of this attempt being solved off the event loop (src/dos/solver.ts) */
   solving: SolveTicket | null;
+  /** the AEAD suite this creation asks for (named in the HELLO) */
+  suite: AeadSuite;
 }
 
 /** An inner packet sent 0-RTT and the CREATE datagrams that carried it (src/tunnel/retry.ts). */
@@ -193,6 +212,11 @@ export class Tunnel {
    * creation on (so 0-RTT connections can use it); user authenticators cover it.
    */
   connBind: Buffer | null = null;
+  /**
+   * The AEAD suite of every epoch of this tunnel (docs/PROTOCOL.md "AEAD suites"): the
+   * creator's choice, named in its HELLO and bound into the tunnel secret; fixed for life.
+   */
+  suite: AeadSuite = AeadSuite.ChaCha20Poly1305;
 
   constructor(
     public readonly role: Role,

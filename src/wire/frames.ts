@@ -121,23 +121,39 @@ export function writeFrame(buf: Buffer, off: number, type: number, body: Buffer 
 export interface HelloBody {
   cert: Buffer;
   auth: Buffer;
+  /** the AEAD suite the creator chose (crypto/aead.ts AeadSuite); 1 when the byte is absent */
+  suite: number;
 }
 
-export function encodeHello(cert: Buffer, auth: Buffer): Buffer {
-  const b = Buffer.alloc(2 + cert.length + HELLO_AUTH_BYTES);
+/** The suites a HELLO may name: 2 = AES-256-GCM (1, ChaCha20-Poly1305, is the absent byte). */
+const HELLO_SUITES = new Set([2]);
+
+/**
+ * certLen u16 | host certificate | auth (32) [| suite u8]. The suite byte is present only
+ * for a suite other than ChaCha20-Poly1305 (a HELLO without it is the original format).
+ */
+export function encodeHello(cert: Buffer, auth: Buffer, suite = 1): Buffer {
+  const extra = suite === 1 ? 0 : 1;
+  const b = Buffer.alloc(2 + cert.length + HELLO_AUTH_BYTES + extra);
   b.writeUInt16BE(cert.length, 0);
   cert.copy(b, 2);
   auth.copy(b, 2 + cert.length);
+  if (extra) b[2 + cert.length + HELLO_AUTH_BYTES] = suite;
   return b;
 }
 
 export function decodeHello(buf: Buffer, off: number, len: number): HelloBody | null {
   if (len < 2 + HELLO_AUTH_BYTES) return null;
   const cl = buf.readUInt16BE(off);
-  if (cl === 0 || 2 + cl + HELLO_AUTH_BYTES !== len) return null;
+  const base = 2 + cl + HELLO_AUTH_BYTES;
+  if (cl === 0 || (base !== len && base + 1 !== len)) return null;
+  const suite = base === len ? 1 : buf[off + base]!;
+  // canonical: the byte is present only for a suite other than 1
+  if (base !== len && !HELLO_SUITES.has(suite)) return null;
   return {
     cert: Buffer.from(buf.subarray(off + 2, off + 2 + cl)),
-    auth: Buffer.from(buf.subarray(off + 2 + cl, off + len)),
+    auth: Buffer.from(buf.subarray(off + 2 + cl, off + base)),
+    suite,
   };
 }
 

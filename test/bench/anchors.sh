@@ -22,6 +22,9 @@ set -u
 export LC_ALL=C
 
 NS_A=${NS_A:-ab-a}; NS_B=${NS_B:-ab-b}
+# wireguard-go's interfaces: their UAPI sockets (/var/run/wireguard/NAME.sock) are shared by
+# every namespace, so two runs at once need different names (WG_A / WG_B)
+WG_A=${WG_A:-abwg-a}; WG_B=${WG_B:-abwg-b}
 U_A=10.201.0.1; U_B=10.201.0.2      # underlay (veth) addresses
 RF_B=10.201.0.3                     # relay face that B talks to (stands in for A)
 RF_A=10.201.0.4                     # relay face that A talks to (stands in for B)
@@ -76,7 +79,7 @@ cleanup() {
   if [ "${CREATED_NS:-0}" = 1 ]; then
     ip netns del "$NS_A" 2>/dev/null; ip netns del "$NS_B" 2>/dev/null
   fi
-  rm -f /var/run/wireguard/abwg-a.sock /var/run/wireguard/abwg-b.sock 2>/dev/null
+  rm -f /var/run/wireguard/$WG_A.sock /var/run/wireguard/$WG_B.sock 2>/dev/null
   [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "${WORK:-/nonexistent}"
 }
 
@@ -196,23 +199,23 @@ wg_prepare() {
 wg_start() {
   set_endpoints "$1"
   local i
-  bg_ns "$NS_B" "$WORK/wg/b.log" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error wireguard-go -f abwg-b
+  bg_ns "$NS_B" "$WORK/wg/b.log" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error wireguard-go -f $WG_B
   DPIDS=("$LASTPID")
-  for i in $(seq 200); do [ -S /var/run/wireguard/abwg-b.sock ] && break; sleep 0.01; done
-  nsx "$NS_B" wg set abwg-b listen-port $PORT_B private-key "$WORK/wg/b.key" \
+  for i in $(seq 200); do [ -S /var/run/wireguard/$WG_B.sock ] && break; sleep 0.01; done
+  nsx "$NS_B" wg set $WG_B listen-port $PORT_B private-key "$WORK/wg/b.key" \
     peer "$(cat "$WORK/wg/a.pub")" endpoint $EP_B_HOST:$EP_B_PORT allowed-ips $O_A/32
-  ip -n "$NS_B" addr add $O_B/24 dev abwg-b; ip -n "$NS_B" link set abwg-b mtu 1420 up
+  ip -n "$NS_B" addr add $O_B/24 dev $WG_B; ip -n "$NS_B" link set $WG_B mtu 1420 up
   wait_listen
   T_A=$(now_ms)
-  bg_ns "$NS_A" "$WORK/wg/a.log" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error wireguard-go -f abwg-a
+  bg_ns "$NS_A" "$WORK/wg/a.log" env WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error wireguard-go -f $WG_A
   DPIDS=("$LASTPID" "${DPIDS[@]}")
-  for i in $(seq 200); do [ -S /var/run/wireguard/abwg-a.sock ] && break; sleep 0.01; done
-  nsx "$NS_A" wg set abwg-a listen-port $PORT_A private-key "$WORK/wg/a.key" \
+  for i in $(seq 200); do [ -S /var/run/wireguard/$WG_A.sock ] && break; sleep 0.01; done
+  nsx "$NS_A" wg set $WG_A listen-port $PORT_A private-key "$WORK/wg/a.key" \
     peer "$(cat "$WORK/wg/b.pub")" endpoint $EP_A_HOST:$EP_A_PORT allowed-ips $O_B/32
-  ip -n "$NS_A" addr add $O_A/24 dev abwg-a; ip -n "$NS_A" link set abwg-a mtu 1420 up
+  ip -n "$NS_A" addr add $O_A/24 dev $WG_A; ip -n "$NS_A" link set $WG_A mtu 1420 up
 }
 wg_ready() { return 0; }   # configured; no handshake happens before the first packet
-wg_gone() { ! ip -n "$NS_A" link show abwg-a >/dev/null 2>&1 && ! ip -n "$NS_B" link show abwg-b >/dev/null 2>&1; }
+wg_gone() { ! ip -n "$NS_A" link show $WG_A >/dev/null 2>&1 && ! ip -n "$NS_B" link show $WG_B >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------- openvpn
 ovpn_prepare() {

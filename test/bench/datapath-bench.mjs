@@ -1,8 +1,13 @@
 // Data-path cost per packet in the protocol core, in process (no syscalls): seal (TUN batch ->
 // sealed datagrams) and open (datagram batch -> inner packets), batches of 64 IPv4/UDP packets of
 // LEN bytes (default 1400; 92 = the IP packet of iperf3 -u -l 64, the small-packet bench).
-// Usage: npm run build:ts && node test/bench/datapath-bench.mjs [seconds] [LEN]
+// AEAD=aes-256-gcm|chacha20-poly1305 (default chacha20-poly1305) picks the suite both engines
+// prefer; NATIVE=1 seals and opens through the addon's OpenSSL contexts (what the daemon
+// does), NATIVE=0 through libsodium / node:crypto.
+// Usage: npm run build && node test/bench/datapath-bench.mjs [seconds] [LEN]
 import { tryEncodeAddr } from "../../dist/wire/addr.js";
+import { AeadSuite, useNativeAead } from "../../dist/crypto/aead.js";
+import { native } from "../../dist/net/native.js";
 import { Engine } from "../../dist/tunnel/engine.js";
 import { onDatagram } from "../../dist/tunnel/outside.js";
 import { NOW as now, host, engineOpts } from "./common.mjs";
@@ -10,6 +15,13 @@ import { NOW as now, host, engineOpts } from "./common.mjs";
 const SECONDS = Number(process.argv[2] ?? 3);
 const LEN = Number(process.argv[3] ?? 1400);
 const BATCH = 64;
+const SUITE = process.env.AEAD === "aes-256-gcm" ? AeadSuite.Aes256Gcm : AeadSuite.ChaCha20Poly1305;
+if (process.env.NATIVE !== "0")
+  native(); // installs the addon's AEAD
+else useNativeAead(null);
+console.log(
+  `suite ${process.env.AEAD ?? "chacha20-poly1305"}, ${process.env.NATIVE !== "0" ? "addon (OpenSSL EVP)" : "libsodium / node:crypto"}`,
+);
 const addr = { a: tryEncodeAddr("192.0.2.1", 7000), b: tryEncodeAddr("192.0.2.2", 7000) };
 const engines = {};
 const queues = { a: [], b: [] };
@@ -22,7 +34,7 @@ for (const [n, ip] of [
   const h = host(n, ip);
   const other = n === "a" ? "b" : "a";
   engines[n] = new Engine(
-    engineOpts(h, { maxTunnels: 10 }),
+    engineOpts(h, { maxTunnels: 10, aeadSuite: SUITE }),
     {
       sendUdp(buf, off, len) {
         if (capture) capture.push(Buffer.from(buf.subarray(off, off + len)));
@@ -70,6 +82,13 @@ run();
 // seal: how many packets per second the engine seals (header + AEAD in place), sink discards
 capture = null;
 const sinkA = engines.a;
+// CPU time (user + system) beside the wall clock: on a loaded machine the wall clock counts
+// other processes' slices too
+const cpuOf = (c) => {
+  const u = process.cpuUsage(c);
+  return (u.user + u.system) / 1e6;
+};
+let cpu0 = process.cpuUsage();
 let t0 = process.hrtime.bigint();
 let sealed = 0;
 const devnull = { sendUdp() {}, writeTun() {}, flush() {} };
@@ -82,13 +101,19 @@ while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
   }
 }
 let s = Number(process.hrtime.bigint() - t0) / 1e9;
+let cpu = cpuOf(cpu0);
 const fillCost = (() => {
   const t = process.hrtime.bigint();
   for (let k = 0; k < 2000; k++) fill();
   return Number(process.hrtime.bigint() - t) / 1e9 / (2000 * BATCH);
 })();
+const fillCpu = (() => {
+  const c = process.cpuUsage();
+  for (let k = 0; k < 2000; k++) fill();
+  return cpuOf(c) / (2000 * BATCH);
+})();
 console.log(
-  `seal: ${Math.round(sealed / s)} packets/s = ${((s / sealed - fillCost) * 1e6).toFixed(2)} µs per ${LEN}-byte packet (test fill excluded)`,
+  `seal: ${Math.round(sealed / s)} packets/s = ${((s / sealed - fillCost) * 1e6).toFixed(2)} µs per ${LEN}-byte packet (test fill excluded); CPU ${((cpu / sealed - fillCpu) * 1e6).toFixed(2)} µs`,
 );
 
 // open: capture 64 sealed datagrams once, then feed copies into b
@@ -111,11 +136,14 @@ const raddrs = Buffer.alloc(20 * BATCH);
 for (let i = 0; i < BATCH; i++) addr.a.copy(raddrs, i * 20);
 let opened = 0;
 tunWrites = 0;
+cpu0 = process.cpuUsage();
 t0 = process.hrtime.bigint();
 let copyCost = 0;
+let copyCpu = 0;
 while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
   for (let k = 0; k < 50; k++) {
     const c0 = process.hrtime.bigint();
+    const u0 = process.cpuUsage();
     for (let i = 0; i < BATCH; i++) {
       sealedPkts[i].copy(rslab, i * SLOT + HEAD);
       rlens[i] = sealedPkts[i].length;
@@ -123,6 +151,7 @@ while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
     tb.cur.replay.top = -1; // accept the same counters again (benchmark only)
     tb.cur.replay["words"].fill(0);
     copyCost += Number(process.hrtime.bigint() - c0);
+    copyCpu += cpuOf(u0);
     engines.b.handleUdpBatch(
       { buf: rslab, slotSize: SLOT, headroom: HEAD, lens: rlens, count: BATCH, addrs: raddrs },
       now,
@@ -131,6 +160,9 @@ while (Number(process.hrtime.bigint() - t0) < SECONDS * 1e9) {
   }
 }
 s = Number(process.hrtime.bigint() - t0) / 1e9;
+cpu = cpuOf(cpu0);
 console.log(
-  `open: ${Math.round(opened / s)} packets/s = ${(((s - copyCost / 1e9) / opened) * 1e6).toFixed(2)} µs per packet (test copy excluded); delivered ${tunWrites}`,
+  `open: ${Math.round(opened / s)} packets/s = ${(((s - copyCost / 1e9) / opened) * 1e6).toFixed(2)} µs per packet (test copy excluded); CPU ${(((cpu - copyCpu) / opened) * 1e6).toFixed(2)} µs; delivered ${tunWrites}`,
 );
+const t0b = [...engines.a.peers.values()][0].sendTunnel();
+if (t0b.suite !== SUITE) throw new Error(`tunnel suite ${t0b.suite}, wanted ${SUITE}`);

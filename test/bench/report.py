@@ -261,6 +261,14 @@ def main():
             r = m(mt, "tcp1_cpu_s_per_gb") / m(wg, "tcp1_cpu_s_per_gb")
             p(f"| daemon CPU s/GB (TCP 1 stream) <= 0.5x wireguard-go's ({fmt(m(wg, 'tcp1_cpu_s_per_gb'))}) "
               f"| {fmt(m(mt, 'tcp1_cpu_s_per_gb'))} = {r:.2f}x | {yes(r <= 0.5)} |")
+        # issue 19 item 3: CPU per byte and single stream against the best anchor
+        if best and m(mt, "tcp1_mbps") and m(best, "tcp1_mbps"):
+            r = m(mt, "tcp1_mbps") / m(best, "tcp1_mbps")
+            p(f"| issue 19: single-stream TCP >= 5x best anchor ({NAMES[best]} {fmt(m(best, 'tcp1_mbps'))} Mbit/s) "
+              f"| {fmt(m(mt, 'tcp1_mbps'))} Mbit/s = {r:.2f}x | {yes(r >= 5)} |")
+        if m(mt, "tcp1_cpu_s_per_gb"):
+            v = m(mt, "tcp1_cpu_s_per_gb")
+            p(f"| issue 19: daemon CPU, both, TCP 1 stream <= 4.5 s/GB | {fmt(v)} s/GB | {yes(v <= 4.5)} |")
         if wg and m(mt, "ping_overhead_ms") is not None and m(wg, "ping_overhead_ms") is not None:
             a, b = m(mt, "ping_overhead_ms"), m(wg, "ping_overhead_ms")
             p(f"| ping overhead over bare <= wireguard-go's ({fmt(b)} ms) | {fmt(a)} ms | {yes(a <= b)} |")

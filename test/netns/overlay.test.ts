@@ -7,6 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cpuHasAes } from "../../src/net/cpu.js";
 import {
   createLan,
   curlTimed,
@@ -130,6 +131,11 @@ describe.skipIf(process.getuid?.() !== 0)("overlay of three hosts (netns, real d
     expect(tb?.state).toBe("established");
     expect(tb!.txBytes).toBeGreaterThan(1000);
     expect(r.stdout).toMatch(/b\s+\S+\s+established/);
+    // the data suite (docs/PROTOCOL.md 4b): AES-256-GCM on both ends where the CPU has AES
+    const want = cpuHasAes() ? "aes-256-gcm" : "chacha20-poly1305";
+    expect(tb!.aead).toBe(want);
+    const ta = (await daemons.b!.status()).tunnels.find((t) => t.peer === "a");
+    expect(ta!.aead).toBe(want);
   });
 
   it("counts and drops garbage datagrams, and keeps working", async () => {
@@ -201,6 +207,7 @@ describe.skipIf(process.getuid?.() !== 0)("overlay of three hosts (netns, real d
     const t = st.tunnels.find((x) => x.peer === "b")!;
     console.log(`rekeyed: epoch ${t.epoch}, ${t.rekeys} rekeys; ${sent} pings answered during the run`);
     expect(t.epoch).toBeGreaterThanOrEqual(1);
+    expect(t.aead).toBe(cpuHasAes() ? "aes-256-gcm" : "chacha20-poly1305"); // rekeys keep the suite
     // every echo request sent got its reply: compare the highest seq with the count answered
     const seqs = [...log.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
     expect(seqs.length).toBe(Math.max(...seqs));

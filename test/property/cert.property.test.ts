@@ -6,6 +6,7 @@ import {
   CERT_MAX_SIZE,
   decodeCert,
   decodeEphemeral,
+  EPH_OFFSET_PROTOCOL,
   encodeCert,
   encodeEphemeral,
   signCert,
@@ -216,6 +217,48 @@ describe("certificate decoders (property)", () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it("ephemeral: the suite offer (protocol byte, docs/PROTOCOL.md 4b) cannot be rewritten", () => {
+    const host = signCert(
+      {
+        kind: "host",
+        name: "h",
+        publicKey: hostKp.publicKey,
+        issuer: caKp.publicKey,
+        groups: [],
+        notBefore: 0,
+        notAfter: 0xffffffff,
+        ip4: null,
+        ip6: null,
+        subnets: [],
+      },
+      caKp.secretKey,
+    ) as HostCert;
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), (p, q) => {
+        fc.pre(p !== q);
+        const e = signEphemeral(
+          {
+            hostKey: hostKp.publicKey,
+            keyId: 7,
+            publicKey: Buffer.alloc(32, 9),
+            notBefore: NOW - 10,
+            notAfter: NOW + 300,
+            endpoints: [],
+            protocolVersion: p,
+            minFirstPacket: 256,
+          },
+          hostKp.secretKey,
+        );
+        const raw = Buffer.from(e.raw);
+        raw[EPH_OFFSET_PROTOCOL] = q;
+        const f = decodeEphemeral(raw)!;
+        expect(f.protocolVersion).toBe(q); // any value decodes (old hosts ignore it) ...
+        expect(verifyEphemeral(f, host, NOW)).toEqual({ ok: false, reason: "bad-signature" }); // ... none verifies
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -435,22 +435,31 @@ describe("HELLO and REKEY bodies", () => {
         if (h) {
           expect(h.auth.length).toBe(HELLO_AUTH_BYTES);
           expect(h.cert.length).toBeGreaterThan(0);
-          expect(2 + h.cert.length + HELLO_AUTH_BYTES).toBe(w.len);
+          // the suite byte is there only for suite 2 (AES-256-GCM); canonical: re-encodes equal
+          expect(2 + h.cert.length + HELLO_AUTH_BYTES + (h.suite === 1 ? 0 : 1)).toBe(w.len);
+          expect([1, 2]).toContain(h.suite);
+          expect(encodeHello(h.cert, h.auth, h.suite)).toEqual(w.buf.subarray(w.off, w.off + w.len));
         }
       }),
       RUNS,
     );
   });
 
-  it("encodeHello -> decodeHello is a fixed point with the exact size", () => {
+  it("encodeHello -> decodeHello is a fixed point with the exact size, for both suites", () => {
     fc.assert(
-      fc.property(nonEmpty(600), bytesN(32), (cert, auth) => {
-        const b = encodeHello(cert, auth);
-        expect(b.length).toBe(2 + cert.length + HELLO_AUTH_BYTES);
-        expect(decodeHello(b, 0, b.length)).toEqual({ cert, auth });
-        expect(decodeHello(b, 0, b.length - 1)).toBeNull();
-        const longer = Buffer.concat([b, Buffer.alloc(1)]);
-        expect(decodeHello(longer, 0, longer.length)).toBeNull();
+      fc.property(nonEmpty(600), bytesN(32), fc.constantFrom(1, 2), (cert, auth, suite) => {
+        const b = encodeHello(cert, auth, suite);
+        expect(b.length).toBe(2 + cert.length + HELLO_AUTH_BYTES + (suite === 1 ? 0 : 1));
+        expect(decodeHello(b, 0, b.length)).toEqual({ cert, auth, suite });
+        // one byte short: a suite-2 HELLO turns into a suite-1 one only by dropping its suite
+        // byte, which the AEAD around it and the key derivation (keys.ts) refuse
+        const short = decodeHello(b, 0, b.length - 1);
+        if (suite === 1) expect(short).toBeNull();
+        else expect(short).toEqual({ cert, auth, suite: 1 });
+        for (const extra of [0, 1, 3, 0xff]) {
+          const longer = Buffer.concat([b, Buffer.from([extra])]);
+          expect(decodeHello(longer, 0, longer.length)).toBeNull();
+        }
       }),
       RUNS,
     );

@@ -67,6 +67,7 @@ const STATUS: Status = {
       state: "established",
       endpoint: "192.0.2.1:7000",
       session: "s1",
+      aead: "chacha20-poly1305",
       ageMs: 7_384_000,
       epoch: 2,
       lastRekeyMsAgo: -1,

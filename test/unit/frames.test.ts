@@ -77,7 +77,15 @@ describe("frame encoding vectors", () => {
     expect(decodeHello(body, 0, body.length)).toEqual({
       cert: Buffer.from("xyz"),
       auth: Buffer.alloc(32, 0x11),
+      suite: 1,
     });
+    // AES-256-GCM chosen: one suite byte after auth; no byte means ChaCha20-Poly1305
+    const aes = encodeHello(Buffer.from("xyz"), Buffer.alloc(32, 0x11), 2);
+    expect(aes.toString("hex")).toBe("0003" + "78797a" + "11".repeat(32) + "02");
+    expect(decodeHello(aes, 0, aes.length)?.suite).toBe(2);
+    // a suite byte of 1 (not canonical) or of an unknown suite is refused
+    for (const s of ["01", "00", "03", "ff"])
+      expect(decodeHello(Buffer.concat([body, hex(s)]), 0, body.length + 1)).toBeNull();
   });
 
   it("REKEY / REKEY_ACK body: seq (u32 BE) | X25519 public key (32)", () => {

@@ -219,6 +219,7 @@ describe("key erasure", () => {
       staleRetried: false,
       keyNotBefore: 0,
       solving: null,
+      suite: 1,
     };
     t.accept = { k0: randomBytes(32), replay: new ReplayWindow(), tR: randomBytes(32) };
     t.cur = epoch(2);

@@ -24,6 +24,7 @@ function tunnel(peer: string, session: string, ageMs: number, lastRekeyMsAgo: nu
     state: "established",
     endpoint: "192.0.2.1:7000",
     session,
+    aead: "chacha20-poly1305",
     ageMs,
     epoch: 1,
     lastRekeyMsAgo,

@@ -150,6 +150,7 @@ const STATUS: Status = {
       state: "established",
       endpoint: "192.0.2.1:7000",
       session: "s1",
+      aead: "chacha20-poly1305",
       ageMs: 1,
       epoch: 2,
       lastRekeyMsAgo: 1,

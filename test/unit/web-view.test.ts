@@ -24,6 +24,7 @@ function tunnel(peer: string, over: Partial<TunnelStatus> = {}): TunnelStatus {
     state: "established",
     endpoint: "192.0.2.2:7000",
     session: "s1",
+    aead: "aes-256-gcm",
     ageMs: 3_723_000,
     epoch: 3,
     lastRekeyMsAgo: 65_000,
