@@ -977,6 +977,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 #include "dumpable.h"
 #include "notify.h"
 #include "memtrim.h"
+#include "multiqueue.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1015,6 +1016,7 @@ static napi_value init(napi_env env, napi_value exports) {
   dumpable_init(env, exports); /* dumpable.c */
   notify_init(env, exports);   /* notify.c */
   memtrim_init(env, exports);  /* memtrim.c */
+  multiqueue_init(env, exports); /* multiqueue.c */
   return exports;
 }
 
