@@ -16,6 +16,7 @@ import { Reader } from "./values.js";
 import {
   type Section,
   readAccess,
+  readDataPath,
   readTrust,
   readDirectories,
   readDirectoryServe,
@@ -81,6 +82,7 @@ const TOP_KEYS = [
   "directories",
   "directory",
   "relay",
+  "dataPath",
 ];
 
 /** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
@@ -120,6 +122,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const directories = readDirectories(c);
   const directory = readDirectoryServe(c);
   const relay = readRelay(c, directory);
+  const dataPath = readDataPath(c);
   return {
     file,
     ca,
@@ -144,5 +147,6 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     users,
     dns,
     gateway,
+    dataPath,
   };
 }

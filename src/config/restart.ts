@@ -30,6 +30,7 @@ export const RESTART_KEYS = [
   "directory",
   "relay",
   "registration",
+  "dataPath",
 ] as const;
 
 type RestartKey = (typeof RESTART_KEYS)[number];
@@ -85,6 +86,7 @@ const RESTART_FIELDS: Record<
   directory: { get: (c) => c.directory, keep: (e, o) => void (e.directory = o.directory) },
   relay: { get: (c) => c.relay, keep: (e, o) => void (e.relay = o.relay) },
   registration: { get: (c) => c.registration, keep: (e, o) => void (e.registration = o.registration) },
+  dataPath: { get: (c) => c.dataPath, keep: (e, o) => void (e.dataPath = o.dataPath) },
 };
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */

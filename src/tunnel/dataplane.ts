@@ -111,6 +111,7 @@ export function newPlaneCounters() {
     malformed: 0,
     connFlow: 0,
     counterExhausted: 0,
+    /** installed send flows and receive connections (each valid for its ttl) */
     flows: 0,
     rxConns: 0,
     sendSlots: 0,
@@ -277,7 +278,8 @@ export class DataPlane {
     let t = this.rxConns.get(m.slot);
     if (!t) this.rxConns.set(m.slot, (t = new Map()));
     t.set(m.key, { c: this.connOf(m, false, now), slot: m.slot, expires: now + m.ttlMs });
-    this.counters.rxConns++;
+    this.counters.rxConns = 0;
+    for (const x of this.rxConns.values()) this.counters.rxConns += x.size;
   }
 
   private countFlows(): number {
@@ -296,6 +298,8 @@ export class DataPlane {
         this.recv.delete(k);
       }
     this.rxConns.delete(slot);
+    this.counters.rxConns = 0;
+    for (const x of this.rxConns.values()) this.counters.rxConns += x.size;
     for (const [h, l] of this.txFlows) {
       const keep = l.filter((e) => e.slot !== slot);
       if (keep.length === 0) this.txFlows.delete(h);

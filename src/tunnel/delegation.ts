@@ -114,6 +114,8 @@ export class Delegation {
     for (const p of this.engine.peers.values())
       for (const t of p.tunnels) {
         if (t.state !== "established" || t.cur === null) continue;
+        // a relayed path (family 0x52) is wrapped by the main thread's output only
+        if (t.endpoint[0] !== 4 && t.endpoint[0] !== 6) continue;
         live.add(t);
         this.syncTunnel(t);
       }
