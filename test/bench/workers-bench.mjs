@@ -6,10 +6,18 @@
 // threads (then 3, 4 when asked) so that load from other processes hits both alike; prints
 // packets/s per round, the ratio to 1 thread, and the load average.
 // Usage: npm run build:ts && nice -n 10 node test/bench/workers-bench.mjs [rounds] [seconds] [LEN] [maxThreads]
+import * as fs from "node:fs";
 import * as os from "node:os";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 
 const BATCH = 64;
+
+/** this thread's CPU time in seconds (utime + stime of /proc/thread-self/stat, 100 ticks/s) */
+function threadCpu() {
+  const st = fs.readFileSync("/proc/thread-self/stat", "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
 
 async function thread({ seconds, len, cells }) {
   const { DataPlane } = await import("../../dist/tunnel/dataplane.js");
@@ -108,6 +116,7 @@ async function thread({ seconds, len, cells }) {
   let end = warm + seconds * 1000;
   let batches = 0;
   let warming = true;
+  let cpu0 = 0;
   for (;;) {
     const t = performance.now();
     if (warming && t >= warm) {
@@ -115,6 +124,7 @@ async function thread({ seconds, len, cells }) {
       delivered = 0;
       batches = 0;
       end = t + seconds * 1000;
+      cpu0 = threadCpu();
     }
     if (t >= end) break;
     for (let i = 0; i < BATCH; i++) {
@@ -127,7 +137,9 @@ async function thread({ seconds, len, cells }) {
     receiver.onUdpBatch(rx, now);
     batches++;
   }
+  const cpu = threadCpu() - cpu0;
   return {
+    cpu,
     packets: delivered,
     sealed: batches * BATCH,
     punts: punts.length,
@@ -160,7 +172,10 @@ if (!isMainThread) {
     );
     const secs = (performance.now() - t0) / 1000;
     const pkts = rs.reduce((s, r) => s + r.packets, 0);
+    const cpu = rs.reduce((s, r) => s + r.cpu, 0);
     return {
+      cpu,
+      perCpu: pkts / cpu,
       pps: pkts / SECONDS,
       wall: secs,
       per: rs.map((r) => Math.round(r.packets / SECONDS)),
@@ -178,13 +193,16 @@ if (!isMainThread) {
       .join(" ")}`,
   );
   const by = new Map();
+  const byCpu = new Map();
   for (let r = 0; r < ROUNDS; r++)
     for (let k = 1; k <= MAX; k++) {
       const x = await runThreads(k);
       if (!by.has(k)) by.set(k, []);
       by.get(k).push(x.pps);
+      if (!byCpu.has(k)) byCpu.set(k, []);
+      byCpu.get(k).push(x.perCpu);
       console.log(
-        `round ${r + 1} threads ${k}: ${Math.round(x.pps)} pkt/s (per thread ${x.per.join(", ")}), seal+open ${(1e6 / (x.pps / k)).toFixed(2)} µs per packet per thread, replay drops ${x.replay}, hand-overs ${x.punts}; load ${os.loadavg()[0].toFixed(2)}`,
+        `round ${r + 1} threads ${k}: ${Math.round(x.pps)} pkt/s (per thread ${x.per.join(", ")}), seal+open ${(1e6 / (x.pps / k)).toFixed(2)} µs per packet per thread (wall), CPU ${x.cpu.toFixed(2)} s = ${Math.round(x.perCpu)} pkt per CPU-second, replay drops ${x.replay}, hand-overs ${x.punts}; load ${os.loadavg()[0].toFixed(2)}`,
       );
     }
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
