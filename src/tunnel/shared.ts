@@ -15,21 +15,34 @@
  */
 
 export const COUNTER_BLOCK = 64;
+/** a block older than this (in blocks the other threads took since) is not used any more */
+export const MAX_LAG_BLOCKS = 4;
 /** counter cells per SharedArrayBuffer (one per delegated epoch in use) */
 export const COUNTER_CELLS = 16_384;
 
 export class CounterBlock {
   private next = 0;
   private end = 0;
+  private blk = 0;
   private seq = -1;
   constructor(
     readonly cells: Int32Array,
     readonly idx: number,
   ) {}
 
-  /** The next counter for a batch numbered seq (-1 when the epoch's counters are used up). */
+  /**
+   * The next counter for a batch numbered seq (-1 when the epoch's counters are used up). A
+   * new block is taken for every batch, when the block is used up, and when the other
+   * threads moved the cell more than MAX_LAG_BLOCKS past it (a send outside a batch, e.g. a
+   * control frame the engine answers, must not use a block so old that the peer's window
+   * has moved on).
+   */
   take(seq: number): number {
-    if (seq !== this.seq || this.next === this.end) {
+    if (
+      seq !== this.seq ||
+      this.next === this.end ||
+      Atomics.load(this.cells, this.idx) - this.blk > MAX_LAG_BLOCKS
+    ) {
       this.seq = seq;
       const b = Atomics.add(this.cells, this.idx, 1);
       if (b < 0 || b >= 0x7fffffff) {
@@ -37,6 +50,7 @@ export class CounterBlock {
         this.next = this.end = 0;
         return -1;
       }
+      this.blk = b;
       this.next = b * COUNTER_BLOCK;
       this.end = this.next + COUNTER_BLOCK;
     }

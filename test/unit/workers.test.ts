@@ -153,6 +153,16 @@ describe("shared send counters", () => {
     expect(Math.abs(n1 - n2)).toBeLessThanOrEqual(COUNTER_BLOCK);
   });
 
+  it("a block the other threads left far behind is not used on (a send outside a batch)", () => {
+    const c = cells();
+    const main = CounterBlock.init(c, 3, 0);
+    const worker = new CounterBlock(c, 3);
+    const first = main.take(1);
+    for (let b = 0; b < 20; b++) for (let i = 0; i < COUNTER_BLOCK; i++) worker.take(100 + b);
+    const later = main.take(1); // same batch number: without the lag check it would be first + 1
+    expect(later).toBeGreaterThan(first + 15 * COUNTER_BLOCK);
+  });
+
   it("init starts past the counters the epoch used and never lowers a cell", () => {
     const c = cells();
     const a = CounterBlock.init(c, 1, 130);
