@@ -172,6 +172,7 @@ function openQueues(config: Config, n: number): { udp: UdpBind; tun: TunDevice; 
       tunName: t.tun.name,
       tunOffload: t.offload,
       tunFds: t.fds,
+      tunAllFds: t.allFds,
       udpFds: g.fds,
       family: g.family,
       address: config.listen.address,

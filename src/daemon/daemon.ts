@@ -15,11 +15,11 @@ import { TICK_MS } from "../tunnel/constants.js";
 import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
 import type { HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
-import type { TunDevice } from "../net/tun.js";
+import { LinuxTun, type TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
 import { BatchOutput } from "./output.js";
-import { startWorkers, type DataWorkers } from "./workers.js";
+import { spreadWriter, startWorkers, type DataWorkers } from "./workers.js";
 import { RelayingOutput } from "../directory/relaypath.js";
 import {
   checkAndOpen,
@@ -164,7 +164,8 @@ export class Daemon {
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
-    const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
+    const writer = queues && tun instanceof LinuxTun ? spreadWriter(tun, queues) : tun; // workers.ts
+    const out = new RelayingOutput(new BatchOutput(udp, writer)); // relayed paths: src/directory/relaypath.ts
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const { engine, records } = makeEngine(config, {

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { LinuxTun } from "../net/tun.js";
 import { LinuxUdp } from "../net/udp.js";
+import { SpreadTun } from "../net/tunspread.js";
 import { DataPlane, type MainMsg, type PlaneMsg } from "../tunnel/dataplane.js";
 import { BatchOutput } from "./output.js";
 
@@ -15,6 +16,7 @@ import { BatchOutput } from "./output.js";
 export interface WorkerSetup {
   index: number;
   tunFd: number;
+  tunAllFds: number[];
   tunName: string;
   tunOffload: number;
   udpFd: number;
@@ -32,7 +34,11 @@ export const REPORT_MS = 100;
 function run(port: NonNullable<typeof parentPort>, w: WorkerSetup): void {
   const tun = LinuxTun.adopt(w.tunFd, w.tunName, w.tunOffload);
   const udp = LinuxUdp.adopt(w.udpFd, w.family, w.address, w.port, w.udpOffload);
-  const out = new BatchOutput(udp, tun);
+  // writes go to queue (flow hash mod n), this thread's own queue object among them (tunspread.ts)
+  const writers = w.tunAllFds.map((fd, k) =>
+    k === w.index ? tun : LinuxTun.adopt(fd, w.tunName, w.tunOffload),
+  );
+  const out = new BatchOutput(udp, new SpreadTun(writers));
   const post = (m: MainMsg, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
   const plane = new DataPlane(out, post, new Int32Array(w.cells));
   tun.start((b) => plane.onTunBatch(b, Date.now()));

@@ -13,6 +13,8 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
 import { errorFields } from "./tasks.js";
 import { native } from "../net/native.js";
+import { LinuxTun } from "../net/tun.js";
+import { SpreadTun } from "../net/tunspread.js";
 import type { TunStats } from "../net/tun.js";
 import type { UdpStats } from "../net/udp.js";
 import type { Engine } from "../tunnel/engine.js";
@@ -25,6 +27,8 @@ export interface ExtraQueues {
   tunName: string;
   tunOffload: number;
   tunFds: number[];
+  /** every queue's fd, queue 0 (the main thread's) first: TUN writes go to queue (flow hash mod n) */
+  tunAllFds: number[];
   udpFds: number[];
   family: 4 | 6;
   address: string;
@@ -59,6 +63,7 @@ export class DataWorkers {
       const setup: WorkerSetup = {
         index: i,
         tunFd: q.tunFds[i - 1]!,
+        tunAllFds: q.tunAllFds,
         tunName: q.tunName,
         tunOffload: q.tunOffload,
         udpFd: q.udpFds[i - 1]!,
@@ -154,6 +159,15 @@ export class DataWorkers {
       w.unref();
     }
   }
+}
+
+/**
+ * The main thread's TUN writer: queue 0 (its reading device) and the workers' queues, by
+ * flow hash (src/net/tunspread.ts: the kernel then sends each flow to the queue it is
+ * written to, whichever thread received it).
+ */
+export function spreadWriter(tun: LinuxTun, q: ExtraQueues): SpreadTun {
+  return new SpreadTun([tun, ...q.tunFds.map((fd) => LinuxTun.adopt(fd, q.tunName, q.tunOffload))]);
 }
 
 /**

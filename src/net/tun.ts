@@ -165,7 +165,10 @@ export class LinuxTun implements TunDevice {
    * kernel spreads the packets it routes into the interface over the queues by flow hash.
    * Queue 0 is returned as a LinuxTun; the others as fds for LinuxTun.adopt in other threads.
    */
-  static openQueues(opts: TunOptions, n: number): { tun: LinuxTun; fds: number[]; offload: number } {
+  static openQueues(
+    opts: TunOptions,
+    n: number,
+  ): { tun: LinuxTun; fds: number[]; allFds: number[]; offload: number } {
     const name = opts.name ?? "";
     if (name !== "" && !isInterfaceName(name))
       throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(name)}`);
@@ -177,7 +180,7 @@ export class LinuxTun implements TunDevice {
     );
     const sb = addon.TUN_SCRATCH_BYTES ?? 0;
     const tun = new LinuxTun(r.fds[0]!, r.name, g.slotSize, g.headroom, g.batch, r.offload, sb);
-    return { tun, fds: r.fds.slice(1), offload: r.offload };
+    return { tun, fds: r.fds.slice(1), allFds: r.fds, offload: r.offload };
   }
 
   /** A queue opened by openQueues in another thread (fds are per process): this thread reads and writes it. */

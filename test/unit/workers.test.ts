@@ -10,6 +10,8 @@ import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/config.js";
 import { ConfigError } from "../../src/errors.js";
 import { LinuxUdp } from "../../src/net/udp.js";
+import { SpreadTun, symmetricFlowHash } from "../../src/net/tunspread.js";
+import { FakeTun } from "../fakes/tun.js";
 import { DataPlane, PUNT_BUDGET_PER_SEC, type MainMsg } from "../../src/tunnel/dataplane.js";
 import { ReplayWindow } from "../../src/tunnel/replay.js";
 import { COUNTER_BLOCK, CounterBlock, steerIndex } from "../../src/tunnel/shared.js";
@@ -131,6 +133,36 @@ describe("steering by TID", () => {
     expect(got[1]).toEqual(want[1]);
     expect(got[2]).toEqual(want[2]);
     expect(got[0]!.length).toBe(want[0]!.length + 1);
+  });
+});
+
+describe("TUN writes spread by flow (tunspread.ts)", () => {
+  it("both directions of a flow hash alike; flows spread over the queues; one flow keeps one queue", () => {
+    const swap = (p: Buffer) => {
+      const q = Buffer.from(p);
+      p.copy(q, 12, 16, 20);
+      p.copy(q, 16, 12, 16);
+      q.writeUInt16BE(p.readUInt16BE(22), 20);
+      q.writeUInt16BE(p.readUInt16BE(20), 22);
+      return q;
+    };
+    for (let sp = 40000; sp < 40050; sp++) {
+      const p = inner(sp);
+      expect(symmetricFlowHash(swap(p), 0, p.length)).toBe(symmetricFlowHash(p, 0, p.length));
+    }
+    const queues = [new FakeTun({ name: "q0" }), new FakeTun({ name: "q1" })];
+    const w = new SpreadTun(queues);
+    const pkts = Array.from({ length: 64 }, (_, i) => inner(40000 + (i % 16)));
+    const buf = Buffer.concat(pkts);
+    const offs = Uint32Array.from(pkts.map((_, i) => i * pkts[0]!.length));
+    const lens = Uint32Array.from(pkts.map((p) => p.length));
+    expect(w.writeMany(buf, offs, lens, 64)).toBe(64);
+    const written = queues.map((q) => q.takeWritten());
+    expect(written[0]!.length + written[1]!.length).toBe(64);
+    expect(written[0]!.length).toBeGreaterThan(0);
+    expect(written[1]!.length).toBeGreaterThan(0);
+    const ports0 = new Set(written[0]!.map((p) => p.readUInt16BE(20)));
+    for (const p of written[1]!) expect(ports0.has(p.readUInt16BE(20))).toBe(false);
   });
 });
 
