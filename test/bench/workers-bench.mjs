@@ -207,10 +207,15 @@ if (!isMainThread) {
     }
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const base = med(by.get(1));
-  for (const [k, a] of by)
+  const baseCpu = med(byCpu.get(1));
+  for (const [k, a] of by) {
+    const c = med(byCpu.get(k));
     console.log(
-      `threads ${k}: median ${Math.round(med(a))} pkt/s, ${(med(a) / base).toFixed(2)}x of 1 thread`,
+      `threads ${k}: median ${Math.round(med(a))} pkt/s wall (${(med(a) / base).toFixed(2)}x of 1 thread); ` +
+        `${Math.round(c)} pkt per CPU-second (${(c / baseCpu).toFixed(2)}x), ` +
+        `i.e. ${((k * c) / baseCpu).toFixed(2)}x of 1 thread when each thread has a core`,
     );
+  }
   console.log(
     `load average at end: ${os
       .loadavg()
