@@ -121,7 +121,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const gateway = readGateway(c);
   const directories = readDirectories(c);
   const directory = readDirectoryServe(c);
-  const relay = readRelay(c, directory);
+  const relay = readRelay(c, directory, directories);
   const dataPath = readDataPath(c);
   return {
     file,

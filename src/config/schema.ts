@@ -40,7 +40,7 @@ export interface DirectoryServeConfig {
   lookupPerSec: number;
 }
 
-/** The relay (issue 17; docs/OPERATIONS.md "Running a relay"): a directory that forwards sealed datagrams. */
+/** The relay (issue 17; docs/OPERATIONS.md "Running a relay"): a directory or relay host that forwards sealed datagrams. */
 export interface RelayConfig {
   serve: boolean;
   /** per sending host: sustained bytes per second and burst */
@@ -48,6 +48,8 @@ export interface RelayConfig {
   burstBytes: number;
   /** host pairs with a relay token (least recently used evicted beyond) */
   maxPairs: number;
+  /** on a directory that does not relay itself: the relay hosts (certificate names) it may hand pairs to */
+  hosts: string[];
 }
 
 export interface DirectoryEntry {

@@ -528,28 +528,53 @@ export function readDirectoryServe(c: Section): DirectoryServeConfig | null {
 
 /**
  * `relay`: forwarding sealed datagrams between registered hosts (issue 17). A relay is a
- * directory in this version (it forwards to the endpoints of the hosts' tunnels to it),
- * so `relay.serve: true` needs `directory.serve: true`.
+ * directory, or a relay host that offers itself to its directories (it forwards to the
+ * endpoints of the hosts' tunnels to it, and learns its pairs from a directory), so
+ * `relay.serve: true` needs `directory.serve: true` or a `directories:` list.
  */
-export function readRelay(c: Section, directory: DirectoryServeConfig | null): RelayConfig | null {
+export function readRelay(
+  c: Section,
+  directory: DirectoryServeConfig | null,
+  directories: readonly unknown[] = [],
+): RelayConfig | null {
   const r: Reader = c.r;
   const e = c.top.get("relay");
   if (!e || r.isMissing(e.value)) return null;
-  const m = r.map(e.value, "relay", ["serve", "bytesPerSec", "burstBytes", "maxPairs"]);
+  const m = r.map(e.value, "relay", ["serve", "bytesPerSec", "burstBytes", "maxPairs", "hosts"]);
   const se = m.get("serve");
   const serve = se && !r.isMissing(se.value) ? readBool(r, se.value, "relay.serve") : false;
   const int = (k: "bytesPerSec" | "burstBytes" | "maxPairs"): number => {
     const x = m.get(k);
     return x && !r.isMissing(x.value) ? r.int(x.value, `relay.${k}`, x.key, LIMITS[k]) : DEFAULTS.relay[k];
   };
+  // on a directory: the relay hosts (certificate names) whose offers it takes
+  const hosts: string[] = [];
+  const he = m.get("hosts");
+  if (he && !r.isMissing(he.value))
+    r.seq(he.value, "relay.hosts", he.key).forEach((item, i) => {
+      const name = r.str(item, `relay.hosts[${i}]`, he.key);
+      if (!isValidName(name)) r.fail(`expected a host name, got '${name}'`, item, `relay.hosts[${i}]`);
+      hosts.push(name);
+    });
+  if (hosts.length > 0 && !directory?.serve)
+    r.fail(
+      "relay.hosts needs directory.serve: true (a directory hands pairs to them)",
+      he!.value,
+      "relay.hosts",
+    );
   const cfg: RelayConfig = {
     serve,
     bytesPerSec: int("bytesPerSec"),
     burstBytes: int("burstBytes"),
     maxPairs: int("maxPairs"),
+    hosts,
   };
-  if (serve && !directory?.serve)
-    r.fail("relay.serve needs directory.serve: true (a relay is a directory)", se!.value, "relay.serve");
+  if (serve && !directory?.serve && directories.length === 0)
+    r.fail(
+      "relay.serve needs directory.serve: true or a directories: list (a relay learns its pairs from a directory)",
+      se!.value,
+      "relay.serve",
+    );
   if (cfg.burstBytes < cfg.bytesPerSec / 10) {
     const be = m.get("burstBytes");
     r.fail(

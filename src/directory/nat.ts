@@ -33,7 +33,7 @@
 import type { Engine } from "../tunnel/engine.js";
 import type { Peer } from "../tunnel/tunnel.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
-import { addrToString, isRelayAddr, relayAddr, tryEncodeAddr } from "../wire/addr.js";
+import { RELAY_VIA_INDEX, addrToString, isRelayAddr, relayAddr, tryEncodeAddr } from "../wire/addr.js";
 import { PUNCH_BYTES, decodeNotice } from "../wire/nat.js";
 
 export const PUNCH_ROUNDS = 3;
@@ -116,9 +116,19 @@ export function newNatDrops() {
   };
 }
 
+/** Relayed paths through relay hosts (via.ts), as the agent sees them. */
+export interface ViaPaths {
+  /** the relay host's tunnel endpoint for `token` now (null: no tunnel to it yet; one is being made) */
+  target(token: Buffer): Buffer | null;
+  /** whether `src` is the tunnel endpoint of the relay host that `token` came with */
+  source(token: Buffer, src: Buffer, srcOff: number): boolean;
+}
+
 export class NatAgent {
   readonly events = newNatEvents();
   readonly drops = newNatDrops();
+  /** relay hosts (set when the directory client starts) */
+  via: ViaPaths | null = null;
   private readonly peers = new Map<string, PeerNat>();
   /** relay token (latin1) -> directory index */
   private readonly tokens = new Map<string, number>();
@@ -159,23 +169,7 @@ export class NatAgent {
     const cands = n.candidates
       .map((c) => tryEncodeAddr(c.ip, c.port))
       .filter((c): c is Buffer => c !== null && c.readUInt16BE(2) !== 0);
-    let pn = this.peers.get(key);
-    if (!pn) {
-      if (this.peers.size >= MAX_PEERS) this.peers.delete(this.peers.keys().next().value!);
-      pn = {
-        cands,
-        relay: null,
-        at: now,
-        tid: "",
-        retried: 0,
-        lastUpgrade: now,
-        upgrades: 0,
-        lastProbe: 0,
-        lastFallback: 0,
-        relayed: null,
-      };
-      this.peers.set(key, pn);
-    }
+    const pn = this.peerNat(key, cands, now);
     pn.cands = cands;
     pn.at = now;
     if (n.token) {
@@ -196,6 +190,40 @@ export class NatAgent {
     const t = this.engine.peers.get(key)?.sendTunnel();
     if (t && t.state === "established" && isRelayAddr(t.endpoint) && now - pn.lastProbe >= 2_000)
       this.probeDirect(pn, key, now);
+  }
+
+  private peerNat(key: string, cands: Buffer[], now: number): PeerNat {
+    let pn = this.peers.get(key);
+    if (!pn) {
+      if (this.peers.size >= MAX_PEERS) this.peers.delete(this.peers.keys().next().value!);
+      pn = {
+        cands,
+        relay: null,
+        at: now,
+        tid: "",
+        retried: 0,
+        lastUpgrade: now,
+        upgrades: 0,
+        lastProbe: 0,
+        lastFallback: 0,
+        relayed: null,
+      };
+      this.peers.set(key, pn);
+    }
+    return pn;
+  }
+
+  /** A VIA notice (via.ts): the peer (host key) is reachable through relay host path `addr`. */
+  setRelay(peerKey: Buffer, addr: Buffer, now: number): void {
+    const pn = this.peerNat(peerKey.latin1Slice(0, 32), [], now);
+    pn.relay = addr;
+    pn.at = now;
+  }
+
+  /** Whether datagrams to relayed path `addr` can leave now (a relay host needs a tunnel to it first). */
+  private relayReady(addr: Buffer): boolean {
+    if (addr[1] !== RELAY_VIA_INDEX) return true;
+    return this.via?.target(addr.subarray(4, 12)) != null;
   }
 
   private punch(job: PunchJob): void {
@@ -236,7 +264,7 @@ export class NatAgent {
           pn.retried = 1;
           this.engine.retryCreation(p, null, now);
         }
-        if (pn.retried < 2 && pn.relay && age >= RELAY_AFTER_MS) {
+        if (pn.retried < 2 && pn.relay && age >= RELAY_AFTER_MS && this.relayReady(pn.relay)) {
           pn.retried = 2;
           this.events.natRelayFallbacks++;
           this.rlog.log(now, "info", "nat-relay", "no direct path: creating through the relay", () => ({
@@ -291,19 +319,31 @@ export class NatAgent {
 
   /** Output side: where a datagram to relay endpoint `addr` goes, and with which token. */
   relayTarget(addr: Buffer, off: number): { endpoint: Buffer; token: Buffer } | null {
+    const token = addr.subarray(off + 4, off + 12);
+    if (addr[off + 1] === RELAY_VIA_INDEX) {
+      const endpoint = this.via?.target(token) ?? null;
+      if (!endpoint) return null;
+      this.events.natRelayedTx++;
+      return { endpoint, token };
+    }
     const dir = this.dirs[addr[off + 1]!];
     if (!dir) return null;
     this.events.natRelayedTx++;
-    return { endpoint: dir, token: addr.subarray(off + 4, off + 12) };
+    return { endpoint: dir, token };
   }
 
   /**
    * Receive side: a RELAY datagram with `token` from `src`: the directory index whose relay
-   * sent it (src is that directory's endpoint and the token is ours), else -1 (counted).
+   * sent it (src is that directory's endpoint and the token is ours; RELAY_VIA_INDEX: src is
+   * the tunnel endpoint of the relay host the token came with), else -1 (counted).
    */
   relaySource(token: Buffer, src: Buffer, srcOff: number): number {
     const dir = this.tokens.get(token.latin1Slice(0, 8));
     const d = dir === undefined ? undefined : this.dirs[dir];
+    if (dir === undefined && this.via?.source(token, src, srcOff)) {
+      this.events.natRelayedRx++;
+      return RELAY_VIA_INDEX;
+    }
     if (d === undefined || !d.equals(src.subarray(srcOff, srcOff + 20))) {
       this.drops.natRelayUnknown++;
       return -1;

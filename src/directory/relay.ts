@@ -1,5 +1,6 @@
 /**
- * The relay (issue 17), run by a directory with `relay: { serve: true }`: it forwards
+ * The relay (issue 17), run by a host with `relay: { serve: true }` (the directory, or any
+ * host: a relay host, told its pairs by its directory, relaybroker.ts): it forwards
  * RELAY datagrams (wire/nat.ts) between the two registered hosts of a pair, so that
  * hosts behind NATs that punching cannot open (symmetric NATs) still reach each other.
  *
@@ -7,7 +8,7 @@
  * its byte bucket and counters. No keys: the enclosed datagrams are sealed end to end
  * between the two hosts (the relay sees the token, the enclosed tunnel header and
  * ciphertext). Where it sends: only to the current endpoint of a host's authenticated
- * tunnel to this directory (the address its packets verifiably came from), and only from
+ * tunnel to this host (the address its packets verifiably came from), and only from
  * the other host of the pair at its own such endpoint; anything else is a counted drop.
  * So the relay cannot be used to send to an address no registered host is at, and a
  * spoofed source gets nothing forwarded. Each sending host has a token bucket in bytes
@@ -61,7 +62,7 @@ export function newRelayDrops() {
     relaySource: 0,
     /** RELAY datagrams over the sending host's byte rate */
     relayRateLimited: 0,
-    /** RELAY datagrams for a host that has no tunnel to this directory now */
+    /** RELAY datagrams for a host that has no tunnel to this relay now */
     relayNoPeer: 0,
   };
 }
@@ -103,7 +104,7 @@ export class RelayServer {
   }
 
   /** The token of the pair {a, b} (host keys, 32 bytes), made if new. */
-  pairFor(a: Buffer, b: Buffer, now: number): Buffer {
+  pairFor(a: Buffer, b: Buffer, now: number, token: Buffer = randomBytes(8)): Buffer {
     const ka = a.latin1Slice(0, 32);
     const kb = b.latin1Slice(0, 32);
     const pk = ka < kb ? ka + kb : kb + ka;
@@ -117,11 +118,34 @@ export class RelayServer {
       for (const x of this.byPair.values()) if (!old || x.lastUsed < old.lastUsed) old = x;
       if (old) this.forget(old);
     }
-    p = { token: randomBytes(8), a: ka, b: kb, lastUsed: now };
+    p = { token, a: ka, b: kb, lastUsed: now };
     this.byPair.set(pk, p);
     this.byToken.set(p.token.latin1Slice(0, 8), p);
     this.events.relayPairs++;
     return p.token;
+  }
+
+  /**
+   * A relay host (not the directory) is told a pair by its directory (PAIR notice, inside
+   * the relay host's tunnel to it): forward `token` between hosts `a` and `b`. The pair's
+   * earlier token, if any, is replaced. Bounded as pairFor (maxPairs, least recently used).
+   */
+  addPair(token: Buffer, a: Buffer, b: Buffer, now: number): void {
+    const ka = a.latin1Slice(0, 32);
+    const kb = b.latin1Slice(0, 32);
+    const pk = ka < kb ? ka + kb : kb + ka;
+    const tk = token.latin1Slice(0, 8);
+    const old = this.byPair.get(pk);
+    const other = this.byToken.get(tk);
+    if (other && other !== old) this.forget(other);
+    if (old) {
+      this.byToken.delete(old.token.latin1Slice(0, 8));
+      old.token = Buffer.from(token);
+      old.lastUsed = now;
+      this.byToken.set(tk, old);
+      return;
+    }
+    this.pairFor(a, b, now, Buffer.from(token));
   }
 
   private forget(p: Pair): void {

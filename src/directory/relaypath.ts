@@ -22,11 +22,22 @@ import { MAX_UDP_PAYLOAD_BYTES } from "../tunnel/constants.js";
 import type { NatAgent } from "./nat.js";
 import type { RelayServer } from "./relay.js";
 
+export function newRelayPathDrops() {
+  return {
+    /** relayed sends without a usable relay (no agent, unknown directory, no tunnel to the relay host yet) */
+    relayUnroutable: 0,
+    /** received RELAY datagrams this host neither relays nor takes: malformed, or no relay here */
+    relayNotOurs: 0,
+  };
+}
+export type RelayPathDrops = ReturnType<typeof newRelayPathDrops>;
+
 export class RelayingOutput implements Output {
   /** set when the directory client starts (null: relayed sends are dropped, counted) */
   agent: NatAgent | null = null;
-  /** relayed sends without a known relay (no agent, unknown directory index) */
-  unroutable = 0;
+  /** both directions' drops at this edge (status and metrics show them with the directory's) */
+  readonly drops = newRelayPathDrops();
+  readonly events = {};
 
   constructor(private readonly inner: Output) {}
 
@@ -37,7 +48,7 @@ export class RelayingOutput implements Output {
     }
     const r = this.agent?.relayTarget(addr, addrOff) ?? null;
     if (!r) {
-      this.unroutable++;
+      this.drops.relayUnroutable++;
       return;
     }
     const b = Buffer.allocUnsafe(RELAY_HEADER_BYTES + len);
@@ -55,27 +66,38 @@ export class RelayingOutput implements Output {
   }
 }
 
-/** RELAY datagrams of a received batch: forwarded (relay) or unwrapped in place (end host). */
-export function relayIn(b: UdpBatch, server: RelayServer | null, agent: NatAgent | null, now: number): void {
+/**
+ * RELAY datagrams of a received batch: forwarded (relay) or unwrapped in place (end host).
+ * Every other RELAY-typed datagram is consumed (length 0) and counted exactly once: by the
+ * relay (RelayServer.forward), by the agent (NatAgent.relaySource: unknown token or wrong
+ * source), else here (`relayNotOurs`: malformed, or neither a relay nor an agent here).
+ */
+export function relayIn(
+  b: UdpBatch,
+  server: RelayServer | null,
+  agent: NatAgent | null,
+  drops: RelayPathDrops,
+  now: number,
+): void {
   const buf = b.buf;
   for (let i = 0; i < b.count; i++) {
     const off = i * b.slotSize + b.headroom;
     const len = b.lens[i]!;
     if (len < RELAY_HEADER_BYTES || buf[off + 8] !== RELAY_TYPE) continue;
     const srcOff = i * ADDR_BYTES;
+    b.lens[i] = 0;
     if (server && server.owns(buf, off, len)) {
       server.forward(buf, off, len, b.addrs, srcOff, now);
-      b.lens[i] = 0;
       continue;
     }
-    const tok = agent ? decodeRelayHeader(buf, off, len, MAX_UDP_PAYLOAD_BYTES) : null;
-    const dir = tok && agent ? agent.relaySource(tok, b.addrs, srcOff) : -1;
-    if (dir < 0) {
-      if (server) server.drops.relayUnknown++;
-      b.lens[i] = 0;
+    const tok = decodeRelayHeader(buf, off, len, MAX_UDP_PAYLOAD_BYTES);
+    if (!tok || !agent) {
+      drops.relayNotOurs++;
       continue;
     }
-    relayAddr(dir, tok!).copy(b.addrs, srcOff);
+    const dir = agent.relaySource(tok, b.addrs, srcOff);
+    if (dir < 0) continue;
+    relayAddr(dir, tok).copy(b.addrs, srcOff);
     buf.copyWithin(off, off + RELAY_HEADER_BYTES, off + len);
     b.lens[i] = len - RELAY_HEADER_BYTES;
   }

@@ -10,7 +10,8 @@
  *
  * B sends PUNCH datagrams to A's candidates (its NAT then lets A's CREATE in) while A sends
  * its 0-RTT CREATE to B; if no REPLY comes, A resends the creation through the relay
- * (relay.ts), which is this directory. Candidates are only hints: every tunnel made with
+ * (relay.ts): this directory when it serves one, else a relay host (relaybroker.ts), which
+ * both ends learn from a VIA notice sent before the others. Candidates are only hints: every tunnel made with
  * them authenticates the host end to end, and an endpoint moves only on an authenticated
  * packet.
  *
@@ -25,7 +26,9 @@ import { decodeAddrRecord, isRelayAddr } from "../wire/addr.js";
 import { decodeEphemeral } from "../wire/cert.js";
 import { FrameType } from "../wire/frames.js";
 import { type Candidate, NOTICE_MAX_CANDIDATES, encodeNotice } from "../wire/nat.js";
+import { encodeVia } from "../wire/relaynotice.js";
 import type { RelayServer } from "./relay.js";
+import type { RelayBroker } from "./relaybroker.js";
 import type { StoredRecord } from "./store.js";
 
 /** A pair gets at most one rendezvous per this interval (retries of one lookup, both directions). */
@@ -72,6 +75,15 @@ export class Rendezvous {
     private readonly log: Logger = nullLogger,
   ) {}
 
+  /** relay hosts (relaybroker.ts): used when this directory does not relay itself */
+  broker: RelayBroker | null = null;
+
+  /** Whether host `k` (latin1) signed the address its tunnel `t` is seen at (no NAT in front of it). */
+  isPublic(k: string, t: Tunnel): boolean {
+    const seen = decodeAddrRecord(t.endpoint, 0);
+    return (this.signed.get(k) ?? []).some((c) => c.ip === seen.ip && c.port === seen.port);
+  }
+
   /** A registration verified: remember the addresses the host signed. */
   registered(hostKey: Buffer, endpoints: readonly Candidate[]): void {
     const k = hostKey.latin1Slice(0, 32);
@@ -115,7 +127,15 @@ export class Rendezvous {
       return;
     }
     this.pairs.set(pk, now);
-    const token = this.relay ? this.relay.pairFor(a, b, now) : null;
+    let token = this.relay ? this.relay.pairFor(a, b, now) : null;
+    const via = token === null ? (this.broker?.pick(a, b, now) ?? null) : null;
+    if (via) {
+      // a relay host: both ends learn it (and create a tunnel to it) before they need it
+      const n = { token: via.token, relayKey: via.key, relayName: via.name };
+      this.engine.sendFrame(tb, FrameType.DirNotice, encodeVia({ peerKey: a, ...n }), now);
+      this.engine.sendFrame(t, FrameType.DirNotice, encodeVia({ peerKey: b, ...n }), now);
+      token = null;
+    }
     const seen = decodeAddrRecord(t.endpoint, 0);
     const aCands = dedupe([{ ip: seen.ip, port: seen.port }, ...(this.signed.get(ka) ?? [])]);
     const bCands = dedupe([r.observed, ...eph.endpoints.map((e) => ({ ip: e.ip, port: e.port }))]);
@@ -132,7 +152,11 @@ export class Rendezvous {
       now,
     );
     this.events.rdvSent++;
-    this.log.log("debug", "rendezvous", { from: t.peer.name, to: r.name, relay: token !== null });
+    this.log.log("debug", "rendezvous", {
+      from: t.peer.name,
+      to: r.name,
+      relay: via ? via.name : token !== null ? "directory" : "none",
+    });
   }
 
   private take(k: string, now: number): boolean {

@@ -15,14 +15,19 @@ import { DirectoryServer } from "./server.js";
 import { FileStore, type RecordStore } from "./store.js";
 import { NatAgent } from "./nat.js";
 import { RelayServer, type RelayStatus } from "./relay.js";
-import { RelayingOutput, relayIn } from "./relaypath.js";
+import { RelayingOutput, newRelayPathDrops, relayIn } from "./relaypath.js";
 import { Rendezvous, RENDEZVOUS_DEFAULTS } from "./rendezvous.js";
+import { RelayBroker } from "./relaybroker.js";
+import { RelayVia } from "./via.js";
+import { NoticeRelayKind, noticeKind } from "../wire/relaynotice.js";
 
 export interface DirectoryStatus {
   client: DirectoryClientStatus | null;
   server: { store: string; records: number; hosts: number } | null;
   /** the relay this directory runs (relay.serve), null: none */
   relay: RelayStatus | null;
+  /** relay hosts this directory hands pairs to (relay.hosts): offering now, pairs handed out; null: none */
+  relayHosts: { offering: number; pairs: number } | null;
 }
 
 export class Directory {
@@ -33,6 +38,9 @@ export class Directory {
     readonly relay: RelayServer | null,
     readonly rendezvous: Rendezvous | null,
     readonly nat: NatAgent | null,
+    readonly broker: RelayBroker | null,
+    readonly via: RelayVia | null,
+    private readonly relayOut: RelayingOutput | null,
   ) {}
 
   /**
@@ -51,23 +59,30 @@ export class Directory {
     let server: DirectoryServer | null = null;
     let relay: RelayServer | null = null;
     let rendezvous: Rendezvous | null = null;
+    let broker: RelayBroker | null = null;
     const dc = config.directory;
+    // a relay: the directory's own, or (any host) a relay host told its pairs by its directory
+    if (config.relay?.serve && relayOut) {
+      relay = new RelayServer(
+        engine,
+        relayOut,
+        {
+          bytesPerSec: config.relay.bytesPerSec,
+          burstBytes: config.relay.burstBytes,
+          maxPairs: config.relay.maxPairs,
+          idleMs: 120_000,
+        },
+        log.child("relay"),
+      );
+      log.log("info", "relay on", { bytesPerSec: config.relay.bytesPerSec, directory: !!dc?.serve });
+    }
     if (dc?.serve) {
-      if (config.relay?.serve && relayOut) {
-        relay = new RelayServer(
-          engine,
-          relayOut,
-          {
-            bytesPerSec: config.relay.bytesPerSec,
-            burstBytes: config.relay.burstBytes,
-            maxPairs: config.relay.maxPairs,
-            idleMs: 120_000,
-          },
-          log.child("relay"),
-        );
-        log.log("info", "relay on", { bytesPerSec: config.relay.bytesPerSec });
+      const rdv = new Rendezvous(engine, relay, RENDEZVOUS_DEFAULTS, log);
+      rendezvous = rdv;
+      if (!relay && config.relay && config.relay.hosts.length > 0) {
+        broker = new RelayBroker(engine, (k, t) => rdv.isPublic(k, t), new Set(config.relay.hosts));
+        rdv.broker = broker;
       }
-      rendezvous = new Rendezvous(engine, relay, RENDEZVOUS_DEFAULTS, log);
       let store: RecordStore;
       if (dc.store === "etcd") {
         // loaded only when configured: the gRPC client is large
@@ -108,24 +123,58 @@ export class Directory {
     const nat = cli
       ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"))
       : null;
+    const via =
+      cli && nat
+        ? new RelayVia(
+            engine,
+            now,
+            (name, key, at, cb) =>
+              cli.lookup({ op: "name", name }, at, (r) =>
+                cb(r.ok && r.record.hostCert.publicKey.equals(key) ? r.peer : null),
+              ),
+            (k, a, at) => nat.setRelay(k, a, at),
+            relay,
+            (p) => cli.isDirectoryPeer(p),
+            log.child("via"),
+          )
+        : null;
     if (relayOut && nat) relayOut.agent = nat;
+    if (nat) nat.via = via;
+    const brk = broker;
     if (srv || cli)
       hooks.frame = (t, type, buf, off, len, at) => {
         if (type === FrameType.DirRequest && srv) srv.onRequest(t, buf, off, len, at);
         else if (type === FrameType.DirResponse && cli) cli.onResponse(t, buf, off, len, at);
-        else if (type === FrameType.DirNotice && cli && nat)
-          nat.onNotice(cli.directoryIndex(t.peer), buf, off, len, at);
-        else return false;
+        else if (type === FrameType.DirNotice) {
+          const dir = cli ? cli.directoryIndex(t.peer) : -1;
+          const kind = noticeKind(buf, off, len);
+          // from a host to this directory: a relay host's offer (or a counted drop)
+          if (dir < 0 && brk) brk.onOffer(t, buf, off, len, at);
+          else if (!cli || !nat || !via) return false;
+          else if (kind === NoticeRelayKind.Via) via.onVia(dir, buf, off, len, at);
+          else if (kind === NoticeRelayKind.Pair) via.onPair(dir, buf, off, len, at);
+          else nat.onNotice(dir, buf, off, len, at);
+        } else return false;
         return true;
       };
     const rs = relay;
-    if (rs || nat) hooks.udpBatch = (b, at) => relayIn(b, rs, nat, at);
-    return new Directory(client, server, now, relay, rendezvous, nat);
+    const pathDrops = relayOut?.drops ?? newRelayPathDrops();
+    if (rs || nat) hooks.udpBatch = (b, at) => relayIn(b, rs, nat, pathDrops, at);
+    return new Directory(client, server, now, relay, rendezvous, nat, broker, via, relayOut ?? null);
   }
 
   /** The client's and the server's counters, summed by key (status adds the engine's). */
   counters(): { drops: Record<string, number>; events: Record<string, number> } {
-    const parts = [this.client, this.server, this.relay, this.rendezvous, this.nat].filter((x) => x !== null);
+    const parts = [
+      this.client,
+      this.server,
+      this.relay,
+      this.rendezvous,
+      this.nat,
+      this.broker,
+      this.via,
+      this.relayOut,
+    ].filter((x) => x !== null);
     return {
       drops: sumCounters(...parts.map((p) => p.drops)),
       events: sumCounters(...parts.map((p) => p.events)),
@@ -135,9 +184,11 @@ export class Directory {
   tick(now: number): void {
     this.server?.tick(now);
     this.relay?.tick(now);
+    this.broker?.tick(now);
     if (this.client) {
       this.client.tick(now);
       this.nat?.tick(now);
+      this.via?.tick(now);
       this.client.engine.flushOutput();
     }
   }
@@ -157,6 +208,7 @@ export class Directory {
       client: this.client?.state(this.now()) ?? null,
       server: this.server?.state() ?? null,
       relay: this.relay?.state() ?? null,
+      relayHosts: this.broker?.state() ?? null,
     };
   }
 

@@ -52,11 +52,14 @@ export function decodeAddrRecord(buf: Buffer, off: number): { ip: string; port: 
 
 /**
  * A relayed path as an endpoint record (issue 17): family RELAY_FAMILY, byte 1 the index of
- * the directory whose relay carries it, bytes 4..11 the pair's relay token. The engine
+ * the directory whose relay carries it (RELAY_VIA_INDEX: a relay host, found by the token),
+ * bytes 4..11 the pair's relay token. The engine
  * treats it as any endpoint (tunnels move to and from it on authenticated packets); the
  * daemon's output wraps datagrams to it for the relay and never hands it to the kernel.
  */
 export const RELAY_FAMILY = 0x52;
+/** byte 1 of a relayed path through a relay host (not a directory): the token names the relay host */
+export const RELAY_VIA_INDEX = 0xff;
 
 export function relayAddr(dirIndex: number, token: Buffer): Buffer {
   const b = Buffer.alloc(ADDR_BYTES);
@@ -71,7 +74,8 @@ export function isRelayAddr(buf: Buffer, off = 0): boolean {
 }
 
 export function addrToString(buf: Buffer, off = 0): string {
-  if (buf[off] === RELAY_FAMILY) return `relay:${buf[off + 1]}/${buf.toString("hex", off + 4, off + 12)}`;
+  if (buf[off] === RELAY_FAMILY)
+    return `relay:${buf[off + 1] === RELAY_VIA_INDEX ? "host" : buf[off + 1]}/${buf.toString("hex", off + 4, off + 12)}`;
   const a = decodeAddrRecord(buf, off);
   return a.family === 6 ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
 }

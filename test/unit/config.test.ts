@@ -140,13 +140,14 @@ log: { level: debug }
     expect(p.line).toBe(8);
   });
 
-  it("relay: defaults, limits, did-you-mean, and it needs the directory role", () => {
+  it("relay: defaults, limits, did-you-mean, and it needs the directory role or a directory to learn pairs from", () => {
     const dir = "directory:\n  serve: true\n";
     expect(parseConfig(`${MIN}${dir}relay:\n  serve: true\n`, FILE).relay).toEqual({
       serve: true,
       bytesPerSec: 1_000_000,
       burstBytes: 2_000_000,
       maxPairs: 10_000,
+      hosts: [],
     });
     expect(
       parseConfig(`${MIN}${dir}relay:\n  serve: true\n  bytesPerSec: 50000\n`, FILE).relay?.bytesPerSec,
@@ -154,7 +155,14 @@ log: { level: debug }
     const alone = err(`${MIN}relay:\n  serve: true\n`);
     expect(alone.key).toBe("relay.serve");
     expect(alone.line).toBe(6);
-    expect(alone.message).toMatch(/needs directory\.serve: true/);
+    expect(alone.message).toMatch(/needs directory\.serve: true or a directories: list/);
+    // a relay host: not a directory, but it has one to learn its pairs from
+    const host = `${MIN}directories:\n  - endpoint: 192.0.2.1:7000\nrelay:\n  serve: true\n`;
+    expect(parseConfig(host, FILE).relay?.serve).toBe(true);
+    // a directory that hands pairs to relay hosts; only a directory can
+    expect(parseConfig(`${MIN}${dir}relay:\n  hosts: [r1, r2]\n`, FILE).relay?.hosts).toEqual(["r1", "r2"]);
+    expect(err(`${MIN}${dir}relay:\n  hosts: ["bad name"]\n`).key).toBe("relay.hosts[0]");
+    expect(err(`${host}  hosts: [r1]\n`).message).toMatch(/relay.hosts needs directory.serve/);
     const typo = err(`${MIN}${dir}relay:\n  serve: true\n  bytesPerSecond: 5\n`);
     expect(typo.key).toBe("relay.bytesPerSecond");
     expect(typo.line).toBe(9);

@@ -146,6 +146,8 @@ function directoryLines(s: Status): string {
   }
   if (dir.server)
     o += `directory role: store ${dir.server.store}, ${dir.server.records} records, ${dir.server.hosts} hosts seen\n`;
+  const rh = dir.relayHosts;
+  if (rh) o += `relay hosts: ${rh.offering} offering, ${rh.pairs} pairs handed out\n`;
   const r = dir.relay;
   if (r) {
     o += `relay: ${r.pairs} pairs, limit ${r.bytesPerSec} B/s per host (burst ${r.burstBytes})\n`;
