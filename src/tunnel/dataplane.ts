@@ -78,6 +78,8 @@ export type PlaneMsg =
       rejectAt: number;
     }
   | { k: "unrecv"; tid: Uint8Array }
+  /** a datagram this plane handed over before it held the epoch, sent back once it does */
+  | { k: "again"; pkt: Uint8Array; src: Uint8Array }
   | { k: "endpoint"; slot: number; endpoint: Uint8Array; src: Uint8Array | null }
   | { k: "drop"; slot: number }
   | ({ k: "flow" } & FlowMsg)
@@ -105,6 +107,8 @@ export function newPlaneCounters() {
     puntFrames: 0,
     /** hand-overs refused because this second's budget was spent (counted, dropped) */
     puntDropped: 0,
+    /** datagrams sent back by the engine (`again`) under an epoch this plane no longer holds */
+    againDropped: 0,
     replay: 0,
     auth: 0,
     keyExpired: 0,
@@ -238,6 +242,12 @@ export class DataPlane {
       case "drop":
         this.dropSlot(m.slot);
         break;
+      case "again": {
+        const b = Buffer.from(m.pkt.buffer, m.pkt.byteOffset, m.pkt.byteLength);
+        this.onDatagram(b, 0, b.length, Buffer.from(m.src), 0, now, false);
+        this.out.flush();
+        break;
+      }
       case "flow":
         this.installTx(m, now);
         break;
@@ -431,13 +441,25 @@ export class DataPlane {
     this.out.flush();
   }
 
-  private onDatagram(buf: Buffer, off: number, len: number, src: Buffer, srcOff: number, now: number): void {
+  private onDatagram(
+    buf: Buffer,
+    off: number,
+    len: number,
+    src: Buffer,
+    srcOff: number,
+    now: number,
+    mayHandOver = true,
+  ): void {
     const r =
       len >= HEADER_BYTES && buf[off + 8] === PacketType.Data
         ? this.recv.get(buf.latin1Slice(off, off + 8))
         : undefined;
     if (r === undefined) {
       // not ours to judge: the engine holds this TID (or it is control, or garbage)
+      if (!mayHandOver) {
+        this.counters.againDropped++; // sent back, but the epoch is gone here meanwhile
+        return;
+      }
       if (this.puntOk(now)) {
         const pkt = this.copyOut(buf, off, len);
         const s = this.copyOut(src, srcOff, ADDR_BYTES);

@@ -30,6 +30,7 @@ import {
 import { ADDR_BYTES, addrEqual } from "../wire/addr.js";
 import { FrameIterator, FrameType } from "../wire/frames.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
+import { PacketType } from "../wire/packet.js";
 import { rejectAfterMs } from "./constants.js";
 import type { Engine } from "./engine.js";
 import type { PacketBatch, UdpBatch } from "./io.js";
@@ -70,7 +71,7 @@ export class Delegation {
   /** the last counters each plane reported (index 1..n-1) */
   readonly planeCounters: PlaneCounters[];
   /** messages handled per kind (status) */
-  readonly handled = { tun: 0, udp: 0, frames: 0, roam: 0, stats: 0, stale: 0 };
+  readonly handled = { tun: 0, udp: 0, again: 0, frames: 0, roam: 0, stats: 0, stale: 0 };
 
   constructor(
     private readonly engine: Engine,
@@ -229,6 +230,17 @@ export class Delegation {
         break;
       case "udp": {
         this.handled.udp++;
+        // DATA under an epoch a plane owns now (it handed this over before the epoch reached
+        // it): back to that plane, which judges it with the window; never accepted here
+        const k = this.ownerOf(m.pkt);
+        if (k !== undefined) {
+          this.handled.again++;
+          this.plane(k)?.post({ k: "again", pkt: m.pkt, src: m.src }, [
+            m.pkt.buffer as ArrayBuffer,
+            m.src.buffer as ArrayBuffer,
+          ]);
+          return;
+        }
         const b = this.udpBatch;
         if (m.pkt.length > b.buf.length - b.headroom) return;
         b.buf.set(m.pkt, b.headroom);
@@ -256,6 +268,14 @@ export class Delegation {
         this.onStats(from, m.slots, m.counters);
         break;
     }
+  }
+
+  /** The plane that owns the epoch of this DATA datagram's TID, if a plane does. */
+  private ownerOf(pkt: Uint8Array): number | undefined {
+    if (pkt.length < 16 || pkt[8] !== PacketType.Data) return undefined;
+    const tid = Buffer.from(pkt.buffer, pkt.byteOffset, 8).latin1Slice(0, 8);
+    const t = this.engine.tids.get(tid);
+    return t === undefined ? undefined : this.recs.get(t)?.recv.get(tid);
   }
 
   private onTun(from: number, pkt: Uint8Array, now: number): void {

@@ -237,6 +237,24 @@ describe("data-path workers (2 per host, in process)", () => {
     b.h.engine.flushOutput();
     expect(b.h.engine.drops.otherThread).toBe(n0 + owned.length);
     expect(b.h.take()).toHaveLength(0);
+
+    // a datagram the plane handed to the engine before the epoch reached it comes back to
+    // the plane (`again`): delivered once, and refused by the plane's window the second time
+    w.send(a, udp("10.77.0.1", "10.77.0.2", 40000, "late"));
+    const late = w.net.queue.splice(0).find((d) => d.data.subarray(0, 8).equals(t.cur!.tidBuf))!;
+    expect(late).toBeDefined();
+    const hand = () =>
+      b.toMain.push({ k: "udp", pkt: new Uint8Array(late.data), src: new Uint8Array(late.from) });
+    const again0 = b.del.handled.again;
+    hand();
+    pump(b, w.net.now);
+    expect(b.h.take().map((p) => p.subarray(28).toString())).toEqual(["late"]);
+    const r0 = b.plane.counters.replay;
+    hand();
+    pump(b, w.net.now);
+    expect(b.h.take()).toHaveLength(0);
+    expect(b.plane.counters.replay).toBe(r0 + 1);
+    expect(b.del.handled.again).toBe(again0 + 2);
   });
 
   it("keys handed to a plane are zeroed there when the tunnel closes or the plane stops", () => {
