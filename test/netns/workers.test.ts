@@ -8,8 +8,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLan, curlTimed, iperf3, pingStats, startHttpServer, type Proc, type Topology } from "./lib.js";
-import { makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
+import {
+  createLan,
+  curlTimed,
+  execCmd,
+  iperf3,
+  pingStats,
+  startHttpServer,
+  type Proc,
+  type Topology,
+} from "./lib.js";
+import { MINTUN, makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
 
 const O4: Record<string, string> = { a: "10.77.0.1", b: "10.77.0.2" };
 const O6: Record<string, string> = { a: "fd77::1", b: "fd77::2" };
@@ -118,5 +127,11 @@ describe.skipIf(process.getuid?.() !== 0)("data path over 2 threads per daemon (
     // traffic after the rekey
     const r = await pingStats(topo.host("b").ns, O4.a!, { count: 3, interval: 0.05 });
     expect(r.received).toBe(3);
+    // the text status shows the threads and each worker's counts
+    const txt = await execCmd("node", [MINTUN, "status", "--socket", daemons.a!.socket]);
+    expect(txt.code, txt.stderr).toBe(0);
+    expect(txt.stdout).toMatch(
+      /data path: 2 threads; worker 1: sealed [1-9]\d*, opened \d+, handed over \d+/,
+    );
   }, 60_000);
 });
