@@ -88,7 +88,7 @@ find "$LIB/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '
 find "$LIB/node_modules" -type d -empty -delete
 
 say "wrappers, units, /etc/mintun, docs"
-wrapper() { # FILE BUNDLE [LINE]
+wrapper() { # FILE BUNDLE [LINE] [NODE-FLAGS]
   cat >"$P/$1" <<EOF
 #!/bin/sh
 # ${1##*/} from the Debian package mintun: the bundle in ../lib/mintun (found from this
@@ -96,16 +96,18 @@ wrapper() { # FILE BUNDLE [LINE]
 # readlink and dirname (two more processes) only when reached through a symlink
 case \$0 in */*) d=\${0%/*} ;; *) d=. ;; esac
 [ -L "\$0" ] && d=\$(dirname "\$(readlink -f "\$0")")
-${3:-}exec node "\$d/../lib/mintun/$2" "\$@"
+${3:-}exec node ${4:+$4 }"\$d/../lib/mintun/$2" "\$@"
 EOF
   chmod 0755 "$P/$1"
 }
 # node reads NODE_EXTRA_CA_CERTS at every start (50-80 ms); the CLI makes no TLS connection
 wrapper usr/bin/mintun cli/mintun.cjs "unset NODE_EXTRA_CA_CERTS # the CLI makes no TLS connection
 "
-wrapper usr/sbin/mintund daemon/mintund.js
+# the daemon's launch settings (src/daemon/launch.ts), also when started without systemd
+wrapper usr/sbin/mintund daemon/mintund.js "MALLOC_ARENA_MAX=1; export MALLOC_ARENA_MAX
+" --max-semi-space-size=1
 for u in systemd/mintund.service systemd/mintund@.service; do
-  sed -e 's#/usr/bin/node /opt/mintun/bin/mintund#/usr/sbin/mintund#g' \
+  sed -e 's#/usr/bin/node --max-semi-space-size=1 /opt/mintun/bin/mintund#/usr/sbin/mintund#g' \
     -e 's#/usr/bin/node /opt/mintun/bin/mintun#/usr/bin/mintun#g' \
     -e 's#file:///opt/mintun/docs/#file:///usr/share/doc/mintun/#g' \
     -e 's#^\# Install: `mintun install` (or copy .*#\# Installed by the Debian package mintun (scripts/package.sh); adjust nothing:#' \

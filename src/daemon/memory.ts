@@ -20,6 +20,7 @@
 import { performance } from "node:perf_hooks";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
+import { missingLaunchSettings } from "./launch.js";
 
 /** How often the C heap is trimmed (a call takes about 1 ms; 13 ms after tens of MiB were freed). */
 export const TRIM_INTERVAL_MS = 60_000;
@@ -45,6 +46,8 @@ export interface MemoryStatus {
   /** full (major) garbage collections run before a trim (every GC_EVERY_TRIMS-th), and the longest, ms */
   gcs: number;
   gcMaxMs: number;
+  /** launch settings (launch.ts) this process was started without, e.g. `node bin/mintund` by hand; [] as shipped */
+  launchMissing: string[];
 }
 
 /**
@@ -69,6 +72,7 @@ export class MemoryTrim {
   gcs = 0;
   gcMaxMs = 0;
   private last: number;
+  private readonly launchMissing: string[];
 
   private readonly rss: () => number;
   private readonly intervalMs: number;
@@ -81,12 +85,18 @@ export class MemoryTrim {
   constructor(
     private readonly trim: () => boolean,
     now: number,
-    opts: { rss?: () => number; intervalMs?: number; collect?: (() => void) | null } = {},
+    opts: {
+      rss?: () => number;
+      intervalMs?: number;
+      collect?: (() => void) | null;
+      launchMissing?: string[];
+    } = {},
   ) {
     this.last = now;
     this.rss = opts.rss ?? (() => process.memoryUsage.rss());
     this.intervalMs = opts.intervalMs ?? TRIM_INTERVAL_MS;
     this.collect = opts.collect ?? null;
+    this.launchMissing = opts.launchMissing ?? missingLaunchSettings();
   }
 
   /** Called on the coarse timer: trims when the interval has passed. */
@@ -120,6 +130,7 @@ export class MemoryTrim {
       trimMaxMs: this.trimMaxMs,
       gcs: this.gcs,
       gcMaxMs: this.gcMaxMs,
+      launchMissing: [...this.launchMissing],
     };
   }
 }

@@ -82,13 +82,13 @@ export abstract class Accept extends Records {
     }
     this.load.offer(now);
     const tidBuf = buf.subarray(off, off + 8);
-    const tI = Buffer.from(buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32));
+    const tIView = buf.subarray(off + CREATE_OFFSET_PUB, off + CREATE_OFFSET_PUB + 32);
     if (solved) {
       const r = this.puzzles.check(
         src,
         srcOff,
         tidBuf,
-        tI,
+        tIView,
         buf.readUInt32BE(off + SOLVED_OFFSET_WINDOW),
         buf[off + SOLVED_OFFSET_DIFFICULTY]!,
         buf.subarray(off + SOLVED_OFFSET_COOKIE, off + SOLVED_OFFSET_COOKIE + COOKIE_BYTES),
@@ -111,7 +111,11 @@ export abstract class Accept extends Records {
       this.out.sendUdp(p, 0, p.length, src, srcOff);
       return;
     }
-    if (this.eph.isReplay(k, tI)) {
+    // a copy: the slab is the device's again after this batch (a PUZZLE answer needs none)
+    const tI = Buffer.from(tIView);
+    // the replay record's key for T_I, and below the creator host's: made once per creation
+    const tIKey = tI.latin1Slice(0, 32);
+    if (this.eph.isReplay(k, tIKey)) {
       this.drops.createReplay++;
       return;
     }
@@ -159,7 +163,8 @@ export abstract class Accept extends Records {
       return;
     }
     const cert = v.cert;
-    const ss = this.eph.ssFor(k, cert.publicKey);
+    const hostKey = cert.publicKey.latin1Slice(0, cert.publicKey.length);
+    const ss = this.eph.ssFor(k, cert.publicKey, hostKey);
     if (!ss) {
       zero(ck1);
       zero(k0);
@@ -173,7 +178,7 @@ export abstract class Accept extends Records {
       this.drops.createHello++;
       return;
     }
-    const seen = this.eph.remember(k, tI, cert.publicKey);
+    const seen = this.eph.remember(k, tIKey, hostKey);
     if (seen !== "ok") {
       zero(ck1);
       zero(k0);

@@ -126,11 +126,11 @@ export class EphemeralKeys {
    * Record a creator key under an ephemeral key, for the creator host `hostPk`.
    * "replay": seen before; "full": the record is full; "hostFull": that host's share is.
    */
-  remember(k: EphKey, tI: Buffer, hostPk: Buffer): "ok" | "replay" | "full" | "hostFull" {
-    const s = tI.latin1Slice(0, tI.length);
+  remember(k: EphKey, tI: Buffer | string, hostPk: Buffer | string): "ok" | "replay" | "full" | "hostFull" {
+    const s = typeof tI === "string" ? tI : tI.latin1Slice(0, tI.length);
     if (k.seen.has(s)) return "replay";
     if (k.seen.size >= this.opts.maxReplayRecords) return "full";
-    const h = hostPk.latin1Slice(0, hostPk.length);
+    const h = typeof hostPk === "string" ? hostPk : hostPk.latin1Slice(0, hostPk.length);
     const n = k.seenPerHost.get(h) ?? 0;
     if (n >= this.opts.maxReplayPerHost) return "hostFull";
     k.seenPerHost.set(h, n + 1);
@@ -138,9 +138,11 @@ export class EphemeralKeys {
     return "ok";
   }
 
-  /** ss for a creator host key (Ed25519), computed once per ephemeral key. Null for a key that does not convert. */
-  ssFor(k: EphKey, hostPk: Buffer): Buffer | null {
-    const id = hostPk.latin1Slice(0, hostPk.length);
+  /**
+   * ss for a creator host key (Ed25519), computed once per ephemeral key. Null for a key that
+   * does not convert. `id`: hostPk as a latin1 string when the caller has it (one slice per creation).
+   */
+  ssFor(k: EphKey, hostPk: Buffer, id = hostPk.latin1Slice(0, hostPk.length)): Buffer | null {
     const hit = k.ss.get(id);
     if (hit) return hit;
     const x = edPkToX(hostPk);
@@ -155,8 +157,9 @@ export class EphemeralKeys {
     return ss;
   }
 
-  isReplay(k: EphKey, tI: Buffer): boolean {
-    return k.seen.has(tI.latin1Slice(0, tI.length));
+  /** `tI` as a Buffer or as its latin1 string (the record's key; a creation makes it once for both calls) */
+  isReplay(k: EphKey, tI: Buffer | string): boolean {
+    return k.seen.has(typeof tI === "string" ? tI : tI.latin1Slice(0, tI.length));
   }
 
   close(): void {

@@ -349,6 +349,7 @@ tinc_gone() { ! ip -n "$NS_A" link show abtc-a >/dev/null 2>&1 && ! ip -n "$NS_B
 
 # ---------------------------------------------------------------- cmd (any other daemon)
 # AB_CMD is run with bash -c in each namespace (use exec so the pid is the daemon's);
+# spec cmd:VARIANT passes AB_VARIANT=VARIANT (mintun-cmd.sh: A/B runs of one build);
 # it gets AB_SIDE AB_LOCAL_UNDERLAY AB_LOCAL_PORT AB_PEER_HOST AB_PEER_PORT
 # AB_LOCAL_OVERLAY AB_PEER_OVERLAY AB_OVERLAY_PREFIX AB_WORK, and must create the
 # overlay interface with AB_LOCAL_OVERLAY/24. Ready = routes exist (+ AB_READY_CMD, if set).
@@ -368,7 +369,7 @@ cmd_start() {
     else ns=$NS_B; set -- $U_B $PORT_B $EP_B_HOST $EP_B_PORT $O_B $O_A; fi
     bg_ns "$ns" "$WORK/cmd/$s.log" env AB_SIDE=$s AB_LOCAL_UNDERLAY=$1 AB_LOCAL_PORT=$2 \
       AB_PEER_HOST=$3 AB_PEER_PORT=$4 AB_LOCAL_OVERLAY=$5 AB_PEER_OVERLAY=$6 AB_OVERLAY_PREFIX=24 \
-      AB_WORK="$WORK/cmd" bash -c "$AB_CMD"
+      AB_WORK="$WORK/cmd" AB_VARIANT="$CMD_VARIANT" bash -c "$AB_CMD"
     DPIDS=("$LASTPID" "${DPIDS[@]}")
   done
 }
@@ -519,6 +520,9 @@ daemon_rss() {
     s=$([ $i = 0 ] && echo a || echo b)
     say "rss_${s}_hwm_kb" "$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null)"
     say "rss_${s}_kb" "$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null)"
+    # of which anonymous (heaps, stacks) and file-backed (the program's and libraries' pages)
+    say "rss_${s}_anon_kb" "$(awk '/^RssAnon:/{print $2}' "/proc/$p/status" 2>/dev/null)"
+    say "rss_${s}_file_kb" "$(awk '/^RssFile:/{print $2}' "/proc/$p/status" 2>/dev/null)"
     i=$((i + 1))
   done
 }
@@ -595,9 +599,10 @@ run_one() {
   IMPL=${spec%%:*}
   case $IMPL in
     bare) P=bare;; wireguard-go|wg) P=wg;; openvpn|ovpn) P=ovpn;; tinc) P=tinc;; cmd) P=cmd;;
-    *) echo "unknown implementation '$spec' (bare|wireguard-go|openvpn[:CIPHER]|tinc|cmd)" >&2; exit 2;;
+    *) echo "unknown implementation '$spec' (bare|wireguard-go|openvpn[:CIPHER]|tinc|cmd[:VARIANT])" >&2; exit 2;;
   esac
   [ "$P" = ovpn ] && [ "$spec" != "${spec#*:}" ] && OVPN_CIPHER=${spec#*:}
+  CMD_VARIANT=""; [ "$P" = cmd ] && [ "$spec" != "${spec#*:}" ] && CMD_VARIANT=${spec#*:}
   WORK=${AB_WORK:-$BASE/run.$$}
   mkdir -p "$WORK"
   trap cleanup EXIT
@@ -674,6 +679,6 @@ case ${1:-} in
   cleanup)
     for p in $(ip netns pids "$NS_A" 2>/dev/null) $(ip netns pids "$NS_B" 2>/dev/null); do kill "$p" 2>/dev/null; done
     sleep 0.5; ip netns del "$NS_A" 2>/dev/null; ip netns del "$NS_B" 2>/dev/null; echo "cleaned $NS_A $NS_B";;
-  bare|wireguard-go|wg|openvpn*|ovpn*|tinc|cmd) run_one "$1";;
+  bare|wireguard-go|wg|openvpn*|ovpn*|tinc|cmd|cmd:*) run_one "$1";;
   *) sed -n '2,12p' "$0"; exit 2;;
 esac

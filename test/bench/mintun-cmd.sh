@@ -105,6 +105,21 @@ fi
 # start, for TLS the daemon does not do here (only an etcd directory store uses TLS). The
 # daemon runs as under systemd, without it; MINTUN_BENCH_KEEP_ENV=1 keeps it.
 [ "${MINTUN_BENCH_KEEP_ENV:-0}" = 1 ] || unset NODE_EXTRA_CA_CERTS
-# MINTUN_BENCH_NODE_OPTS: extra node flags, e.g. --cpu-prof (used by profile.sh)
+# The daemon's launch settings (src/daemon/launch.ts, as the systemd units and the Debian
+# package start it), words that are either NAME=VALUE (environment) or node flags.
+# Variants (A/B of one build in one run): spec cmd:NAME (anchors.sh passes AB_VARIANT=NAME)
+# runs with MINTUN_BENCH_VARIANT_NAME instead, e.g. IMPLS="cmd cmd:plain"
+# MINTUN_BENCH_VARIANT_plain="" (no launch settings). MINTUN_BENCH_NODE_OPTS: extra node
+# flags for every variant, e.g. --cpu-prof (used by profile.sh).
+LAUNCH="MALLOC_ARENA_MAX=1 --max-semi-space-size=1"
+if [ -n "${AB_VARIANT:-}" ]; then
+  vname=MINTUN_BENCH_VARIANT_${AB_VARIANT//[^A-Za-z0-9_]/_}
+  [ -n "${!vname+x}" ] || { echo "mintun-cmd.sh: variant $AB_VARIANT needs $vname" >&2; exit 2; }
+  LAUNCH=${!vname}
+fi
+VARIANT_ENV=() VARIANT_OPTS=()
+for w in $LAUNCH; do
+  case $w in [A-Za-z_]*=*) VARIANT_ENV+=("$w") ;; *) VARIANT_OPTS+=("$w") ;; esac
+done
 # shellcheck disable=SC2086
-exec "$NODE" ${MINTUN_BENCH_NODE_OPTS:-} "$REPO/bin/mintund" --config "$CONF"
+exec env "${VARIANT_ENV[@]}" "$NODE" ${MINTUN_BENCH_NODE_OPTS:-} "${VARIANT_OPTS[@]}" "$REPO/bin/mintund" --config "$CONF"

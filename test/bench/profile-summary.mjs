@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// profile-summary.mjs FILE.cpuprofile [N=25] - top N functions by self time.
+// profile-summary.mjs FILE.cpuprofile [N=25] [UNDER] - top N functions by self time.
+// UNDER: only samples whose stack holds a function of that name (e.g. `asB`, the timed
+// responder work of create-bench.mjs); percentages are then of those samples.
 // Reads a V8 CPU profile (node --cpu-prof), sums self samples per function
 // (name + url + line), and prints a markdown table with percentages of all samples,
 // plus the share of idle / GC / native ("(program)") time.
@@ -12,8 +14,18 @@ if (!file) {
   process.exit(2);
 }
 const N = Number(nArg ?? 25);
+const under = process.argv[4];
 const prof = JSON.parse(fs.readFileSync(file, "utf8"));
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+const parent = new Map();
+for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+/** node `id` runs inside a frame named `under` (always true without UNDER) */
+function inside(id) {
+  if (!under) return true;
+  for (let x = id; x !== undefined; x = parent.get(x))
+    if (byId.get(x).callFrame.functionName === under) return true;
+  return false;
+}
 
 // self time per node: from the sample deltas when present, else sample counts
 const selfUs = new Map();
@@ -22,6 +34,7 @@ const deltas = prof.timeDeltas ?? [];
 for (let i = 0; i < samples.length; i++) {
   // timeDeltas[i] is the time before sample i; attribute the next delta to sample i
   const dt = i + 1 < deltas.length ? deltas[i + 1] : 0;
+  if (!inside(samples[i])) continue;
   selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + Math.max(dt, 0));
 }
 const total = [...selfUs.values()].reduce((a, b) => a + b, 0) || 1;

@@ -40,6 +40,10 @@ METRICS = [
     ("rss_b_hwm_kb", "peak RSS b (VmHWM)", "KiB", "lo"),
     ("rss_a_kb", "RSS a after load", "KiB", "lo"),
     ("rss_b_kb", "RSS b after load", "KiB", "lo"),
+    ("rss_a_anon_kb", "  of which anonymous, a (RssAnon)", "KiB", "lo"),
+    ("rss_b_anon_kb", "  of which anonymous, b (RssAnon)", "KiB", "lo"),
+    ("rss_a_file_kb", "  of which file pages, a (RssFile)", "KiB", "lo"),
+    ("rss_b_file_kb", "  of which file pages, b (RssFile)", "KiB", "lo"),
     ("startup_to_first_reply_ms", "A launch -> first reply", "ms", "lo"),
     ("cold_first_ping_ms", "first ping, fresh ready pair", "ms", "lo"),
     ("warm_ping_avg_ms", "warm ping on that pair", "ms", "lo"),
@@ -172,8 +176,14 @@ def startup_breakdown(rdir, p):
               "wait for readiness and 1 s).\n")
 
 
+def name(s):
+    """cmd:NAME is a variant of mintun (test/bench/mintun-cmd.sh)"""
+    return f"mintun {s[4:]}" if s.startswith("cmd:") else NAMES.get(s, s)
+
+
 def main():
     rdir, specs = sys.argv[1], sys.argv[2:]
+    meta = read_run(os.path.join(rdir, "meta.txt")) if os.path.exists(os.path.join(rdir, "meta.txt")) else {}
     runs = {}
     for s in specs:
         tag = s.replace(":", "_").replace("/", "_")
@@ -203,12 +213,13 @@ def main():
     def m(s, k):
         return med.get(s, {}).get(k)
 
-    anchors = [s for s in specs if s not in ("bare", "cmd")]
+    anchors = [s for s in specs if s not in ("bare", "cmd") and not s.startswith("cmd:")]
+    variants = [s for s in specs if s.startswith("cmd:")]
     mt = "cmd" if "cmd" in specs else None
     cols = specs
     p = print
-    p("### Medians (" + ", ".join(f"{NAMES.get(s, s)} n={nrounds[s]}" for s in specs) + ")\n")
-    p("| metric | unit | " + " | ".join(NAMES.get(s, s) for s in cols) + " |")
+    p("### Medians (" + ", ".join(f"{name(s)} n={nrounds[s]}" for s in specs) + ")\n")
+    p("| metric | unit | " + " | ".join(name(s) for s in cols) + " |")
     p("|---|---|" + "---|" * len(cols))
     for k, lab, unit, _ in METRICS:
         if not any(m(s, k) is not None for s in cols):
@@ -225,6 +236,16 @@ def main():
                 continue
             p(f"| {lab.strip()} ({unit}) | {fmt(m(mt, k))} | " + " | ".join(ratio(m(mt, k), m(r, k)) for r in refs) + " |")
         p()
+        if variants:
+            p("### Variants of mintun (variant / mintun, same run)\n")
+            p("| metric | mintun | " + " | ".join(name(v) for v in variants) + " |")
+            p("|---|---|" + "---|" * len(variants))
+            for k, lab, unit, _ in METRICS:
+                if m(mt, k) is None or k in ("tcp1_system_busy_pct", "ping_overhead_ms", "tcp1_retrans"):
+                    continue
+                p(f"| {lab.strip()} ({unit}) | {fmt(m(mt, k))} | "
+                  + " | ".join(f"{fmt(m(v, k))} = {ratio(m(v, k), m(mt, k))}" for v in variants) + " |")
+            p()
         # targets
         p("### Targets (issue; same run)\n")
         p("| target | measured | met |")
@@ -258,6 +279,18 @@ def main():
                 lim = 2 * wp + 10
                 p(f"| {lab}: daemon start -> first reply <= 2 RTT + 10 ms ({fmt(lim)} ms) | {fmt(su)} ms "
                   f"| {yes(su <= lim)} |")
+        # issue 19 item 5: peak RSS per daemon <= 40 MiB (the issue's figure for wireguard-go)
+        pk = [m(mt, f"rss_{x}_hwm_kb") for x in "ab"]
+        if all(v is not None for v in pk):
+            mib = lambda kb: f"{kb / 1024:.1f} MiB"
+            wgs = ""
+            if wg and all(m(wg, f"rss_{x}_hwm_kb") for x in "ab"):
+                wgs = "; / wireguard-go same side: " + ", ".join(
+                    f"{x} {ratio(m(mt, f'rss_{x}_hwm_kb'), m(wg, f'rss_{x}_hwm_kb'))}" for x in "ab")
+            fl = num(meta, "node_floor_hwm_kb")
+            fls = f"; node alone (`node -e`) {mib(fl)}" if fl else ""
+            p(f"| peak RSS per daemon <= 40 MiB (issue 19: wireguard-go's) | a {mib(pk[0])}, b {mib(pk[1])}"
+              f" = {max(pk) / 40960:.2f}x of 40 MiB{wgs}{fls} | {yes(max(pk) <= 40960)} |")
         p()
         # issue 19 items 1 and 4 on the LAN: no slower than wireguard-go in the same run
         if wg:
@@ -269,14 +302,14 @@ def main():
                     p(f"| {lab} <= wireguard-go's ({fmt(b)} ms) | {fmt(a)} ms = {a / b:.2f}x | {yes(a <= b)} |")
             p()
         startup_breakdown(rdir, p)
-    p("Versions: " + "; ".join(f"{NAMES.get(s, s)}: {info[s].get('version', '?')}" for s in specs if s != "bare"))
+    p("Versions: " + "; ".join(f"{name(s)}: {info[s].get('version', '?')}" for s in specs if s != "bare"))
     p()
     notes = []
     for s in specs:
         for d in runs[s]:
             for k, v in d.items():
                 if k.endswith("_error") or k in ("error", "warning"):
-                    notes.append(f"{NAMES.get(s, s)}: {k}: {v}")
+                    notes.append(f"{name(s)}: {k}: {v}")
     if notes:
         p("Errors/warnings in the raw files:\n")
         for n in sorted(set(notes)):

@@ -113,6 +113,8 @@ trap 'exit 130' INT TERM
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(. /etc/os-release; echo "$PRETTY_NAME")"
   echo "mintun: $AB_VERSION"
   echo "impls: $IMPLS"
+  # the runtime's own floor: peak RSS of a node process that runs nothing (report.py)
+  echo "node_floor_hwm_kb: $(node -e 'process.stdout.write(require("fs").readFileSync("/proc/self/status", "utf8").match(/VmHWM:\s+(\d+)/)[1])')"
 } >"$RESULTS_DIR/meta.txt"
 cat "$RESULTS_DIR/meta.txt" >&2
 

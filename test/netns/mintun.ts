@@ -12,6 +12,7 @@ import { apiCall } from "../../src/api/client.js";
 import { writeCert, writeSecretKey } from "../../src/store/keyfile.js";
 import { signKeyPair } from "../../src/crypto/sodium.js";
 import type { Status } from "../../src/daemon/status.js";
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from "../../src/daemon/launch.js";
 import { signCert, type CaCert, type HostCert } from "../../src/wire/cert.js";
 import { type Netns, type Proc, waitFor } from "./lib.js";
 
@@ -134,9 +135,10 @@ export function writeConfig(dir: string, s: DaemonSpec): { file: string; socket:
 /** Start mintund in its namespace and wait until its API answers and its peers' records are known. */
 export async function startDaemon(dir: string, s: DaemonSpec, waitRecords = true): Promise<RunningDaemon> {
   const { file, socket } = writeConfig(dir, s);
-  const proc = s.ns.spawn("node", [MINTUND, "--config", file], {
+  // as the systemd units start it (src/daemon/launch.ts)
+  const proc = s.ns.spawn("node", [...DAEMON_NODE_FLAGS, MINTUND, "--config", file], {
     logFile: path.join(dir, `${s.host.name}.log`),
-    env: s.env,
+    env: { ...(s.env ?? process.env), ...DAEMON_ENV },
   });
   const d = new RunningDaemon(s, proc, socket);
   let exited = false;

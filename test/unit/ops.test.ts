@@ -339,7 +339,9 @@ describe("install", () => {
     );
     for (const a of plan) applyAction(a);
     const unit = fs.readFileSync(path.join(root, "etc/systemd/system/mintund.service"), "utf8");
-    expect(unit).toContain("ExecStart=/usr/bin/node /opt/mt/bin/mintund --config /etc/mintun/mintund.yaml");
+    expect(unit).toContain(
+      "ExecStart=/usr/bin/node --max-semi-space-size=1 /opt/mt/bin/mintund --config /etc/mintun/mintund.yaml",
+    );
     expect(fs.existsSync(path.join(root, "etc/systemd/system/mintund@.service"))).toBe(true);
     expect(fs.statSync(path.join(root, "etc/mintun")).mode & 0o777).toBe(0o750);
     expect(fs.statSync(path.join(root, "var/lib/mintun")).mode & 0o777).toBe(0o700);
