@@ -51,7 +51,11 @@ const sodiumBinding = {
 export async function bundleDaemon(outdir = path.join(ROOT, "dist/daemon-bundle")) {
   fs.rmSync(outdir, { recursive: true, force: true }); // no stale chunks
   await build({
-    entryPoints: { mintund: path.join(ROOT, "src/daemon/main.ts") },
+    // data-worker: the entry of a data-path worker thread (dataPath.workers > 1), found next to mintund.js
+    entryPoints: {
+      mintund: path.join(ROOT, "src/daemon/main.ts"),
+      "data-worker": path.join(ROOT, "src/daemon/data-worker.ts"),
+    },
     outdir,
     bundle: true,
     splitting: true, // metrics, web view and etcd are imported on first use

@@ -1004,6 +1004,7 @@ static void sock_diag_init(napi_env env, napi_value exports) {
 #include "notify.h"
 #include "memtrim.h"
 #include "aead.h"
+#include "multiqueue.h"
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
@@ -1043,6 +1044,7 @@ static napi_value init(napi_env env, napi_value exports) {
   notify_init(env, exports);   /* notify.c */
   memtrim_init(env, exports);  /* memtrim.c */
   aead_init(env, exports);     /* aead.c */
+  multiqueue_init(env, exports); /* multiqueue.c */
   return exports;
 }
 

@@ -16,6 +16,7 @@ import { Reader } from "./values.js";
 import {
   type Section,
   readAccess,
+  readDataPath,
   readTrust,
   readDirectories,
   readDirectoryServe,
@@ -83,6 +84,7 @@ const TOP_KEYS = [
   "directory",
   "relay",
   "nat",
+  "dataPath",
 ];
 
 /** Parses and validates config text. `fileName` is used in errors and to resolve relative paths. */
@@ -123,6 +125,7 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
   const directory = readDirectoryServe(c);
   const relay = readRelay(c, directory, directories);
   const nat = readNat(c);
+  const dataPath = readDataPath(c);
   return {
     file,
     ca,
@@ -148,5 +151,6 @@ export function parseConfig(text: string, fileName: string, env: NodeJS.ProcessE
     users,
     dns,
     gateway,
+    dataPath,
   };
 }

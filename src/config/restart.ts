@@ -31,6 +31,7 @@ export const RESTART_KEYS = [
   "relay",
   "nat",
   "registration",
+  "dataPath",
 ] as const;
 
 type RestartKey = (typeof RESTART_KEYS)[number];
@@ -87,6 +88,7 @@ const RESTART_FIELDS: Record<
   relay: { get: (c) => c.relay, keep: (e, o) => void (e.relay = o.relay) },
   nat: { get: (c) => c.nat, keep: (e, o) => void (e.nat = o.nat) },
   registration: { get: (c) => c.registration, keep: (e, o) => void (e.registration = o.registration) },
+  dataPath: { get: (c) => c.dataPath, keep: (e, o) => void (e.dataPath = o.dataPath) },
 };
 
 /** Key paths (from RESTART_KEYS) that differ between two configs. */

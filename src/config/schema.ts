@@ -140,6 +140,12 @@ export interface Config {
   dns: { listen: "overlay" | HostPort | null; domain: string };
   /** Site-to-site gateway (docs/OPERATIONS.md "Site-to-site gateways"). */
   gateway: { forward: boolean; masquerade: boolean; lanInterface: string | null };
+  /**
+   * The data path over several threads (docs/ARCHITECTURE.md "Many cores"): workers = the
+   * TUN queues and UDP sockets read in parallel, the main thread being the first. 1 (the
+   * default) is the single-thread data path.
+   */
+  dataPath: { workers: number };
 }
 
 export const DEFAULTS = {
@@ -171,6 +177,7 @@ export const DEFAULTS = {
   directory: { maxRecords: 100_000, registerPerSec: 1, lookupPerSec: 200, etcdPrefix: "/mintun/directory/" },
   relay: { bytesPerSec: 1_000_000, burstBytes: 2_000_000, maxPairs: 10_000 },
   nat: { punchTtl: 2 },
+  dataPath: { workers: 1 },
 } as const;
 
 /** Numeric bounds (inclusive). */
@@ -203,4 +210,6 @@ export const LIMITS = {
   burstBytes: [1_500, 10_000_000_000],
   maxPairs: [1, 10_000_000],
   punchTtl: [0, 255],
+  /** data-path threads: multi-queue TUN queues / SO_REUSEPORT sockets (platform/linux/multiqueue.c) */
+  workers: [1, 16],
 } as const satisfies Record<string, readonly [number, number]>;

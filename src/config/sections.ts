@@ -371,6 +371,18 @@ export function readGateway(c: Section): Config["gateway"] {
   return gateway;
 }
 
+/** `dataPath`: the data path over several threads (docs/ARCHITECTURE.md "Many cores") */
+export function readDataPath(c: Section): Config["dataPath"] {
+  const r: Reader = c.r;
+  const m = r.map(c.top.get("dataPath")?.value ?? null, "dataPath", ["workers"]);
+  const w = m.get("workers");
+  const workers =
+    w && !r.isMissing(w.value)
+      ? r.int(w.value, "dataPath.workers", w.key, LIMITS.workers)
+      : DEFAULTS.dataPath.workers;
+  return { workers };
+}
+
 /** `directories`: the directories this host registers with and asks */
 export function readDirectories(c: Section): DirectoryEntry[] {
   const r: Reader = c.r;

@@ -541,7 +541,7 @@ export class ConnTable {
 }
 
 /** Does this outbound packet (src = local) carry c's flow? */
-function matchesOut(c: Conn, buf: Buffer, f: FlowScratch): boolean {
+export function matchesOut(c: Conn, buf: Buffer, f: FlowScratch): boolean {
   return matchFlow(c, buf, f, f.srcOff, f.sport, f.dstOff, f.dport);
 }
 

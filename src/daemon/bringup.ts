@@ -39,6 +39,7 @@ import { MintunError } from "../errors.js";
 import { selfTest } from "../tunnel/selftest.js";
 import { startupDone, startupMark, startupMarks } from "../startup.js";
 import { errorFields } from "./tasks.js";
+import type { ExtraQueues } from "./workers.js";
 
 export interface DaemonDeps {
   openTun?: (name: string) => TunDevice;
@@ -114,19 +115,31 @@ export async function openDevices(
   config: Config,
   deps: DaemonDeps,
   hostCert: HostCert,
-): Promise<{ routes: RouteManager; udp: UdpBind; tun: TunDevice }> {
+): Promise<{ routes: RouteManager; udp: UdpBind; tun: TunDevice; queues?: ExtraQueues }> {
   const routes = deps.routes ?? new LinuxRouteManager();
-  const udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(
-    config.listen.address,
-    config.listen.port,
-  );
+  const workers = config.dataPath.workers;
+  let udp: UdpBind;
   let tun: TunDevice;
-  try {
-    tun = (deps.openTun ?? ((name) => LinuxTun.open({ name })))(config.tun.name);
-  } catch (e) {
-    udp.close();
-    throw e;
+  let queues: ExtraQueues | undefined;
+  if (workers > 1 && !deps.bindUdp && !deps.openTun) {
+    ({ udp, tun, queues } = openQueues(config, workers));
+  } else {
+    udp = (deps.bindUdp ?? ((a, port) => LinuxUdp.bind({ address: a, port })))(
+      config.listen.address,
+      config.listen.port,
+    );
+    try {
+      tun = (deps.openTun ?? ((name) => LinuxTun.open({ name })))(config.tun.name);
+    } catch (e) {
+      udp.close();
+      throw e;
+    }
   }
+  const closeAll = () => {
+    tun.close();
+    udp.close();
+    for (const fd of [...(queues?.tunFds ?? []), ...(queues?.udpFds ?? [])]) native().closeFd(fd);
+  };
   try {
     const hc = hostCert;
     const addresses = [hc.ip4 ? `${hc.ip4}/32` : null, hc.ip6 ? `${hc.ip6}/128` : null].filter(
@@ -140,12 +153,39 @@ export async function openDevices(
       routes: rts,
     });
   } catch (e) {
-    tun.close();
-    udp.close();
+    closeAll();
     throw e;
   }
 
-  return { routes, udp, tun };
+  return { routes, udp, tun, queues };
+}
+
+/**
+ * dataPath.workers > 1: a multi-queue TUN and a SO_REUSEPORT group with the TID steering
+ * program (docs/ARCHITECTURE.md "Many cores"); queue 0 and socket 0 for the main thread,
+ * the rest for the workers (src/daemon/workers.ts).
+ */
+function openQueues(config: Config, n: number): { udp: UdpBind; tun: TunDevice; queues: ExtraQueues } {
+  const g = LinuxUdp.bindGroup({ address: config.listen.address, port: config.listen.port }, n);
+  try {
+    const t = LinuxTun.openQueues({ name: config.tun.name }, n);
+    const queues: ExtraQueues = {
+      tunName: t.tun.name,
+      tunOffload: t.offload,
+      tunFds: t.fds,
+      tunAllFds: t.allFds,
+      udpFds: g.fds,
+      family: g.family,
+      address: config.listen.address,
+      port: g.port,
+      udpOffload: g.offload,
+    };
+    return { udp: g.udp, tun: t.tun, queues };
+  } catch (e) {
+    g.udp.close();
+    for (const fd of g.fds) native().closeFd(fd);
+    throw e;
+  }
 }
 
 /** The engine's options from the config and what the earlier steps made. */
@@ -315,6 +355,7 @@ export async function checkAndOpen(
   routes: RouteManager;
   udp: UdpBind;
   tun: TunDevice;
+  queues?: ExtraQueues;
 }> {
   const { ca, hostCert } = keys;
   const opening = openDevices(config, deps, hostCert);
@@ -334,6 +375,7 @@ export async function checkAndOpen(
       (dev) => {
         dev.tun.close();
         dev.udp.close();
+        for (const fd of [...(dev.queues?.tunFds ?? []), ...(dev.queues?.udpFds ?? [])]) native().closeFd(fd);
       },
       () => undefined,
     );

@@ -15,10 +15,11 @@ import { TICK_MS } from "../tunnel/constants.js";
 import { Engine, type DirectoryHooks } from "../tunnel/engine.js";
 import type { HostCert } from "../wire/cert.js";
 import type { RouteManager } from "../net/route.js";
-import type { TunDevice } from "../net/tun.js";
+import { LinuxTun, type TunDevice } from "../net/tun.js";
 import type { UdpBind } from "../net/udp.js";
 import { native } from "../net/native.js";
 import { BatchOutput } from "./output.js";
+import { spreadWriter, startWorkers, type DataWorkers } from "./workers.js";
 import { RelayingOutput } from "../directory/relaypath.js";
 import {
   checkAndOpen,
@@ -99,6 +100,8 @@ export class Daemon {
   readonly reloadCount = { ok: 0, failed: 0 };
   /** directory client and/or role (src/directory); null when neither is configured */
   directory: Directory | null = null;
+  /** dataPath.workers > 1: the worker threads of the data path (workers.ts) */
+  workers: DataWorkers | null = null;
   /** names for people: `mintun resolve` and DNS (src/names) */
   names!: NameService;
   private dns: DnsServer | null = null;
@@ -151,7 +154,7 @@ export class Daemon {
     startupMark("keys");
     // peers: resolve endpoints before touching the system
     const peers = await resolvePeers(config);
-    const { policy, identity, revocation, routes, udp, tun } = await checkAndOpen(
+    const { policy, identity, revocation, routes, udp, tun, queues } = await checkAndOpen(
       config,
       deps,
       { ca, hostCert },
@@ -161,7 +164,8 @@ export class Daemon {
     startupMark("devices");
     const listenIp = config.listen.address;
     const events = new EventRing();
-    const out = new RelayingOutput(new BatchOutput(udp, tun)); // relayed paths: src/directory/relaypath.ts
+    const writer = queues && tun instanceof LinuxTun ? spreadWriter(tun, queues) : tun; // workers.ts
+    const out = new RelayingOutput(new BatchOutput(udp, writer)); // relayed paths: src/directory/relaypath.ts
     let directory: Directory | null = null;
     const dirHooks: DirectoryHooks = {}; // filled by Directory.start
     const { engine, records } = makeEngine(config, {
@@ -213,8 +217,9 @@ export class Daemon {
     // answer on the socket is handled while the API socket and the rest are set up
     d.directory = directory;
     const tasks = d.tasks;
-    tun.start(tasks.wrap("tun.batch", (b) => engine.handleTunBatch(b, now())));
-    udp.start(tasks.wrap("udp.batch", (b) => engine.handleUdpBatch(b, now())));
+    const w = (d.workers = queues ? startWorkers(d, engine, queues, log, now) : null); // workers.ts
+    tun.start(tasks.wrap("tun.batch", (b) => (engine.handleTunBatch(b, now()), w?.afterBatch(now()))));
+    udp.start(tasks.wrap("udp.batch", (b) => (engine.handleUdpBatch(b, now()), w?.afterBatch(now()))));
     try {
       await api.listen();
       await d.startObservers();
@@ -225,6 +230,7 @@ export class Daemon {
     }
     d.timer = setInterval(() => {
       tasks.run("engine.tick", () => engine.tick(now()));
+      if (w) tasks.run("workers.sync", () => w.tick(now()));
       if (directory) tasks.run("directory.tick", () => directory.tick(now()));
       tasks.run("memory.trim", () => d.memory.tick(now()));
       if (d.history?.due(now())) tasks.run("sampler", () => d.sample());
@@ -413,7 +419,11 @@ export class Daemon {
       listen: `${this.config.listen.address}:${this.udp.localPort}`,
       tun: this.tun.name,
       startedAt: this.startedAt,
-      devices: { tun: this.tun.stats(), udp: this.udp.stats() },
+      devices: {
+        tun: this.tun.stats(),
+        udp: this.udp.stats(),
+        ...(this.workers && { dataPath: this.workers.status() }),
+      },
       counters: this.directory?.counters(),
       daemon: {
         pid: process.pid,
@@ -598,6 +608,7 @@ export class Daemon {
       s.srv.closeAllConnections();
     }
     this.tasks.run("records.sync", () => this.records?.sync(this.engine.peers.values()));
+    this.workers?.close(); // keys zeroed in the workers too
     this.engine.close(this.now());
     this.identity?.close();
     void this.directory?.close();

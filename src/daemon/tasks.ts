@@ -31,6 +31,7 @@ export const TASKS = [
   "memory.trim",
   "web.request",
   "records.sync",
+  "workers.sync",
 ] as const;
 export type TaskName = (typeof TASKS)[number];
 

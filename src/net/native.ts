@@ -136,6 +136,20 @@ export interface NativeAddon extends Partial<NativeAead> {
    * back to the kernel. True when something was released; false without glibc.
    */
   mallocTrim(): boolean;
+  /**
+   * n queues of one IFF_MULTI_QUEUE TUN (platform/linux/multiqueue.c): the kernel picks a
+   * queue per flow. offload as tunOpen (falls back to a plain device).
+   */
+  tunOpenQueues(name: string, n: number, offload?: boolean): { fds: number[]; name: string; offload: number };
+  /** udpOpen with SO_REUSEPORT set before bind (one socket of a group on one port) */
+  udpOpenReuse(
+    addr: Buffer,
+    rcvbuf: number,
+    sndbuf: number,
+    offload?: number,
+  ): { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number };
+  /** SO_ATTACH_REUSEPORT_CBPF on fd's group: DATA datagrams to socket (TID[7] % n), others to socket 0 */
+  reuseportSteer(fd: number, n: number): void;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;
   readonly MAX_BATCH: number;
 }

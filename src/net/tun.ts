@@ -160,6 +160,35 @@ export class LinuxTun implements TunDevice {
     );
   }
 
+  /**
+   * n queues of one multi-queue TUN (IFF_MULTI_QUEUE; docs/ARCHITECTURE.md "Many cores"): the
+   * kernel spreads the packets it routes into the interface over the queues by flow hash.
+   * Queue 0 is returned as a LinuxTun; the others as fds for LinuxTun.adopt in other threads.
+   */
+  static openQueues(
+    opts: TunOptions,
+    n: number,
+  ): { tun: LinuxTun; fds: number[]; allFds: number[]; offload: number } {
+    const name = opts.name ?? "";
+    if (name !== "" && !isInterfaceName(name))
+      throw new PlatformError("EINVAL", `bad interface name ${JSON.stringify(name)}`);
+    const g = slabGeometry(opts, 1024);
+    const addon = native();
+    const want = (opts.offload ?? tunOffloadDefault()) && addon.TUN_SCRATCH_BYTES !== undefined;
+    const r = nativeCall(`open TUN ${name || "(kernel-named)"} (${n} queues)`, () =>
+      addon.tunOpenQueues(name, n, want),
+    );
+    const sb = addon.TUN_SCRATCH_BYTES ?? 0;
+    const tun = new LinuxTun(r.fds[0]!, r.name, g.slotSize, g.headroom, g.batch, r.offload, sb);
+    return { tun, fds: r.fds.slice(1), allFds: r.fds, offload: r.offload };
+  }
+
+  /** A queue opened by openQueues in another thread (fds are per process): this thread reads and writes it. */
+  static adopt(fd: number, name: string, offload: number, opts: TunOptions = {}): LinuxTun {
+    const g = slabGeometry(opts, 1024);
+    return new LinuxTun(fd, name, g.slotSize, g.headroom, g.batch, offload, native().TUN_SCRATCH_BYTES ?? 0);
+  }
+
   private constructor(
     fd: number,
     name: string,
@@ -279,11 +308,16 @@ export class LinuxTun implements TunDevice {
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.release()) native().closeFd(this.fd);
+  }
+
+  /** Stop reading and writing but leave the fd open (its owner, another thread, closes it). */
+  release(): boolean {
+    if (this.closed) return false;
     this.closed = true;
     this.poller?.close();
     this.poller = undefined;
     this.onBatch = undefined;
-    native().closeFd(this.fd);
+    return true;
   }
 }

@@ -224,6 +224,68 @@ export class LinuxUdp implements UdpBind {
     );
   }
 
+  /**
+   * n sockets on one port with SO_REUSEPORT and the TID steering program (docs/ARCHITECTURE.md
+   * "Many cores"): socket 0 gets creation and control datagrams and the DATA of TIDs whose last
+   * byte is 0 mod n; socket k the DATA of TIDs k mod n. Socket 0 is returned as a LinuxUdp, the
+   * others as fds for LinuxUdp.adopt in other threads.
+   */
+  static bindGroup(
+    opts: UdpBindOptions,
+    n: number,
+  ): { udp: LinuxUdp; fds: number[]; port: number; family: 4 | 6; offload: { gso: boolean; gro: boolean } } {
+    const g = slabGeometry(opts, MAX_UDP_BATCH);
+    const rcv = opts.rcvbuf ?? DEFAULT_SOCKET_BUFFER;
+    const snd = opts.sndbuf ?? DEFAULT_SOCKET_BUFFER;
+    const addon = native();
+    const off = (opts.offload ?? offloadDefault()) ? 1 : 0;
+    const fds: number[] = [];
+    let port = opts.port;
+    let first: { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number } | undefined;
+    try {
+      for (let i = 0; i < n; i++) {
+        const rec = encodeAddr(opts.address, port);
+        const r = nativeCall(`bind UDP ${addrKey(rec, 0)} (SO_REUSEPORT ${i + 1}/${n})`, () =>
+          addon.udpOpenReuse(rec, rcv, snd, off),
+        );
+        fds.push(r.fd);
+        if (i === 0) {
+          first = r;
+          port = r.port;
+        }
+      }
+      nativeCall("steer the SO_REUSEPORT group", () => addon.reuseportSteer(fds[0]!, n));
+    } catch (e) {
+      for (const fd of fds) addon.closeFd(fd);
+      throw e;
+    }
+    const offload = { gso: first!.gso === 1, gro: first!.gro === 1 };
+    const udp = new LinuxUdp(
+      fds[0]!,
+      first!.family,
+      opts.address,
+      port,
+      g.slotSize,
+      g.headroom,
+      g.batch,
+      offload,
+    );
+    return { udp, fds: fds.slice(1), port, family: first!.family, offload };
+  }
+
+  /** A socket of a group opened by bindGroup, used in another thread (fds are per process). */
+  static adopt(
+    fd: number,
+    family: 4 | 6,
+    address: string,
+    port: number,
+    offload: { gso: boolean; gro: boolean },
+    opts: { slotSize?: number; headroom?: number; batch?: number } = {},
+  ): LinuxUdp {
+    const g = slabGeometry(opts, MAX_UDP_BATCH);
+    return new LinuxUdp(fd, family, address, port, g.slotSize, g.headroom, g.batch, offload);
+  }
+
   private constructor(
     fd: number,
     family: 4 | 6,
@@ -388,11 +450,16 @@ export class LinuxUdp implements UdpBind {
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.release()) native().closeFd(this.fd);
+  }
+
+  /** Stop receiving and sending but leave the fd open (its owner, another thread, closes it). */
+  release(): boolean {
+    if (this.closed) return false;
     this.closed = true;
     this.poller?.close();
     this.poller = undefined;
     this.onBatch = undefined;
-    native().closeFd(this.fd);
+    return true;
   }
 }

@@ -318,9 +318,14 @@ export abstract class EngineBase {
     const e = t.cur!;
     const type = t.sendType;
     const start = pt - (type === PacketType.Reply ? REPLY_AD_BYTES : DATA_AD_BYTES);
+    const ctr = e.nextCounter(this.batchSeq);
+    if (ctr < 0) {
+      this.drops.counterExhausted++;
+      return;
+    }
     const tb = e.tidBuf;
     for (let k = 0; k < 8; k++) buf[start + k] = tb[k]!;
-    writeTypeCounter(buf, start, type, e.sendCounter++);
+    writeTypeCounter(buf, start, type, ctr);
     if (type === PacketType.Reply) t.accept!.tR.copy(buf, start + REPLY_OFFSET_PUB);
     e.tx.seal(buf, start, pt, plainLen);
     t.lastTx = now;

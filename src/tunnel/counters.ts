@@ -96,6 +96,14 @@ export function newDrops() {
     replayShareFull: 0,
     /** inner packets of a creation retry (RETRY frame) that were already delivered: not again */
     retryDuplicate: 0,
+    /**
+     * DATA under an epoch whose receive side a data-path worker owns (dataPath.workers > 1),
+     * reaching this thread anyway (handed back while the epoch moved): dropped, so that no
+     * counter is accepted by two replay windows
+     */
+    otherThread: 0,
+    /** send counter space of a shared epoch used up (2^37 packets): not sent, the rekey is due */
+    counterExhausted: 0,
   };
 }
 export type Drops = ReturnType<typeof newDrops>;

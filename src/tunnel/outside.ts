@@ -85,6 +85,10 @@ function onData(
     drops.noKey++;
     return;
   }
+  if (e.rxElsewhere) {
+    drops.otherThread++; // a data-path worker holds this epoch's replay window (shared.ts)
+    return;
+  }
   // both ends refuse an epoch past its hard limit (the tick closes its tunnel)
   if (now - e.startedAt >= rejectAfterMs(engine.opts.rekeyAfterMs)) {
     drops.keyExpired++;

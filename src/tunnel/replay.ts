@@ -30,6 +30,19 @@ export class ReplayWindow {
     this.words = storage && storage.length === this.nWords ? storage : new Uint32Array(this.nWords);
   }
 
+  /** The window's state (top and bitmap), to hand it to the thread that owns the epoch next. */
+  exportState(): { top: number; words: Uint32Array } {
+    return { top: this.top, words: this.words.slice() };
+  }
+
+  /** Take over a state from exportState (same window size; otherwise nothing changes). */
+  importState(st: { top: number; words: Uint32Array }): boolean {
+    if (st.words.length !== this.nWords) return false;
+    this.words.set(st.words);
+    this.top = st.top;
+    return true;
+  }
+
   private get span(): number {
     return (this.nWords - 1) * WORD_BITS;
   }

@@ -29,6 +29,7 @@ import { PacketType } from "../wire/packet.js";
 import type { ConnTable } from "../conn/conns.js";
 import type { SolveTicket } from "../dos/solver.js";
 import { ReplayWindow } from "./replay.js";
+import type { CounterBlock } from "./shared.js";
 
 export type TunnelState = "creating" | "replying" | "established" | "closed";
 export type Role = "initiator" | "responder";
@@ -37,6 +38,13 @@ const REPLAY_BYTES = ReplayWindow.bytesFor();
 
 export class Epoch {
   sendCounter = 0;
+  /**
+   * Set when data-path workers send under this epoch too (src/tunnel/shared.ts): every
+   * thread takes its counters in blocks from one shared cell, so no counter is used twice.
+   */
+  shared: CounterBlock | null = null;
+  /** a data-path worker owns this epoch's receive side (replay window): this thread drops its DATA */
+  rxElsewhere = false;
   readonly replay: ReplayWindow;
   /** 8-byte TID as a latin1 string (table key) */
   readonly tid: string;
@@ -96,6 +104,14 @@ export class Epoch {
   }
   get suite(): AeadSuite {
     return this.tx.suite;
+  }
+  /** The next send counter (-1: none left, do not send). seq: the caller's batch number. */
+  nextCounter(seq: number): number {
+    const s = this.shared;
+    if (s === null) return this.sendCounter++;
+    const n = s.take(seq);
+    if (n >= this.sendCounter) this.sendCounter = n + 1;
+    return n;
   }
 }
 

@@ -31,6 +31,7 @@ RF_A=10.201.0.4                     # relay face that A talks to (stands in for 
 O_A=10.202.0.1; O_B=10.202.0.2      # overlay addresses
 DURATION=${DURATION:-10}            # iperf3 seconds per test
 PARALLEL=${PARALLEL:-4}             # streams for the -P test
+UDP_PARALLEL=${UDP_PARALLEL:-1}     # flows of the udp test (iperf3 -P; 1 = one flow)
 PINGS=${PINGS:-100}; PING_INTERVAL=${PING_INTERVAL:-0.01}
 COLD_REPS=${COLD_REPS:-3}           # fresh daemon pairs per cold metric
 WARM_REPS=${WARM_REPS:-5}           # warm curl repetitions
@@ -482,7 +483,9 @@ udp_run() {  # label len
   local -a before=()
   for p in "${DPIDS[@]}"; do before+=("$(cpu_ticks "$p")"); done
   s0=$(sys_ticks)
-  timeout $((DURATION + 30)) ip netns exec "$NS_A" iperf3 -c $PEER -u -l "$len" -b "$UDP_RATE" -t "$DURATION" --connect-timeout 5000 -J >"$j" 2>"$j.err"
+  local -a par=()
+  [ "${UDP_PARALLEL:-1}" -gt 1 ] && par=(-P "$UDP_PARALLEL")   # several flows (dataPath.workers: docs/PERFORMANCE.md "Many cores")
+  timeout $((DURATION + 30)) ip netns exec "$NS_A" iperf3 -c $PEER -u -l "$len" -b "$UDP_RATE" -t "$DURATION" --connect-timeout 5000 -J "${par[@]}" >"$j" 2>"$j.err"
   s1=$(sys_ticks)
   local i=0 tot=0 d
   for p in "${DPIDS[@]}"; do

@@ -87,6 +87,11 @@ state: $AB_WORK/state-$AB_SIDE
 log:
   level: $LOG_LEVEL
 EOF
+# MINTUN_BENCH_WORKERS=N: the data path over N threads (dataPath.workers; docs/PERFORMANCE.md
+# "Many cores"); unset: the default single-thread path
+if [ -n "${MINTUN_BENCH_WORKERS:-}" ]; then
+  printf 'dataPath:\n  workers: %s\n' "$MINTUN_BENCH_WORKERS" >>"$CONF"
+fi
 # The daemon's start-up trace (src/startup.ts), one JSON line per start, for report.py:
 # RESULTS_DIR/startup-trace-direct.jsonl, or -relay.jsonl when the peer is a relay face
 # (anchors.sh's RF_A/RF_B, the +delay scenario). MINTUN_STARTUP_LAUNCH_MS: this script's

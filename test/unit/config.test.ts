@@ -67,6 +67,7 @@ describe("parseConfig", () => {
       users: { unmapped: "deny", asHost: [] },
       dns: { listen: null, domain: "mesh." },
       gateway: { forward: false, masquerade: false, lanInterface: null },
+      dataPath: { workers: 1 },
     });
     expect(c.tunnel).toEqual(DEFAULTS.tunnel);
   });

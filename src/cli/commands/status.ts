@@ -25,12 +25,25 @@ export function table(rows: string[][]): string {
   );
 }
 
+/** dataPath.workers > 1 (docs/OPERATIONS.md "Many cores"): one line with each worker's counts. */
+function dataPathLine(s: Status): string {
+  type Dp = { workers: number; threads: { index: number; counters: Record<string, number> }[] };
+  const dp = (s.devices as { dataPath?: Dp } | undefined)?.dataPath;
+  if (!dp) return "";
+  const w = dp.threads.map((t) => {
+    const c = t.counters;
+    const handed = (c.puntTun ?? 0) + (c.puntUdp ?? 0) + (c.puntFrames ?? 0);
+    return `worker ${t.index}: sealed ${c.sealed ?? 0}, opened ${c.opened ?? 0}, handed over ${handed}`;
+  });
+  return `data path: ${dp.workers} threads; ${w.join("; ")}\n`;
+}
+
 export function formatStatus(s: Status): string {
   const h = s.host;
   let o = `host ${h.name} (key ${h.key})  ${[h.ip4, h.ip6, ...h.subnets].filter(Boolean).join(" ")}\n`;
   o += `listen ${s.listen}  tun ${s.tun}  up ${duration(s.uptimeSec)}  ephemeral keys: ${s.ephemeral
     .map((k) => `${keyIdHex(k.keyId)} (${duration(k.expiresInSec)} left)`)
-    .join(", ")}\n\n`;
+    .join(", ")}\n${dataPathLine(s)}\n`;
   o += `tunnels: ${s.tunnels.length}\n`;
   if (s.tunnels.length > 0)
     o += table([
