@@ -19,6 +19,7 @@ import {
   type Topology,
 } from "./lib.js";
 import { MINTUN, makeHost, makePki, startDaemon, waitRecords, type RunningDaemon } from "./mintun.js";
+import { cpuHasAes } from "../../src/net/cpu.js";
 
 const O4: Record<string, string> = { a: "10.77.0.1", b: "10.77.0.2" };
 const O6: Record<string, string> = { a: "fd77::1", b: "fd77::2" };
@@ -124,6 +125,11 @@ describe.skipIf(process.getuid?.() !== 0)("data path over 2 threads per daemon (
     // the workers carried part of the traffic (4 flows each way: the TUN queue is picked per flow)
     expect(planeSum(sa, "sealed") + planeSum(sb, "sealed")).toBeGreaterThan(1000);
     for (const s of [sa, sb]) expect(planeSum(s, "auth")).toBe(0);
+    // the workers seal with the tunnel's own suite (AES-256-GCM where the CPU has AES): the
+    // peers' main threads opened what the workers sealed, with no AEAD failure
+    const want = cpuHasAes() ? "aes-256-gcm" : "chacha20-poly1305";
+    expect(after.tunnels.find((t) => t.peer === "b")!.aead).toBe(want);
+    for (const d of [after, await daemons.b!.status()]) expect(d.drops?.auth ?? 0).toBe(0);
     // traffic after the rekey
     const r = await pingStats(topo.host("b").ns, O4.a!, { count: 3, interval: 0.05 });
     expect(r.received).toBe(3);
