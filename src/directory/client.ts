@@ -223,10 +223,10 @@ export class DirectoryClient {
   }
 
   /** Look a peer up again, fresh (NAT traversal: the directory answers with new notices too). */
-  relook(p: Peer, now: number): void {
+  relook(p: Peer, now: number, answered?: (r: VerifiedRecord, now: number) => void): void {
     const hc = p.hostCert;
     if (!hc) return;
-    this.lookup(peerQuery(hc), now, () => undefined, true);
+    this.lookup(peerQuery(hc), now, (r) => (r.ok ? answered?.(r.record, this.answerNow) : undefined), true);
   }
 
   isDirectoryPeer(p: Peer): boolean {

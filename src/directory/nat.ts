@@ -40,6 +40,7 @@
  */
 import type { Engine } from "../tunnel/engine.js";
 import type { Peer } from "../tunnel/tunnel.js";
+import type { VerifiedRecord } from "./record.js";
 import { type Logger, RateLimitedLog, nullLogger } from "../log.js";
 import { RELAY_VIA_INDEX, addrToString, isRelayAddr, relayAddr, tryEncodeAddr } from "../wire/addr.js";
 import { PUNCH_BYTES, decodeNotice } from "../wire/nat.js";
@@ -120,6 +121,8 @@ export function newNatEvents() {
     /** relayed tunnels that moved to a direct path / direct tunnels that moved to the relay */
     natUpgrades: 0,
     natToRelay: 0,
+    /** upgrade attempts that probed a peer behind no NAT (its lookup answer; no notice comes) */
+    natPublicProbes: 0,
     /** relayed datagrams sent and received by this host */
     natRelayedTx: 0,
     natRelayedRx: 0,
@@ -162,8 +165,12 @@ export class NatAgent {
     private readonly engine: Engine,
     /** directory endpoints (20-byte records), by index */
     private readonly dirs: readonly Buffer[],
-    /** look a peer up again, fresh (the directory answers with new notices) */
-    private readonly relook: (p: Peer, now: number) => void,
+    /** look a peer up again, fresh (the directory answers with new notices); `answered` gets the record */
+    private readonly relook: (
+      p: Peer,
+      now: number,
+      answered: (r: VerifiedRecord, now: number) => void,
+    ) => void,
     log: Logger = nullLogger,
     private readonly opts: NatOptions = { punchTtl: PUNCH_TTL_DEFAULT },
   ) {
@@ -346,8 +353,9 @@ export class NatAgent {
         if (now - pn.lastUpgrade >= wait) {
           pn.upgrades++;
           pn.lastUpgrade = now;
-          // probes go out when the notice comes back: by then the peer has punched
-          this.relook(p, now);
+          // probes go out when the notice comes back: by then the peer has punched. A peer no
+          // longer behind a NAT gets no notice: its answer says so (onRelookAnswer)
+          this.relook(p, now, (r, at) => this.onRelookAnswer(key, r, at));
         }
       } else if (
         pn.relay &&
@@ -359,6 +367,24 @@ export class NatAgent {
         this.engine.probeEndpoint(t, pn.relay, now);
       }
     }
+  }
+
+  /**
+   * The answer to an upgrade attempt's lookup. A peer seen by the directory at an address it
+   * signed is behind no NAT: the directory sends no notice for it (nothing to punch), so
+   * nothing else would probe. Its endpoint is probed now, at full TTL: no NAT in front of it
+   * can be primed against us, and our own NAT lets its answer in on the mapping the probe
+   * made, symmetric or not. Only an authenticated answer from there moves the tunnel.
+   */
+  private onRelookAnswer(key: string, r: VerifiedRecord, now: number): void {
+    const o = r.observed;
+    if (o === null || !r.eph.endpoints.some((e) => e.ip === o.ip && e.port === o.port)) return;
+    const t = this.engine.peers.get(key)?.sendTunnel();
+    if (!t || t.state !== "established" || !isRelayAddr(t.endpoint)) return;
+    const pn = this.peers.get(key);
+    if (pn) pn.lastProbe = now;
+    this.events.natPublicProbes++;
+    this.engine.probeEndpoint(t, r.endpoint, now);
   }
 
   /** Output side: where a datagram to relay endpoint `addr` goes, and with which token. */

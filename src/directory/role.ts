@@ -121,9 +121,15 @@ export class Directory {
     const srv = server;
     const cli = client;
     const nat = cli
-      ? new NatAgent(engine, cli.directoryEndpoints(), (p, at) => cli.relook(p, at), log.child("nat"), {
-          punchTtl: config.nat.punchTtl,
-        })
+      ? new NatAgent(
+          engine,
+          cli.directoryEndpoints(),
+          (p, at, answered) => cli.relook(p, at, answered),
+          log.child("nat"),
+          {
+            punchTtl: config.nat.punchTtl,
+          },
+        )
       : null;
     const via =
       cli && nat

@@ -18,6 +18,7 @@ import {
 import { RelayServer } from "../../src/directory/relay.js";
 import { Rendezvous, PAIR_MIN_INTERVAL_MS } from "../../src/directory/rendezvous.js";
 import { makeRecord } from "../../src/directory/store.js";
+import type { VerifiedRecord } from "../../src/directory/record.js";
 import type { Engine, Output } from "../../src/tunnel/engine.js";
 import type { Tunnel } from "../../src/tunnel/tunnel.js";
 import { addrToString, relayAddr, tryEncodeAddr } from "../../src/wire/addr.js";
@@ -189,6 +190,39 @@ describe("NatAgent (host side)", () => {
     nat.tick(130_000);
     nat.tick(130_250);
     expect(s.calls).toEqual([`probe relay:0/${tok.toString("hex")}`]);
+  });
+
+  it("an upgrade attempt to a peer behind no NAT (no notice comes) probes the endpoint its answer gives", () => {
+    const s = stubEngine();
+    const answers: ((r: VerifiedRecord, now: number) => void)[] = [];
+    const nat = new NatAgent(s.engine, [DIR], (_p, _now, answered) => answers.push(answered));
+    const tok = Buffer.alloc(8, 5);
+    const t = tunnel(relayAddr(0, tok));
+    s.addPeer("b", key(9), t);
+    const rec = (observed: { ip: string; port: number }, signed: { ip: string; port: number }[]) =>
+      ({
+        observed,
+        eph: { endpoints: signed },
+        endpoint: A(observed.ip, observed.port),
+      }) as unknown as VerifiedRecord;
+    // the notice that gave the relay (no direct candidates: nothing to punch or probe)
+    const n = notice({ kind: "peer", token: tok, candidates: [] });
+    nat.onNotice(0, n, 0, n.length, 0);
+    for (let now = 0; now <= 10_000; now += 250) nat.tick(now);
+    expect(s.calls).toEqual([]);
+    expect(answers).toHaveLength(2); // the schedule's attempts at 5 s and 10 s
+    // behind a NAT (seen at an address it did not sign): the notice will come; nothing here
+    answers[0]!(rec({ ip: "198.51.100.7", port: 41000 }, [{ ip: "10.0.0.7", port: 7000 }]), 5_100);
+    expect(s.calls).toEqual([]);
+    // behind no NAT (seen at the address it signed): probed at once, full TTL
+    answers[1]!(rec({ ip: "198.51.100.9", port: 7000 }, [{ ip: "198.51.100.9", port: 7000 }]), 10_100);
+    expect(s.calls).toEqual(["probe 198.51.100.9:7000"]);
+    expect(nat.events.natPublicProbes).toBe(1);
+    // an answer that comes after the tunnel left the relay probes nothing
+    A("198.51.100.9", 7000).copy(t.endpoint);
+    s.calls.length = 0;
+    answers[1]!(rec({ ip: "198.51.100.9", port: 7000 }, [{ ip: "198.51.100.9", port: 7000 }]), 10_200);
+    expect(s.calls).toEqual([]);
   });
 
   it("an upgrade attempt: low-TTL punches from both ends at once, the probes PROBE_AFTER_MS later", () => {
