@@ -35,13 +35,13 @@ import {
 } from "../conn/conns.js";
 import { ADDR_BYTES, addrEqual } from "../wire/addr.js";
 import { FrameIterator, FrameType, writeFrameHeader } from "../wire/frames.js";
-import { DATA_AD_BYTES, PacketType, readCounter, writeTypeCounter } from "../wire/packet.js";
+import { DATA_AD_BYTES, PacketType, writeTypeCounter } from "../wire/packet.js";
 import { CONN_ID_BYTES } from "../wire/conn.js";
 import { AEAD_TAG_BYTES, HEADER_BYTES } from "./constants.js";
 import type { Output } from "./options.js";
 import { CONN_DATA_HEADER_BYTES } from "./options.js";
 import type { PacketBatch, UdpBatch } from "./io.js";
-import { ReplayWindow } from "./replay.js";
+import { ReplayWindow, openData } from "./replay.js";
 import { CounterBlock } from "./shared.js";
 
 /** A flow's connection as the engine installs it (both directions use the same shape). */
@@ -472,17 +472,8 @@ export class DataPlane {
       c.keyExpired++;
       return;
     }
-    const n = readCounter(buf, off);
-    if (!r.replay.check(n)) {
-      c.replay++;
-      return;
-    }
+    if (!openData(r.replay, r.aead, buf, off, len, c)) return;
     const ptOff = off + DATA_AD_BYTES;
-    if (!r.aead.open(buf, off, ptOff, len - DATA_AD_BYTES)) {
-      c.auth++;
-      return;
-    }
-    r.replay.accept(n);
     c.opened++;
     // authenticated and accepted from here on
     const s = this.slots.get(r.slot);

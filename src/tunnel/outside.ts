@@ -9,9 +9,10 @@
  * change (endpoint, timers, epoch switch).
  */
 import type { UdpBatch } from "./io.js";
-import { DATA_AD_BYTES, PacketType, readCounter, tidKey } from "../wire/packet.js";
+import { DATA_AD_BYTES, PacketType, tidKey } from "../wire/packet.js";
 import { AEAD_TAG_BYTES, HEADER_BYTES, rejectAfterMs } from "./constants.js";
 import type { EngineCore as Engine } from "./timers.js";
+import { openData } from "./replay.js";
 import { startupMark } from "../startup.js";
 
 const ADDR_REC = 20;
@@ -94,18 +95,9 @@ function onData(
     drops.keyExpired++;
     return;
   }
-  const n = readCounter(buf, off);
-  if (!e.replay.check(n)) {
-    drops.replay++;
-    return;
-  }
+  if (!openData(e.replay, e.rx, buf, off, len, drops)) return;
   const ptOff = off + DATA_AD_BYTES;
   const plainLen = len - DATA_AD_BYTES - AEAD_TAG_BYTES;
-  if (!e.rx.open(buf, off, ptOff, len - DATA_AD_BYTES)) {
-    drops.auth++;
-    return;
-  }
-  e.replay.accept(n);
   engine.rxTidHint = e;
   // state changes only from here on
   if (t.state === "replying" && e === t.cur) {
