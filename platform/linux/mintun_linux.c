@@ -304,30 +304,34 @@ static int set_buf(int fd, int force_opt, int opt, uint32_t size) {
   return setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
-/* udpOpen(addrRecord, rcvbuf, sndbuf, offload = 0) -> { fd, port, family, gso, gro }.  The
- * record's family picks AF_INET or AF_INET6; an AF_INET6 socket is dual stack
+/* udpOpen(addrRecord, rcvbuf, sndbuf, offload = 0, reuseport = 0) -> { fd, port, family, gso, gro }.
+ * The record's family picks AF_INET or AF_INET6; an AF_INET6 socket is dual stack
  * (IPV6_V6ONLY=0).  offload != 0: probe UDP_SEGMENT (gso = 1 when the kernel has it) and
- * set UDP_GRO=1 (gro = 1 when accepted).  Neither failing fails the open. */
+ * set UDP_GRO=1 (gro = 1 when accepted).  Neither failing fails the open.  reuseport != 0:
+ * SO_REUSEPORT before bind, so several sockets on one port form a group, one per data-path
+ * thread (multiqueue.c steers the group). */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t* rec;
   size_t rlen;
-  uint32_t rcvbuf, sndbuf, offload = 0;
+  uint32_t rcvbuf, sndbuf, offload = 0, reuseport = 0;
   if (argc < 3 || !get_bytes(env, argv[0], &rec, &rlen) || rlen < ADDR_LEN || !get_u32(env, argv[1], &rcvbuf) ||
       !get_u32(env, argv[2], &sndbuf) || (rec[0] != 4 && rec[0] != 6) ||
-      (argc >= 4 && !get_u32(env, argv[3], &offload)))
+      (argc >= 4 && !get_u32(env, argv[3], &offload)) || (argc >= 5 && !get_u32(env, argv[4], &reuseport)))
     return throw_inval(env, "udpOpen: bad arguments");
   int af = rec[0] == 4 ? AF_INET : AF_INET6;
   int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
   const char* what = NULL;
-  int zero = 0;
+  int zero = 0, on = 1;
   struct sockaddr_storage ss;
   socklen_t sl = record_to_sockaddr(rec, af, &ss);
   if (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0)
     what = "setsockopt IPV6_V6ONLY";
+  else if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
+    what = "setsockopt SO_REUSEPORT";
   else if (set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf) < 0)
     what = "setsockopt SO_RCVBUF";
   else if (set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf) < 0)

@@ -8,10 +8,8 @@
  *       queue can be read by its own thread.  Offloads as tunOpen (IFF_VNET_HDR +
  *       TUNSETOFFLOAD on every queue); if the kernel refuses them the device is opened
  *       plain (offload 0).  n in [1, 16].
- *   udpOpenReuse(addrRecord, rcvbuf, sndbuf, offload) -> { fd, port, family, gso, gro }
- *       udpOpen with SO_REUSEPORT set before bind: several sockets on one port form a
- *       group, one per thread.  The first socket of a group decides the port (0: the
- *       kernel picks; the others bind to that port).
+ *   (the group's sockets: udpOpen(addr, rcvbuf, sndbuf, offload, 1) in mintun_linux.c,
+ *   SO_REUSEPORT before bind; the first socket decides the port, the others bind to it)
  *   reuseportSteer(fd, n)
  *       SO_ATTACH_REUSEPORT_CBPF on the group of fd: a datagram whose type byte (payload
  *       byte 8) is DATA (3) goes to socket (TID byte 7 mod n) in the group's bind order,
@@ -53,7 +51,6 @@
 #define UDP_GRO 104
 #endif
 
-#define MQ_ADDR_LEN 20
 #define MQ_MAX_QUEUES 16
 #define MQ_TYPE_DATA 3 /* src/wire/packet.ts PacketType.Data */
 
@@ -168,91 +165,7 @@ static napi_value tun_open_queues(napi_env env, napi_callback_info info) {
   return obj;
 }
 
-/* ---------- UDP reuseport group ---------- */
-
-static socklen_t mq_sockaddr(const uint8_t* rec, int af, struct sockaddr_storage* ss) {
-  memset(ss, 0, sizeof *ss);
-  uint16_t port_be;
-  memcpy(&port_be, rec + 2, 2);
-  if (af == AF_INET) {
-    struct sockaddr_in* s = (struct sockaddr_in*)ss;
-    s->sin_family = AF_INET;
-    s->sin_port = port_be;
-    memcpy(&s->sin_addr, rec + 4, 4);
-    return sizeof *s;
-  }
-  struct sockaddr_in6* s = (struct sockaddr_in6*)ss;
-  s->sin6_family = AF_INET6;
-  s->sin6_port = port_be;
-  memcpy(&s->sin6_addr, rec + 4, 16);
-  return sizeof *s;
-}
-
-static int mq_set_buf(int fd, int force_opt, int opt, uint32_t size) {
-  int v = (int)size;
-  if (size == 0) return 0;
-  if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof v) == 0) return 0;
-  return setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
-}
-
-static napi_value udp_open_reuse(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  void* data = NULL;
-  size_t rlen = 0;
-  uint32_t rcvbuf = 0, sndbuf = 0, offload = 0;
-  bool isbuf = false;
-  if (argc < 3 || napi_is_buffer(env, argv[0], &isbuf) != napi_ok || !isbuf ||
-      napi_get_buffer_info(env, argv[0], &data, &rlen) != napi_ok || rlen < MQ_ADDR_LEN ||
-      napi_get_value_uint32(env, argv[1], &rcvbuf) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], &sndbuf) != napi_ok ||
-      (argc >= 4 && napi_get_value_uint32(env, argv[3], &offload) != napi_ok))
-    return mq_throw(env, EINVAL, "udpOpenReuse: bad arguments");
-  const uint8_t* rec = data;
-  if (rec[0] != 4 && rec[0] != 6) return mq_throw(env, EINVAL, "udpOpenReuse: family");
-  int af = rec[0] == 4 ? AF_INET : AF_INET6;
-  int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return mq_throw(env, errno, "socket");
-  int zero = 0, one = 1;
-  const char* what = NULL;
-  struct sockaddr_storage ss;
-  socklen_t sl = mq_sockaddr(rec, af, &ss);
-  if (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0)
-    what = "setsockopt IPV6_V6ONLY";
-  else if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-    what = "setsockopt SO_REUSEPORT";
-  else if (mq_set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf) < 0)
-    what = "setsockopt SO_RCVBUF";
-  else if (mq_set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf) < 0)
-    what = "setsockopt SO_SNDBUF";
-  else if (bind(fd, (struct sockaddr*)&ss, sl) < 0)
-    what = "bind";
-  else if ((sl = sizeof ss, getsockname(fd, (struct sockaddr*)&ss, &sl)) < 0)
-    what = "getsockname";
-  if (what) {
-    int err = errno;
-    close(fd);
-    return mq_throw(env, err, what);
-  }
-  int gso = 0, gro = 0;
-  if (offload) {
-    int v = 0;
-    socklen_t vl = sizeof v;
-    gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &vl) == 0;
-    gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
-  }
-  uint16_t port = af == AF_INET ? ntohs(((struct sockaddr_in*)&ss)->sin_port)
-                                : ntohs(((struct sockaddr_in6*)&ss)->sin6_port);
-  napi_value obj;
-  napi_create_object(env, &obj);
-  napi_set_named_property(env, obj, "fd", mq_int(env, fd));
-  napi_set_named_property(env, obj, "port", mq_int(env, port));
-  napi_set_named_property(env, obj, "family", mq_int(env, af == AF_INET ? 4 : 6));
-  napi_set_named_property(env, obj, "gso", mq_int(env, gso));
-  napi_set_named_property(env, obj, "gro", mq_int(env, gro));
-  return obj;
-}
+/* ---------- UDP reuseport group (the sockets: udpOpen with reuseport, mintun_linux.c) ---------- */
 
 static napi_value reuseport_steer(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -284,7 +197,6 @@ static napi_value reuseport_steer(napi_env env, napi_callback_info info) {
 void multiqueue_init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"tunOpenQueues", NULL, tun_open_queues, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"udpOpenReuse", NULL, udp_open_reuse, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reuseportSteer", NULL, reuseport_steer, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);

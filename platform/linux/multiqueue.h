@@ -4,7 +4,7 @@
 
 #include <node_api.h>
 
-/* Adds tunOpenQueues(), udpOpenReuse() and reuseportSteer() to the addon's exports. */
+/* Adds tunOpenQueues() and reuseportSteer() to the addon's exports. */
 void multiqueue_init(napi_env env, napi_value exports);
 
 #endif

@@ -53,12 +53,16 @@ export interface NativeAddon extends Partial<NativeAead> {
   ): number;
   /** bytes of the per-device scratch area tunRead/tunWrite need in offload mode */
   readonly TUN_SCRATCH_BYTES?: number;
-  /** addr: 20-byte record (port and address used for bind); offload: UDP GSO/GRO flags wanted */
+  /**
+   * addr: 20-byte record (port and address used for bind); offload: UDP GSO/GRO flags wanted;
+   * reuseport: SO_REUSEPORT before bind (one socket of a data-path group on one port)
+   */
   udpOpen(
     addr: Buffer,
     rcvbuf: number,
     sndbuf: number,
     offload?: number,
+    reuseport?: number,
   ): { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number };
   /** the local address the kernel would send from to reach dst (20-byte records); false: no route */
   routeSource(dst: Buffer, out: Buffer): boolean;
@@ -141,13 +145,6 @@ export interface NativeAddon extends Partial<NativeAead> {
    * queue per flow. offload as tunOpen (falls back to a plain device).
    */
   tunOpenQueues(name: string, n: number, offload?: boolean): { fds: number[]; name: string; offload: number };
-  /** udpOpen with SO_REUSEPORT set before bind (one socket of a group on one port) */
-  udpOpenReuse(
-    addr: Buffer,
-    rcvbuf: number,
-    sndbuf: number,
-    offload?: number,
-  ): { fd: number; port: number; family: 4 | 6; gso?: number; gro?: number };
   /** SO_ATTACH_REUSEPORT_CBPF on fd's group: DATA datagrams to socket (TID[7] % n), others to socket 0 */
   reuseportSteer(fd: number, n: number): void;
   Poller: new (fd: number, onReadable: (status: number) => void) => NativePoller;

@@ -246,7 +246,7 @@ export class LinuxUdp implements UdpBind {
       for (let i = 0; i < n; i++) {
         const rec = encodeAddr(opts.address, port);
         const r = nativeCall(`bind UDP ${addrKey(rec, 0)} (SO_REUSEPORT ${i + 1}/${n})`, () =>
-          addon.udpOpenReuse(rec, rcv, snd, off),
+          addon.udpOpen(rec, rcv, snd, off, 1),
         );
         fds.push(r.fd);
         if (i === 0) {
