@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   captureContains,
   curlTimed,
@@ -28,16 +28,14 @@ import {
 } from "./lib.js";
 import { MINTUN } from "./mintun.js";
 import { readUdp } from "./pcap.js";
-import { O4, World, cpuSeconds } from "./natworld.js";
+import { O4, cpuSeconds, suiteWorld } from "./natworld.js";
 
 /** each way between sites; MINTUN_NAT_DELAY_MS=0 measures the relay without the delay router's pace */
 const DELAY_MS = Number(process.env.MINTUN_NAT_DELAY_MS ?? 25);
 const root = process.getuid?.() === 0;
 
 describe.skipIf(!root)("NAT traversal: two hosts behind the same NAT (netns, nftables)", () => {
-  const w = new World();
-  beforeAll(() => w.up({ sites: [{ name: "a", nat: "ei", hosts: ["a1", "a2"] }], delayMs: 0 }), 90_000);
-  afterAll(() => w.down());
+  const w = suiteWorld({ sites: [{ name: "a", nat: "ei", hosts: ["a1", "a2"] }], delayMs: 0 }, 90_000);
 
   it("uses the signed local addresses, not the NAT's public one", async () => {
     const dirView = (await w.status("a1")).directory?.client?.directories[0];
@@ -52,21 +50,15 @@ describe.skipIf(!root)("NAT traversal: two hosts behind the same NAT (netns, nft
 describe.skipIf(!root)(
   "NAT traversal: separate endpoint-independent NATs (netns, nftables, 25 ms each way)",
   () => {
-    const w = new World();
-    beforeAll(
-      () =>
-        w.up({
-          sites: [
-            { name: "a", nat: "ei", hosts: ["a1"] },
-            { name: "b", nat: "ei", hosts: ["b1"] },
-          ],
-          delayMs: DELAY_MS,
-          dirExtra: "relay:\n  serve: true\n",
-          pub: ["p1"],
-        }),
-      120_000,
-    );
-    afterAll(() => w.down());
+    const w = suiteWorld({
+      sites: [
+        { name: "a", nat: "ei", hosts: ["a1"] },
+        { name: "b", nat: "ei", hosts: ["b1"] },
+      ],
+      delayMs: DELAY_MS,
+      dirExtra: "relay:\n  serve: true\n",
+      pub: ["p1"],
+    });
 
     it("finds the direct path through both NATs by rendezvous; curl by name works both ways", async () => {
       // a public host first (no rendezvous needed), then the NATed one (punched)
@@ -133,22 +125,16 @@ describe.skipIf(!root)(
 describe.skipIf(!root)(
   "NAT traversal: symmetric NATs, the directory relays (netns, nftables, 25 ms each way)",
   () => {
-    const w = new World();
-    beforeAll(
-      () =>
-        w.up({
-          sites: [
-            { name: "a", nat: "sym", hosts: ["a1"] },
-            { name: "b", nat: "sym", hosts: ["b1"] },
-          ],
-          delayMs: DELAY_MS,
-          // a limit far above what the test sends: the throughput figure is the relay's own
-          dirExtra: "relay:\n  serve: true\n  bytesPerSec: 1000000000\n  burstBytes: 1000000000\n",
-          hostExtra: "tunnel:\n  keepaliveSec: 2\n",
-        }),
-      120_000,
-    );
-    afterAll(() => w.down());
+    const w = suiteWorld({
+      sites: [
+        { name: "a", nat: "sym", hosts: ["a1"] },
+        { name: "b", nat: "sym", hosts: ["b1"] },
+      ],
+      delayMs: DELAY_MS,
+      // a limit far above what the test sends: the throughput figure is the relay's own
+      dirExtra: "relay:\n  serve: true\n  bytesPerSec: 1000000000\n  burstBytes: 1000000000\n",
+      hostExtra: "tunnel:\n  keepaliveSec: 2\n",
+    });
 
     it("relays sealed datagrams (no plaintext, no inner addresses at the relay), then moves to direct when the NATs allow", async () => {
       const relayed = await firstPingMs(w.net.host("a1").ns, O4.b1!, { timeoutMs: 10_000 });
@@ -242,21 +228,15 @@ print("ok", n, int(worst * 1000))
 const ROAM_DIRECT_WITHIN_MS = 65_000;
 
 describe.skipIf(!root)("NAT traversal: the laptop roams from one NAT to another (netns, nftables)", () => {
-  const w = new World();
-  beforeAll(
-    () =>
-      w.up({
-        sites: [
-          { name: "a", nat: "ei", hosts: ["a1"] },
-          { name: "b", nat: "ei", hosts: ["b1"] },
-          { name: "c", nat: "ei", hosts: [] },
-        ],
-        delayMs: DELAY_MS,
-        dirExtra: "relay:\n  serve: true\n",
-      }),
-    120_000,
-  );
-  afterAll(() => w.down());
+  const w = suiteWorld({
+    sites: [
+      { name: "a", nat: "ei", hosts: ["a1"] },
+      { name: "b", nat: "ei", hosts: ["b1"] },
+      { name: "c", nat: "ei", hosts: [] },
+    ],
+    delayMs: DELAY_MS,
+    dirExtra: "relay:\n  serve: true\n",
+  });
 
   it("a TCP session to the NATed host continues across the roam", async () => {
     const a = w.net.host("a1").ns;
@@ -316,20 +296,14 @@ describe.skipIf(!root)("NAT traversal: the laptop roams from one NAT to another 
 describe.skipIf(!root)(
   "NAT traversal: one host behind an endpoint-independent NAT, the other behind a symmetric one (netns, nftables)",
   () => {
-    const w = new World();
-    beforeAll(
-      () =>
-        w.up({
-          sites: [
-            { name: "a", nat: "ei", hosts: ["a1"] },
-            { name: "b", nat: "sym", hosts: ["b1"] },
-          ],
-          delayMs: DELAY_MS,
-          dirExtra: "relay:\n  serve: true\n",
-        }),
-      120_000,
-    );
-    afterAll(() => w.down());
+    const w = suiteWorld({
+      sites: [
+        { name: "a", nat: "ei", hosts: ["a1"] },
+        { name: "b", nat: "sym", hosts: ["b1"] },
+      ],
+      delayMs: DELAY_MS,
+      dirExtra: "relay:\n  serve: true\n",
+    });
 
     // Relayed, and it stays relayed: b1's NAT sends each destination from a new random port,
     // so b1's packets to a1 leave from a port a1 never sent to, and NAT a (endpoint-
@@ -365,21 +339,15 @@ describe.skipIf(!root)(
 describe.skipIf(!root)(
   "NAT traversal over IPv6: NAT66 (nftables ip6 masquerade) at both sites (netns)",
   () => {
-    const w = new World();
-    beforeAll(
-      () =>
-        w.up({
-          sites: [
-            { name: "a", nat: "ei", hosts: ["a1"] },
-            { name: "b", nat: "ei", hosts: ["b1"] },
-          ],
-          delayMs: DELAY_MS,
-          dirExtra: "relay:\n  serve: true\n",
-          v6: true,
-        }),
-      120_000,
-    );
-    afterAll(() => w.down());
+    const w = suiteWorld({
+      sites: [
+        { name: "a", nat: "ei", hosts: ["a1"] },
+        { name: "b", nat: "ei", hosts: ["b1"] },
+      ],
+      delayMs: DELAY_MS,
+      dirExtra: "relay:\n  serve: true\n",
+      v6: true,
+    });
 
     it("endpoint-independent NAT66: the direct path is found by punching; curl by name both ways", async () => {
       const dirView = (await w.status("a1")).directory?.client?.directories[0];

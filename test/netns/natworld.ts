@@ -6,6 +6,7 @@
  * and deletes the namespaces the world created.
  */
 import * as fs from "node:fs";
+import { afterAll, beforeAll } from "vitest";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Status } from "../../src/daemon/status.js";
@@ -135,4 +136,12 @@ export class World {
     if (this.pki && !process.env.MINTUN_KEEP_LOGS) fs.rmSync(this.pki.dir, { recursive: true, force: true });
     else if (this.pki) console.log(`logs kept in ${this.pki.dir}`);
   }
+}
+
+/** A World for one describe block: up before its tests (within `upMs`), down after them. */
+export function suiteWorld(o: WorldOptions, upMs = 120_000): World {
+  const w = new World();
+  beforeAll(() => w.up(o), upMs);
+  afterAll(() => w.down());
+  return w;
 }
