@@ -169,8 +169,9 @@ describe("certificate decoders (property)", () => {
     );
   });
 
-  it("ephemeral: round trip and bit flips", () => {
-    const host = signCert(
+  /** host certificate "h" on hostKp, valid for all time, signed by the CA */
+  const hostH = (): HostCert =>
+    signCert(
       {
         kind: "host",
         name: "h",
@@ -185,6 +186,9 @@ describe("certificate decoders (property)", () => {
       },
       caKp.secretKey,
     ) as HostCert;
+
+  it("ephemeral: round trip and bit flips", () => {
+    const host = hostH();
     const epArb = fc.record({ ip: fc.oneof(ip4Arb, ip6Arb), port: fc.integer({ min: 1, max: 65535 }) });
     fc.assert(
       fc.property(
@@ -221,21 +225,7 @@ describe("certificate decoders (property)", () => {
   });
 
   it("ephemeral: the suite offer (protocol byte, docs/PROTOCOL.md 4b) cannot be rewritten", () => {
-    const host = signCert(
-      {
-        kind: "host",
-        name: "h",
-        publicKey: hostKp.publicKey,
-        issuer: caKp.publicKey,
-        groups: [],
-        notBefore: 0,
-        notAfter: 0xffffffff,
-        ip4: null,
-        ip6: null,
-        subnets: [],
-      },
-      caKp.secretKey,
-    ) as HostCert;
+    const host = hostH();
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), (p, q) => {
         fc.pre(p !== q);
